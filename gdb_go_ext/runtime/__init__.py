@@ -1,0 +1,1 @@
+"""Pure decoders of Go runtime state. Nothing here imports gdb."""
