@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# install.sh: install gdb_go_ext into the Python that gdb itself embeds.
+#
+#   ./install.sh              install (idempotent)
+#   ./install.sh --uninstall  undo everything install did
+#   ./install.sh --test       install, install what the tests need (Go toolchain
+#                             matrix, test-only Python packages), run the suite
+#   ./install.sh --demo       install, then show the extension on examples/leaky,
+#                             live (gdb -p) and from a core (gcore)
+#
+# Environment:
+#   GDB_GO_EXT_HOME   where the venv and the gdb script live
+#                     (default ~/.local/share/gdb_go_ext)
+#   GDB_GO_EXT_CACHE  toolchains and fixture builds for the tests
+#                     (default ~/.cache/gdb_go_ext)
+#   GDB_GO_EXT_BIN    where the delve-bridge launcher goes (default ~/.local/bin,
+#                     or /usr/local/bin for root when ~/.local/bin is not on PATH)
+#   GDB               the gdb to install for (default: gdb on PATH)
+#   GDB_GO_EXT_NO_VENV=1  force the no-venv fallback (pip --target)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+HOME_DIR="${GDB_GO_EXT_HOME:-$HOME/.local/share/gdb_go_ext}"
+CACHE_DIR="${GDB_GO_EXT_CACHE:-$HOME/.cache/gdb_go_ext}"
+# The launcher goes to ~/.local/bin, unless that is not on PATH and we are root
+# with /usr/local/bin on PATH (then there, so that it really is on PATH).
+default_bin_dir() {
+    case ":$PATH:" in *":$HOME/.local/bin:"*) echo "$HOME/.local/bin"; return ;; esac
+    if [[ "$(id -u)" == 0 && -d /usr/local/bin && -w /usr/local/bin ]]; then
+        case ":$PATH:" in *":/usr/local/bin:"*) echo /usr/local/bin; return ;; esac
+    fi
+    echo "$HOME/.local/bin"
+}
+BIN_DIR="${GDB_GO_EXT_BIN:-$(default_bin_dir)}"
+GDB="${GDB:-gdb}"
+VENV="$HOME_DIR/venv"
+PRIVATE_SITE="$HOME_DIR/site"          # fallback when venv cannot be had
+GDB_DIR="$HOME_DIR/gdb"                 # holds the `gdb_go_ext` gdb script
+MANIFEST="$HOME_DIR/manifest"           # paths outside HOME_DIR we created
+BLOCK_BEGIN="# >>> gdb_go_ext >>>"
+BLOCK_END="# <<< gdb_go_ext <<<"
+RUNTIME_DEPS=(rich pygments prompt-toolkit pyelftools)
+TEST_DEPS=(pytest pytest-xdist hypothesis)
+
+say() { printf 'install.sh: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# The home init file gdb reads: the XDG one when it exists, else ~/.gdbinit
+# (gdb reads only the first it finds).
+gdbinit_path() {
+    local xdg="${XDG_CONFIG_HOME:-$HOME/.config}/gdb/gdbinit"
+    if [[ -f "$xdg" ]]; then echo "$xdg"; else echo "$HOME/.gdbinit"; fi
+}
+
+# Remove our marked block from a gdbinit file (no-op if absent).
+strip_block() {
+    local f="$1"
+    [[ -f "$f" ]] || return 0
+    grep -qF "$BLOCK_BEGIN" "$f" || return 0
+    local tmp
+    tmp="$(mktemp "$f.XXXXXX")"
+    awk -v b="$BLOCK_BEGIN" -v e="$BLOCK_END" '
+        $0 == b {skip=1; next}
+        $0 == e {skip=0; next}
+        !skip {print}' "$f" >"$tmp"
+    cat "$tmp" >"$f" && rm -f "$tmp"   # keep the file's inode and mode
+}
+
+# ---------------------------------------------------------------------------
+# Which Python does gdb embed?
+# ---------------------------------------------------------------------------
+find_gdb_python() {
+    command -v "$GDB" >/dev/null || die "gdb not found (set GDB=/path/to/gdb)"
+    local info
+    info="$("$GDB" -nx -batch -ex 'python import sys; print(sys.executable); print(sys.base_prefix); print("%d.%d" % sys.version_info[:2]); print(sys.version.replace(chr(10), " "))' 2>/dev/null)" \
+        || die "$GDB has no Python support"
+    local exe prefix ver full
+    { read -r exe; read -r prefix; read -r ver; read -r full; } <<<"$info"
+    [[ -n "$ver" ]] || die "could not ask $GDB for its Python (got: $info)"
+    # gdb's sys.executable is a guess (here /usr/bin/python, which need not
+    # exist): try it, then the versioned names under gdb's Python prefix.
+    local cand got
+    for cand in "$exe" "$prefix/bin/python$ver" "$exe$ver" "$prefix/bin/python3" "/usr/bin/python$ver"; do
+        [[ -x "$cand" ]] || continue
+        got="$("$cand" -c 'import sys; print(sys.version.replace(chr(10), " "))' 2>/dev/null)" || continue
+        if [[ "$got" == "$full" ]]; then
+            GDB_PY="$(readlink -f "$cand")"; GDB_PY_VER="$ver"; return 0
+        fi
+    done
+    die "gdb embeds Python $full (sys.executable=$exe) but no matching interpreter was found"
+}
+
+# ---------------------------------------------------------------------------
+# install
+# ---------------------------------------------------------------------------
+venv_usable() {
+    "$GDB_PY" -c 'import venv, ensurepip' >/dev/null 2>&1
+}
+
+make_venv() {
+    if [[ -x "$VENV/bin/python" ]] && [[ "$(readlink -f "$VENV/bin/python")" == "$GDB_PY" ]]; then
+        return 0
+    fi
+    rm -rf "$VENV"
+    say "creating venv with $GDB_PY at $VENV"
+    "$GDB_PY" -m venv "$VENV"
+}
+
+site_dir_of() {  # the purelib dir of a python
+    "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+}
+
+do_install() {
+    local t0=$SECONDS
+    find_gdb_python
+    say "gdb embeds $GDB_PY (Python $GDB_PY_VER)"
+    mkdir -p "$HOME_DIR" "$GDB_DIR"
+    touch "$MANIFEST"
+
+    if [[ -z "${GDB_GO_EXT_NO_VENV:-}" ]] && ! venv_usable && command -v apt-get >/dev/null \
+        && [[ "$(id -u)" == 0 ]]; then
+        say "venv/ensurepip missing: apt-get install python3-venv"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "python3-venv" >&2 \
+            || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv >&2; } \
+            || say "apt-get could not install python3-venv"
+    fi
+
+    local site extra_path="" mode
+    if [[ -z "${GDB_GO_EXT_NO_VENV:-}" ]] && venv_usable; then
+        mode=venv
+        make_venv
+        rm -rf "$PRIVATE_SITE"
+        "$VENV/bin/python" -m pip install -q --upgrade pip >&2 || say "could not upgrade pip (continuing)"
+        "$VENV/bin/python" -m pip install -q -e "$REPO" >&2
+        site="$(site_dir_of "$VENV/bin/python")"
+    else
+        mode=private-site
+        say "no usable venv for $GDB_PY: installing dependencies into $PRIVATE_SITE"
+        rm -rf "$VENV"
+        local pip=("$GDB_PY" -m pip)
+        "$GDB_PY" -m pip --version >/dev/null 2>&1 || pip=(python3 -m pip)
+        # The runtime dependencies are pure Python, so any pip can --target them.
+        "${pip[@]}" install -q --upgrade --target "$PRIVATE_SITE" "${RUNTIME_DEPS[@]}" >&2
+        site="$PRIVATE_SITE"
+        extra_path="$REPO"
+    fi
+
+    write_gdb_script "$site" "$extra_path"
+    install_gdbinit_block
+    install_launcher "$mode"
+    say "installed ($mode) in $((SECONDS - t0))s; in gdb: source gdb_go_ext"
+}
+
+write_gdb_script() {
+    local site="$1" extra="$2" tmp
+    tmp="$(mktemp "$GDB_DIR/.gdb_go_ext.XXXXXX")"
+    cat >"$tmp" <<EOF
+# gdb_go_ext: written by $REPO/install.sh; do not edit.
+# \`source gdb_go_ext\` finds this file through gdb's source search path
+# (the \`directory\` line that install.sh adds to your gdbinit).
+python
+import site as _gge_site, sys as _gge_sys
+_gge_before = list(_gge_sys.path)
+_gge_site.addsitedir("$site")
+${extra:+_gge_sys.path.append("$extra")}
+# Our environment wins over system packages (e.g. Debian's python3-pygments).
+_gge_sys.path[:] = [p for p in _gge_sys.path if p not in _gge_before] + _gge_before
+import gdb_go_ext.gdb.loader as _gge_loader
+_gge_loader.load()
+del _gge_site, _gge_sys, _gge_before, _gge_loader
+end
+EOF
+    mv -f "$tmp" "$GDB_DIR/gdb_go_ext"
+}
+
+install_gdbinit_block() {
+    local f
+    f="$(gdbinit_path)"
+    strip_block "$HOME/.gdbinit"
+    strip_block "${XDG_CONFIG_HOME:-$HOME/.config}/gdb/gdbinit"
+    mkdir -p "$(dirname "$f")"
+    {
+        echo "$BLOCK_BEGIN"
+        echo "# Lets \`source gdb_go_ext\` work from any directory (added by $REPO/install.sh;"
+        echo "# remove with ./install.sh --uninstall). Nothing is loaded until you source it."
+        echo "directory $GDB_DIR"
+        echo "$BLOCK_END"
+    } >>"$f"
+    say "gdbinit: $f"
+}
+
+install_launcher() {
+    local mode="$1" target
+    mkdir -p "$BIN_DIR"
+    if [[ "$mode" == venv ]]; then
+        target="$VENV/bin/delve-bridge"
+    else
+        target="$HOME_DIR/delve-bridge"
+        cat >"$target" <<EOF
+#!/bin/sh
+exec "$GDB_PY" -c 'import sys; sys.path[:0] = ["$PRIVATE_SITE", "$REPO"]; from delve_bridge.cli import main; sys.exit(main())' "\$@"
+EOF
+        chmod +x "$target"
+    fi
+    [[ -x "$target" ]] || die "launcher target $target missing"
+    if [[ -e "$BIN_DIR/delve-bridge" && ! -L "$BIN_DIR/delve-bridge" ]]; then
+        die "$BIN_DIR/delve-bridge exists and is not our symlink; not touching it"
+    fi
+    ln -sfn "$target" "$BIN_DIR/delve-bridge"
+    grep -qxF "$BIN_DIR/delve-bridge" "$MANIFEST" || echo "$BIN_DIR/delve-bridge" >>"$MANIFEST"
+    case ":$PATH:" in
+        *":$BIN_DIR:"*) ;;
+        *) say "note: $BIN_DIR is not on your PATH; add it to use delve-bridge" ;;
+    esac
+}
+
+# ---------------------------------------------------------------------------
+# uninstall
+# ---------------------------------------------------------------------------
+do_uninstall() {
+    local p
+    if [[ -f "$MANIFEST" ]]; then
+        while IFS= read -r p; do
+            [[ -n "$p" ]] || continue
+            if [[ -L "$p" ]]; then rm -f "$p" && say "removed $p"; fi
+        done <"$MANIFEST"
+    fi
+    # Also a launcher from a manifest-less install, if it points at us.
+    p="$BIN_DIR/delve-bridge"
+    if [[ -L "$p" && "$(readlink "$p")" == "$HOME_DIR"/* ]]; then rm -f "$p"; fi
+    strip_block "$HOME/.gdbinit"
+    strip_block "${XDG_CONFIG_HOME:-$HOME/.config}/gdb/gdbinit"
+    # An empty ~/.gdbinit that only we had written is removed too.
+    if [[ -f "$HOME/.gdbinit" && ! -s "$HOME/.gdbinit" ]]; then rm -f "$HOME/.gdbinit"; fi
+    rm -rf "$HOME_DIR" "$CACHE_DIR"
+    say "uninstalled: $HOME_DIR, $CACHE_DIR, the gdbinit block and the launcher are gone."
+    say "left alone (shared with other software): Go toolchain modules in \`go env GOMODCACHE\`,"
+    say "  apt packages (golang-1.19-go, python3-venv) and the Go build cache."
+}
+
+# ---------------------------------------------------------------------------
+# --test
+# ---------------------------------------------------------------------------
+do_test() {
+    do_install
+    [[ -x "$VENV/bin/python" ]] || die "--test needs the venv install (GDB_GO_EXT_NO_VENV is set or venv failed)"
+    local py="$VENV/bin/python" t0
+    mkdir -p "$CACHE_DIR"
+
+    say "installing test-only Python packages: ${TEST_DEPS[*]}"
+    "$py" -m pip install -q "${TEST_DEPS[@]}" >&2
+
+    t0=$SECONDS
+    say "installing the Go toolchain matrix (tests/matrix.json) into $CACHE_DIR"
+    # Fails (non-zero) if any toolchain of the matrix cannot be installed.
+    GDB_GO_EXT_CACHE="$CACHE_DIR" "$py" "$REPO/tests/toolchains.py" install \
+        --cache "$CACHE_DIR" --python "$py"
+    say "toolchains ready in $((SECONDS - t0))s"
+
+    # >>> hook: dlv versions (issue 5) >>>
+    # Install the Delve versions the bridge tests need into "$CACHE_DIR/dlv/<version>"
+    # (e.g. GOBIN=... go install github.com/go-delve/delve/cmd/dlv@<version>) and record
+    # them in "$CACHE_DIR/dlv.json" for tests/harness.py. Not implemented yet.
+    # <<< hook: dlv versions <<<
+
+    say "running the test suite"
+    cd "$REPO"
+    local rc=0
+    GDB_GO_EXT_HOME="$HOME_DIR" GDB_GO_EXT_CACHE="$CACHE_DIR" \
+        "$py" -m pytest -n 2 tests/ "$@" || rc=$?
+    return "$rc"
+}
+
+# ---------------------------------------------------------------------------
+# --demo
+# ---------------------------------------------------------------------------
+DEMO_PID=""
+DEMO_TMP=""
+demo_cleanup() {
+    if [[ -n "$DEMO_PID" ]]; then kill -9 "$DEMO_PID" 2>/dev/null || true; wait "$DEMO_PID" 2>/dev/null || true; fi
+    if [[ -n "$DEMO_TMP" ]]; then rm -rf "$DEMO_TMP"; fi
+}
+
+demo_gdb() {  # demo_gdb <label> <gdb target args...>
+    local label="$1"; shift
+    echo
+    echo "=================== $label: gdb -batch $* ==================="
+    # `go goroutines` / `go stacks` are run only once they exist.
+    "$GDB" -nx -batch \
+        -ex "directory $GDB_DIR" \
+        -ex 'source gdb_go_ext' \
+        -ex 'go version' \
+        -ex 'python
+import gdb
+for _c in ("go goroutines", "go stacks --min 2"):
+    try:
+        gdb.execute("help " + _c.split(" --")[0], to_string=True)
+    except gdb.error:
+        print("(%s: not implemented yet)" % _c)
+        continue
+    print("(gdb) " + _c)
+    try:
+        gdb.execute(_c)
+    except gdb.error as e:
+        print("error: %s" % e)
+end' \
+        "$@" 2>&1 | grep -v -e '^\[New LWP' -e 'auto-loading has been declined' || true
+}
+
+do_demo() {
+    do_install
+    command -v go >/dev/null || die "--demo needs \`go\` on PATH to build examples/leaky"
+    command -v gcore >/dev/null || die "--demo needs gcore (part of gdb)"
+    trap demo_cleanup EXIT
+    trap 'exit 130' INT TERM
+    DEMO_TMP="$(mktemp -d "${TMPDIR:-/tmp}/gdb_go_ext-demo.XXXXXX")"
+    local bin="$DEMO_TMP/leaky"
+    say "building examples/leaky with $(go version)"
+    (cd "$REPO/examples/leaky" && GOFLAGS=-mod=mod go build -o "$bin" .)
+    "$bin" >"$DEMO_TMP/leaky.out" 2>&1 &
+    DEMO_PID=$!
+    local i
+    for i in $(seq 1 300); do
+        grep -q '^ready' "$DEMO_TMP/leaky.out" 2>/dev/null && break
+        kill -0 "$DEMO_PID" 2>/dev/null || { cat "$DEMO_TMP/leaky.out" >&2; die "leaky exited early"; }
+        sleep 0.1
+    done
+    grep -q '^ready' "$DEMO_TMP/leaky.out" || die "leaky did not become ready in 30s"
+    cat "$DEMO_TMP/leaky.out"
+
+    demo_gdb "live (attached to pid $DEMO_PID)" -p "$DEMO_PID"
+    gcore -o "$DEMO_TMP/core" "$DEMO_PID" >/dev/null 2>&1 || die "gcore failed"
+    local core="$DEMO_TMP/core.$DEMO_PID"
+    [[ -s "$core" ]] || die "gcore made no core"
+    kill -9 "$DEMO_PID" 2>/dev/null || true
+    wait "$DEMO_PID" 2>/dev/null || true
+    DEMO_PID=""
+    demo_gdb "core ($(du -h "$core" | cut -f1) core file)" "$bin" "$core"
+}
+
+# ---------------------------------------------------------------------------
+case "${1:-}" in
+    ""|--install) do_install ;;
+    --uninstall)  do_uninstall ;;
+    --test)       shift; do_test "$@" ;;
+    --demo)       do_demo ;;
+    -h|--help)    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+    *)            die "unknown option $1 (see --help)" ;;
+esac
