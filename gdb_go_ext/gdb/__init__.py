@@ -1,0 +1,1 @@
+"""The gdb front door: backend, commands, parameters. Only this package imports gdb."""

@@ -1,0 +1,147 @@
+"""The `go` prefix command and its subcommands."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import traceback
+from typing import Optional
+
+import gdb
+
+from ..errors import GoExtError, UsageError
+from ..views import version as version_view
+from . import params, session
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports problems as one line instead of exiting gdb."""
+
+    def error(self, message):
+        raise UsageError(f"{message}; usage: {self.format_usage().strip()[len('usage: '):]}")
+
+    def exit(self, status=0, message=None):
+        if message:
+            gdb.write(message)
+        raise _HelpShown()
+
+
+class _HelpShown(Exception):
+    pass
+
+
+def terminal_width() -> int:
+    try:
+        w = gdb.parameter("width")
+        if isinstance(w, int) and 40 <= w < 1000:
+            return w
+    except (gdb.error, RuntimeError):
+        pass
+    return shutil.get_terminal_size((120, 40)).columns
+
+
+class GoCommand(gdb.Command):
+    """Base of every `go X` subcommand: argparse, one-line errors, -o FILE."""
+
+    name = ""
+    complete = gdb.COMPLETE_NONE
+
+    def __init__(self):
+        self.parser = _Parser(prog=f"go {self.name}", description=(self.__doc__ or "").strip(),
+                              add_help=True)
+        self.add_arguments(self.parser)
+        super().__init__(f"go {self.name}", gdb.COMMAND_DATA, self.complete)
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args) -> None:
+        raise NotImplementedError
+
+    def invoke(self, arg: str, from_tty: bool) -> None:
+        try:
+            args = self.parser.parse_args(gdb.string_to_argv(arg))
+            self.run(args)
+        except _HelpShown:
+            return
+        except GoExtError as e:
+            if params.debug():
+                traceback.print_exc()
+            raise gdb.GdbError(f"go {self.name}: {e}") from None
+        except gdb.GdbError:
+            raise
+        except KeyboardInterrupt:
+            raise gdb.GdbError(f"go {self.name}: interrupted") from None
+        except Exception as e:  # a bug of ours: one line unless debugging
+            if params.debug():
+                traceback.print_exc()
+            msg = str(e).splitlines()[0] if str(e) else ""
+            raise gdb.GdbError(f"go {self.name}: internal error: {type(e).__name__}: {msg}"
+                               " (`set go debug on` shows the traceback)") from None
+
+    # output
+    def emit(self, text: str, output: Optional[str] = None) -> None:
+        if output:
+            try:
+                with open(output, "w", encoding="utf-8") as f:
+                    f.write(text)
+            except OSError as e:
+                raise GoExtError(f"cannot write {output}: {e.strerror or e}") from None
+            gdb.write(f"wrote {output}\n")
+        else:
+            gdb.write(text)
+
+    def color(self, output: Optional[str] = None) -> bool:
+        return False if output else params.color_enabled()
+
+    def emit_json(self, obj, output: Optional[str] = None) -> None:
+        self.emit(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", output)
+
+
+class GoPrefix(gdb.Command):
+    """Go runtime views: goroutines, stacks, maps, version.
+
+    Errors are one line; `set go debug on` shows Python tracebacks.
+    `set go color on|off|auto` controls colour."""
+
+    def __init__(self):
+        super().__init__("go", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, True)
+
+    def invoke(self, arg, from_tty):
+        if arg.strip():
+            raise gdb.GdbError(f"go: unknown subcommand {arg.split()[0]!r}; see `help go`")
+        gdb.execute("help go")
+
+
+class VersionCommand(GoCommand):
+    """Show the target's Go version and the runtime layouts detected in its debug info."""
+
+    name = "version"
+
+    def add_arguments(self, p):
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+    def run(self, args):
+        rt = session.runtime()
+        if args.json:
+            self.emit_json(version_view.to_json(rt), args.output)
+        else:
+            self.emit(version_view.render_text(rt, color=self.color(args.output),
+                                               width=terminal_width()), args.output)
+
+
+COMMANDS = [VersionCommand]
+
+
+def register() -> list[str]:
+    """Register every command; one that fails to load is reported, the rest still load."""
+    failed = []
+    GoPrefix()
+    for cls in COMMANDS:
+        try:
+            cls()
+        except Exception as e:  # keep the others usable
+            failed.append(f"go {cls.name}: {e}")
+    return failed

@@ -1,0 +1,82 @@
+"""One decoded view of a Go process: target, layout facts and runtime tables.
+
+Built once per stop of the target and shared by every decoder.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Optional
+
+from ..errors import DecodeError
+from ..target import Memory, Target
+from . import types as T
+from .version import Layout, detect
+
+
+class GoRuntime:
+    def __init__(self, target: Target):
+        self.target = target
+        self.mem = Memory(target)
+        self._elf = None
+        self._elf_tried = False
+        self.layout: Layout = detect(target, self.elf)
+
+    # the binary, read from disk: pclntab, buildinfo, static data
+    @property
+    def elf(self):
+        if not self._elf_tried:
+            self._elf_tried = True
+            path = self.target.executable()
+            if path and os.path.exists(path):
+                try:
+                    from .elf import ELFFile
+                    self._elf = ELFFile.open(path)
+                except (ImportError, DecodeError, OSError):
+                    self._elf = None
+        return self._elf
+
+    @functools.cached_property
+    def pclntab(self):
+        from .pclntab import PCLineTable
+        if self.elf is None:
+            raise DecodeError("the program's executable file is not available to read its pclntab")
+        return PCLineTable(self.elf)
+
+    def type(self, name: str) -> T.GoType:
+        t = self.target.lookup_type(name)
+        if t is None:
+            raise DecodeError(f"the binary has no type {name}")
+        return t
+
+    def global_addr(self, name: str) -> int:
+        a = self.target.symbol_address(name)
+        if a is None:
+            raise DecodeError(f"the binary has no symbol {name}")
+        return a
+
+    def string_table(self, sym: str) -> list[str]:
+        """A runtime [N]string array such as runtime.waitReasonStrings, read from the binary."""
+        t = self.target.symbol_type(sym)
+        addr = self.target.symbol_address(sym)
+        if t is None or addr is None or t.kind != T.ARRAY:
+            return []
+        n = min(t.length, 4096)
+        raw = self.mem.read(addr, 16 * n)
+        out = []
+        import struct
+        for i in range(n):
+            p, ln = struct.unpack_from("<QQ", raw, 16 * i)
+            try:
+                out.append(self.mem.string_data(p, ln, 4096) if p else "")
+            except DecodeError:
+                out.append(f"<unreadable {i}>")
+        return out
+
+    @functools.cached_property
+    def wait_reasons(self) -> list[str]:
+        return self.string_table("runtime.waitReasonStrings")
+
+    @functools.cached_property
+    def status_names(self) -> list[str]:
+        return self.string_table("runtime.gStatusStrings")

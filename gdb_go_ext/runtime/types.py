@@ -1,0 +1,191 @@
+"""A debugger-neutral model of Go types: just what the decoders need.
+
+Backends (gdb, Delve, a captured test image) build GoType objects from their own
+type information; decoders only ever look at this model. Layout differences
+between Go versions are detected by asking whether a field exists.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional
+
+from ..errors import DecodeError
+
+# Kinds, spelled like reflect.Kind where one exists.
+BOOL = "bool"
+INT = "int"          # signed integers of any size
+UINT = "uint"        # unsigned integers of any size, uintptr included
+FLOAT = "float"
+COMPLEX = "complex"
+STRING = "string"
+SLICE = "slice"
+ARRAY = "array"
+STRUCT = "struct"
+PTR = "ptr"          # *T and unsafe.Pointer (elem None)
+MAP = "map"
+CHAN = "chan"
+FUNC = "func"
+IFACE = "iface"      # non-empty interface: tab, data
+EFACE = "eface"      # interface{} / any: _type, data
+UNKNOWN = "unknown"
+
+
+class Field:
+    __slots__ = ("name", "offset", "_type")
+
+    def __init__(self, name: str, offset: int, type_: "GoType | Callable[[], GoType]"):
+        self.name = name
+        self.offset = offset
+        self._type = type_
+
+    @property
+    def type(self) -> "GoType":
+        if callable(self._type) and not isinstance(self._type, GoType):
+            self._type = self._type()
+        return self._type  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"Field({self.name!r}, {self.offset})"
+
+
+class GoType:
+    """One Go type. `elem` and `key` may be given as loaders, resolved on first use."""
+
+    __slots__ = ("name", "kind", "size", "fields", "length", "_elem", "_key", "_by_name", "extra")
+
+    def __init__(self, name: str, kind: str, size: int, fields: tuple[Field, ...] = (),
+                 elem=None, key=None, length: int = 0, extra: Optional[dict] = None):
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.fields = tuple(fields)
+        self.length = length
+        self._elem = elem
+        self._key = key
+        self._by_name: Optional[dict] = None
+        self.extra = extra or {}
+
+    def _resolve(self, attr: str):
+        v = getattr(self, attr)
+        if v is not None and not isinstance(v, GoType) and callable(v):
+            v = v()
+            setattr(self, attr, v)
+        return v
+
+    @property
+    def elem(self) -> Optional["GoType"]:
+        return self._resolve("_elem")
+
+    @property
+    def key(self) -> Optional["GoType"]:
+        return self._resolve("_key")
+
+    def field(self, name: str) -> Optional[Field]:
+        if self._by_name is None:
+            self._by_name = {f.name: f for f in self.fields}
+        return self._by_name.get(name)
+
+    def has(self, path: str) -> bool:
+        return self.find(path) is not None
+
+    def find(self, path: str) -> Optional[tuple[int, "GoType"]]:
+        """(offset, type) of a dotted field path such as 'sched.pc', or None."""
+        t: GoType = self
+        off = 0
+        for part in path.split("."):
+            f = t.field(part)
+            if f is None:
+                return None
+            off += f.offset
+            t = f.type
+        return off, t
+
+    def offset(self, path: str) -> int:
+        found = self.find(path)
+        if found is None:
+            raise DecodeError(f"type {self.name} has no field {path}")
+        return found[0]
+
+    def iter_fields(self) -> Iterator[Field]:
+        return iter(self.fields)
+
+    @property
+    def signed(self) -> bool:
+        return self.kind == INT
+
+    def __repr__(self) -> str:
+        return f"GoType({self.name!r}, {self.kind}, size={self.size})"
+
+
+def scalar_format(t: GoType) -> Optional[str]:
+    """struct format character for an integer/float/bool type, or None."""
+    if t.kind in (INT, UINT):
+        code = {1: "b", 2: "h", 4: "i", 8: "q"}.get(t.size)
+        if code is None:
+            return None
+        return code if t.kind == INT else code.upper()
+    if t.kind == FLOAT:
+        return {4: "f", 8: "d"}.get(t.size)
+    if t.kind == BOOL:
+        return "?"
+    return None
+
+
+def split_map_name(name: str) -> Optional[tuple[str, str]]:
+    """'map[K]V' -> ('K', 'V'), honouring nested brackets."""
+    if not name.startswith("map["):
+        return None
+    depth = 0
+    for i in range(3, len(name)):
+        c = name[i]
+        if c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return name[4:i], name[i + 1:]
+    return None
+
+
+def map_storage(header: GoType, max_depth: int = 6) -> Optional[tuple[GoType, GoType]]:
+    """The key and value types as a map's buckets or slots store them.
+
+    hmap buckets hold arrays `keys`/`elems`; Swiss slots hold `key`/`elem`.
+    Found by a bounded walk of the header's field graph, so it works for every
+    layout the runtime has used. Indirect (>128 byte) keys appear as pointers.
+    """
+    seen: set[int] = set()
+    frontier = [header]
+    for _ in range(max_depth):
+        nxt: list[GoType] = []
+        for t in frontier:
+            if t is None or id(t) in seen:
+                continue
+            seen.add(id(t))
+            if t.kind == STRUCT:
+                k, e = t.field("keys"), t.field("elems")
+                if k is not None and e is not None and k.type.kind == ARRAY:
+                    return k.type.elem, e.type.elem
+                k, e = t.field("key"), t.field("elem")
+                if k is not None and e is not None and t.name.startswith("slot<"):
+                    return k.type, e.type
+                nxt.extend(f.type for f in t.fields)
+            elif t.kind in (PTR, ARRAY):
+                nxt.append(t.elem)
+        frontier = nxt
+    return None
+
+
+def map_key_elem(header: GoType) -> Optional[tuple[GoType, GoType]]:
+    """The map's own key and value types (indirect storage dereferenced)."""
+    stored = map_storage(header)
+    if stored is None:
+        return None
+    names = split_map_name(header.extra.get("map_name", "")) if header.extra else None
+    out = []
+    for i, t in enumerate(stored):
+        want = names[i] if names else None
+        if want is not None and t.name != want and t.kind == PTR and t.elem is not None \
+                and t.elem.name == want:
+            t = t.elem
+        out.append(t)
+    return out[0], out[1]

@@ -1,0 +1,121 @@
+"""The Target protocol: the only way decoders reach a debugger.
+
+A Target reads memory, finds symbols and type layouts, and lists threads with
+their registers. gdb, Delve and captured test images each implement it.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Optional, Protocol
+
+from .errors import ReadError
+from .runtime.types import GoType
+
+
+@dataclass(frozen=True)
+class Thread:
+    lwp: int            # OS thread id
+    pc: int
+    sp: int
+    bp: int
+    current: bool = False   # the thread the debugger has selected
+
+
+class Target(Protocol):
+    ptr_size: int
+    is_live: bool
+
+    def read(self, addr: int, size: int) -> bytes:
+        """size bytes at addr, or raise ReadError."""
+
+    def symbol_address(self, name: str) -> Optional[int]:
+        """Address of a global variable or function, or None."""
+
+    def lookup_type(self, name: str) -> Optional[GoType]:
+        """The Go type with that name (e.g. 'runtime.g'), or None."""
+
+    def symbol_type(self, name: str) -> Optional[GoType]:
+        """The declared type of a global variable, or None."""
+
+    def executable(self) -> Optional[str]:
+        """Path of the program's ELF file, when known."""
+
+    def threads(self) -> list[Thread]:
+        """Every OS thread with its registers."""
+
+
+class Memory:
+    """Typed reads over a Target, plus bulk reads that coalesce neighbours."""
+
+    # Requests closer than this are read in one call; chunks never exceed MAX_CHUNK.
+    GAP = 4096
+    MAX_CHUNK = 1 << 22
+
+    def __init__(self, target: Target):
+        self.target = target
+        self.ptr_size = target.ptr_size
+        self._ptr_fmt = "<Q" if self.ptr_size == 8 else "<I"
+
+    def read(self, addr: int, size: int) -> bytes:
+        if addr <= 0 or size < 0:
+            raise ReadError(addr, size, "bad address")
+        return self.target.read(addr, size)
+
+    def ptr(self, addr: int) -> int:
+        return struct.unpack(self._ptr_fmt, self.read(addr, self.ptr_size))[0]
+
+    def u64(self, addr: int) -> int:
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def u32(self, addr: int) -> int:
+        return struct.unpack("<I", self.read(addr, 4))[0]
+
+    def u8(self, addr: int) -> int:
+        return self.read(addr, 1)[0]
+
+    def string(self, addr: int, limit: int = 1 << 20) -> str:
+        """A Go string header (ptr, len) at addr."""
+        data, n = struct.unpack("<QQ", self.read(addr, 16))
+        return self.string_data(data, n, limit)
+
+    def string_data(self, data: int, n: int, limit: int = 1 << 20) -> str:
+        if n == 0:
+            return ""
+        if n < 0 or n > limit:
+            raise ReadError(data, n, "implausible string length")
+        return self.read(data, n).decode("utf-8", "replace")
+
+    def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
+        """Read many (addr, size) ranges with few target calls.
+
+        Returns {addr: bytes or ReadError}. Neighbouring ranges are merged into
+        one read; a merged read that fails is retried range by range, so one bad
+        range never hides the good ones.
+        """
+        reqs = sorted({(a, s) for a, s in requests if s > 0})
+        out: dict[int, bytes | ReadError] = {}
+        i = 0
+        while i < len(reqs):
+            start, size = reqs[i]
+            end = start + size
+            j = i + 1
+            while j < len(reqs):
+                a, s = reqs[j]
+                if a - end > self.GAP or max(end, a + s) - start > self.MAX_CHUNK:
+                    break
+                end = max(end, a + s)
+                j += 1
+            group = reqs[i:j]
+            try:
+                chunk = memoryview(self.read(start, end - start))
+                for a, s in group:
+                    out[a] = bytes(chunk[a - start:a - start + s])
+            except ReadError:
+                for a, s in group:
+                    try:
+                        out[a] = self.read(a, s)
+                    except ReadError as e:
+                        out[a] = e
+            i = j
+        return out

@@ -1,0 +1,1 @@
+"""Shared views: rich tables and grids for people, one JSON schema for scripts."""

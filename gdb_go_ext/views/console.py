@@ -1,0 +1,16 @@
+"""Render rich renderables to text, with or without colour."""
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+
+def render(*renderables, color: bool = False, width: int = 120) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, width=width,
+                      highlight=False, soft_wrap=False, emoji=False)
+    for r in renderables:
+        console.print(r)
+    return "\n".join(line.rstrip() for line in buf.getvalue().split("\n"))

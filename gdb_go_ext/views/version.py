@@ -1,0 +1,41 @@
+"""The `go version` view."""
+from __future__ import annotations
+
+from rich.table import Table
+
+from .console import render
+
+
+def to_json(rt) -> dict:
+    facts = rt.layout.facts()
+    facts["executable"] = rt.target.executable()
+    facts["live"] = bool(rt.target.is_live)
+    return facts
+
+
+def rows(rt) -> list[tuple[str, str]]:
+    lay = rt.layout
+    return [
+        ("Go version", f"{lay.go_version}  (from {lay.version_source})"),
+        ("experiments", ", ".join(lay.experiments) or "none"),
+        ("pointer size", str(lay.ptr_size)),
+        ("g.atomicstatus", lay.atomicstatus),
+        ("g.goid", lay.goid_type),
+        ("g.parentGoid", "present" if lay.parent_goid else "absent"),
+        ("g.syscallbp", "present" if lay.syscallbp else "absent"),
+        ("pprof labels", lay.labels),
+        ("maps", lay.maps + ("  (hmap: buckets)" if lay.maps == "hmap" else "  (swiss: dirPtr)"
+                             if lay.maps == "swiss" else "")),
+        ("wait reasons", f"{lay.wait_reasons} in runtime.waitReasonStrings"),
+        ("status names", f"{lay.status_names} in runtime.gStatusStrings"),
+        ("target", ("live process" if rt.target.is_live else "core or executable")),
+    ]
+
+
+def render_text(rt, color: bool = False, width: int = 100) -> str:
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold cyan")
+    t.add_column()
+    for k, v in rows(rt):
+        t.add_row(k, v)
+    return render(t, color=color, width=width)
