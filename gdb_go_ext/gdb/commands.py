@@ -34,6 +34,8 @@ class _HelpShown(Exception):
 def terminal_width() -> int:
     try:
         w = gdb.parameter("width")
+        if w is None or w == 0:  # unlimited, as in batch mode: do not truncate
+            return 250
         if isinstance(w, int) and 40 <= w < 1000:
             return w
     except (gdb.error, RuntimeError):
@@ -139,7 +141,11 @@ def register() -> list[str]:
     """Register every command; one that fails to load is reported, the rest still load."""
     failed = []
     GoPrefix()
-    for cls in COMMANDS:
+    from . import goroutine_commands
+    classes = list(COMMANDS) + [goroutine_commands.GoroutinesCommand,
+                                goroutine_commands.GoroutineCommand,
+                                goroutine_commands.StacksCommand]
+    for cls in classes:
         try:
             cls()
         except Exception as e:  # keep the others usable

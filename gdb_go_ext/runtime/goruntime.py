@@ -30,8 +30,8 @@ class GoRuntime:
             path = self.target.executable()
             if path and os.path.exists(path):
                 try:
-                    from .elf import ELFFile
-                    self._elf = ELFFile.open(path)
+                    from .elf import ElfFile
+                    self._elf = ElfFile.open(path)
                 except (ImportError, DecodeError, OSError):
                     self._elf = None
         return self._elf
@@ -41,7 +41,7 @@ class GoRuntime:
         from .pclntab import PCLineTable
         if self.elf is None:
             raise DecodeError("the program's executable file is not available to read its pclntab")
-        return PCLineTable(self.elf)
+        return PCLineTable.from_elf(self.elf)
 
     def type(self, name: str) -> T.GoType:
         t = self.target.lookup_type(name)
@@ -80,3 +80,48 @@ class GoRuntime:
     @functools.cached_property
     def status_names(self) -> list[str]:
         return self.string_table("runtime.gStatusStrings")
+
+    # --- pprof labels, in both representations the runtime has used
+    @functools.cached_property
+    def _label_layout(self):
+        t = self.target.lookup_type("runtime/pprof.labelMap")
+        if t is None:
+            return None
+        if t.kind == T.MAP:
+            return ("map", t)
+        for path in ("Set.list", "LabelSet.list", "list"):
+            found = t.find(path)
+            if found is not None and found[1].kind == T.SLICE:
+                elem = found[1].elem
+                k = elem.find("key") or elem.find("Key")
+                v = elem.find("value") or elem.find("Value")
+                if k and v:
+                    return ("slice", found[0], elem.size, k[0], v[0])
+        return None
+
+    def labels_at(self, ptr: int) -> dict:
+        """The pprof labels a g.labels pointer refers to, as {key: value}."""
+        lay = self._label_layout
+        if lay is None:
+            raise DecodeError("labels set but runtime/pprof.labelMap type not found")
+        if lay[0] == "map":
+            try:
+                from .maps import decode_map
+            except ImportError:
+                raise DecodeError("map-form labels need the map decoder") from None
+            contents = decode_map(self, lay[1], self.mem.ptr(ptr))  # *labelMap -> map header
+            return {str(k): str(v) for k, v in contents.entries}
+        _, off, esize, koff, voff = lay
+        import struct
+        arr, n = struct.unpack("<QQ", self.mem.read(ptr + off, 16))
+        if n > 4096:
+            raise DecodeError(f"implausible label count {n}")
+        if n == 0:
+            return {}
+        raw = self.mem.read(arr, n * esize)
+        out = {}
+        for i in range(n):
+            kp, kn = struct.unpack_from("<QQ", raw, i * esize + koff)
+            vp, vn = struct.unpack_from("<QQ", raw, i * esize + voff)
+            out[self.mem.string_data(kp, kn, 1 << 16)] = self.mem.string_data(vp, vn, 1 << 16)
+        return out

@@ -59,9 +59,9 @@ def read_go_version(target: Target, elf=None) -> tuple[str, str]:
             pass
     if elf is not None:
         try:
-            info = elf.go_buildinfo()
-            if info and info[0]:
-                return info[0], "buildinfo"
+            v = elf.go_buildinfo().go_version
+            if v:
+                return v, "buildinfo"
         except DecodeError:
             pass
     if addr is None and target.symbol_address("runtime.main") is None:

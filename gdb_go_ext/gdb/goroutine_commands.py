@@ -1,0 +1,195 @@
+"""`go goroutines`, `go goroutine ID [CMD]` and `go stacks`."""
+from __future__ import annotations
+
+import sys
+import time
+
+import gdb
+
+from .. import triage
+from ..errors import GoExtError, UsageError
+from ..runtime.goroutines import G_RUNNING, GoroutineWalker
+from ..views import goroutines as view
+from . import session
+from .commands import GoCommand, terminal_width
+
+
+class _Progress:
+    """A progress line on stderr, only on a terminal and only for walks over a second."""
+
+    def __init__(self):
+        self.t0 = time.monotonic()
+        self.shown = False
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.tty or time.monotonic() - self.t0 < 1.0:
+            return
+        self.shown = True
+        sys.stderr.write(f"\rreading goroutines {done}/{total}")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def walk(depth: int = 0, include_dead: bool = False):
+    rt = session.runtime()
+    progress = _Progress()
+    try:
+        walker = GoroutineWalker(rt, progress=progress)
+        gs = walker.walk(with_stack=depth, include_dead=include_dead)
+    finally:
+        progress.close()
+    return rt, walker, gs
+
+
+class GoroutinesCommand(GoCommand):
+    """List every goroutine from runtime.allgs: status, wait reason, locations, labels.
+
+    Filter with -s, -with/-without KIND SUBSTR, -label; group with -group KIND;
+    -t DEPTH adds stacks. `*` marks the goroutine on the selected thread."""
+
+    name = "goroutines"
+
+    def add_arguments(self, p):
+        view.add_goroutines_args(p)
+
+    def run(self, args):
+        if args.depth < 0 or args.limit < 0:
+            raise UsageError("-t and --limit take a number of 0 or more")
+        rt, walker, gs = walk(args.depth, args.all)
+        gs = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
+        shown = gs[: args.limit] if args.limit else gs
+        groups = triage.group_by(gs, args.group) if args.group else None
+        color = self.color(args.output)
+        if args.json:
+            self.emit_json(view.goroutines_json(rt.layout.go_version, shown, walker.errors,
+                                                bool(args.depth), getattr(walker, "clock", None),
+                                                groups, args.group), args.output)
+            return
+        if groups is not None:
+            text = view.groups_text(groups, args.group, color)
+        else:
+            text = view.table(shown, args.show_labels, args.depth, color, terminal_width())
+        text += view.summary_line(gs)
+        if args.limit and len(gs) > args.limit:
+            text += f"(showing {args.limit} of {len(gs)}; --limit 0 for all)\n"
+        for e in walker.errors:
+            text += f"warning: {e}\n"
+        self.emit(text, args.output)
+
+
+class StacksCommand(GoCommand):
+    """Bucket goroutines by identical stack and wait reason, for leak triage.
+
+    --similar ignores line numbers; --min N hides small buckets. Stacks that
+    live only in the standard library sink below user code."""
+
+    name = "stacks"
+
+    def add_arguments(self, p):
+        view.add_stacks_args(p)
+
+    def run(self, args):
+        if args.depth <= 0:
+            raise UsageError("-t takes a positive number of frames")
+        rt, walker, gs = walk(args.depth)
+        buckets = [b for b in triage.bucket(gs, args.similar) if b.count >= args.min]
+        if args.json:
+            self.emit_json(view.stacks_json(rt.layout.go_version, buckets, len(gs), walker.errors),
+                           args.output)
+            return
+        text = view.stacks_text(buckets, self.color(args.output))
+        text += f"{len(buckets)} buckets of {len(gs)} goroutines\n"
+        for e in walker.errors:
+            text += f"warning: {e}\n"
+        self.emit(text, args.output)
+
+
+class GoroutineCommand(GoCommand):
+    """Backtrace of one goroutine (default), or run a gdb command in its context.
+
+    go goroutine ID            backtrace, live or on a core (registers untouched)
+    go goroutine ID CMD...     live only: run CMD with that goroutine's registers,
+                               restored afterwards (e.g. `info locals`, `frame 2`)"""
+
+    name = "goroutine"
+
+    def add_arguments(self, p):
+        p.add_argument("id", type=int, help="goroutine id")
+        p.add_argument("command", nargs="*", help="gdb command (default bt)")
+        p.add_argument("-t", dest="depth", type=int, default=256, help="at most this many frames")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def invoke(self, arg, from_tty):
+        # everything after the id is a gdb command, flags included
+        parts = arg.split(None, 1)
+        self._raw_command = parts[1] if len(parts) > 1 and not parts[1].startswith("-") else ""
+        if self._raw_command:
+            arg = parts[0]
+        return super().invoke(arg, from_tty)
+
+    def run(self, args):
+        rt, walker, gs = walk(max(1, args.depth), include_dead=True)
+        g = next((x for x in gs if x.id == args.id), None)
+        if g is None:
+            raise GoExtError(f"no goroutine {args.id}")
+        cmd = self._raw_command.strip()
+        if not cmd or cmd == "bt" or cmd == "backtrace":
+            if args.json:
+                self.emit_json({"go_version": rt.layout.go_version,
+                                "goroutine": g.to_json(True), "errors": walker.errors})
+                return
+            text = view.backtrace_text(g, g.stack or [], self.color())
+            if g.error:
+                text += f"warning: {g.error}\n"
+            self.emit(text)
+            return
+        run_in_goroutine(rt, g, cmd)
+
+
+def run_in_goroutine(rt, g, cmd: str) -> None:
+    """Run a gdb command with the goroutine's pc/sp/bp in place, live only; always restore."""
+    if not rt.target.is_live:
+        raise GoExtError("running a command in a goroutine's context needs a live process "
+                         "(on a core, `go goroutine ID` gives its backtrace)")
+    if g.status_code == G_RUNNING and g.thread:
+        for th in gdb.selected_inferior().threads():
+            if th.ptid[1] == g.thread:
+                prev = gdb.selected_thread()
+                th.switch()
+                try:
+                    gdb.execute(cmd)
+                finally:
+                    prev.switch()
+                return
+    if not g.pc or not g.sp:
+        raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
+    frame = gdb.newest_frame()
+    saved = {r: int(frame.read_register(r)) for r in ("rip", "rsp", "rbp")}
+    bp = _saved_bp(rt, g)
+    try:
+        gdb.execute(f"set $rip = {g.pc:#x}", to_string=True)
+        gdb.execute(f"set $rsp = {g.sp:#x}", to_string=True)
+        if bp is not None:
+            gdb.execute(f"set $rbp = {bp:#x}", to_string=True)
+        gdb.execute(cmd)
+    finally:
+        for r, v in saved.items():
+            gdb.execute(f"set ${r} = {v:#x}", to_string=True)
+        gdb.execute("select-frame 0", to_string=True)
+
+
+def _saved_bp(rt, g):
+    gt = rt.type("runtime.g")
+    path = "syscallbp" if g.status_code == 3 and gt.has("syscallbp") else "sched.bp"
+    found = gt.find(path)
+    if found is None:
+        return None
+    try:
+        return rt.mem.u64(g.addr + found[0])
+    except GoExtError:
+        return None

@@ -1,0 +1,381 @@
+"""Every goroutine, walked from runtime.allgs, decoded from bulk reads of g structs.
+
+Status names and wait reasons come from the binary's own tables
+(runtime.gStatusStrings, runtime.waitReasonStrings); offsets from DWARF.
+"""
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from ..errors import DecodeError, ReadError
+from . import types as T
+from .pclntab import wrapper_func_id
+from .stack import StackFrame, Unwinder
+
+GSCAN = 0x1000
+G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
+MAX_GOROUTINES = 10_000_000
+MAX_MS = 100_000
+
+_FALLBACK_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting",
+                    6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
+
+
+@dataclass
+class Location:
+    function: str
+    file: str
+    line: int
+
+    def to_json(self) -> dict:
+        return {"function": self.function, "file": self.file, "line": self.line}
+
+    def text(self) -> str:
+        return f"{self.function} {self.file}:{self.line}"
+
+    @staticmethod
+    def of(frame: Optional[StackFrame]) -> Optional["Location"]:
+        return Location(frame.function, frame.file, frame.line) if frame else None
+
+
+@dataclass
+class Goroutine:
+    id: int
+    addr: int
+    status_code: int
+    status: str
+    scan: bool = False
+    wait_reason: str = ""
+    wait_since_ns: int = 0
+    wait_minutes: Optional[int] = None
+    locked_to_thread: bool = False
+    labels: dict = field(default_factory=dict)
+    thread: Optional[int] = None       # LWP when on a thread
+    m_id: Optional[int] = None
+    parent_id: Optional[int] = None
+    created_by: Optional[Location] = None
+    current: Optional[Location] = None
+    user: Optional[Location] = None
+    start: Optional[Location] = None
+    stack: Optional[list] = None       # StackFrame list when asked for
+    blocked_on: Optional[str] = None   # e.g. "channel 0xc000022060"
+    is_current: bool = False
+    error: Optional[str] = None
+    # raw start of the stack walk
+    pc: int = 0
+    sp: int = 0
+    stack_lo: int = 0
+    stack_hi: int = 0
+
+    def to_json(self, with_stack: bool) -> dict:
+        d = {
+            "id": self.id, "addr": f"{self.addr:#x}", "status": self.status,
+            "wait_reason": self.wait_reason, "wait_minutes": self.wait_minutes,
+            "locked_to_thread": self.locked_to_thread, "labels": self.labels,
+            "thread": self.thread, "parent_id": self.parent_id,
+            "created_by": self.created_by.to_json() if self.created_by else None,
+            "current": self.current.to_json() if self.current else None,
+            "user": self.user.to_json() if self.user else None,
+            "start": self.start.to_json() if self.start else None,
+            "blocked_on": self.blocked_on,
+            "is_current": self.is_current,
+            "error": self.error,
+        }
+        if with_stack:
+            d["stack"] = [f.to_json() for f in (self.stack or [])]
+        return d
+
+
+class _GLayout:
+    """Offsets of the g fields we use, as one struct.Struct over the whole g."""
+
+    FIELDS = [
+        ("goid", "goid"), ("status", "atomicstatus"), ("waitreason", "waitreason"),
+        ("waitsince", "waitsince"), ("sched_sp", "sched.sp"), ("sched_pc", "sched.pc"),
+        ("sched_bp", "sched.bp"), ("syscallsp", "syscallsp"), ("syscallpc", "syscallpc"),
+        ("stack_lo", "stack.lo"), ("stack_hi", "stack.hi"), ("m", "m"), ("lockedm", "lockedm"),
+        ("gopc", "gopc"), ("startpc", "startpc"), ("parent", "parentGoid"),
+        ("labels", "labels"), ("waiting", "waiting"),
+    ]
+
+    def __init__(self, g: T.GoType):
+        self.size = g.size
+        items = []
+        for key, path in self.FIELDS:
+            found = g.find(path)
+            if found is None and path == "atomicstatus":
+                raise DecodeError("runtime.g has no atomicstatus field")
+            if found is None:
+                continue
+            off, t = found
+            if t.kind == T.STRUCT:  # atomic wrappers: take their value field
+                inner = t.find("value")
+                if inner is None:
+                    continue
+                off += inner[0]
+                t = inner[1]
+            fmt = T.scalar_format(t) or ("Q" if t.size == 8 else None)
+            if fmt is None:
+                continue
+            items.append((off, key, fmt, t.size))
+        items.sort()
+        fmt = "<"
+        pos = 0
+        self.keys = []
+        for off, key, f, size in items:
+            if off < pos:
+                continue
+            if off > pos:
+                fmt += f"{off - pos}x"
+            fmt += f
+            pos = off + size
+            self.keys.append(key)
+        self.struct = struct.Struct(fmt)
+        self.has_parent = "parent" in self.keys
+
+    def decode(self, buf: bytes) -> dict:
+        return dict(zip(self.keys, self.struct.unpack_from(buf, 0)))
+
+
+class GoroutineWalker:
+    """Decodes all goroutines of a GoRuntime."""
+
+    def __init__(self, rt, progress: Optional[Callable[[int, int], None]] = None):
+        self.rt = rt
+        self.mem = rt.mem
+        self.progress = progress
+        self.errors: list[str] = []
+        self.glay = _GLayout(rt.type("runtime.g"))
+        self.status_names = rt.status_names
+        self.wait_reasons = rt.wait_reasons
+        tab = rt.pclntab
+        main = tab.lookup_func("runtime.main")
+        goroot_src = None
+        if main is not None:
+            file, _ = tab.file_line(main, main.entry)
+            i = file.rfind("/src/runtime/")
+            if i >= 0:
+                goroot_src = file[: i + len("/src/")]
+        self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version))
+        self._start_cache: dict = {}
+        self._created_cache: dict = {}
+
+    # --- the list of g pointers
+    def g_addrs(self) -> list[int]:
+        allgs = self.rt.global_addr("runtime.allgs")
+        arr, n, _cap = struct.unpack("<QQQ", self.mem.read(allgs, 24))
+        if n > MAX_GOROUTINES:
+            self.errors.append(f"runtime.allgs has an absurd length {n}; reading the first {MAX_GOROUTINES}")
+            n = MAX_GOROUTINES
+        if n == 0:
+            return []
+        try:
+            raw = self.mem.read(arr, 8 * n)
+        except ReadError as e:
+            self.errors.append(f"cannot read runtime.allgs: {e}")
+            return []
+        return list(struct.unpack(f"<{n}Q", raw))
+
+    # --- threads: which g runs where
+    def thread_map(self) -> tuple[dict, Optional[int]]:
+        """{g addr: (lwp, m id, regs Thread or None)} and the g on the selected thread."""
+        by_lwp = {}
+        selected_lwp = None
+        try:
+            for th in self.rt.target.threads():
+                by_lwp[th.lwp] = th
+                if th.current:
+                    selected_lwp = th.lwp
+        except Exception as e:  # backend trouble must not kill the listing
+            self.errors.append(f"cannot list threads: {e}")
+        out = {}
+        current_g = None
+        mt = self.rt.target.lookup_type("runtime.m")
+        allm_addr = self.rt.target.symbol_address("runtime.allm")
+        if mt is None or allm_addr is None:
+            return out, None
+        o_procid, o_curg, o_id, o_link = (mt.offset("procid"), mt.offset("curg"),
+                                          mt.offset("id"), mt.offset("alllink"))
+        try:
+            m = self.mem.ptr(allm_addr)
+        except ReadError as e:
+            self.errors.append(f"cannot read runtime.allm: {e}")
+            return out, None
+        seen = set()
+        while m and m not in seen and len(seen) < MAX_MS:
+            seen.add(m)
+            try:
+                buf = self.mem.read(m, mt.size)
+            except ReadError as e:
+                self.errors.append(f"cannot read an m: {e}")
+                break
+            procid = struct.unpack_from("<Q", buf, o_procid)[0]
+            curg = struct.unpack_from("<Q", buf, o_curg)[0]
+            mid = struct.unpack_from("<q", buf, o_id)[0]
+            if curg:
+                out[curg] = (procid, mid, by_lwp.get(procid))
+                if procid == selected_lwp:
+                    current_g = curg
+            m = struct.unpack_from("<Q", buf, o_link)[0]
+        if m in seen:
+            self.errors.append("runtime.allm list has a cycle")
+        return out, current_g
+
+    # --- clock for wait durations
+    def now_ns(self) -> tuple[int, str]:
+        if self.rt.target.is_live:
+            return time.monotonic_ns(), "live: CLOCK_MONOTONIC now"
+        return 0, "core: latest runtime timestamp"
+
+    # --- the walk
+    def walk(self, with_stack: int = 0, include_dead: bool = False,
+             want_labels: bool = True, want_user: bool = True) -> list[Goroutine]:
+        addrs = self.g_addrs()
+        threads, current_g = self.thread_map()
+        gsize = self.glay.size
+        blobs = self.mem.bulk((a, gsize) for a in addrs if a)
+        out: list[Goroutine] = []
+        total = len(addrs)
+        for i, a in enumerate(addrs):
+            if self.progress and i % 5000 == 0:
+                self.progress(i, total)
+            buf = blobs.get(a) if a else ReadError(a, gsize, "nil g pointer")
+            if isinstance(buf, ReadError) or buf is None:
+                out.append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
+                                     error=str(buf) if buf is not None else "unreadable"))
+                continue
+            g = self.decode_g(a, buf, threads, current_g, with_stack, include_dead,
+                              want_labels, want_user)
+            if g is not None:
+                out.append(g)
+        if self.progress:
+            self.progress(total, total)
+        self._fill_wait_minutes(out)
+        return out
+
+    def _fill_wait_minutes(self, gs: list[Goroutine]) -> None:
+        now, self.clock = self.now_ns()
+        if not now:
+            now = max((g.wait_since_ns for g in gs), default=0)
+            self.clock = "core: latest waitsince among goroutines"
+        for g in gs:
+            if g.status_code == G_WAITING:
+                g.wait_minutes = max(0, (now - g.wait_since_ns) // 60_000_000_000) if g.wait_since_ns else 0
+
+    def decode_g(self, addr: int, buf: bytes, threads: dict, current_g, with_stack: int,
+                 include_dead: bool, want_labels: bool, want_user: bool) -> Optional[Goroutine]:
+        f = self.glay.decode(buf)
+        raw = f["status"]
+        code = raw & ~GSCAN
+        if code == G_DEAD and not include_dead:
+            return None
+        names = self.status_names
+        name = names[code] if 0 <= code < len(names) and names[code] else _FALLBACK_STATUS.get(code, f"status {code}")
+        g = Goroutine(id=f.get("goid", -1), addr=addr, status_code=code, status=name,
+                      scan=bool(raw & GSCAN))
+        if code == G_WAITING:
+            wr = f.get("waitreason", 0)
+            reasons = self.wait_reasons
+            g.wait_reason = reasons[wr] if 0 <= wr < len(reasons) else f"waitReason({wr})"
+            g.wait_since_ns = f.get("waitsince", 0)
+        g.locked_to_thread = bool(f.get("lockedm", 0))
+        if self.glay.has_parent:
+            g.parent_id = f["parent"] or None
+        g.stack_lo, g.stack_hi = f.get("stack_lo", 0), f.get("stack_hi", 0)
+        on_thread = threads.get(addr)
+        if on_thread is not None and code in (G_RUNNING, G_SYSCALL):
+            g.thread, g.m_id = on_thread[0], on_thread[1]
+        if addr == current_g:
+            g.is_current = True
+        # where the walk starts: never by writing registers
+        pc, sp = f.get("sched_pc", 0), f.get("sched_sp", 0)
+        if code == G_SYSCALL and f.get("syscallsp"):
+            pc, sp = f.get("syscallpc", 0), f["syscallsp"]
+        elif code == G_RUNNING and on_thread is not None and on_thread[2] is not None:
+            regs = on_thread[2]
+            if g.stack_lo <= regs.sp < g.stack_hi:
+                pc, sp = regs.pc, regs.sp
+        g.pc, g.sp = pc, sp
+        try:
+            g.start = self._func_loc(f.get("startpc", 0), self._start_cache, exact=True)
+            if f.get("gopc") and g.id != 1:  # the runtime prints no creator for main
+                g.created_by = self._created_by(f["gopc"])
+        except DecodeError as e:
+            g.error = str(e)
+        if code != G_DEAD and pc:
+            depth = with_stack if with_stack else 64
+            frames, err = self.unwinder.walk(pc, sp, min(sp, g.stack_lo) if g.stack_lo else sp,
+                                             g.stack_hi or sp + (1 << 20), max_frames=depth,
+                                             stop_at_user=not with_stack)
+            if frames:
+                g.current = Location.of(frames[0])
+                g.user = Location.of(next((fr for fr in frames if fr.user), None))
+            if with_stack:
+                g.stack = frames
+            if err and not g.error and (with_stack or not g.user):
+                g.error = f"stack: {err}"
+        if want_labels and f.get("labels"):
+            try:
+                g.labels = self.rt.labels_at(f["labels"])
+            except DecodeError as e:
+                g.error = g.error or f"labels: {e}"
+        if code == G_WAITING and f.get("waiting"):
+            g.blocked_on = self._blocked_on(f["waiting"])
+        return g
+
+    def _func_loc(self, pc: int, cache: dict, exact: bool) -> Optional[Location]:
+        if not pc:
+            return None
+        hit = cache.get(pc)
+        if hit is None:
+            tab = self.rt.pclntab
+            fn = tab.func_for_pc(pc)
+            if fn is None:
+                hit = Location(f"{pc:#x}", "?", 0)
+            else:
+                file, line = tab.file_line(fn, pc)
+                hit = Location(fn.name, file, line)
+            cache[pc] = hit
+        return hit
+
+    def _created_by(self, gopc: int) -> Optional[Location]:
+        hit = self._created_cache.get(gopc)
+        if hit is None:
+            tab = self.rt.pclntab
+            fn = tab.func_for_pc(gopc)
+            if fn is None:
+                hit = Location(f"{gopc:#x}", "?", 0)
+            else:
+                trace = gopc - 1 if gopc > fn.entry else gopc
+                file, line = tab.file_line(fn, trace)
+                from .pclntab import func_name_for_print
+                hit = Location(func_name_for_print(fn.name), file, line)
+            self._created_cache[gopc] = hit
+        return hit
+
+    def _blocked_on(self, sudog: int) -> Optional[str]:
+        st = self.rt.target.lookup_type("runtime.sudog")
+        if st is None:
+            return None
+        o_c = st.find("c")
+        o_link = st.find("waitlink")
+        if o_c is None:
+            return None
+        chans = []
+        seen = set()
+        s = sudog
+        while s and s not in seen and len(seen) < 64:
+            seen.add(s)
+            try:
+                c = self.mem.ptr(s + o_c[0])
+                if c:
+                    chans.append(c)
+                s = self.mem.ptr(s + o_link[0]) if o_link else 0
+            except ReadError:
+                break
+        if not chans:
+            return None
+        return "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))

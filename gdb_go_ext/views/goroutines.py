@@ -1,0 +1,207 @@
+"""Goroutine views: the table, the stacks buckets, a backtrace, and their JSON.
+
+The argument specs live here too, so gdb and delve-bridge take the same flags.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+from .. import triage
+from ..runtime.goroutines import Goroutine
+
+# ANSI colours for the plain-text renderers (rich is too slow for 100k rows)
+_C = {"id": "\x1b[1m", "status": "\x1b[33m", "loc": "\x1b[36m", "dim": "\x1b[2m",
+      "head": "\x1b[1;4m", "reset": "\x1b[0m"}
+
+
+def _c(text: str, key: str, color: bool) -> str:
+    return f"{_C[key]}{text}{_C['reset']}" if color and text else text
+
+
+def add_goroutines_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", dest="all", action="store_true", help="include dead goroutines")
+    p.add_argument("-s", dest="status", metavar="STATUS", help="only this status (or wait reason)")
+    p.add_argument("-with", dest="with_", nargs=2, action="append", default=[],
+                   metavar=("KIND", "SUBSTR"),
+                   help="keep goroutines whose KIND contains SUBSTR; KIND: " + "|".join(triage.KINDS))
+    p.add_argument("-without", dest="without", nargs=2, action="append", default=[],
+                   metavar=("KIND", "SUBSTR"), help="drop goroutines whose KIND contains SUBSTR")
+    p.add_argument("-label", dest="labels", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="only goroutines with this pprof label")
+    p.add_argument("-group", dest="group", metavar="KIND",
+                   help="group by KIND (" + "|".join(triage.GROUP_KINDS) + ")")
+    p.add_argument("-t", dest="depth", type=int, default=0, metavar="DEPTH",
+                   help="show stacks, up to DEPTH frames")
+    p.add_argument("-l", dest="show_labels", action="store_true", help="show labels")
+    p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+    p.add_argument("--limit", type=int, default=0, metavar="N", help="show at most N goroutines")
+
+
+def add_stacks_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min", type=int, default=1, metavar="N", help="hide buckets smaller than N")
+    p.add_argument("--similar", action="store_true", help="ignore line numbers when bucketing")
+    p.add_argument("-t", dest="depth", type=int, default=64, metavar="DEPTH",
+                   help="frames per stack (default 64)")
+    p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+
+def wait_text(g: Goroutine) -> str:
+    if not g.wait_reason:
+        return ""
+    if g.wait_minutes:
+        return f"{g.wait_reason}, {g.wait_minutes} minutes"
+    return g.wait_reason
+
+
+def _loc(loc) -> str:
+    return f"{loc.function} {_short(loc.file)}:{loc.line}" if loc else ""
+
+
+def _short(path: str) -> str:
+    parts = path.rsplit("/", 2)
+    return "/".join(parts[-2:]) if len(parts) > 2 else path
+
+
+def _created(g: Goroutine) -> str:
+    if not g.created_by:
+        return ""
+    s = _loc(g.created_by)
+    return s + (f" in goroutine {g.parent_id}" if g.parent_id else "")
+
+
+def _labels(g: Goroutine) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(g.labels.items()))
+
+
+def _fit(s: str, w: int) -> str:
+    if len(s) > w:
+        return s[: max(0, w - 1)] + "…"
+    return s
+
+
+def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
+    cols = ["", "id", "status", "wait", "user location", "created by"]
+    if show_labels:
+        cols.append("labels")
+    rows = []
+    for g in gs:
+        row = ["*" if g.is_current else "", str(g.id), g.status + ("+scan" if g.scan else ""),
+               wait_text(g), _loc(g.user) or _loc(g.current), _created(g)]
+        if show_labels:
+            row.append(_labels(g))
+        if g.thread:
+            row[2] += f" (LWP {g.thread})"
+        if g.locked_to_thread:
+            row[2] += " locked"
+        if g.error:
+            row[4] = (row[4] + "  " if row[4] else "") + f"[error: {g.error}]"
+        rows.append(row)
+    caps = [1, 12, 24, 36, 60, 60, 40]
+    widths = [min(caps[i], max([len(cols[i])] + [len(r[i]) for r in rows])) for i in range(len(cols))]
+    # keep within the terminal: shrink the widest columns first
+    while sum(widths) + 2 * len(widths) > width and max(widths) > 16:
+        i = widths.index(max(widths))
+        widths[i] -= 1
+    lines = ["  ".join(_c(_fit(c, widths[i]).ljust(widths[i]), "head", color) if c else " " * widths[i]
+                       for i, c in enumerate(cols)).rstrip()]
+    keys = [None, "id", "status", None, "loc", None, None]
+    for g, r in zip(gs, rows):
+        cells = []
+        for i, v in enumerate(r):
+            txt = _fit(v, widths[i]).ljust(widths[i])
+            cells.append(_c(txt, keys[i], color) if keys[i] else txt)
+        lines.append("  ".join(cells).rstrip())
+        if depth and g.stack is not None:
+            for f in g.stack[:depth]:
+                lines.append(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}")
+                lines.append(f"          {f.file}:{f.line}")
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(gs: list[Goroutine]) -> str:
+    s = triage.summary(gs)
+    parts = [f"{n} {st}" for st, n in s["by_status"].items()]
+    line = f"{s['total']} goroutines: " + ", ".join(parts)
+    if s["by_wait_reason"]:
+        line += "; waiting on: " + ", ".join(f"{r} {n}" for r, n in s["by_wait_reason"].items())
+    return line + "\n"
+
+
+def groups_text(groups: list[triage.Group], kind: str, color: bool) -> str:
+    lines = []
+    for grp in groups:
+        ids = ", ".join(str(g.id) for g in grp.goroutines[:5])
+        more = ", …" if grp.count > 5 else ""
+        lines.append(f"{_c(str(grp.count).rjust(7), 'id', color)}  {kind}: "
+                     f"{_c(grp.key or '(none)', 'loc', color)}  [{ids}{more}]")
+    return "\n".join(lines) + "\n"
+
+
+def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], with_stack: bool,
+                    clock: Optional[str] = None, groups=None, group_kind=None) -> dict:
+    out = {"go_version": go_version,
+           "goroutines": [g.to_json(with_stack) for g in gs],
+           "summary": triage.summary(gs),
+           "wait_clock": clock,
+           "errors": errors}
+    if groups is not None:
+        out["groups"] = [{"kind": group_kind, "key": grp.key, "count": grp.count,
+                          "ids": [g.id for g in grp.goroutines]} for grp in groups]
+    return out
+
+
+def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
+    lines = []
+    for b in buckets:
+        ids = ", ".join(str(g.id) for g in b.goroutines[:sample])
+        more = f", … ({b.count - sample} more)" if b.count > sample else ""
+        what = b.wait_reason or b.status
+        wr = b.wait_range()
+        dur = ""
+        if wr and wr[1]:
+            dur = f", {wr[0]}–{wr[1]} minutes" if wr[0] != wr[1] else f", {wr[0]} minutes"
+        head = f"{b.count} goroutine{'s' if b.count != 1 else ''} [{what}{dur}]"
+        lines.append(_c(head, "head", color))
+        lines.append(f"  ids: {ids}{more}")
+        for obj, n in b.blocked_on():
+            verb = "blocked"
+            if "receive" in b.wait_reason:
+                verb = "blocked receiving on"
+            elif "send" in b.wait_reason:
+                verb = "blocked sending on"
+            elif "select" in b.wait_reason:
+                verb = "blocked in select on"
+            lines.append(f"  {n} {verb} {obj}")
+        for loc, n in b.created_by():
+            lines.append(f"  created by {loc}" + (f" ({n})" if n != b.count else ""))
+        labs = b.label_summary()
+        if labs:
+            lines.append("  labels: " + ", ".join(f"{k} ({n})" for k, n in labs))
+        for f in b.frames:
+            name = _c(f.function, "loc", color) if f.user else f.function
+            lines.append(f"    {name}{' (inlined)' if f.inlined else ''}")
+            lines.append(f"        {f.file}:{f.line}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def stacks_json(go_version: str, buckets: list[triage.Bucket], total: int, errors: list[str]) -> dict:
+    return {"go_version": go_version, "total": total,
+            "buckets": [b.to_json() for b in buckets], "errors": errors}
+
+
+def backtrace_text(g: Goroutine, frames, color: bool) -> str:
+    """gdb `bt` style: #N  0xPC in function () at file:line; inlined frames without pc."""
+    lines = []
+    for i, f in enumerate(frames):
+        name = _c(f.function, "loc", color)
+        if f.inlined:
+            lines.append(f"#{i:<3} {name} (...) at {f.file}:{f.line}")
+        else:
+            lines.append(f"#{i:<3} {f.pc:#018x} in {name} () at {f.file}:{f.line}")
+    if g.created_by:
+        lines.append(f"created by {_created(g)}")
+    return "\n".join(lines) + "\n"
