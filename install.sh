@@ -285,12 +285,9 @@ demo_gdb() {  # demo_gdb <label> <gdb target args...>
     local label="$1"; shift
     echo
     echo "=================== $label: gdb -batch $* ==================="
-    # `go goroutines` / `go stacks` are run only once they exist.
-    "$GDB" -nx -batch \
-        -ex "directory $GDB_DIR" \
-        -ex 'source gdb_go_ext' \
-        -ex 'go version' \
-        -ex 'python
+    # `go goroutines` / `go stacks` run only once they exist.
+    cat >"$DEMO_TMP/demo.gdb" <<'EOF'
+python
 import gdb
 for _c in ("go goroutines", "go stacks --min 2"):
     try:
@@ -303,8 +300,18 @@ for _c in ("go goroutines", "go stacks --min 2"):
         gdb.execute(_c)
     except gdb.error as e:
         print("error: %s" % e)
-end' \
-        "$@" 2>&1 | grep -v -e '^\[New LWP' -e 'auto-loading has been declined' || true
+end
+EOF
+    "$GDB" -nx -batch \
+        -ex "directory $GDB_DIR" \
+        -ex 'source gdb_go_ext' \
+        -ex 'echo (gdb) go version\n' \
+        -ex 'go version' \
+        -x "$DEMO_TMP/demo.gdb" \
+        "$@" 2>&1 | grep -v -e '^\[New LWP' -e '^\[Thread debugging' -e '^Using host libthread_db' \
+            -e 'auto-load' -e '^To enable execution of this file' -e '^To completely disable' \
+            -e '^line to your configuration file' -e '^For more information about this security' \
+            -e 'Auto-loading safe path' || true
 }
 
 do_demo() {

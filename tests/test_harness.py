@@ -57,8 +57,11 @@ def test_fixture_builds_runs_and_cores(toolchain, tmp_path):
             [harness.toolchain(toolchain)["go"], "env", "GOARCH"], env=harness.go_env(toolchain),
             capture_output=True, text=True, check=True).stdout.strip()
         core = harness.make_core(fp.pid, str(tmp_path))
-        with open(core, "rb") as f:
-            head = f.read(18)
+        try:
+            with open(core, "rb") as f:
+                head = f.read(18)
+        finally:
+            os.remove(core)  # Go cores are ~1 GB (gcore writes the PROT_NONE arena reservations)
         assert head[:4] == b"\x7fELF" and head[16] == 4  # ET_CORE
         assert fp.proc.poll() is None  # gcore left it running
 
