@@ -163,6 +163,7 @@ class PCLineTable:
         self._func_cache: Dict[int, Func] = {}
         self._pcvalue_cache: Dict[Tuple[int, int], Tuple[List[int], List[int]]] = {}
         self._frames_cache: Dict[int, Tuple[Frame, ...]] = {}
+        self._ret_cache: Dict[int, Tuple[Frame, ...]] = {}
         self._file_cache: Dict[int, str] = {}
         self._name_cache: Dict[int, str] = {}
         self._by_name: Optional[Dict[str, int]] = None
@@ -475,9 +476,10 @@ class PCLineTable:
             start_line = None
         return func_id, name_off, parent_pc, start_line
 
-    def frames(self, pc: int) -> List[Frame]:
+    def frames(self, pc: int) -> Tuple[Frame, ...]:
         """Logical frames at ``pc`` (taken as is), innermost first: inlined callees
-        then the physical function. Empty list if pc is not in Go text.
+        then the physical function. Empty if pc is not in Go text. The result is
+        a cached, shared tuple (immutable, so callers may keep it).
 
         Walks FUNCDATA_InlTree / PCDATA_InlTreeIndex like the runtime's
         inlineUnwinder: at pc the index names the inlined callee; its file:line
@@ -490,15 +492,20 @@ class PCLineTable:
             if len(self._frames_cache) > _CACHE_LIMIT:
                 self._frames_cache.clear()
             self._frames_cache[pc] = r
-        return list(r)
+        return r
 
-    def frames_for_return(self, ret_pc: int) -> List[Frame]:
+    def frames_for_return(self, ret_pc: int) -> Tuple[Frame, ...]:
         """Frames for a return address (a caller frame): symbolizes ``ret_pc - 1``
-        as the runtime does, unless that would fall before the function entry."""
-        f = self.func_for_pc(ret_pc)
-        if f is not None and ret_pc > f.entry:
-            return self.frames(ret_pc - 1)
-        return self.frames(ret_pc)
+        as the runtime does, unless that would fall before the function entry.
+        The hot path is one dict lookup."""
+        r = self._ret_cache.get(ret_pc)
+        if r is None:
+            f = self.func_for_pc(ret_pc)
+            r = self.frames(ret_pc - 1 if f is not None and ret_pc > f.entry else ret_pc)
+            if len(self._ret_cache) > _CACHE_LIMIT:
+                self._ret_cache.clear()
+            self._ret_cache[ret_pc] = r
+        return r
 
     def _frames_uncached(self, pc: int) -> List[Frame]:
         f = self.func_for_pc(pc)
@@ -531,6 +538,7 @@ class PCLineTable:
         self._func_cache.clear()
         self._pcvalue_cache.clear()
         self._frames_cache.clear()
+        self._ret_cache.clear()
 
 
 def _uvarint(d, p: int, n: int) -> Tuple[int, int]:
