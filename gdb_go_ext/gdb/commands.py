@@ -134,7 +134,8 @@ class VersionCommand(GoCommand):
                                                width=terminal_width()), args.output)
 
 
-COMMANDS = [VersionCommand]
+from .map_command import MapCommand  # noqa: E402  (imports GoCommand from above)
+COMMANDS = [VersionCommand, MapCommand]
 
 
 def register() -> list[str]:

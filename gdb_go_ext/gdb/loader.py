@@ -16,6 +16,7 @@ def load() -> None:
         from . import commands, params, session
         params.register()
         _failed = commands.register()
+        from . import printers; printers.register()  # noqa: E702
         session.connect_events()
         _loaded = True
     gdb.write(status_line() + "\n")

@@ -1,0 +1,127 @@
+"""`go map EXPR [--layout] [--key K] [--limit N] [--json] [-o FILE]`."""
+from __future__ import annotations
+
+import re
+
+import gdb
+
+from ..errors import GoExtError, UsageError
+from ..runtime import types as T
+from ..runtime.maps import decode_map
+from ..views import maps as view
+from . import session
+from .commands import GoCommand, terminal_width
+
+_CAST = re.compile(r"^\(\s*(map\[.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
+
+
+def _strip_quotes(s: str) -> str:
+    s = s.strip()
+    if len(s) >= 2 and s[0] == s[-1] == "'":
+        return s[1:-1]
+    return s
+
+
+def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
+    """(shown name, gdb type, header address) of a map expression; GoExtError if not a map."""
+    expr = expr.strip()
+    if not expr:
+        raise UsageError("go map needs an expression: a global, a local, or (map[K]V)ADDR")
+    m = _CAST.match(expr)
+    if m:
+        tname = m.group(1).strip()
+        try:
+            t = gdb.lookup_type(tname)
+        except gdb.error:
+            raise GoExtError(f"the program has no type {tname}") from None
+        return expr, t, int(m.group(2), 0)
+    val = None
+    name = _strip_quotes(expr)
+    try:
+        sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+        if sym is not None and sym.is_variable:
+            val = sym.value()
+    except gdb.error:
+        val = None
+    if val is None:
+        first_err = None
+        for cand in (expr, f"'{name}'" if "." in name and "'" not in expr else None):
+            if cand is None:
+                continue
+            try:
+                val = gdb.parse_and_eval(cand)
+                break
+            except gdb.error as e:
+                first_err = first_err or str(e).splitlines()[0]
+        if val is None:
+            raise GoExtError(f"cannot evaluate {expr}: {first_err}")
+    t = val.type
+    tname = t.name or str(t)
+    if not tname.startswith("map["):
+        raise GoExtError(f"{expr} is a {tname}, not a map")
+    try:
+        addr = int(val.cast(gdb.lookup_type("uintptr")))
+    except gdb.error:
+        try:
+            addr = int(val)
+        except (gdb.error, ValueError) as e:
+            raise GoExtError(f"cannot read the map value of {expr}: {e}") from None
+    return expr, t, addr
+
+
+def decode_expr(expr: str, limit=None, layout=False, locate=False):
+    rt = session.runtime()
+    shown, gtype, addr = resolve(expr)
+    mt = rt.target.convert_type(gtype)
+    if mt.kind != T.MAP:
+        raise GoExtError(f"{shown} is a {mt.name}, not a map")
+    return rt, decode_map(rt, mt, addr, limit=limit, layout=layout, locate=locate)
+
+
+class MapCommand(GoCommand):
+    """Show a Go map: its entries and its real internals (hmap buckets or Swiss tables).
+
+EXPR is a package-qualified global (main.cache or 'main.cache'), any gdb
+expression of map type, or an address with a map type: (map[string]int)0xc000012345.
+--layout draws every bucket's tophash (hmap) or every group's control bytes (swiss);
+--key K says where the entry with key K lives (bucket/slot or table/group/slot)."""
+
+    name = "map"
+    complete = gdb.COMPLETE_SYMBOL
+
+    def add_arguments(self, p):
+        p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
+        p.add_argument("--layout", action="store_true",
+                       help="draw buckets/groups with tophash/control bytes")
+        p.add_argument("--key", metavar="K", help="where does the entry with key K live?")
+        p.add_argument("--limit", type=int, metavar="N",
+                       help="entries to show (and buckets/groups drawn by --layout)")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+    def run(self, args):
+        if args.limit is not None and args.limit < 0:
+            raise UsageError("--limit must be 0 or more")
+        expr = " ".join(args.expr)
+        # --key searches every entry, so it ignores --limit for decoding
+        dec_limit = None if args.key is not None else args.limit
+        rt, mc = decode_expr(expr, limit=dec_limit, layout=args.layout,
+                             locate=args.key is not None)
+        color = self.color(args.output)
+        if args.key is not None:
+            key = view.parse_key(args.key, mc.key_type)
+            if args.json:
+                out = view.to_json(mc, layout=args.layout)
+                out["lookup"] = view.key_json(mc, args.key, key)
+                self.emit_json(out, args.output)
+            else:
+                self.emit(view.render_key(mc, args.key, key, color=color), args.output)
+            return
+        if args.json:
+            self.emit_json(view.to_json(mc, layout=args.layout), args.output)
+        elif args.layout:
+            rows = args.limit if args.limit is not None else 64
+            self.emit(view.render_layout(mc, color=color, width=max(terminal_width(), 100),
+                                         max_rows=rows), args.output)
+        else:
+            self.emit(view.render_text(mc, color=color, width=terminal_width()), args.output)

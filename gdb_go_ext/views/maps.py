@@ -1,0 +1,229 @@
+"""The `go map` views: summary + entries table, the --layout grid, --key lookup, JSON.
+
+Input is a runtime.maps.MapContents; nothing here reads memory.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UsageError
+from ..runtime import types as T
+from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents, to_json
+from ..runtime.values import go_quote, go_text
+from .console import render
+
+__all__ = ["to_json", "render_text", "render_layout", "parse_key", "find_key", "render_key"]
+
+
+def _summary_line(mc: MapContents) -> str:
+    s, g = mc.summary, mc.growth
+    if mc.nil:
+        return "nil map"
+    if mc.impl == "hmap":
+        h = mc.header
+        parts = [f"B={h.get('B')}", f"{s.get('buckets', 0)} buckets",
+                 f"{s.get('overflow_buckets', 0)} overflow", f"load {s.get('load_factor', 0)}"]
+        if h.get("flag_names"):
+            parts.append("flags " + "|".join(h["flag_names"]))
+        if g.get("growing"):
+            parts.append(("same-size" if g.get("same_size") else "doubling") +
+                         f" growth: {g.get('nevacuate')}/{g.get('old_buckets')} old buckets "
+                         f"evacuated ({100 * g.get('evacuated_fraction', 0):.0f}%)")
+        else:
+            parts.append("not growing")
+        return ", ".join(parts)
+    if s.get("small"):
+        return f"small map: one group, {s.get('tombstones', 0)} tombstones"
+    return (f"directory {s.get('directory')} (globalDepth {mc.header.get('globalDepth')}), "
+            f"{s.get('tables')} tables, {s.get('groups')} groups, "
+            f"{s.get('tombstones', 0)} tombstones")
+
+
+def header_rows(mc: MapContents) -> list[tuple[str, str]]:
+    rows = [("type", mc.type), ("impl", mc.impl), ("len", str(mc.len)),
+            ("addr", f"{mc.addr:#x}"), ("layout", _summary_line(mc))]
+    if mc.truncated:
+        rows.append(("shown", f"first {len(mc.entries)} of {mc.full_slots} entries"))
+    return rows
+
+
+def render_text(mc: MapContents, color: bool = False, width: int = 120,
+                entries: bool = True) -> str:
+    head = Table(show_header=False, box=None, pad_edge=False)
+    head.add_column(style="bold cyan")
+    head.add_column()
+    for k, v in header_rows(mc):
+        head.add_row(k, Text(v))
+    out = [head]
+    if entries and mc.entries:
+        t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        t.add_column("key", overflow="fold")
+        t.add_column("value", overflow="fold")
+        for k, v in mc.entries:
+            t.add_row(Text(go_quote(k, mc.key_type)), Text(go_quote(v, mc.elem_type)))
+        out.append(t)
+    for e in mc.errors:
+        out.append(Text(f"error: {e}", style="red"))
+    return render(*out, color=color, width=width)
+
+
+def _tophash_cell(v: int) -> Text:
+    name = TOPHASH_NAMES.get(v)
+    if name is None:
+        return Text(f"{v:#04x}", style="green")
+    style = {"emptyRest": "dim", "emptyOne": "yellow"}.get(name, "blue")
+    return Text(name, style=style)
+
+
+def _ctrl_cell(c: int) -> Text:
+    if c == CTRL_EMPTY:
+        return Text("empty", style="dim")
+    if c == CTRL_DELETED:
+        return Text("deleted", style="red")
+    if c & 0x80 == 0:
+        return Text(f"h2={c:#04x}", style="green")
+    return Text(f"?{c:#04x}", style="magenta")
+
+
+def render_layout(mc: MapContents, color: bool = False, width: int = 160,
+                  max_rows: int = 64) -> str:
+    head = render_text(mc, color=color, width=width, entries=False)
+    parts = []
+    if mc.impl == "swiss" and mc.tables:
+        tt = Table(title="tables", show_header=True, header_style="bold", box=None)
+        for c in ("dir", "addr", "index", "localDepth", "capacity", "used", "growthLeft",
+                  "groups", "tombstones"):
+            tt.add_column(c, justify="right")
+        for t in mc.tables[:max_rows]:
+            d = t.get("dir", [])
+            dirs = f"{d[0]}" if len(d) == 1 else f"{d[0]}..{d[-1]} ({len(d)})"
+            tt.add_row(dirs, t.get("addr", ""), *(str(t.get(k, "")) for k in (
+                "index", "localDepth", "capacity", "used", "growthLeft", "groups",
+                "tombstones")))
+        parts.append(tt)
+        if len(mc.tables) > max_rows:
+            parts.append(Text(f"... {len(mc.tables) - max_rows} more tables"))
+    rows = mc.buckets if mc.impl == "hmap" else mc.groups
+    g = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    if mc.impl == "hmap":
+        g.add_column("bucket")
+        g.add_column("addr")
+        for i in range(8):
+            g.add_column(str(i))
+        for b in rows[:max_rows]:
+            label = f"{b['which']}[{b['index']}]" + (f"+{b['depth']}" if b["depth"] else "")
+            if b.get("evacuated"):
+                label += " (evacuated)"
+            g.add_row(Text(label), b["addr"], *(_tophash_cell(v) for v in b["tophash"]))
+    else:
+        g.add_column("group")
+        g.add_column("addr")
+        for i in range(8):
+            g.add_column(str(i))
+        for r in rows[:max_rows]:
+            label = (f"t{r['table']} g{r['group']}" if r["table"] >= 0 else f"g{r['group']}")
+            g.add_row(label, r["addr"], *(_ctrl_cell(c) for c in r["ctrl"]))
+    if rows:
+        parts.append(g)
+    if len(rows) > max_rows:
+        parts.append(Text(f"... {len(rows) - max_rows} more "
+                          f"{'buckets' if mc.impl == 'hmap' else 'groups'} not shown "
+                          f"(--limit N shows more)"))
+    return head + "\n" + render(*parts, color=color, width=width)
+
+
+# ---- --key ----------------------------------------------------------------------
+
+def _norm(x: Any) -> Any:
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, float) and x == int(x) and abs(x) < 2 ** 53:
+        return int(x)
+    if isinstance(x, list):
+        return [_norm(y) for y in x]
+    if isinstance(x, dict):
+        return {k: _norm(v) for k, v in x.items()}
+    return x
+
+
+def parse_key(text: str, kt: Optional[T.GoType]) -> Any:
+    """K as typed by the user, as a decoded-value of the key type."""
+    s = text.strip()
+    kind = kt.kind if kt is not None else None
+    try:
+        if kind in (T.INT, T.UINT):
+            return int(s, 0)
+        if kind == T.FLOAT:
+            return float(s)
+        if kind == T.BOOL:
+            if s in ("true", "false"):
+                return s == "true"
+            raise ValueError(s)
+        if kind == T.STRING:
+            if len(s) >= 2 and s[0] == s[-1] and s[0] in "\"`":
+                return json.loads(s) if s[0] == '"' else s[1:-1]
+            return text
+        if kind in (T.PTR, T.CHAN, T.FUNC):
+            return f"{int(s, 0):#x}"
+        return json.loads(s)
+    except ValueError:
+        what = kt.name if kt is not None else "the key type"
+        hint = " (give structs, arrays and interfaces as JSON)" if kind in (
+            T.STRUCT, T.ARRAY, T.EFACE, T.IFACE) else ""
+        raise UsageError(f"cannot parse {text!r} as {what}{hint}") from None
+
+
+def find_key(mc: MapContents, key: Any) -> Optional[tuple[int, Any]]:
+    """(entry index, location) of the entry whose key equals `key`, or None."""
+    want = _norm(key)
+    iface = mc.key_type is not None and mc.key_type.kind in (T.EFACE, T.IFACE)
+    for i, (k, _v) in enumerate(mc.entries):
+        nk = _norm(k)
+        if nk == want or (iface and isinstance(nk, dict) and nk.get("value") == want):
+            return i, mc.locations[i] if i < len(mc.locations) else None
+    return None
+
+
+def describe_location(loc) -> str:
+    if loc is None:
+        return "location unknown"
+    if loc[0] == "bucket":
+        _, which, bi, depth, slot, th = loc
+        return (f"{'old ' if which == 'old' else ''}bucket {bi}"
+                + (f", overflow bucket {depth} of its chain" if depth else "")
+                + f", slot {slot}, tophash {th:#04x}")
+    _, table, group, slot, h2 = loc
+    return ((f"table {table}, " if table >= 0 else "small map, ") +
+            f"group {group}, slot {slot}, H2 {h2:#04x}")
+
+
+def key_json(mc: MapContents, key_text: str, key: Any) -> dict:
+    hit = find_key(mc, key)
+    if hit is None:
+        return {"key": key, "found": False}
+    i, loc = hit
+    d = {"key": mc.entries[i][0], "found": True, "value": mc.entries[i][1],
+         "where": describe_location(loc)}
+    if loc is not None and loc[0] == "bucket":
+        d.update({"bucket": loc[2], "old": loc[1] == "old", "overflow_depth": loc[3],
+                  "slot": loc[4], "tophash": loc[5]})
+    elif loc is not None:
+        d.update({"table": loc[1], "group": loc[2], "slot": loc[3], "h2": loc[4]})
+    return d
+
+
+def render_key(mc: MapContents, key_text: str, key: Any, color: bool = False,
+               width: int = 120) -> str:
+    d = key_json(mc, key_text, key)
+    shown = go_quote(key, mc.key_type)
+    if not d["found"]:
+        line = f"key {shown} is absent from {mc.type} ({mc.len} entries searched)"
+        if mc.truncated:
+            line += " -- decoding was limited; drop --limit to search every entry"
+        return line + "\n"
+    return (f"key {go_quote(d['key'], mc.key_type)} -> {go_quote(d['value'], mc.elem_type)}\n"
+            f"  lives in {d['where']}\n")
