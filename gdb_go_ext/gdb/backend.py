@@ -29,9 +29,10 @@ class TypeConverter:
         s = t.strip_typedefs()
         code = s.code
         gt: T.GoType
-        if name.startswith("map["):
+        map_name = _underlying_map_name(t, s)
+        if map_name is not None:
             target = s.target() if code == gdb.TYPE_CODE_PTR else None
-            header = (lambda tt=target, n=name: self._map_header(tt, n)) if target is not None else None
+            header = (lambda tt=target, n=map_name: self._map_header(tt, n)) if target is not None else None
             gt = T.GoType(name, T.MAP, self.ptr_size, extra={"header": header})
             gt._key = lambda g=gt: self._map_part(g, 0)
             gt._elem = lambda g=gt: self._map_part(g, 1)
@@ -200,6 +201,23 @@ class GdbTarget:
                 if frame is not None and frame.is_valid():
                     frame.select()
         return out
+
+
+def _underlying_map_name(t: "gdb.Type", stripped: "gdb.Type") -> Optional[str]:
+    """'map[K]V' for a map type, also behind named types (type labelMap map[string]string)."""
+    for _ in range(8):
+        n = _type_name(t)
+        if n.startswith("map["):
+            return n
+        if t.code != gdb.TYPE_CODE_TYPEDEF:
+            break
+        t = t.target()
+    if stripped.code == gdb.TYPE_CODE_PTR:
+        target = stripped.target().strip_typedefs()
+        tn = target.name or ""
+        if target.code == gdb.TYPE_CODE_STRUCT and (tn.startswith("hash<") or tn.startswith("map<")):
+            return "map[" + tn[tn.index("<") + 1:-1].replace(",", "]", 1)
+    return None
 
 
 def _is_core() -> bool:

@@ -89,14 +89,11 @@ class GoRuntime:
             return None
         if t.kind == T.MAP:
             return ("map", t)
-        for path in ("Set.list", "LabelSet.list", "list"):
-            found = t.find(path)
-            if found is not None and found[1].kind == T.SLICE:
-                elem = found[1].elem
-                k = elem.find("key") or elem.find("Key")
-                v = elem.find("value") or elem.find("Value")
-                if k and v:
-                    return ("slice", found[0], elem.size, k[0], v[0])
+        found = _find_label_slice(t, 0, 3)
+        if found is not None:
+            off, elem = found
+            return ("slice", off, elem.size, elem.offset(_ci_field(elem, "key")),
+                    elem.offset(_ci_field(elem, "value")))
         return None
 
     def labels_at(self, ptr: int) -> dict:
@@ -125,3 +122,27 @@ class GoRuntime:
             vp, vn = struct.unpack_from("<QQ", raw, i * esize + voff)
             out[self.mem.string_data(kp, kn, 1 << 16)] = self.mem.string_data(vp, vn, 1 << 16)
         return out
+
+
+def _ci_field(t: T.GoType, name: str) -> str:
+    for f in t.fields:
+        if f.name.lower() == name:
+            return f.name
+    return name
+
+
+def _find_label_slice(t: T.GoType, base: int, depth: int):
+    """(offset, element type) of the []Label slice inside a labelMap struct, found by shape:
+    a slice of structs with string key and value fields (the field names changed case over time)."""
+    if depth < 0 or t.kind != T.STRUCT:
+        return None
+    for f in t.fields:
+        ft = f.type
+        if ft.kind == T.SLICE and ft.elem is not None and ft.elem.kind == T.STRUCT:
+            names = {x.name.lower(): x.type.kind for x in ft.elem.fields}
+            if names.get("key") == T.STRING and names.get("value") == T.STRING:
+                return base + f.offset, ft.elem
+        inner = _find_label_slice(ft, base + f.offset, depth - 1)
+        if inner is not None:
+            return inner
+    return None

@@ -1,0 +1,187 @@
+"""Goroutine views against what the Go runtime itself said (runtime.Stack),
+on every toolchain of the matrix, live and on a core."""
+import json
+import re
+
+import pytest
+
+import harness
+
+HEADER = re.compile(r"^goroutine (\d+) \[([^\]]*)\]:$")
+
+
+def parse_runtime_stacks(text):
+    """runtime.Stack(buf, true) -> {id: {"state", "locked", "frames": [(func, line)],
+    "created_by": (func, line) or None, "parent": id or None}}."""
+    out = {}
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        m = HEADER.match(lines[0])
+        if not m:
+            continue
+        gid = int(m.group(1))
+        parts = [p.strip() for p in m.group(2).split(",")]
+        state = parts[0]
+        locked = "locked to thread" in parts
+        frames, created, parent = [], None, None
+        i = 1
+        while i + 1 < len(lines):
+            head, pos = lines[i], lines[i + 1].strip()
+            file_line = pos.split(" +")[0]
+            line_no = int(file_line.rsplit(":", 1)[1])
+            if head.startswith("created by "):
+                rest = head[len("created by "):]
+                if " in goroutine " in rest:
+                    rest, p = rest.split(" in goroutine ")
+                    parent = int(p)
+                created = (rest, line_no)
+            else:
+                func = head[: head.rindex("(")] if head.endswith(")") else head
+                frames.append((func, line_no))
+            i += 2
+        out[gid] = {"state": state, "locked": locked, "frames": frames,
+                    "created_by": created, "parent": parent}
+    return out
+
+
+def our_goroutines(t):
+    r = t.gdb([("list", "go goroutines --json -t 200")])
+    assert r.error("list") is None, r.stdout[-3000:] + r.stderr[-3000:]
+    return json.loads(r.block("list")), r
+
+
+def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
+    t = go_target("goroutines")
+    truth = parse_runtime_stacks(t.truth("stacks.txt"))
+    meta = t.truth("meta")
+    data, r = our_goroutines(t)
+    assert "Traceback" not in r.stdout + r.stderr
+    assert data["go_version"] == meta["version"]
+    ours = {g["id"]: g for g in data["goroutines"]}
+    main_id = int(meta["main_goid"])
+    checked = 0
+    for gid, want in truth.items():
+        if gid == main_id or want["state"] in ("running", "runnable"):
+            continue
+        assert gid in ours, f"goroutine {gid} missing"
+        g = ours[gid]
+        assert g["error"] is None, g
+        state = g["wait_reason"] if g["status"] == "waiting" else g["status"]
+        assert state == want["state"], (gid, g, want)
+        mine = [(f["function"], f["line"]) for f in g["stack"] if f["function"].startswith("main.")]
+        theirs = [f for f in want["frames"] if f[0].startswith("main.")]
+        assert mine == theirs, (gid, mine, theirs)
+        if want["created_by"]:
+            assert (g["created_by"]["function"], g["created_by"]["line"]) == want["created_by"], gid
+        if want["parent"] is not None:
+            assert g["parent_id"] == want["parent"], gid
+        assert g["locked_to_thread"] == want["locked"], gid
+        assert g["labels"] == meta["labels"].get(str(gid), {}), gid
+        checked += 1
+    assert checked >= 29  # every goroutine the fixture parked
+    # every label assignment and locked thread the fixture made is seen
+    for gid, labels in meta["labels"].items():
+        assert ours[int(gid)]["labels"] == labels
+    for gid in meta["locked"]:
+        assert ours[int(gid)]["locked_to_thread"]
+
+
+def test_stacks_buckets_have_the_fixture_group_sizes(toolchain, mode, go_target):
+    t = go_target("goroutines")
+    groups = t.truth("meta")["groups"]
+    r = t.gdb([("stacks", "go stacks --json"), ("similar", "go stacks --json --similar --min 3")])
+    assert r.error("stacks") is None, r.stdout[-3000:]
+    buckets = json.loads(r.block("stacks"))["buckets"]
+
+    def count_with(func):
+        hits = [b for b in buckets if any(f["function"] == func for f in b["stack"])]
+        assert len(hits) == 1, (func, [(b["count"], b["wait_reason"]) for b in hits])
+        return hits[0]["count"]
+
+    assert count_with("main.(*Server).handle") == groups["handle"]
+    assert count_with("main.sender") == groups["send"]
+    assert count_with("main.selector") == groups["select"]
+    assert count_with("main.locker") == groups["mutex"]
+    assert count_with("main.sleeper") == groups["sleep"]
+    assert count_with("main.labelled") == groups["labelled"]
+    deep = [b for b in buckets if any(f["function"] == "main.deep" for f in b["stack"])]
+    assert sum(b["count"] for b in deep) == groups["deep"]
+    # sorted by size among buckets with user code
+    user = [b["count"] for b in buckets if b["user_code"]]
+    assert user == sorted(user, reverse=True)
+    # the handle bucket says which channel they all wait on
+    handle = next(b for b in buckets if any(f["function"] == "main.(*Server).handle" for f in b["stack"]))
+    assert handle["blocked_on"] and handle["blocked_on"][0]["count"] == groups["handle"]
+    similar = json.loads(r.block("similar"))["buckets"]
+    assert all(b["count"] >= 3 for b in similar)
+
+
+def test_filters_and_groups(toolchain, mode, go_target):
+    t = go_target("goroutines")
+    groups = t.truth("meta")["groups"]
+    r = t.gdb([
+        ("with", "go goroutines --json -with userloc main.sender"),
+        ("label", "go goroutines --json -label handler=checkout"),
+        ("status", "go goroutines --json -s syscall"),
+        ("group", "go goroutines --json -group waitreason"),
+        ("text", "go goroutines -l"),
+        ("limit", "go goroutines --limit 3"),
+    ])
+    assert len(json.loads(r.block("with"))["goroutines"]) == groups["send"]
+    assert len(json.loads(r.block("label"))["goroutines"]) == groups["labelled"]
+    assert [g["status"] for g in json.loads(r.block("status"))["goroutines"]] == ["syscall"]
+    grouped = {g["key"]: g["count"] for g in json.loads(r.block("group"))["groups"]}
+    assert grouped["chan send"] == groups["send"]
+    text = r.block("text")
+    assert "handler=checkout" in text and "goroutines:" in text
+    assert "showing 3 of" in r.block("limit")
+
+
+def test_goroutine_backtrace(toolchain, mode, go_target):
+    """`go goroutine ID` gives the same main.* frames as runtime.Stack, on cores too."""
+    t = go_target("goroutines")
+    truth = parse_runtime_stacks(t.truth("stacks.txt"))
+    gid = next(g for g, v in truth.items() if any(f[0] == "main.deep" for f in v["frames"]))
+    r = t.gdb([("bt", f"go goroutine {gid}"), ("bt2", f"go goroutine {gid} bt")])
+    assert r.error("bt") is None, r.stdout[-2000:]
+    text = r.block("bt")
+    assert text == r.block("bt2")
+    names = re.findall(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(\S+) ", text, re.M)
+    assert [n for n in names if n.startswith("main.")] == \
+        [f[0] for f in truth[gid]["frames"] if f[0].startswith("main.")]
+    assert "created by" in text
+
+
+def test_goroutine_command_in_context_live_only(toolchain, mode, go_target):
+    t = go_target("goroutines")
+    truth = parse_runtime_stacks(t.truth("stacks.txt"))
+    gid = next(g for g, v in truth.items() if any(f[0] == "main.sleeper" for f in v["frames"]))
+    r = t.gdb([("before", "p/x $pc"), ("info", f"go goroutine {gid} info frame"), ("after", "p/x $pc")])
+    if mode == "live":
+        assert r.error("info") is None, r.stdout[-2000:]
+        pc = lambda name: r.block(name).split("=", 1)[1].strip()
+        assert pc("before") == pc("after")  # registers restored
+        assert "Stack level 0" in r.block("info")
+    else:
+        assert "needs a live process" in (r.error("info") or "")
+
+
+def test_bad_inputs_give_one_line(tmp_path):
+    r = harness.run_gdb("/bin/true", commands=["go version", "go goroutines", "go stacks"])
+    for name in ("go version", "go goroutines", "go stacks"):
+        err = r.error(name)
+        assert err and "not a Go program" in err, (name, r.stdout, r.stderr)
+    assert "Traceback" not in r.stdout + r.stderr
+    r = harness.run_gdb(None, commands=["go goroutines"])
+    assert r.error("go goroutines"), r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_unknown_flag_gives_usage(toolchain):
+    binary = harness.build("goroutines", toolchain)
+    r = harness.run_gdb(binary, commands=[("bad", "go goroutines --bogus"), ("kind", "go goroutines -with nope x"),
+                                          ("still", "go version")])
+    assert "usage: go goroutines" in r.error("bad")
+    assert "unknown kind" in r.error("kind")
+    assert r.error("still") is None  # gdb stays usable
+    assert "Traceback" not in r.stdout + r.stderr
