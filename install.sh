@@ -152,7 +152,8 @@ do_install() {
 }
 
 write_gdb_script() {
-    local site="$1" extra="$2" tmp
+    local site="$1" extra="$2" tmp extra_line=""
+    if [[ -n "$extra" ]]; then extra_line="_gge_sys.path.append(\"$extra\")"; fi
     tmp="$(mktemp "$GDB_DIR/.gdb_go_ext.XXXXXX")"
     cat >"$tmp" <<EOF
 # gdb_go_ext: written by $REPO/install.sh; do not edit.
@@ -162,7 +163,7 @@ python
 import site as _gge_site, sys as _gge_sys
 _gge_before = list(_gge_sys.path)
 _gge_site.addsitedir("$site")
-${extra:+_gge_sys.path.append("$extra")}
+$extra_line
 # Our environment wins over system packages (e.g. Debian's python3-pygments).
 _gge_sys.path[:] = [p for p in _gge_sys.path if p not in _gge_before] + _gge_before
 import gdb_go_ext.gdb.loader as _gge_loader
