@@ -22,6 +22,41 @@ def _strip_quotes(s: str) -> str:
     return s
 
 
+_DOTTED = re.compile(r"^[\w/]+(\.[\w/]+)+$")
+
+
+def _first_is_symbol(name: str) -> bool:
+    head = name.split(".", 1)[0]
+    try:
+        return gdb.lookup_symbol(head)[0] is not None
+    except (gdb.error, RuntimeError):
+        try:
+            return gdb.lookup_global_symbol(head) is not None
+        except gdb.error:
+            return False
+
+
+def _evaluate(expr: str, name: str) -> "gdb.Value":
+    """gdb.parse_and_eval, working around Go-mode parsing of pkg.name.
+
+    gdb 13 in Go mode cannot parse `runtime.allgs` (it wants 'runtime.allgs'),
+    and once a quoted Go symbol has been evaluated, parsing `main.missing`
+    unquoted crashes it (SIGSEGV). So a dotted name is tried quoted first, and
+    unquoted only when its first part is itself a symbol (a local struct).
+    """
+    if _DOTTED.match(name):
+        try:
+            return gdb.parse_and_eval(f"'{name}'")
+        except gdb.error as e:
+            err = str(e).splitlines()[0]
+        if not _first_is_symbol(name):
+            raise GoExtError(f"no symbol {name} in the program or the selected frame ({err})")
+    try:
+        return gdb.parse_and_eval(expr)
+    except gdb.error as e:
+        raise GoExtError(f"cannot evaluate {expr}: {str(e).splitlines()[0]}") from None
+
+
 def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
     """(shown name, gdb type, header address) of a map expression; GoExtError if not a map."""
     expr = expr.strip()
@@ -44,17 +79,7 @@ def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
     except gdb.error:
         val = None
     if val is None:
-        first_err = None
-        for cand in (expr, f"'{name}'" if "." in name and "'" not in expr else None):
-            if cand is None:
-                continue
-            try:
-                val = gdb.parse_and_eval(cand)
-                break
-            except gdb.error as e:
-                first_err = first_err or str(e).splitlines()[0]
-        if val is None:
-            raise GoExtError(f"cannot evaluate {expr}: {first_err}")
+        val = _evaluate(expr, name)
     t = val.type
     tname = t.name or str(t)
     if not tname.startswith("map["):
