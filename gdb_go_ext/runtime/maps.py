@@ -325,7 +325,7 @@ class _Decoder:
         while pending and total < MAX_OVERFLOW:
             reqs = []
             for bi, d, a in pending:
-                if a in seen:
+                if a in seen or (base <= a < base + n * bsz and (a - base) % bsz == 0):
                     self.mc.error(f"{which} bucket {bi}: overflow chain cycles at {a:#x}")
                     continue
                 seen.add(a)

@@ -1,0 +1,267 @@
+"""The pure map decoders on memory images captured from the maps fixture
+(tests/data/maps-*.json.gz, made by tests/fixtures/maps/capture.py), and on
+hypothesis-generated corruptions of them: the decoders must never raise
+anything but DecodeError, and never hang.
+"""
+import base64
+import bisect
+import glob
+import gzip
+import json
+import os
+import sys
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from gdb_go_ext.errors import DecodeError, ReadError  # noqa: E402
+from gdb_go_ext.runtime import types as T  # noqa: E402
+from gdb_go_ext.runtime.maps import decode_map, to_json  # noqa: E402
+from gdb_go_ext.runtime.values import ValueDecoder, float32_value, go_float, go_text  # noqa: E402
+from gdb_go_ext.target import Memory  # noqa: E402
+
+IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "maps-*.json.gz")))
+
+
+def load_image(path):
+    with gzip.open(path, "rt") as f:
+        img = json.load(f)
+    types = []
+    for d in img["types"]:
+        types.append(T.GoType(d["name"], d["kind"], d["size"], length=d["length"]))
+    for d, t in zip(img["types"], types):
+        t.fields = tuple(T.Field(n, o, types[i]) for n, o, i in d["fields"])
+        t._by_name = None
+        if d.get("elem") is not None:
+            t._elem = types[d["elem"]]
+        if d.get("header") is not None:
+            t.extra["header"] = types[d["header"]]
+    mem = [(a, bytearray(base64.b64decode(b))) for a, b in img["memory"]]
+    return img, types, mem
+
+
+class ImageTarget:
+    """The Target protocol over a captured image."""
+
+    def __init__(self, img, types, mem):
+        self.ptr_size = img["ptr_size"]
+        self.is_live = False
+        self.mem = mem
+        self.starts = [a for a, _ in mem]
+        self.types = {n: (types[i] if i is not None else None)
+                      for n, i in img["lookup_types"].items()}
+        self.symbols = img["symbols"]
+
+    def read(self, addr, size):
+        i = bisect.bisect_right(self.starts, addr) - 1
+        if i >= 0:
+            a, b = self.mem[i]
+            if addr + size <= a + len(b):
+                return bytes(b[addr - a:addr - a + size])
+        raise ReadError(addr, size, "not in the image")
+
+    def symbol_address(self, name):
+        return self.symbols.get(name)
+
+    def lookup_type(self, name):
+        return self.types.get(name)
+
+    def symbol_type(self, name):
+        return None
+
+    def executable(self):
+        return None
+
+    def threads(self):
+        return []
+
+
+class RT:
+    def __init__(self, target):
+        self.target = target
+        self.mem = Memory(target)
+
+
+def _norm(x):
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, float) and x == int(x) and abs(x) < 2 ** 53:
+        return int(x)
+    if isinstance(x, list):
+        return [_norm(y) for y in x]
+    if isinstance(x, dict):
+        return {k: _norm(v) for k, v in x.items()}
+    return x
+
+
+def _canon(entries):
+    return sorted(json.dumps(_norm(list(e)), sort_keys=True) for e in entries)
+
+
+@pytest.fixture(scope="module", params=IMAGES, ids=[os.path.basename(p) for p in IMAGES])
+def image(request):
+    return load_image(request.param)
+
+
+def test_images_exist():
+    assert len(IMAGES) >= 2
+
+
+def test_decode_matches_truth(image):
+    img, types, mem = image
+    rt = RT(ImageTarget(img, types, mem))
+    for m in img["maps"]:
+        mc = decode_map(rt, types[m["type"]], m["addr"], layout=True, locate=True)
+        want = m["truth"]
+        assert mc.errors == [], (m["name"], mc.errors)
+        assert mc.len == want["len"] and mc.nil == want["nil"], m["name"]
+        assert _canon(mc.entries) == _canon(want["entries"]), m["name"]
+        assert len(mc.locations) == len(mc.entries)
+        j = to_json(mc, layout=True)
+        json.dumps(j)
+        assert j["addr"] == want["addr"]
+
+
+def test_limit_and_growth_facts(image):
+    img, types, mem = image
+    rt = RT(ImageTarget(img, types, mem))
+    by = {m["name"]: m for m in img["maps"]}
+    m = by["main.mDeleted"]
+    mc = decode_map(rt, types[m["type"]], m["addr"], limit=10)
+    assert len(mc.entries) == 10 and mc.truncated and mc.full_slots == mc.len == 2000
+    g = by["main.mGrowing"]
+    mc = decode_map(rt, types[g["type"]], g["addr"], layout=True)
+    if mc.impl == "hmap":
+        assert mc.growth["growing"] and mc.header["oldbuckets"] != "0x0"
+        assert mc.header["nevacuate"] < 2 ** (mc.header["B"] - 1)
+    else:
+        assert mc.summary["full_slots"] == 53
+
+
+def test_not_a_map_is_decode_error(image):
+    img, types, mem = image
+    rt = RT(ImageTarget(img, types, mem))
+    with pytest.raises(DecodeError):
+        decode_map(rt, T.GoType("int", T.INT, 8), 0x1000)
+
+
+def test_unreadable_header_is_an_error_entry(image):
+    img, types, mem = image
+    rt = RT(ImageTarget(img, types, mem))
+    m = img["maps"][0]
+    mc = decode_map(rt, types[m["type"]], 0xdead0000)
+    assert mc.errors and mc.entries == []
+
+
+def test_go_float_and_float32():
+    assert go_float(1e6) == "1e+06" and go_float(123456.0) == "123456"
+    assert go_float(1e-5) == "1e-05" and go_float(0.0001) == "0.0001"
+    assert go_float(1.5) == "1.5" and go_float(-2.25) == "-2.25" and go_float(1e21) == "1e+21"
+    assert float32_value(0.10000000149011612) == 0.1
+    assert go_text({"X": 1, "Y": "a"}) == "{1 a}" and go_text([1, 2]) == "[1 2]"
+    assert go_text(None) == "<nil>" and go_text({"type": "int", "value": 3}) == "3"
+
+
+# ---- fuzzing: corrupt the image, the decoder must stay within DecodeError and time --------
+
+def _corrupt(mem, edits):
+    out = [(a, bytearray(b)) for a, b in mem]
+    for which, pos, val in edits:
+        a, b = out[which % len(out)]
+        if b:
+            b[pos % len(b)] = val
+    return out
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 10 ** 7), st.integers(0, 255)),
+                 min_size=1, max_size=40)
+WORDS = st.lists(st.tuples(st.integers(0, 10 ** 6), st.integers(0, 10 ** 7),
+                           st.sampled_from([0, 1, 0xFF, 0x7FFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF,
+                                            1 << 40, 0xc000000000])),
+                 min_size=1, max_size=10)
+
+
+def _fuzz_one(image, edits, words):
+    img, types, mem = image
+    mem = _corrupt(mem, edits)
+    for which, pos, val in words:  # plausible-but-wrong pointers and counts
+        a, b = mem[which % len(mem)]
+        if len(b) >= 8:
+            p = (pos % (len(b) - 7)) & ~7
+            b[p:p + 8] = val.to_bytes(8, "little")
+    rt = RT(ImageTarget(img, types, mem))
+    for m in img["maps"]:
+        t0 = time.monotonic()
+        try:
+            mc = decode_map(rt, types[m["type"]], m["addr"], layout=True, locate=True)
+            json.dumps(to_json(mc, layout=True), default=str)
+            for k, v in mc.entries[:50]:
+                go_text(k)
+                go_text(v)
+        except DecodeError:
+            pass
+        assert time.monotonic() - t0 < 20, m["name"]
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=[os.path.basename(p) for p in IMAGES])
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(edits=EDITS, words=WORDS)
+def test_corrupted_images_never_raise_or_hang(path, edits, words):
+    _fuzz_one(_cached(path), edits, words)
+
+
+_CACHE = {}
+
+
+def _cached(path):
+    if path not in _CACHE:
+        _CACHE[path] = load_image(path)
+    return _CACHE[path]
+
+
+def _poke(mem, addr, data):
+    for a, b in mem:
+        if a <= addr and addr + len(data) <= a + len(b):
+            b[addr - a:addr - a + len(data)] = data
+            return
+    raise AssertionError("address %#x not in the image" % addr)
+
+
+def test_absurd_sizes_and_cycles_are_bounded(image):
+    img, types, mem0 = image
+    m = next(x for x in img["maps"] if x["name"] == "main.mDeleted")
+    mt = types[m["type"]]
+    h = mt.extra["header"]
+    # absurd B / dirLen
+    mem = _corrupt(mem0, [])
+    if h.field("B") is not None:
+        _poke(mem, m["addr"] + h.field("B").offset, bytes([60]))
+    else:
+        _poke(mem, m["addr"] + h.field("dirLen").offset, (1 << 40).to_bytes(8, "little"))
+    mc = decode_map(RT(ImageTarget(img, types, mem)), mt, m["addr"])
+    assert any("implausible" in e for e in mc.errors), mc.errors
+    # a cycle: the first bucket's overflow points at itself (hmap), or a
+    # table's lengthMask is absurd (swiss)
+    mem = _corrupt(mem0, [])
+    rt = RT(ImageTarget(img, types, mem))
+    if h.field("buckets") is not None:
+        buckets = rt.mem.ptr(m["addr"] + h.field("buckets").offset)
+        bt = h.field("buckets").type.elem
+        _poke(mem, buckets + bt.field("overflow").offset, buckets.to_bytes(8, "little"))
+        mc = decode_map(rt, mt, m["addr"])
+        assert any("cycle" in e for e in mc.errors), mc.errors
+    else:
+        dirp = rt.mem.ptr(m["addr"] + h.field("dirPtr").offset)
+        t0 = rt.mem.ptr(dirp)
+        tt = h.field("dirPtr").type.elem.elem
+        g = tt.field("groups")
+        _poke(mem, t0 + g.offset + g.type.field("lengthMask").offset,
+              ((1 << 62) - 1).to_bytes(8, "little"))
+        mc = decode_map(rt, mt, m["addr"])
+        assert any("lengthMask" in e for e in mc.errors), mc.errors
+    assert 0 < len(mc.entries) <= 2000
