@@ -115,11 +115,20 @@ class GdbTarget:
         self.is_live = inf.pid != 0 and not _is_core()
         self.has_process = inf.pid != 0
         self._types = TypeConverter(self.ptr_size)
+        from ..memsource import open_source
+        self._raw = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
+            else open_source(pid=inf.pid) if self.is_live else None
         self._symbols: dict[str, Optional[int]] = {}
         self._symtypes: dict[str, Optional[T.GoType]] = {}
 
     # memory
     def read(self, addr: int, size: int) -> bytes:
+        if addr <= 0 or size < 0:
+            raise ReadError(addr, size, "bad address")
+        if self._raw is not None:
+            data = self._raw.read(addr, size)
+            if data is not None:
+                return data
         try:
             return self.inferior.read_memory(addr, size).tobytes()
         except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
@@ -217,6 +226,20 @@ def _underlying_map_name(t: "gdb.Type", stripped: "gdb.Type") -> Optional[str]:
         tn = target.name or ""
         if target.code == gdb.TYPE_CODE_STRUCT and (tn.startswith("hash<") or tn.startswith("map<")):
             return "map[" + tn[tn.index("<") + 1:-1].replace(",", "]", 1)
+    return None
+
+
+def _core_path() -> Optional[str]:
+    try:
+        text = gdb.execute("info target", to_string=True)
+    except gdb.error:
+        return None
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if "Local core dump file" in line and i + 1 < len(lines):
+            nxt = lines[i + 1].strip()
+            if nxt.startswith("`") and "'" in nxt:
+                return nxt[1:nxt.index("'")]
     return None
 
 

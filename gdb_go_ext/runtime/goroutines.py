@@ -5,6 +5,8 @@ Status names and wait reasons come from the binary's own tables
 """
 from __future__ import annotations
 
+import functools
+import operator
 import struct
 import time
 from dataclasses import dataclass, field
@@ -24,7 +26,7 @@ _FALLBACK_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "wa
                     6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Location:
     function: str
     file: str
@@ -41,7 +43,7 @@ class Location:
         return Location(frame.function, frame.file, frame.line) if frame else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Goroutine:
     id: int
     addr: int
@@ -135,9 +137,12 @@ class _GLayout:
             self.keys.append(key)
         self.struct = struct.Struct(fmt)
         self.has_parent = "parent" in self.keys
-
-    def decode(self, buf: bytes) -> dict:
-        return dict(zip(self.keys, self.struct.unpack_from(buf, 0)))
+        # every FIELDS key in FIELDS order; absent fields read as 0
+        missing = len(self.keys)
+        order = [self.keys.index(k) if k in self.keys else missing for k, _ in self.FIELDS]
+        getter = operator.itemgetter(*order)
+        unpack = self.struct.unpack_from
+        self.decode = lambda buf: getter(unpack(buf, 0) + (0,))
 
 
 class GoroutineWalker:
@@ -161,6 +166,7 @@ class GoroutineWalker:
                 goroot_src = file[: i + len("/src/")]
         self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version))
         self._start_cache: dict = {}
+        self._frame_locs: dict = {}
         self._created_cache: dict = {}
 
     # --- the list of g pointers
@@ -232,7 +238,8 @@ class GoroutineWalker:
 
     # --- the walk
     def walk(self, with_stack: int = 0, include_dead: bool = False,
-             want_labels: bool = True, want_user: bool = True) -> list[Goroutine]:
+             want_labels: bool = True, want_user: bool = True,
+             want_blocked: bool = True) -> list[Goroutine]:
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
         gsize = self.glay.size
@@ -248,7 +255,7 @@ class GoroutineWalker:
                                      error=str(buf) if buf is not None else "unreadable"))
                 continue
             g = self.decode_g(a, buf, threads, current_g, with_stack, include_dead,
-                              want_labels, want_user)
+                              want_labels, want_user, want_blocked)
             if g is not None:
                 out.append(g)
         if self.progress:
@@ -266,65 +273,73 @@ class GoroutineWalker:
                 g.wait_minutes = max(0, (now - g.wait_since_ns) // 60_000_000_000) if g.wait_since_ns else 0
 
     def decode_g(self, addr: int, buf: bytes, threads: dict, current_g, with_stack: int,
-                 include_dead: bool, want_labels: bool, want_user: bool) -> Optional[Goroutine]:
-        f = self.glay.decode(buf)
-        raw = f["status"]
+                 include_dead: bool, want_labels: bool, want_user: bool,
+                 want_blocked: bool = True) -> Optional[Goroutine]:
+        (goid, raw, wr, waitsince, sched_sp, sched_pc, _bp, syscallsp, syscallpc, lo, hi,
+         _m, lockedm, gopc, startpc, parent, labels, waiting) = self.glay.decode(buf)
         code = raw & ~GSCAN
         if code == G_DEAD and not include_dead:
             return None
         names = self.status_names
-        name = names[code] if 0 <= code < len(names) and names[code] else _FALLBACK_STATUS.get(code, f"status {code}")
-        g = Goroutine(id=f.get("goid", -1), addr=addr, status_code=code, status=name,
-                      scan=bool(raw & GSCAN))
+        name = names[code] if 0 <= code < len(names) and names[code] else \
+            _FALLBACK_STATUS.get(code, f"status {code}")
+        g = Goroutine(goid, addr, code, name, bool(raw & GSCAN))
         if code == G_WAITING:
-            wr = f.get("waitreason", 0)
             reasons = self.wait_reasons
             g.wait_reason = reasons[wr] if 0 <= wr < len(reasons) else f"waitReason({wr})"
-            g.wait_since_ns = f.get("waitsince", 0)
-        g.locked_to_thread = bool(f.get("lockedm", 0))
-        if self.glay.has_parent:
-            g.parent_id = f["parent"] or None
-        g.stack_lo, g.stack_hi = f.get("stack_lo", 0), f.get("stack_hi", 0)
-        on_thread = threads.get(addr)
-        if on_thread is not None and code in (G_RUNNING, G_SYSCALL):
-            g.thread, g.m_id = on_thread[0], on_thread[1]
-        if addr == current_g:
-            g.is_current = True
-        # where the walk starts: never by writing registers
-        pc, sp = f.get("sched_pc", 0), f.get("sched_sp", 0)
-        if code == G_SYSCALL and f.get("syscallsp"):
-            pc, sp = f.get("syscallpc", 0), f["syscallsp"]
-        elif code == G_RUNNING and on_thread is not None and on_thread[2] is not None:
-            regs = on_thread[2]
-            if g.stack_lo <= regs.sp < g.stack_hi:
-                pc, sp = regs.pc, regs.sp
+            g.wait_since_ns = waitsince
+        g.locked_to_thread = bool(lockedm)
+        g.parent_id = parent or None
+        g.stack_lo, g.stack_hi = lo, hi
+        pc, sp = sched_pc, sched_sp
+        if threads:
+            on_thread = threads.get(addr)
+            if on_thread is not None and code in (G_RUNNING, G_SYSCALL):
+                g.thread, g.m_id = on_thread[0], on_thread[1]
+                regs = on_thread[2]
+                if code == G_RUNNING and regs is not None and lo <= regs.sp < hi:
+                    pc, sp = regs.pc, regs.sp
+            if addr == current_g:
+                g.is_current = True
+        if code == G_SYSCALL and syscallsp:
+            pc, sp = syscallpc, syscallsp
         g.pc, g.sp = pc, sp
         try:
-            g.start = self._func_loc(f.get("startpc", 0), self._start_cache, exact=True)
-            if f.get("gopc") and g.id != 1:  # the runtime prints no creator for main
-                g.created_by = self._created_by(f["gopc"])
+            if startpc:
+                g.start = self._start_cache.get(startpc) or self._func_loc(startpc, self._start_cache, True)
+            if gopc and goid != 1:  # the runtime prints no creator for main
+                g.created_by = self._created_cache.get(gopc) or self._created_by(gopc)
         except DecodeError as e:
             g.error = str(e)
         if code != G_DEAD and pc:
-            depth = with_stack if with_stack else 64
-            frames, err = self.unwinder.walk(pc, sp, min(sp, g.stack_lo) if g.stack_lo else sp,
-                                             g.stack_hi or sp + (1 << 20), max_frames=depth,
+            frames, err = self.unwinder.walk(pc, sp, lo if lo else sp, hi or sp + (1 << 20),
+                                             max_frames=with_stack or 64,
                                              stop_at_user=not with_stack)
             if frames:
-                g.current = Location.of(frames[0])
-                g.user = Location.of(next((fr for fr in frames if fr.user), None))
+                locs = self._frame_locs
+                first = frames[0]
+                g.current = locs.get(first) or self._loc_for(first)
+                for fr in frames:
+                    if fr.user:
+                        g.user = locs.get(fr) or self._loc_for(fr)
+                        break
             if with_stack:
                 g.stack = frames
-            if err and not g.error and (with_stack or not g.user):
+            if err and not g.error and (with_stack or g.user is None):
                 g.error = f"stack: {err}"
-        if want_labels and f.get("labels"):
+        if want_labels and labels:
             try:
-                g.labels = self.rt.labels_at(f["labels"])
+                g.labels = self.rt.labels_at(labels)
             except DecodeError as e:
                 g.error = g.error or f"labels: {e}"
-        if code == G_WAITING and f.get("waiting"):
-            g.blocked_on = self._blocked_on(f["waiting"])
+        if want_blocked and code == G_WAITING and waiting:
+            g.blocked_on = self._blocked_on(waiting, g.wait_reason)
         return g
+
+    def _loc_for(self, fr: StackFrame) -> Location:
+        """One shared Location per symbolized frame: thousands of goroutines share them."""
+        loc = self._frame_locs[fr] = Location(fr.function, fr.file, fr.line)
+        return loc
 
     def _func_loc(self, pc: int, cache: dict, exact: bool) -> Optional[Location]:
         if not pc:
@@ -356,26 +371,40 @@ class GoroutineWalker:
             self._created_cache[gopc] = hit
         return hit
 
-    def _blocked_on(self, sudog: int) -> Optional[str]:
+    def _blocked_on(self, sudog: int, wait_reason: str) -> Optional[str]:
+        """What the runtime recorded this goroutine waits on, from its sudogs."""
+        if self._sudog is None:
+            return None
+        o_c, o_elem, o_link = self._sudog
+        try:
+            if "chan" in wait_reason or "select" in wait_reason:
+                chans = []
+                seen = set()
+                s = sudog
+                # a select has one sudog per case, linked by waitlink; bounded
+                while s and s not in seen and len(seen) < 64:
+                    seen.add(s)
+                    c = self.mem.ptr(s + o_c)
+                    if c:
+                        chans.append(c)
+                    if "select" not in wait_reason or o_link is None:
+                        break
+                    s = self.mem.ptr(s + o_link)
+                if chans:
+                    return "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))
+                return None
+            if o_elem is not None and ("sync" in wait_reason or "sema" in wait_reason):
+                addr = self.mem.ptr(sudog + o_elem)
+                return f"semaphore {addr:#x}" if addr else None
+        except ReadError:
+            return None
+        return None
+
+    @functools.cached_property
+    def _sudog(self):
         st = self.rt.target.lookup_type("runtime.sudog")
-        if st is None:
+        if st is None or st.find("c") is None:
             return None
-        o_c = st.find("c")
-        o_link = st.find("waitlink")
-        if o_c is None:
-            return None
-        chans = []
-        seen = set()
-        s = sudog
-        while s and s not in seen and len(seen) < 64:
-            seen.add(s)
-            try:
-                c = self.mem.ptr(s + o_c[0])
-                if c:
-                    chans.append(c)
-                s = self.mem.ptr(s + o_link[0]) if o_link else 0
-            except ReadError:
-                break
-        if not chans:
-            return None
-        return "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))
+        elem = st.find("elem")
+        link = st.find("waitlink")
+        return st.find("c")[0], elem[0] if elem else None, link[0] if link else None

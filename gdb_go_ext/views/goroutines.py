@@ -87,9 +87,23 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
     if show_labels:
         cols.append("labels")
     rows = []
+    loc_text: dict = {}
+
+    def loc(l):  # memoised: leaked goroutines share a handful of locations
+        if l is None:
+            return ""
+        k = id(l)
+        t = loc_text.get(k)
+        if t is None:
+            t = loc_text[k] = _loc(l)
+        return t
+
     for g in gs:
+        created = ""
+        if g.created_by is not None:
+            created = loc(g.created_by) + (f" in goroutine {g.parent_id}" if g.parent_id else "")
         row = ["*" if g.is_current else "", str(g.id), g.status + ("+scan" if g.scan else ""),
-               wait_text(g), _loc(g.user) or _loc(g.current), _created(g)]
+               wait_text(g), loc(g.user) or loc(g.current), created]
         if show_labels:
             row.append(_labels(g))
         if g.thread:

@@ -1,0 +1,3 @@
+module leaker
+
+go 1.19
