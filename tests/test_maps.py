@@ -123,3 +123,33 @@ def _check_layout_facts(name, got, swiss):
             assert lay["growth"]["growing"] and not lay["growth"]["same_size"]
             assert h["nevacuate"] < 2 ** (h["B"] - 1), name
             assert any(b["which"] == "old" and not b["evacuated"] for b in lay["buckets"])
+
+
+def test_mapsplitgroup_layout(tmp_path):
+    """Go 1.27's GOEXPERIMENT=mapsplitgroup (groups of keys[8] then elems[8]) is not a
+    matrix entry of its own: build it here with the go1.27.3 toolchain, live only."""
+    name = "go1.27.3"
+    if name not in harness.matrix_names():
+        pytest.skip("go1.27.3 is not in the matrix")
+    env = harness.go_env(name)
+    env["GOEXPERIMENT"] = "mapsplitgroup"
+    binary = str(tmp_path / "maps-split")
+    import subprocess
+    subprocess.run([harness.toolchain(name)["go"], "build", "-o", binary, "."],
+                   cwd=os.path.join(harness.FIXTURES_DIR, "maps"), env=env, check=True,
+                   capture_output=True, timeout=600)
+    out = tmp_path / "json"
+    out.mkdir()
+    with harness.run_fixture(binary) as fp:
+        truth = fp.truth("maps")
+        assert "mapsplitgroup" in truth["version"]
+        cmds = [("json %s" % n, "go map %s --json --layout -o %s/%s.json" % (n, out, n))
+                for n in sorted(truth["maps"])]
+        r = harness.run_gdb(binary, pid=fp.pid, commands=cmds, timeout=600)
+    for n, want in sorted(truth["maps"].items()):
+        assert r.error("json %s" % n) is None, (n, r.error("json %s" % n))
+        got = json.load(open(out / ("%s.json" % n)))
+        assert got["impl"] == "swiss" and got["errors"] == [], n
+        assert got["len"] == want["len"], n
+        assert _canon(got["entries"]) == _canon(want["entries"]), n
+        _check_layout_facts(n, got, True)
