@@ -53,6 +53,8 @@ def apply_filters(gs: Iterable[Goroutine], status: Optional[str] = None,
     with_ = list(with_)
     without = list(without)
     labels = list(labels)
+    if not (status or with_ or without or labels):
+        return list(gs)
     for kind, _ in with_ + without:
         if kind not in KINDS:
             raise UsageError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")

@@ -66,7 +66,7 @@ class GoroutinesCommand(GoCommand):
         groups = triage.group_by(gs, args.group) if args.group else None
         color = self.color(args.output)
         if args.json:
-            self.emit_json(view.goroutines_json(rt.layout.go_version, shown, walker.errors,
+            self.emit(view.goroutines_json_text(rt.layout.go_version, shown, walker.errors,
                                                 bool(args.depth), getattr(walker, "clock", None),
                                                 groups, args.group), args.output)
             return

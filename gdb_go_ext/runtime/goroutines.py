@@ -167,6 +167,8 @@ class GoroutineWalker:
         self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version))
         self._start_cache: dict = {}
         self._frame_locs: dict = {}
+        self._keep: list = []
+        rt._label_strings.clear()  # memory may have been reused since the last stop
         self._created_cache: dict = {}
 
     # --- the list of g pointers
@@ -243,16 +245,17 @@ class GoroutineWalker:
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
         gsize = self.glay.size
-        blobs = self.mem.bulk((a, gsize) for a in addrs if a)
+        blobs = self.mem.bulk_fixed(addrs, gsize)
         out: list[Goroutine] = []
         total = len(addrs)
+        progress = self.progress
         for i, a in enumerate(addrs):
-            if self.progress and i % 5000 == 0:
-                self.progress(i, total)
-            buf = blobs.get(a) if a else ReadError(a, gsize, "nil g pointer")
-            if isinstance(buf, ReadError) or buf is None:
+            if progress and i % 5000 == 0:
+                progress(i, total)
+            buf = blobs[i]
+            if buf.__class__ is ReadError:
                 out.append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
-                                     error=str(buf) if buf is not None else "unreadable"))
+                                     error=str(buf)))
                 continue
             g = self.decode_g(a, buf, threads, current_g, with_stack, include_dead,
                               want_labels, want_user, want_blocked)
@@ -318,10 +321,10 @@ class GoroutineWalker:
             if frames:
                 locs = self._frame_locs
                 first = frames[0]
-                g.current = locs.get(first) or self._loc_for(first)
+                g.current = locs.get(id(first)) or self._loc_for(first)
                 for fr in frames:
                     if fr.user:
-                        g.user = locs.get(fr) or self._loc_for(fr)
+                        g.user = locs.get(id(fr)) or self._loc_for(fr)
                         break
             if with_stack:
                 g.stack = frames
@@ -338,7 +341,8 @@ class GoroutineWalker:
 
     def _loc_for(self, fr: StackFrame) -> Location:
         """One shared Location per symbolized frame: thousands of goroutines share them."""
-        loc = self._frame_locs[fr] = Location(fr.function, fr.file, fr.line)
+        loc = self._frame_locs[id(fr)] = Location(fr.function, fr.file, fr.line)
+        self._keep.append(fr)  # ids stay valid while the frame lives
         return loc
 
     def _func_loc(self, pc: int, cache: dict, exact: bool) -> Optional[Location]:

@@ -21,6 +21,7 @@ class GoRuntime:
         self._elf = None
         self._elf_tried = False
         self.layout: Layout = detect(target, self.elf)
+        self._label_strings: dict = {}  # (ptr, len) -> str; label strings are mostly shared
 
     # the binary, read from disk: pclntab, buildinfo, static data
     @property
@@ -117,10 +118,19 @@ class GoRuntime:
             return {}
         raw = self.mem.read(arr, n * esize)
         out = {}
+        cache = self._label_strings
         for i in range(n):
-            kp, kn = struct.unpack_from("<QQ", raw, i * esize + koff)
-            vp, vn = struct.unpack_from("<QQ", raw, i * esize + voff)
-            out[self.mem.string_data(kp, kn, 1 << 16)] = self.mem.string_data(vp, vn, 1 << 16)
+            k = struct.unpack_from("<QQ", raw, i * esize + koff)
+            v = struct.unpack_from("<QQ", raw, i * esize + voff)
+            ks = cache.get(k)
+            if ks is None:
+                ks = cache[k] = self.mem.string_data(k[0], k[1], 1 << 16)
+            vs = cache.get(v)
+            if vs is None:
+                vs = cache[v] = self.mem.string_data(v[0], v[1], 1 << 16)
+            out[ks] = vs
+        if len(cache) > 100_000:
+            cache.clear()
         return out
 
 

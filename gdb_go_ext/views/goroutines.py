@@ -86,49 +86,71 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
     cols = ["", "id", "status", "wait", "user location", "created by"]
     if show_labels:
         cols.append("labels")
-    rows = []
     loc_text: dict = {}
 
     def loc(l):  # memoised: leaked goroutines share a handful of locations
         if l is None:
             return ""
-        k = id(l)
-        t = loc_text.get(k)
+        t = loc_text.get(id(l))
         if t is None:
-            t = loc_text[k] = _loc(l)
+            t = loc_text[id(l)] = _loc(l)
         return t
 
+    rows = []
+    append = rows.append
     for g in gs:
+        status = g.status
+        if g.scan:
+            status += "+scan"
+        if g.thread:
+            status += f" (LWP {g.thread})"
+        if g.locked_to_thread:
+            status += " locked"
+        where = loc(g.user) or loc(g.current)
+        if g.error:
+            where = (where + "  " if where else "") + f"[error: {g.error}]"
         created = ""
         if g.created_by is not None:
-            created = loc(g.created_by) + (f" in goroutine {g.parent_id}" if g.parent_id else "")
-        row = ["*" if g.is_current else "", str(g.id), g.status + ("+scan" if g.scan else ""),
-               wait_text(g), loc(g.user) or loc(g.current), created]
+            created = loc(g.created_by)
+            if g.parent_id:
+                created += f" in goroutine {g.parent_id}"
+        wait = g.wait_reason
+        if wait and g.wait_minutes:
+            wait = f"{wait}, {g.wait_minutes} minutes"
+        row = ("*" if g.is_current else "", str(g.id), status, wait, where, created)
         if show_labels:
-            row.append(_labels(g))
-        if g.thread:
-            row[2] += f" (LWP {g.thread})"
-        if g.locked_to_thread:
-            row[2] += " locked"
-        if g.error:
-            row[4] = (row[4] + "  " if row[4] else "") + f"[error: {g.error}]"
-        rows.append(row)
+            row += (",".join(f"{k}={v}" for k, v in sorted(g.labels.items())) if g.labels else "",)
+        append(row)
     caps = [1, 12, 24, 36, 60, 60, 40]
-    widths = [min(caps[i], max([len(cols[i])] + [len(r[i]) for r in rows])) for i in range(len(cols))]
+    widths = []
+    for i, c in enumerate(cols):
+        longest = max(map(len, set(r[i] for r in rows)), default=0)
+        widths.append(min(caps[i], max(len(c), longest)))
     # keep within the terminal: shrink the widest columns first
     while sum(widths) + 2 * len(widths) > width and max(widths) > 16:
-        i = widths.index(max(widths))
-        widths[i] -= 1
-    lines = ["  ".join(_c(_fit(c, widths[i]).ljust(widths[i]), "head", color) if c else " " * widths[i]
-                       for i, c in enumerate(cols)).rstrip()]
-    keys = [None, "id", "status", None, "loc", None, None]
+        widths[widths.index(max(widths))] -= 1
+    head = "  ".join(_fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(cols)).rstrip()
+    lines = [_c(head, "head", color)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    fitted: dict = {}
+
+    def fit(v, w):
+        if len(v) <= w:
+            return v
+        t = fitted.get((v, w))
+        if t is None:
+            t = fitted[(v, w)] = _fit(v, w)
+        return t
+
+    stacked = depth and any(g.stack is not None for g in gs)
     for g, r in zip(gs, rows):
-        cells = []
-        for i, v in enumerate(r):
-            txt = _fit(v, widths[i]).ljust(widths[i])
-            cells.append(_c(txt, keys[i], color) if keys[i] else txt)
-        lines.append("  ".join(cells).rstrip())
-        if depth and g.stack is not None:
+        cells = [fit(v, widths[i]) for i, v in enumerate(r)]
+        if color:
+            cells[1] = _c(cells[1].ljust(widths[1]), "id", True)
+            cells[2] = _c(cells[2].ljust(widths[2]), "status", True)
+            cells[4] = _c(cells[4].ljust(widths[4]), "loc", True)
+        lines.append(fmt.format(*cells).rstrip())
+        if stacked and g.stack is not None:
             for f in g.stack[:depth]:
                 lines.append(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}")
                 lines.append(f"          {f.file}:{f.line}")
@@ -165,6 +187,53 @@ def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], wit
         out["groups"] = [{"kind": group_kind, "key": grp.key, "count": grp.count,
                           "ids": [g.id for g in grp.goroutines]} for grp in groups]
     return out
+
+
+def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str],
+                         with_stack: bool, clock: Optional[str] = None, groups=None,
+                         group_kind=None) -> str:
+    """The same document as goroutines_json, written fast: one goroutine per line,
+    with locations and frames serialised once and shared (they repeat by the thousand)."""
+    import json
+    dumps = json.dumps
+    head = goroutines_json(go_version, [], errors, with_stack, clock, groups, group_kind)
+    head["summary"] = triage.summary(gs)
+    del head["goroutines"]
+    cache: dict = {}
+
+    def js(obj):  # a location, frame or string, serialised once per distinct object
+        if obj is None:
+            return "null"
+        k = id(obj)
+        t = cache.get(k)
+        if t is None:
+            t = dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
+            cache[k] = t
+            keep.append(obj)
+        return t
+
+    keep: list = []
+    lines = []
+    for g in gs:
+        parts = [
+            f'{{"id": {g.id}, "addr": "{g.addr:#x}", "status": {js(g.status)}',
+            f'"wait_reason": {js(g.wait_reason)}',
+            f'"wait_minutes": {"null" if g.wait_minutes is None else g.wait_minutes}',
+            f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}',
+            f'"labels": {dumps(g.labels, ensure_ascii=False) if g.labels else "{}"}',
+            f'"thread": {"null" if g.thread is None else g.thread}',
+            f'"parent_id": {"null" if g.parent_id is None else g.parent_id}',
+            f'"created_by": {js(g.created_by)}', f'"current": {js(g.current)}',
+            f'"user": {js(g.user)}', f'"start": {js(g.start)}',
+            f'"blocked_on": {dumps(g.blocked_on) if g.blocked_on else "null"}',
+            f'"is_current": {"true" if g.is_current else "false"}',
+            f'"error": {dumps(g.error) if g.error else "null"}',
+        ]
+        if with_stack:
+            parts.append('"stack": [' + ", ".join(js(f) for f in (g.stack or ())) + "]")
+        lines.append(", ".join(parts) + "}")
+    body = dumps(head, ensure_ascii=False)
+    return body[:-1] + ', "goroutines": [\n' + ",\n".join(lines) + "\n]}\n"
 
 
 def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
