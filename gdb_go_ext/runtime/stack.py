@@ -42,6 +42,7 @@ class Unwinder:
         self.wrapper_id = wrapper_id
         # pc -> (func, spdelta, frames tuple, topframe) ; separate caches for exact/return pcs
         self._exact: dict = {}
+        self._recipes: dict = {}
         self._ret: dict = {}
 
     def is_user_file(self, file: str, function: str) -> bool:
@@ -86,48 +87,76 @@ class Unwinder:
 
         stop_at_user: stop once a user frame has been produced (cheap locations).
         Bounded by max_frames logical frames and MAX_PHYSICAL_FRAMES; stops on a
-        non-increasing stack pointer.
+        non-increasing stack pointer. The returned list is shared: do not modify it.
+
+        Leaked goroutines repeat the same stacks by the thousand, so each walk is
+        remembered as a recipe: the stack slots it read and the return addresses it
+        found there. A goroutine with the same pc and depth whose slots hold the same
+        return addresses has, by construction, the same frames; that is checked
+        word by word, never assumed.
         """
-        frames: list[StackFrame] = []
         if pc == 0:
-            return frames, "no saved pc"
+            return [], "no saved pc"
         if not (lo <= sp < hi) or hi - sp > 1 << 30:
-            return frames, f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
-        base = sp
+            return [], f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
         try:
             buf = self.mem.read(sp, min(hi - sp, 1024))
         except DecodeError as e:
-            return frames, str(e)
+            return [], str(e)
+        key = (pc, hi - sp, max_frames, stop_at_user)
+        recipe = self._recipes.get(key)
+        if recipe is not None:
+            slots, frames, err = recipe
+            n = len(buf)
+            unpack = _unpack_word
+            for off, want in slots:
+                if off + 8 > n or unpack(buf, off)[0] != want:
+                    break
+            else:
+                return frames, err
+        slots = []
+        frames, err, complete = self._walk_slow(pc, sp, hi, buf, max_frames, stop_at_user, slots)
+        if complete:
+            if len(self._recipes) > 1 << 16:
+                self._recipes.clear()
+            self._recipes[key] = (tuple(slots), frames, err)
+        return frames, err
+
+    def _walk_slow(self, pc, sp, hi, buf, max_frames, stop_at_user, slots):
+        """The unwinding proper. Returns (frames, error, recipe usable)."""
+        frames: list[StackFrame] = []
+        base = sp
         exact_cache, ret_cache, info_of = self._exact, self._ret, self._info
         unpack = _unpack_word
         info = exact_cache.get(pc) or info_of(pc, True)
         for _ in range(MAX_PHYSICAL_FRAMES):
             f, delta, logical, top, has_user = info
             if f is None:
-                return frames, f"pc {pc:#x} is not in Go code"
+                return frames, f"pc {pc:#x} is not in Go code", True
             frames += logical
             if len(frames) >= max_frames:
                 del frames[max_frames:]
-                return frames, None
+                return frames, None, True
             if top or (stop_at_user and has_user):
-                return frames, None
+                return frames, None, True
             if delta < 0:
-                return frames, f"no frame size for {f.name} at {pc:#x}"
+                return frames, f"no frame size for {f.name} at {pc:#x}", True
             slot = sp + delta
             off = slot - base
             if off + 8 > len(buf):
                 if slot + 8 > hi:
-                    return frames, f"stack slot {slot:#x} outside the goroutine stack"
+                    return frames, f"stack slot {slot:#x} outside the goroutine stack", True
                 try:
                     buf = self.mem.read(base, min(hi - base, max(2 * len(buf), off + 1032)))
                 except DecodeError as e:
-                    return frames, str(e)
+                    return frames, str(e), False
             ret = unpack(buf, off)[0]
+            slots.append((off, ret))
             if ret == 0:
-                return frames, None
+                return frames, None, True
             pc, sp = ret, slot + 8
             info = ret_cache.get(pc) or info_of(pc, False)
-        return frames, f"more than {MAX_PHYSICAL_FRAMES} frames"
+        return frames, f"more than {MAX_PHYSICAL_FRAMES} frames", True
 
 
 _unpack_word = struct.Struct("<Q").unpack_from
