@@ -83,12 +83,14 @@ def _fit(s: str, w: int) -> str:
 
 
 def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
+    """The goroutine table. Everything but the id repeats across leaked goroutines, so
+    each distinct row tail is built and formatted once."""
     cols = ["", "id", "status", "wait", "user location", "created by"]
     if show_labels:
         cols.append("labels")
     loc_text: dict = {}
 
-    def loc(l):  # memoised: leaked goroutines share a handful of locations
+    def loc(l):
         if l is None:
             return ""
         t = loc_text.get(id(l))
@@ -96,60 +98,57 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
             t = loc_text[id(l)] = _loc(l)
         return t
 
+    tails: dict = {}      # tail tuple -> formatted text (filled once widths are known)
     rows = []
     append = rows.append
     for g in gs:
         status = g.status
-        if g.scan:
-            status += "+scan"
-        if g.thread:
-            status += f" (LWP {g.thread})"
-        if g.locked_to_thread:
-            status += " locked"
+        if g.scan or g.thread or g.locked_to_thread:
+            if g.scan:
+                status += "+scan"
+            if g.thread:
+                status += f" (LWP {g.thread})"
+            if g.locked_to_thread:
+                status += " locked"
         where = loc(g.user) or loc(g.current)
         if g.error:
             where = (where + "  " if where else "") + f"[error: {g.error}]"
-        created = ""
-        if g.created_by is not None:
-            created = loc(g.created_by)
-            if g.parent_id:
-                created += f" in goroutine {g.parent_id}"
+        created = loc(g.created_by) if g.created_by is not None else ""
+        if created and g.parent_id:
+            created += f" in goroutine {g.parent_id}"
         wait = g.wait_reason
         if wait and g.wait_minutes:
             wait = f"{wait}, {g.wait_minutes} minutes"
-        row = ("*" if g.is_current else "", str(g.id), status, wait, where, created)
+        tail = (status, wait, where, created)
         if show_labels:
-            row += (",".join(f"{k}={v}" for k, v in sorted(g.labels.items())) if g.labels else "",)
-        append(row)
+            tail += (",".join(f"{k}={v}" for k, v in sorted(g.labels.items())) if g.labels else "",)
+        tails[tail] = None
+        append(("*" if g.is_current else "", str(g.id), tail))
     caps = [1, 12, 24, 36, 60, 60, 40]
-    widths = []
-    for i, c in enumerate(cols):
-        longest = max(map(len, set(r[i] for r in rows)), default=0)
-        widths.append(min(caps[i], max(len(c), longest)))
+    widths = [1, max([2] + [len(r[1]) for r in rows[:1]] + [len(str(max((g.id for g in gs), default=0)))])]
+    for i in range(2, len(cols)):
+        longest = max((len(t[i - 2]) for t in tails), default=0)
+        widths.append(min(caps[i], max(len(cols[i]), longest)))
     # keep within the terminal: shrink the widest columns first
     while sum(widths) + 2 * len(widths) > width and max(widths) > 16:
         widths[widths.index(max(widths))] -= 1
     head = "  ".join(_fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(cols)).rstrip()
+    keys = [None, None, "status", None, "loc", None, None]
+    for t in tails:
+        cells = []
+        for i, v in enumerate(t, start=2):
+            txt = _fit(v, widths[i]).ljust(widths[i])
+            cells.append(_c(txt, keys[i], color) if keys[i] else txt)
+        tails[t] = "  ".join(cells).rstrip()
     lines = [_c(head, "head", color)]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
-    fitted: dict = {}
-
-    def fit(v, w):
-        if len(v) <= w:
-            return v
-        t = fitted.get((v, w))
-        if t is None:
-            t = fitted[(v, w)] = _fit(v, w)
-        return t
-
+    wid = widths[1]
+    id_color = color
     stacked = depth and any(g.stack is not None for g in gs)
-    for g, r in zip(gs, rows):
-        cells = [fit(v, widths[i]) for i, v in enumerate(r)]
-        if color:
-            cells[1] = _c(cells[1].ljust(widths[1]), "id", True)
-            cells[2] = _c(cells[2].ljust(widths[2]), "status", True)
-            cells[4] = _c(cells[4].ljust(widths[4]), "loc", True)
-        lines.append(fmt.format(*cells).rstrip())
+    for g, (star, gid, tail) in zip(gs, rows):
+        ident = gid.ljust(wid)
+        if id_color:
+            ident = _c(ident, "id", True)
+        lines.append(f"{star or ' '}  {ident}  {tails[tail]}")
         if stacked and g.stack is not None:
             for f in g.stack[:depth]:
                 lines.append(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}")
