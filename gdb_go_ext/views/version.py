@@ -10,6 +10,8 @@ def to_json(rt) -> dict:
     facts = rt.layout.facts()
     facts["executable"] = rt.target.executable()
     facts["live"] = bool(rt.target.is_live)
+    facts["wait_reason_strings"] = rt.wait_reasons
+    facts["status_strings"] = rt.status_names
     return facts
 
 
