@@ -286,21 +286,26 @@ demo_gdb() {  # demo_gdb <label> <gdb target args...>
     local label="$1"; shift
     echo
     echo "=================== $label: gdb -batch $* ==================="
-    # `go goroutines` / `go stacks` run only once they exist.
     cat >"$DEMO_TMP/demo.gdb" <<'EOF'
 python
-import gdb
-for _c in ("go goroutines", "go stacks --min 2"):
+import gdb, json
+def _demo(cmd):
+    print("(gdb) " + cmd)
     try:
-        gdb.execute("help " + _c.split(" --")[0], to_string=True)
-    except gdb.error:
-        print("(%s: not implemented yet)" % _c)
-        continue
-    print("(gdb) " + _c)
-    try:
-        gdb.execute(_c)
+        gdb.execute(cmd)
     except gdb.error as e:
         print("error: %s" % e)
+for _c in ("go goroutines -l --limit 12", "go stacks --min 4 -t 12"):
+    _demo(_c)
+try:  # one leaked goroutine's backtrace
+    _gs = json.loads(gdb.execute("go goroutines --json -with userloc main.", to_string=True))["goroutines"]
+    _leaked = [g["id"] for g in _gs if g["id"] != 1]
+    if _leaked:
+        _demo("go goroutine %d" % _leaked[0])
+except (gdb.error, ValueError, KeyError) as e:
+    print("error: %s" % e)
+for _c in ("go map main.config", "go map main.cache --limit 5", "go map main.config --layout"):
+    _demo(_c)
 end
 EOF
     "$GDB" -nx -batch \

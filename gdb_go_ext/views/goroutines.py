@@ -249,7 +249,7 @@ def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> s
         lines.append(_c(head, "head", color))
         lines.append(f"  ids: {ids}{more}")
         for obj, n in b.blocked_on():
-            verb = "blocked"
+            verb = "blocked on"
             if "receive" in b.wait_reason:
                 verb = "blocked receiving on"
             elif "send" in b.wait_reason:
