@@ -1,0 +1,337 @@
+"""Go type layouts and global variable types from the binary's own DWARF (pyelftools).
+
+Delve reads the same DWARF; reading it here gives GoType objects built exactly
+as gdb_go_ext/gdb/backend.py builds them from gdb's view of that DWARF (same
+names, kinds, sizes, field offsets; maps with extra['header']).
+
+Go puts every type in one compile unit and each package's globals in the
+package's unit. Indexing those top-level DIEs takes a second or two with
+pyelftools, so the name -> DIE offset index is cached per build-id under
+$GDB_GO_EXT_CACHE/dwarf-index/.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from typing import Optional
+
+from gdb_go_ext.errors import DecodeError
+from gdb_go_ext.runtime import types as T
+
+from .dlv import cache_dir
+
+INDEX_VERSION = 1
+TYPE_TAGS = {"DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type", "DW_TAG_typedef",
+             "DW_TAG_array_type", "DW_TAG_subroutine_type", "DW_TAG_unspecified_type"}
+
+# DW_ATE_*
+_BOOL, _CFLOAT, _FLOAT, _SIGNED, _SCHAR, _UNSIGNED, _UCHAR = 2, 3, 4, 5, 6, 7, 8
+
+
+def _name(die) -> Optional[str]:
+    a = die.attributes.get("DW_AT_name")
+    if a is None:
+        return None
+    v = a.value
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+class DwarfTypes:
+    """lookup_type / symbol_type over one Go binary's DWARF."""
+
+    def __init__(self, path: str, build_id: Optional[str], ptr_size: int = 8):
+        try:
+            from elftools.elf.elffile import ELFFile
+        except ImportError:
+            raise DecodeError("the Delve bridge needs pyelftools (pip install pyelftools)") from None
+        self.path = path
+        self.ptr_size = ptr_size
+        self._fh = open(path, "rb")
+        self.elf = ELFFile(self._fh)
+        if not self.elf.has_dwarf_info():
+            raise DecodeError(f"{path} has no DWARF (built with -w?); the bridge needs it for type layouts")
+        self.dwarf = self.elf.get_dwarf_info()
+        self.lock = threading.RLock()
+        key = build_id or hashlib.sha256(f"{path}:{os.path.getsize(path)}:{os.path.getmtime(path)}"
+                                         .encode()).hexdigest()
+        self._index_path = os.path.join(cache_dir(), "dwarf-index",
+                                        hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
+        self._index = self._load_index()
+        self._memo: dict[int, T.GoType] = {}
+        self._by_name: dict[str, Optional[T.GoType]] = {}
+        self._vars: dict[str, Optional[T.GoType]] = {}
+
+    # --- the index: {"types": {name: off}, "vars": {name: off}, "cus": [indexed CU offsets]}
+    def _load_index(self) -> dict:
+        try:
+            with open(self._index_path) as f:
+                idx = json.load(f)
+            if idx.get("v") == INDEX_VERSION:
+                return idx
+        except (OSError, ValueError):
+            pass
+        return {"v": INDEX_VERSION, "types": {}, "vars": {}, "cus": [], "cu_names": None}
+
+    def _save_index(self) -> None:
+        try:
+            os.makedirs(os.path.dirname(self._index_path), exist_ok=True)
+            tmp = f"{self._index_path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(self._index, f)
+            os.replace(tmp, self._index_path)
+        except OSError:
+            pass  # a read-only cache only costs time
+
+    def _cu_names(self) -> list:
+        if self._index.get("cu_names") is None:
+            out = []
+            for cu in self.dwarf.iter_CUs():
+                out.append([_name(cu.get_top_DIE()) or "", cu.cu_offset])
+            self._index["cu_names"] = out
+        return self._index["cu_names"]
+
+    def _index_cu(self, cu_offset: int) -> None:
+        if cu_offset in self._index["cus"]:
+            return
+        cu = self.dwarf.get_CU_at(cu_offset)
+        types, vars_ = self._index["types"], self._index["vars"]
+        for die in cu.get_top_DIE().iter_children():
+            tag = die.tag
+            if tag == "DW_TAG_variable":
+                n = _name(die)
+                if n and "DW_AT_type" in die.attributes:
+                    vars_.setdefault(n, die.offset)
+            elif tag in TYPE_TAGS:
+                n = _name(die)
+                if n:
+                    types.setdefault(n, die.offset)
+        self._index["cus"].append(cu_offset)
+        self._save_index()
+
+    def _index_package(self, pkg: str) -> None:
+        for name, off in self._cu_names():
+            if name == pkg:
+                self._index_cu(off)
+
+    def _ensure_types(self) -> None:
+        if self._index.get("types_done"):
+            return
+        # types live in a compile unit of their own (named like runtime's) with hardly any code;
+        # index the runtime units, then the rest only if a type is still missing
+        self._index_package("runtime")
+        self._index["types_done"] = True
+        self._save_index()
+
+    # --- public
+    def lookup_type(self, name: str) -> Optional[T.GoType]:
+        with self.lock:
+            if name in self._by_name:
+                return self._by_name[name]
+            self._ensure_types()
+            off = self._index["types"].get(name)
+            gt = self._convert(self._die(off)) if off is not None else None
+            self._by_name[name] = gt
+            return gt
+
+    def symbol_type(self, name: str) -> Optional[T.GoType]:
+        with self.lock:
+            if name in self._vars:
+                return self._vars[name]
+            off = self._index["vars"].get(name)
+            if off is None:
+                pkg = _package_of(name)
+                if pkg is not None:
+                    self._index_package(pkg)
+                    off = self._index["vars"].get(name)
+            gt = None
+            if off is not None:
+                die = self._die(off)
+                gt = self._convert(die.get_DIE_from_attribute("DW_AT_type"))
+            self._vars[name] = gt
+            return gt
+
+    def package_variables(self, pkg: str = "main") -> list[str]:
+        with self.lock:
+            self._index_package(pkg)
+            pre = pkg + "."
+            return sorted(n for n in self._index["vars"] if n.startswith(pre))
+
+    def _die(self, off: int):
+        return self.dwarf.get_DIE_from_refaddr(off)
+
+    # --- DIE -> GoType, mirroring gdb/backend.py's TypeConverter
+    def _convert(self, die) -> T.GoType:
+        hit = self._memo.get(die.offset)
+        if hit is not None:
+            return hit
+        name = self._type_name(die)
+        s = self._strip(die)
+        tag = s.tag if s is not None else "void"
+        ptr = self.ptr_size
+        map_name = self._map_name(die, s)
+        if map_name is not None:
+            target = self._target(s) if tag == "DW_TAG_pointer_type" else None
+            header = (lambda tt=target, n=map_name: self._map_header(tt, n)) if target is not None else None
+            gt = T.GoType(name, T.MAP, ptr, extra={"header": header})
+            gt._key = lambda g=gt: _map_part(g, 0)
+            gt._elem = lambda g=gt: _map_part(g, 1)
+        elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
+            gt = T.GoType(name, T.CHAN, ptr)
+        elif tag == "DW_TAG_subroutine_type" or name.startswith("func("):
+            gt = T.GoType(name, T.FUNC, ptr)
+        elif tag == "DW_TAG_pointer_type":
+            target = self._target(s)
+            if target is None or self._strip(target) is None:
+                gt = T.GoType(name, T.PTR, ptr)
+            else:
+                gt = T.GoType(name, T.PTR, ptr, elem=lambda tt=target: self._convert(tt))
+        elif tag == "DW_TAG_structure_type":
+            self._memo[die.offset] = gt = T.GoType(name, T.STRUCT, _size(s))  # cycles
+            self._struct(gt, s)
+            return gt
+        elif tag == "DW_TAG_base_type":
+            enc = s.attributes["DW_AT_encoding"].value if "DW_AT_encoding" in s.attributes else 0
+            size = _size(s)
+            if enc == _BOOL:
+                gt = T.GoType(name, T.BOOL, size)
+            elif enc == _FLOAT:
+                gt = T.GoType(name, T.FLOAT, size)
+            elif enc == _CFLOAT:
+                gt = T.GoType(name, T.COMPLEX, size)
+            elif enc in (_SIGNED, _SCHAR):
+                gt = T.GoType(name, T.INT, size)
+            elif enc in (_UNSIGNED, _UCHAR):
+                gt = T.GoType(name, T.UINT, size)
+            else:
+                gt = T.GoType(name, T.UNKNOWN, size)
+        elif tag == "DW_TAG_array_type":
+            n = _array_len(s)
+            elem_die = self._target(s)
+            gt = T.GoType(name, T.ARRAY, _size(s), length=n,
+                          elem=(lambda tt=elem_die: self._convert(tt)) if elem_die is not None else None)
+            if "DW_AT_byte_size" not in s.attributes and elem_die is not None:
+                gt.size = n * self._convert(elem_die).size
+        else:
+            gt = T.GoType(name, T.UNKNOWN, _size(s) if s is not None else 0)
+        self._memo[die.offset] = gt
+        return gt
+
+    def _struct(self, gt: T.GoType, s) -> None:
+        members = [c for c in s.iter_children() if c.tag == "DW_TAG_member"]
+        names = [_name(c) for c in members]
+        name = gt.name
+        if name == "string" and names[:2] == ["str", "len"]:
+            gt.kind = T.STRING
+            return
+        if name.startswith("[]") and names[:3] == ["array", "len", "cap"]:
+            arr_t = self._strip(members[0].get_DIE_from_attribute("DW_AT_type"))
+            elem_die = self._target(arr_t) if arr_t is not None else None
+            gt.kind = T.SLICE
+            gt._elem = (lambda tt=elem_die: self._convert(tt)) if elem_die is not None else None
+            return
+        if names == ["tab", "data"]:
+            gt.kind = T.IFACE
+            return
+        if names == ["_type", "data"]:
+            gt.kind = T.EFACE
+            return
+        fields = []
+        for c, n in zip(members, names):
+            if n is None:
+                continue
+            loc = c.attributes.get("DW_AT_data_member_location")
+            off = loc.value if loc is not None and isinstance(loc.value, int) else 0
+            ft = c.get_DIE_from_attribute("DW_AT_type")
+            fields.append(T.Field(n, off, (lambda ft=ft: self._convert(ft))))
+        gt.fields = tuple(fields)
+
+    def _map_header(self, die, map_name: str) -> T.GoType:
+        header = self._convert(die)
+        header.extra["map_name"] = map_name
+        return header
+
+    # --- helpers
+    def _type_name(self, die) -> str:
+        n = _name(die)
+        if n:
+            return n
+        if die.tag == "DW_TAG_pointer_type":
+            t = self._target(die)
+            return "*" + (self._type_name(t) if t is not None else "void")
+        return "?"
+
+    @staticmethod
+    def _target(die):
+        if die is None or "DW_AT_type" not in die.attributes:
+            return None
+        return die.get_DIE_from_attribute("DW_AT_type")
+
+    def _strip(self, die):
+        for _ in range(16):
+            if die is None or die.tag != "DW_TAG_typedef":
+                return die
+            die = self._target(die)
+        return die
+
+    def _map_name(self, die, stripped) -> Optional[str]:
+        t = die
+        for _ in range(8):
+            n = _name(t) or ""
+            if n.startswith("map["):
+                return n
+            if t.tag != "DW_TAG_typedef":
+                break
+            t = self._target(t)
+            if t is None:
+                break
+        if stripped is not None and stripped.tag == "DW_TAG_pointer_type":
+            target = self._strip(self._target(stripped))
+            tn = (_name(target) or "") if target is not None else ""
+            if target is not None and target.tag == "DW_TAG_structure_type" and \
+                    (tn.startswith("hash<") or tn.startswith("map<")):
+                return "map[" + tn[tn.index("<") + 1:-1].replace(",", "]", 1)
+        return None
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except OSError:
+            pass
+
+
+def _size(die) -> int:
+    a = die.attributes.get("DW_AT_byte_size") if die is not None else None
+    return int(a.value) if a is not None else 0
+
+
+def _array_len(die) -> int:
+    for c in die.iter_children():
+        if c.tag == "DW_TAG_subrange_type":
+            if "DW_AT_count" in c.attributes:
+                return int(c.attributes["DW_AT_count"].value)
+            if "DW_AT_upper_bound" in c.attributes:
+                lo = c.attributes["DW_AT_lower_bound"].value if "DW_AT_lower_bound" in c.attributes else 0
+                return int(c.attributes["DW_AT_upper_bound"].value) - lo + 1
+    return 0
+
+
+def _map_part(gt: T.GoType, which: int) -> Optional[T.GoType]:
+    header = gt.extra.get("header")
+    if header is None:
+        return None
+    if callable(header) and not isinstance(header, T.GoType):
+        header = header()
+        gt.extra["header"] = header
+    found = T.map_key_elem(header)
+    return found[which] if found else None
+
+
+def _package_of(name: str) -> Optional[str]:
+    """'main.cache' -> 'main'; 'example.com/x/y.v' -> 'example.com/x/y'."""
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    if dot <= 0:
+        return None
+    return name[:dot]
