@@ -1,0 +1,68 @@
+"""The `go mapwatch` report: a text summary, and the JSON (runtime.probes.report).
+
+Input is the report dict built by runtime.probes.report; nothing here reads memory.
+"""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from ..runtime.values import go_quote
+from .console import render
+
+__all__ = ["render_text"]
+
+_STOPPED = {
+    "max-hits": "after --max-hits hits",
+    "timeout": "after --timeout seconds",
+    "interrupt": "interrupted (Ctrl-C)",
+    "exited": "the program exited",
+    "signal": "the program stopped with a signal",
+    "error": "on an error",
+    "stopped": "the program stopped",
+}
+
+
+def _where(c) -> str:
+    if not c:
+        return "?"
+    return f"{c['function']} {c['file']}:{c['line']}"
+
+
+def render_text(rep: dict, color: bool = False, width: int = 120, keys: int = 20) -> str:
+    s = rep["summary"]
+    rate = s["hits_per_second"]
+    lines = [
+        f"map {rep['map']} {rep['type']}: {s['hits']} hits in {s['seconds']}s"
+        f" ({rate if rate is not None else '-'} hits/s), {s['found']} found, "
+        f"{s['missing']} missing" + (f", {s['unknown']} unknown" if s["unknown"] else "")
+        + f"; stopped {_STOPPED.get(rep['stopped_by'], rep['stopped_by'])}",
+        "probes: " + ", ".join(p["function"] for p in rep["probes"])
+        + f"; {rep['other_map_calls']} calls on other maps ignored",
+    ]
+    out = "\n".join(lines) + "\n"
+    if s["keys"]:
+        t = Table(title=None, box=None, pad_edge=False, header_style="bold")
+        for col, j in (("key", "left"), ("hits", "right"), ("found", "right"),
+                       ("missing", "right")):
+            t.add_column(col, justify=j)
+        for d in s["keys"][:keys]:
+            t.add_row(Text(go_quote(d["key"])), str(d["hits"]), str(d["found"]),
+                      str(d["missing"]))
+        out += "\n" + render(t, color=color, width=width)
+        if len(s["keys"]) > keys:
+            out += f"... {len(s['keys']) - keys} more keys (--json has them all)\n"
+    if s["top_missing"]:
+        out += "\ntop missing keys: " + ", ".join(
+            f"{go_quote(d['key'])} ({d['missing']})" for d in s["top_missing"]) + "\n"
+    if s["top_callers"]:
+        t = Table(box=None, pad_edge=False, header_style="bold")
+        for col, j in (("caller", "left"), ("hits", "right"), ("found", "right"),
+                       ("missing", "right")):
+            t.add_column(col, justify=j)
+        for c in s["top_callers"]:
+            t.add_row(Text(_where(c)), str(c["hits"]), str(c["found"]), str(c["missing"]))
+        out += "\n" + render(t, color=color, width=width)
+    for e in rep["errors"]:
+        out += f"error: {e}\n"
+    return out
