@@ -136,6 +136,7 @@ class VersionCommand(GoCommand):
 
 from .map_command import MapCommand  # noqa: E402  (imports GoCommand from above)
 COMMANDS = [VersionCommand, MapCommand]
+from .mapwatch_command import MapWatchCommand; COMMANDS.append(MapWatchCommand)  # noqa: E402,E702
 
 
 def register() -> list[str]:
