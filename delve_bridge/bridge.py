@@ -171,6 +171,10 @@ class Bridge:
             if pid is None and mode == "exec":
                 pid = p.client.call("ProcessPid", {}).get("Pid")
             return cls(mode, p.client, exe, p, pid)
+        except ConnectionLost as e:
+            err = p.explain(e)
+            p.stop(kill_target=(mode == "exec"))
+            raise err from None
         except BaseException:
             p.stop(kill_target=(mode == "exec"))
             raise

@@ -222,6 +222,10 @@ class DlvProcess:
         try:
             self._wait_listening(start_timeout)
             self.client = Client(self.address)
+        except ConnectionLost as e:
+            err = self.explain(e)
+            self.stop(kill_target=True)
+            raise err from None
         except BaseException:
             self.stop(kill_target=True)
             raise
@@ -250,6 +254,18 @@ class DlvProcess:
             if time.monotonic() > deadline:
                 raise DlvError(f"dlv did not start listening within {timeout:.0f}s: "
                                f"{_one_sentence(self.stderr_lines)}")
+
+    def explain(self, err: Exception) -> Exception:
+        """A dropped connection while dlv dies (e.g. it refused a core after listening):
+        dlv's own words instead."""
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            return err
+        for t in self._threads:
+            t.join(2)
+        return DlvError(f"dlv {self.mode} failed (exit status {self.proc.returncode}): "
+                        f"{_one_sentence(list(self.stderr_lines) + [l for l in self.stdout_lines if not LISTENING.search(l)])}")
 
     @property
     def alive(self) -> bool:
