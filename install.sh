@@ -148,6 +148,14 @@ do_install() {
     write_gdb_script "$site" "$extra_path"
     install_gdbinit_block
     install_launcher "$mode"
+    # >>> hook: dlv default (issue 5) >>>
+    # A dlv for delve-bridge when none is found and Go >= 1.25 can build one (never fatal).
+    local dlv_py="$GDB_PY"
+    if [[ "$mode" == venv ]]; then dlv_py="$VENV/bin/python"; fi
+    ( cd "$REPO" && PYTHONPATH="$site:$REPO" GDB_GO_EXT_CACHE="$CACHE_DIR" \
+        "$dlv_py" -m delve_bridge.install default --cache "$CACHE_DIR" ) \
+        || say "could not install a dlv for delve-bridge (continuing)"
+    # <<< hook: dlv default <<<
     say "installed ($mode) in $((SECONDS - t0))s; in gdb: source gdb_go_ext"
 }
 
@@ -259,9 +267,14 @@ do_test() {
     say "toolchains ready in $((SECONDS - t0))s"
 
     # >>> hook: dlv versions (issue 5) >>>
-    # Install the Delve versions the bridge tests need into "$CACHE_DIR/dlv/<version>"
-    # (e.g. GOBIN=... go install github.com/go-delve/delve/cmd/dlv@<version>) and record
-    # them in "$CACHE_DIR/dlv.json" for tests/harness.py. Not implemented yet.
+    # Every Delve version the bridge tests need, into "$CACHE_DIR/dlv/<version>/dlv"
+    # (GOBIN=... go install github.com/go-delve/delve/cmd/dlv@<version>, built with the newest Go
+    # found) plus Debian's delve 1.20.2 for Go 1.19/1.20; recorded in "$CACHE_DIR/dlv.json".
+    # Fails --test if one cannot be installed.
+    t0=$SECONDS
+    say "installing the dlv versions the bridge tests need into $CACHE_DIR/dlv"
+    ( cd "$REPO" && GDB_GO_EXT_CACHE="$CACHE_DIR" "$py" -m delve_bridge.install matrix --cache "$CACHE_DIR" )
+    say "dlv versions ready in $((SECONDS - t0))s"
     # <<< hook: dlv versions <<<
 
     say "running the test suite"
