@@ -250,15 +250,16 @@ every breakpoint is removed on every way out. Needs a live process (amd64)."""
         if not probes:
             raise GoExtError("the binary has none of the runtime's map access functions")
         watch = P.MapWatch(rt, addr, mt, key_t, probes, max_hits=args.max_hits)
-        stopped_by = self._probe(watch, inf, args.timeout)
-        rep = P.report(watch, stopped_by, mt.name)
+        returns: list[int] = []
+        stopped_by = self._probe(watch, inf, args.timeout, returns)
+        rep = P.report(watch, stopped_by, mt.name, returns)
         if args.json:
             self.emit_json(rep, args.output)
         else:
             self.emit(view.render_text(rep, color=self.color(args.output),
                                        width=terminal_width()), args.output)
 
-    def _probe(self, watch: P.MapWatch, inf, timeout: float) -> str:
+    def _probe(self, watch: P.MapWatch, inf, timeout: float, returns: list) -> str:
         probe = _Probe(watch, inf.pid, timeout)
         thread = gdb.selected_thread()
         thread_num = thread.global_num if thread is not None else None
@@ -277,6 +278,7 @@ every breakpoint is removed on every way out. Needs a live process (amd64)."""
         finally:
             probe.closing = True
             probe.stop_timer()
+            returns.extend(probe.ret_bps)
             left = probe.delete_all()
             watch.end = watch.clock()
             try:

@@ -225,6 +225,8 @@ class MapWatch:
         self.pending: dict[int, Hit] = {}   # g -> the call of ours it is inside
         self.other_calls = 0                # entry hits on other maps
         self.restarts = 0                   # re-entries after stack growth
+        self.nested_calls = 0               # probed functions called by probed functions
+        self._nested_at: dict[int, bool] = {}
         self.errors: list[str] = []
         self.zeroval = rt.target.symbol_address("runtime.zeroVal")
         self._callers: dict[int, Optional[dict]] = {}
@@ -263,6 +265,11 @@ class MapWatch:
             ret = self.mem.ptr(regs.sp)
         except DecodeError as e:
             self.error(f"{probe.function}: cannot read the return address: {e}")
+            return None
+        if self._nested(ret):
+            # a probed function delegating to another (go1.27: mapaccess1_fast64
+            # calls mapaccess2_fast64): the outer call is the hit
+            self.nested_calls += 1
             return None
         key = decode_key(probe.variant, regs, self.key_type, self.mem, self.values)
         g = regs.r14
@@ -321,6 +328,16 @@ class MapWatch:
 
     def _count(self) -> int:
         return self.values.map_len(self.map_type, self.map_addr)
+
+    def _nested(self, ret: int) -> bool:
+        hit = self._nested_at.get(ret)
+        if hit is None:
+            try:
+                f = self.rt.pclntab.func_for_pc(ret)
+            except DecodeError:
+                f = None
+            hit = self._nested_at[ret] = f is not None and f.entry in self.by_addr
+        return hit
 
     def _caller(self, ret: int) -> Optional[dict]:
         if ret in self._callers:
@@ -396,7 +413,8 @@ def summarize(hits: list[Hit], elapsed: float, top: int = TOP) -> dict:
     }
 
 
-def report(watch: MapWatch, stopped_by: str, map_type_name: str) -> dict:
+def report(watch: MapWatch, stopped_by: str, map_type_name: str,
+           return_addrs=None) -> dict:
     """The whole result, as JSON (docs/json.md, "mapwatch")."""
     watch.finish()
     return {
@@ -405,6 +423,7 @@ def report(watch: MapWatch, stopped_by: str, map_type_name: str) -> dict:
         "key_type": watch.key_type.name,
         "probes": [{"function": p.function, "symbol": p.symbol, "address": hexaddr(p.address)}
                    for p in watch.probes],
+        "return_breakpoints": [hexaddr(a) for a in sorted(return_addrs or ())],
         "stopped_by": stopped_by,
         "other_map_calls": watch.other_calls,
         "errors": list(watch.errors),
