@@ -67,6 +67,10 @@ class Client:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._ids = itertools.count(1)
         self._buf = ""
+        self._pos = 0
+        self._tail: list = []
+        self._tail_closed = False
+        self._incomplete = False
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._decoder = json.JSONDecoder()
         self._pending: dict[int, dict] = {}   # answers that arrived for other ids
@@ -112,20 +116,31 @@ class Client:
         return self.wait(self.send(method, params), timeout)
 
     def _read_message(self, method: str, deadline: float) -> dict:
+        """The next JSON object from the stream. Received text is joined and parsed only
+        when it ends with '}' (a message may span many recv calls; several may share one)."""
         while True:
-            buf = self._buf.lstrip()
-            # An object can only be complete when the text so far ends with '}'.
-            if buf and buf.rstrip().endswith("}"):
-                try:
-                    obj, end = self._decoder.raw_decode(buf)
-                except json.JSONDecodeError:
-                    pass  # incomplete: read more
+            if self._tail and self._tail_closed:
+                self._buf = self._buf[self._pos:] + "".join(self._tail)
+                self._pos = 0
+                self._tail = []
+                self._incomplete = False
+            if not self._incomplete and not self._tail:
+                buf, pos, n = self._buf, self._pos, len(self._buf)
+                while pos < n and buf[pos] in " \t\r\n":
+                    pos += 1
+                self._pos = pos
+                if pos < n:
+                    try:
+                        obj, end = self._decoder.raw_decode(buf, pos)
+                    except json.JSONDecodeError:
+                        self._incomplete = True  # wait for more text
+                    else:
+                        self._pos = end
+                        if not isinstance(obj, dict):
+                            raise RPCError(method, "dlv sent a message that is not a JSON object")
+                        return obj
                 else:
-                    self._buf = buf[end:]
-                    if not isinstance(obj, dict):
-                        raise RPCError(method, "dlv sent a message that is not a JSON object")
-                    return obj
-            self._buf = buf
+                    self._buf, self._pos = "", 0
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ConnectionLost(method, f"no answer from dlv within {self.timeout:.0f}s")
@@ -140,7 +155,9 @@ class Client:
             if not chunk:
                 self._lost()
                 raise ConnectionLost(method, "dlv closed the connection")
-            self._buf += self._utf8.decode(chunk)
+            text = self._utf8.decode(chunk)
+            self._tail.append(text)
+            self._tail_closed = text.rstrip().endswith("}")
 
     def _lost(self):
         self.closed = True

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""The Delve bridge at 100k goroutines, against Delve's own ListGoroutines, in one run.
+
+1. Build bench/leaker (the `go` on PATH, or --toolchain NAME from the matrix) and start
+   it with N goroutines (-n, default 100000) and a map main.cache of M entries
+   (-m, default 200000).
+2. `Bridge.attach(PID)`: one headless dlv (the one the bridge picks for the binary's Go).
+   Timed, in this order, on that one session:
+     - attach (dlv start + connect), and the DWARF type index (cold: its cache removed first);
+     - the bridge's `goroutines --json -t 64` (cold memory cache), `stacks`, and again warm;
+     - `map main.cache --json` (M entries, in full);
+     - Delve's own RPCServer.ListGoroutines {Start 0, Count 0} on the same dlv.
+3. Prints times, the ratio against ListGoroutines, the counts each reported, the dlv
+   version, and how many ExamineMemory calls the bridge made. Never asserts.
+
+    python bench/bench_bridge.py [-n 100000] [-m 200000] [--toolchain NAME] [--dlv PATH]
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
+
+import harness  # noqa: E402
+from delve_bridge import Bridge  # noqa: E402
+from delve_bridge import dwarf  # noqa: E402
+
+
+def build(toolchain, work):
+    if toolchain:
+        go, env = harness.toolchain(toolchain)["go"], harness.go_env(toolchain)
+    else:
+        go = shutil.which("go")
+        if not go:
+            raise SystemExit("no `go` on PATH (or pass --toolchain NAME)")
+        env = dict(os.environ, GOTOOLCHAIN="local")
+        for k in ("GOROOT", "GOFLAGS", "GOEXPERIMENT", "GOWORK"):
+            env.pop(k, None)
+    binary = os.path.join(work, "leaker")
+    p = subprocess.run([go, "build", "-o", binary, "."], cwd=os.path.join(HERE, "leaker"), env=env,
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise SystemExit("building bench/leaker failed:\n" + p.stdout + p.stderr)
+    return binary
+
+
+def start(binary, n, m, timeout=300):
+    p = subprocess.Popen([binary, str(n), str(m)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         stdin=subprocess.DEVNULL, text=True)
+    ready = threading.Event()
+
+    def pump():
+        for line in p.stdout:
+            if line.startswith("READY"):
+                ready.set()
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(timeout):
+        p.kill()
+        raise SystemExit("leaker not ready")
+    return p
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t, out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=100000)
+    ap.add_argument("-m", type=int, default=200000)
+    ap.add_argument("--toolchain")
+    ap.add_argument("--dlv")
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="bench-bridge-")
+    leaker = None
+    rows = []
+    try:
+        binary = build(a.toolchain, work)
+        t0 = time.perf_counter()
+        leaker = start(binary, a.n, a.m)
+        print(f"leaker pid {leaker.pid}: {a.n} goroutines, map of {a.m}, ready in "
+              f"{time.perf_counter() - t0:.1f}s", flush=True)
+        dt, b = timed(lambda: Bridge.attach(leaker.pid, dlv=a.dlv))
+        with b:
+            dv = b.dlv.version
+            rows.append(("attach (dlv start, connect)", dt, ""))
+            d = b.target.types
+            try:
+                os.remove(d._index_path)
+            except OSError:
+                pass
+            d._index = d._load_index()
+            dt, _ = timed(lambda: b.runtime())
+            rows.append(("DWARF index + runtime layout (cold)", dt, ""))
+            b.target.invalidate()
+            r0 = b.target.rpc_reads
+            dt, text = timed(lambda: b.view(["goroutines", "--json", "-t", "64"]))
+            n_bridge = len(json.loads(text)["goroutines"])
+            rows.append(("bridge goroutines --json -t 64 (cold)", dt, f"{n_bridge} goroutines, "
+                         f"{b.target.rpc_reads - r0} ExamineMemory calls"))
+            t_cold = dt
+            dt, text = timed(lambda: b.view(["stacks"]))
+            rows.append(("bridge stacks (warm)", dt, text.strip().splitlines()[-1]))
+            dt, text = timed(lambda: b.view(["goroutines", "--json", "-t", "64"]))
+            rows.append(("bridge goroutines --json -t 64 (warm)", dt, ""))
+            b.target.invalidate()
+            dt, text = timed(lambda: b.view(["map", "main.cache", "--json"]))
+            mj = json.loads(text)
+            rows.append(("bridge map main.cache --json", dt, f"{len(mj['entries'])} entries, "
+                         f"{mj['impl']}, errors {len(mj['errors'])}"))
+            dt, res = timed(lambda: b.client.call("ListGoroutines", {"Start": 0, "Count": 0},
+                                                  timeout=1800))
+            n_dlv = len(res.get("Goroutines") or [])
+            rows.append(("Delve ListGoroutines Count:0", dt, f"{n_dlv} goroutines"))
+            t_dlv = dt
+        print(f"\ndlv {'.'.join(map(str, dv))}, target {b.target.elf.go_version()}, "
+              f"{a.n} goroutines\n")
+        for name, s, note in rows:
+            print(f"  {name:42} {s:8.2f} s  {note}")
+        print(f"\n  ratio ListGoroutines / bridge goroutines (cold): {t_dlv / t_cold:.1f}x "
+              f"(issue target: >= 10x)")
+        alive = leaker.poll() is None
+        print(f"  leaker still running after detach: {alive}")
+    finally:
+        if leaker is not None:
+            leaker.kill()
+            leaker.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
