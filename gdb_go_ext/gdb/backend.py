@@ -118,6 +118,8 @@ class GdbTarget:
         from ..memsource import open_source
         self._raw = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
             else open_source(pid=inf.pid) if self.is_live else None
+        # read(addr, n) -> bytes or None, without gdb in the way (see memsource)
+        self.fast_read = self._raw.read if self._raw is not None else None
         self._symbols: dict[str, Optional[int]] = {}
         self._symtypes: dict[str, Optional[T.GoType]] = {}
 

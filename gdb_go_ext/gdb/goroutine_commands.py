@@ -35,12 +35,14 @@ class _Progress:
             sys.stderr.flush()
 
 
-def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True):
+def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
+         want_labels: bool = True):
     rt = session.runtime()
     progress = _Progress()
     try:
         walker = GoroutineWalker(rt, progress=progress)
-        gs = walker.walk(with_stack=depth, include_dead=include_dead, want_blocked=want_blocked)
+        gs = walker.walk(with_stack=depth, include_dead=include_dead, want_blocked=want_blocked,
+                         want_labels=want_labels)
     finally:
         progress.close()
     return rt, walker, gs
@@ -60,7 +62,10 @@ class GoroutinesCommand(GoCommand):
     def run(self, args):
         if args.depth < 0 or args.limit < 0:
             raise UsageError("-t and --limit take a number of 0 or more")
-        rt, walker, gs = walk(args.depth, args.all, want_blocked=args.json)
+        # labels cost reads: fetch them only when something shows or uses them
+        want_labels = bool(args.json or args.show_labels or args.labels or args.group == "label"
+                           or any(k == "label" for k, _ in args.with_ + args.without))
+        rt, walker, gs = walk(args.depth, args.all, want_blocked=args.json, want_labels=want_labels)
         gs = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
         shown = gs[: args.limit] if args.limit else gs
         groups = triage.group_by(gs, args.group) if args.group else None

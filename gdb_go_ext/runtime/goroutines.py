@@ -168,6 +168,7 @@ class GoroutineWalker:
         self._start_cache: dict = {}
         self._frame_locs: dict = {}
         self._keep: list = []
+        self._templates: dict = {}
         rt._label_strings.clear()  # memory may have been reused since the last stop
         self._created_cache: dict = {}
 
@@ -271,29 +272,28 @@ class GoroutineWalker:
         if not now:
             now = max((g.wait_since_ns for g in gs), default=0)
             self.clock = "core: latest waitsince among goroutines"
+        minute = 60_000_000_000
         for g in gs:
             if g.status_code == G_WAITING:
-                g.wait_minutes = max(0, (now - g.wait_since_ns) // 60_000_000_000) if g.wait_since_ns else 0
+                since = g.wait_since_ns
+                g.wait_minutes = (now - since) // minute if since and now > since else 0
 
     def decode_g(self, addr: int, buf: bytes, threads: dict, current_g, with_stack: int,
                  include_dead: bool, want_labels: bool, want_user: bool,
                  want_blocked: bool = True) -> Optional[Goroutine]:
         (goid, raw, wr, waitsince, sched_sp, sched_pc, _bp, syscallsp, syscallpc, lo, hi,
          _m, lockedm, gopc, startpc, parent, labels, waiting) = self.glay.decode(buf)
-        code = raw & ~GSCAN
+        # what leaked goroutines share is computed once per distinct combination
+        tkey = (raw, wr, startpc, gopc, goid == 1)
+        tmpl = self._templates.get(tkey)
+        if tmpl is None:
+            tmpl = self._template(raw, wr, startpc, gopc, goid == 1)
+        code, name, scan, reason, start, created, terr = tmpl
         if code == G_DEAD and not include_dead:
             return None
-        names = self.status_names
-        name = names[code] if 0 <= code < len(names) and names[code] else \
-            _FALLBACK_STATUS.get(code, f"status {code}")
-        g = Goroutine(goid, addr, code, name, bool(raw & GSCAN))
-        if code == G_WAITING:
-            reasons = self.wait_reasons
-            g.wait_reason = reasons[wr] if 0 <= wr < len(reasons) else f"waitReason({wr})"
-            g.wait_since_ns = waitsince
-        g.locked_to_thread = bool(lockedm)
-        g.parent_id = parent or None
-        g.stack_lo, g.stack_hi = lo, hi
+        g = Goroutine(goid, addr, code, name, scan, reason, waitsince if reason else 0, None,
+                      bool(lockedm), {}, None, None, parent or None, created, None, None, start,
+                      None, None, False, terr, 0, 0, lo, hi)
         pc, sp = sched_pc, sched_sp
         if threads:
             on_thread = threads.get(addr)
@@ -307,25 +307,13 @@ class GoroutineWalker:
         if code == G_SYSCALL and syscallsp:
             pc, sp = syscallpc, syscallsp
         g.pc, g.sp = pc, sp
-        try:
-            if startpc:
-                g.start = self._start_cache.get(startpc) or self._func_loc(startpc, self._start_cache, True)
-            if gopc and goid != 1:  # the runtime prints no creator for main
-                g.created_by = self._created_cache.get(gopc) or self._created_by(gopc)
-        except DecodeError as e:
-            g.error = str(e)
         if code != G_DEAD and pc:
             frames, err = self.unwinder.walk(pc, sp, lo if lo else sp, hi or sp + (1 << 20),
-                                             max_frames=with_stack or 64,
-                                             stop_at_user=not with_stack)
-            if frames:
-                locs = self._frame_locs
-                first = frames[0]
-                g.current = locs.get(id(first)) or self._loc_for(first)
-                for fr in frames:
-                    if fr.user:
-                        g.user = locs.get(id(fr)) or self._loc_for(fr)
-                        break
+                                             with_stack or 64, not with_stack)
+            cu = self._frame_locs.get(id(frames))
+            if cu is None:
+                cu = self._locations_of(frames)
+            g.current, g.user = cu
             if with_stack:
                 g.stack = frames
             if err and not g.error and (with_stack or g.user is None):
@@ -339,11 +327,41 @@ class GoroutineWalker:
             g.blocked_on = self._blocked_on(waiting, g.wait_reason)
         return g
 
-    def _loc_for(self, fr: StackFrame) -> Location:
-        """One shared Location per symbolized frame: thousands of goroutines share them."""
-        loc = self._frame_locs[id(fr)] = Location(fr.function, fr.file, fr.line)
-        self._keep.append(fr)  # ids stay valid while the frame lives
-        return loc
+    def _template(self, raw: int, wr: int, startpc: int, gopc: int, is_main: bool) -> tuple:
+        code = raw & ~GSCAN
+        names = self.status_names
+        name = names[code] if 0 <= code < len(names) and names[code] else \
+            _FALLBACK_STATUS.get(code, f"status {code}")
+        reason = ""
+        if code == G_WAITING:
+            reasons = self.wait_reasons
+            reason = reasons[wr] if 0 <= wr < len(reasons) else f"waitReason({wr})"
+        start = created = err = None
+        try:
+            if startpc:
+                start = self._func_loc(startpc, self._start_cache, True)
+            if gopc and not is_main:  # the runtime prints no creator for main
+                created = self._created_by(gopc)
+        except DecodeError as e:
+            err = str(e)
+        tmpl = (code, name, bool(raw & GSCAN), reason, start, created, err)
+        self._templates[(raw, wr, startpc, gopc, is_main)] = tmpl
+        return tmpl
+
+    def _locations_of(self, frames) -> tuple:
+        """(current, user) Locations of a (shared) frame list, made once per list."""
+        current = user = None
+        if frames:
+            first = frames[0]
+            current = Location(first.function, first.file, first.line)
+            for fr in frames:
+                if fr.user:
+                    user = current if fr is first else Location(fr.function, fr.file, fr.line)
+                    break
+        cu = (current, user)
+        self._frame_locs[id(frames)] = cu
+        self._keep.append(frames)  # ids stay valid while the list lives
+        return cu
 
     def _func_loc(self, pc: int, cache: dict, exact: bool) -> Optional[Location]:
         if not pc:

@@ -43,6 +43,8 @@ class Unwinder:
         # pc -> (func, spdelta, frames tuple, topframe) ; separate caches for exact/return pcs
         self._exact: dict = {}
         self._recipes: dict = {}
+        # a backend's direct reader (returns None instead of raising), when it has one
+        self._fast_read = getattr(mem.target, "fast_read", None)
         self._ret: dict = {}
 
     def is_user_file(self, file: str, function: str) -> bool:
@@ -99,27 +101,34 @@ class Unwinder:
             return [], "no saved pc"
         if not (lo <= sp < hi) or hi - sp > 1 << 30:
             return [], f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
-        try:
-            buf = self.mem.read(sp, min(hi - sp, 1024))
-        except DecodeError as e:
-            return [], str(e)
+        size = min(hi - sp, 1024)
+        buf = self._fast_read(sp, size) if self._fast_read is not None else None
+        if buf is None:
+            try:
+                buf = self.mem.read(sp, size)
+            except DecodeError as e:
+                return [], str(e)
         key = (pc, hi - sp, max_frames, stop_at_user)
-        recipe = self._recipes.get(key)
-        if recipe is not None:
-            slots, frames, err = recipe
+        recipes = self._recipes.get(key)
+        if recipes is not None:
             n = len(buf)
             unpack = _unpack_word
-            for off, want in slots:
-                if off + 8 > n or unpack(buf, off)[0] != want:
-                    break
-            else:
-                return frames, err
+            # several stacks can share pc and depth (e.g. chan send vs receive)
+            for slots, frames, err in recipes:
+                for off, want in slots:
+                    if off + 8 > n or unpack(buf, off)[0] != want:
+                        break
+                else:
+                    return frames, err
         slots = []
         frames, err, complete = self._walk_slow(pc, sp, hi, buf, max_frames, stop_at_user, slots)
         if complete:
             if len(self._recipes) > 1 << 16:
                 self._recipes.clear()
-            self._recipes[key] = (tuple(slots), frames, err)
+            if recipes is None:
+                recipes = self._recipes[key] = []
+            if len(recipes) < 16:
+                recipes.append((tuple(slots), frames, err))
         return frames, err
 
     def _walk_slow(self, pc, sp, hi, buf, max_frames, stop_at_user, slots):

@@ -99,30 +99,37 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
         return t
 
     tails: dict = {}      # tail tuple -> formatted text (filled once widths are known)
+    by_key: dict = {}     # identity of a goroutine's shared parts -> its tail tuple
     rows = []
     append = rows.append
     for g in gs:
-        status = g.status
-        if g.scan or g.thread or g.locked_to_thread:
+        rare = g.scan or g.thread or g.locked_to_thread or g.error or (show_labels and g.labels)
+        k = None if rare else (g.status, id(g.user or g.current), id(g.created_by), g.parent_id,
+                               g.wait_reason, g.wait_minutes)
+        tail = by_key.get(k) if k is not None else None
+        if tail is None:
+            status = g.status
             if g.scan:
                 status += "+scan"
             if g.thread:
                 status += f" (LWP {g.thread})"
             if g.locked_to_thread:
                 status += " locked"
-        where = loc(g.user) or loc(g.current)
-        if g.error:
-            where = (where + "  " if where else "") + f"[error: {g.error}]"
-        created = loc(g.created_by) if g.created_by is not None else ""
-        if created and g.parent_id:
-            created += f" in goroutine {g.parent_id}"
-        wait = g.wait_reason
-        if wait and g.wait_minutes:
-            wait = f"{wait}, {g.wait_minutes} minutes"
-        tail = (status, wait, where, created)
-        if show_labels:
-            tail += (",".join(f"{k}={v}" for k, v in sorted(g.labels.items())) if g.labels else "",)
-        tails[tail] = None
+            where = loc(g.user) or loc(g.current)
+            if g.error:
+                where = (where + "  " if where else "") + f"[error: {g.error}]"
+            created = loc(g.created_by) if g.created_by is not None else ""
+            if created and g.parent_id:
+                created += f" in goroutine {g.parent_id}"
+            wait = g.wait_reason
+            if wait and g.wait_minutes:
+                wait = f"{wait}, {g.wait_minutes} minutes"
+            tail = (status, wait, where, created)
+            if show_labels:
+                tail += (",".join(f"{k}={v}" for k, v in sorted(g.labels.items())) if g.labels else "",)
+            if k is not None:
+                by_key[k] = tail
+            tails[tail] = None
         append(("*" if g.is_current else "", str(g.id), tail))
     caps = [1, 12, 24, 36, 60, 60, 40]
     widths = [1, max([2] + [len(r[1]) for r in rows[:1]] + [len(str(max((g.id for g in gs), default=0)))])]
