@@ -97,7 +97,7 @@ class Bridge:
     """One dlv session. Use Bridge.exec / attach / core / connect, then views; close() ends it."""
 
     def __init__(self, mode: str, client: Client, executable: str, dlv: Optional[DlvProcess] = None,
-                 pid: Optional[int] = None):
+                 pid: Optional[int] = None, core: Optional[str] = None, direct_memory: bool = True):
         self.mode = mode
         self.dlv = dlv
         self.client = client
@@ -112,42 +112,50 @@ class Bridge:
             st = client.call("State", {"NonBlocking": True}).get("State") or {}
             self.exited = bool(st.get("exited"))
             self._was_running = bool(st.get("Running"))
-            self.target = DelveTarget(client, executable, is_live=(mode != "core"))
+            direct = None
+            if direct_memory and os.environ.get("DELVE_BRIDGE_DIRECT_MEMORY", "1") != "0":
+                from gdb_go_ext.memsource import open_source
+                direct = open_source(core_path=core) if core else \
+                    open_source(pid=pid) if pid and mode != "connect" else None
+            self.target = DelveTarget(client, executable, is_live=(mode != "core"), direct=direct)
         except BaseException:
             self.close()
             raise
 
     # --- starting
     @classmethod
-    def exec(cls, binary: str, args=(), dlv: Optional[str] = None, run: bool = True, **kw) -> "Bridge":
+    def exec(cls, binary: str, args=(), dlv: Optional[str] = None, run: bool = True,
+             direct_memory: bool = True, **kw) -> "Bridge":
         binary = os.path.abspath(binary)
         if not os.path.isfile(binary):
             raise DlvError(f"no such program {binary}")
         p = DlvProcess("exec", binary=binary, args=args, dlv=dlv, go_version=_go_version_of(binary), **kw)
-        b = cls._started("exec", p, binary)
+        b = cls._started("exec", p, binary, direct_memory=direct_memory)
         if run:
             b.cont()
         return b
 
     @classmethod
-    def attach(cls, pid: int, binary: Optional[str] = None, dlv: Optional[str] = None, **kw) -> "Bridge":
+    def attach(cls, pid: int, binary: Optional[str] = None, dlv: Optional[str] = None,
+               direct_memory: bool = True, **kw) -> "Bridge":
         exe = binary or executable_of_pid(pid)
         if exe is None or not os.path.exists(exe):
             if not os.path.exists(f"/proc/{pid}"):
                 raise DlvError(f"no process {pid}")
             raise DlvError(f"cannot find the executable of process {pid}; pass it with --binary")
         p = DlvProcess("attach", pid=pid, binary=binary, dlv=dlv, go_version=_go_version_of(exe), **kw)
-        return cls._started("attach", p, exe, pid)
+        return cls._started("attach", p, exe, pid, direct_memory=direct_memory)
 
     @classmethod
-    def core(cls, binary: str, core: str, dlv: Optional[str] = None, **kw) -> "Bridge":
+    def core(cls, binary: str, core: str, dlv: Optional[str] = None, direct_memory: bool = True,
+             **kw) -> "Bridge":
         for f in (binary, core):
             if not os.path.isfile(f):
                 raise DlvError(f"no such file {f}")
         binary = os.path.abspath(binary)
         p = DlvProcess("core", binary=binary, core=os.path.abspath(core), dlv=dlv,
                        go_version=_go_version_of(binary), **kw)
-        return cls._started("core", p, binary)
+        return cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)
 
     @classmethod
     def connect(cls, address: str, binary: Optional[str] = None, allow_remote: bool = False) -> "Bridge":
@@ -166,11 +174,12 @@ class Bridge:
         return cls("connect", client, exe, None, pid)
 
     @classmethod
-    def _started(cls, mode, p: DlvProcess, exe: str, pid: Optional[int] = None) -> "Bridge":
+    def _started(cls, mode, p: DlvProcess, exe: str, pid: Optional[int] = None,
+                 core: Optional[str] = None, direct_memory: bool = True) -> "Bridge":
         try:
             if pid is None and mode == "exec":
                 pid = p.client.call("ProcessPid", {}).get("Pid")
-            return cls(mode, p.client, exe, p, pid)
+            return cls(mode, p.client, exe, p, pid, core=core, direct_memory=direct_memory)
         except ConnectionLost as e:
             err = p.explain(e)
             p.stop(kill_target=(mode == "exec"))

@@ -22,6 +22,9 @@ OPTIONS
     --allow-remote      allow a non-loopback --listen / connect address (warns)
     --run SECONDS       exec: let the program run this long before the view (default 1)
     --wait-for TEXT     exec: let it run until it prints a line starting with TEXT
+    --rpc-memory        read memory only through dlv's ExamineMemory (by default the
+                        stopped process's /proc/PID/mem or the core file serve what they
+                        can, as in the gdb backend; everything else is ExamineMemory)
 """
 from __future__ import annotations
 
@@ -46,14 +49,14 @@ def _on_sigterm(signum, frame):
 
 def parse(argv: list) -> dict:
     opts = {"dlv": None, "binary": None, "listen": None, "allow_remote": False, "run": 1.0,
-            "wait_for": None, "debug": bool(os.environ.get("DELVE_BRIDGE_DEBUG"))}
+            "wait_for": None, "rpc_memory": False, "debug": bool(os.environ.get("DELVE_BRIDGE_DEBUG"))}
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
         a = argv[i]
         if a in ("-h", "--help"):
             opts["help"] = True
             return opts
-        if a in ("--allow-remote", "--debug"):
+        if a in ("--allow-remote", "--debug", "--rpc-memory"):
             opts[a[2:].replace("-", "_")] = True
             i += 1
             continue
@@ -112,7 +115,7 @@ def parse(argv: list) -> dict:
 
 def open_bridge(opts):
     from .bridge import Bridge
-    kw = {"dlv": opts["dlv"]}
+    kw = {"dlv": opts["dlv"], "direct_memory": not opts["rpc_memory"]}
     if opts["listen"]:
         kw.update(listen=opts["listen"], allow_remote=opts["allow_remote"])
     mode = opts["mode"]
@@ -133,6 +136,7 @@ def open_bridge(opts):
         return Bridge.attach(opts["pid"], binary=opts["binary"], **kw)
     if mode == "core":
         return Bridge.core(opts["target"][0], opts["target"][1], **kw)
+    kw.pop("direct_memory")
     return Bridge.connect(opts["target"][0], binary=opts["binary"], allow_remote=opts["allow_remote"])
 
 

@@ -28,8 +28,13 @@ BIG, SMALL = 65536, 1000
 class DelveTarget:
     ptr_size = 8
 
-    def __init__(self, client: Client, executable: str, is_live: bool, max_cached_blocks: int = 8192):
+    def __init__(self, client: Client, executable: str, is_live: bool, max_cached_blocks: int = 8192,
+                 direct=None):
         self.client = client
+        # optional accelerator, as the gdb backend has (gdb_go_ext/memsource.py): the stopped
+        # process's /proc/PID/mem or the core file's own segments. It only serves what it can
+        # read in full; everything else goes to ExamineMemory, so reads are never different.
+        self.direct = direct
         self.is_live = is_live
         self._exe = executable
         try:
@@ -96,6 +101,10 @@ class DelveTarget:
             raise ReadError(addr, size, "bad address")
         if size == 0:
             return b""
+        if self.direct is not None:
+            data = self.direct.read(addr, size)
+            if data is not None:
+                return data
         if self.limit is None:
             self._detect_limit(addr)
         bs = self.block
@@ -181,6 +190,8 @@ class DelveTarget:
 
     def close(self) -> None:
         self.types.close()
+        if self.direct is not None:
+            self.direct.close()
 
 
 def executable_of_pid(pid: int) -> Optional[str]:
