@@ -76,6 +76,8 @@ def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
         if want["parent"] is not None:
             assert g["parent_id"] == want["parent"], gid
         assert g["locked_to_thread"] == want["locked"], gid
+        if want["state"] == "syscall":  # on an OS thread: its LWP and M are known
+            assert g["thread"] and g["m"] is not None, g
         assert g["labels"] == meta["labels"].get(str(gid), {}), gid
         checked += 1
     assert checked >= 29  # every goroutine the fixture parked
@@ -174,6 +176,20 @@ def test_bad_inputs_give_one_line(tmp_path):
     assert "Traceback" not in r.stdout + r.stderr
     r = harness.run_gdb(None, commands=["go goroutines"])
     assert r.error("go goroutines"), r.stdout
+    assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_output_file_and_bad_paths(toolchain, tmp_path):
+    binary = harness.build("goroutines", toolchain)
+    with harness.run_fixture(binary) as fp:
+        out = tmp_path / "g.json"
+        r = harness.run_gdb(binary, pid=fp.pid, commands=[
+            ("file", f"go goroutines --json -o {out}"),
+            ("bad", "go goroutines -o /nonexistent-dir/x.txt"),
+            ("still", "go stacks --min 3")])
+    assert r.error("file") is None and json.loads(out.read_text())["goroutines"]
+    assert "cannot write /nonexistent-dir/x.txt" in r.error("bad")
+    assert r.error("still") is None
     assert "Traceback" not in r.stdout + r.stderr
 
 

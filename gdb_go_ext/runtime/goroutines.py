@@ -77,7 +77,7 @@ class Goroutine:
             "id": self.id, "addr": f"{self.addr:#x}", "status": self.status,
             "wait_reason": self.wait_reason, "wait_minutes": self.wait_minutes,
             "locked_to_thread": self.locked_to_thread, "labels": self.labels,
-            "thread": self.thread, "parent_id": self.parent_id,
+            "thread": self.thread, "m": self.m_id, "parent_id": self.parent_id,
             "created_by": self.created_by.to_json() if self.created_by else None,
             "current": self.current.to_json() if self.current else None,
             "user": self.user.to_json() if self.user else None,

@@ -228,6 +228,7 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
             f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}',
             f'"labels": {dumps(g.labels, ensure_ascii=False) if g.labels else "{}"}',
             f'"thread": {"null" if g.thread is None else g.thread}',
+            f'"m": {"null" if g.m_id is None else g.m_id}',
             f'"parent_id": {"null" if g.parent_id is None else g.parent_id}',
             f'"created_by": {js(g.created_by)}', f'"current": {js(g.current)}',
             f'"user": {js(g.user)}', f'"start": {js(g.start)}',
