@@ -460,7 +460,7 @@ class Bridge:
                 if self.dlv is not None:
                     self.dlv.stop(kill_target=(self.mode == "exec"), client=c)
                     if self.mode == "exec" and self.pid:
-                        _kill_if_alive(self.pid)
+                        _kill_if_alive(self.pid, self.target.executable() if hasattr(self, "target") else None)
                 else:
                     c.close()
 
@@ -471,8 +471,11 @@ class Bridge:
         self.close()
 
 
-def _kill_if_alive(pid: int) -> None:
+def _kill_if_alive(pid: int, exe: Optional[str]) -> None:
+    """Our launched program, should it have outlived dlv (never a recycled pid)."""
     import signal
+    if not exe or executable_of_pid(pid) != os.path.realpath(exe):
+        return
     try:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -75,6 +75,13 @@ def test_bridge_goroutines_match_runtime_stack(toolchain, mode, go_target):
         assert not b.dlv.check_off, b.dlv.note
         data = json.loads(b.view(["goroutines", "--json", "-t", "200"]))
         check_goroutines(data, truth, meta)
+        # the same through ExamineMemory alone (no /proc/PID/mem or core-file reads)
+        assert b.target.direct is not None
+        b.target.direct, b._rt = None, None
+        b.target.invalidate()
+        calls = b.target.rpc_reads
+        assert json.loads(b.view(["goroutines", "--json", "-t", "200"])) == data
+        assert b.target.rpc_reads > calls
         buckets = json.loads(b.view(["stacks", "--json"]))["buckets"]
 
         def count_with(func):
