@@ -3,10 +3,7 @@
 hypothesis-generated corruptions of them: the decoders must never raise
 anything but DecodeError, and never hang.
 """
-import base64
-import bisect
 import glob
-import gzip
 import json
 import os
 import sys
@@ -18,73 +15,15 @@ from hypothesis import strategies as st
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
-from gdb_go_ext.errors import DecodeError, ReadError  # noqa: E402
+from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.runtime import types as T  # noqa: E402
 from gdb_go_ext.runtime.maps import decode_map, to_json  # noqa: E402
-from gdb_go_ext.runtime.values import ValueDecoder, float32_value, go_float, go_text  # noqa: E402
-from gdb_go_ext.target import Memory  # noqa: E402
+from gdb_go_ext.runtime.values import float32_value, go_float, go_text  # noqa: E402
+from image import RT, ImageTarget, load_image, poke as _poke  # noqa: E402
 
 IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "maps-*.json.gz")))
-
-
-def load_image(path):
-    with gzip.open(path, "rt") as f:
-        img = json.load(f)
-    types = []
-    for d in img["types"]:
-        types.append(T.GoType(d["name"], d["kind"], d["size"], length=d["length"]))
-    for d, t in zip(img["types"], types):
-        t.fields = tuple(T.Field(n, o, types[i]) for n, o, i in d["fields"])
-        t._by_name = None
-        if d.get("elem") is not None:
-            t._elem = types[d["elem"]]
-        if d.get("header") is not None:
-            t.extra["header"] = types[d["header"]]
-    mem = [(a, bytearray(base64.b64decode(b))) for a, b in img["memory"]]
-    return img, types, mem
-
-
-class ImageTarget:
-    """The Target protocol over a captured image."""
-
-    def __init__(self, img, types, mem):
-        self.ptr_size = img["ptr_size"]
-        self.is_live = False
-        self.mem = mem
-        self.starts = [a for a, _ in mem]
-        self.types = {n: (types[i] if i is not None else None)
-                      for n, i in img["lookup_types"].items()}
-        self.symbols = img["symbols"]
-
-    def read(self, addr, size):
-        i = bisect.bisect_right(self.starts, addr) - 1
-        if i >= 0:
-            a, b = self.mem[i]
-            if addr + size <= a + len(b):
-                return bytes(b[addr - a:addr - a + size])
-        raise ReadError(addr, size, "not in the image")
-
-    def symbol_address(self, name):
-        return self.symbols.get(name)
-
-    def lookup_type(self, name):
-        return self.types.get(name)
-
-    def symbol_type(self, name):
-        return None
-
-    def executable(self):
-        return None
-
-    def threads(self):
-        return []
-
-
-class RT:
-    def __init__(self, target):
-        self.target = target
-        self.mem = Memory(target)
 
 
 def _norm(x):
@@ -222,14 +161,6 @@ def _cached(path):
     if path not in _CACHE:
         _CACHE[path] = load_image(path)
     return _CACHE[path]
-
-
-def _poke(mem, addr, data):
-    for a, b in mem:
-        if a <= addr and addr + len(data) <= a + len(b):
-            b[addr - a:addr - a + len(data)] = data
-            return
-    raise AssertionError("address %#x not in the image" % addr)
 
 
 def test_absurd_sizes_and_cycles_are_bounded(image):
