@@ -176,6 +176,12 @@ class GoroutineWalker:
     def g_addrs(self) -> list[int]:
         allgs = self.rt.global_addr("runtime.allgs")
         arr, n, _cap = struct.unpack("<QQQ", self.mem.read(allgs, 24))
+        glen = self._allglen()
+        if glen and glen < n:  # a corrupt slice length must not lose every g
+            if n - glen > 1:  # (allgadd stores the slice first, allglen right after)
+                self.errors.append(f"runtime.allgs has length {n} but runtime.allglen is {glen};"
+                                   f" reading {glen}")
+            n = glen
         if n > MAX_GOROUTINES:
             self.errors.append(f"runtime.allgs has an absurd length {n}; reading the first {MAX_GOROUTINES}")
             n = MAX_GOROUTINES
@@ -187,6 +193,17 @@ class GoroutineWalker:
             self.errors.append(f"cannot read runtime.allgs: {e}")
             return []
         return list(struct.unpack(f"<{n}Q", raw))
+
+    def _allglen(self) -> Optional[int]:
+        """runtime.allglen, the runtime's own count of allgs, when readable and plausible."""
+        addr = self.rt.target.symbol_address("runtime.allglen")
+        if addr is None:
+            return None
+        try:
+            n = self.mem.u64(addr)
+        except ReadError:
+            return None
+        return n if n <= MAX_GOROUTINES else None
 
     # --- threads: which g runs where
     def thread_map(self) -> tuple[dict, Optional[int]]:
