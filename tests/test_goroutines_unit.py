@@ -362,8 +362,6 @@ def test_labels_pointing_at_garbage(image, target):
     assert_rest_intact(image, gs, skip_ids={gid})
 
 
-@pytest.mark.xfail(strict=True, reason="GoRuntime.labels_at (goruntime.py) drops decode_map's "
-                   "errors: map-form labels at readable garbage come out as {} with no error")
 def test_map_form_labels_at_readable_garbage_say_so():
     image = _cached(next(p for p in IMAGES if "go1.19" in p))
     img = image[0]

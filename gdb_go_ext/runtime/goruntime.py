@@ -108,6 +108,8 @@ class GoRuntime:
             except ImportError:
                 raise DecodeError("map-form labels need the map decoder") from None
             contents = decode_map(self, lay[1], self.mem.ptr(ptr))  # *labelMap -> map header
+            if contents.errors and not contents.entries:
+                raise DecodeError(contents.errors[0])
             return {str(k): str(v) for k, v in contents.entries}
         _, off, esize, koff, voff = lay
         import struct
