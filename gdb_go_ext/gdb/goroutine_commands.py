@@ -138,8 +138,9 @@ class GoroutineCommand(GoCommand):
         return super().invoke(arg, from_tty)
 
     def run(self, args):
-        rt, walker, gs = walk(max(1, args.depth), include_dead=True)
-        g = next((x for x in gs if x.id == args.id), None)
+        rt = session.runtime()
+        walker = GoroutineWalker(rt)
+        g = walker.find(args.id, max(1, args.depth))
         if g is None:
             raise GoExtError(f"no goroutine {args.id}")
         cmd = self._raw_command.strip()

@@ -284,10 +284,26 @@ class GoroutineWalker:
         self._fill_wait_minutes(out)
         return out
 
-    def _fill_wait_minutes(self, gs: list[Goroutine]) -> None:
+    def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
+        """One goroutine by id, with its stack: only its g is decoded in full."""
+        addrs = self.g_addrs()
+        blobs = self.mem.bulk_fixed(addrs, self.glay.size)
+        for a, buf in zip(addrs, blobs):
+            if buf.__class__ is ReadError or self.glay.decode(buf)[0] != goid:
+                continue
+            threads, current_g = self.thread_map()
+            g = self.decode_g(a, buf, threads, current_g, with_stack, True, True, True, True)
+            if g is not None:  # a core has no clock: use the latest waitsince of all goroutines
+                latest = max((self.glay.decode(b)[3] for b in blobs if b.__class__ is not ReadError),
+                             default=0)
+                self._fill_wait_minutes([g], latest)
+            return g
+        return None
+
+    def _fill_wait_minutes(self, gs: list[Goroutine], core_now: int = 0) -> None:
         now, self.clock = self.now_ns()
         if not now:
-            now = max((g.wait_since_ns for g in gs), default=0)
+            now = core_now or max((g.wait_since_ns for g in gs), default=0)
             self.clock = "core: latest waitsince among goroutines"
         minute = 60_000_000_000
         for g in gs:
