@@ -38,7 +38,7 @@ from .dlv import DlvError, DlvProcess, check_listen
 from .rpc import Client, ConnectionLost, RPCError
 from .target import DelveTarget, executable_of_pid
 
-VIEWS = ("goroutines", "goroutine", "stacks", "map", "version")
+VIEWS = ("goroutines", "goroutine", "stacks", "map", "mapwatch", "version")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,6 +74,10 @@ def _parsers() -> dict:
     p.add_argument("--limit", type=int, metavar="N", help="entries to show (and buckets/groups drawn)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+    from . import mapwatch
+    p = ps["mapwatch"] = _Parser(prog="mapwatch", description="which keys a live program looks up "
+                                 "in one map, by whom, and whether they were found")
+    mapwatch.add_arguments(p)
     p = ps["version"] = _Parser(prog="version", description="the target's Go version and runtime layouts")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
@@ -415,6 +419,15 @@ class Bridge:
             rows = args.limit if args.limit is not None else 64
             return mview.render_layout(mc, color=color, width=max(width, 100), max_rows=rows)
         return mview.render_text(mc, color=color, width=width)
+
+    def _view_mapwatch(self, args, color, width) -> str:
+        from gdb_go_ext.views import mapwatch as mwview
+
+        from .mapwatch import run_mapwatch
+        rep = run_mapwatch(self, " ".join(args.expr), args.max_hits, args.timeout, args.writes)
+        if args.json:
+            return self._json(rep)
+        return mwview.render_text(rep, color=color, width=width)
 
     def _view_version(self, args, color, width) -> str:
         rt = self.runtime()

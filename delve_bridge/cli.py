@@ -10,6 +10,7 @@ VIEW is one of
     goroutine ID [bt] [--json]
     stacks [--min N] [--similar] [-t DEPTH] [--json]
     map EXPR [--layout] [--key K] [--limit N] [--json]
+    mapwatch EXPR [--max-hits N] [--timeout S] [--writes] [--json]   (live only)
     version [--json]
 with the same flags, output and JSON as the gdb `go ...` commands. Without a
 VIEW an interactive prompt opens.

@@ -1,0 +1,293 @@
+"""`delve-bridge ... mapwatch EXPR [--max-hits N] [--timeout S] [--writes] [--json] [-o FILE]`.
+
+The Delve driver of the map-access probe. Everything that decides -- which
+runtime functions, their entry addresses, whether a hit is on the watched map,
+the key, the goroutine, the caller, found or missing, the summary and the JSON
+-- is gdb_go_ext/runtime/probes.py, the very code `go mapwatch` runs in gdb.
+This file only drives dlv's API v2:
+
+* RPCServer.CreateBreakpoint at each probed function's exact entry address
+  (``Addr``), with the server-side condition ``RBX == <map>``: Delve evaluates
+  CPU registers by their upper-case names in a condition (checked with dlv
+  1.20.2, 1.23.1, 1.25.2, 1.26.2 and 1.27.1), so calls on other maps never
+  reach us. MapWatch still checks RBX itself.
+* RPCServer.Command {"name": "continue"}; its answer lists every thread that
+  stopped at one of our breakpoints; RPCServer.ListRegisters of each gives the
+  Regs for MapWatch.on_entry / on_return.
+* a breakpoint at each call site's return address, the first time a hit comes
+  from it, to read the found flag there (RAX / BL).
+* the timeout (and Ctrl-C) stop the running target through a second
+  connection (Command halt) while the first waits for its `continue`.
+
+Safety: every breakpoint created here is cleared (RPCServer.ClearBreakpoint)
+in a finally block that SIGINT/SIGTERM cannot cut short (they are blocked
+while it runs, and delivered afterwards). The ids are also registered with the
+Bridge, whose close() clears whatever is left before it detaches, and Delve's
+own Detach removes its breakpoints too. Registers are never written.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from typing import Optional
+
+from gdb_go_ext.errors import GoExtError, UsageError
+from gdb_go_ext.runtime import probes as P
+from gdb_go_ext.runtime import types as T
+from gdb_go_ext.runtime.maps import decode_map
+
+from .rpc import Client, ConnectionLost, RPCError
+
+DEFAULT_MAX_HITS = 1000
+DEFAULT_TIMEOUT = 10.0
+CORE_SENTENCE = "probes need a live process, and this target is a core file."
+
+
+def add_arguments(p) -> None:
+    p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
+    p.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS, metavar="N",
+                   help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--writes", action="store_true",
+                   help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait until the block is done (main thread only)."""
+    held = threading.current_thread() is threading.main_thread() and \
+        hasattr(signal, "pthread_sigmask")
+    if held:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if held:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _regs(client: Client, thread_id: int) -> P.Regs:
+    r = client.call("ListRegisters", {"ThreadID": thread_id, "IncludeFp": False})
+    vals = {}
+    for x in (r or {}).get("Regs") or []:
+        try:
+            vals[str(x.get("Name", "")).lower()] = int(str(x.get("Value", "0")), 16)
+        except ValueError:
+            continue
+    missing = [n for n in P.REG_NAMES if n not in vals]
+    if missing:
+        raise GoExtError(f"dlv gave no {', '.join(missing)} for thread {thread_id} "
+                         "(probes read the amd64 register ABI)")
+    return P.Regs(vals["rip"], vals["rsp"], vals["rax"], vals["rbx"], vals["rcx"],
+                  vals["rdi"], vals["r14"])
+
+
+class DelveMapWatch:
+    """One probe run on a Bridge: bridge.runtime() is halted; run() returns stopped_by."""
+
+    def __init__(self, bridge, watch: P.MapWatch, timeout: float):
+        self.bridge = bridge
+        self.client: Client = bridge.client
+        self.watch = watch
+        self.timeout = timeout
+        self.entry_ids: dict[int, int] = {}    # address -> breakpoint id
+        self.ret_ids: dict[int, int] = {}
+        self.returns_seen: list[int] = []
+        self.running: Optional[int] = None     # id of our pending `continue`
+
+    # --- breakpoints
+    def _create(self, addr: int, cond: str = "") -> int:
+        bp = {"addr": addr}
+        if cond:
+            bp["Cond"] = cond
+        r = self.client.call("CreateBreakpoint", {"Breakpoint": bp}, timeout=30)
+        bid = ((r or {}).get("Breakpoint") or {}).get("id")
+        if not isinstance(bid, int):
+            raise GoExtError(f"dlv made no breakpoint at {addr:#x}")
+        self.bridge._breakpoints.append(bid)
+        return bid
+
+    def insert_entries(self) -> None:
+        cond = f"RBX == {self.watch.map_addr}"
+        for p in self.watch.probes:
+            try:
+                self.entry_ids[p.address] = self._create(p.address, cond)
+            except RPCError as e:
+                if isinstance(e, ConnectionLost):
+                    raise
+                raise GoExtError(f"cannot put a breakpoint at {p.function} "
+                                 f"({p.address:#x}): {e.message}") from None
+
+    def insert_return(self, addr: int) -> None:
+        if addr in self.ret_ids:
+            return
+        try:
+            self.ret_ids[addr] = self._create(addr)
+            self.returns_seen.append(addr)
+        except RPCError as e:
+            if isinstance(e, ConnectionLost):
+                raise
+            self.ret_ids[addr] = -1     # never retried; those hits keep found = null
+            self.watch.error(f"cannot put a breakpoint at the return address {addr:#x}: "
+                             f"{e.message}")
+
+    def clear_all(self) -> None:
+        """Clear every breakpoint we made. A failure is recorded, never raised."""
+        c = self.client
+        for bid in list(self.entry_ids.values()) + list(self.ret_ids.values()):
+            if bid < 0:
+                continue
+            try:
+                c.call("ClearBreakpoint", {"Id": bid}, timeout=30)
+            except RPCError as e:
+                if "could not find" not in e.message.lower() and \
+                        "no breakpoint" not in e.message.lower():
+                    self.watch.error(f"breakpoint {bid} not cleared: {e.message}")
+                    continue   # left in bridge._breakpoints: close() tries again
+            try:
+                self.bridge._breakpoints.remove(bid)
+            except ValueError:
+                pass
+        self.entry_ids.clear()
+        self.ret_ids.clear()
+
+    # --- running
+    def _halt(self) -> Optional[dict]:
+        """Stop the running target (a second connection), and the state our continue returns."""
+        rid, self.running = self.running, None
+        if rid is None:
+            return None
+        self.bridge._running_id = None
+        try:
+            with Client(self.client.address) as second:
+                second.call("Command", {"name": "halt"}, timeout=30)
+        except RPCError:
+            pass    # it may have stopped by itself meanwhile: the answer below says
+        try:
+            st = self.client.wait(rid, timeout=30) or {}
+        except RPCError as e:
+            if isinstance(e, ConnectionLost):
+                raise
+            st = {}
+        self.bridge.target.invalidate()
+        return st
+
+    def _continue(self, deadline: float) -> Optional[dict]:
+        """Continue until a stop; None when the deadline came first (the target is halted)."""
+        c = self.client
+        self.running = c.send("Command", {"name": "continue"})
+        self.bridge._running_id = self.running
+        left = deadline - time.monotonic()
+        try:
+            st = c.wait(self.running, timeout=max(0.001, left))
+        except ConnectionLost:
+            if c.closed:
+                self.running = self.bridge._running_id = None
+                raise
+            self._halt()    # our own deadline, not dlv's silence
+            return None
+        except RPCError:
+            self.running = self.bridge._running_id = None
+            raise
+        self.running = self.bridge._running_id = None
+        self.bridge.target.invalidate()
+        return st or {}
+
+    def run(self) -> str:
+        w = self.watch
+        c = self.client
+        deadline = time.monotonic() + self.timeout
+        entries = w.by_addr
+        while True:
+            try:
+                st = self._continue(deadline)
+            except RPCError as e:
+                if isinstance(e, ConnectionLost):
+                    raise
+                if "exited" in e.message:
+                    self.bridge.exited = True
+                    return "exited"
+                raise GoExtError(f"cannot continue the program: {e.message}") from None
+            if st is None:
+                return "timeout"
+            state = st.get("State") or {}
+            if state.get("exited"):
+                self.bridge.exited = True
+                return "exited"
+            threads = state.get("Threads") or []
+            if not threads and state.get("currentThread"):
+                threads = [state["currentThread"]]
+            ours = False
+            for th in threads:
+                bp = th.get("breakPoint")
+                if not bp:
+                    continue
+                pc = th.get("pc") or bp.get("addr")
+                if pc in entries and bp.get("id") == self.entry_ids.get(pc):
+                    ours = True
+                    hit = w.on_entry(entries[pc], _regs(c, th["id"]))
+                    if hit is not None and hit.ret not in self.ret_ids:
+                        self.insert_return(hit.ret)
+                elif pc in self.ret_ids and bp.get("id") == self.ret_ids.get(pc):
+                    ours = True
+                    w.on_return(_regs(c, th["id"]))
+                else:
+                    return "stopped"    # someone else's breakpoint (or a panic)
+            if not ours:
+                return "stopped"    # a halt from another client, a signal Delve stops on
+            if w.done:
+                return "max-hits"
+            if time.monotonic() >= deadline:
+                return "timeout"
+
+
+def run_mapwatch(bridge, expr: str, max_hits: int = DEFAULT_MAX_HITS,
+                 timeout: float = DEFAULT_TIMEOUT, writes: bool = False) -> dict:
+    """Probe one map through the bridge; the report of runtime.probes.report."""
+    if max_hits < 1:
+        raise UsageError("--max-hits must be 1 or more")
+    if not timeout > 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+    if bridge.mode == "core" or not getattr(bridge.target, "is_live", False):
+        raise GoExtError(CORE_SENTENCE)
+    rt = bridge.runtime()
+    shown, mt, addr = bridge.resolve_map(rt, expr)
+    if mt.kind != T.MAP:
+        raise GoExtError(f"{shown} is a {mt.name}, not a map")
+    if addr == 0:
+        raise GoExtError(f"{shown} is a nil map: every nil map looks the same to a probe")
+    key_t = decode_map(rt, mt, 0).key_type or mt.key
+    if key_t is None:
+        raise GoExtError(f"cannot find the key type of {mt.name} in the debug info")
+    try:
+        look = P.pclntab_lookup(rt.pclntab)
+    except GoExtError:
+        look = bridge.target.symbol_address
+    probes = P.resolve_entries(P.probe_functions(key_t, writes), look)
+    if not probes:
+        raise GoExtError("the binary has none of the runtime's map access functions")
+    watch = P.MapWatch(rt, addr, mt, key_t, probes, max_hits=max_hits)
+    d = DelveMapWatch(bridge, watch, timeout)
+    stopped_by = "error"
+    try:
+        d.insert_entries()
+        watch.start = watch.clock()
+        stopped_by = d.run()
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    finally:
+        with _signals_held():
+            watch.end = watch.clock()
+            try:
+                if d.running is not None:
+                    d._halt()
+            finally:
+                d.clear_all()
+    # the target is halted, as the bridge keeps it between views
+    bridge._rt = None
+    return P.report(watch, stopped_by, mt.name, d.returns_seen)
