@@ -201,3 +201,29 @@ def test_unknown_flag_gives_usage(toolchain):
     assert "unknown kind" in r.error("kind")
     assert r.error("still") is None  # gdb stays usable
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_walk_is_reused_on_one_stop_and_forgotten_when_memory_changes(toolchain):
+    """Commands on one stop share a walk; a write to target memory (or the target
+    running) makes the next command walk again and see the change."""
+    binary = harness.build("goroutines", toolchain)
+    with harness.run_fixture(binary) as fp:
+        r = harness.run_gdb(binary, pid=fp.pid, commands=[("v", "go version --json"),
+                                                         ("first", "go goroutines --json")])
+        reasons = json.loads(r.block("v"))["wait_reason_strings"]
+        g = next(x for x in json.loads(r.block("first"))["goroutines"]
+                 if x["user"] and x["user"]["function"] == "main.sender")
+        assert g["wait_reason"] == "chan send"
+        new = reasons.index("sleep")
+        poke = ("python t = gdb.lookup_type('runtime.g').strip_typedefs(); "
+                "off = [f.bitpos // 8 for f in t.fields() if f.name == 'waitreason'][0]; "
+                "gdb.execute('set language c'); "
+                f"gdb.execute('set var *(unsigned char *)%d = {new}' % ({int(g['addr'], 16)} + off))")
+        r = harness.run_gdb(binary, pid=fp.pid, commands=[
+            ("before", "go goroutines --json"), ("again", "go goroutines --json"),
+            ("poke", poke), ("after", "go goroutines --json")])
+    assert r.error("poke") is None, r.stdout[-2000:]
+    state = lambda name: {x["id"]: x["wait_reason"] for x in json.loads(r.block(name))["goroutines"]}
+    assert state("before") == state("again")
+    assert state("before")[g["id"]] == "chan send"
+    assert state("after")[g["id"]] == "sleep"

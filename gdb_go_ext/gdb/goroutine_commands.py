@@ -8,7 +8,7 @@ import gdb
 
 from .. import triage
 from ..errors import GoExtError, UsageError
-from ..runtime.goroutines import G_RUNNING, GoroutineWalker
+from ..runtime.goroutines import G_DEAD, G_RUNNING, GoroutineWalker
 from ..views import goroutines as view
 from . import session
 from .commands import GoCommand, terminal_width
@@ -37,7 +37,20 @@ class _Progress:
 
 def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
          want_labels: bool = True):
+    """Walk every goroutine, or reuse a walk made since the target last moved.
+
+    Triage is many commands on one stop (list, filter, group, stacks): the goroutines
+    cannot change until the target runs, memory or registers are written, or gdb
+    selects another thread, and the session forgets its walks on each of those."""
     rt = session.runtime()
+    thread = gdb.selected_thread()
+    selected = thread.num if thread is not None else None
+    for (d, dead, blocked, labels, sel), (walker, gs) in rt.walks.items():
+        if d == depth and sel == selected and dead >= include_dead and blocked >= want_blocked \
+                and labels >= want_labels:
+            if dead and not include_dead:
+                gs = [g for g in gs if g.status_code != G_DEAD]
+            return rt, walker, gs
     progress = _Progress()
     try:
         walker = GoroutineWalker(rt, progress=progress)
@@ -45,6 +58,9 @@ def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
                          want_labels=want_labels)
     finally:
         progress.close()
+    if len(rt.walks) >= 2:
+        rt.walks.pop(next(iter(rt.walks)))
+    rt.walks[(depth, include_dead, want_blocked, want_labels, selected)] = (walker, gs)
     return rt, walker, gs
 
 

@@ -34,8 +34,19 @@ def invalidate(*_args) -> None:
     _cached = None
 
 
+def target_moved(*_args) -> None:
+    """The target may have changed under us: forget what was decoded from its memory."""
+    if _cached is not None:
+        _cached.forget_state()
+
+
 def connect_events() -> None:
     for name in ("new_objfile", "clear_objfiles", "exited", "new_inferior", "inferior_deleted"):
         reg = getattr(gdb.events, name, None)
         if reg is not None:
             reg.connect(invalidate)
+    for name in ("cont", "memory_changed", "register_changed", "inferior_call_pre",
+                 "inferior_call_post", "stop"):
+        reg = getattr(gdb.events, name, None)
+        if reg is not None:
+            reg.connect(target_moved)

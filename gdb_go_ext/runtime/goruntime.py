@@ -22,6 +22,14 @@ class GoRuntime:
         self._elf_tried = False
         self.layout: Layout = detect(target, self.elf)
         self._label_strings: dict = {}  # (ptr, len) -> str; label strings are mostly shared
+        # goroutine walks made on the current stop; the front door forgets them when the
+        # target moves (see forget_state)
+        self.walks: dict = {}
+
+    def forget_state(self) -> None:
+        """The target ran or was written to: drop everything decoded from its memory."""
+        self.walks.clear()
+        self._label_strings.clear()
 
     # the binary, read from disk: pclntab, buildinfo, static data
     @property

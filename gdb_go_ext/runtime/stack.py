@@ -112,13 +112,10 @@ class Unwinder:
         recipes = self._recipes.get(key)
         if recipes is not None:
             n = len(buf)
-            unpack = _unpack_word
-            # several stacks can share pc and depth (e.g. chan send vs receive)
-            for slots, frames, err in recipes:
-                for off, want in slots:
-                    if off + 8 > n or unpack(buf, off)[0] != want:
-                        break
-                else:
+            # several stacks can share pc and depth (e.g. chan send vs receive); each recipe
+            # reads all its slots in one unpack and compares them in one go
+            for reader, want, frames, err in recipes:
+                if reader.size <= n and reader.unpack_from(buf) == want:
                     return frames, err
         slots = []
         frames, err, complete = self._walk_slow(pc, sp, hi, buf, max_frames, stop_at_user, slots)
@@ -127,8 +124,12 @@ class Unwinder:
                 self._recipes.clear()
             if recipes is None:
                 recipes = self._recipes[key] = []
-            if len(recipes) < 16:
-                recipes.append((tuple(slots), frames, err))
+            if len(recipes) < 16 and _increasing(slots):
+                fmt, pos = "<", 0
+                for off, _ in slots:
+                    fmt += f"{off - pos}xQ" if off > pos else "Q"
+                    pos = off + 8
+                recipes.append((struct.Struct(fmt), tuple(v for _, v in slots), frames, err))
         return frames, err
 
     def _walk_slow(self, pc, sp, hi, buf, max_frames, stop_at_user, slots):
@@ -169,3 +170,7 @@ class Unwinder:
 
 
 _unpack_word = struct.Struct("<Q").unpack_from
+
+
+def _increasing(slots) -> bool:
+    return all(a[0] + 8 <= b[0] for a, b in zip(slots, slots[1:]))
