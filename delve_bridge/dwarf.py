@@ -174,9 +174,7 @@ class DwarfTypes:
         if map_name is not None:
             target = self._target(s) if tag == "DW_TAG_pointer_type" else None
             header = (lambda tt=target, n=map_name: self._map_header(tt, n)) if target is not None else None
-            gt = T.GoType(name, T.MAP, ptr, extra={"header": header})
-            gt._key = lambda g=gt: _map_part(g, 0)
-            gt._elem = lambda g=gt: _map_part(g, 1)
+            gt = T.map_type(name, ptr, header)
         elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
             gt = T.GoType(name, T.CHAN, ptr)
         elif tag == "DW_TAG_subroutine_type" or name.startswith("func("):
@@ -315,17 +313,6 @@ def _array_len(die) -> int:
                 lo = c.attributes["DW_AT_lower_bound"].value if "DW_AT_lower_bound" in c.attributes else 0
                 return int(c.attributes["DW_AT_upper_bound"].value) - lo + 1
     return 0
-
-
-def _map_part(gt: T.GoType, which: int) -> Optional[T.GoType]:
-    header = gt.extra.get("header")
-    if header is None:
-        return None
-    if callable(header) and not isinstance(header, T.GoType):
-        header = header()
-        gt.extra["header"] = header
-    found = T.map_key_elem(header)
-    return found[which] if found else None
 
 
 def _package_of(name: str) -> Optional[str]:

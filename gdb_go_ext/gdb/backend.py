@@ -33,9 +33,7 @@ class TypeConverter:
         if map_name is not None:
             target = s.target() if code == gdb.TYPE_CODE_PTR else None
             header = (lambda tt=target, n=map_name: self._map_header(tt, n)) if target is not None else None
-            gt = T.GoType(name, T.MAP, self.ptr_size, extra={"header": header})
-            gt._key = lambda g=gt: self._map_part(g, 0)
-            gt._elem = lambda g=gt: self._map_part(g, 1)
+            gt = T.map_type(name, self.ptr_size, header)
         elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
             gt = T.GoType(name, T.CHAN, self.ptr_size)
         elif code == gdb.TYPE_CODE_FUNC or name.startswith("func("):
@@ -89,17 +87,6 @@ class TypeConverter:
         header = self.convert(t)
         header.extra["map_name"] = map_name
         return header
-
-    @staticmethod
-    def _map_part(gt: T.GoType, which: int) -> Optional[T.GoType]:
-        header = gt.extra.get("header")
-        if header is None:
-            return None
-        if callable(header) and not isinstance(header, T.GoType):
-            header = header()
-            gt.extra["header"] = header
-        found = T.map_key_elem(header)
-        return found[which] if found else None
 
 
 class GdbTarget:

@@ -189,3 +189,23 @@ def map_key_elem(header: GoType) -> Optional[tuple[GoType, GoType]]:
             t = t.elem
         out.append(t)
     return out[0], out[1]
+
+
+def map_type(name: str, size: int, header) -> GoType:
+    """A map type; `header` is its header struct or a loader of it. Key and value
+    types are found in the header's buckets or slots on first use."""
+    gt = GoType(name, MAP, size, extra={"header": header})
+    gt._key = lambda: _map_part(gt, 0)
+    gt._elem = lambda: _map_part(gt, 1)
+    return gt
+
+
+def _map_part(gt: GoType, which: int) -> Optional[GoType]:
+    header = gt.extra.get("header")
+    if header is None:
+        return None
+    if callable(header) and not isinstance(header, GoType):
+        header = header()
+        gt.extra["header"] = header
+    found = map_key_elem(header)
+    return found[which] if found else None
