@@ -13,7 +13,7 @@ import time
 import pytest
 
 import harness
-from test_goroutines import parse_runtime_stacks
+from test_goroutines import check_goroutines, parse_runtime_stacks
 from test_maps import _canon, _check_layout_facts, _swiss_expected
 
 sys.path.insert(0, harness.REPO)
@@ -35,34 +35,6 @@ def _dlv_processes():
 def _tracer(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"TracerPid:\s*(\d+)", f.read()).group(1))
-
-
-def check_goroutines(data, truth, meta):
-    assert data["go_version"] == meta["version"]
-    ours = {g["id"]: g for g in data["goroutines"]}
-    main_id = int(meta["main_goid"])
-    checked = 0
-    for gid, want in truth.items():
-        if gid == main_id or want["state"] in ("running", "runnable"):
-            continue
-        assert gid in ours, f"goroutine {gid} missing"
-        g = ours[gid]
-        assert g["error"] is None, g
-        state = g["wait_reason"] if g["status"] == "waiting" else g["status"]
-        assert state == want["state"], (gid, g, want)
-        mine = [(f["function"], f["line"]) for f in g["stack"] if f["function"].startswith("main.")]
-        theirs = [f for f in want["frames"] if f[0].startswith("main.")]
-        assert mine == theirs, (gid, mine, theirs)
-        if want["created_by"]:
-            assert (g["created_by"]["function"], g["created_by"]["line"]) == want["created_by"], gid
-        if want["parent"] is not None:
-            assert g["parent_id"] == want["parent"], gid
-        assert g["locked_to_thread"] == want["locked"], gid
-        assert g["labels"] == meta["labels"].get(str(gid), {}), gid
-        checked += 1
-    assert checked >= 29
-    for gid in meta["locked"]:
-        assert ours[int(gid)]["locked_to_thread"]
 
 
 def test_bridge_goroutines_match_runtime_stack(toolchain, mode, go_target):

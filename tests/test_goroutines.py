@@ -50,12 +50,9 @@ def our_goroutines(t):
     return json.loads(r.block("list")), r
 
 
-def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
-    t = go_target("goroutines")
-    truth = parse_runtime_stacks(t.truth("stacks.txt"))
-    meta = t.truth("meta")
-    data, r = our_goroutines(t)
-    assert "Traceback" not in r.stdout + r.stderr
+def check_goroutines(data, truth, meta):
+    """Our JSON against runtime.Stack and the fixture's own records, goroutine by goroutine
+    (shared with the bridge tests)."""
     assert data["go_version"] == meta["version"]
     ours = {g["id"]: g for g in data["goroutines"]}
     main_id = int(meta["main_goid"])
@@ -76,9 +73,9 @@ def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
         if want["parent"] is not None:
             assert g["parent_id"] == want["parent"], gid
         assert g["locked_to_thread"] == want["locked"], gid
+        assert g["labels"] == meta["labels"].get(str(gid), {}), gid
         if want["state"] == "syscall":  # on an OS thread: its LWP and M are known
             assert g["thread"] and g["m"] is not None, g
-        assert g["labels"] == meta["labels"].get(str(gid), {}), gid
         checked += 1
     assert checked >= 29  # every goroutine the fixture parked
     # every label assignment and locked thread the fixture made is seen
@@ -86,6 +83,15 @@ def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
         assert ours[int(gid)]["labels"] == labels
     for gid in meta["locked"]:
         assert ours[int(gid)]["locked_to_thread"]
+
+
+def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
+    t = go_target("goroutines")
+    truth = parse_runtime_stacks(t.truth("stacks.txt"))
+    meta = t.truth("meta")
+    data, r = our_goroutines(t)
+    assert "Traceback" not in r.stdout + r.stderr
+    check_goroutines(data, truth, meta)
 
 
 def test_stacks_buckets_have_the_fixture_group_sizes(toolchain, mode, go_target):
