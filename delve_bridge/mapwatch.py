@@ -20,17 +20,21 @@ This file only drives dlv's API v2:
   connection (Command halt) while the first waits for its `continue`.
 
 Safety: every breakpoint created here is cleared (RPCServer.ClearBreakpoint)
-in a finally block that SIGINT/SIGTERM cannot cut short (they are blocked
-while it runs, and delivered afterwards). The ids are also registered with the
-Bridge, whose close() clears whatever is left before it detaches, and Delve's
-own Detach removes its breakpoints too. Registers are never written.
+in a finally block. While the probe runs, SIGINT and SIGTERM only set a flag
+that the loop reads between 0.1 s waits (an exception in the middle of an RPC
+could lose half of dlv's answer); Ctrl-C ends the probe as "interrupt" with
+its report, SIGTERM goes to the previous handler once everything is cleared.
+Delve halts with kill(SIGTRAP); when that races a breakpoint stop the SIGTRAP
+stays pending and would kill the program after detach, so it is collected by
+one more continue (see drain()). The ids are also registered with the Bridge,
+whose close() clears whatever is left before it detaches, and Delve's own
+Detach removes its breakpoints too. Registers are never written.
 """
 from __future__ import annotations
 
 import signal
 import threading
 import time
-from contextlib import contextmanager
 from typing import Optional
 
 from gdb_go_ext.errors import GoExtError, UsageError
@@ -57,18 +61,44 @@ def add_arguments(p) -> None:
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-@contextmanager
-def _signals_held():
-    """SIGINT and SIGTERM wait until the block is done (main thread only)."""
-    held = threading.current_thread() is threading.main_thread() and \
-        hasattr(signal, "pthread_sigmask")
-    if held:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        if held:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+class _Signals:
+    """While the probe runs (main thread only), SIGINT and SIGTERM only set a flag: an
+    exception raised in the middle of an RPC could lose half an answer from dlv and leave
+    the connection unusable for the cleanup. The loop looks at the flag between short
+    waits; after the cleanup a SIGTERM is handed to the handler that was there before."""
+
+    def __init__(self):
+        self.got: Optional[int] = None
+        self.old: dict = {}
+        self.active = threading.current_thread() is threading.main_thread()
+
+    def _on(self, signum, frame):
+        if self.got != signal.SIGTERM:
+            self.got = signum
+
+    def __enter__(self):
+        if self.active:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self._on)
+        return self
+
+    def restore(self) -> None:
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+        self.old = {}
+
+    def __exit__(self, *exc):
+        self.restore()
+
+    def deliver_term(self) -> None:
+        """A SIGTERM that came during the probe, now that the cleanup is done."""
+        if self.got != signal.SIGTERM:
+            return
+        h = signal.getsignal(signal.SIGTERM)
+        if callable(h):
+            h(signal.SIGTERM, None)
+        elif h == signal.SIG_DFL:
+            raise SystemExit(128 + signal.SIGTERM)
 
 
 def _regs(client: Client, thread_id: int) -> P.Regs:
@@ -90,7 +120,8 @@ def _regs(client: Client, thread_id: int) -> P.Regs:
 class DelveMapWatch:
     """One probe run on a Bridge: bridge.runtime() is halted; run() returns stopped_by."""
 
-    def __init__(self, bridge, watch: P.MapWatch, timeout: float):
+    def __init__(self, bridge, watch: P.MapWatch, timeout: float, signals: "_Signals"):
+        self.signals = signals
         self.bridge = bridge
         self.client: Client = bridge.client
         self.watch = watch
@@ -99,6 +130,7 @@ class DelveMapWatch:
         self.ret_ids: dict[int, int] = {}
         self.returns_seen: list[int] = []
         self.running: Optional[int] = None     # id of our pending `continue`
+        self.must_drain = False
 
     # --- breakpoints
     def _create(self, addr: int, cond: str = "") -> int:
@@ -158,7 +190,11 @@ class DelveMapWatch:
 
     # --- running
     def _halt(self) -> Optional[dict]:
-        """Stop the running target (a second connection), and the state our continue returns."""
+        """Stop the running target (a second connection), and the state our continue returns.
+
+        Delve halts by kill(SIGTRAP). When our continue had already returned (a breakpoint
+        stop racing the halt) that SIGTRAP stays pending and would kill the program after
+        detach: self.must_drain then says drain() has to collect it."""
         rid, self.running = self.running, None
         if rid is None:
             return None
@@ -175,28 +211,64 @@ class DelveMapWatch:
                 raise
             st = {}
         self.bridge.target.invalidate()
+        state = st.get("State") or {}
+        if not state.get("exited") and any(th.get("breakPoint") for th in
+                                           state.get("Threads") or [state.get("currentThread") or {}]):
+            self.must_drain = True   # stopped by a breakpoint, not (surely) by our SIGTRAP
         return st
 
+    def drain(self) -> None:
+        """With our breakpoints gone: continue once, so that a pending SIGTRAP of our halt
+        stops it (Delve collects it); if nothing was pending, the program runs inside
+        Delve's continue and a halt now is collected by it."""
+        self.must_drain = False
+        c = self.client
+        rid = c.send("Command", {"name": "continue"})
+        try:
+            c.wait(rid, timeout=0.5)
+            return
+        except ConnectionLost:
+            if c.closed:
+                raise
+        self.running = rid
+        self._halt()
+        self.must_drain = False
+
+    def _wait(self, rid: int, deadline: float):
+        """The answer to rid; None when the deadline or a signal came first."""
+        c = self.client
+        while True:
+            if self.signals.got is not None:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                return c.wait(rid, timeout=min(left, 0.1)) or {}
+            except ConnectionLost:
+                if c.closed:
+                    raise
+
     def _continue(self, deadline: float) -> Optional[dict]:
-        """Continue until a stop; None when the deadline came first (the target is halted)."""
+        """Continue until a stop; None when the deadline or a signal came first (then the
+        target is halted)."""
         c = self.client
         self.running = c.send("Command", {"name": "continue"})
         self.bridge._running_id = self.running
-        left = deadline - time.monotonic()
         try:
-            st = c.wait(self.running, timeout=max(0.001, left))
-        except ConnectionLost:
-            if c.closed:
-                self.running = self.bridge._running_id = None
-                raise
-            self._halt()    # our own deadline, not dlv's silence
-            return None
+            st = self._wait(self.running, deadline)
         except RPCError:
             self.running = self.bridge._running_id = None
             raise
+        if st is None:
+            self._halt()
+            return None
         self.running = self.bridge._running_id = None
         self.bridge.target.invalidate()
-        return st or {}
+        return st
+
+    def _stop_reason(self) -> str:
+        return "timeout" if self.signals.got is None else "interrupt"
 
     def run(self) -> str:
         w = self.watch
@@ -214,7 +286,7 @@ class DelveMapWatch:
                     return "exited"
                 raise GoExtError(f"cannot continue the program: {e.message}") from None
             if st is None:
-                return "timeout"
+                return self._stop_reason()
             state = st.get("State") or {}
             if state.get("exited"):
                 self.bridge.exited = True
@@ -242,8 +314,8 @@ class DelveMapWatch:
                 return "stopped"    # a halt from another client, a signal Delve stops on
             if w.done:
                 return "max-hits"
-            if time.monotonic() >= deadline:
-                return "timeout"
+            if time.monotonic() >= deadline or self.signals.got is not None:
+                return self._stop_reason()
 
 
 def run_mapwatch(bridge, expr: str, max_hits: int = DEFAULT_MAX_HITS,
@@ -272,22 +344,28 @@ def run_mapwatch(bridge, expr: str, max_hits: int = DEFAULT_MAX_HITS,
     if not probes:
         raise GoExtError("the binary has none of the runtime's map access functions")
     watch = P.MapWatch(rt, addr, mt, key_t, probes, max_hits=max_hits)
-    d = DelveMapWatch(bridge, watch, timeout)
     stopped_by = "error"
-    try:
-        d.insert_entries()
-        watch.start = watch.clock()
-        stopped_by = d.run()
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
-    finally:
-        with _signals_held():
+    with _Signals() as sigs:
+        d = DelveMapWatch(bridge, watch, timeout, sigs)
+        try:
+            d.insert_entries()
+            watch.start = watch.clock()
+            stopped_by = d.run()
+        except KeyboardInterrupt:   # not the main thread: Python's own Ctrl-C
+            stopped_by = "interrupt"
+        finally:
             watch.end = watch.clock()
             try:
                 if d.running is not None:
                     d._halt()
             finally:
                 d.clear_all()
+                if d.must_drain:
+                    try:
+                        d.drain()
+                    except RPCError as e:
+                        watch.error(f"after the halt: {e}")
+    sigs.deliver_term()
     # the target is halted, as the bridge keeps it between views
     bridge._rt = None
     return P.report(watch, stopped_by, mt.name, d.returns_seen)
