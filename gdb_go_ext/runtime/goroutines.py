@@ -22,6 +22,7 @@ G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
 MAX_GOROUTINES = 10_000_000
 MAX_MS = 100_000
 
+_WORD = struct.Struct("<Q")
 _FALLBACK_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting",
                     6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
 
@@ -430,7 +431,8 @@ class GoroutineWalker:
         """What the runtime recorded this goroutine waits on, from its sudogs."""
         if self._sudog is None:
             return None
-        o_c, o_elem, o_link = self._sudog
+        o_c, o_elem, o_link, size = self._sudog
+        word = _WORD.unpack_from
         try:
             if "chan" in wait_reason or "select" in wait_reason:
                 chans = []
@@ -439,12 +441,13 @@ class GoroutineWalker:
                 # a select has one sudog per case, linked by waitlink; bounded
                 while s and s not in seen and len(seen) < 64:
                     seen.add(s)
-                    c = self.mem.ptr(s + o_c)
+                    raw = self.mem.read(s, size)
+                    c = word(raw, o_c)[0]
                     if c:
                         chans.append(c)
                     if "select" not in wait_reason or o_link is None:
                         break
-                    s = self.mem.ptr(s + o_link)
+                    s = word(raw, o_link)[0]
                 if chans:
                     return "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))
                 return None
@@ -462,4 +465,6 @@ class GoroutineWalker:
             return None
         elem = st.find("elem")
         link = st.find("waitlink")
-        return st.find("c")[0], elem[0] if elem else None, link[0] if link else None
+        c = st.find("c")[0]
+        size = max(c, link[0] if link else 0) + 8
+        return c, elem[0] if elem else None, link[0] if link else None, size
