@@ -19,7 +19,7 @@ def test_map_argument_and_struct_field_in_a_frame(toolchain, tmp_path):
     r = harness.run_gdb(binary, commands=[
         ("brk", "break main.useLocal"), ("run", f"run {out}"),
         ("arg", "go map m --json"), ("field", "go map h.inner --json"),
-        ("notmap", "go map h"),
+        ("named", "go map h.named --json"), ("notmap", "go map h"),
         ("gcore", f"gcore {core}")], timeout=180)
     truth = json.loads((out / "maps.json").read_text())
     try:
@@ -28,7 +28,8 @@ def test_map_argument_and_struct_field_in_a_frame(toolchain, tmp_path):
         assert data["len"] == len(truth["local"]) and got == truth["local"]
         got, _ = _entries(r.block("field"))
         assert got == truth["inner"]
-        assert "not a map" in (r.error("notmap") or "")
+        assert _entries(r.block("named"))[0] == truth["named"]  # a named map type
+        assert "is a *main.Holder, not a map" in (r.error("notmap") or ""), r.error("notmap")
         # an address with a Go map type
         c = harness.run_gdb(binary, core=str(core), commands=[
             ("cast", f"go map (map[string]int){data['addr']} --json")])

@@ -11,7 +11,12 @@ from ..target import Thread
 
 
 def _type_name(t: "gdb.Type") -> str:
-    return t.name or str(t)
+    """Go's spelling of a type: gdb calls an unnamed pointer type `main.Point *`."""
+    if t.name:
+        return t.name
+    if t.code == gdb.TYPE_CODE_PTR:
+        return "*" + _type_name(t.target())
+    return str(t)
 
 
 class TypeConverter:

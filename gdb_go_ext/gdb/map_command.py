@@ -11,6 +11,7 @@ from ..runtime import types as T
 from ..runtime.maps import decode_map
 from ..views import maps as view
 from . import session
+from .backend import _type_name, _underlying_map_name
 from .commands import GoCommand, terminal_width
 
 _CAST = re.compile(r"^\(\s*(map\[.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
@@ -82,9 +83,8 @@ def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
     if val is None:
         val = _evaluate(expr, name)
     t = val.type
-    tname = t.name or str(t)
-    if not tname.startswith("map["):
-        raise GoExtError(f"{expr} is a {tname}, not a map")
+    if _underlying_map_name(t, t.strip_typedefs()) is None:  # named map types count too
+        raise GoExtError(f"{expr} is a {_type_name(t)}, not a map")
     try:
         addr = int(val.cast(gdb.lookup_type("uintptr")))
     except gdb.error:

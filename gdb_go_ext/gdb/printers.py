@@ -5,6 +5,8 @@ allows), decoded by runtime/maps.py from whole bucket/group reads.
 """
 from __future__ import annotations
 
+import json
+
 import gdb
 
 from ..errors import GoExtError
@@ -19,7 +21,7 @@ def _py(v, t):
     if isinstance(v, bool) or isinstance(v, int) or isinstance(v, float):
         return v
     if isinstance(v, str) and (t is None or t.kind == T.STRING):
-        return v
+        return json.dumps(v, ensure_ascii=False)  # quoted, as Go's %q would show it
     return go_text(v, t)
 
 
