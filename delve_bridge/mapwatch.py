@@ -24,14 +24,15 @@ in a finally block. While the probe runs, SIGINT and SIGTERM only set a flag
 that the loop reads between 0.1 s waits (an exception in the middle of an RPC
 could lose half of dlv's answer); Ctrl-C ends the probe as "interrupt" with
 its report, SIGTERM goes to the previous handler once everything is cleared.
-Delve halts with kill(SIGTRAP); when that races a breakpoint stop the SIGTRAP
-stays pending and would kill the program after detach, so it is collected by
-one more continue (see drain()). The ids are also registered with the Bridge,
+Delve halts with kill(SIGTRAP); when that lands while the program is stopped
+the SIGTRAP stays pending and would kill the program after detach, so after a
+halt settle() checks /proc for it and lets Delve collect it (drain()). The ids are also registered with the Bridge,
 whose close() clears whatever is left before it detaches, and Delve's own
 Detach removes its breakpoints too. Registers are never written.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -101,6 +102,28 @@ class _Signals:
             raise SystemExit(128 + signal.SIGTERM)
 
 
+def _sigtrap_pending(pid: int) -> Optional[bool]:
+    """Is a SIGTRAP queued for the process or one of its threads? None if /proc says nothing."""
+    bit = 1 << (signal.SIGTRAP - 1)
+    try:
+        names = [f"/proc/{pid}/status"] + [f"/proc/{pid}/task/{t}/status"
+                                           for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return None
+    seen = False
+    for name in names:
+        try:
+            with open(name) as f:
+                for line in f:
+                    if line.startswith(("ShdPnd:", "SigPnd:")):
+                        seen = True
+                        if int(line.split()[1], 16) & bit:
+                            return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False if seen else None
+
+
 def _regs(client: Client, thread_id: int) -> P.Regs:
     r = client.call("ListRegisters", {"ThreadID": thread_id, "IncludeFp": False})
     vals = {}
@@ -130,7 +153,7 @@ class DelveMapWatch:
         self.ret_ids: dict[int, int] = {}
         self.returns_seen: list[int] = []
         self.running: Optional[int] = None     # id of our pending `continue`
-        self.must_drain = False
+        self.halted = False
 
     # --- breakpoints
     def _create(self, addr: int, cond: str = "") -> int:
@@ -192,9 +215,7 @@ class DelveMapWatch:
     def _halt(self) -> Optional[dict]:
         """Stop the running target (a second connection), and the state our continue returns.
 
-        Delve halts by kill(SIGTRAP). When our continue had already returned (a breakpoint
-        stop racing the halt) that SIGTRAP stays pending and would kill the program after
-        detach: self.must_drain then says drain() has to collect it."""
+        Delve halts by kill(SIGTRAP), which may stay pending: settle() deals with it."""
         rid, self.running = self.running, None
         if rid is None:
             return None
@@ -211,17 +232,13 @@ class DelveMapWatch:
                 raise
             st = {}
         self.bridge.target.invalidate()
-        state = st.get("State") or {}
-        if not state.get("exited") and any(th.get("breakPoint") for th in
-                                           state.get("Threads") or [state.get("currentThread") or {}]):
-            self.must_drain = True   # stopped by a breakpoint, not (surely) by our SIGTRAP
+        self.halted = True
         return st
 
     def drain(self) -> None:
         """With our breakpoints gone: continue once, so that a pending SIGTRAP of our halt
-        stops it (Delve collects it); if nothing was pending, the program runs inside
-        Delve's continue and a halt now is collected by it."""
-        self.must_drain = False
+        is collected by Delve; if nothing stops it within 0.5 s, it runs inside Delve's
+        continue (nothing of ours can stop it now), and a halt now is collected too."""
         c = self.client
         rid = c.send("Command", {"name": "continue"})
         try:
@@ -232,7 +249,24 @@ class DelveMapWatch:
                 raise
         self.running = rid
         self._halt()
-        self.must_drain = False
+
+    def settle(self) -> None:
+        """After a halt: no SIGTRAP of Delve's may be left pending at detach.
+
+        Delve halts with kill(SIGTRAP). If that lands while the program is already
+        stopped -- our continue just returned, or Delve is evaluating a breakpoint
+        condition with every thread stopped and then sees the stop request without
+        resuming -- the signal stays queued and kills the program after detach. Read
+        the pending sets from /proc when the process is local; drain until clear."""
+        pid = self.bridge.pid if self.bridge.mode in ("attach", "exec") else None
+        for _ in range(4):
+            pending = _sigtrap_pending(pid) if pid else None
+            if pending is False:
+                return
+            self.drain()
+            if pending is None:
+                return      # cannot look: one drain collects it
+        self.watch.error("a SIGTRAP of dlv's halt may still be pending")
 
     def _wait(self, rid: int, deadline: float):
         """The answer to rid; None when the deadline or a signal came first."""
@@ -360,9 +394,9 @@ def run_mapwatch(bridge, expr: str, max_hits: int = DEFAULT_MAX_HITS,
                     d._halt()
             finally:
                 d.clear_all()
-                if d.must_drain:
+                if d.halted:
                     try:
-                        d.drain()
+                        d.settle()
                     except RPCError as e:
                         watch.error(f"after the halt: {e}")
     sigs.deliver_term()
