@@ -100,3 +100,14 @@ def test_settings_are_gdb_parameters():
     assert "auto" in r.block("show")
     assert "off" in r.block("show2")
     assert "off" in r.block("dbg")
+
+
+def test_completion_of_flags_kinds_and_globals():
+    tc = harness.matrix_names()[-1]
+    r = harness.run_gdb(harness.build("maps", tc), commands=[
+        ("flags", "complete go goroutines -wi"), ("kinds", "complete go goroutines -group st"),
+        ("globals", "complete go map main.mSm"), ("sub", "complete go ver")])
+    assert r.block("flags").splitlines() == ["go goroutines -with", "go goroutines -without"]
+    assert r.block("kinds").splitlines() == ["go goroutines -group startloc", "go goroutines -group status"]
+    assert "go map main.mSmall" in r.block("globals").splitlines()
+    assert r.block("sub") == "go version"

@@ -47,13 +47,34 @@ class GoCommand(gdb.Command):
     """Base of every `go X` subcommand: argparse, one-line errors, -o FILE."""
 
     name = ""
-    complete = gdb.COMPLETE_NONE
+    completer_class = gdb.COMPLETE_NONE   # what a non-flag word completes to
+    word_choices: dict = {}               # flag -> the words that may follow it
 
     def __init__(self):
         self.parser = _Parser(prog=f"go {self.name}", description=(self.__doc__ or "").strip(),
-                              add_help=True)
+                              add_help=True, allow_abbrev=False)
         self.add_arguments(self.parser)
-        super().__init__(f"go {self.name}", gdb.COMMAND_DATA, self.complete)
+        super().__init__(f"go {self.name}", gdb.COMMAND_DATA)
+
+    def complete(self, text: str, word: str):
+        """Flags after `-`, the fixed words a flag takes, else the command's completer.
+
+        gdb breaks words at `-` and `.`, so candidates are matched against the whole
+        token being typed and returned relative to gdb's word."""
+        word = word or ""
+        tokens = text.split()
+        current = tokens[-1] if tokens and not text.endswith(" ") else ""
+        before = tokens[:-1] if current else tokens
+        if before and before[-1] in self.word_choices:
+            choices = self.word_choices[before[-1]]
+        elif current.startswith("-"):
+            choices = sorted({o for a in self.parser._actions for o in a.option_strings})
+        elif self.completer_class == gdb.COMPLETE_SYMBOL and "." in current:
+            choices = _global_variables(current)
+        else:
+            return self.completer_class
+        cut = len(current) - len(word)
+        return [c[cut:] for c in choices if c.startswith(current)]
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         pass
@@ -99,6 +120,21 @@ class GoCommand(gdb.Command):
 
     def emit_json(self, obj, output: Optional[str] = None) -> None:
         self.emit(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", output)
+
+
+def _global_variables(prefix: str) -> list[str]:
+    """Package-level variables whose names start with prefix (e.g. main.ca)."""
+    import re
+    try:
+        out = gdb.execute(f"info variables -n ^{re.escape(prefix)}", to_string=True)
+    except gdb.error:
+        return []
+    names = set()
+    for line in out.splitlines():
+        m = re.search(r"([\w./*()]+);\s*$", line) or re.match(r"^\s*(?:0x[0-9a-f]+\s+)?(\S+)\s*$", line)
+        if m and m.group(1).startswith(prefix):
+            names.add(m.group(1))
+    return sorted(names)[:200]
 
 
 class GoPrefix(gdb.Command):

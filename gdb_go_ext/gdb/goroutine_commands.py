@@ -71,6 +71,7 @@ class GoroutinesCommand(GoCommand):
     -t DEPTH adds stacks. `*` marks the goroutine on the selected thread."""
 
     name = "goroutines"
+    word_choices = {"-with": triage.KINDS, "-without": triage.KINDS, "-group": triage.GROUP_KINDS}
 
     def add_arguments(self, p):
         view.add_goroutines_args(p)

@@ -113,7 +113,7 @@ expression of map type, or an address with a map type: (map[string]int)0xc000012
 --key K says where the entry with key K lives (bucket/slot or table/group/slot)."""
 
     name = "map"
-    complete = gdb.COMPLETE_SYMBOL
+    completer_class = gdb.COMPLETE_SYMBOL
 
     def add_arguments(self, p):
         p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")

@@ -201,7 +201,7 @@ are let through at once. The program runs until --max-hits hits on this map
 every breakpoint is removed on every way out. Needs a live process (amd64)."""
 
     name = "mapwatch"
-    complete = gdb.COMPLETE_SYMBOL
+    completer_class = gdb.COMPLETE_SYMBOL
 
     def add_arguments(self, p):
         p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
