@@ -8,7 +8,9 @@ per iteration, 2 of them on each map). For each watched map:
 2. `go mapwatch MAP --max-hits 1000000 --timeout S` from gdb: the hits per
    second it reports, and the target's iterations per second while it runs
    (sampled from the fixture's PROGRESS lines);
-3. the target's rate again after gdb detached (it must be back to normal).
+3. the target's rate again after gdb detached (it must be back to normal);
+4. the same through `delve-bridge attach PID mapwatch` (dlv API v2: entry
+   breakpoints with the condition RBX == map, halt through a second connection).
 
 Benchmarks print; they never assert timings.
 
@@ -17,6 +19,7 @@ Benchmarks print; they never assert timings.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -64,36 +67,53 @@ class Sampler:
         self._t.join()
 
 
-def measure(binary, fp, sampler, expr, seconds, out):
+def _run_delve(fp, expr, seconds, path):
+    """delve-bridge attach PID mapwatch ... (dlv attach, probe, detach); an error or None."""
+    p = subprocess.run([sys.executable, "-m", "delve_bridge", "attach", str(fp.pid), "mapwatch",
+                        expr, "--max-hits", "1000000", "--timeout", str(seconds), "--json",
+                        "-o", path], capture_output=True, text=True, timeout=seconds + 120,
+                       cwd=harness.REPO)
+    return p.stderr[-2000:] if p.returncode else None
+
+
+def measure(binary, fp, sampler, expr, seconds, out, debugger="gdb"):
     t0 = time.monotonic()
     time.sleep(2)
     base = sampler.rate(t0, time.monotonic())
     path = os.path.join(out, "mw.json")
     t1 = time.monotonic()
-    r = harness.run_gdb(binary, pid=fp.pid, commands=[
-        ("probe", "go mapwatch %s --max-hits 1000000 --timeout %s --json -o %s"
-         % (expr, seconds, path))], timeout=seconds + 120)
-    t2 = time.monotonic()
-    if r.error("probe"):
-        raise SystemExit("probe failed: %s\n%s" % (r.error("probe"), r.stderr[-2000:]))
+    if debugger == "delve":
+        err = _run_delve(fp, expr, seconds, path)
+        t2 = time.monotonic()
+        if err:
+            raise SystemExit("delve-bridge probe failed: %s" % err)
+    else:
+        r = harness.run_gdb(binary, pid=fp.pid, commands=[
+            ("probe", "go mapwatch %s --max-hits 1000000 --timeout %s --json -o %s"
+             % (expr, seconds, path))], timeout=seconds + 120)
+        t2 = time.monotonic()
+        if r.error("probe"):
+            raise SystemExit("probe failed: %s\n%s" % (r.error("probe"), r.stderr[-2000:]))
     rep = json.load(open(path))
     s = rep["summary"]
     # the probe's own window: the last `seconds` before gdb finished, minus detach
     during = sampler.rate(t2 - seconds, t2 - 0.2)
     time.sleep(2)
     after = sampler.rate(t2 + 0.5, time.monotonic())
-    print("%-14s %7.0f hits/s (%d hits, %d on other maps let through, stopped by %s)"
-          % (expr, s["hits_per_second"] or 0, s["hits"], rep["other_map_calls"],
+    print("%-6s %-14s %7.0f hits/s (%d hits, %d on other maps let through, stopped by %s)"
+          % (debugger, expr, s["hits_per_second"] or 0, s["hits"], rep["other_map_calls"],
              rep["stopped_by"]))
-    print("%-14s target: %9.0f iterations/s before, %7.0f during (%.0fx slower), "
-          "%9.0f after; gdb run %.1f s" % ("", base, during, base / during if during else
-                                             float("inf"), after, t2 - t1))
+    print("%-21s target: %9.0f iterations/s before, %7.0f during (%.0fx slower), "
+          "%9.0f after; %s run %.1f s" % ("", base, during, base / during if during else
+                                          float("inf"), after, debugger, t2 - t1))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--toolchain", default="go1.26.6")
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--debugger", choices=("gdb", "delve", "both"), default="both",
+                    help="gdb's go mapwatch, delve-bridge's mapwatch (dlv attach), or both")
     args = ap.parse_args()
     binary = harness.build("lookups", args.toolchain)
     print("go mapwatch on %s, lookups fixture in tight mode, probe %.0f s each"
@@ -103,7 +123,8 @@ def main():
             sampler = Sampler(fp)
             try:
                 for expr in ("main.intMap", "main.strMap", "main.pointMap"):
-                    measure(binary, fp, sampler, expr, args.seconds, out)
+                    for dbg in (("gdb", "delve") if args.debugger == "both" else (args.debugger,)):
+                        measure(binary, fp, sampler, expr, args.seconds, out, dbg)
             finally:
                 sampler.stop()
             alive = fp.proc.poll() is None
