@@ -11,7 +11,7 @@ import bisect
 import os
 from typing import Optional
 
-from .errors import DecodeError
+from .errors import DecodeError, ReadError
 from .runtime.elf import PT_LOAD, ElfFile
 
 
@@ -43,6 +43,16 @@ class CoreMem:
         self.starts = [s.vaddr for s in segs]
         self.segs = segs
         self.mv = memoryview(self.elf._data)
+        self.size = len(self.mv)
+        self.expected = max((s.offset + s.filesz for s in self.elf.segments
+                             if s.type == PT_LOAD), default=0)
+        self.truncated = self.size < self.expected
+
+    def warning(self) -> Optional[str]:
+        if not self.truncated:
+            return None
+        return (f"the core file is truncated ({self.size} of {self.expected} bytes):"
+                " memory it lost reads as unreadable")
 
     def read(self, addr: int, size: int) -> Optional[bytes]:
         i = bisect.bisect_right(self.starts, addr) - 1
@@ -52,8 +62,9 @@ class CoreMem:
         if addr + size > s.vaddr + s.filesz:
             return None
         off = s.offset + addr - s.vaddr
-        if off + size > len(self.mv):
-            return None  # truncated core: let the debugger say so
+        if off + size > self.size:
+            # the core once held these bytes; never let the executable's copy stand in
+            raise ReadError(addr, size, "beyond the end of a truncated core file")
         return self.mv[off:off + size].tobytes()
 
     def close(self) -> None:

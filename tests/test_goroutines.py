@@ -1,6 +1,7 @@
 """Goroutine views against what the Go runtime itself said (runtime.Stack),
 on every toolchain of the matrix, live and on a core."""
 import json
+import os
 import re
 
 import pytest
@@ -233,3 +234,25 @@ def test_walk_is_reused_on_one_stop_and_forgotten_when_memory_changes(toolchain)
     assert state("before") == state("again")
     assert state("before")[g["id"]] == "chan send"
     assert state("after")[g["id"]] == "sleep"
+
+
+def test_truncated_core_and_bare_executable_get_a_sentence(toolchain, tmp_path):
+    """gdb refuses a truncated core (its section headers are at the end); what is left is
+    the executable alone, and the goroutine and map views say so in one sentence."""
+    binary = harness.build("goroutines", toolchain)
+    with harness.run_fixture(binary) as fp:
+        core = harness.make_core(fp.pid, str(tmp_path))
+    try:
+        with open(core, "r+b") as f:
+            f.truncate(24 << 20)
+        r = harness.run_gdb(binary, core=core, commands=[
+            ("list", "go goroutines"), ("stacks", "go stacks"), ("one", "go goroutine 1"),
+            ("map", "go map main.labelsOf"), ("version", "go version"),
+            ("still", "python print('alive')")])
+    finally:
+        os.remove(core)
+    assert "Traceback" not in r.stdout + r.stderr
+    assert r.block("still") == "alive"
+    for name in ("list", "stacks", "one", "map"):
+        assert "no process or core file is loaded" in (r.error(name) or ""), (name, r.stdout[-1500:])
+    assert r.error("version") is None  # the file alone still tells its Go version

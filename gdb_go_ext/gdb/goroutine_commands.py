@@ -43,6 +43,7 @@ def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
     cannot change until the target runs, memory or registers are written, or gdb
     selects another thread, and the session forgets its walks on each of those."""
     rt = session.runtime()
+    rt.require_process()
     thread = gdb.selected_thread()
     selected = thread.num if thread is not None else None
     for (d, dead, blocked, labels, sel), (walker, gs) in rt.walks.items():
@@ -156,6 +157,7 @@ class GoroutineCommand(GoCommand):
 
     def run(self, args):
         rt = session.runtime()
+        rt.require_process()
         walker = GoroutineWalker(rt)
         g = walker.find(args.id, max(1, args.depth))
         if g is None:

@@ -97,11 +97,14 @@ def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
 
 def decode_expr(expr: str, limit=None, layout=False, locate=False):
     rt = session.runtime()
+    rt.require_process()
     shown, gtype, addr = resolve(expr)
     mt = rt.target.convert_type(gtype)
     if mt.kind != T.MAP:
         raise GoExtError(f"{shown} is a {mt.name}, not a map")
-    return rt, decode_map(rt, mt, addr, limit=limit, layout=layout, locate=locate)
+    mc = decode_map(rt, mt, addr, limit=limit, layout=layout, locate=locate)
+    mc.errors[:0] = getattr(rt.target, "warnings", [])
+    return rt, mc
 
 
 class MapCommand(GoCommand):

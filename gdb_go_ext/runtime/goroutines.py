@@ -153,7 +153,7 @@ class GoroutineWalker:
         self.rt = rt
         self.mem = rt.mem
         self.progress = progress
-        self.errors: list[str] = []
+        self.errors: list[str] = list(getattr(rt.target, "warnings", []))
         self.glay = _GLayout(rt.type("runtime.g"))
         self.status_names = rt.status_names
         self.wait_reasons = rt.wait_reasons

@@ -8,7 +8,7 @@ import functools
 import os
 from typing import Optional
 
-from ..errors import DecodeError
+from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
 from . import types as T
 from .version import Layout, detect
@@ -25,6 +25,13 @@ class GoRuntime:
         # goroutine walks made on the current stop; the front door forgets them when the
         # target moves (see forget_state)
         self.walks: dict = {}
+
+    def require_process(self) -> None:
+        """Goroutines and map contents exist only in a process or a core, not in the file."""
+        if not getattr(self.target, "has_process", True):
+            raise NotGoError("no process or core file is loaded: the executable alone holds no "
+                             "goroutines or map contents (run it, `attach PID`, or `core FILE`; "
+                             "if gdb said the core is not a core dump, it is damaged or truncated)")
 
     def forget_state(self) -> None:
         """The target ran or was written to: drop everything decoded from its memory."""

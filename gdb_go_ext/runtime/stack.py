@@ -102,12 +102,12 @@ class Unwinder:
         if not (lo <= sp < hi) or hi - sp > 1 << 30:
             return [], f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
         size = min(hi - sp, 1024)
-        buf = self._fast_read(sp, size) if self._fast_read is not None else None
-        if buf is None:
-            try:
+        try:
+            buf = self._fast_read(sp, size) if self._fast_read is not None else None
+            if buf is None:
                 buf = self.mem.read(sp, size)
-            except DecodeError as e:
-                return [], str(e)
+        except DecodeError as e:
+            return [], str(e)
         key = (pc, hi - sp, max_frames, stop_at_user)
         recipes = self._recipes.get(key)
         if recipes is not None:
