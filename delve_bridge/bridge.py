@@ -254,6 +254,7 @@ class Bridge:
         rt = self.runtime()
         walker = GoroutineWalker(rt)
         gs = walker.walk(with_stack=depth, include_dead=include_dead, want_blocked=want_blocked)
+        self.last_goroutines = gs   # the REPL completes goroutine ids from the last walk
         return rt, walker, gs
 
     # --- the Python API

@@ -1,127 +1,338 @@
-"""The interactive prompt of delve-bridge (prompt-toolkit): history, completion of views,
-flags, goroutine ids and package-level variables."""
+"""The interactive prompt of delve-bridge (prompt-toolkit).
+
+    (delve-bridge) goroutines --limit 3
+    (delve-bridge) map main.<Tab>
+
+- the views print exactly what `delve-bridge ... VIEW` (and gdb's `go VIEW`) prints, with ANSI
+  colour when stdout is a terminal and NO_COLOR is unset;
+- history in $XDG_STATE_HOME/gdb_go_ext/bridge_history (~/.local/state/... by default);
+- Tab completes commands, their flags (from the views' argparse specs), flag values that
+  have a fixed set (-with KIND, -group KIND, -o FILE), goroutine ids (from the bridge's last
+  walk) and package-level variable names (from the DWARF index the bridge already has);
+- a bad line gives one sentence and the prompt comes back; Ctrl-C at the prompt clears the
+  line; `quit`, `exit` or Ctrl-D leave, and cli.main tears the session down (an attached
+  target is detached and keeps running).
+
+Without a terminal on stdin (a pipe, a script) it reads plain lines with no prompt.
+"""
 from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sys
+from typing import Optional
 
+from prompt_toolkit.completion import Completer, Completion, PathCompleter
+from prompt_toolkit.document import Document
+
+from gdb_go_ext import triage
 from gdb_go_ext.errors import GoExtError, UsageError
 
 from .bridge import PARSERS, VIEWS
+from .rpc import ConnectionLost
 
-EXTRA = ("continue", "halt", "help", "quit")
+QUIT = ("quit", "exit", "q")
+EXTRA = ("continue", "halt", "help", "quit", "exit")
+COMMANDS = tuple(VIEWS) + EXTRA
+_EXTRA_HELP = {
+    "continue": "let the target run (the next view halts it again)",
+    "halt": "stop a running target",
+    "help": "this list; `help VIEW` for a view's flags",
+    "quit": "leave (also exit, Ctrl-D); an attached target keeps running",
+}
+# flag values with a fixed set of answers: (dest, index of the value) -> choices
+_VALUE_CHOICES = {("with_", 0): triage.KINDS, ("without", 0): triage.KINDS,
+                  ("group", 0): triage.GROUP_KINDS}
+
+
+def history_path() -> str:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "gdb_go_ext", "bridge_history")
+
+
+def _options(view: str) -> dict:
+    """option string -> argparse action, for one view."""
+    p = PARSERS.get(view)
+    return {s: a for a in (p._actions if p else ()) for s in a.option_strings}
+
+
+def _arity(action) -> int:
+    n = action.nargs
+    if n is None or n in ("?", "+", "*"):
+        return 1
+    return int(n)
 
 
 def _flags(view: str) -> list:
-    p = PARSERS.get(view)
-    if p is None:
-        return []
-    return sorted({s for a in p._actions for s in a.option_strings})
+    return sorted(_options(view))
+
+
+def _parse_line(words: list):
+    """For the words before the one being completed: ('value', action, index) when that word
+    is a flag's value, else ('arg', number of positionals already given)."""
+    opts = _options(words[0])
+    pending, action, npos = 0, None, 0
+    for w in words[1:]:
+        if pending:
+            pending -= 1
+        elif w in opts:
+            action = opts[w]
+            pending = _arity(action)
+        else:
+            npos += 1
+    if pending:
+        return ("value", action, _arity(action) - pending)
+    return ("arg", npos)
+
+
+class BridgeCompleter(Completer):
+    """Tab completion over a Bridge: commands, flags, flag values, goroutine ids and
+    package-level variables."""
+
+    def __init__(self, bridge):
+        self.bridge = bridge
+        self._vars: dict = {}
+        self._paths = PathCompleter(expanduser=True)
+
+    # --- the pools
+    def goroutine_ids(self) -> list:
+        """(id, status) from the bridge's last walk; one cheap walk (no stacks) when there
+        was none yet and the target is stopped (never halts a running one for a Tab)."""
+        b = self.bridge
+        gs = getattr(b, "last_goroutines", None)
+        if gs is None and getattr(b, "_running_id", None) is None and not b.exited:
+            try:
+                gs = b.goroutines()
+            except Exception:  # completion must never break the prompt
+                gs = None
+        return [(str(g.id), g.wait_reason or g.status) for g in sorted(gs or (), key=lambda g: g.id)]
+
+    def variables(self, word: str) -> list:
+        pkg = word.rpartition(".")[0] or "main"
+        if pkg not in self._vars:
+            try:
+                self._vars[pkg] = list(self.bridge.package_variables(pkg))
+            except Exception:
+                self._vars[pkg] = []
+        return self._vars[pkg]
+
+    # --- prompt_toolkit
+    def get_completions(self, document, complete_event):
+        text = document.text_before_cursor
+        words = text.split()
+        word = "" if not words or text[-1:].isspace() else words.pop()
+        for c, meta in self.candidates(words, word):
+            if c.startswith(word):
+                yield Completion(c, start_position=-len(word), display_meta=meta)
+        if words and words[0] in PARSERS:
+            st = _parse_line(words)
+            if st[0] == "value" and st[1].dest == "output":
+                yield from self._paths.get_completions(Document(word, len(word)), complete_event)
+
+    def candidates(self, words: list, word: str):
+        """(text, meta) pairs for the word after `words` (filtered by the caller)."""
+        if not words:
+            for c in COMMANDS:
+                yield c, _describe(c)
+            return
+        cmd = words[0]
+        if cmd == "help":
+            if len(words) == 1:
+                for c in VIEWS:
+                    yield c, _describe(c)
+            return
+        if cmd not in PARSERS:
+            return
+        st = _parse_line(words)
+        if st[0] == "value":
+            for c in _VALUE_CHOICES.get((st[1].dest, st[2]), ()):
+                yield c, ""
+            return
+        opts = _options(cmd)
+        npos = st[1]
+        pool: list = []
+        if not word.startswith("-"):
+            if cmd == "goroutine":
+                pool = self.goroutine_ids() if npos == 0 else \
+                    [("bt", "backtrace")] if npos == 1 else []
+            elif cmd in ("map", "mapwatch") and npos == 0:
+                pool = [(v, "") for v in self.variables(word)]
+            if pool:
+                yield from pool
+                return
+        for f in sorted(opts):
+            yield f, (opts[f].help or "").split(";")[0][:40]
 
 
 def make_completer(bridge):
-    from prompt_toolkit.completion import Completer, Completion
-
-    class _C(Completer):
-        def __init__(self):
-            self._ids = None
-            self._vars = None
-
-        def ids(self):
-            if self._ids is None:
-                try:
-                    self._ids = [str(g.id) for g in bridge.goroutines()]
-                except GoExtError:
-                    self._ids = []
-            return self._ids
-
-        def vars(self):
-            if self._vars is None:
-                try:
-                    self._vars = bridge.package_variables("main")
-                except Exception:  # completion must never break the prompt
-                    self._vars = []
-            return self._vars
-
-        def get_completions(self, document, complete_event):
-            text = document.text_before_cursor
-            words = text.split()
-            word = "" if text.endswith(" ") or not words else words[-1]
-            if len(words) == 0 or (len(words) == 1 and not text.endswith(" ")):
-                pool = list(VIEWS) + list(EXTRA)
-            elif word.startswith("-"):
-                pool = _flags(words[0])
-            elif words[0] == "goroutine" and (len(words) == 1 or (len(words) == 2 and word)):
-                pool = self.ids()
-            elif words[0] == "map":
-                pool = self.vars()
-            else:
-                pool = []
-            for c in pool:
-                if c.startswith(word):
-                    yield Completion(c, start_position=-len(word))
-
-    return _C()
+    return BridgeCompleter(bridge)
 
 
-def run_repl(bridge) -> None:
-    interactive = sys.stdin.isatty()
-    session = None
-    if interactive:
+def _describe(cmd: str) -> str:
+    p = PARSERS.get(cmd)
+    return p.description if p is not None else _EXTRA_HELP.get(cmd, "")
+
+
+def help_text(topic: Optional[str] = None) -> str:
+    if topic:
+        if topic in PARSERS:
+            return PARSERS[topic].format_help()
+        if topic in _EXTRA_HELP or topic in QUIT:
+            return f"{topic}: {_EXTRA_HELP.get(topic, _EXTRA_HELP['quit'])}\n"
+        raise UsageError(f"no help on {topic!r}; one of {', '.join(COMMANDS)}")
+    lines = ["views (the same flags and output as gdb's `go VIEW`):"]
+    for v in VIEWS:
+        lines.append(f"  {PARSERS[v].format_usage()[len('usage: '):].rstrip()}")
+        lines.append(f"      {PARSERS[v].description}")
+    lines.append("commands:")
+    for c in ("continue", "halt", "help", "quit"):
+        lines.append(f"  {c:<9} {_EXTRA_HELP[c]}")
+    lines.append("Tab completes commands, flags, goroutine ids and package-level variables.")
+    return "\n".join(lines) + "\n"
+
+
+class Repl:
+    """One prompt over one Bridge. `out` gets the views' text; `err` the one-line errors.
+    `input`/`output` are prompt_toolkit's (tests pass create_pipe_input() and DummyOutput());
+    with neither and no terminal on stdin, plain lines are read from stdin."""
+
+    def __init__(self, bridge, out=None, err=None, input=None, output=None,
+                 history: Optional[str] = None, color: Optional[bool] = None):
+        self.bridge = bridge
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.color = color if color is not None else \
+            _isatty(self.out) and not os.environ.get("NO_COLOR")
+        self.interactive = input is not None or sys.stdin.isatty()
+        self.session = None
+        if self.interactive:
+            self.session = self._session(input, output, history)
+
+    def _session(self, input, output, history):
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+        from prompt_toolkit.styles import Style
+        path = history or history_path()
         try:
-            from prompt_toolkit import PromptSession
-            from prompt_toolkit.history import FileHistory
-            hist = os.path.join(os.environ.get("GDB_GO_EXT_HOME") or os.path.expanduser(
-                "~/.local/share/gdb_go_ext"), "delve-bridge-history")
-            os.makedirs(os.path.dirname(hist), exist_ok=True)
-            session = PromptSession(history=FileHistory(hist), completer=make_completer(bridge),
-                                    complete_while_typing=False)
-        except (ImportError, OSError):
-            session = None
-        sys.stdout.write(f"delve-bridge: {bridge.mode} of {bridge.target.executable()}; "
-                         f"views: {', '.join(VIEWS)}; `help`, `quit`\n")
-    while True:
-        try:
-            if session is not None:
-                line = session.prompt("(delve-bridge) ")
-            else:
-                if interactive:
-                    sys.stdout.write("(delve-bridge) ")
-                    sys.stdout.flush()
-                line = sys.stdin.readline()
-                if not line:
-                    return
-        except EOFError:
-            return
-        except KeyboardInterrupt:
-            continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "ab"):
+                pass
+            hist = FileHistory(path)
+        except OSError as e:
+            self.error(f"history is not kept: cannot write {path} ({e.strerror or e})", warn=True)
+            hist = InMemoryHistory()
+        self.history_file = path if isinstance(hist, FileHistory) else None
+        return PromptSession(history=hist, completer=BridgeCompleter(self.bridge),
+                             complete_while_typing=False, auto_suggest=AutoSuggestFromHistory(),
+                             input=input, output=output,
+                             style=Style.from_dict({"prompt": "ansicyan bold"}))
+
+    # --- output
+    def _console(self, stream):
+        from rich.console import Console
+        tty = _isatty(stream)
+        return Console(file=stream, highlight=False, soft_wrap=True,
+                       no_color=bool(os.environ.get("NO_COLOR")) or not tty,
+                       force_terminal=tty, color_system="auto" if tty else None)
+
+    def error(self, msg: str, warn: bool = False) -> None:
+        from rich.text import Text
+        msg = " ".join(str(msg).split("\n")[:1]) or "failed"
+        label = "warning" if warn else "error"
+        self._console(self.err).print(Text.assemble((label + ":", "bold yellow" if warn else "bold red"),
+                                                    " ", msg))
+        self.err.flush()
+
+    def write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def banner(self) -> None:
+        from rich.text import Text
+        b = self.bridge
+        what = f"process {b.pid}" if b.mode in ("attach", "exec") and b.pid else b.mode
+        self._console(self.out).print(Text.assemble(
+            ("delve-bridge", "bold"), f": {b.mode} {what}, {b.target.executable()}\n",
+            ("views: ", "dim"), ", ".join(VIEWS), ("; help, quit; Tab completes", "dim")))
+        self.out.flush()
+
+    # --- the loop
+    def read(self) -> Optional[str]:
+        """One line; None at the end (Ctrl-D, EOF). Ctrl-C clears the line: ''."""
+        if self.session is not None:
+            from prompt_toolkit.formatted_text import FormattedText
+            try:
+                return self.session.prompt(FormattedText([("class:prompt", "(delve-bridge) ")]))
+            except EOFError:
+                return None
+            except KeyboardInterrupt:
+                return ""
+        line = sys.stdin.readline()
+        return line if line else None
+
+    def run(self) -> None:
+        if self.interactive:
+            self.banner()
+        while True:
+            line = self.read()
+            if line is None:
+                return
+            if not self.do(line):
+                return
+
+    def do(self, line: str) -> bool:
+        """Run one line; False when it asks to leave."""
         line = line.strip()
-        if not line:
-            continue
+        if not line or line.startswith("#"):
+            return True
         try:
             words = shlex.split(line)
         except ValueError as e:
-            sys.stdout.write(f"error: {e}\n")
-            continue
+            self.error(f"cannot split the line: {str(e).lower()}")
+            return True
         cmd = words[0]
-        if cmd in ("quit", "exit", "q"):
-            return
+        if cmd in QUIT:
+            return False
         try:
             if cmd == "help":
-                for v in VIEWS:
-                    sys.stdout.write(PARSERS[v].format_usage())
-                sys.stdout.write("continue | halt | quit\n")
-            elif cmd == "continue":
-                bridge.cont()
-            elif cmd == "halt":
-                bridge.halt()
+                self.write(help_text(words[1] if len(words) > 1 else None))
+            elif cmd in ("continue", "halt"):
+                if len(words) > 1:
+                    raise UsageError(f"{cmd} takes no arguments")
+                self.bridge.cont() if cmd == "continue" else self.bridge.halt()
+            elif cmd in PARSERS:
+                if "-h" in words[1:] or "--help" in words[1:]:
+                    self.write(PARSERS[cmd].format_help())
+                else:
+                    self.write(self.bridge.view(words, color=self.color, width=self._width()))
             else:
-                sys.stdout.write(bridge.view(words))
-        except UsageError as e:
-            sys.stdout.write(f"error: {e}\n")
+                raise UsageError(f"unknown command {cmd!r}; one of {', '.join(COMMANDS)}")
+        except ConnectionLost:
+            raise                      # dlv is gone: cli.main says so and tears down
         except GoExtError as e:
-            sys.stdout.write(f"error: {e}\n")
+            self.error(str(e))
         except KeyboardInterrupt:
-            sys.stdout.write("interrupted\n")
-        sys.stdout.flush()
+            self.error("interrupted")
+        except Exception as e:  # a bug of ours: one line, and the prompt comes back
+            first = str(e).splitlines()[0] if str(e) else ""
+            self.error(f"internal error: {type(e).__name__}: {first}")
+        return True
+
+    def _width(self) -> int:
+        if _isatty(self.out):
+            return shutil.get_terminal_size((120, 40)).columns
+        return 250
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def run_repl(bridge, **kw) -> None:
+    """The prompt until quit/exit/Ctrl-D (teardown is the caller's: cli.main closes the bridge)."""
+    Repl(bridge, **kw).run()
