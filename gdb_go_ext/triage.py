@@ -47,6 +47,15 @@ def label_matches(g: Goroutine, spec: str) -> bool:
     return spec in g.labels
 
 
+def check_kinds(with_=(), without=(), group: Optional[str] = None) -> None:
+    """Reject unknown KIND words before any work is done."""
+    for kind, _ in list(with_) + list(without):
+        if kind not in KINDS:
+            raise UsageError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    if group is not None and group not in GROUP_KINDS:
+        raise UsageError(f"unknown group kind {group!r}; one of {', '.join(GROUP_KINDS)}")
+
+
 def apply_filters(gs: Iterable[Goroutine], status: Optional[str] = None,
                   with_: Iterable[tuple[str, str]] = (), without: Iterable[tuple[str, str]] = (),
                   labels: Iterable[str] = ()) -> list[Goroutine]:

@@ -80,6 +80,7 @@ class GoroutinesCommand(GoCommand):
     def run(self, args):
         if args.depth < 0 or args.limit < 0:
             raise UsageError("-t and --limit take a number of 0 or more")
+        triage.check_kinds(args.with_, args.without, args.group)
         # labels cost reads: fetch them only when something shows or uses them
         want_labels = bool(args.json or args.show_labels or args.labels or args.group == "label"
                            or any(k == "label" for k, _ in args.with_ + args.without))
