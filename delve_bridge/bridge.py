@@ -225,8 +225,35 @@ class Bridge:
                 self.exited = True
         else:
             self._halted_by_us = True
+            self._settle()
         self._rt = None
         self.target.invalidate()
+
+    def _settle(self) -> None:
+        """After a halt, no SIGTRAP of dlv's may stay queued: Delve halts with
+        kill(SIGTRAP), and one that lands while the program is already stopped would
+        kill it after we detach. Continue briefly so Delve collects it, halting again
+        if nothing stops the program, until /proc shows none pending (bounded)."""
+        from .mapwatch import _sigtrap_pending
+        pid = self.pid if self.mode in ("attach", "exec") else None
+        if not pid:
+            return
+        c = self.client
+        for _ in range(4):
+            if _sigtrap_pending(pid) is not True:
+                return
+            rid = c.send("Command", {"name": "continue"})
+            try:
+                st = c.wait(rid, timeout=0.5) or {}
+            except ConnectionLost:
+                if c.closed:
+                    raise
+                with Client(c.address) as second:
+                    second.call("Command", {"name": "halt"}, timeout=30)
+                st = c.wait(rid, timeout=30) or {}
+            if st.get("exited"):
+                self.exited = True
+                return
 
     def wait_output(self, text: str, timeout: float = 30.0) -> bool:
         """Wait until the launched program prints a line starting with text (exec only)."""

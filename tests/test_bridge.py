@@ -236,3 +236,20 @@ def test_dlv_choice():
         dlvmod.check_listen("10.1.2.3:4000", False)
     dlvmod.check_listen("127.0.0.1:0", False)
     dlvmod.check_listen("unix:/tmp/x", False)
+
+
+def test_attach_continue_halt_detach_leaves_the_target_alive(tmp_path):
+    """Many continue/halt rounds through the Bridge API, then detach: the program must
+    live on, untraced. (The queued-SIGTRAP race Bridge._settle guards against needs dlv
+    to be stopped at the moment of the halt; tests/test_bridge_mapwatch.py provokes it
+    with conditional breakpoints. This round trip does not reliably hit it.)"""
+    binary = harness.build("lookups", NEWEST)
+    with harness.run_fixture(binary) as fp:
+        with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
+            for _ in range(15):
+                b.cont()
+                time.sleep(0.02)
+                b.halt()
+        time.sleep(1.0)
+        assert fp.proc.poll() is None, fp.stderr_text()[-2000:]
+        assert _tracer(fp.pid) == 0
