@@ -47,6 +47,7 @@ class CoreMem:
         self.expected = max((s.offset + s.filesz for s in self.elf.segments
                              if s.type == PT_LOAD), default=0)
         self.truncated = self.size < self.expected
+        self._last = None
 
     def warning(self) -> Optional[str]:
         if not self.truncated:
@@ -55,10 +56,12 @@ class CoreMem:
                 " memory it lost reads as unreadable")
 
     def read(self, addr: int, size: int) -> Optional[bytes]:
-        i = bisect.bisect_right(self.starts, addr) - 1
-        if i < 0:
-            return None
-        s = self.segs[i]
+        s = self._last  # neighbouring reads (stacks, g structs) mostly share a segment
+        if s is None or not s.vaddr <= addr < s.vaddr + s.filesz:
+            i = bisect.bisect_right(self.starts, addr) - 1
+            if i < 0:
+                return None
+            s = self._last = self.segs[i]
         if addr + size > s.vaddr + s.filesz:
             return None
         off = s.offset + addr - s.vaddr

@@ -59,7 +59,7 @@ def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
                          want_labels=want_labels)
     finally:
         progress.close()
-    if len(rt.walks) >= 2:
+    if len(rt.walks) >= 3:  # list, stacks and a JSON dump of one stop all hit
         rt.walks.pop(next(iter(rt.walks)))
     rt.walks[(depth, include_dead, want_blocked, want_labels, selected)] = (walker, gs)
     return rt, walker, gs
