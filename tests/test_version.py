@@ -111,3 +111,18 @@ def test_completion_of_flags_kinds_and_globals():
     assert r.block("kinds").splitlines() == ["go goroutines -group startloc", "go goroutines -group status"]
     assert "go map main.mSmall" in r.block("globals").splitlines()
     assert r.block("sub") == "go version"
+
+
+def test_colour_only_when_asked_in_batch_mode(toolchain):
+    binary = harness.build("goroutines", toolchain)
+    with harness.run_fixture(binary) as fp:
+        r = harness.run_gdb(binary, pid=fp.pid, commands=[
+            ("auto", "go goroutines --limit 3"), ("on", "set go color on"),
+            ("coloured", "go goroutines --limit 3"), ("off", "set go color off"),
+            ("plain", "go goroutines --limit 3")], env=dict(os.environ, NO_COLOR=""))
+    assert "\x1b[" not in r.block("auto")  # batch mode: gdb's styling is off
+    assert "\x1b[" in r.block("coloured")
+    assert "\x1b[" not in r.block("plain")
+    strip = lambda s: re.sub(r"\x1b\[[0-9;]*m", "", s)
+    assert [l.rstrip() for l in strip(r.block("coloured")).splitlines()] == \
+        [l.rstrip() for l in r.block("plain").splitlines()]
