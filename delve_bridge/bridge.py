@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import sys
 import time
 from typing import Optional

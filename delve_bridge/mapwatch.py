@@ -40,8 +40,6 @@ from typing import Optional
 
 from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.runtime import probes as P
-from gdb_go_ext.runtime import types as T
-from gdb_go_ext.runtime.maps import decode_map
 
 from .rpc import Client, ConnectionLost, RPCError
 
@@ -363,21 +361,7 @@ def run_mapwatch(bridge, expr: str, max_hits: int = DEFAULT_MAX_HITS,
         raise GoExtError(CORE_SENTENCE)
     rt = bridge.runtime()
     shown, mt, addr = bridge.resolve_map(rt, expr)
-    if mt.kind != T.MAP:
-        raise GoExtError(f"{shown} is a {mt.name}, not a map")
-    if addr == 0:
-        raise GoExtError(f"{shown} is a nil map: every nil map looks the same to a probe")
-    key_t = decode_map(rt, mt, 0).key_type or mt.key
-    if key_t is None:
-        raise GoExtError(f"cannot find the key type of {mt.name} in the debug info")
-    try:
-        look = P.pclntab_lookup(rt.pclntab)
-    except GoExtError:
-        look = bridge.target.symbol_address
-    probes = P.resolve_entries(P.probe_functions(key_t, writes), look)
-    if not probes:
-        raise GoExtError("the binary has none of the runtime's map access functions")
-    watch = P.MapWatch(rt, addr, mt, key_t, probes, max_hits=max_hits)
+    watch = P.new_watch(rt, shown, mt, addr, writes, max_hits, bridge.target.symbol_address)
     stopped_by = "error"
     with _Signals() as sigs:
         d = DelveMapWatch(bridge, watch, timeout, sigs)

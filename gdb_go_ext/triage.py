@@ -1,7 +1,7 @@
 """Filtering, grouping and bucketing of decoded goroutines (pure; shared by every front door)."""
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 

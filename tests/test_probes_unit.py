@@ -667,10 +667,6 @@ def test_fuzz_returns_after_real_entries(path):
     run()
 
 
-@pytest.mark.xfail(strict=True, raises=struct.error,
-                   reason="gdb reads rcx/rdi as int64_t: a value >= 2**63 arrives negative "
-                          "and key_bytes' unmasked struct.pack('<QQ') raises struct.error, "
-                          "which decode_key does not catch")
 def test_faststr_key_from_signed_gdb_registers():
     image = _cached(IMAGES[0])
     rt = make_rt(image)

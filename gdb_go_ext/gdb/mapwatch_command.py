@@ -26,8 +26,6 @@ import gdb
 
 from ..errors import GoExtError, UsageError
 from ..runtime import probes as P
-from ..runtime import types as T
-from ..runtime.maps import decode_map
 from ..views import mapwatch as view
 from . import session
 from .commands import GoCommand, terminal_width
@@ -53,9 +51,8 @@ class _ProbeBreakpoint(gdb.Breakpoint):
 
 def _regs() -> P.Regs:
     f = gdb.newest_frame()
-    r = f.read_register
-    return P.Regs(int(r("rip")), int(r("rsp")), int(r("rax")), int(r("rbx")),
-                  int(r("rcx")), int(r("rdi")), int(r("r14")))
+    mask = (1 << 64) - 1  # gdb types rax..r14 as int64_t: keep them unsigned
+    return P.Regs(*(int(f.read_register(n)) & mask for n in P.REG_NAMES))
 
 
 def _sigint_handling() -> Optional[tuple[bool, bool, bool]]:
@@ -234,22 +231,7 @@ every breakpoint is removed on every way out. Needs a live process (amd64)."""
                              "breakpoints into a stopped program)")
         shown, gtype, addr = resolve(" ".join(args.expr))
         mt = target.convert_type(gtype)
-        if mt.kind != T.MAP:
-            raise GoExtError(f"{shown} is a {mt.name}, not a map")
-        if addr == 0:
-            raise GoExtError(f"{shown} is a nil map: every nil map looks the same to a probe")
-        # the key type exactly as the map decoder finds it (types only: nil address)
-        key_t = decode_map(rt, mt, 0).key_type or mt.key
-        if key_t is None:
-            raise GoExtError(f"cannot find the key type of {mt.name} in the debug info")
-        try:
-            look = P.pclntab_lookup(rt.pclntab)
-        except GoExtError:
-            look = target.symbol_address
-        probes = P.resolve_entries(P.probe_functions(key_t, args.writes), look)
-        if not probes:
-            raise GoExtError("the binary has none of the runtime's map access functions")
-        watch = P.MapWatch(rt, addr, mt, key_t, probes, max_hits=args.max_hits)
+        watch = P.new_watch(rt, shown, mt, addr, args.writes, args.max_hits, target.symbol_address)
         returns: list[int] = []
         stopped_by = self._probe(watch, inf, args.timeout, returns)
         rep = P.report(watch, stopped_by, mt.name, returns)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Optional
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target

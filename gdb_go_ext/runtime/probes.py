@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..errors import DecodeError
@@ -150,6 +150,7 @@ class Regs:
 
 
 REG_NAMES = ("rip", "rsp", "rax", "rbx", "rcx", "rdi", "r14")
+_U64 = (1 << 64) - 1  # gdb reads general registers as int64_t: negative above 2**63
 
 
 def key_bytes(variant: str, regs: Regs, key: T.GoType, read: Callable[[int, int], bytes]) -> bytes:
@@ -159,7 +160,7 @@ def key_bytes(variant: str, regs: Regs, key: T.GoType, read: Callable[[int, int]
     if variant == FAST64:
         return struct.pack("<Q", regs.rcx & 0xFFFFFFFFFFFFFFFF)
     if variant == FASTSTR:
-        return struct.pack("<QQ", regs.rcx, regs.rdi)
+        return struct.pack("<QQ", regs.rcx & _U64, regs.rdi & _U64)
     if key.size == 0:
         return b""
     return read(regs.rcx, key.size)
@@ -430,3 +431,26 @@ def report(watch: MapWatch, stopped_by: str, map_type_name: str,
         "hits": [h.to_json() for h in watch.hits],
         "summary": summarize(watch.hits, watch.elapsed),
     }
+
+
+def new_watch(rt, shown: str, map_type: T.GoType, addr: int, writes: bool, max_hits: int,
+              fallback_lookup: Callable[[str], Optional[int]]) -> "MapWatch":
+    """Everything both front doors check before probing one map, then its MapWatch."""
+    from ..errors import GoExtError
+    from .maps import decode_map
+    if map_type.kind != T.MAP:
+        raise GoExtError(f"{shown} is a {map_type.name}, not a map")
+    if addr == 0:
+        raise GoExtError(f"{shown} is a nil map: every nil map looks the same to a probe")
+    # the key type exactly as the map decoder finds it (types only: nil address)
+    key_t = decode_map(rt, map_type, 0).key_type or map_type.key
+    if key_t is None:
+        raise GoExtError(f"cannot find the key type of {map_type.name} in the debug info")
+    try:
+        look = pclntab_lookup(rt.pclntab)
+    except GoExtError:
+        look = fallback_lookup
+    probes = resolve_entries(probe_functions(key_t, writes), look)
+    if not probes:
+        raise GoExtError("the binary has none of the runtime's map access functions")
+    return MapWatch(rt, addr, map_type, key_t, probes, max_hits=max_hits)

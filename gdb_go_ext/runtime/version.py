@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target

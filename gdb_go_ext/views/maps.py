@@ -13,7 +13,7 @@ from rich.text import Text
 from ..errors import UsageError
 from ..runtime import types as T
 from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents, to_json
-from ..runtime.values import go_quote, go_text
+from ..runtime.values import go_quote
 from .console import render
 
 __all__ = ["to_json", "render_text", "render_layout", "parse_key", "find_key", "render_key"]
