@@ -253,3 +253,24 @@ def test_attach_continue_halt_detach_leaves_the_target_alive(tmp_path):
         time.sleep(1.0)
         assert fp.proc.poll() is None, fp.stderr_text()[-2000:]
         assert _tracer(fp.pid) == 0
+
+
+def test_dlv_dying_mid_session_is_one_sentence_and_the_target_lives(tmp_path):
+    """The connection drops under a call (dlv killed): one line naming the method, a clean
+    teardown, and the target, released by its dead tracer, keeps running."""
+    from delve_bridge.rpc import RPCError
+    binary = harness.build("lookups", NEWEST)
+    with harness.run_fixture(binary) as fp:
+        b = Bridge.attach(fp.pid, binary=binary, quiet=True)
+        try:
+            b.dlv.proc.send_signal(signal.SIGKILL)
+            b.dlv.proc.wait(timeout=10)
+            b.target.invalidate()
+            with pytest.raises(RPCError) as err:
+                b.view(["goroutines", "--json"])
+            assert "\n" not in str(err.value) and str(err.value)
+        finally:
+            b.close()
+        time.sleep(0.5)
+        assert fp.proc.poll() is None, fp.stderr_text()[-2000:]
+        assert _tracer(fp.pid) == 0
