@@ -40,24 +40,14 @@ from typing import Optional
 
 from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.runtime import probes as P
+from gdb_go_ext.views.mapwatch import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT, add_mapwatch_args
 
 from .rpc import Client, ConnectionLost, RPCError
 
-DEFAULT_MAX_HITS = 1000
-DEFAULT_TIMEOUT = 10.0
 CORE_SENTENCE = "probes need a live process, and this target is a core file."
 
 
-def add_arguments(p) -> None:
-    p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
-    p.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS, metavar="N",
-                   help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS})")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                   help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--writes", action="store_true",
-                   help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+add_arguments = add_mapwatch_args
 
 
 class _Signals:

@@ -27,7 +27,8 @@ def _norm(x):
 
 
 def _canon(entries):
-    return sorted(json.dumps(_norm(e), sort_keys=True) for e in entries)
+    """Entries as sorted canonical JSON texts (pairs may be tuples or lists)."""
+    return sorted(json.dumps(_norm(list(e)), sort_keys=True) for e in entries)
 
 
 def _swiss_expected(toolchain):

@@ -22,24 +22,9 @@ from gdb_go_ext.runtime import types as T  # noqa: E402
 from gdb_go_ext.runtime.maps import decode_map, to_json  # noqa: E402
 from gdb_go_ext.runtime.values import float32_value, go_float, go_text  # noqa: E402
 from image import RT, ImageTarget, load_image, poke as _poke  # noqa: E402
+from test_maps import _canon  # noqa: E402
 
 IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "maps-*.json.gz")))
-
-
-def _norm(x):
-    if isinstance(x, bool):
-        return x
-    if isinstance(x, float) and x == int(x) and abs(x) < 2 ** 53:
-        return int(x)
-    if isinstance(x, list):
-        return [_norm(y) for y in x]
-    if isinstance(x, dict):
-        return {k: _norm(v) for k, v in x.items()}
-    return x
-
-
-def _canon(entries):
-    return sorted(json.dumps(_norm(list(e)), sort_keys=True) for e in entries)
 
 
 @pytest.fixture(scope="module", params=IMAGES, ids=[os.path.basename(p) for p in IMAGES])

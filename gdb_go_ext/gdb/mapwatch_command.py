@@ -31,8 +31,6 @@ from . import session
 from .commands import GoCommand, terminal_width
 from .map_command import resolve
 
-DEFAULT_MAX_HITS = 1000
-DEFAULT_TIMEOUT = 10.0
 
 
 class _ProbeBreakpoint(gdb.Breakpoint):
@@ -201,15 +199,7 @@ every breakpoint is removed on every way out. Needs a live process (amd64)."""
     completer_class = gdb.COMPLETE_SYMBOL
 
     def add_arguments(self, p):
-        p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
-        p.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS, metavar="N",
-                       help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS})")
-        p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
-                       help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
-        p.add_argument("--writes", action="store_true",
-                       help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+        view.add_mapwatch_args(p)
 
     def run(self, args):
         if args.max_hits < 1:

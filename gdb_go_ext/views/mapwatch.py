@@ -66,3 +66,20 @@ def render_text(rep: dict, color: bool = False, width: int = 120, keys: int = 20
     for e in rep["errors"]:
         out += f"error: {e}\n"
     return out
+
+
+DEFAULT_MAX_HITS = 1000
+DEFAULT_TIMEOUT = 10.0
+
+
+def add_mapwatch_args(p) -> None:
+    """The flags of `go mapwatch` and delve-bridge's `mapwatch` view."""
+    p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
+    p.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS, metavar="N",
+                   help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+                   help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--writes", action="store_true",
+                   help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
