@@ -256,3 +256,25 @@ def test_truncated_core_and_bare_executable_get_a_sentence(toolchain, tmp_path):
     for name in ("list", "stacks", "one", "map"):
         assert "no process or core file is loaded" in (r.error(name) or ""), (name, r.stdout[-1500:])
     assert r.error("version") is None  # the file alone still tells its Go version
+
+
+@pytest.mark.parametrize("tc", [harness.matrix_names()[0], harness.matrix_names()[-1]])
+def test_position_independent_executable(tc, tmp_path):
+    """A PIE is loaded at a bias: symbols, PCs and the pclntab must all agree (live and core)."""
+    import subprocess
+    binary = str(tmp_path / "goroutines-pie")
+    subprocess.run([harness.toolchain(tc)["go"], "build", "-buildmode=pie", "-o", binary, "."],
+                   cwd=os.path.join(harness.FIXTURES_DIR, "goroutines"), env=harness.go_env(tc),
+                   check=True, capture_output=True, timeout=600)
+    with harness.run_fixture(binary) as fp:
+        truth = parse_runtime_stacks(fp.truth("stacks.txt"))
+        meta = fp.truth("meta")
+        live = harness.run_gdb(binary, pid=fp.pid, commands=[("g", "go goroutines --json -t 200")])
+        core = harness.make_core(fp.pid, str(tmp_path))
+    try:
+        dead = harness.run_gdb(binary, core=core, commands=[("g", "go goroutines --json -t 200")])
+    finally:
+        os.remove(core)
+    for r in (live, dead):
+        assert r.error("g") is None, r.stdout[-2000:]
+        check_goroutines(json.loads(r.block("g")), truth, meta)

@@ -148,9 +148,9 @@ class GdbTarget:
         except gdb.error:
             addr = None
         if addr is None:
-            try:
-                addr = int(gdb.parse_and_eval(f"(unsigned long)&'{name}'"))
-            except gdb.error:
+            try:  # a minimal symbol (no debug info), e.g. runtime.text
+                addr = int(gdb.parse_and_eval(f"&'{name}'"))
+            except (gdb.error, ValueError):
                 addr = None
         self._symbols[name] = addr
         return addr

@@ -56,7 +56,13 @@ class GoRuntime:
         from .pclntab import PCLineTable
         if self.elf is None:
             raise DecodeError("the program's executable file is not available to read its pclntab")
-        return PCLineTable.from_elf(self.elf)
+        tab = PCLineTable.from_elf(self.elf)
+        # a PIE is loaded at a bias: PCs in memory are the file's plus that bias
+        live_text = self.target.symbol_address("runtime.text")
+        file_text = self.elf.symbol("runtime.text")
+        if live_text and file_text and live_text != file_text[0]:
+            tab.text_start += live_text - file_text[0]
+        return tab
 
     def type(self, name: str) -> T.GoType:
         t = self.target.lookup_type(name)

@@ -174,7 +174,12 @@ class PCLineTable:
         """Build from an :class:`~gdb_go_ext.runtime.elf.ElfFile`."""
         data = elf.section_data(".gopclntab")
         if data is None:
-            raise DecodeError(f"{elf.path}: no .gopclntab section")
+            # PIE and externally linked binaries (Go <= 1.19) keep it inside .data.rel.ro,
+            # between the runtime.pclntab and runtime.epclntab symbols
+            start, end = elf.symbol("runtime.pclntab"), elf.symbol("runtime.epclntab")
+            if start is None or end is None or not 0 < end[0] - start[0] < 1 << 30:
+                raise DecodeError(f"{elf.path}: no .gopclntab section nor runtime.pclntab symbols")
+            data = elf.read_vaddr(start[0], end[0] - start[0])
         text = None
         sym = elf.symbol("runtime.text")
         if sym is not None:
