@@ -67,12 +67,7 @@ def _parsers() -> dict:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
     p = ps["map"] = _Parser(prog="map", description="a Go map: entries and real internals")
-    p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
-    p.add_argument("--layout", action="store_true", help="draw buckets/groups with tophash/control bytes")
-    p.add_argument("--key", metavar="K", help="where does the entry with key K live?")
-    p.add_argument("--limit", type=int, metavar="N", help="entries to show (and buckets/groups drawn)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+    mview.add_map_args(p)
     from . import mapwatch
     p = ps["mapwatch"] = _Parser(prog="mapwatch", description="which keys a live program looks up "
                                  "in one map, by whom, and whether they were found")

@@ -119,14 +119,7 @@ expression of map type, or an address with a map type: (map[string]int)0xc000012
     completer_class = gdb.COMPLETE_SYMBOL
 
     def add_arguments(self, p):
-        p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
-        p.add_argument("--layout", action="store_true",
-                       help="draw buckets/groups with tophash/control bytes")
-        p.add_argument("--key", metavar="K", help="where does the entry with key K live?")
-        p.add_argument("--limit", type=int, metavar="N",
-                       help="entries to show (and buckets/groups drawn by --layout)")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
-        p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+        view.add_map_args(p)
 
     def _emit_json(self, obj, output):
         # Compact JSON: json's C encoder only runs without indent (10x faster on

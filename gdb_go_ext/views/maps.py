@@ -227,3 +227,15 @@ def render_key(mc: MapContents, key_text: str, key: Any, color: bool = False,
         return line + "\n"
     return (f"key {go_quote(d['key'], mc.key_type)} -> {go_quote(d['value'], mc.elem_type)}\n"
             f"  lives in {d['where']}\n")
+
+
+def add_map_args(p) -> None:
+    """The flags of `go map` and delve-bridge's `map` view."""
+    p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
+    p.add_argument("--layout", action="store_true",
+                   help="draw buckets/groups with tophash/control bytes")
+    p.add_argument("--key", metavar="K", help="where does the entry with key K live?")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="entries to show (and buckets/groups drawn by --layout)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
