@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import time
 from typing import Optional
@@ -89,6 +90,44 @@ def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
         return parse_version(ElfFile.open(binary).go_version()) or None
     except (OSError, DecodeError):
         return None
+
+
+def halt_pending(client: Client, rid: int) -> dict:
+    """Halt through a second connection (the first waits on our `continue`, request rid)
+    and return that continue's answer."""
+    try:
+        with Client(client.address) as second:
+            second.call("Command", {"name": "halt"}, timeout=30)
+    except RPCError:
+        pass    # it may have stopped by itself meanwhile: the answer below says
+    try:
+        return client.wait(rid, timeout=30) or {}
+    except ConnectionLost:
+        raise
+    except RPCError:
+        return {}
+
+
+def sigtrap_pending(pid: int) -> Optional[bool]:
+    """Is a SIGTRAP queued for the process or one of its threads? None if /proc says nothing."""
+    bit = 1 << (signal.SIGTRAP - 1)
+    try:
+        names = [f"/proc/{pid}/status"] + [f"/proc/{pid}/task/{t}/status"
+                                           for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return None
+    seen = False
+    for name in names:
+        try:
+            with open(name) as f:
+                for line in f:
+                    if line.startswith(("ShdPnd:", "SigPnd:")):
+                        seen = True
+                        if int(line.split()[1], 16) & bit:
+                            return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False if seen else None
 
 
 class Bridge:
@@ -197,57 +236,50 @@ class Bridge:
 
     def halt(self) -> None:
         """Stop a running target, through a second connection (the first is blocked)."""
-        st = None
         if self._running_id is None:
-            try:
-                st = self.client.call("State", {"NonBlocking": True}, timeout=10).get("State") or {}
-            except ConnectionLost:
-                raise
+            st = self.client.call("State", {"NonBlocking": True}, timeout=10).get("State") or {}
             if not st.get("Running"):
                 return
-        with Client(self.client.address) as second:
-            second.call("Command", {"name": "halt"}, timeout=30)
-        if self._running_id is not None:
-            rid, self._running_id = self._running_id, None
-            try:
-                st = self.client.wait(rid, timeout=30) or {}
-            except RPCError as e:
-                if isinstance(e, ConnectionLost):
-                    raise
-                st = {}
-            if st.get("exited"):
-                self.exited = True
-        else:
+            with Client(self.client.address) as second:
+                second.call("Command", {"name": "halt"}, timeout=30)
             self._halted_by_us = True
-            self._settle()
+        else:
+            rid, self._running_id = self._running_id, None
+            if halt_pending(self.client, rid).get("exited"):
+                self.exited = True
+        if not self.exited:
+            self.settle()
         self._rt = None
         self.target.invalidate()
 
-    def _settle(self) -> None:
+    def settle(self) -> bool:
         """After a halt, no SIGTRAP of dlv's may stay queued: Delve halts with
-        kill(SIGTRAP), and one that lands while the program is already stopped would
-        kill it after we detach. Continue briefly so Delve collects it, halting again
-        if nothing stops the program, until /proc shows none pending (bounded)."""
-        from .mapwatch import _sigtrap_pending
+        kill(SIGTRAP), and one that lands while the program is already stopped (our
+        continue just returned, or Delve is evaluating a breakpoint condition) would
+        kill it after we detach. Continue briefly so Delve collects it, halting again if
+        nothing stops the program, until /proc shows none pending. False if one may
+        still be pending after a few rounds."""
         pid = self.pid if self.mode in ("attach", "exec") else None
-        if not pid:
-            return
         c = self.client
         for _ in range(4):
-            if _sigtrap_pending(pid) is not True:
-                return
+            pending = sigtrap_pending(pid) if pid else None
+            if pending is False:
+                return True
             rid = c.send("Command", {"name": "continue"})
             try:
                 st = c.wait(rid, timeout=0.5) or {}
             except ConnectionLost:
                 if c.closed:
                     raise
-                with Client(c.address) as second:
-                    second.call("Command", {"name": "halt"}, timeout=30)
-                st = c.wait(rid, timeout=30) or {}
+                st = halt_pending(c, rid)
+            self._rt = None
+            self.target.invalidate()
             if st.get("exited"):
                 self.exited = True
-                return
+                return True
+            if pending is None:
+                return True     # cannot look: one round collects it
+        return False
 
     def wait_output(self, text: str, timeout: float = 30.0) -> bool:
         """Wait until the launched program prints a line starting with text (exec only)."""

@@ -26,13 +26,12 @@ could lose half of dlv's answer); Ctrl-C ends the probe as "interrupt" with
 its report, SIGTERM goes to the previous handler once everything is cleared.
 Delve halts with kill(SIGTRAP); when that lands while the program is stopped
 the SIGTRAP stays pending and would kill the program after detach, so after a
-halt settle() checks /proc for it and lets Delve collect it (drain()). The ids are also registered with the Bridge,
+halt settle() checks /proc for it and lets Delve collect it (Bridge.settle). The ids are also registered with the Bridge,
 whose close() clears whatever is left before it detaches, and Delve's own
 Detach removes its breakpoints too. Registers are never written.
 """
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -42,6 +41,7 @@ from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.runtime import probes as P
 from gdb_go_ext.views.mapwatch import DEFAULT_MAX_HITS, DEFAULT_TIMEOUT, add_mapwatch_args
 
+from . import bridge as bridge_mod  # a cycle: used at run time only
 from .rpc import Client, ConnectionLost, RPCError
 
 CORE_SENTENCE = "probes need a live process, and this target is a core file."
@@ -88,28 +88,6 @@ class _Signals:
             h(signal.SIGTERM, None)
         elif h == signal.SIG_DFL:
             raise SystemExit(128 + signal.SIGTERM)
-
-
-def _sigtrap_pending(pid: int) -> Optional[bool]:
-    """Is a SIGTRAP queued for the process or one of its threads? None if /proc says nothing."""
-    bit = 1 << (signal.SIGTRAP - 1)
-    try:
-        names = [f"/proc/{pid}/status"] + [f"/proc/{pid}/task/{t}/status"
-                                           for t in os.listdir(f"/proc/{pid}/task")]
-    except OSError:
-        return None
-    seen = False
-    for name in names:
-        try:
-            with open(name) as f:
-                for line in f:
-                    if line.startswith(("ShdPnd:", "SigPnd:")):
-                        seen = True
-                        if int(line.split()[1], 16) & bit:
-                            return True
-        except (OSError, ValueError, IndexError):
-            continue
-    return False if seen else None
 
 
 def _regs(client: Client, thread_id: int) -> P.Regs:
@@ -208,53 +186,15 @@ class DelveMapWatch:
         if rid is None:
             return None
         self.bridge._running_id = None
-        try:
-            with Client(self.client.address) as second:
-                second.call("Command", {"name": "halt"}, timeout=30)
-        except RPCError:
-            pass    # it may have stopped by itself meanwhile: the answer below says
-        try:
-            st = self.client.wait(rid, timeout=30) or {}
-        except RPCError as e:
-            if isinstance(e, ConnectionLost):
-                raise
-            st = {}
+        st = bridge_mod.halt_pending(self.client, rid)
         self.bridge.target.invalidate()
         self.halted = True
         return st
 
-    def drain(self) -> None:
-        """With our breakpoints gone: continue once, so that a pending SIGTRAP of our halt
-        is collected by Delve; if nothing stops it within 0.5 s, it runs inside Delve's
-        continue (nothing of ours can stop it now), and a halt now is collected too."""
-        c = self.client
-        rid = c.send("Command", {"name": "continue"})
-        try:
-            c.wait(rid, timeout=0.5)
-            return
-        except ConnectionLost:
-            if c.closed:
-                raise
-        self.running = rid
-        self._halt()
-
     def settle(self) -> None:
-        """After a halt: no SIGTRAP of Delve's may be left pending at detach.
-
-        Delve halts with kill(SIGTRAP). If that lands while the program is already
-        stopped -- our continue just returned, or Delve is evaluating a breakpoint
-        condition with every thread stopped and then sees the stop request without
-        resuming -- the signal stays queued and kills the program after detach. Read
-        the pending sets from /proc when the process is local; drain until clear."""
-        pid = self.bridge.pid if self.bridge.mode in ("attach", "exec") else None
-        for _ in range(4):
-            pending = _sigtrap_pending(pid) if pid else None
-            if pending is False:
-                return
-            self.drain()
-            if pending is None:
-                return      # cannot look: one drain collects it
-        self.watch.error("a SIGTRAP of dlv's halt may still be pending")
+        """After a halt: no SIGTRAP of Delve's may be left pending at detach (see Bridge.settle)."""
+        if not self.bridge.settle():
+            self.watch.error("a SIGTRAP of dlv's halt may still be pending")
 
     def _wait(self, rid: int, deadline: float):
         """The answer to rid; None when the deadline or a signal came first."""
