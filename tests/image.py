@@ -27,6 +27,7 @@ TypeTable, merge_reads, write_image. Test side: load_image, ImageTarget, RT.
 import atexit
 import base64
 import bisect
+import glob
 import gzip
 import json
 import os
@@ -313,3 +314,21 @@ def unmap(mem, addr, size):
         if e > end:
             out.append((end, b[end - a:]))
     return out
+
+
+_LOADED: dict = {}
+
+
+def images(kind: str) -> tuple[list, list]:
+    """(paths, ids) of the captured images of one fixture, e.g. 'goroutines'."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    paths = sorted(glob.glob(os.path.join(here, "data", f"{kind}-*.json.gz")))
+    ids = [os.path.basename(p)[len(kind) + 1:-len(".json.gz")] for p in paths]
+    return paths, ids
+
+
+def cached_image(path: str):
+    """load_image, once per path and test process (callers copy memory before poking it)."""
+    if path not in _LOADED:
+        _LOADED[path] = load_image(path)
+    return _LOADED[path]

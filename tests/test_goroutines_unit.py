@@ -4,7 +4,6 @@ to it, made by tests/fixtures/goroutines/capture.py), on hand-made faults, and
 on hypothesis-generated corruptions: a bad goroutine becomes an error entry and
 the rest comes out; nothing raises but DecodeError; nothing hangs.
 """
-import glob
 import json
 import os
 import struct
@@ -23,19 +22,14 @@ from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.runtime.goroutines import MAX_GOROUTINES, GoroutineWalker  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.runtime.stack import MAX_PHYSICAL_FRAMES  # noqa: E402
-from image import ImageTarget, copy_memory, load_image, poke, unmap  # noqa: E402
+from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402
 from test_goroutines import parse_runtime_stacks  # noqa: E402
 
-IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "goroutines-*.json.gz")))
-IDS = [os.path.basename(p)[len("goroutines-"):-len(".json.gz")] for p in IMAGES]
-
-_CACHE = {}
+IMAGES, IDS = images("goroutines")
 
 
-def _cached(path):
-    if path not in _CACHE:
-        _CACHE[path] = load_image(path)
-    return _CACHE[path]
+
+_cached = cached_image
 
 
 @pytest.fixture(scope="module", params=IMAGES, ids=IDS)

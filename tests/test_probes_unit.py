@@ -8,7 +8,6 @@ real runtime strings); summarize/report; and hypothesis fuzzing of the register
 values and of the memory they point at: nothing raises but DecodeError, and
 nothing hangs.
 """
-import glob
 import json
 import os
 import struct
@@ -28,22 +27,17 @@ from gdb_go_ext.runtime import probes as P  # noqa: E402
 from gdb_go_ext.runtime import types as T  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.runtime.values import ValueDecoder  # noqa: E402
-from image import ImageTarget, copy_memory, load_image, poke, unmap  # noqa: E402
+from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402
 
-IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "goroutines-*.json.gz")))
-IDS = [os.path.basename(p)[len("goroutines-"):-len(".json.gz")] for p in IMAGES]
+IMAGES, IDS = images("goroutines")
 
-_CACHE = {}
 _BINARY = {}   # executable path -> (ElfFile, PCLineTable): the file is never corrupted
 
 MAP_ADDR = 0xc000123450      # the watched map's header (never read for accesses)
 OTHER_MAP = 0xc000999990
 
 
-def _cached(path):
-    if path not in _CACHE:
-        _CACHE[path] = load_image(path)
-    return _CACHE[path]
+_cached = cached_image
 
 
 @pytest.fixture(scope="module", params=IMAGES, ids=IDS)
