@@ -29,21 +29,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 
-import harness  # noqa: E402
 from delve_bridge import Bridge  # noqa: E402
-from delve_bridge import dwarf  # noqa: E402
 
 
 def build(toolchain, work):
-    if toolchain:
-        go, env = harness.toolchain(toolchain)["go"], harness.go_env(toolchain)
-    else:
-        go = shutil.which("go")
-        if not go:
-            raise SystemExit("no `go` on PATH (or pass --toolchain NAME)")
-        env = dict(os.environ, GOTOOLCHAIN="local")
-        for k in ("GOROOT", "GOFLAGS", "GOEXPERIMENT", "GOWORK"):
-            env.pop(k, None)
+    from bench_goroutines import resolve_toolchain  # the same toolchain choice
+    _label, go, _goroot, env, _version = resolve_toolchain(toolchain)
     binary = os.path.join(work, "leaker")
     p = subprocess.run([go, "build", "-o", binary, "."], cwd=os.path.join(HERE, "leaker"), env=env,
                        capture_output=True, text=True, timeout=600)
@@ -103,7 +94,7 @@ def main():
             dt, _ = timed(lambda: b.runtime())
             rows.append(("DWARF index + runtime layout (cold)", dt, ""))
             direct = b.target.direct
-            t_best = None
+            t_best = t_cold = None
             for label, src in (("ExamineMemory only", None), ("/proc/PID/mem + ExamineMemory", direct)):
                 b.target.direct = src
                 for view in (["goroutines", "--json"], ["goroutines", "--json", "-t", "64"]):
