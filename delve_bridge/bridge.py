@@ -33,6 +33,7 @@ from gdb_go_ext.runtime.version import parse_version
 from gdb_go_ext.views import goroutines as gview
 from gdb_go_ext.views import maps as mview
 from gdb_go_ext.views import version as vview
+from gdb_go_ext.views.console import write_file
 
 from .dlv import DlvError, DlvProcess, check_listen
 from .rpc import Client, ConnectionLost, RPCError
@@ -388,14 +389,7 @@ class Bridge:
         if width is None:
             width = shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else 250
         text = getattr(self, "_view_" + name)(args, color, width)
-        if out:
-            try:
-                with open(out, "w", encoding="utf-8") as f:
-                    f.write(text)
-            except OSError as e:
-                raise GoExtError(f"cannot write {out}: {e.strerror or e}") from None
-            return f"wrote {out}\n"
-        return text
+        return write_file(out, text) if out else text
 
     @staticmethod
     def _json(obj) -> str:

@@ -11,6 +11,7 @@ import gdb
 
 from ..errors import GoExtError, UsageError
 from ..views import version as version_view
+from ..views.console import write_file
 from . import params, session
 
 
@@ -104,15 +105,7 @@ class GoCommand(gdb.Command):
 
     # output
     def emit(self, text: str, output: Optional[str] = None) -> None:
-        if output:
-            try:
-                with open(output, "w", encoding="utf-8") as f:
-                    f.write(text)
-            except OSError as e:
-                raise GoExtError(f"cannot write {output}: {e.strerror or e}") from None
-            gdb.write(f"wrote {output}\n")
-        else:
-            gdb.write(text)
+        gdb.write(write_file(output, text) if output else text)
 
     def color(self, output: Optional[str] = None) -> bool:
         return False if output else params.color_enabled()

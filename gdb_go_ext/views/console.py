@@ -14,3 +14,14 @@ def render(*renderables, color: bool = False, width: int = 120) -> str:
     for r in renderables:
         console.print(r)
     return "\n".join(line.rstrip() for line in buf.getvalue().split("\n"))
+
+
+def write_file(path: str, text: str) -> str:
+    """Write a view to -o FILE; the line to show instead. One sentence if it cannot."""
+    from ..errors import GoExtError
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise GoExtError(f"cannot write {path}: {e.strerror or e}") from None
+    return f"wrote {path}\n"
