@@ -13,7 +13,6 @@ their text and JSON are the same by construction.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,7 @@ from gdb_go_ext.runtime.version import parse_version
 from gdb_go_ext.views import goroutines as gview
 from gdb_go_ext.views import maps as mview
 from gdb_go_ext.views import version as vview
-from gdb_go_ext.views.console import write_file
+from gdb_go_ext.views.console import json_text, write_file
 
 from .dlv import DlvError, DlvProcess, check_listen
 from .rpc import Client, ConnectionLost, RPCError
@@ -391,9 +390,7 @@ class Bridge:
         text = getattr(self, "_view_" + name)(args, color, width)
         return write_file(out, text) if out else text
 
-    @staticmethod
-    def _json(obj) -> str:
-        return json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
+    _json = staticmethod(json_text)
 
     def _view_goroutines(self, args, color, width) -> str:
         if args.depth < 0 or args.limit < 0:
@@ -450,19 +447,15 @@ class Bridge:
         dec_limit = None if args.key is not None else args.limit
         mc = self.map(expr, limit=dec_limit, layout=args.layout, locate=args.key is not None)
 
-        def dump(obj):
-            if len(obj.get("entries", ())) > 1000:
-                return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-            return self._json(obj)
         if args.key is not None:
             key = mview.parse_key(args.key, mc.key_type)
             if args.json:
                 out = mview.to_json(mc, layout=args.layout)
                 out["lookup"] = mview.key_json(mc, args.key, key)
-                return dump(out)
+                return self._json(out)
             return mview.render_key(mc, args.key, key, color=color)
         if args.json:
-            return dump(mview.to_json(mc, layout=args.layout))
+            return self._json(mview.to_json(mc, layout=args.layout))
         if args.layout:
             rows = args.limit if args.limit is not None else 64
             return mview.render_layout(mc, color=color, width=max(width, 100), max_rows=rows)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import traceback
 from typing import Optional
@@ -11,7 +10,7 @@ import gdb
 
 from ..errors import GoExtError, UsageError
 from ..views import version as version_view
-from ..views.console import write_file
+from ..views.console import json_text, write_file
 from . import params, session
 
 
@@ -111,7 +110,7 @@ class GoCommand(gdb.Command):
         return False if output else params.color_enabled()
 
     def emit_json(self, obj, output: Optional[str] = None) -> None:
-        self.emit(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", output)
+        self.emit(json_text(obj), output)
 
 
 def _global_variables(prefix: str) -> list[str]:

@@ -1,7 +1,6 @@
 """`go map EXPR [--layout] [--key K] [--limit N] [--json] [-o FILE]`."""
 from __future__ import annotations
 
-import json
 import re
 
 import gdb
@@ -121,14 +120,6 @@ expression of map type, or an address with a map type: (map[string]int)0xc000012
     def add_arguments(self, p):
         view.add_map_args(p)
 
-    def _emit_json(self, obj, output):
-        # Compact JSON: json's C encoder only runs without indent (10x faster on
-        # a million entries); small maps stay readable with indent.
-        if len(obj.get("entries", ())) > 1000:
-            self.emit(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n", output)
-        else:
-            self.emit_json(obj, output)
-
     def run(self, args):
         if args.limit is not None and args.limit < 0:
             raise UsageError("--limit must be 0 or more")
@@ -143,12 +134,12 @@ expression of map type, or an address with a map type: (map[string]int)0xc000012
             if args.json:
                 out = view.to_json(mc, layout=args.layout)
                 out["lookup"] = view.key_json(mc, args.key, key)
-                self._emit_json(out, args.output)
+                self.emit_json(out, args.output)
             else:
                 self.emit(view.render_key(mc, args.key, key, color=color), args.output)
             return
         if args.json:
-            self._emit_json(view.to_json(mc, layout=args.layout), args.output)
+            self.emit_json(view.to_json(mc, layout=args.layout), args.output)
         elif args.layout:
             rows = args.limit if args.limit is not None else 64
             self.emit(view.render_layout(mc, color=color, width=max(terminal_width(), 100),

@@ -25,3 +25,12 @@ def write_file(path: str, text: str) -> str:
     except OSError as e:
         raise GoExtError(f"cannot write {path}: {e.strerror or e}") from None
     return f"wrote {path}\n"
+
+
+def json_text(obj) -> str:
+    """A view's JSON: indented while small; compact when large, where json's C encoder
+    is about ten times faster (indent forces the Python one)."""
+    import json
+    if isinstance(obj, dict) and len(obj.get("entries", ())) > 1000:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+    return json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
