@@ -170,7 +170,6 @@ class GoroutineWalker:
         self._frame_locs: dict = {}
         self._keep: list = []
         self._templates: dict = {}
-        rt._label_strings.clear()  # memory may have been reused since the last stop
         self._created_cache: dict = {}
 
     # --- the list of g pointers
