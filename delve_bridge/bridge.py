@@ -23,6 +23,7 @@ from typing import Optional
 
 from gdb_go_ext import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
+from gdb_go_ext.gcpause import gc_paused
 from gdb_go_ext.runtime import types as T
 from gdb_go_ext.runtime.elf import ElfFile
 from gdb_go_ext.runtime.goroutines import GoroutineWalker
@@ -387,7 +388,8 @@ class Bridge:
         color = False if out else color
         if width is None:
             width = shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else 250
-        text = getattr(self, "_view_" + name)(args, color, width)
+        with gc_paused():
+            text = getattr(self, "_view_" + name)(args, color, width)
         return write_file(out, text) if out else text
 
     _json = staticmethod(json_text)

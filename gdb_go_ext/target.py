@@ -84,6 +84,25 @@ class Memory:
             raise ReadError(data, n, "implausible string length")
         return self.read(data, n).decode("utf-8", "replace")
 
+    def gather(self, ranges: list) -> list:
+        """For each (addr, size): (buffer, offset) where its bytes start, or a ReadError.
+
+        For many scattered ranges (every g, the top of every stack). A target with a
+        direct memory source (see memsource) serves them in bulk, without copying
+        from a core; what it cannot serve is read through the debugger, range by range.
+        Buffers may be shared and longer than the range: read with unpack_from."""
+        direct = getattr(self.target, "direct", None)
+        got = direct.gather(ranges) if direct is not None else [None] * len(ranges)
+        read = self.read
+        for i, hit in enumerate(got):
+            if hit is None:
+                addr, size = ranges[i]
+                try:
+                    got[i] = (read(addr, size), 0)
+                except ReadError as e:
+                    got[i] = e
+        return got
+
     def bulk_fixed(self, addrs: list[int], size: int) -> list:
         """Read `size` bytes at each address (same order); a failed one is a ReadError.
 

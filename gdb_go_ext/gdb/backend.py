@@ -112,6 +112,7 @@ class GdbTarget:
             else open_source(pid=inf.pid) if self.is_live else None
         # read(addr, n) -> bytes or None, without gdb in the way (see memsource)
         self.fast_read = self._raw.read if self._raw is not None else None
+        self.direct = self._raw
         # facts about the target every report should carry (e.g. a truncated core)
         self.warnings: list[str] = []
         warn = getattr(self._raw, "warning", None)

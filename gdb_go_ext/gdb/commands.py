@@ -9,6 +9,7 @@ from typing import Optional
 import gdb
 
 from ..errors import GoExtError, UsageError
+from ..gcpause import gc_paused
 from ..views import version as version_view
 from ..views.console import json_text, write_file
 from . import params, session
@@ -48,6 +49,7 @@ class GoCommand(gdb.Command):
     name = ""
     completer_class = gdb.COMPLETE_NONE   # what a non-flag word completes to
     word_choices: dict = {}               # flag -> the words that may follow it
+    pause_gc = True                       # short bulk decodes; a probe that runs for minutes sets False
 
     def __init__(self):
         self.parser = _Parser(prog=f"go {self.name}", description=(self.__doc__ or "").strip(),
@@ -84,7 +86,11 @@ class GoCommand(gdb.Command):
     def invoke(self, arg: str, from_tty: bool) -> None:
         try:
             args = self.parser.parse_args(gdb.string_to_argv(arg))
-            self.run(args)
+            if self.pause_gc:
+                with gc_paused():
+                    self.run(args)
+            else:
+                self.run(args)
         except _HelpShown:
             return
         except GoExtError as e:

@@ -196,6 +196,7 @@ are let through at once. The program runs until --max-hits hits on this map
 every breakpoint is removed on every way out. Needs a live process (amd64)."""
 
     name = "mapwatch"
+    pause_gc = False
     completer_class = gdb.COMPLETE_SYMBOL
 
     def add_arguments(self, p):

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from ..errors import DecodeError, ReadError
+from ..gcpause import gc_paused
 from . import types as T
 from .pclntab import wrapper_func_id
-from .stack import StackFrame, Unwinder
+from .stack import TOP_BYTES, StackFrame, Unwinder
 
 GSCAN = 0x1000
 G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
@@ -141,9 +142,10 @@ class _GLayout:
         # every FIELDS key in FIELDS order; absent fields read as 0
         missing = len(self.keys)
         order = [self.keys.index(k) if k in self.keys else missing for k, _ in self.FIELDS]
-        getter = operator.itemgetter(*order)
+        self.getter = getter = operator.itemgetter(*order)   # of unpack(...) + (0,)
         unpack = self.struct.unpack_from
-        self.decode = lambda buf: getter(unpack(buf, 0) + (0,))
+        # (buffer, offset) -> the values of every FIELDS key, in FIELDS order
+        self.decode_at = lambda buf, off: getter(unpack(buf, off) + (0,))
 
 
 class GoroutineWalker:
@@ -171,6 +173,8 @@ class GoroutineWalker:
         self._keep: list = []
         self._templates: dict = {}
         self._created_cache: dict = {}
+        self._waiting: list = []   # (Goroutine, sudog) whose blocked_on a walk fills in bulk
+        self._shapes: dict = {}    # see decode_g
 
     # --- the list of g pointers
     def g_addrs(self) -> list[int]:
@@ -260,43 +264,96 @@ class GoroutineWalker:
     def walk(self, with_stack: int = 0, include_dead: bool = False,
              want_labels: bool = True, want_user: bool = True,
              want_blocked: bool = True) -> list[Goroutine]:
+        with gc_paused():
+            return self._walk(with_stack, include_dead, want_labels, want_user, want_blocked)
+
+    def _walk(self, with_stack, include_dead, want_labels, want_user, want_blocked):
+        # the hot loop of a 100k-goroutine listing: kept flat on purpose
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
-        gsize = self.glay.size
-        blobs = self.mem.bulk_fixed(addrs, gsize)
-        out: list[Goroutine] = []
-        total = len(addrs)
+        glay = self.glay
+        getter, unpack, zero = glay.getter, glay.struct.unpack_from, (0,)
         progress = self.progress
-        for i, a in enumerate(addrs):
-            if progress and i % 5000 == 0:
-                progress(i, total)
-            buf = blobs[i]
-            if buf.__class__ is ReadError:
-                out.append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
-                                     error=str(buf)))
+        total = len(addrs)
+        # 1. every g in bulk, and where its stack walk starts (see _walk_start)
+        starts = []   # (addr, fields, pc, sp, lo, hi); fields is a ReadError if unreadable
+        tops = []     # the stack top each walk reads first, read in bulk below
+        walk_start = self._walk_start
+        for a, view in zip(addrs, self.mem.gather([(a, glay.size) for a in addrs])):
+            if view.__class__ is not tuple:
+                starts.append((a, view, 0, 0, 0, 0))
                 continue
-            g = self.decode_g(a, buf, threads, current_g, with_stack, include_dead,
-                              want_labels, want_user, want_blocked)
-            if g is not None:
-                out.append(g)
-        if self.progress:
-            self.progress(total, total)
+            fields = getter(unpack(*view) + zero)
+            code = fields[1] & ~GSCAN
+            if code == G_RUNNING or code == G_SYSCALL:
+                pc, sp, lo, hi = walk_start(a, fields, threads)
+            elif code == G_DEAD and not include_dead:
+                continue
+            else:  # parked or runnable: g.sched
+                sp, pc = fields[4], fields[5]
+                lo, hi = fields[9] or sp, fields[10] or sp + (1 << 20)
+            if pc and lo <= sp < hi and hi - sp <= 1 << 30:
+                tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
+            starts.append((a, fields, pc, sp, lo, hi))
+        if progress:
+            progress(total // 3, total)
+        # 2. the tops of all stacks in bulk, then each goroutine
+        top_views = iter(self.mem.gather(tops))
+        out: list[Goroutine] = []
+        append = out.append
+        decode_g = self.decode_g
+        for i, (a, fields, pc, sp, lo, hi) in enumerate(starts):
+            if fields.__class__ is not tuple:
+                append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
+                                 error=str(fields)))
+                continue
+            top = None
+            if pc and lo <= sp < hi and hi - sp <= 1 << 30:
+                top = next(top_views)
+                if top.__class__ is not tuple:
+                    top = None  # the walk reads it again and reports the error
+            append(decode_g(a, fields, pc, sp, lo, hi, top, threads, current_g, with_stack,
+                            want_labels, want_blocked))
+            if progress and i % 20000 == 0:
+                progress(total // 3 + i * 2 // 3, total)
+        self._fill_blocked_on(self._waiting)
+        self._waiting = []
+        if progress:
+            progress(total, total)
         self._fill_wait_minutes(out)
         return out
+
+    def _walk_start(self, addr: int, fields: tuple, threads: dict) -> tuple:
+        """(pc, sp, lo, hi) of a goroutine's stack walk: its thread's registers when
+        running, the syscall pc/sp in a syscall, else g.sched."""
+        pc, sp, lo, hi = fields[5], fields[4], fields[9], fields[10]
+        code = fields[1] & ~GSCAN
+        if code == G_SYSCALL and fields[7]:
+            pc, sp = fields[8], fields[7]
+        elif code == G_RUNNING and threads:
+            on_thread = threads.get(addr)
+            regs = on_thread[2] if on_thread is not None else None
+            if regs is not None and lo <= regs.sp < hi:
+                pc, sp = regs.pc, regs.sp
+        return pc, sp, lo or sp, hi or sp + (1 << 20)
 
     def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
         """One goroutine by id, with its stack: only its g is decoded in full."""
         addrs = self.g_addrs()
-        blobs = self.mem.bulk_fixed(addrs, self.glay.size)
-        for a, buf in zip(addrs, blobs):
-            if buf.__class__ is ReadError or self.glay.decode(buf)[0] != goid:
+        views = self.mem.gather([(a, self.glay.size) for a in addrs])
+        decoded = [(a, self.glay.decode_at(*v)) for a, v in zip(addrs, views)
+                   if v.__class__ is not ReadError]
+        for a, fields in decoded:
+            if fields[0] != goid:
                 continue
             threads, current_g = self.thread_map()
-            g = self.decode_g(a, buf, threads, current_g, with_stack, True, True, True, True)
-            if g is not None:  # a core has no clock: use the latest waitsince of all goroutines
-                latest = max((self.glay.decode(b)[3] for b in blobs if b.__class__ is not ReadError),
-                             default=0)
-                self._fill_wait_minutes([g], latest)
+            pc, sp, lo, hi = self._walk_start(a, fields, threads)
+            g = self.decode_g(a, fields, pc, sp, lo, hi, None, threads, current_g, with_stack,
+                              True, True)
+            self._fill_blocked_on(self._waiting)
+            self._waiting = []
+            # a core has no clock: use the latest waitsince of all goroutines
+            self._fill_wait_minutes([g], max((f[3] for _, f in decoded), default=0))
             return g
         return None
 
@@ -311,54 +368,65 @@ class GoroutineWalker:
                 since = g.wait_since_ns
                 g.wait_minutes = (now - since) // minute if since and now > since else 0
 
-    def decode_g(self, addr: int, buf: bytes, threads: dict, current_g, with_stack: int,
-                 include_dead: bool, want_labels: bool, want_user: bool,
-                 want_blocked: bool = True) -> Optional[Goroutine]:
-        (goid, raw, wr, waitsince, sched_sp, sched_pc, _bp, syscallsp, syscallpc, lo, hi,
-         _m, lockedm, gopc, startpc, parent, labels, waiting) = self.glay.decode(buf)
-        # what leaked goroutines share is computed once per distinct combination
-        tkey = (raw, wr, startpc, gopc, goid == 1)
-        tmpl = self._templates.get(tkey)
-        if tmpl is None:
-            tmpl = self._template(raw, wr, startpc, gopc, goid == 1)
-        code, name, scan, reason, start, created, terr = tmpl
-        if code == G_DEAD and not include_dead:
-            return None
+    def decode_g(self, addr: int, fields: tuple, pc: int, sp: int, lo: int, hi: int, top,
+                 threads: dict, current_g, with_stack: int, want_labels: bool,
+                 want_blocked: bool = True) -> Goroutine:
+        """A Goroutine from its decoded g fields, its walk start (see _walk_start) and,
+        when read in bulk, the top of its stack."""
+        (goid, raw, wr, waitsince, _sp, _pc, _bp, _syscallsp, _syscallpc, stack_lo, stack_hi,
+         _m, lockedm, gopc, startpc, parent, labels, waiting) = fields
+        # Leaked goroutines share a shape: status, wait reason, start, creator and a stack
+        # of the same depth from the same pc. Its decoding is reused for a goroutine whose
+        # stack holds the same return addresses in the same slots (checked here, word by word).
+        key = (raw, wr, startpc, gopc, goid == 1, pc, hi - sp, with_stack)
+        shape = self._shapes.get(key)
+        if shape is None or top is None or shape[0].unpack_from(*top) != shape[1]:
+            shape = self._shape(key, sp, lo, hi, top)
+        (_, _, code, name, scan, reason, start, created, current, user, stack, error) = shape
         g = Goroutine(goid, addr, code, name, scan, reason, waitsince if reason else 0, None,
-                      bool(lockedm), {}, None, None, parent or None, created, None, None, start,
-                      None, None, False, terr, 0, 0, lo, hi)
-        pc, sp = sched_pc, sched_sp
-        if threads:
+                      bool(lockedm), {}, None, None, parent or None, created, current, user,
+                      start, stack, None, addr == current_g, error, pc, sp, stack_lo, stack_hi)
+        if threads and (code == G_RUNNING or code == G_SYSCALL):
             on_thread = threads.get(addr)
-            if on_thread is not None and code in (G_RUNNING, G_SYSCALL):
+            if on_thread is not None:
                 g.thread, g.m_id = on_thread[0], on_thread[1]
-                regs = on_thread[2]
-                if code == G_RUNNING and regs is not None and lo <= regs.sp < hi:
-                    pc, sp = regs.pc, regs.sp
-            if addr == current_g:
-                g.is_current = True
-        if code == G_SYSCALL and syscallsp:
-            pc, sp = syscallpc, syscallsp
-        g.pc, g.sp = pc, sp
-        if code != G_DEAD and pc:
-            frames, err = self.unwinder.walk(pc, sp, lo if lo else sp, hi or sp + (1 << 20),
-                                             with_stack or 64, not with_stack)
-            cu = self._frame_locs.get(id(frames))
-            if cu is None:
-                cu = self._locations_of(frames)
-            g.current, g.user = cu
-            if with_stack:
-                g.stack = frames
-            if err and not g.error and (with_stack or g.user is None):
-                g.error = f"stack: {err}"
         if want_labels and labels:
             try:
                 g.labels = self.rt.labels_at(labels)
             except DecodeError as e:
                 g.error = g.error or f"labels: {e}"
         if want_blocked and code == G_WAITING and waiting:
-            g.blocked_on = self._blocked_on(waiting, g.wait_reason)
+            self._waiting.append((g, waiting))
         return g
+
+    def _shape(self, key: tuple, sp: int, lo: int, hi: int, top) -> tuple:
+        """(recipe reader, recipe words, code, status, scan, wait reason, start, created by,
+        current, user, stack, error) for a goroutine; remembered under key when its stack
+        walk is a recipe the next goroutine of that key can be checked against."""
+        raw, wr, startpc, gopc, is_main, pc, _depth, with_stack = key
+        tmpl = self._templates.get(key[:5])
+        if tmpl is None:
+            tmpl = self._template(raw, wr, startpc, gopc, is_main)
+        code, name, scan, reason, start, created, error = tmpl
+        current = user = stack = None
+        recipe = None
+        if code != G_DEAD and pc:
+            unwinder = self.unwinder
+            frames, err = unwinder.walk(pc, sp, lo, hi, with_stack or 64, not with_stack, top)
+            recipe = unwinder.last_recipe
+            cu = self._frame_locs.get(id(frames))
+            if cu is None:
+                cu = self._locations_of(frames)
+            current, user = cu
+            if with_stack:
+                stack = frames
+            if err and not error and (with_stack or user is None):
+                error = f"stack: {err}"
+        shape = (recipe[0] if recipe else None, recipe[1] if recipe else None, code, name, scan,
+                 reason, start, created, current, user, stack, error)
+        if recipe is not None and recipe[0].size <= min(hi - sp, TOP_BYTES):
+            self._shapes[key] = shape  # checkable against the top of the next stack alone
+        return shape
 
     def _template(self, raw: int, wr: int, startpc: int, gopc: int, is_main: bool) -> tuple:
         code = raw & ~GSCAN
@@ -426,36 +494,56 @@ class GoroutineWalker:
             self._created_cache[gopc] = hit
         return hit
 
-    def _blocked_on(self, sudog: int, wait_reason: str) -> Optional[str]:
-        """What the runtime recorded this goroutine waits on, from its sudogs."""
-        if self._sudog is None:
-            return None
+    def _fill_blocked_on(self, waiting: list) -> None:
+        """Set blocked_on for each (Goroutine, sudog address): the channels of its chan
+        send, receive or select, or the semaphore of a sync primitive, as its sudogs
+        record them. Sudogs are read in bulk, a select's chain one link per round."""
+        if self._sudog is None or not waiting:
+            return
         o_c, o_elem, o_link, size = self._sudog
         word = _WORD.unpack_from
-        try:
-            if "chan" in wait_reason or "select" in wait_reason:
-                chans = []
-                seen = set()
-                s = sudog
-                # a select has one sudog per case, linked by waitlink; bounded
-                while s and s not in seen and len(seen) < 64:
-                    seen.add(s)
-                    raw = self.mem.read(s, size)
-                    c = word(raw, o_c)[0]
-                    if c:
-                        chans.append(c)
-                    if "select" not in wait_reason or o_link is None:
-                        break
-                    s = word(raw, o_link)[0]
-                if chans:
-                    return "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))
-                return None
-            if o_elem is not None and ("sync" in wait_reason or "sema" in wait_reason):
-                addr = self.mem.ptr(sudog + o_elem)
-                return f"semaphore {addr:#x}" if addr else None
-        except ReadError:
-            return None
-        return None
+        chains = []   # [goroutine, next sudog, channels, seen]
+        semas = []
+        for g, sudog in waiting:
+            reason = g.wait_reason
+            if "chan" in reason or "select" in reason:
+                chains.append([g, sudog, [], set()])
+            elif o_elem is not None and ("sync" in reason or "sema" in reason):
+                semas.append((g, sudog))
+        for (g, _), view in zip(semas, self.mem.gather([(s + o_elem, 8) for _, s in semas])):
+            if view.__class__ is tuple:
+                addr = word(*view)[0]
+                g.blocked_on = f"semaphore {addr:#x}" if addr else None
+        texts: dict = {}
+        done = []
+        # a select has one sudog per case, linked by waitlink; bounded
+        for _ in range(64):
+            if not chains:
+                break
+            views = self.mem.gather([(c[1], size) for c in chains])
+            more = []
+            for chain, view in zip(chains, views):
+                if view.__class__ is not tuple:
+                    continue  # unreadable: say nothing rather than something partial
+                buf, off = view
+                c = word(buf, off + o_c)[0]
+                if c:
+                    chain[2].append(c)
+                chain[3].add(chain[1])
+                nxt = word(buf, off + o_link)[0] if o_link is not None else 0
+                if "select" in chain[0].wait_reason and nxt and nxt not in chain[3]:
+                    chain[1] = nxt
+                    more.append(chain)
+                else:
+                    done.append(chain)
+            chains = more
+        for g, _, chans, _ in done:
+            if chans:
+                key = tuple(chans)
+                text = texts.get(key)
+                if text is None:
+                    text = texts[key] = "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))
+                g.blocked_on = text
 
     @functools.cached_property
     def _sudog(self):

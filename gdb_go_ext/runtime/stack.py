@@ -13,6 +13,7 @@ from ..errors import DecodeError
 from ..target import Memory
 
 MAX_PHYSICAL_FRAMES = 1024
+TOP_BYTES = 1024   # read first from a stack's top (sp up to hi); most leaked stacks fit
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Unwinder:
         # a backend's direct reader (returns None instead of raising), when it has one
         self._fast_read = getattr(mem.target, "fast_read", None)
         self._ret: dict = {}
+        # (reader, words, frames, error) of the last walk, when it was or became a recipe
+        self.last_recipe = None
 
     def is_user_file(self, file: str, function: str) -> bool:
         if self.goroot_src and file.startswith(self.goroot_src):
@@ -84,10 +87,12 @@ class Unwinder:
         return self._info(pc, exact)[2]
 
     def walk(self, pc: int, sp: int, lo: int, hi: int, max_frames: int = 64,
-             stop_at_user: bool = False) -> tuple[list[StackFrame], Optional[str]]:
+             stop_at_user: bool = False, top=None) -> tuple[list[StackFrame], Optional[str]]:
         """Frames from (pc, sp) outward, innermost first, and an error or None.
 
         stop_at_user: stop once a user frame has been produced (cheap locations).
+        top: (buffer, offset) holding min(hi - sp, TOP_BYTES) bytes at sp when the
+        caller read them in bulk, else they are read here.
         Bounded by max_frames logical frames and MAX_PHYSICAL_FRAMES; stops on a
         non-increasing stack pointer. The returned list is shared: do not modify it.
 
@@ -97,26 +102,34 @@ class Unwinder:
         return addresses has, by construction, the same frames; that is checked
         word by word, never assumed.
         """
+        self.last_recipe = None
         if pc == 0:
             return [], "no saved pc"
         if not (lo <= sp < hi) or hi - sp > 1 << 30:
             return [], f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
-        size = min(hi - sp, 1024)
-        try:
-            buf = self._fast_read(sp, size) if self._fast_read is not None else None
-            if buf is None:
-                buf = self.mem.read(sp, size)
-        except DecodeError as e:
-            return [], str(e)
+        size = hi - sp if hi - sp < TOP_BYTES else TOP_BYTES
+        if top is None:
+            try:
+                buf = self._fast_read(sp, size) if self._fast_read is not None else None
+                if buf is None:
+                    buf = self.mem.read(sp, size)
+            except DecodeError as e:
+                return [], str(e)
+            off = 0
+        else:
+            buf, off = top
         key = (pc, hi - sp, max_frames, stop_at_user)
         recipes = self._recipes.get(key)
         if recipes is not None:
-            n = len(buf)
             # several stacks can share pc and depth (e.g. chan send vs receive); each recipe
             # reads all its slots in one unpack and compares them in one go
-            for reader, want, frames, err in recipes:
-                if reader.size <= n and reader.unpack_from(buf) == want:
+            for recipe in recipes:
+                reader, want, frames, err = recipe
+                if reader.size <= size and reader.unpack_from(buf, off) == want:
+                    self.last_recipe = recipe
                     return frames, err
+        if off or len(buf) != size:
+            buf = bytes(buf[off:off + size])
         slots = []
         frames, err, complete = self._walk_slow(pc, sp, hi, buf, max_frames, stop_at_user, slots)
         if complete:
@@ -129,7 +142,9 @@ class Unwinder:
                 for off, _ in slots:
                     fmt += f"{off - pos}xQ" if off > pos else "Q"
                     pos = off + 8
-                recipes.append((struct.Struct(fmt), tuple(v for _, v in slots), frames, err))
+                recipe = (struct.Struct(fmt), tuple(v for _, v in slots), frames, err)
+                recipes.append(recipe)
+                self.last_recipe = recipe
         return frames, err
 
     def _walk_slow(self, pc, sp, hi, buf, max_frames, stop_at_user, slots):
@@ -157,7 +172,7 @@ class Unwinder:
                 if slot + 8 > hi:
                     return frames, f"stack slot {slot:#x} outside the goroutine stack", True
                 try:
-                    buf = self.mem.read(base, min(hi - base, max(2 * len(buf), off + 1032)))
+                    buf = self.mem.read(base, min(hi - base, max(2 * len(buf), off + TOP_BYTES + 8)))
                 except DecodeError as e:
                     return frames, str(e), False
             ret = unpack(buf, off)[0]

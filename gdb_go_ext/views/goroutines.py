@@ -198,47 +198,56 @@ def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], wit
 def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str],
                          with_stack: bool, clock: Optional[str] = None, groups=None,
                          group_kind=None) -> str:
-    """The same document as goroutines_json, written fast: one goroutine per line,
-    with locations and frames serialised once and shared (they repeat by the thousand)."""
+    """The same document as goroutines_json, written fast: one goroutine per line.
+    Leaked goroutines share their status, locations and frames, so those parts are
+    serialised once per distinct combination and pasted into each line."""
     import json
     dumps = json.dumps
     head = goroutines_json(go_version, [], errors, with_stack, clock, groups, group_kind)
     head["summary"] = triage.summary(gs)
     del head["goroutines"]
-    cache: dict = {}
 
-    def js(obj):  # a location, frame or string, serialised once per distinct object
+    def js(obj):
         if obj is None:
             return "null"
-        k = id(obj)
-        t = cache.get(k)
-        if t is None:
-            t = dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
-            cache[k] = t
-            keep.append(obj)
-        return t
+        return dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
 
-    keep: list = []
+    shared: dict = {}   # identity of the shared parts -> their JSON text
+    keep: list = []     # keeps the objects whose ids are keys alive
+    strings: dict = {}  # blocked_on / error text -> its JSON string
     lines = []
+    append = lines.append
     for g in gs:
-        parts = [
-            f'{{"id": {g.id}, "addr": "{g.addr:#x}", "status": {js(g.status)}',
-            f'"wait_reason": {js(g.wait_reason)}',
-            f'"wait_minutes": {"null" if g.wait_minutes is None else g.wait_minutes}',
-            f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}',
-            f'"labels": {dumps(g.labels, ensure_ascii=False) if g.labels else "{}"}',
-            f'"thread": {"null" if g.thread is None else g.thread}',
-            f'"m": {"null" if g.m_id is None else g.m_id}',
-            f'"parent_id": {"null" if g.parent_id is None else g.parent_id}',
-            f'"created_by": {js(g.created_by)}', f'"current": {js(g.current)}',
-            f'"user": {js(g.user)}', f'"start": {js(g.start)}',
-            f'"blocked_on": {dumps(g.blocked_on) if g.blocked_on else "null"}',
-            f'"is_current": {"true" if g.is_current else "false"}',
-            f'"error": {dumps(g.error) if g.error else "null"}',
-        ]
-        if with_stack:
-            parts.append('"stack": [' + ", ".join(js(f) for f in (g.stack or ())) + "]")
-        lines.append(", ".join(parts) + "}")
+        stack = g.stack if with_stack else None
+        key = (g.status, g.wait_reason, id(g.created_by), id(g.current), id(g.user),
+               id(g.start), id(stack))
+        parts = shared.get(key)
+        if parts is None:
+            keep.append((g.created_by, g.current, g.user, g.start, stack))
+            status = f'"status": {js(g.status)}, "wait_reason": {js(g.wait_reason)}'
+            locs = (f'"created_by": {js(g.created_by)}, "current": {js(g.current)}, '
+                    f'"user": {js(g.user)}, "start": {js(g.start)}')
+            tail = ""
+            if with_stack:
+                tail = ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
+            parts = shared[key] = (status, locs, tail)
+        status, locs, tail = parts
+        blocked = g.blocked_on
+        if blocked is not None:
+            blocked = strings.get(blocked) or strings.setdefault(blocked, dumps(blocked))
+        error = g.error
+        if error is not None:
+            error = strings.get(error) or strings.setdefault(error, dumps(error))
+        append(f'{{"id": {g.id}, "addr": "{g.addr:#x}", {status}, '
+               f'"wait_minutes": {"null" if g.wait_minutes is None else g.wait_minutes}, '
+               f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}, '
+               f'"labels": {dumps(g.labels, ensure_ascii=False) if g.labels else "{}"}, '
+               f'"thread": {"null" if g.thread is None else g.thread}, '
+               f'"m": {"null" if g.m_id is None else g.m_id}, '
+               f'"parent_id": {"null" if g.parent_id is None else g.parent_id}, {locs}, '
+               f'"blocked_on": {blocked or "null"}, '
+               f'"is_current": {"true" if g.is_current else "false"}, '
+               f'"error": {error or "null"}{tail}}}')
     body = dumps(head, ensure_ascii=False)
     return body[:-1] + ', "goroutines": [\n' + ",\n".join(lines) + "\n]}\n"
 
