@@ -174,6 +174,7 @@ class GoroutineWalker:
         self._templates: dict = {}
         self._created_cache: dict = {}
         self._waiting: list = []   # (Goroutine, sudog) whose blocked_on a walk fills in bulk
+        self._labelled: list = []  # (Goroutine, g.labels) whose labels a walk fills in bulk
         self._shapes: dict = {}    # see decode_g
 
     # --- the list of g pointers
@@ -267,57 +268,59 @@ class GoroutineWalker:
         with gc_paused():
             return self._walk(with_stack, include_dead, want_labels, want_user, want_blocked)
 
+    CHUNK = 1024   # goroutines decoded together: one bulk read of gs, one of stack tops
+
     def _walk(self, with_stack, include_dead, want_labels, want_user, want_blocked):
         # the hot loop of a 100k-goroutine listing: kept flat on purpose
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
         glay = self.glay
-        getter, unpack, zero = glay.getter, glay.struct.unpack_from, (0,)
+        gsize, getter, unpack, zero = glay.size, glay.getter, glay.struct.unpack_from, (0,)
+        gather = self.mem.gather
+        walk_start = self._walk_start
+        decode_g = self.decode_g
         progress = self.progress
         total = len(addrs)
-        # 1. every g in bulk, and where its stack walk starts (see _walk_start)
-        starts = []   # (addr, fields, pc, sp, lo, hi); fields is a ReadError if unreadable
-        tops = []     # the stack top each walk reads first, read in bulk below
-        walk_start = self._walk_start
-        for a, view in zip(addrs, self.mem.gather([(a, glay.size) for a in addrs])):
-            if view.__class__ is not tuple:
-                starts.append((a, view, 0, 0, 0, 0))
-                continue
-            fields = getter(unpack(*view) + zero)
-            code = fields[1] & ~GSCAN
-            if code == G_RUNNING or code == G_SYSCALL:
-                pc, sp, lo, hi = walk_start(a, fields, threads)
-            elif code == G_DEAD and not include_dead:
-                continue
-            else:  # parked or runnable: g.sched
-                sp, pc = fields[4], fields[5]
-                lo, hi = fields[9] or sp, fields[10] or sp + (1 << 20)
-            if pc and lo <= sp < hi and hi - sp <= 1 << 30:
-                tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
-            starts.append((a, fields, pc, sp, lo, hi))
-        if progress:
-            progress(total // 3, total)
-        # 2. the tops of all stacks in bulk, then each goroutine
-        top_views = iter(self.mem.gather(tops))
         out: list[Goroutine] = []
         append = out.append
-        decode_g = self.decode_g
-        for i, (a, fields, pc, sp, lo, hi) in enumerate(starts):
-            if fields.__class__ is not tuple:
-                append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
-                                 error=str(fields)))
-                continue
-            top = None
-            if pc and lo <= sp < hi and hi - sp <= 1 << 30:
-                top = next(top_views)
-                if top.__class__ is not tuple:
-                    top = None  # the walk reads it again and reports the error
-            append(decode_g(a, fields, pc, sp, lo, hi, top, threads, current_g, with_stack,
-                            want_labels, want_blocked))
-            if progress and i % 20000 == 0:
-                progress(total // 3 + i * 2 // 3, total)
-        self._fill_blocked_on(self._waiting)
-        self._waiting = []
+        for first in range(0, total, self.CHUNK):
+            if progress:
+                progress(first, total)
+            chunk = addrs[first:first + self.CHUNK]
+            # 1. the gs, and where each stack walk starts (see _walk_start)
+            starts = []   # (addr, fields, pc, sp, lo, hi); fields is a ReadError if unreadable
+            tops = []     # the stack top each walk reads first
+            for a, view in zip(chunk, gather([(a, gsize) for a in chunk])):
+                if view.__class__ is not tuple:
+                    starts.append((a, view, 0, 0, 0, 0))
+                    continue
+                fields = getter(unpack(*view) + zero)
+                code = fields[1] & ~GSCAN
+                if code == G_RUNNING or code == G_SYSCALL:
+                    pc, sp, lo, hi = walk_start(a, fields, threads)
+                elif code == G_DEAD and not include_dead:
+                    continue
+                else:  # parked or runnable: g.sched
+                    sp, pc = fields[4], fields[5]
+                    lo, hi = fields[9] or sp, fields[10] or sp + (1 << 20)
+                if pc and lo <= sp < hi and hi - sp <= 1 << 30:
+                    tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
+                starts.append((a, fields, pc, sp, lo, hi))
+            # 2. the stack tops, then each goroutine
+            top_views = iter(gather(tops))
+            for a, fields, pc, sp, lo, hi in starts:
+                if fields.__class__ is not tuple:
+                    append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
+                                     error=str(fields)))
+                    continue
+                top = None
+                if pc and lo <= sp < hi and hi - sp <= 1 << 30:
+                    top = next(top_views)
+                    if top.__class__ is not tuple:
+                        top = None  # the walk reads it again and reports the error
+                append(decode_g(a, fields, pc, sp, lo, hi, top, threads, current_g, with_stack,
+                                want_labels, want_blocked))
+        self._fill_in_bulk()
         if progress:
             progress(total, total)
         self._fill_wait_minutes(out)
@@ -350,8 +353,7 @@ class GoroutineWalker:
             pc, sp, lo, hi = self._walk_start(a, fields, threads)
             g = self.decode_g(a, fields, pc, sp, lo, hi, None, threads, current_g, with_stack,
                               True, True)
-            self._fill_blocked_on(self._waiting)
-            self._waiting = []
+            self._fill_in_bulk()
             # a core has no clock: use the latest waitsince of all goroutines
             self._fill_wait_minutes([g], max((f[3] for _, f in decoded), default=0))
             return g
@@ -391,10 +393,7 @@ class GoroutineWalker:
             if on_thread is not None:
                 g.thread, g.m_id = on_thread[0], on_thread[1]
         if want_labels and labels:
-            try:
-                g.labels = self.rt.labels_at(labels)
-            except DecodeError as e:
-                g.error = g.error or f"labels: {e}"
+            self._labelled.append((g, labels))
         if want_blocked and code == G_WAITING and waiting:
             self._waiting.append((g, waiting))
         return g
@@ -494,6 +493,17 @@ class GoroutineWalker:
             self._created_cache[gopc] = hit
         return hit
 
+    def _fill_in_bulk(self) -> None:
+        """Labels and blocked-on of the goroutines decode_g queued, read in bulk."""
+        labelled, self._labelled = self._labelled, []
+        for (g, _), labels in zip(labelled, self.rt.labels_many([p for _, p in labelled])):
+            if labels.__class__ is dict:
+                g.labels = labels
+            else:
+                g.error = g.error or f"labels: {labels}"
+        waiting, self._waiting = self._waiting, []
+        self._fill_blocked_on(waiting)
+
     def _fill_blocked_on(self, waiting: list) -> None:
         """Set blocked_on for each (Goroutine, sudog address): the channels of its chan
         send, receive or select, or the semaphore of a sync primitive, as its sudogs
@@ -502,48 +512,48 @@ class GoroutineWalker:
             return
         o_c, o_elem, o_link, size = self._sudog
         word = _WORD.unpack_from
-        chains = []   # [goroutine, next sudog, channels, seen]
-        semas = []
-        for g, sudog in waiting:
-            reason = g.wait_reason
-            if "chan" in reason or "select" in reason:
-                chains.append([g, sudog, [], set()])
-            elif o_elem is not None and ("sync" in reason or "sema" in reason):
-                semas.append((g, sudog))
+        kinds: dict = {}   # wait reason -> "chan", "select", "sema" or None
+        chans, semas = [], []
+        for item in waiting:
+            reason = item[0].wait_reason
+            kind = kinds.get(reason, 0)
+            if kind == 0:
+                kind = kinds[reason] = ("select" if "select" in reason else "chan" if "chan" in reason
+                                        else "sema" if o_elem is not None and
+                                        ("sync" in reason or "sema" in reason) else None)
+            if kind == "sema":
+                semas.append(item)
+            elif kind is not None:
+                chans.append(item)
         for (g, _), view in zip(semas, self.mem.gather([(s + o_elem, 8) for _, s in semas])):
             if view.__class__ is tuple:
                 addr = word(*view)[0]
                 g.blocked_on = f"semaphore {addr:#x}" if addr else None
         texts: dict = {}
-        done = []
-        # a select has one sudog per case, linked by waitlink; bounded
+        # a select has one sudog per case, linked by waitlink: followed one link per
+        # round, all selects together; bounded. Unreadable: nothing rather than a part.
+        chains = [(g, s, (), ()) for g, s in chans]
         for _ in range(64):
             if not chains:
                 break
-            views = self.mem.gather([(c[1], size) for c in chains])
             more = []
-            for chain, view in zip(chains, views):
+            for (g, s, found, seen), view in zip(chains, self.mem.gather([(c[1], size) for c in chains])):
                 if view.__class__ is not tuple:
-                    continue  # unreadable: say nothing rather than something partial
+                    continue
                 buf, off = view
                 c = word(buf, off + o_c)[0]
                 if c:
-                    chain[2].append(c)
-                chain[3].add(chain[1])
+                    found += (c,)
                 nxt = word(buf, off + o_link)[0] if o_link is not None else 0
-                if "select" in chain[0].wait_reason and nxt and nxt not in chain[3]:
-                    chain[1] = nxt
-                    more.append(chain)
-                else:
-                    done.append(chain)
+                if nxt and kinds[g.wait_reason] == "select" and nxt != s and nxt not in seen:
+                    more.append((g, nxt, found, seen + (s,)))
+                elif found:
+                    text = texts.get(found)
+                    if text is None:
+                        text = texts[found] = "channel " + ", ".join(
+                            f"{c:#x}" for c in dict.fromkeys(found))
+                    g.blocked_on = text
             chains = more
-        for g, _, chans, _ in done:
-            if chans:
-                key = tuple(chans)
-                text = texts.get(key)
-                if text is None:
-                    text = texts[key] = "channel " + ", ".join(f"{c:#x}" for c in dict.fromkeys(chans))
-                g.blocked_on = text
 
     @functools.cached_property
     def _sudog(self):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import struct
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
@@ -132,18 +133,55 @@ class GoRuntime:
                 raise DecodeError(contents.errors[0])
             return {str(k): str(v) for k, v in contents.entries}
         _, off, esize, koff, voff = lay
-        import struct
         arr, n = struct.unpack("<QQ", self.mem.read(ptr + off, 16))
         if n > 4096:
             raise DecodeError(f"implausible label count {n}")
-        if n == 0:
-            return {}
-        raw = self.mem.read(arr, n * esize)
+        return self._label_entries(self.mem.read(arr, n * esize), 0, n) if n else {}
+
+    def labels_many(self, ptrs: list) -> list:
+        """labels_at for many g.labels pointers, read in bulk: a dict or a DecodeError each."""
+        lay = self._label_layout
+        if lay is None or lay[0] == "map":
+            out = []
+            for p in ptrs:
+                try:
+                    out.append(self.labels_at(p))
+                except DecodeError as e:
+                    out.append(e)
+            return out
+        _, off, esize, _, _ = lay
+        out: list = [None] * len(ptrs)
+        arrays, where = [], []
+        for i, head in enumerate(self.mem.gather([(p + off, 16) for p in ptrs])):
+            if head.__class__ is not tuple:
+                out[i] = head
+                continue
+            arr, n = _SLICE_HEAD.unpack_from(*head)
+            if n > 4096:
+                out[i] = DecodeError(f"implausible label count {n}")
+            elif n == 0:
+                out[i] = {}
+            else:
+                arrays.append((arr, n * esize))
+                where.append((i, n))
+        for (i, n), view in zip(where, self.mem.gather(arrays)):
+            try:
+                if view.__class__ is not tuple:
+                    raise view
+                out[i] = self._label_entries(view[0], view[1], n)
+            except DecodeError as e:
+                out[i] = e
+        return out
+
+    def _label_entries(self, buf, base: int, n: int) -> dict:
+        """{key: value} of n label structs at buf[base:]."""
+        _, _, esize, koff, voff = self._label_layout
         out = {}
         cache = self._label_strings
+        unpack = _SLICE_HEAD.unpack_from
         for i in range(n):
-            k = struct.unpack_from("<QQ", raw, i * esize + koff)
-            v = struct.unpack_from("<QQ", raw, i * esize + voff)
+            k = unpack(buf, base + i * esize + koff)
+            v = unpack(buf, base + i * esize + voff)
             ks = cache.get(k)
             if ks is None:
                 ks = cache[k] = self.mem.string_data(k[0], k[1], 1 << 16)
@@ -154,6 +192,9 @@ class GoRuntime:
         if len(cache) > 100_000:
             cache.clear()
         return out
+
+
+_SLICE_HEAD = struct.Struct("<QQ")   # (data, len) of a string or slice header
 
 
 def _ci_field(t: T.GoType, name: str) -> str:

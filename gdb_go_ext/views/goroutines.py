@@ -215,6 +215,15 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
     shared: dict = {}   # identity of the shared parts -> their JSON text
     keep: list = []     # keeps the objects whose ids are keys alive
     strings: dict = {}  # blocked_on / error text -> its JSON string
+    label_sets: dict = {}
+
+    def label_json(labels: dict) -> str:  # label sets repeat (worker=3) across goroutines
+        k = tuple(labels.items())
+        t = label_sets.get(k)
+        if t is None:
+            t = label_sets[k] = dumps(labels, ensure_ascii=False)
+        return t
+
     lines = []
     append = lines.append
     for g in gs:
@@ -241,7 +250,7 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
         append(f'{{"id": {g.id}, "addr": "{g.addr:#x}", {status}, '
                f'"wait_minutes": {"null" if g.wait_minutes is None else g.wait_minutes}, '
                f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}, '
-               f'"labels": {dumps(g.labels, ensure_ascii=False) if g.labels else "{}"}, '
+               f'"labels": {label_json(g.labels) if g.labels else "{}"}, '
                f'"thread": {"null" if g.thread is None else g.thread}, '
                f'"m": {"null" if g.m_id is None else g.m_id}, '
                f'"parent_id": {"null" if g.parent_id is None else g.parent_id}, {locs}, '
