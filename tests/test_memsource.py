@@ -1,0 +1,118 @@
+"""Bulk reads of a live process (process_vm_readv, pread fallback) and Memory.gather.
+
+The process read is this test process itself, through /proc/PID/mem and
+process_vm_readv as the gdb and Delve backends read a stopped target: known
+bytes at known addresses, unmapped ranges among them, more ranges than one
+process_vm_readv call takes.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+
+import pytest
+
+from gdb_go_ext.errors import ReadError
+from gdb_go_ext.memsource import ProcMem
+from gdb_go_ext.target import Memory
+
+N = 2500   # > 2 batches of 1024 ranges
+UNMAPPED = 4096  # the first page is never mapped
+
+
+@pytest.fixture(scope="module")
+def pattern():
+    rnd = random.Random(7)
+    data = bytes(rnd.randrange(256) for _ in range(64 * 1024))
+    buf = ctypes.create_string_buffer(data, len(data))
+    return buf, ctypes.addressof(buf), data
+
+
+def _ranges(base, data, bad_every):
+    rnd = random.Random(11)
+    ranges, want = [], []
+    for i in range(N):
+        if bad_every and i % bad_every == 3:
+            ranges.append((UNMAPPED + 8 * i, 16))
+            want.append(None)
+            continue
+        off = rnd.randrange(len(data) - 600)
+        size = rnd.randrange(1, 600)
+        ranges.append((base + off, size))
+        want.append(data[off:off + size])
+    return ranges, want
+
+
+def _bytes(hit, size):
+    if hit is None:
+        return None
+    buf, off = hit
+    return bytes(buf[off:off + size])
+
+
+@pytest.mark.parametrize("bad_every", [0, 1, 97], ids=["all-good", "every-other-bad", "some-bad"])
+@pytest.mark.parametrize("readv", [True, False], ids=["process_vm_readv", "pread"])
+def test_gather_matches_memory(pattern, bad_every, readv):
+    _buf, base, data = pattern
+    src = ProcMem(os.getpid())
+    try:
+        if not readv:
+            src._readv = None
+        elif src._readv is None:
+            pytest.fail("process_vm_readv is not available from libc")
+        ranges, want = _ranges(base, data, bad_every if bad_every != 1 else 2)
+        got = src.gather(ranges)
+        assert len(got) == len(ranges)
+        for (addr, size), hit, w in zip(ranges, got, want):
+            assert _bytes(hit, size) == w, f"range {addr:#x}+{size}"
+    finally:
+        src.close()
+
+
+def test_gather_refuses_negative_ranges(pattern):
+    _buf, base, data = pattern
+    src = ProcMem(os.getpid())
+    try:
+        got = src.gather([(base, 8), (-5, 8), (base + 8, 8)])
+        assert _bytes(got[0], 8) == data[:8]
+        assert got[1] is None
+        assert _bytes(got[2], 8) == data[8:16]
+    finally:
+        src.close()
+
+
+class _DirectTarget:
+    """A Target whose direct source is ProcMem and whose own read fails, as a
+    debugger would for an unmapped address."""
+    ptr_size = 8
+    is_live = True
+
+    def __init__(self):
+        self.direct = ProcMem(os.getpid())
+        self.fallback_reads = 0
+
+    def read(self, addr, size):
+        self.fallback_reads += 1
+        data = self.direct.read(addr, size) if addr > 0 else None
+        if data is None:
+            raise ReadError(addr, size, "cannot access memory")
+        return data
+
+
+def test_memory_gather_reports_read_errors(pattern):
+    _buf, base, data = pattern
+    t = _DirectTarget()
+    try:
+        ranges, want = _ranges(base, data, 97)
+        got = Memory(t).gather(ranges)
+        bad = 0
+        for (addr, size), hit, w in zip(ranges, got, want):
+            if w is None:
+                assert isinstance(hit, ReadError)
+                bad += 1
+            else:
+                assert _bytes(hit, size) == w
+        assert bad and t.fallback_reads == bad  # only failed ranges went to the debugger
+    finally:
+        t.direct.close()
