@@ -388,8 +388,12 @@ class Bridge:
         color = False if out else color
         if width is None:
             width = shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else 250
-        with gc_paused():
-            text = getattr(self, "_view_" + name)(args, color, width)
+        view = getattr(self, "_view_" + name)
+        if name == "mapwatch":  # a probe that runs for minutes keeps the collector
+            text = view(args, color, width)
+        else:
+            with gc_paused():
+                text = view(args, color, width)
         return write_file(out, text) if out else text
 
     _json = staticmethod(json_text)
