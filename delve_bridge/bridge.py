@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import sys
@@ -81,7 +80,6 @@ def _parsers() -> dict:
 
 
 PARSERS = _parsers()
-_CAST = re.compile(r"^\(\s*(map\[.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
 
 
 def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
@@ -332,17 +330,13 @@ class Bridge:
     def resolve_map(self, rt: GoRuntime, expr: str):
         """(shown, map GoType, header address) for a global, a quoted global,
         (map[K]V)ADDR, or any expression Delve can evaluate."""
-        expr = expr.strip()
-        if not expr:
-            raise UsageError("map needs an expression: a global, a local, or (map[K]V)ADDR")
-        m = _CAST.match(expr)
-        if m:
-            tname = m.group(1).strip()
+        expr, cast, name = mview.parse_map_expr(expr)
+        if cast:
+            tname, addr = cast
             t = self.target.lookup_type(tname)
             if t is None:
                 raise GoExtError(f"the program has no type {tname}")
-            return expr, t, int(m.group(2), 0)
-        name = expr[1:-1] if len(expr) >= 2 and expr[0] == expr[-1] == "'" else expr
+            return expr, t, addr
         t = self.target.symbol_type(name)
         sym = self.target.symbol_address(name)
         if t is not None and sym is not None:

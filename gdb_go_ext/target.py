@@ -103,37 +103,6 @@ class Memory:
                     got[i] = e
         return got
 
-    def bulk_fixed(self, addrs: list[int], size: int) -> list:
-        """Read `size` bytes at each address (same order); a failed one is a ReadError.
-
-        Neighbours are read together in chunks of up to MAX_CHUNK bytes. The same job
-        as bulk() for one size, kept separate because it is the goroutine walk's hot
-        path: measured 0.13 s against 0.22 s through bulk() for 100k g structs."""
-        order = sorted(set(a for a in addrs if a > 0))
-        got: dict = {}
-        i, n = 0, len(order)
-        gap, max_chunk, read = self.GAP, self.MAX_CHUNK, self.read
-        while i < n:
-            start = order[i]
-            end = start + size
-            j = i + 1
-            while j < n and order[j] - end <= gap and order[j] + size - start <= max_chunk:
-                end = order[j] + size
-                j += 1
-            try:
-                chunk = read(start, end - start)
-                for a in order[i:j]:
-                    o = a - start
-                    got[a] = chunk[o:o + size]
-            except ReadError:
-                for a in order[i:j]:
-                    try:
-                        got[a] = read(a, size)
-                    except ReadError as e:
-                        got[a] = e
-            i = j
-        return [got.get(a) or ReadError(a, size, "bad address") for a in addrs]
-
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
         """Read many (addr, size) ranges with few target calls.
 

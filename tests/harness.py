@@ -28,7 +28,6 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS_DIR)

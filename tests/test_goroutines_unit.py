@@ -296,7 +296,6 @@ def test_return_address_cycle_is_bounded(image):
 @pytest.mark.parametrize("case", ["sp-below", "sp-above", "hi-below-lo", "huge-stack"])
 def test_bad_stack_bounds(image, case):
     addr, gid = goid_of(image, "main.selector")
-    sp = u64(image, g_field(image, addr, "sched.sp"))
     lo = u64(image, g_field(image, addr, "stack.lo"))
     hi = u64(image, g_field(image, addr, "stack.hi"))
     mem = copy_memory(image[2])

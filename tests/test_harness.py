@@ -2,7 +2,6 @@
 builds, runs, reports the runtime version the toolchain claims, a core can be
 made, and real gdb reads the same version out of the live process and the core.
 """
-import json
 import os
 import subprocess
 

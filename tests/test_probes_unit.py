@@ -496,7 +496,6 @@ def test_summarize_and_report(image):
     i64 = gotype(image, "int64", T.INT)
     sites = call_sites(image)
     rt, probes, w = new_watch(image, i64)
-    zv = zeroval(image)
     a1 = probe(probes, "runtime.mapaccess1")
     a2 = probe(probes, "runtime.mapaccess2_fast64")
     g0, id0, s0, r0, f0 = sites[0]

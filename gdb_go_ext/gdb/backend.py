@@ -110,8 +110,7 @@ class GdbTarget:
         from ..memsource import open_source
         self._raw = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
             else open_source(pid=inf.pid) if self.is_live else None
-        # read(addr, n) -> bytes or None, without gdb in the way (see memsource)
-        self.fast_read = self._raw.read if self._raw is not None else None
+        # reads without gdb in the way, for Memory.gather and the unwinder (see memsource)
         self.direct = self._raw
         # facts about the target every report should carry (e.g. a truncated core)
         self.warnings: list[str] = []
@@ -141,11 +140,8 @@ class GdbTarget:
         addr = None
         try:
             sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
-            if sym is not None:
-                if sym.addr_class == gdb.SYMBOL_LOC_BLOCK:
-                    addr = int(sym.value().address)
-                else:
-                    addr = int(sym.value().address)
+            if sym is not None:  # a variable or a function alike
+                addr = int(sym.value().address)
         except gdb.error:
             addr = None
         if addr is None:

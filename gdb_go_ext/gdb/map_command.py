@@ -13,16 +13,6 @@ from . import session
 from .backend import _type_name, _underlying_map_name
 from .commands import GoCommand, terminal_width
 
-_CAST = re.compile(r"^\(\s*(map\[.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
-
-
-def _strip_quotes(s: str) -> str:
-    s = s.strip()
-    if len(s) >= 2 and s[0] == s[-1] == "'":
-        return s[1:-1]
-    return s
-
-
 _DOTTED = re.compile(r"^[\w/]+(\.[\w/]+)+$")
 
 
@@ -60,19 +50,15 @@ def _evaluate(expr: str, name: str) -> "gdb.Value":
 
 def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
     """(shown name, gdb type, header address) of a map expression; GoExtError if not a map."""
-    expr = expr.strip()
-    if not expr:
-        raise UsageError("go map needs an expression: a global, a local, or (map[K]V)ADDR")
-    m = _CAST.match(expr)
-    if m:
-        tname = m.group(1).strip()
+    expr, cast, name = view.parse_map_expr(expr)
+    if cast:
+        tname, addr = cast
         try:
             t = gdb.lookup_type(tname)
         except gdb.error:
             raise GoExtError(f"the program has no type {tname}") from None
-        return expr, t, int(m.group(2), 0)
+        return expr, t, addr
     val = None
-    name = _strip_quotes(expr)
     try:
         sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
         if sym is not None and sym.is_variable:

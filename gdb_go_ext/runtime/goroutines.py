@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from ..errors import DecodeError, ReadError
 from ..gcpause import gc_paused
 from . import types as T
-from .pclntab import wrapper_func_id
+from .pclntab import func_name_for_print, wrapper_func_id
 from .stack import TOP_BYTES, StackFrame, Unwinder
 
 GSCAN = 0x1000
@@ -168,11 +168,10 @@ class GoroutineWalker:
             if i >= 0:
                 goroot_src = file[: i + len("/src/")]
         self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version))
-        self._start_cache: dict = {}
+        self._locations: dict = {}   # (pc, call site?) -> Location
         self._frame_locs: dict = {}
         self._keep: list = []
         self._templates: dict = {}
-        self._created_cache: dict = {}
         self._waiting: list = []   # (Goroutine, sudog) whose blocked_on a walk fills in bulk
         self._labelled: list = []  # (Goroutine, g.labels) whose labels a walk fills in bulk
         self._shapes: dict = {}    # see decode_g
@@ -263,14 +262,13 @@ class GoroutineWalker:
 
     # --- the walk
     def walk(self, with_stack: int = 0, include_dead: bool = False,
-             want_labels: bool = True, want_user: bool = True,
-             want_blocked: bool = True) -> list[Goroutine]:
+             want_labels: bool = True, want_blocked: bool = True) -> list[Goroutine]:
         with gc_paused():
-            return self._walk(with_stack, include_dead, want_labels, want_user, want_blocked)
+            return self._walk(with_stack, include_dead, want_labels, want_blocked)
 
     CHUNK = 1024   # goroutines decoded together: one bulk read of gs, one of stack tops
 
-    def _walk(self, with_stack, include_dead, want_labels, want_user, want_blocked):
+    def _walk(self, with_stack, include_dead, want_labels, want_blocked):
         # the hot loop of a 100k-goroutine listing: kept flat on purpose
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
@@ -288,11 +286,11 @@ class GoroutineWalker:
                 progress(first, total)
             chunk = addrs[first:first + self.CHUNK]
             # 1. the gs, and where each stack walk starts (see _walk_start)
-            starts = []   # (addr, fields, pc, sp, lo, hi); fields is a ReadError if unreadable
+            starts = []   # (addr, fields, pc, sp, lo, hi, has top); fields may be a ReadError
             tops = []     # the stack top each walk reads first
             for a, view in zip(chunk, gather([(a, gsize) for a in chunk])):
                 if view.__class__ is not tuple:
-                    starts.append((a, view, 0, 0, 0, 0))
+                    starts.append((a, view, 0, 0, 0, 0, False))
                     continue
                 fields = getter(unpack(*view) + zero)
                 code = fields[1] & ~GSCAN
@@ -303,18 +301,19 @@ class GoroutineWalker:
                 else:  # parked or runnable: g.sched
                     sp, pc = fields[4], fields[5]
                     lo, hi = fields[9] or sp, fields[10] or sp + (1 << 20)
-                if pc and lo <= sp < hi and hi - sp <= 1 << 30:
+                has_top = bool(pc) and lo <= sp < hi and hi - sp <= 1 << 30
+                if has_top:
                     tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
-                starts.append((a, fields, pc, sp, lo, hi))
+                starts.append((a, fields, pc, sp, lo, hi, has_top))
             # 2. the stack tops, then each goroutine
             top_views = iter(gather(tops))
-            for a, fields, pc, sp, lo, hi in starts:
+            for a, fields, pc, sp, lo, hi, has_top in starts:
                 if fields.__class__ is not tuple:
                     append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
                                      error=str(fields)))
                     continue
                 top = None
-                if pc and lo <= sp < hi and hi - sp <= 1 << 30:
+                if has_top:
                     top = next(top_views)
                     if top.__class__ is not tuple:
                         top = None  # the walk reads it again and reports the error
@@ -439,9 +438,9 @@ class GoroutineWalker:
         start = created = err = None
         try:
             if startpc:
-                start = self._func_loc(startpc, self._start_cache, True)
+                start = self._location(startpc, False)
             if gopc and not is_main:  # the runtime prints no creator for main
-                created = self._created_by(gopc)
+                created = self._location(gopc, True)
         except DecodeError as e:
             err = str(e)
         tmpl = (code, name, bool(raw & GSCAN), reason, start, created, err)
@@ -463,34 +462,22 @@ class GoroutineWalker:
         self._keep.append(frames)  # ids stay valid while the list lives
         return cu
 
-    def _func_loc(self, pc: int, cache: dict, exact: bool) -> Optional[Location]:
-        if not pc:
-            return None
-        hit = cache.get(pc)
+    def _location(self, pc: int, call_site: bool) -> Location:
+        """The function, file and line of pc. call_site: pc is a go statement's return
+        pc (g.gopc): the call itself, the function named as the runtime prints it."""
+        hit = self._locations.get((pc, call_site))
         if hit is None:
             tab = self.rt.pclntab
             fn = tab.func_for_pc(pc)
             if fn is None:
                 hit = Location(f"{pc:#x}", "?", 0)
+            elif call_site:
+                file, line = tab.file_line(fn, pc - 1 if pc > fn.entry else pc)
+                hit = Location(func_name_for_print(fn.name), file, line)
             else:
                 file, line = tab.file_line(fn, pc)
                 hit = Location(fn.name, file, line)
-            cache[pc] = hit
-        return hit
-
-    def _created_by(self, gopc: int) -> Optional[Location]:
-        hit = self._created_cache.get(gopc)
-        if hit is None:
-            tab = self.rt.pclntab
-            fn = tab.func_for_pc(gopc)
-            if fn is None:
-                hit = Location(f"{gopc:#x}", "?", 0)
-            else:
-                trace = gopc - 1 if gopc > fn.entry else gopc
-                file, line = tab.file_line(fn, trace)
-                from .pclntab import func_name_for_print
-                hit = Location(func_name_for_print(fn.name), file, line)
-            self._created_cache[gopc] = hit
+            self._locations[(pc, call_site)] = hit
         return hit
 
     def _fill_in_bulk(self) -> None:

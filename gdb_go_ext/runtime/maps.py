@@ -271,7 +271,6 @@ class _Decoder:
         bptr = h.field("buckets").type
         bucket_t = bptr.elem if bptr.kind == T.PTR else None
         self.prepare(bucket_t)
-        sl = self.sl
         if B > MAX_B:
             mc.error(f"implausible B={B}: buckets not walked")
             self._hmap_summary(count, B, 0, old, nevac, flags, 0)

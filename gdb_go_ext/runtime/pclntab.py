@@ -360,14 +360,12 @@ class PCLineTable:
         """Function by exact raw name (builds a name index on first use)."""
         if self._by_name is None:
             idx: Dict[str, int] = {}
-            st = self._func_struct
             for i in range(self.nfunc):
                 off = self._pcln + self._funcoffs[i]
                 if off + 8 > self._n:
                     raise DecodeError(f"_func record at {off:#x} out of bounds")
                 nameoff = struct.unpack_from("<i", self._d, off + 4)[0]
                 idx.setdefault(self.func_name(nameoff), i)
-            del st
             self._by_name = idx
         i = self._by_name.get(name)
         return None if i is None else self.func_at(i)

@@ -44,8 +44,9 @@ class Unwinder:
         # pc -> (func, spdelta, frames tuple, topframe) ; separate caches for exact/return pcs
         self._exact: dict = {}
         self._recipes: dict = {}
-        # a backend's direct reader (returns None instead of raising), when it has one
-        self._fast_read = getattr(mem.target, "fast_read", None)
+        # a backend's direct memory source (returns None instead of raising), if any
+        direct = getattr(mem.target, "direct", None)
+        self._fast_read = direct.read if direct is not None else None
         self._ret: dict = {}
         # (reader, words, frames, error) of the last walk, when it was or became a recipe
         self.last_recipe = None

@@ -5,6 +5,7 @@ Input is a runtime.maps.MapContents; nothing here reads memory.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 from rich.table import Table
@@ -137,6 +138,21 @@ def render_layout(mc: MapContents, color: bool = False, width: int = 160,
 
 
 # ---- --key ----------------------------------------------------------------------
+
+_CAST = re.compile(r"^\(\s*(map\[.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
+
+
+def parse_map_expr(expr: str) -> tuple[str, Optional[tuple[str, int]], str]:
+    """A `map` argument as gdb and delve-bridge take it: (expression as shown,
+    (type name, address) for a typed `(map[K]V)ADDR` or None, name without 'quotes')."""
+    expr = expr.strip()
+    if not expr:
+        raise UsageError("map needs an expression: a global, a local, or (map[K]V)ADDR")
+    m = _CAST.match(expr)
+    cast = (m.group(1).strip(), int(m.group(2), 0)) if m else None
+    name = expr[1:-1] if len(expr) >= 2 and expr[0] == expr[-1] == "'" else expr
+    return expr, cast, name
+
 
 def _norm(x: Any) -> Any:
     if isinstance(x, bool):
