@@ -100,13 +100,16 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
 
     tails: dict = {}      # tail tuple -> formatted text (filled once widths are known)
     by_key: dict = {}     # identity of a goroutine's shared parts -> its tail tuple
-    rows = []
-    append = rows.append
+    row_tails = []        # each goroutine's tail tuple, in order
+    append = row_tails.append
     for g in gs:
-        rare = g.scan or g.thread or g.locked_to_thread or g.error or (show_labels and g.labels)
-        k = None if rare else (g.status, id(g.user or g.current), id(g.created_by), g.parent_id,
-                               g.wait_reason, g.wait_minutes)
-        tail = by_key.get(k) if k is not None else None
+        if g.scan or g.thread or g.locked_to_thread or g.error or (show_labels and g.labels):
+            k = None
+            tail = None
+        else:
+            k = (g.status, id(g.user or g.current), id(g.created_by), g.parent_id,
+                 g.wait_reason, g.wait_minutes)
+            tail = by_key.get(k)
         if tail is None:
             status = g.status
             if g.scan:
@@ -130,9 +133,9 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
             if k is not None:
                 by_key[k] = tail
             tails[tail] = None
-        append(("*" if g.is_current else "", str(g.id), tail))
+        append(tail)
     caps = [1, 12, 24, 36, 60, 60, 40]
-    widths = [1, max([2] + [len(r[1]) for r in rows[:1]] + [len(str(max((g.id for g in gs), default=0)))])]
+    widths = [1, max(2, len(str(max((g.id for g in gs), default=0))))]
     for i in range(2, len(cols)):
         longest = max((len(t[i - 2]) for t in tails), default=0)
         widths.append(min(caps[i], max(len(cols[i]), longest)))
@@ -147,19 +150,23 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
             txt = _fit(v, widths[i]).ljust(widths[i])
             cells.append(_c(txt, keys[i], color) if keys[i] else txt)
         tails[t] = "  ".join(cells).rstrip()
-    lines = [_c(head, "head", color)]
     wid = widths[1]
-    id_color = color
-    stacked = depth and any(g.stack is not None for g in gs)
-    for g, (star, gid, tail) in zip(gs, rows):
-        ident = gid.ljust(wid)
-        if id_color:
-            ident = _c(ident, "id", True)
-        lines.append(f"{star or ' '}  {ident}  {tails[tail]}")
-        if stacked and g.stack is not None:
-            for f in g.stack[:depth]:
-                lines.append(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}")
-                lines.append(f"          {f.file}:{f.line}")
+    if color:
+        on, off = _C["id"], _C["reset"]
+        lines = [f"{'*' if g.is_current else ' '}  {on}{str(g.id).ljust(wid)}{off}  {tails[t]}"
+                 for g, t in zip(gs, row_tails)]
+    else:
+        lines = [f"{'*' if g.is_current else ' '}  {str(g.id).ljust(wid)}  {tails[t]}"
+                 for g, t in zip(gs, row_tails)]
+    if depth and any(g.stack is not None for g in gs):
+        stacked = []
+        for g, line in zip(gs, lines):
+            stacked.append(line)
+            for f in (g.stack or ())[:depth]:
+                stacked.append(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}")
+                stacked.append(f"          {f.file}:{f.line}")
+        lines = stacked
+    lines.insert(0, _c(head, "head", color))
     return "\n".join(lines) + "\n"
 
 
@@ -212,9 +219,14 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
             return "null"
         return dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
 
-    shared: dict = {}   # identity of the shared parts -> their JSON text
+    shared: dict = {}   # all but id, addr, labels and blocked_on -> their JSON text
+    blocked_texts: dict = {}  # (a select's own timer channel makes these many)
+
+    def quote(text: str) -> str:  # "channel 0xc000..." needs no escapes; anything else may
+        return f'"{text}"' if text.isascii() and text.isprintable() and '"' not in text \
+            and "\\" not in text else dumps(text, ensure_ascii=False)
+
     keep: list = []     # keeps the objects whose ids are keys alive
-    strings: dict = {}  # blocked_on / error text -> its JSON string
     label_sets: dict = {}
 
     def label_json(labels: dict) -> str:  # label sets repeat (worker=3) across goroutines
@@ -228,37 +240,36 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
     append = lines.append
     for g in gs:
         stack = g.stack if with_stack else None
-        key = (g.status, g.wait_reason, id(g.created_by), id(g.current), id(g.user),
-               id(g.start), id(stack))
+        key = (g.status, g.wait_reason, g.wait_minutes, g.locked_to_thread, g.thread, g.m_id,
+               g.parent_id, id(g.created_by), id(g.current), id(g.user), id(g.start), id(stack),
+               g.is_current, g.error)
         parts = shared.get(key)
         if parts is None:
             keep.append((g.created_by, g.current, g.user, g.start, stack))
-            status = f'"status": {js(g.status)}, "wait_reason": {js(g.wait_reason)}'
-            locs = (f'"created_by": {js(g.created_by)}, "current": {js(g.current)}, '
-                    f'"user": {js(g.user)}, "start": {js(g.start)}')
-            tail = ""
+            before = (f'"status": {js(g.status)}, "wait_reason": {js(g.wait_reason)}, '
+                      f'"wait_minutes": {js(g.wait_minutes)}, '
+                      f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}')
+            after = (f'"thread": {js(g.thread)}, "m": {js(g.m_id)}, "parent_id": {js(g.parent_id)}, '
+                     f'"created_by": {js(g.created_by)}, "current": {js(g.current)}, '
+                     f'"user": {js(g.user)}, "start": {js(g.start)}')
+            end = f'"is_current": {"true" if g.is_current else "false"}, "error": {js(g.error)}'
             if with_stack:
-                tail = ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
-            parts = shared[key] = (status, locs, tail)
-        status, locs, tail = parts
+                end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
+            parts = shared[key] = (before, after, end)
+        before, after, end = parts
         blocked = g.blocked_on
         if blocked is not None:
-            blocked = strings.get(blocked) or strings.setdefault(blocked, dumps(blocked))
-        error = g.error
-        if error is not None:
-            error = strings.get(error) or strings.setdefault(error, dumps(error))
-        append(f'{{"id": {g.id}, "addr": "{g.addr:#x}", {status}, '
-               f'"wait_minutes": {"null" if g.wait_minutes is None else g.wait_minutes}, '
-               f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}, '
-               f'"labels": {label_json(g.labels) if g.labels else "{}"}, '
-               f'"thread": {"null" if g.thread is None else g.thread}, '
-               f'"m": {"null" if g.m_id is None else g.m_id}, '
-               f'"parent_id": {"null" if g.parent_id is None else g.parent_id}, {locs}, '
-               f'"blocked_on": {blocked or "null"}, '
-               f'"is_current": {"true" if g.is_current else "false"}, '
-               f'"error": {error or "null"}{tail}}}')
-    body = dumps(head, ensure_ascii=False)
-    return body[:-1] + ', "goroutines": [\n' + ",\n".join(lines) + "\n]}\n"
+            blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(blocked, quote(blocked))
+        append(f'{{"id": {g.id}, "addr": "{g.addr:#x}", {before}, '
+               f'"labels": {label_json(g.labels) if g.labels else "{}"}, {after}, '
+               f'"blocked_on": {blocked or "null"}, {end}}}')
+    # one join: the lines are tens of megabytes, and every + would copy them again
+    body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
+    if not lines:
+        return body + "\n]}\n"
+    lines[0] = body + lines[0]
+    lines[-1] += "\n]}\n"
+    return ",\n".join(lines)
 
 
 def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
