@@ -46,7 +46,7 @@ def test_bridge_goroutines_match_runtime_stack(toolchain, mode, go_target):
         # a dlv that supports this Go version was found (install.sh --test installs them)
         assert not b.dlv.check_off, b.dlv.note
         data = json.loads(b.view(["goroutines", "--json", "-t", "200"]))
-        check_goroutines(data, truth, meta)
+        check_goroutines(data, truth, meta, toolchain)
         # the same through ExamineMemory alone (no /proc/PID/mem or core-file reads)
         assert b.target.direct is not None
         b.target.direct, b._rt = None, None
@@ -152,7 +152,7 @@ def test_bridge_exec_and_python_api(tmp_path):
         by_id = {g.id: g for g in gs}
         assert all(gid in by_id for gid, v in truth.items() if v["state"] not in ("running", "runnable"))
         data = json.loads(b.view(["goroutines", "--json", "-t", "200"]))
-        check_goroutines(data, truth, meta)
+        check_goroutines(data, truth, meta, NEWEST)
         b.cont()        # run again, then a view halts it again
         time.sleep(0.2)
         assert len(b.goroutines()) == len([g for g in gs])

@@ -51,7 +51,15 @@ def our_goroutines(t):
     return json.loads(r.block("list")), r
 
 
-def check_goroutines(data, truth, meta):
+def runtime_links_sema_sudog(toolchain):
+    """Whether this runtime points g.waiting at a semaphore waiter's sudog (Go 1.26 on), so
+    that a goroutine blocked in sync.Mutex.Lock can say which semaphore: from its sema.go."""
+    goroot = harness.toolchain(toolchain)["goroot"]
+    with open(os.path.join(goroot, "src", "runtime", "sema.go")) as f:
+        return "s.g.waiting = s" in f.read()
+
+
+def check_goroutines(data, truth, meta, toolchain):
     """Our JSON against runtime.Stack and the fixture's own records, goroutine by goroutine
     (shared with the bridge tests)."""
     assert data["go_version"] == meta["version"]
@@ -79,6 +87,30 @@ def check_goroutines(data, truth, meta):
             assert g["thread"] and g["m"] is not None, g
         checked += 1
     assert checked >= 29  # every goroutine the fixture parked
+    # what they are blocked on: the channels and mutex the fixture printed with %p
+    # (main.recvInline is inlined into handle: the first user frame)
+    ch = meta["channels"]
+    want_blocked = {"main.recvInline": {ch["recv"]}, "main.sender": {ch["send"]},
+                    "main.selector": {ch["selA"], ch["selB"]}}
+    mutex = int(meta["mutex"], 16)
+    sema_linked = runtime_links_sema_sudog(toolchain)
+    seen = dict.fromkeys(list(want_blocked) + ["main.locker"], 0)
+    for g in data["goroutines"]:
+        user = (g["user"] or {}).get("function")
+        if user in want_blocked:
+            kind, _, addrs = (g["blocked_on"] or "").partition(" ")
+            assert kind == "channel" and set(addrs.split(", ")) == want_blocked[user], (user, g)
+            seen[user] += 1
+        elif user == "main.locker":
+            if sema_linked:
+                kind, _, addr = (g["blocked_on"] or "").partition(" ")
+                assert kind == "semaphore" and mutex <= int(addr, 16) < mutex + 8, g  # &mu.sema
+            else:  # nothing recorded, so nothing said
+                assert g["blocked_on"] is None, g
+            seen[user] += 1
+    groups = meta["groups"]
+    assert seen == {"main.recvInline": groups["handle"], "main.sender": groups["send"],
+                    "main.selector": groups["select"], "main.locker": groups["mutex"]}
     # every label assignment and locked thread the fixture made is seen
     for gid, labels in meta["labels"].items():
         assert ours[int(gid)]["labels"] == labels
@@ -92,7 +124,7 @@ def test_goroutines_match_runtime_stack(toolchain, mode, go_target):
     meta = t.truth("meta")
     data, r = our_goroutines(t)
     assert "Traceback" not in r.stdout + r.stderr
-    check_goroutines(data, truth, meta)
+    check_goroutines(data, truth, meta, toolchain)
 
 
 def test_stacks_buckets_have_the_fixture_group_sizes(toolchain, mode, go_target):
@@ -277,4 +309,4 @@ def test_position_independent_executable(tc, tmp_path):
         os.remove(core)
     for r in (live, dead):
         assert r.error("g") is None, r.stdout[-2000:]
-        check_goroutines(json.loads(r.block("g")), truth, meta)
+        check_goroutines(json.loads(r.block("g")), truth, meta, tc)
