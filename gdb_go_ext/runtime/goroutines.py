@@ -500,7 +500,7 @@ class GoroutineWalker:
         o_c, o_elem, o_link, size = self._sudog
         word = _WORD.unpack_from
         kinds: dict = {}   # wait reason -> "chan", "select", "sema" or None
-        chans, semas = [], []
+        by_kind: dict = {"chan": [], "select": [], "sema": [], None: []}
         for item in waiting:
             reason = item[0].wait_reason
             kind = kinds.get(reason, 0)
@@ -508,18 +508,22 @@ class GoroutineWalker:
                 kind = kinds[reason] = ("select" if "select" in reason else "chan" if "chan" in reason
                                         else "sema" if o_elem is not None and
                                         ("sync" in reason or "sema" in reason) else None)
-            if kind == "sema":
-                semas.append(item)
-            elif kind is not None:
-                chans.append(item)
-        for (g, _), view in zip(semas, self.mem.gather([(s + o_elem, 8) for _, s in semas])):
-            if view.__class__ is tuple:
-                addr = word(*view)[0]
-                g.blocked_on = f"semaphore {addr:#x}" if addr else None
-        texts: dict = {}
+            by_kind[kind].append(item)
+        texts: dict = {}   # what one word names -> its text, shared by the goroutines it blocks
+
+        def each_word(items, offset, prefix):  # one word of each sudog -> "prefix 0x..."
+            for (g, _), view in zip(items, self.mem.gather([(s + offset, 8) for _, s in items])):
+                if view.__class__ is tuple:
+                    addr = word(*view)[0]
+                    if addr:
+                        g.blocked_on = texts.get((prefix, addr)) or texts.setdefault(
+                            (prefix, addr), f"{prefix} {addr:#x}")
+
+        each_word(by_kind["sema"], o_elem, "semaphore")
+        each_word(by_kind["chan"], o_c, "channel")
         # a select has one sudog per case, linked by waitlink: followed one link per
         # round, all selects together; bounded. Unreadable: nothing rather than a part.
-        chains = [(g, s, (), ()) for g, s in chans]
+        chains = [(g, s, (), ()) for g, s in by_kind["select"]]
         for _ in range(64):
             if not chains:
                 break
@@ -532,7 +536,7 @@ class GoroutineWalker:
                 if c:
                     found += (c,)
                 nxt = word(buf, off + o_link)[0] if o_link is not None else 0
-                if nxt and kinds[g.wait_reason] == "select" and nxt != s and nxt not in seen:
+                if nxt and nxt != s and nxt not in seen:
                     more.append((g, nxt, found, seen + (s,)))
                 elif found:
                     text = texts.get(found)
