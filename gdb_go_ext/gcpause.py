@@ -19,4 +19,9 @@ def gc_paused():
         yield
     finally:
         if was_enabled:
+            # what the pause built goes straight to the oldest generation, unscanned:
+            # re-enabling alone would rescan all of it at the next allocation (30 ms per
+            # 100k goroutines); a full collection still sees it in due course
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()

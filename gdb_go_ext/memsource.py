@@ -94,6 +94,46 @@ class ProcMem:
             i += done
         return out
 
+    def gather_fixed(self, addrs: list, size: int) -> tuple:
+        """(buffer, unread): range i of (addr, size) at offset i * size of one buffer,
+        in one process_vm_readv per 1024 ranges; unread lists the indices it could not
+        read (their bytes are zero). Falls back to pread when the call is refused."""
+        n = len(addrs)
+        buf = bytearray(n * size)
+        unread = []
+        if not n or size <= 0:
+            return buf, list(range(n)) if size < 0 else unread
+        local = (ctypes.c_char * len(buf)).from_buffer(buf)
+        base = ctypes.addressof(local)
+        i = 0
+        try:
+            while i < n:
+                batch = addrs[i:i + _IOV_MAX]
+                want = len(batch) * size
+                got = -1
+                if self._readv is not None and min(batch) > 0:
+                    remote = struct.pack(f"<{2 * len(batch)}Q",
+                                         *[x for a in batch for x in (a, size)])
+                    got = self._readv(self.pid, struct.pack("<QQ", base + i * size, want), 1,
+                                      remote, len(batch), 0)
+                    if got < 0 and ctypes.get_errno() in (1, 38):  # EPERM, ENOSYS: never here
+                        self._readv = None
+                if got == want:
+                    i += len(batch)
+                    continue
+                # a failing range ends a transfer at a range boundary: the ones before it
+                # stand; the failing one is read on its own, then the batch goes on after it
+                k = i + max(got, 0) // size
+                data = self.read(addrs[k], size) if addrs[k] > 0 else None
+                if data is None:
+                    unread.append(k)
+                else:
+                    buf[k * size:(k + 1) * size] = data
+                i = k + 1
+        finally:
+            del local  # release the export so buf stays an ordinary bytearray
+        return buf, unread
+
     def close(self) -> None:
         try:
             os.close(self.fd)
@@ -160,6 +200,15 @@ class CoreMem:
             append((mv, off) if addr + size <= hi and off + size <= fsize else None)
         self._last = s
         return out
+
+    def gather_fixed(self, addrs: list, size: int) -> tuple:
+        """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
+        (copied from the core's mapping); unread lists the indices it could not read."""
+        views = self.gather([(a, size) for a in addrs])
+        unread = [i for i, v in enumerate(views) if v is None]
+        zero = bytes(size)
+        return b"".join([v[0][v[1]:v[1] + size] if v is not None else zero
+                         for v in views]), unread
 
     def close(self) -> None:
         pass

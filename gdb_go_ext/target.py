@@ -103,6 +103,31 @@ class Memory:
                     got[i] = e
         return got
 
+    def gather_fixed(self, addrs: list, size: int) -> tuple:
+        """(buffer, errors): the size bytes at addrs[i] at offset i * size of one buffer,
+        for struct.iter_unpack; errors maps the index of each unreadable range to its
+        ReadError (its bytes are zero). Direct sources read them all in bulk."""
+        direct = getattr(self.target, "direct", None)
+        if direct is not None:
+            buf, unread = direct.gather_fixed(addrs, size)
+        else:
+            buf, unread = bytearray(len(addrs) * size), range(len(addrs))
+        errors = {}
+        if unread:
+            buf = bytearray(buf)
+            read = self.read
+            for i in unread:
+                try:
+                    data = read(addrs[i], size)
+                except ReadError as e:
+                    errors[i] = e
+                    continue
+                if len(data) != size:
+                    errors[i] = ReadError(addrs[i], size, f"short read of {len(data)} bytes")
+                else:
+                    buf[i * size:(i + 1) * size] = data
+        return buf, errors
+
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
         """Read many (addr, size) ranges with few target calls.
 

@@ -6,6 +6,7 @@ Status names and wait reasons come from the binary's own tables
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 import struct
 import time
@@ -24,6 +25,9 @@ MAX_GOROUTINES = 10_000_000
 MAX_MS = 100_000
 
 _WORD = struct.Struct("<Q")
+# g fields the fast path of a walk cannot do without, in the order _walk takes them
+_FAST_FIELDS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc", "stack_lo",
+                "stack_hi", "gopc", "startpc")
 _FALLBACK_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting",
                     6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
 
@@ -146,6 +150,12 @@ class _GLayout:
         unpack = self.struct.unpack_from
         # (buffer, offset) -> the values of every FIELDS key, in FIELDS order
         self.decode_at = lambda buf, off: getter(unpack(buf, off) + (0,))
+        # raw values (in offset order, maybe already padded) -> FIELDS order
+        self.reorder = lambda raw: getter(raw + (0,))
+        # the same fields over exactly one g, for iter_unpack over gs read back to back;
+        # index: where each key sits in its tuples (absent keys: None)
+        self.whole = struct.Struct(fmt + f"{self.size - pos}x") if pos <= self.size else None
+        self.index = {k: self.keys.index(k) if k in self.keys else None for k, _ in self.FIELDS}
 
 
 class GoroutineWalker:
@@ -273,57 +283,119 @@ class GoroutineWalker:
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
         glay = self.glay
-        gsize, getter, unpack, zero = glay.size, glay.getter, glay.struct.unpack_from, (0,)
-        gather = self.mem.gather
-        walk_start = self._walk_start
-        decode_g = self.decode_g
+        gsize, whole, reorder = glay.size, glay.whole, glay.reorder
+        ix = glay.index
+        fast = whole is not None and all(ix[k] is not None for k in _FAST_FIELDS)
+        if fast:
+            (i_id, i_st, i_wr, i_since, i_sp, i_pc, i_lo, i_hi, i_gopc, i_start) = [
+                ix[k] for k in _FAST_FIELDS]
+            pad = len(glay.keys)  # where the zero for an absent field goes
+            (i_locked, i_parent, i_labels, i_waiting) = [
+                pad if ix[k] is None else ix[k] for k in ("lockedm", "parent", "labels", "waiting")]
+            padded = pad in (i_locked, i_parent, i_labels, i_waiting)
+        gather_fixed = self.mem.gather_fixed
+        shapes, shape_of = self._shapes, self._shape
+        now, self.clock = self.now_ns()
+        minute = 60_000_000_000
+        labelled, waiting = self._labelled, self._waiting
         progress = self.progress
         total = len(addrs)
         out: list[Goroutine] = []
         append = out.append
+        others: list[Goroutine] = []   # decoded by decode_g: their wait minutes come after
         for first in range(0, total, self.CHUNK):
             if progress:
                 progress(first, total)
             chunk = addrs[first:first + self.CHUNK]
-            # 1. the gs, and where each stack walk starts (see _walk_start)
-            starts = []   # (addr, fields, pc, sp, lo, hi, has top); fields may be a ReadError
-            tops = []     # the stack top each walk reads first
-            for a, view in zip(chunk, gather([(a, gsize) for a in chunk])):
-                if view.__class__ is not tuple:
-                    starts.append((a, view, 0, 0, 0, 0, False))
+            # 1. the gs, read back to back and unpacked in one go. A parked goroutine
+            # (waiting or runnable, not being scanned) with a sane stack takes the fast
+            # path: its stack top is read in bulk, only as many bytes as the recipe of
+            # its shape checks once that shape is known.
+            buf, errors = gather_fixed(chunk, gsize)
+            if fast:
+                rows = whole.iter_unpack(buf)
+                if padded:
+                    rows = map(operator.add, rows, itertools.repeat((0,)))
+            else:
+                rows = (glay.struct.unpack_from(buf, i * gsize) + (0,) for i in range(len(chunk)))
+            if errors:
+                rows = list(rows)
+                for i, e in errors.items():
+                    rows[i] = e
+            todo = []   # (addr, raw fields, shape key, top read in full) or (addr, fields, None, _)
+            tops = []
+            for a, f in zip(chunk, rows):
+                if f.__class__ is not tuple:
+                    todo.append((a, f, None, False))
                     continue
-                fields = getter(unpack(*view) + zero)
-                code = fields[1] & ~GSCAN
-                if code == G_RUNNING or code == G_SYSCALL:
-                    pc, sp, lo, hi = walk_start(a, fields, threads)
-                elif code == G_DEAD and not include_dead:
-                    continue
-                else:  # parked or runnable: g.sched
-                    sp, pc = fields[4], fields[5]
-                    lo, hi = fields[9] or sp, fields[10] or sp + (1 << 20)
-                has_top = bool(pc) and lo <= sp < hi and hi - sp <= 1 << 30
-                if has_top:
-                    tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
-                starts.append((a, fields, pc, sp, lo, hi, has_top))
+                if fast and (f[i_st] == G_WAITING or f[i_st] == G_RUNNABLE) and f[i_pc]:
+                    sp, hi = f[i_sp], f[i_hi]
+                    if f[i_lo] <= sp < hi <= sp + (1 << 30):
+                        key = (f[i_st], f[i_wr], f[i_start], f[i_gopc], f[i_id] == 1, f[i_pc],
+                               hi - sp, with_stack)
+                        shape = shapes.get(key)
+                        if shape is None:
+                            tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
+                        else:
+                            tops.append((sp, shape[0].size))
+                        todo.append((a, f, key, shape is None))
+                        continue
+                todo.append((a, reorder(f), None, False))
             # 2. the stack tops, then each goroutine
-            top_views = iter(gather(tops))
-            for a, fields, pc, sp, lo, hi, has_top in starts:
-                if fields.__class__ is not tuple:
-                    append(Goroutine(id=-1, addr=a, status_code=-1, status="unreadable",
-                                     error=str(fields)))
+            top_views = iter(self.mem.gather(tops))
+            for a, f, key, full in todo:
+                if key is None:
+                    g = self._decode_other(a, f, threads, current_g, with_stack, include_dead,
+                                           want_labels, want_blocked)
+                    if g is not None:
+                        append(g)
+                        others.append(g)
                     continue
-                top = None
-                if has_top:
-                    top = next(top_views)
-                    if top.__class__ is not tuple:
-                        top = None  # the walk reads it again and reports the error
-                append(decode_g(a, fields, pc, sp, lo, hi, top, threads, current_g, with_stack,
-                                want_labels, want_blocked))
+                top = next(top_views)
+                shape = shapes.get(key)
+                if shape is None or top.__class__ is not tuple or \
+                        shape[0].unpack_from(*top) != shape[1]:
+                    # a short top holds only the old recipe's bytes: the unwinder reads its own
+                    sp = f[i_sp]
+                    shape = shape_of(key, sp, f[i_lo] or sp, f[i_hi],
+                                     top if full and top.__class__ is tuple else None)
+                code, reason = shape[2], shape[5]
+                if reason:
+                    since = f[i_since]
+                    minutes = (now - since) // minute if since and now > since else 0
+                else:
+                    since = 0
+                    minutes = 0 if code == G_WAITING else None
+                g = Goroutine(f[i_id], a, code, shape[3], shape[4], reason, since, minutes,
+                              bool(f[i_locked]), {}, None, None, f[i_parent] or None, shape[7],
+                              shape[8], shape[9], shape[6], shape[10], None, a == current_g,
+                              shape[11], f[i_pc], f[i_sp], f[i_lo], f[i_hi])
+                append(g)
+                if want_labels and f[i_labels]:
+                    labelled.append((g, f[i_labels]))
+                if want_blocked and code == G_WAITING and f[i_waiting]:
+                    waiting.append((g, f[i_waiting]))
         self._fill_in_bulk()
         if progress:
             progress(total, total)
-        self._fill_wait_minutes(out)
+        # a core has no clock: minutes against the latest waitsince of all goroutines
+        self._fill_wait_minutes(others if now else out)
         return out
+
+    def _decode_other(self, addr: int, fields, threads: dict, current_g, with_stack: int,
+                      include_dead: bool, want_labels: bool, want_blocked: bool):
+        """A goroutine off the fast path of _walk: unreadable (fields is the ReadError),
+        running, in a syscall, being scanned, dead (None unless include_dead) or with an
+        odd stack."""
+        if fields.__class__ is not tuple:
+            return Goroutine(id=-1, addr=addr, status_code=-1, status="unreadable",
+                             error=str(fields))
+        code = fields[1] & ~GSCAN
+        if code == G_DEAD and not include_dead:
+            return None
+        pc, sp, lo, hi = self._walk_start(addr, fields, threads)
+        return self.decode_g(addr, fields, pc, sp, lo, hi, None, threads, current_g, with_stack,
+                             want_labels, want_blocked)
 
     def _walk_start(self, addr: int, fields: tuple, threads: dict) -> tuple:
         """(pc, sp, lo, hi) of a goroutine's stack walk: its thread's registers when
