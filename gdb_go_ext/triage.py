@@ -1,6 +1,7 @@
 """Filtering, grouping and bucketing of decoded goroutines (pure; shared by every front door)."""
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -104,9 +105,14 @@ def group_by(gs: Iterable[Goroutine], kind: str) -> list[Group]:
     return sorted(groups.values(), key=lambda x: (-x.count, x.key))
 
 
+_STATUS = operator.attrgetter("status")
+_WAIT_REASON = operator.attrgetter("wait_reason")
+
+
 def summary(gs: list[Goroutine]) -> dict:
-    by_status = Counter(g.status for g in gs)
-    by_reason = Counter(g.wait_reason for g in gs if g.wait_reason)
+    by_status = Counter(map(_STATUS, gs))
+    by_reason = Counter(map(_WAIT_REASON, gs))
+    by_reason.pop("", None)
     return {"total": len(gs), "by_status": dict(by_status.most_common()),
             "by_wait_reason": dict(by_reason.most_common())}
 

@@ -294,7 +294,7 @@ class GoroutineWalker:
                 pad if ix[k] is None else ix[k] for k in ("lockedm", "parent", "labels", "waiting")]
             padded = pad in (i_locked, i_parent, i_labels, i_waiting)
         gather_fixed = self.mem.gather_fixed
-        shapes, shape_of = self._shapes, self._shape
+        shape_of = self._shape
         now, self.clock = self.now_ns()
         minute = 60_000_000_000
         labelled, waiting = self._labelled, self._waiting
@@ -322,54 +322,53 @@ class GoroutineWalker:
                 rows = list(rows)
                 for i, e in errors.items():
                     rows[i] = e
-            todo = []   # (addr, raw fields, shape key, top read in full) or (addr, fields, None, _)
-            tops = []
+            # goroutines of one shape key form a group: its stack tops are checked
+            # against the shape's recipe together (see _check_group)
+            groups: dict = {}
+            todo = []   # (addr, raw fields, group) or (addr, fields in FIELDS order, None)
             for a, f in zip(chunk, rows):
                 if f.__class__ is not tuple:
-                    todo.append((a, f, None, False))
+                    todo.append((a, f, None))
                     continue
                 if fast and (f[i_st] == G_WAITING or f[i_st] == G_RUNNABLE) and f[i_pc]:
                     sp, hi = f[i_sp], f[i_hi]
                     if f[i_lo] <= sp < hi <= sp + (1 << 30):
                         key = (f[i_st], f[i_wr], f[i_start], f[i_gopc], f[i_id] == 1, f[i_pc],
                                hi - sp, with_stack)
-                        shape = shapes.get(key)
-                        if shape is None:
-                            tops.append((sp, hi - sp if hi - sp < TOP_BYTES else TOP_BYTES))
-                        else:
-                            tops.append((sp, shape[0].size))
-                        todo.append((a, f, key, shape is None))
+                        group = groups.get(key)
+                        if group is None:
+                            group = groups[key] = [None, key, [], f, ()]
+                        group[2].append(sp)
+                        todo.append((a, f, group))
                         continue
-                todo.append((a, reorder(f), None, False))
-            # 2. the stack tops, then each goroutine
-            top_views = iter(self.mem.gather(tops))
-            for a, f, key, full in todo:
-                if key is None:
+                todo.append((a, reorder(f), None))
+            for group in groups.values():
+                self._check_group(group, i_sp, i_lo, i_hi)
+            # 2. each goroutine
+            for a, f, group in todo:
+                if group is None:
                     g = self._decode_other(a, f, threads, current_g, with_stack, include_dead,
                                            want_labels, want_blocked)
                     if g is not None:
                         append(g)
                         others.append(g)
                     continue
-                top = next(top_views)
-                shape = shapes.get(key)
-                if shape is None or top.__class__ is not tuple or \
-                        shape[0].unpack_from(*top) != shape[1]:
-                    # a short top holds only the old recipe's bytes: the unwinder reads its own
+                shape, unchecked = group[0], group[4]
+                if unchecked and f[i_sp] in unchecked:  # its own walk
                     sp = f[i_sp]
-                    shape = shape_of(key, sp, f[i_lo] or sp, f[i_hi],
-                                     top if full and top.__class__ is tuple else None)
-                code, reason = shape[2], shape[5]
+                    shape = shape_of(group[1], sp, f[i_lo] or sp, f[i_hi], None)
+                (_, _, code, name, scan, reason, start, created, current, user, stack,
+                 error) = shape
                 if reason:
                     since = f[i_since]
                     minutes = (now - since) // minute if since and now > since else 0
                 else:
                     since = 0
                     minutes = 0 if code == G_WAITING else None
-                g = Goroutine(f[i_id], a, code, shape[3], shape[4], reason, since, minutes,
-                              bool(f[i_locked]), {}, None, None, f[i_parent] or None, shape[7],
-                              shape[8], shape[9], shape[6], shape[10], None, a == current_g,
-                              shape[11], f[i_pc], f[i_sp], f[i_lo], f[i_hi])
+                g = Goroutine(f[i_id], a, code, name, scan, reason, since, minutes,
+                              bool(f[i_locked]), {}, None, None, f[i_parent] or None, created,
+                              current, user, start, stack, None, a == current_g, error,
+                              f[i_pc], f[i_sp], f[i_lo], f[i_hi])
                 append(g)
                 if want_labels and f[i_labels]:
                     labelled.append((g, f[i_labels]))
@@ -381,6 +380,33 @@ class GoroutineWalker:
         # a core has no clock: minutes against the latest waitsince of all goroutines
         self._fill_wait_minutes(others if now else out)
         return out
+
+    def _check_group(self, group: list, i_sp: int, i_lo: int, i_hi: int) -> None:
+        """Settle a group [shape, key, stack pointers, first member's fields, unchecked]
+        of _walk: its shape, known from before or learnt from its first member's walk,
+        and the stack pointers whose tops do not hold the shape's recipe (those
+        goroutines are walked on their own). The tops are read together, each
+        only as long as the recipe, and compared in one pass."""
+        _, key, sps, f, _ = group
+        shape = self._shapes.get(key)
+        if shape is None:
+            sp = f[i_sp]
+            shape = self._shape(key, sp, f[i_lo] or sp, f[i_hi], None)
+        group[0] = shape
+        reader, want = shape[0], shape[1]
+        if reader is None or self._shapes.get(key) is not shape:
+            group[4] = frozenset(sps)  # no recipe to check against: every one walks alone
+            return
+        if not reader.size:  # a walk that read no stack slot: nothing to check
+            group[4] = ()
+            return
+        buf, errors = self.mem.gather_fixed(sps, reader.size)
+        same = list(map(want.__eq__, reader.iter_unpack(buf)))
+        if errors or False in same:
+            group[4] = frozenset(sp for sp, ok in zip(sps, same) if not ok) | \
+                frozenset(sps[i] for i in errors)
+        else:
+            group[4] = ()
 
     def _decode_other(self, addr: int, fields, threads: dict, current_g, with_stack: int,
                       include_dead: bool, want_labels: bool, want_blocked: bool):
