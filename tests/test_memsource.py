@@ -116,3 +116,54 @@ def test_memory_gather_reports_read_errors(pattern):
         assert bad and t.fallback_reads == bad  # only failed ranges went to the debugger
     finally:
         t.direct.close()
+
+
+def _fixed_ranges(base, data, size, bad_every):
+    rnd = random.Random(13)
+    addrs, want = [], []
+    for i in range(N):
+        if bad_every and i % bad_every == 3:
+            addrs.append(UNMAPPED + 8 * i)
+            want.append(None)
+            continue
+        off = rnd.randrange(len(data) - size)
+        addrs.append(base + off)
+        want.append(data[off:off + size])
+    return addrs, want
+
+
+@pytest.mark.parametrize("bad_every", [0, 2, 97], ids=["all-good", "every-other-bad", "some-bad"])
+@pytest.mark.parametrize("readv", [True, False], ids=["process_vm_readv", "pread"])
+def test_gather_fixed_matches_memory(pattern, bad_every, readv):
+    _buf, base, data = pattern
+    src = ProcMem(os.getpid())
+    try:
+        if not readv:
+            src._readv = None
+        size = 472
+        addrs, want = _fixed_ranges(base, data, size, bad_every)
+        buf, unread = src.gather_fixed(addrs, size)
+        assert len(buf) == len(addrs) * size
+        assert sorted(unread) == [i for i, w in enumerate(want) if w is None]
+        for i, w in enumerate(want):
+            got = bytes(buf[i * size:(i + 1) * size])
+            assert got == (w if w is not None else bytes(size)), f"range {i} at {addrs[i]:#x}"
+    finally:
+        src.close()
+
+
+def test_memory_gather_fixed_reports_read_errors(pattern):
+    _buf, base, data = pattern
+    t = _DirectTarget()
+    try:
+        size = 40
+        addrs, want = _fixed_ranges(base, data, size, 97)
+        buf, errors = Memory(t).gather_fixed(addrs, size)
+        bad = [i for i, w in enumerate(want) if w is None]
+        assert sorted(errors) == bad and all(isinstance(e, ReadError) for e in errors.values())
+        assert t.fallback_reads == len(bad)  # only failed ranges went to the debugger
+        for i, w in enumerate(want):
+            if w is not None:
+                assert bytes(buf[i * size:(i + 1) * size]) == w
+    finally:
+        t.direct.close()
