@@ -596,7 +596,6 @@ class GoroutineWalker:
         if self._sudog is None or not waiting:
             return
         o_c, o_elem, o_link, size = self._sudog
-        word = _WORD.unpack_from
         kinds: dict = {}   # wait reason -> "chan", "select", "sema" or None
         by_kind: dict = {"chan": [], "select": [], "sema": [], None: []}
         for item in waiting:
@@ -608,38 +607,57 @@ class GoroutineWalker:
                                         ("sync" in reason or "sema" in reason) else None)
             by_kind[kind].append(item)
         texts: dict = {}   # what one word names -> its text, shared by the goroutines it blocks
+        gather_fixed = self.mem.gather_fixed
 
         def each_word(items, offset, prefix):  # one word of each sudog -> "prefix 0x..."
-            for (g, _), view in zip(items, self.mem.gather([(s + offset, 8) for _, s in items])):
-                if view.__class__ is tuple:
-                    addr = word(*view)[0]
-                    if addr:
-                        g.blocked_on = texts.get((prefix, addr)) or texts.setdefault(
-                            (prefix, addr), f"{prefix} {addr:#x}")
+            if not items:
+                return
+            buf, errors = gather_fixed([s + offset for _, s in items], 8)
+            words = list(_WORD.iter_unpack(buf))
+            for i in errors:
+                words[i] = (0,)
+            named = texts.setdefault(prefix, {})
+            for (g, _), (addr,) in zip(items, words):
+                if addr:
+                    text = named.get(addr)
+                    if text is None:
+                        text = named[addr] = f"{prefix} {addr:#x}"
+                    g.blocked_on = text
 
         each_word(by_kind["sema"], o_elem, "semaphore")
         each_word(by_kind["chan"], o_c, "channel")
         # a select has one sudog per case, linked by waitlink: followed one link per
         # round, all selects together; bounded. Unreadable: nothing rather than a part.
+        if o_link is None:
+            c_and_link = struct.Struct(f"<{o_c}xQ{size - o_c - 8}x")
+        elif o_c < o_link:
+            c_and_link = struct.Struct(f"<{o_c}xQ{o_link - o_c - 8}xQ{size - o_link - 8}x")
+        else:
+            c_and_link = struct.Struct(f"<{o_link}xQ{o_c - o_link - 8}xQ{size - o_c - 8}x")
+        select_texts = texts.setdefault("select", {})
         chains = [(g, s, (), ()) for g, s in by_kind["select"]]
         for _ in range(64):
             if not chains:
                 break
             more = []
-            for (g, s, found, seen), view in zip(chains, self.mem.gather([(c[1], size) for c in chains])):
-                if view.__class__ is not tuple:
+            buf, errors = gather_fixed([c[1] for c in chains], size)
+            for i, ((g, s, found, seen), pair) in enumerate(zip(chains, c_and_link.iter_unpack(buf))):
+                if errors and i in errors:
                     continue
-                buf, off = view
-                c = word(buf, off + o_c)[0]
+                if o_link is None:
+                    c, nxt = pair[0], 0
+                elif o_c < o_link:
+                    c, nxt = pair
+                else:
+                    nxt, c = pair
                 if c:
                     found += (c,)
-                nxt = word(buf, off + o_link)[0] if o_link is not None else 0
                 if nxt and nxt != s and nxt not in seen:
                     more.append((g, nxt, found, seen + (s,)))
                 elif found:
-                    text = texts.get(found)
+                    text = select_texts.get(found)
                     if text is None:
-                        text = texts[found] = "channel " + ", ".join(
+                        text = select_texts[found] = "channel " + ", ".join(
                             f"{c:#x}" for c in dict.fromkeys(found))
                     g.blocked_on = text
             chains = more
