@@ -94,12 +94,17 @@ class ProcMem:
             i += done
         return out
 
-    def gather_fixed(self, addrs: list, size: int) -> tuple:
+    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
         """(buffer, unread): range i of (addr, size) at offset i * size of one buffer,
         in one process_vm_readv per 1024 ranges; unread lists the indices it could not
-        read (their bytes are zero). Falls back to pread when the call is refused."""
+        read (their bytes are zero). Falls back to pread when the call is refused.
+        scratch: a bytearray to read into when it is long enough (a view of it is
+        returned), so a walk reuses warm memory instead of faulting in fresh pages."""
         n = len(addrs)
-        buf = bytearray(n * size)
+        if scratch is not None and len(scratch) >= n * size >= 0:
+            buf = scratch
+        else:
+            buf = bytearray(max(n * size, 0))
         unread = []
         if not n or size <= 0:
             return buf, list(range(n)) if size < 0 else unread
@@ -127,12 +132,12 @@ class ProcMem:
                 data = self.read(addrs[k], size) if addrs[k] > 0 else None
                 if data is None:
                     unread.append(k)
-                else:
-                    buf[k * size:(k + 1) * size] = data
+                    data = bytes(size)
+                buf[k * size:(k + 1) * size] = data
                 i = k + 1
         finally:
             del local  # release the export so buf stays an ordinary bytearray
-        return buf, unread
+        return (buf if buf is not scratch else memoryview(buf)[:n * size]), unread
 
     def close(self) -> None:
         try:
@@ -201,7 +206,7 @@ class CoreMem:
         self._last = s
         return out
 
-    def gather_fixed(self, addrs: list, size: int) -> tuple:
+    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
         """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
         (copied from the core's mapping); unread lists the indices it could not read."""
         views = self.gather([(a, size) for a in addrs])

@@ -103,13 +103,15 @@ class Memory:
                     got[i] = e
         return got
 
-    def gather_fixed(self, addrs: list, size: int) -> tuple:
+    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
         """(buffer, errors): the size bytes at addrs[i] at offset i * size of one buffer,
         for struct.iter_unpack; errors maps the index of each unreadable range to its
-        ReadError (its bytes are zero). Direct sources read them all in bulk."""
+        ReadError (its bytes are zero). Direct sources read them all in bulk, into
+        scratch when it is given and long enough: the buffer is then valid only until
+        the next read into the same scratch."""
         direct = getattr(self.target, "direct", None)
         if direct is not None:
-            buf, unread = direct.gather_fixed(addrs, size)
+            buf, unread = direct.gather_fixed(addrs, size, scratch)
         else:
             buf, unread = bytearray(len(addrs) * size), range(len(addrs))
         errors = {}

@@ -185,6 +185,7 @@ class GoroutineWalker:
         self._waiting: list = []   # (Goroutine, sudog) whose blocked_on a walk fills in bulk
         self._labelled: list = []  # (Goroutine, g.labels) whose labels a walk fills in bulk
         self._shapes: dict = {}    # see decode_g
+        self._tops_scratch = bytearray()  # reused by _check_group's reads
 
     # --- the list of g pointers
     def g_addrs(self) -> list[int]:
@@ -303,6 +304,7 @@ class GoroutineWalker:
         out: list[Goroutine] = []
         append = out.append
         others: list[Goroutine] = []   # decoded by decode_g: their wait minutes come after
+        g_scratch = bytearray(self.CHUNK * gsize)
         for first in range(0, total, self.CHUNK):
             if progress:
                 progress(first, total)
@@ -311,7 +313,7 @@ class GoroutineWalker:
             # (waiting or runnable, not being scanned) with a sane stack takes the fast
             # path: its stack top is read in bulk, only as many bytes as the recipe of
             # its shape checks once that shape is known.
-            buf, errors = gather_fixed(chunk, gsize)
+            buf, errors = gather_fixed(chunk, gsize, g_scratch)  # (rows are used up below)
             if fast:
                 rows = whole.iter_unpack(buf)
                 if padded:
@@ -400,7 +402,10 @@ class GoroutineWalker:
         if not reader.size:  # a walk that read no stack slot: nothing to check
             group[4] = ()
             return
-        buf, errors = self.mem.gather_fixed(sps, reader.size)
+        need = len(sps) * reader.size
+        if len(self._tops_scratch) < need:
+            self._tops_scratch = bytearray(max(need, 1 << 16))
+        buf, errors = self.mem.gather_fixed(sps, reader.size, self._tops_scratch)
         same = list(map(want.__eq__, reader.iter_unpack(buf)))
         if errors or False in same:
             group[4] = frozenset(sp for sp, ok in zip(sps, same) if not ok) | \

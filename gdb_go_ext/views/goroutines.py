@@ -5,6 +5,7 @@ The argument specs live here too, so gdb and delve-bridge take the same flags.
 from __future__ import annotations
 
 import argparse
+import operator
 from typing import Optional
 
 from .. import triage
@@ -82,6 +83,10 @@ def _fit(s: str, w: int) -> str:
     return s
 
 
+_ID = operator.attrgetter("id")
+_IS_CURRENT = operator.attrgetter("is_current")
+
+
 def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
     """The goroutine table. Everything but the id repeats across leaked goroutines, so
     each distinct row tail is built and formatted once."""
@@ -151,23 +156,25 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
             cells.append(_c(txt, keys[i], color) if keys[i] else txt)
         tails[t] = "  ".join(cells).rstrip()
     wid = widths[1]
-    if color:
-        on, off = _C["id"], _C["reset"]
-        lines = [f"{'*' if g.is_current else ' '}  {on}{str(g.id).ljust(wid)}{off}  {tails[t]}"
-                 for g, t in zip(gs, row_tails)]
-    else:
-        lines = [f"{'*' if g.is_current else ' '}  {str(g.id).ljust(wid)}  {tails[t]}"
-                 for g, t in zip(gs, row_tails)]
+    # each row is "   ID  " and its shared tail: joined as pieces, never as 100k line
+    # strings (tens of megabytes of fresh memory, and its page faults, on a first run)
+    heads = list(map((f"   {_C['id']}%-{wid}d{_C['reset']}  " if color else f"   %-{wid}d  ").__mod__,
+                     map(_ID, gs)))
+    current = list(map(_IS_CURRENT, gs))
+    if True in current:
+        i = current.index(True)
+        heads[i] = "*" + heads[i][1:]
+    pieces = [_c(head, "head", color) + "\n"] * (2 * len(gs) + 1)
+    pieces[1::2] = heads
     if depth and any(g.stack is not None for g in gs):
-        stacked = []
-        for g, line in zip(gs, lines):
-            stacked.append(line)
-            for f in (g.stack or ())[:depth]:
-                stacked.append(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}")
-                stacked.append(f"          {f.file}:{f.line}")
-        lines = stacked
-    lines.insert(0, _c(head, "head", color))
-    return "\n".join(lines) + "\n"
+        pieces[2::2] = [tails[t] + "\n" + "".join(
+            f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}\n"
+            f"          {f.file}:{f.line}\n" for f in (g.stack or ())[:depth])
+            for g, t in zip(gs, row_tails)]
+    else:
+        line_ends = {t: text + "\n" for t, text in tails.items()}
+        pieces[2::2] = map(line_ends.__getitem__, row_tails)
+    return "".join(pieces)
 
 
 def summary_line(gs: list[Goroutine]) -> str:
