@@ -243,8 +243,13 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
             t = label_sets[k] = dumps(labels, ensure_ascii=False)
         return t
 
-    lines = []
-    append = lines.append
+    # each line is a head of its own ("id", "addr") and a rest shared by every goroutine
+    # with the same parts, labels and blocked_on; one join of the pieces builds the
+    # document, never a string per line (tens of megabytes of fresh memory)
+    rests: dict = {}
+    body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
+    pieces = [body]
+    append = pieces.append
     for g in gs:
         stack = g.stack if with_stack else None
         key = (g.status, g.wait_reason, g.wait_minutes, g.locked_to_thread, g.thread, g.m_id,
@@ -263,20 +268,22 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
             if with_stack:
                 end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
             parts = shared[key] = (before, after, end)
-        before, after, end = parts
         blocked = g.blocked_on
         if blocked is not None:
             blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(blocked, quote(blocked))
-        append(f'{{"id": {g.id}, "addr": "{g.addr:#x}", {before}, '
-               f'"labels": {label_json(g.labels) if g.labels else "{}"}, {after}, '
-               f'"blocked_on": {blocked or "null"}, {end}}}')
-    # one join: the lines are tens of megabytes, and every + would copy them again
-    body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
-    if not lines:
-        return body + "\n]}\n"
-    lines[0] = body + lines[0]
-    lines[-1] += "\n]}\n"
-    return ",\n".join(lines)
+        labels = label_json(g.labels) if g.labels else "{}"
+        rest_key = (id(parts), labels, blocked)
+        rest = rests.get(rest_key)
+        if rest is None:
+            before, after, end = parts
+            rest = rests[rest_key] = (f'{before}, "labels": {labels}, {after}, '
+                                      f'"blocked_on": {blocked or "null"}, {end}}}')
+        append(f',\n{{"id": {g.id}, "addr": "{g.addr:#x}", ')
+        append(rest)
+    if len(pieces) > 1:
+        pieces[1] = pieces[1][2:]  # no comma before the first goroutine
+    append("\n]}\n")
+    return "".join(pieces)
 
 
 def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
