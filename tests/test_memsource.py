@@ -29,16 +29,18 @@ def pattern():
     return buf, ctypes.addressof(buf), data
 
 
-def _ranges(base, data, bad_every):
+def _ranges(base, data, bad_every, fixed_size=None):
+    """N (addr, size) ranges of data at base, every bad_every-th unmapped, and the bytes
+    each should read (None: unreadable); sizes random up to 600 unless fixed_size."""
     rnd = random.Random(11)
     ranges, want = [], []
     for i in range(N):
+        size = fixed_size or rnd.randrange(1, 600)
         if bad_every and i % bad_every == 3:
-            ranges.append((UNMAPPED + 8 * i, 16))
+            ranges.append((UNMAPPED + 8 * i, size))
             want.append(None)
             continue
         off = rnd.randrange(len(data) - 600)
-        size = rnd.randrange(1, 600)
         ranges.append((base + off, size))
         want.append(data[off:off + size])
     return ranges, want
@@ -51,23 +53,26 @@ def _bytes(hit, size):
     return bytes(buf[off:off + size])
 
 
-@pytest.mark.parametrize("bad_every", [0, 1, 97], ids=["all-good", "every-other-bad", "some-bad"])
-@pytest.mark.parametrize("readv", [True, False], ids=["process_vm_readv", "pread"])
-def test_gather_matches_memory(pattern, bad_every, readv):
-    _buf, base, data = pattern
+@pytest.fixture(params=[True, False], ids=["process_vm_readv", "pread"])
+def source(request):
+    """This process's memory through ProcMem, with process_vm_readv or with pread alone."""
     src = ProcMem(os.getpid())
-    try:
-        if not readv:
-            src._readv = None
-        elif src._readv is None:
-            pytest.fail("process_vm_readv is not available from libc")
-        ranges, want = _ranges(base, data, bad_every if bad_every != 1 else 2)
-        got = src.gather(ranges)
-        assert len(got) == len(ranges)
-        for (addr, size), hit, w in zip(ranges, got, want):
-            assert _bytes(hit, size) == w, f"range {addr:#x}+{size}"
-    finally:
-        src.close()
+    if not request.param:
+        src._readv = None
+    elif src._readv is None:
+        pytest.fail("process_vm_readv is not available from libc")
+    yield src
+    src.close()
+
+
+@pytest.mark.parametrize("bad_every", [0, 1, 97], ids=["all-good", "every-other-bad", "some-bad"])
+def test_gather_matches_memory(pattern, source, bad_every):
+    _buf, base, data = pattern
+    ranges, want = _ranges(base, data, bad_every if bad_every != 1 else 2)
+    got = source.gather(ranges)
+    assert len(got) == len(ranges)
+    for (addr, size), hit, w in zip(ranges, got, want):
+        assert _bytes(hit, size) == w, f"range {addr:#x}+{size}"
 
 
 def test_gather_refuses_negative_ranges(pattern):
@@ -118,38 +123,20 @@ def test_memory_gather_reports_read_errors(pattern):
         t.direct.close()
 
 
-def _fixed_ranges(base, data, size, bad_every):
-    rnd = random.Random(13)
-    addrs, want = [], []
-    for i in range(N):
-        if bad_every and i % bad_every == 3:
-            addrs.append(UNMAPPED + 8 * i)
-            want.append(None)
-            continue
-        off = rnd.randrange(len(data) - size)
-        addrs.append(base + off)
-        want.append(data[off:off + size])
-    return addrs, want
-
-
+@pytest.mark.parametrize("scratch", [False, True], ids=["fresh", "into-used-scratch"])
 @pytest.mark.parametrize("bad_every", [0, 2, 97], ids=["all-good", "every-other-bad", "some-bad"])
-@pytest.mark.parametrize("readv", [True, False], ids=["process_vm_readv", "pread"])
-def test_gather_fixed_matches_memory(pattern, bad_every, readv):
+def test_gather_fixed_matches_memory(pattern, source, bad_every, scratch):
     _buf, base, data = pattern
-    src = ProcMem(os.getpid())
-    try:
-        if not readv:
-            src._readv = None
-        size = 472
-        addrs, want = _fixed_ranges(base, data, size, bad_every)
-        buf, unread = src.gather_fixed(addrs, size)
-        assert len(buf) == len(addrs) * size
-        assert sorted(unread) == [i for i, w in enumerate(want) if w is None]
-        for i, w in enumerate(want):
-            got = bytes(buf[i * size:(i + 1) * size])
-            assert got == (w if w is not None else bytes(size)), f"range {i} at {addrs[i]:#x}"
-    finally:
-        src.close()
+    size = 472
+    ranges, want = _ranges(base, data, bad_every, size)
+    # a reused scratch holds old bytes, and is longer than this read needs
+    used = bytearray(b"\xff" * (len(ranges) * size + 100)) if scratch else None
+    buf, unread = source.gather_fixed([a for a, _ in ranges], size, used)
+    assert len(buf) == len(ranges) * size
+    assert sorted(unread) == [i for i, w in enumerate(want) if w is None]
+    for i, w in enumerate(want):
+        got = bytes(buf[i * size:(i + 1) * size])
+        assert got == (w if w is not None else bytes(size)), f"range {i} at {ranges[i][0]:#x}"
 
 
 def test_memory_gather_fixed_reports_read_errors(pattern):
@@ -157,7 +144,8 @@ def test_memory_gather_fixed_reports_read_errors(pattern):
     t = _DirectTarget()
     try:
         size = 40
-        addrs, want = _fixed_ranges(base, data, size, 97)
+        ranges, want = _ranges(base, data, 97, size)
+        addrs = [a for a, _ in ranges]
         buf, errors = Memory(t).gather_fixed(addrs, size)
         bad = [i for i, w in enumerate(want) if w is None]
         assert sorted(errors) == bad and all(isinstance(e, ReadError) for e in errors.values())
