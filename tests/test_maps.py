@@ -52,6 +52,7 @@ def test_map_contents_match_runtime(toolchain, mode, go_target, tmp_path):
         ("layout", "go map main.mDeleted --layout --limit 5"),
         ("print", "print 'main.mSmall'"),
         ("print-large", "print 'main.mLarge'"),
+        ("screen-large", "go map main.mLarge --json --layout"),  # longer than one gdb.write slice
         ("not-a-map", "go map main.pt0"),
         ("unknown", "go map main.noSuchThing"),
         ("bad-o", "go map main.mSmall -o /nonexistent-dir/x.json"),
@@ -88,6 +89,9 @@ def test_map_contents_match_runtime(toolchain, mode, go_target, tmp_path):
     for key, value in (("a", 1), ("b", 2), ("c", 3)):  # string keys quoted, as Go prints them
         assert f'["{key}"] = {value}' in r.block("print"), r.block("print")
     assert "len 10000" in r.block("print-large")
+    screen = r.block("screen-large")
+    assert len(screen) > 1 << 18, len(screen)  # written in several slices
+    assert json.loads(screen) == json.load(open(out / "main.mLarge.json"))
     assert "not a map" in r.error("not-a-map")
     assert "main.noSuchThing" in r.error("unknown")
     assert "cannot write" in r.error("bad-o")

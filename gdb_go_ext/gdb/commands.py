@@ -14,6 +14,8 @@ from ..views import version as version_view
 from ..views.console import json_text, write_file
 from . import params, session
 
+_WRITE_SLICE = 1 << 18   # characters per gdb.write of a long output (see GoCommand.emit)
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports problems as one line instead of exiting gdb."""
@@ -110,7 +112,18 @@ class GoCommand(gdb.Command):
 
     # output
     def emit(self, text: str, output: Optional[str] = None) -> None:
-        gdb.write(write_file(output, text) if output else text)
+        if output:
+            text = write_file(output, text)
+        # in slices of whole lines: gdb copies what it is given, and slices reuse the
+        # same memory where one write of a 13 MB table faults in fresh pages
+        start, n = 0, len(text)
+        while start < n:
+            end = start + _WRITE_SLICE
+            if end < n:
+                cut = text.rfind("\n", start, end)
+                end = cut + 1 if cut >= 0 else end
+            gdb.write(text[start:end])
+            start = end
 
     def color(self, output: Optional[str] = None) -> bool:
         return False if output else params.color_enabled()
