@@ -243,10 +243,11 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
             t = label_sets[k] = dumps(labels, ensure_ascii=False)
         return t
 
-    # each line is a head of its own ("id", "addr") and a rest shared by every goroutine
-    # with the same parts, labels and blocked_on; one join of the pieces builds the
-    # document, never a string per line (tens of megabytes of fresh memory)
-    rests: dict = {}
+    # each line is pieces: a head of its own ("id", "addr"), a middle shared by every
+    # goroutine with the same parts and labels, its blocked_on text (shared by the
+    # goroutines on one channel) and an end shared by the parts; one join of the pieces
+    # builds the document, never a string per line (tens of megabytes of fresh memory)
+    middles: dict = {}
     body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
     pieces = [body]
     append = pieces.append
@@ -267,19 +268,19 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
             end = f'"is_current": {"true" if g.is_current else "false"}, "error": {js(g.error)}'
             if with_stack:
                 end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
-            parts = shared[key] = (before, after, end)
+            parts = shared[key] = (before, after, f", {end}}}")
         blocked = g.blocked_on
         if blocked is not None:
             blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(blocked, quote(blocked))
         labels = label_json(g.labels) if g.labels else "{}"
-        rest_key = (id(parts), labels, blocked)
-        rest = rests.get(rest_key)
-        if rest is None:
-            before, after, end = parts
-            rest = rests[rest_key] = (f'{before}, "labels": {labels}, {after}, '
-                                      f'"blocked_on": {blocked or "null"}, {end}}}')
+        middle = middles.get((id(parts), labels))
+        if middle is None:
+            middle = middles[(id(parts), labels)] = (
+                f'{parts[0]}, "labels": {labels}, {parts[1]}, "blocked_on": ')
         append(f',\n{{"id": {g.id}, "addr": "{g.addr:#x}", ')
-        append(rest)
+        append(middle)
+        append(blocked or "null")
+        append(parts[2])
     if len(pieces) > 1:
         pieces[1] = pieces[1][2:]  # no comma before the first goroutine
     append("\n]}\n")
