@@ -146,10 +146,7 @@ class _GLayout:
         # every FIELDS key in FIELDS order; absent fields read as 0
         missing = len(self.keys)
         order = [self.keys.index(k) if k in self.keys else missing for k, _ in self.FIELDS]
-        self.getter = getter = operator.itemgetter(*order)   # of unpack(...) + (0,)
-        unpack = self.struct.unpack_from
-        # (buffer, offset) -> the values of every FIELDS key, in FIELDS order
-        self.decode_at = lambda buf, off: getter(unpack(buf, off) + (0,))
+        getter = operator.itemgetter(*order)
         # raw values (in offset order, maybe already padded) -> FIELDS order
         self.reorder = lambda raw: getter(raw + (0,))
         # the same fields over exactly one g, for iter_unpack over gs read back to back;
@@ -184,7 +181,7 @@ class GoroutineWalker:
         self._templates: dict = {}
         self._waiting: list = []   # (Goroutine, sudog) whose blocked_on a walk fills in bulk
         self._labelled: list = []  # (Goroutine, g.labels) whose labels a walk fills in bulk
-        self._shapes: dict = {}    # see decode_g
+        self._shapes: dict = {}    # see _shape
         self._tops_scratch = bytearray()  # reused by _check_group's reads
 
     # --- the list of g pointers
@@ -319,7 +316,7 @@ class GoroutineWalker:
                 if padded:
                     rows = map(operator.add, rows, itertools.repeat((0,)))
             else:
-                rows = (glay.struct.unpack_from(buf, i * gsize) + (0,) for i in range(len(chunk)))
+                rows = (glay.struct.unpack_from(buf, i * gsize) for i in range(len(chunk)))
             if errors:
                 rows = list(rows)
                 for i, e in errors.items():
@@ -358,7 +355,7 @@ class GoroutineWalker:
                 shape, unchecked = group[0], group[4]
                 if unchecked and f[i_sp] in unchecked:  # its own walk
                     sp = f[i_sp]
-                    shape = shape_of(group[1], sp, f[i_lo] or sp, f[i_hi], None)
+                    shape = shape_of(group[1], sp, f[i_lo] or sp, f[i_hi])
                 (_, _, code, name, scan, reason, start, created, current, user, stack,
                  error) = shape
                 if reason:
@@ -393,7 +390,7 @@ class GoroutineWalker:
         shape = self._shapes.get(key)
         if shape is None:
             sp = f[i_sp]
-            shape = self._shape(key, sp, f[i_lo] or sp, f[i_hi], None)
+            shape = self._shape(key, sp, f[i_lo] or sp, f[i_hi])
         group[0] = shape
         reader, want = shape[0], shape[1]
         if reader is None or self._shapes.get(key) is not shape:
@@ -425,7 +422,7 @@ class GoroutineWalker:
         if code == G_DEAD and not include_dead:
             return None
         pc, sp, lo, hi = self._walk_start(addr, fields, threads)
-        return self.decode_g(addr, fields, pc, sp, lo, hi, None, threads, current_g, with_stack,
+        return self.decode_g(addr, fields, pc, sp, lo, hi, threads, current_g, with_stack,
                              want_labels, want_blocked)
 
     def _walk_start(self, addr: int, fields: tuple, threads: dict) -> tuple:
@@ -445,15 +442,17 @@ class GoroutineWalker:
     def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
         """One goroutine by id, with its stack: only its g is decoded in full."""
         addrs = self.g_addrs()
-        views = self.mem.gather([(a, self.glay.size) for a in addrs])
-        decoded = [(a, self.glay.decode_at(*v)) for a, v in zip(addrs, views)
-                   if v.__class__ is not ReadError]
+        gsize = self.glay.size
+        buf, errors = self.mem.gather_fixed(addrs, gsize)
+        unpack, reorder = self.glay.struct.unpack_from, self.glay.reorder
+        decoded = [(a, reorder(unpack(buf, i * gsize))) for i, a in enumerate(addrs)
+                   if i not in errors]
         for a, fields in decoded:
             if fields[0] != goid:
                 continue
             threads, current_g = self.thread_map()
             pc, sp, lo, hi = self._walk_start(a, fields, threads)
-            g = self.decode_g(a, fields, pc, sp, lo, hi, None, threads, current_g, with_stack,
+            g = self.decode_g(a, fields, pc, sp, lo, hi, threads, current_g, with_stack,
                               True, True)
             self._fill_in_bulk()
             # a core has no clock: use the latest waitsince of all goroutines
@@ -472,20 +471,15 @@ class GoroutineWalker:
                 since = g.wait_since_ns
                 g.wait_minutes = (now - since) // minute if since and now > since else 0
 
-    def decode_g(self, addr: int, fields: tuple, pc: int, sp: int, lo: int, hi: int, top,
+    def decode_g(self, addr: int, fields: tuple, pc: int, sp: int, lo: int, hi: int,
                  threads: dict, current_g, with_stack: int, want_labels: bool,
                  want_blocked: bool = True) -> Goroutine:
-        """A Goroutine from its decoded g fields, its walk start (see _walk_start) and,
-        when read in bulk, the top of its stack."""
+        """A Goroutine from its decoded g fields (FIELDS order) and its walk start (see
+        _walk_start), walked on its own: the goroutines _walk does not group by shape."""
         (goid, raw, wr, waitsince, _sp, _pc, _bp, _syscallsp, _syscallpc, stack_lo, stack_hi,
          _m, lockedm, gopc, startpc, parent, labels, waiting) = fields
-        # Leaked goroutines share a shape: status, wait reason, start, creator and a stack
-        # of the same depth from the same pc. Its decoding is reused for a goroutine whose
-        # stack holds the same return addresses in the same slots (checked here, word by word).
-        key = (raw, wr, startpc, gopc, goid == 1, pc, hi - sp, with_stack)
-        shape = self._shapes.get(key)
-        if shape is None or top is None or shape[0].unpack_from(*top) != shape[1]:
-            shape = self._shape(key, sp, lo, hi, top)
+        shape = self._shape((raw, wr, startpc, gopc, goid == 1, pc, hi - sp, with_stack),
+                            sp, lo, hi)
         (_, _, code, name, scan, reason, start, created, current, user, stack, error) = shape
         g = Goroutine(goid, addr, code, name, scan, reason, waitsince if reason else 0, None,
                       bool(lockedm), {}, None, None, parent or None, created, current, user,
@@ -500,10 +494,14 @@ class GoroutineWalker:
             self._waiting.append((g, waiting))
         return g
 
-    def _shape(self, key: tuple, sp: int, lo: int, hi: int, top) -> tuple:
+    def _shape(self, key: tuple, sp: int, lo: int, hi: int) -> tuple:
         """(recipe reader, recipe words, code, status, scan, wait reason, start, created by,
         current, user, stack, error) for a goroutine; remembered under key when its stack
-        walk is a recipe the next goroutine of that key can be checked against."""
+        walk is a recipe the next goroutine of that key can be checked against.
+
+        Leaked goroutines share a shape: status, wait reason, start, creator and a stack
+        of the same depth from the same pc. _walk reuses it for a goroutine whose stack
+        holds the same return addresses in the same slots, checked word by word."""
         raw, wr, startpc, gopc, is_main, pc, _depth, with_stack = key
         tmpl = self._templates.get(key[:5])
         if tmpl is None:
@@ -513,7 +511,7 @@ class GoroutineWalker:
         recipe = None
         if code != G_DEAD and pc:
             unwinder = self.unwinder
-            frames, err = unwinder.walk(pc, sp, lo, hi, with_stack or 64, not with_stack, top)
+            frames, err = unwinder.walk(pc, sp, lo, hi, with_stack or 64, not with_stack)
             recipe = unwinder.last_recipe
             cu = self._frame_locs.get(id(frames))
             if cu is None:
@@ -633,12 +631,15 @@ class GoroutineWalker:
         each_word(by_kind["chan"], o_c, "channel")
         # a select has one sudog per case, linked by waitlink: followed one link per
         # round, all selects together; bounded. Unreadable: nothing rather than a part.
-        if o_link is None:
-            c_and_link = struct.Struct(f"<{o_c}xQ{size - o_c - 8}x")
-        elif o_c < o_link:
-            c_and_link = struct.Struct(f"<{o_c}xQ{o_link - o_c - 8}xQ{size - o_link - 8}x")
-        else:
-            c_and_link = struct.Struct(f"<{o_link}xQ{o_c - o_link - 8}xQ{size - o_c - 8}x")
+        # c and waitlink of a sudog in one unpack: a struct over the sudog's first size
+        # bytes, and where each of the two sits in its tuples
+        words = sorted(o for o in (o_c, o_link) if o is not None)
+        fmt, pos = "<", 0
+        for o in words:
+            fmt, pos = fmt + f"{o - pos}xQ", o + 8
+        c_and_link = struct.Struct(fmt + f"{size - pos}x")
+        i_c = words.index(o_c)
+        i_link = words.index(o_link) if o_link is not None else None
         select_texts = texts.setdefault("select", {})
         chains = [(g, s, (), ()) for g, s in by_kind["select"]]
         for _ in range(64):
@@ -649,12 +650,7 @@ class GoroutineWalker:
             for i, ((g, s, found, seen), pair) in enumerate(zip(chains, c_and_link.iter_unpack(buf))):
                 if errors and i in errors:
                     continue
-                if o_link is None:
-                    c, nxt = pair[0], 0
-                elif o_c < o_link:
-                    c, nxt = pair
-                else:
-                    nxt, c = pair
+                c, nxt = pair[i_c], pair[i_link] if i_link is not None else 0
                 if c:
                     found += (c,)
                 if nxt and nxt != s and nxt not in seen:

@@ -88,12 +88,10 @@ class Unwinder:
         return self._info(pc, exact)[2]
 
     def walk(self, pc: int, sp: int, lo: int, hi: int, max_frames: int = 64,
-             stop_at_user: bool = False, top=None) -> tuple[list[StackFrame], Optional[str]]:
+             stop_at_user: bool = False) -> tuple[list[StackFrame], Optional[str]]:
         """Frames from (pc, sp) outward, innermost first, and an error or None.
 
         stop_at_user: stop once a user frame has been produced (cheap locations).
-        top: (buffer, offset) holding min(hi - sp, TOP_BYTES) bytes at sp when the
-        caller read them in bulk, else they are read here.
         Bounded by max_frames logical frames and MAX_PHYSICAL_FRAMES; stops on a
         non-increasing stack pointer. The returned list is shared: do not modify it.
 
@@ -109,16 +107,12 @@ class Unwinder:
         if not (lo <= sp < hi) or hi - sp > 1 << 30:
             return [], f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
         size = hi - sp if hi - sp < TOP_BYTES else TOP_BYTES
-        if top is None:
-            try:
-                buf = self._fast_read(sp, size) if self._fast_read is not None else None
-                if buf is None:
-                    buf = self.mem.read(sp, size)
-            except DecodeError as e:
-                return [], str(e)
-            off = 0
-        else:
-            buf, off = top
+        try:
+            buf = self._fast_read(sp, size) if self._fast_read is not None else None
+            if buf is None:
+                buf = self.mem.read(sp, size)
+        except DecodeError as e:
+            return [], str(e)
         key = (pc, hi - sp, max_frames, stop_at_user)
         recipes = self._recipes.get(key)
         if recipes is not None:
@@ -126,11 +120,9 @@ class Unwinder:
             # reads all its slots in one unpack and compares them in one go
             for recipe in recipes:
                 reader, want, frames, err = recipe
-                if reader.size <= size and reader.unpack_from(buf, off) == want:
+                if reader.size <= size and reader.unpack_from(buf) == want:
                     self.last_recipe = recipe
                     return frames, err
-        if off or len(buf) != size:
-            buf = bytes(buf[off:off + size])
         slots = []
         frames, err, complete = self._walk_slow(pc, sp, hi, buf, max_frames, stop_at_user, slots)
         if complete:
