@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import itertools
 import os
 import struct
 from typing import Optional
@@ -47,97 +48,74 @@ class ProcMem:
 
     def gather(self, ranges: list) -> list:
         """[(buffer, offset) or None] for each (addr, size): scattered ranges (the tops
-        of 100k goroutine stacks) in one process_vm_readv per 1024, which costs about
-        half of one pread each; falls back to pread when the call is refused."""
-        out: list = [None] * len(ranges)
-        i, n = 0, len(ranges)
-        while i < n:
-            if self._readv is None:
-                for k in range(i, n):
-                    data = self.read(*ranges[k])
-                    out[k] = (data, 0) if data is not None else None
-                return out
-            batch = ranges[i:i + _IOV_MAX]
-            sizes = [s for _, s in batch]
-            total = sum(sizes)
-            try:
-                remote = struct.pack(f"<{2 * len(batch)}Q", *[x for r in batch for x in r])
-            except struct.error:  # a negative address or size: let read() refuse it
-                for k, r in enumerate(batch, start=i):
-                    data = self.read(*r) if r[0] > 0 and r[1] >= 0 else None
-                    out[k] = (data, 0) if data is not None else None
-                i += len(batch)
-                continue
-            buf = bytearray(total)
-            local = (ctypes.c_char * max(total, 1)).from_buffer(buf)
-            got = self._readv(self.pid, struct.pack("<QQ", ctypes.addressof(local), total), 1,
-                              remote, len(batch), 0)
-            del local  # release the export so buf stays an ordinary bytearray
-            if got < 0:
-                if ctypes.get_errno() in (1, 38):  # EPERM, ENOSYS: not allowed here at all
-                    self._readv = None
-                    continue
-                got = 0
-            # a failing range ends the transfer at a range boundary; the ones read stand
-            pos = 0
-            done = 0
-            for s in sizes:
-                if pos + s > got:
-                    break
-                out[i + done] = (buf, pos)
-                pos += s
-                done += 1
-            if done < len(batch):  # the failing range: on its own, then go on after it
-                data = self.read(*batch[done])
-                out[i + done] = (data, 0) if data is not None else None
-                done += 1
-            i += done
-        return out
+        of 100k goroutine stacks), back to back in one buffer (see _read_into)."""
+        sizes = [size if size > 0 else 0 for _, size in ranges]
+        starts = list(itertools.accumulate(sizes, initial=0))
+        buf = bytearray(starts[-1])
+        unread = set(self._read_into(ranges, starts, buf))
+        unread.update(i for i, (_, size) in enumerate(ranges) if size < 0)
+        return [(buf, start) if i not in unread else None for i, start in enumerate(starts[:-1])]
 
     def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
-        """(buffer, unread): range i of (addr, size) at offset i * size of one buffer,
-        in one process_vm_readv per 1024 ranges; unread lists the indices it could not
-        read (their bytes are zero). Falls back to pread when the call is refused.
-        scratch: a bytearray to read into when it is long enough (a view of it is
+        """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
+        (see _read_into); unread lists the indices it could not read (their bytes are
+        zero). scratch: a bytearray to read into when it is long enough (a view of it is
         returned), so a walk reuses warm memory instead of faulting in fresh pages."""
         n = len(addrs)
-        if scratch is not None and len(scratch) >= n * size >= 0:
+        if size <= 0:
+            return bytearray(), list(range(n)) if size < 0 else []
+        if scratch is not None and len(scratch) >= n * size:
             buf = scratch
         else:
-            buf = bytearray(max(n * size, 0))
-        unread = []
-        if not n or size <= 0:
-            return buf, list(range(n)) if size < 0 else unread
-        local = (ctypes.c_char * len(buf)).from_buffer(buf)
+            buf = bytearray(n * size)
+        unread = self._read_into([(a, size) for a in addrs], range(0, (n + 1) * size, size), buf)
+        return (buf if buf is not scratch else memoryview(buf)[:n * size]), unread
+
+    def _read_into(self, ranges: list, starts, buf: bytearray) -> list:
+        """Read each (addr, size) of ranges into buf at starts[i], where ranges lie back
+        to back (starts[i + 1] = starts[i] + size); the indices it could not read, whose
+        bytes it zeroes. One process_vm_readv per 1024 ranges, which costs about half of
+        one pread each. A failing range ends a transfer at a range boundary: the ones
+        before it stand, it is read on its own with pread, and the batch goes on after
+        it. Falls back to pread when the call is refused."""
+        unread: list = []
+        n = len(ranges)
+        if not n:
+            return unread
+        local = (ctypes.c_char * max(len(buf), 1)).from_buffer(buf)
         base = ctypes.addressof(local)
         i = 0
         try:
             while i < n:
-                batch = addrs[i:i + _IOV_MAX]
-                want = len(batch) * size
-                got = -1
-                if self._readv is not None and min(batch) > 0:
-                    remote = struct.pack(f"<{2 * len(batch)}Q",
-                                         *[x for a in batch for x in (a, size)])
-                    got = self._readv(self.pid, struct.pack("<QQ", base + i * size, want), 1,
-                                      remote, len(batch), 0)
-                    if got < 0 and ctypes.get_errno() in (1, 38):  # EPERM, ENOSYS: never here
-                        self._readv = None
-                if got == want:
-                    i += len(batch)
-                    continue
-                # a failing range ends a transfer at a range boundary: the ones before it
-                # stand; the failing one is read on its own, then the batch goes on after it
-                k = i + max(got, 0) // size
-                data = self.read(addrs[k], size) if addrs[k] > 0 else None
+                k = i   # without process_vm_readv: each range on its own
+                if self._readv is not None:
+                    batch = ranges[i:i + _IOV_MAX]
+                    want = starts[i + len(batch)] - starts[i]
+                    try:
+                        remote = struct.pack(f"<{2 * len(batch)}Q", *[x for r in batch for x in r])
+                    except struct.error:  # a negative address or size: read() refuses it
+                        got = -1
+                    else:
+                        got = self._readv(self.pid, struct.pack("<QQ", base + starts[i], want), 1,
+                                          remote, len(batch), 0)
+                        if got < 0 and ctypes.get_errno() in (1, 38):  # EPERM, ENOSYS
+                            self._readv = None
+                            continue
+                    if got == want:
+                        i += len(batch)
+                        continue
+                    # the ranges wholly within the bytes read stand; k is the failing one
+                    k = bisect.bisect_right(starts, starts[i] + max(got, 0), i, i + len(batch)) - 1
+                addr, size = ranges[k]
+                data = self.read(addr, size) if addr > 0 and size >= 0 else None
                 if data is None:
                     unread.append(k)
-                    data = bytes(size)
-                buf[k * size:(k + 1) * size] = data
+                    data = bytes(max(size, 0))
+                buf[starts[k]:starts[k] + len(data)] = data
                 i = k + 1
         finally:
             del local  # release the export so buf stays an ordinary bytearray
-        return (buf if buf is not scratch else memoryview(buf)[:n * size]), unread
+        return unread
 
     def close(self) -> None:
         try:
