@@ -43,7 +43,7 @@ VIEWS = ("goroutines", "goroutine", "stacks", "map", "mapwatch", "version")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UsageError(f"{message}; usage: {self.format_usage().strip()[len('usage: '):]}")
+        raise UsageError.of(message, self.format_usage())
 
     def exit(self, status=0, message=None):
         if message:

@@ -37,8 +37,6 @@ import traceback
 
 from gdb_go_ext.errors import GoExtError, UsageError
 
-USAGE = __doc__.split("VIEW is one of")[0].split("\n", 2)[2].rstrip()
-
 
 class _Terminated(BaseException):
     """SIGTERM, turned into an exception so teardown runs."""
@@ -159,10 +157,9 @@ def main(argv=None) -> int:
             from .repl import run_repl
             run_repl(b)
         return 0
-    except UsageError as e:
-        sys.stderr.write(f"delve-bridge: {e}\n")
-        if "usage:" not in str(e):
-            sys.stderr.write(USAGE + "\n")
+    except UsageError as e:  # one line; the usage itself is a --help away
+        hint = "" if "usage:" in str(e) else " (delve-bridge --help shows the usage)"
+        sys.stderr.write(f"delve-bridge: {e}{hint}\n")
         return 2
     except GoExtError as e:
         if opts.get("debug"):

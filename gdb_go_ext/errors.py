@@ -24,3 +24,9 @@ class NotGoError(GoExtError):
 
 class UsageError(GoExtError):
     """A command was called with arguments it does not take."""
+
+    @classmethod
+    def of(cls, message: str, usage: str) -> "UsageError":
+        """argparse's complaint and its usage text (which it wraps over several lines for
+        a command with many flags), as one line."""
+        return cls(f"{message}; usage: {' '.join(usage.split()).removeprefix('usage: ')}")

@@ -203,6 +203,7 @@ def test_cli_views_and_bad_input(tmp_path):
             assert words in r.stderr, (argv, r.stderr)
             assert "Traceback" not in r.stderr + r.stdout, argv
             assert r.stderr.count("delve-bridge:") == 1, (argv, r.stderr)
+            assert len(r.stderr.strip().splitlines()) == 1, (argv, r.stderr)  # one line
         # every attach above detached: the fixture runs on, untraced, and no dlv is left
         assert fp.proc.poll() is None and _tracer(fp.pid) == 0
         assert not [l for l in _dlv_processes() if str(fp.pid) in l]

@@ -237,6 +237,7 @@ def test_unknown_flag_gives_usage(toolchain):
     r = harness.run_gdb(binary, commands=[("bad", "go goroutines --bogus"), ("kind", "go goroutines -with nope x"),
                                           ("still", "go version")])
     assert "usage: go goroutines" in r.error("bad")
+    assert "[--limit N]" in r.error("bad")  # the whole usage, on the error's one line
     assert "unknown kind" in r.error("kind")
     assert r.error("still") is None  # gdb stays usable
     assert "Traceback" not in r.stdout + r.stderr

@@ -21,7 +21,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports problems as one line instead of exiting gdb."""
 
     def error(self, message):
-        raise UsageError(f"{message}; usage: {self.format_usage().strip()[len('usage: '):]}")
+        raise UsageError.of(message, self.format_usage())
 
     def exit(self, status=0, message=None):
         if message:
