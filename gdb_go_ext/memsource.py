@@ -7,6 +7,7 @@ debugger, so they only ever make reads faster, never different.
 """
 from __future__ import annotations
 
+import array
 import bisect
 import ctypes
 import itertools
@@ -52,7 +53,7 @@ class ProcMem:
         sizes = [size if size > 0 else 0 for _, size in ranges]
         starts = list(itertools.accumulate(sizes, initial=0))
         buf = bytearray(starts[-1])
-        unread = set(self._read_into(ranges, starts, buf))
+        unread = set(self._read_into([a for a, _ in ranges], sizes, starts, buf))
         unread.update(i for i, (_, size) in enumerate(ranges) if size < 0)
         return [(buf, start) if i not in unread else None for i, start in enumerate(starts[:-1])]
 
@@ -68,49 +69,53 @@ class ProcMem:
             buf = scratch
         else:
             buf = bytearray(n * size)
-        unread = self._read_into([(a, size) for a in addrs], range(0, (n + 1) * size, size), buf)
+        unread = self._read_into(addrs, None, range(0, (n + 1) * size, size), buf)
         return (buf if buf is not scratch else memoryview(buf)[:n * size]), unread
 
-    def _read_into(self, ranges: list, starts, buf: bytearray) -> list:
-        """Read each (addr, size) of ranges into buf at starts[i], where ranges lie back
-        to back (starts[i + 1] = starts[i] + size); the indices it could not read, whose
-        bytes it zeroes. One process_vm_readv per 1024 ranges, which costs about half of
-        one pread each. A failing range ends a transfer at a range boundary: the ones
-        before it stand, it is read on its own with pread, and the batch goes on after
-        it. Falls back to pread when the call is refused."""
+    def _read_into(self, addrs: list, sizes: Optional[list], starts, buf: bytearray) -> list:
+        """Read size bytes at each addr into buf at starts[i], where the ranges lie back
+        to back (starts[i + 1] = starts[i] + size; sizes None: all equal); the indices
+        it could not read, whose bytes it zeroes. One process_vm_readv per 1024 ranges,
+        which costs about half of one pread each; its remote iovec is built by array
+        slicing, not per range. A failing range ends a transfer at a range boundary: the
+        ones before it stand, it is read on its own with pread, and the batch goes on
+        after it. Falls back to pread when the call is refused."""
         unread: list = []
-        n = len(ranges)
+        n = len(addrs)
         if not n:
             return unread
         local = (ctypes.c_char * max(len(buf), 1)).from_buffer(buf)
         base = ctypes.addressof(local)
+        iov = array.array("Q", bytes(16 * min(n, _IOV_MAX)))
         i = 0
         try:
             while i < n:
                 k = i   # without process_vm_readv: each range on its own
                 if self._readv is not None:
-                    batch = ranges[i:i + _IOV_MAX]
-                    want = starts[i + len(batch)] - starts[i]
+                    m = min(n - i, _IOV_MAX)
+                    want = starts[i + m] - starts[i]
                     try:
-                        remote = struct.pack(f"<{2 * len(batch)}Q", *[x for r in batch for x in r])
-                    except struct.error:  # a negative address or size: read() refuses it
+                        iov[0:2 * m:2] = array.array("Q", addrs[i:i + m])
+                        iov[1:2 * m:2] = (array.array("Q", sizes[i:i + m]) if sizes is not None
+                                          else array.array("Q", (want // m,)) * m)
+                    except OverflowError:  # a negative address or size: read() refuses it
                         got = -1
                     else:
                         got = self._readv(self.pid, struct.pack("<QQ", base + starts[i], want), 1,
-                                          remote, len(batch), 0)
+                                          iov.buffer_info()[0], m, 0)
                         if got < 0 and ctypes.get_errno() in (1, 38):  # EPERM, ENOSYS
                             self._readv = None
                             continue
                     if got == want:
-                        i += len(batch)
+                        i += m
                         continue
                     # the ranges wholly within the bytes read stand; k is the failing one
-                    k = bisect.bisect_right(starts, starts[i] + max(got, 0), i, i + len(batch)) - 1
-                addr, size = ranges[k]
-                data = self.read(addr, size) if addr > 0 and size >= 0 else None
+                    k = bisect.bisect_right(starts, starts[i] + max(got, 0), i, i + m) - 1
+                addr, size = addrs[k], starts[k + 1] - starts[k]
+                data = self.read(addr, size) if addr > 0 else None
                 if data is None:
                     unread.append(k)
-                    data = bytes(max(size, 0))
+                    data = bytes(size)
                 buf[starts[k]:starts[k] + len(data)] = data
                 i = k + 1
         finally:
