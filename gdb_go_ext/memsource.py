@@ -11,6 +11,7 @@ import array
 import bisect
 import ctypes
 import itertools
+import operator
 import os
 import struct
 from typing import Optional
@@ -144,6 +145,7 @@ class CoreMem:
                              if s.type == PT_LOAD), default=0)
         self.truncated = self.size < self.expected
         self._last = None
+        self._tables = None  # see gather_fixed
 
     def warning(self) -> Optional[str]:
         if not self.truncated:
@@ -191,12 +193,35 @@ class CoreMem:
 
     def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
         """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
-        (copied from the core's mapping); unread lists the indices it could not read."""
-        views = self.gather([(a, size) for a in addrs])
-        unread = [i for i, v in enumerate(views) if v is None]
-        zero = bytes(size)
-        return b"".join([v[0][v[1]:v[1] + size] if v is not None else zero
-                         for v in views]), unread
+        (copied from the core's mapping); unread lists the indices it could not read.
+        Segments and offsets are found by mapping C functions over addrs, not by a
+        Python step per range."""
+        n = len(addrs)
+        if size <= 0 or not self.segs:
+            return bytes(n * max(size, 0)), list(range(n)) if size != 0 else []
+        # per segment, 1-based as bisect_right counts: file offset - address, and end
+        # of its address range; index 0 stands for "below every segment"
+        if self._tables is None:
+            self._tables = ([0] + [s.offset - s.vaddr for s in self.segs],
+                            [float("-inf")] + [s.vaddr + s.filesz for s in self.segs])
+        deltas, ends = self._tables
+        seg = list(map(bisect.bisect_right, itertools.repeat(self.starts, n), addrs))
+        offs = list(map(operator.add, addrs, map(deltas.__getitem__, seg)))
+        fits = map(operator.le, map(operator.add, addrs, itertools.repeat(size, n)),
+                   map(ends.__getitem__, seg))
+        if self.truncated:
+            limit = self.size - size
+            fits = map(operator.and_, fits, map(operator.le, offs, itertools.repeat(limit, n)))
+        fits = list(fits)
+        unread = [i for i, ok in enumerate(fits) if not ok] if False in fits else []
+        mv = self.mv
+        pieces = list(map(mv.__getitem__, map(slice, offs,
+                                              map(operator.add, offs, itertools.repeat(size, n)))))
+        if unread:
+            zero = bytes(size)
+            for i in unread:
+                pieces[i] = zero
+        return b"".join(pieces), unread
 
     def close(self) -> None:
         pass

@@ -155,3 +155,60 @@ def test_memory_gather_fixed_reports_read_errors(pattern):
                 assert bytes(buf[i * size:(i + 1) * size]) == w
     finally:
         t.direct.close()
+
+
+# --- CoreMem.gather_fixed over a small ELF core written here: three PT_LOAD
+# segments with gaps between them, one of them only partly in the file
+# (filesz < memsz: not served), and the same file cut short.
+def _write_core(path, segments, cut=None):
+    """segments: (vaddr, data, memsz); returns the file offset of each segment's data."""
+    import struct
+    phoff, phentsize = 64, 56
+    off = phoff + phentsize * len(segments)
+    phdrs, blobs, offsets = b"", b"", []
+    for vaddr, data, memsz in segments:
+        offsets.append(off + len(blobs))
+        phdrs += struct.pack("<IIQQQQQQ", 1, 4, off + len(blobs), vaddr, 0, len(data), memsz, 1)
+        blobs += data
+    ehdr = struct.pack("<16sHHIQQQIHHHHHH", b"\x7fELF\x02\x01\x01" + bytes(9), 4, 62, 1, 0,
+                       phoff, 0, 0, 64, phentsize, len(segments), 0, 0, 0)
+    image = ehdr + phdrs + blobs
+    with open(path, "wb") as f:
+        f.write(image[:cut] if cut else image)
+    return offsets, len(image)
+
+
+@pytest.mark.parametrize("truncate", [False, True], ids=["whole", "truncated"])
+def test_core_gather_fixed_matches_segments(tmp_path, truncate):
+    from gdb_go_ext.memsource import CoreMem
+    rnd = random.Random(5)
+    segs = [(0x10000, bytes(rnd.randrange(256) for _ in range(8192)), 8192),
+            (0x40000, bytes(rnd.randrange(256) for _ in range(4096)), 4096),
+            (0x50000, bytes(rnd.randrange(256) for _ in range(2048)), 8192)]  # not in full
+    path = str(tmp_path / "core")
+    offsets, total = _write_core(path, segs)
+    cut = offsets[1] + 1000 if truncate else None  # the second segment ends early
+    if cut:
+        _write_core(path, segs, cut)
+    mem = CoreMem(path)
+    assert mem.truncated == truncate
+    size = 24
+
+    def want(addr):
+        for (vaddr, data, memsz), off in zip(segs[:2], offsets):
+            if vaddr <= addr and addr + size <= vaddr + len(data):
+                if cut and off + addr - vaddr + size > cut:
+                    return None
+                return data[addr - vaddr:addr - vaddr + size]
+        return None
+    addrs = [-100, -8, 0, 0x10000, 0x10000 + 8192 - size, 0x10000 + 8192 - size + 1,
+             0x20000, 0x40000 + 900, 0x40000 + 1000, 0x40000 + 4096 - size, 0x50000, 1 << 62]
+    addrs += [rnd.randrange(0x10000 - 64, 0x41000 + 64) for _ in range(3000)]
+    buf, unread = mem.gather_fixed(addrs, size)
+    assert len(buf) == len(addrs) * size
+    expect = [want(a) for a in addrs]
+    assert unread == [i for i, w in enumerate(expect) if w is None]
+    assert any(w is not None for w in expect) and len(unread) > 12
+    for i, w in enumerate(expect):
+        assert bytes(buf[i * size:(i + 1) * size]) == (w if w is not None else bytes(size)), \
+            f"range {i} at {addrs[i]:#x}"
