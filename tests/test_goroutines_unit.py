@@ -432,3 +432,25 @@ def _fuzz_one(image, corruptions):
 @given(corruptions=CORRUPTIONS)
 def test_corrupted_images_never_raise_or_hang(path, corruptions):
     _fuzz_one(_cached(path), corruptions)
+
+
+# --- output in slices (what gdb.write is given for a long view)
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.text(alphabet="ab\n", max_size=40), max_size=30),
+       limit=st.integers(min_value=1, max_value=25))
+def test_line_slices_rebuild_the_text_in_whole_lines(pieces, limit):
+    from gdb_go_ext.views.console import line_slices
+    slices = list(line_slices(pieces, limit))
+    assert "".join(slices) == "".join(pieces)
+    assert all(0 < len(s) <= limit for s in slices)
+    for s in slices[:-1]:  # a slice ends a line unless one line is longer than limit
+        assert s.endswith("\n") or (len(s) == limit and "\n" not in s), (s, slices)
+
+
+def test_line_slices_of_a_long_table():
+    from gdb_go_ext.views.console import line_slices
+    rows = [f"   {i:<7d}  waiting  chan receive\n" for i in range(20000)]
+    slices = list(line_slices(rows, 1 << 14))
+    assert "".join(slices) == "".join(rows)
+    assert all(s.endswith("\n") and len(s) <= 1 << 14 for s in slices)
+    assert len(slices) < len(rows) // 100  # batched, not a write per row

@@ -11,7 +11,7 @@ import gdb
 from ..errors import GoExtError, UsageError
 from ..gcpause import gc_paused
 from ..views import version as version_view
-from ..views.console import json_text, write_file
+from ..views.console import json_text, line_slices, write_file
 from . import params, session
 
 _WRITE_SLICE = 1 << 18   # characters per gdb.write of a long output (see GoCommand.emit)
@@ -111,19 +111,14 @@ class GoCommand(gdb.Command):
                                " (`set go debug on` shows the traceback)") from None
 
     # output
-    def emit(self, text: str, output: Optional[str] = None) -> None:
+    def emit(self, text, output: Optional[str] = None) -> None:
+        """Show a view's text: a string, or a list of pieces that join to it."""
         if output:
             text = write_file(output, text)
         # in slices of whole lines: gdb copies what it is given, and slices reuse the
         # same memory where one write of a 13 MB table faults in fresh pages
-        start, n = 0, len(text)
-        while start < n:
-            end = start + _WRITE_SLICE
-            if end < n:
-                cut = text.rfind("\n", start, end)
-                end = cut + 1 if cut >= 0 else end
-            gdb.write(text[start:end])
-            start = end
+        for part in line_slices([text] if isinstance(text, str) else text, _WRITE_SLICE):
+            gdb.write(part)
 
     def color(self, output: Optional[str] = None) -> bool:
         return False if output else params.color_enabled()

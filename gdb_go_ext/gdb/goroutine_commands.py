@@ -90,20 +90,20 @@ class GoroutinesCommand(GoCommand):
         groups = triage.group_by(gs, args.group) if args.group else None
         color = self.color(args.output)
         if args.json:
-            self.emit(view.goroutines_json_text(rt.layout.go_version, shown, walker.errors,
-                                                bool(args.depth), getattr(walker, "clock", None),
-                                                groups, args.group), args.output)
+            self.emit(view.goroutines_json_pieces(rt.layout.go_version, shown, walker.errors,
+                                                  bool(args.depth), getattr(walker, "clock", None),
+                                                  groups, args.group), args.output)
             return
         if groups is not None:
-            text = view.groups_text(groups, args.group, color)
+            pieces = [view.groups_text(groups, args.group, color)]
         else:
-            text = view.table(shown, args.show_labels, args.depth, color, terminal_width())
-        text += view.summary_line(gs)
+            pieces = view.table_pieces(shown, args.show_labels, args.depth, color,
+                                       terminal_width())
+        pieces.append(view.summary_line(gs))
         if args.limit and len(gs) > args.limit:
-            text += f"(showing {args.limit} of {len(gs)}; --limit 0 for all)\n"
-        for e in walker.errors:
-            text += f"warning: {e}\n"
-        self.emit(text, args.output)
+            pieces.append(f"(showing {args.limit} of {len(gs)}; --limit 0 for all)\n")
+        pieces += [f"warning: {e}\n" for e in walker.errors]
+        self.emit(pieces, args.output)
 
 
 class StacksCommand(GoCommand):

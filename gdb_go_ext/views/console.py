@@ -16,12 +16,16 @@ def render(*renderables, color: bool = False, width: int = 120) -> str:
     return "\n".join(line.rstrip() for line in buf.getvalue().split("\n"))
 
 
-def write_file(path: str, text: str) -> str:
-    """Write a view to -o FILE; the line to show instead. One sentence if it cannot."""
+def write_file(path: str, text) -> str:
+    """Write a view (a string, or a list of pieces of one) to -o FILE; the line to show
+    instead. One sentence if it cannot."""
     from ..errors import GoExtError
     try:
         with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+            if isinstance(text, str):
+                f.write(text)
+            else:
+                f.writelines(text)
     except OSError as e:
         raise GoExtError(f"cannot write {path}: {e.strerror or e}") from None
     return f"wrote {path}\n"
@@ -34,3 +38,29 @@ def json_text(obj) -> str:
     if isinstance(obj, dict) and len(obj.get("entries", ())) > 1000:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
     return json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
+
+
+def line_slices(pieces, limit: int):
+    """The text that pieces join to, in slices of at most limit characters that end at
+    a line's end (but for a line longer than limit, cut into slices of limit, and the
+    text's last line). The whole text is never built."""
+    batch, size = [], 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size < limit:
+            continue
+        text = "".join(batch)
+        start, n = 0, len(text)
+        while n - start >= limit:  # a long piece: in slices of its own
+            cut = text.rfind("\n", start, start + limit)
+            end = cut + 1 if cut >= start else start + limit
+            yield text[start:end]
+            start = end
+        cut = text.rfind("\n", start)
+        if cut >= start:
+            yield text[start:cut + 1]
+            start = cut + 1
+        batch, size = ([text[start:]], n - start) if start < n else ([], 0)
+    if size:
+        yield "".join(batch)

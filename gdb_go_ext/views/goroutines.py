@@ -88,8 +88,15 @@ _IS_CURRENT = operator.attrgetter("is_current")
 
 
 def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
-    """The goroutine table. Everything but the id repeats across leaked goroutines, so
-    each distinct row tail is built and formatted once."""
+    """The goroutine table as one string (see table_pieces)."""
+    return "".join(table_pieces(gs, show_labels, depth, color, width))
+
+
+def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool,
+                 width: int) -> list[str]:
+    """The goroutine table as pieces that join to its text: a 100k-row table is written
+    out piece by piece, never built as one string. Everything but the id repeats across
+    leaked goroutines, so each distinct row tail is built and formatted once."""
     cols = ["", "id", "status", "wait", "user location", "created by"]
     if show_labels:
         cols.append("labels")
@@ -174,7 +181,7 @@ def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width
     else:
         line_ends = {t: text + "\n" for t, text in tails.items()}
         pieces[2::2] = map(line_ends.__getitem__, row_tails)
-    return "".join(pieces)
+    return pieces
 
 
 def summary_line(gs: list[Goroutine]) -> str:
@@ -212,7 +219,16 @@ def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], wit
 def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str],
                          with_stack: bool, clock: Optional[str] = None, groups=None,
                          group_kind=None) -> str:
-    """The same document as goroutines_json, written fast: one goroutine per line.
+    """goroutines_json_pieces as one string."""
+    return "".join(goroutines_json_pieces(go_version, gs, errors, with_stack, clock, groups,
+                                          group_kind))
+
+
+def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[str],
+                           with_stack: bool, clock: Optional[str] = None, groups=None,
+                           group_kind=None) -> list[str]:
+    """The same document as goroutines_json, written fast: one goroutine per line, as
+    pieces that join to the text.
     Leaked goroutines share their status, locations and frames, so those parts are
     serialised once per distinct combination and pasted into each line."""
     import json
@@ -245,8 +261,8 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
 
     # each line is pieces: a head of its own ("id", "addr"), a middle shared by every
     # goroutine with the same parts and labels, its blocked_on text (shared by the
-    # goroutines on one channel) and an end shared by the parts; one join of the pieces
-    # builds the document, never a string per line (tens of megabytes of fresh memory)
+    # goroutines on one channel) and an end shared by the parts; never a string per
+    # line (tens of megabytes of fresh memory)
     middles: dict = {}
     body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
     pieces = [body]
@@ -284,7 +300,7 @@ def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str]
     if len(pieces) > 1:
         pieces[1] = pieces[1][2:]  # no comma before the first goroutine
     append("\n]}\n")
-    return "".join(pieces)
+    return pieces
 
 
 def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
