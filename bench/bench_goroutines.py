@@ -15,6 +15,9 @@ chan send, select and sync.Mutex.Lock):
    time.perf_counter around gdb.execute(cmd, to_string=True):
    `go goroutines`, `go stacks`, `go goroutines --json -t 64` (cold), then
    runtime-gdb.py's `info goroutines`, then our three again (warm).
+   The session runs --rounds times (default 3), each a fresh gdb after the
+   system settles (sync, 1 s): times are medians, and a ratio is the median of
+   the ratios within each round, so both tools of a ratio share one session.
 3. Delve (while gdb is NOT attached): `dlv attach PID --headless` on
    127.0.0.1:0, JSON-RPC RPCServer.ListGoroutines {Start 0, Count 0} timed
    from request to the last byte of the response, then RPCServer.Detach
@@ -29,7 +32,7 @@ Benchmarks print; they never assert timings. The leaker, gdb, gcore, dlv and
 the temporary directory (binary, core) are removed on every exit path,
 including SIGINT, SIGTERM and SIGHUP.
 
-    python bench/bench_goroutines.py [-n 100000] [--toolchain go1.23.9]
+    python bench/bench_goroutines.py [-n 100000] [--toolchain go1.23.9] [--rounds 3]
         [--dlv PATH | --no-dlv] [--no-dlv-core] [--no-core] [--json FILE]
 
 Delve: --dlv PATH, else $GDB_GO_EXT_CACHE/dlv/*/dlv, ~/go/bin/dlv, PATH; if
@@ -44,6 +47,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -428,6 +432,7 @@ class Rpc:
 def delve_list(dlv, mode, dlv_args, work, timeout, leaker=None):
     """Start a headless dlv (attach or core) on 127.0.0.1:0, time ListGoroutines,
     detach without killing. Returns a record; dlv is killed on every path."""
+    settle()
     argv = [dlv] + dlv_args + ["--headless", "--api-version=2", "--accept-multiclient=false",
                                "--listen=%s:0" % LOOPBACK]
     log("delve %s: %s" % (mode, " ".join(argv)))
@@ -505,6 +510,40 @@ def make_core(pid, work, timeout):
 
 
 # ---------------------------------------------------------------------------
+# rounds: the gdb session repeated, each a fresh gdb (so a cold first command)
+# ---------------------------------------------------------------------------
+def settle():
+    """Flush dirty pages (a 1.6 GB core just written, a fresh build) before timing, so
+    the kernel's writeback does not compete with whichever tool runs first."""
+    os.sync()
+    time.sleep(1.0)
+
+
+def gdb_rounds(mode, target_args, goroot, work, timeout, rounds):
+    """The gdb session `rounds` times. Each record's seconds is the median over the
+    rounds; its "rounds" lists every round's seconds (None where a round failed), so
+    ratios can be taken round by round (see paired_ratio)."""
+    runs = []
+    for i in range(rounds):
+        settle()
+        if rounds > 1:
+            log("%s: round %d of %d" % (mode, i + 1, rounds))
+        runs.append(gdb_session(mode, target_args, goroot, work, timeout))
+    merged = {}
+    for name in dict.fromkeys(k for r in runs for k in r):
+        recs = [r.get(name) for r in runs]
+        secs = [rec["seconds"] if rec and not rec.get("error") else None for rec in recs]
+        good = [x for x in secs if x is not None]
+        rec = dict(next(rec for rec in recs if rec))
+        if good:
+            rec["seconds"] = statistics.median(good)
+            rec.pop("error", None)
+        rec["rounds"] = secs
+        merged[name] = rec
+    return merged
+
+
+# ---------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------
 TARGETS = [  # (label, numerator, denominator, op, target)
@@ -524,6 +563,19 @@ def seconds_of(res, mode, name, phase):
     if not rec or rec.get("error") or rec.get("seconds") is None:
         return None
     return rec["seconds"]
+
+
+def paired_ratio(res, mode, num, den, phase):
+    """num / den: the median of the ratios taken within each round (both measured in
+    the same gdb session), or of the medians where num ran outside the rounds (Delve)."""
+    m = res.get(mode) or {}
+    a = m.get("%s|%s" % (num, phase)) or m.get("%s|cold" % num) or m.get(num)
+    b = m.get("%s|%s" % (den, phase)) or m.get("%s|cold" % den) or m.get(den)
+    if a and b and a.get("rounds") and b.get("rounds") and len(a["rounds"]) == len(b["rounds"]):
+        pairs = [x / y for x, y in zip(a["rounds"], b["rounds"]) if x is not None and y]
+        return (statistics.median(pairs), pairs) if pairs else (None, [])
+    x, y = seconds_of(res, mode, num, phase), seconds_of(res, mode, den, phase)
+    return (x / y, [x / y]) if x is not None and y else (None, [])
 
 
 def fmt_s(v):
@@ -548,21 +600,26 @@ def report(res, meta):
                 continue
             cells.append(fmt_s(seconds_of(res, mode, name, phase)))
         out.append("%-*s %10s %10s %10s %10s" % ((w, name) + tuple(cells)))
-    out.append("(runtime-gdb.py and Delve run once per mode; their ratios below use that one "
-               "time against cold and warm go goroutines)")
+    rounds = meta.get("rounds", 1)
+    out.append("(gdb commands: median of %d round%s, each a fresh gdb session; runtime-gdb.py "
+               "runs once per round, Delve once per mode; a ratio is the median of the "
+               "ratios within each round)" % (rounds, "" if rounds == 1 else "s"))
     out.append("")
     out.append("%-48s %11s %11s %11s %11s  %-7s %s" % ("ratio", "live cold", "live warm",
                                                          "core cold", "core warm", "target",
                                                          "verdict"))
     verdicts = {}
+    per_round = []
     for label, num, den, op, target in TARGETS:
         cells, oks = [], []
         for mode, phase in COLUMNS:
-            a, b = seconds_of(res, mode, num, phase), seconds_of(res, mode, den, phase)
-            if a is None or not b:
+            r, pairs = paired_ratio(res, mode, num, den, phase)
+            if r is None:
                 cells.append("-")
                 continue
-            r = a / b
+            if len(pairs) > 1:
+                per_round.append("  %s, %s %s: %s" % (label, mode, phase, ", ".join(
+                    "%.2fx" % x for x in pairs)))
             if op is None:
                 cells.append("%.1fx" % r)
                 continue
@@ -577,6 +634,10 @@ def report(res, meta):
                        "NOT MET (%d of %d)" % (oks.count(False), len(oks)) if oks else "not measured")
         verdicts[label] = verdict
         out.append("%-48s %11s %11s %11s %11s  %-7s %s" % ((label,) + tuple(cells) + (tgt, verdict)))
+    if per_round:
+        out.append("")
+        out.append("ratios round by round:")
+        out.extend(per_round)
     out.append("")
     out.append("goroutine counts reported (sanity: they should agree within a few "
                "runtime goroutines):")
@@ -642,6 +703,8 @@ def main():
     ap.add_argument("--no-dlv", action="store_true", help="skip Delve")
     ap.add_argument("--no-dlv-core", action="store_true", help="skip Delve on the core")
     ap.add_argument("--no-core", action="store_true", help="skip the core measurements")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="gdb sessions per mode, each with a cold first command (default 3)")
     ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
     ap.add_argument("--work-dir", metavar="DIR",
                     help="where the temporary directory (binary, core of ~1 GB) goes")
@@ -654,7 +717,7 @@ def main():
         signal.signal(s, _on_signal)
     work = tempfile.mkdtemp(prefix="bench-goroutines-", dir=a.work_dir)
     res = {"live": {}, "core": {}}
-    meta = {"n": a.n}
+    meta = {"n": a.n, "rounds": max(1, a.rounds)}
     try:
         label, go, goroot, env, version = resolve_toolchain(a.toolchain)
         meta.update(toolchain=label, go=go, goroot=goroot, go_version=version,
@@ -668,8 +731,8 @@ def main():
         leaker = start_leaker(binary, a.n, work, timeout=300)
 
         # live, gdb (one session; it detaches when -batch ends)
-        res["live"].update(gdb_session("live", ["-p", str(leaker.pid)], goroot, work,
-                                       a.gdb_timeout))
+        res["live"].update(gdb_rounds("live", ["-p", str(leaker.pid)], goroot, work,
+                                      a.gdb_timeout, meta["rounds"]))
         ok, why = alive_and_running(leaker)
         meta["live_after_gdb"] = why
         if not ok:
@@ -688,7 +751,8 @@ def main():
             meta["core_bytes"] = os.path.getsize(core)
             kill(leaker)  # nothing live is read by accident; frees a CPU
             CHILDREN.remove(leaker)
-            res["core"].update(gdb_session("core", [binary, core], goroot, work, a.gdb_timeout))
+            res["core"].update(gdb_rounds("core", [binary, core], goroot, work, a.gdb_timeout,
+                                          meta["rounds"]))
             if dlv and not a.no_dlv_core:
                 res["core"]["Delve ListGoroutines"] = delve_list(
                     dlv, "core", ["core", binary, core], work, a.dlv_timeout)
