@@ -32,8 +32,10 @@ _FALLBACK_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "wa
                     6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Location:
+    """Made once per pc by a walk and shared by the goroutines there: compared and
+    hashed by identity, so views can key on the objects themselves."""
     function: str
     file: str
     line: int

@@ -164,11 +164,19 @@ class GoRuntime:
             else:
                 arrays.append((arr, n * esize))
                 where.append((i, n))
+        # label sets repeat (worker=3 on thousands of goroutines, the same string data):
+        # each distinct array of label headers is decoded once
+        decoded: dict = {}
         for (i, n), view in zip(where, self.mem.gather(arrays)):
             try:
                 if view.__class__ is not tuple:
                     raise view
-                out[i] = self._label_entries(view[0], view[1], n)
+                buf, base = view
+                raw = bytes(buf[base:base + n * esize])
+                labels = decoded.get(raw)
+                if labels is None:
+                    labels = decoded[raw] = self._label_entries(raw, 0, n)
+                out[i] = dict(labels)
             except DecodeError as e:
                 out[i] = e
         return out

@@ -249,7 +249,7 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
         return f'"{text}"' if text.isascii() and text.isprintable() and '"' not in text \
             and "\\" not in text else dumps(text, ensure_ascii=False)
 
-    keep: list = []     # keeps the objects whose ids are keys alive
+    keep: list = []     # keeps the stacks whose ids are keys alive
     label_sets: dict = {}
 
     def label_json(labels: dict) -> str:  # label sets repeat (worker=3) across goroutines
@@ -270,11 +270,11 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
     for g in gs:
         stack = g.stack if with_stack else None
         key = (g.status, g.wait_reason, g.wait_minutes, g.locked_to_thread, g.thread, g.m_id,
-               g.parent_id, id(g.created_by), id(g.current), id(g.user), id(g.start), id(stack),
+               g.parent_id, g.created_by, g.current, g.user, g.start, id(stack),
                g.is_current, g.error)
         parts = shared.get(key)
         if parts is None:
-            keep.append((g.created_by, g.current, g.user, g.start, stack))
+            keep.append(stack)
             before = (f'"status": {js(g.status)}, "wait_reason": {js(g.wait_reason)}, '
                       f'"wait_minutes": {js(g.wait_minutes)}, '
                       f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}')
