@@ -7,11 +7,12 @@
 2. `Bridge.attach(PID)`: one headless dlv (the one the bridge picks for the binary's Go).
    Timed, in this order, on that one session:
      - attach (dlv start + connect), and the DWARF type index (cold: its cache removed first);
-     - the bridge's `goroutines --json -t 64` (cold memory cache), `stacks`, and again warm;
-     - `map main.cache --json` (M entries, in full);
-     - then --rounds times (default 3), each on a new stop (continue, halt) and a
-       settled system (sync, 1 s): the bridge's `goroutines --json`, and Delve's own
-       RPCServer.ListGoroutines {Start 0, Count 0} on the same dlv.
+     - --rounds times (default 3), while dlv is fresh, each on a new stop (continue,
+       halt) and a settled system (sync): the bridge's `goroutines --json`, and
+       Delve's own RPCServer.ListGoroutines {Start 0, Count 0} on the same dlv;
+     - the bridge's `goroutines --json [-t 64]` reading memory only through
+       ExamineMemory, and through /proc/PID/mem, then `stacks` (warm);
+     - `map main.cache --json` (M entries, in full).
 3. Prints times, the ratio against ListGoroutines (the median of the rounds' ratios,
    and each round's), the counts each reported, the dlv version, and how many
    ExamineMemory calls the bridge made. Never asserts.
@@ -65,9 +66,10 @@ def start(binary, n, m, timeout=300):
 
 
 def settle():
-    """Flush dirty pages and let the system quiet down before a timing."""
+    """Flush dirty pages before a timing, so the kernel's writeback competes with
+    neither tool. (No idle pause: a CPU left idle for a second made the next short
+    timing measurably slower here.)"""
     os.sync()
-    time.sleep(1.0)
 
 
 def timed(fn):
@@ -106,31 +108,11 @@ def main():
             d._index = d._load_index()
             dt, _ = timed(lambda: b.runtime())
             rows.append(("DWARF index + runtime layout (cold)", dt, ""))
-            direct = b.target.direct
-            t_cold = None
-            for label, src in (("ExamineMemory only", None), ("/proc/PID/mem + ExamineMemory", direct)):
-                b.target.direct = src
-                for view in (["goroutines", "--json"], ["goroutines", "--json", "-t", "64"]):
-                    b.target.invalidate()
-                    b._rt = None
-                    b.runtime()
-                    r0 = b.target.rpc_reads
-                    dt, text = timed(lambda: b.view(view))
-                    n_bridge = len(json.loads(text)["goroutines"])
-                    rows.append((f"bridge {' '.join(view)} [{label}]", dt,
-                                 f"{n_bridge} goroutines, {b.target.rpc_reads - r0} ExamineMemory calls"))
-                    if view == ["goroutines", "--json"]:
-                        t_cold = dt if label.startswith("Examine") else t_cold
-            dt, text = timed(lambda: b.view(["stacks"]))
-            rows.append(("bridge stacks (warm)", dt, text.strip().splitlines()[-1]))
-            b.target.invalidate()
-            dt, text = timed(lambda: b.view(["map", "main.cache", "--json"]))
-            mj = json.loads(text)
-            rows.append(("bridge map main.cache --json", dt, f"{len(mj['entries'])} entries, "
-                         f"{mj['impl']}, errors {len(mj['errors'])}"))
-            # the headline ratio, round by round, each on a new stop (the target runs
+            # the headline ratio first, while dlv is fresh (the passes below make it
+            # serve thousands of ExamineMemory calls, after which its own
+            # ListGoroutines runs slower): round by round, each on a new stop (the target runs
             # for a moment and is halted again, so neither Delve's caches nor ours hold
-            # anything of the last stop) and a settled system (sync, 1 s): the bridge's
+            # anything of the last stop) and a settled system (sync): the bridge's
             # goroutines --json, then Delve's ListGoroutines on the same dlv
             pairs = []
             for i in range(max(1, a.rounds)):
@@ -153,6 +135,28 @@ def main():
                              f"{n_dlv} goroutines; ratio {t_dlv / t_bridge:.1f}x"))
             t_dlv = statistics.median(d for d, _ in pairs)
             ratio = statistics.median(d / x for d, x in pairs)
+            direct = b.target.direct
+            t_cold = None
+            for label, src in (("ExamineMemory only", None), ("/proc/PID/mem + ExamineMemory", direct)):
+                b.target.direct = src
+                for view in (["goroutines", "--json"], ["goroutines", "--json", "-t", "64"]):
+                    b.target.invalidate()
+                    b._rt = None
+                    b.runtime()
+                    r0 = b.target.rpc_reads
+                    dt, text = timed(lambda: b.view(view))
+                    n_bridge = len(json.loads(text)["goroutines"])
+                    rows.append((f"bridge {' '.join(view)} [{label}]", dt,
+                                 f"{n_bridge} goroutines, {b.target.rpc_reads - r0} ExamineMemory calls"))
+                    if view == ["goroutines", "--json"]:
+                        t_cold = dt if label.startswith("Examine") else t_cold
+            dt, text = timed(lambda: b.view(["stacks"]))
+            rows.append(("bridge stacks (warm)", dt, text.strip().splitlines()[-1]))
+            b.target.invalidate()
+            dt, text = timed(lambda: b.view(["map", "main.cache", "--json"]))
+            mj = json.loads(text)
+            rows.append(("bridge map main.cache --json", dt, f"{len(mj['entries'])} entries, "
+                         f"{mj['impl']}, errors {len(mj['errors'])}"))
         print(f"\ndlv {'.'.join(map(str, dv))}, target {b.target.elf.go_version()}, "
               f"{a.n} goroutines\n")
         for name, s, note in rows:

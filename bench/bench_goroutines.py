@@ -16,7 +16,7 @@ chan send, select and sync.Mutex.Lock):
    `go goroutines`, `go stacks`, `go goroutines --json -t 64` (cold), then
    runtime-gdb.py's `info goroutines`, then our three again (warm).
    The session runs --rounds times (default 3), each a fresh gdb after the
-   system settles (sync, 1 s): times are medians, and a ratio is the median of
+   system settles (sync): times are medians, and a ratio is the median of
    the ratios within each round, so both tools of a ratio share one session.
 3. Delve (while gdb is NOT attached): `dlv attach PID --headless` on
    127.0.0.1:0, JSON-RPC RPCServer.ListGoroutines {Start 0, Count 0} timed
@@ -514,9 +514,9 @@ def make_core(pid, work, timeout):
 # ---------------------------------------------------------------------------
 def settle():
     """Flush dirty pages (a 1.6 GB core just written, a fresh build) before timing, so
-    the kernel's writeback does not compete with whichever tool runs first."""
+    the kernel's writeback does not compete with whichever tool runs first. (No idle
+    pause: a CPU left idle for a second made the next short timing slower here.)"""
     os.sync()
-    time.sleep(1.0)
 
 
 def gdb_rounds(mode, target_args, goroot, work, timeout, rounds):
