@@ -9,7 +9,8 @@
      - attach (dlv start + connect), and the DWARF type index (cold: its cache removed first);
      - --rounds times (default 3), while dlv is fresh, each on a new stop (continue,
        halt) and a settled system (sync): the bridge's `goroutines --json`, and
-       Delve's own RPCServer.ListGoroutines {Start 0, Count 0} on the same dlv;
+       Delve's own RPCServer.ListGoroutines {Start 0, Count 0} on the same dlv, on a
+       connection of its own, timed to the last byte of the answer (parsed after);
      - the bridge's `goroutines --json [-t 64]` reading memory only through
        ExamineMemory, and through /proc/PID/mem, then `stacks` (warm);
      - `map main.cache --json` (M entries, in full).
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +38,7 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 
 from delve_bridge import Bridge  # noqa: E402
+from delve_bridge.rpc import parse_address  # noqa: E402
 
 
 def build(toolchain, work):
@@ -70,6 +73,34 @@ def settle():
     neither tool. (No idle pause: a CPU left idle for a second made the next short
     timing measurably slower here.)"""
     os.sync()
+
+
+def list_goroutines(address, timeout=1800):
+    """Delve's RPCServer.ListGoroutines {Start 0, Count 0} on a connection of its own:
+    (seconds from the request to the last byte of the answer, its result). Delve ends
+    each answer with a newline; the JSON is parsed after the clock stops, so the time
+    is Delve's, not a Python client's parsing of 80 MB."""
+    fam, where = parse_address(address)
+    with socket.socket(fam, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(where)
+        msg = json.dumps({"method": "RPCServer.ListGoroutines",
+                          "params": [{"Start": 0, "Count": 0}], "id": 1}) + "\n"
+        buf = bytearray()
+        t = time.perf_counter()
+        sock.sendall(msg.encode())
+        while True:
+            chunk = sock.recv(1 << 22)
+            if not chunk:
+                raise SystemExit("dlv closed the connection during ListGoroutines")
+            buf += chunk
+            if chunk.endswith(b"\n"):
+                break
+        dt = time.perf_counter() - t
+    obj = json.loads(bytes(buf))
+    if obj.get("error"):
+        raise SystemExit(f"ListGoroutines failed: {obj['error']}")
+    return dt, obj.get("result") or {}
 
 
 def timed(fn):
@@ -124,8 +155,7 @@ def main():
                 n_bridge = len(json.loads(text)["goroutines"])
                 del text
                 settle()
-                t_dlv, res = timed(lambda: b.client.call("ListGoroutines", {"Start": 0, "Count": 0},
-                                                         timeout=1800))
+                t_dlv, res = list_goroutines(b.client.address)
                 n_dlv = len(res.get("Goroutines") or [])
                 del res
                 pairs.append((t_dlv, t_bridge))
