@@ -5,7 +5,6 @@ The argument specs live here too, so gdb and delve-bridge take the same flags.
 from __future__ import annotations
 
 import argparse
-import operator
 from typing import Optional
 
 from .. import triage
@@ -83,8 +82,6 @@ def _fit(s: str, w: int) -> str:
     return s
 
 
-_ID = operator.attrgetter("id")
-_IS_CURRENT = operator.attrgetter("is_current")
 
 
 def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
@@ -147,7 +144,8 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
             tails[tail] = None
         append(tail)
     caps = [1, 12, 24, 36, 60, 60, 40]
-    widths = [1, max(2, len(str(max((g.id for g in gs), default=0))))]
+    ids = [g.id for g in gs]
+    widths = [1, max(2, len(str(max(ids, default=0))))]
     for i in range(2, len(cols)):
         longest = max((len(t[i - 2]) for t in tails), default=0)
         widths.append(min(caps[i], max(len(cols[i]), longest)))
@@ -166,8 +164,8 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
     # each row is "   ID  " and its shared tail: joined as pieces, never as 100k line
     # strings (tens of megabytes of fresh memory, and its page faults, on a first run)
     heads = list(map((f"   {_C['id']}%-{wid}d{_C['reset']}  " if color else f"   %-{wid}d  ").__mod__,
-                     map(_ID, gs)))
-    current = list(map(_IS_CURRENT, gs))
+                     ids))
+    current = [g.is_current for g in gs]
     if True in current:
         i = current.index(True)
         heads[i] = "*" + heads[i][1:]
