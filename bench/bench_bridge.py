@@ -39,6 +39,7 @@ sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 
 from delve_bridge import Bridge  # noqa: E402
 from delve_bridge.rpc import parse_address  # noqa: E402
+from bench_goroutines import settle  # noqa: E402  (sync: no writeback during a timing)
 
 
 def build(toolchain, work):
@@ -66,13 +67,6 @@ def start(binary, n, m, timeout=300):
         p.kill()
         raise SystemExit("leaker not ready")
     return p
-
-
-def settle():
-    """Flush dirty pages before a timing, so the kernel's writeback competes with
-    neither tool. (No idle pause: a CPU left idle for a second made the next short
-    timing measurably slower here.)"""
-    os.sync()
 
 
 def list_goroutines(address, timeout=1800):
