@@ -282,16 +282,20 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
             end = f'"is_current": {"true" if g.is_current else "false"}, "error": {js(g.error)}'
             if with_stack:
                 end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
-            parts = shared[key] = (before, after, f", {end}}}")
+            parts = shared[key] = (before, after, f", {end}}}",
+                                   f'{before}, "labels": {{}}, {after}, "blocked_on": ')
         blocked = g.blocked_on
         if blocked is not None:
             blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(blocked, quote(blocked))
-        labels = label_json(g.labels) if g.labels else "{}"
-        middle = middles.get((id(parts), labels))
-        if middle is None:
-            middle = middles[(id(parts), labels)] = (
-                f'{parts[0]}, "labels": {labels}, {parts[1]}, "blocked_on": ')
-        append(f',\n{{"id": {g.id}, "addr": "{g.addr:#x}", ')
+        if g.labels:
+            labels = label_json(g.labels)
+            middle = middles.get((id(parts), labels))
+            if middle is None:
+                middle = middles[(id(parts), labels)] = (
+                    f'{parts[0]}, "labels": {labels}, {parts[1]}, "blocked_on": ')
+        else:
+            middle = parts[3]  # no labels: the middle made with the parts
+        append(f',\n{{"id": {g.id}, "addr": "{hex(g.addr)}", ')
         append(middle)
         append(blocked or "null")
         append(parts[2])
