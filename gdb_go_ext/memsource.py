@@ -145,7 +145,7 @@ class CoreMem:
                              if s.type == PT_LOAD), default=0)
         self.truncated = self.size < self.expected
         self._last = None
-        self._tables = None  # see gather_fixed
+        self._tables = None  # see _locate
 
     def warning(self) -> Optional[str]:
         if not self.truncated:
@@ -171,48 +171,18 @@ class CoreMem:
     def gather(self, ranges: list) -> list:
         """[(buffer, offset) or None] for each (addr, size), without copying: the
         buffer is the core file's own mapping."""
-        out = []
-        append = out.append
-        starts, segs, mv, fsize = self.starts, self.segs, self.mv, self.size
-        s = self._last or segs[0] if segs else None
-        if s is None:
-            return [None] * len(ranges)
-        lo, hi = s.vaddr, s.vaddr + s.filesz
-        for addr, size in ranges:
-            if not lo <= addr < hi:
-                i = bisect.bisect_right(starts, addr) - 1
-                if i < 0:
-                    append(None)
-                    continue
-                s = segs[i]
-                lo, hi = s.vaddr, s.vaddr + s.filesz
-            off = s.offset + addr - lo
-            append((mv, off) if addr + size <= hi and off + size <= fsize else None)
-        self._last = s
-        return out
+        addrs = [a for a, _ in ranges]
+        offs, fits = self._locate(addrs, [size for _, size in ranges])
+        mv = self.mv
+        return [(mv, off) if ok else None for off, ok in zip(offs, fits)]
 
     def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
         """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
-        (copied from the core's mapping); unread lists the indices it could not read.
-        Segments and offsets are found by mapping C functions over addrs, not by a
-        Python step per range."""
+        (copied from the core's mapping); unread lists the indices it could not read."""
         n = len(addrs)
-        if size <= 0 or not self.segs:
-            return bytes(n * max(size, 0)), list(range(n)) if size != 0 else []
-        # per segment, 1-based as bisect_right counts: file offset - address, and end
-        # of its address range; index 0 stands for "below every segment"
-        if self._tables is None:
-            self._tables = ([0] + [s.offset - s.vaddr for s in self.segs],
-                            [float("-inf")] + [s.vaddr + s.filesz for s in self.segs])
-        deltas, ends = self._tables
-        seg = list(map(bisect.bisect_right, itertools.repeat(self.starts, n), addrs))
-        offs = list(map(operator.add, addrs, map(deltas.__getitem__, seg)))
-        fits = map(operator.le, map(operator.add, addrs, itertools.repeat(size, n)),
-                   map(ends.__getitem__, seg))
-        if self.truncated:
-            limit = self.size - size
-            fits = map(operator.and_, fits, map(operator.le, offs, itertools.repeat(limit, n)))
-        fits = list(fits)
+        if size <= 0:
+            return bytes(0), list(range(n)) if size < 0 else []
+        offs, fits = self._locate(addrs, size)
         unread = [i for i, ok in enumerate(fits) if not ok] if False in fits else []
         mv = self.mv
         pieces = list(map(mv.__getitem__, map(slice, offs,
@@ -222,6 +192,30 @@ class CoreMem:
             for i in unread:
                 pieces[i] = zero
         return b"".join(pieces), unread
+
+    def _locate(self, addrs: list, sizes) -> tuple:
+        """([file offset], [whether the core holds it]) of each range addrs[i] of
+        sizes[i] bytes (sizes: a list, or one size for all). Segments and offsets are
+        found by mapping C functions over addrs, not by a Python step per range."""
+        n = len(addrs)
+        if not self.segs:
+            return [0] * n, [False] * n
+        # per segment, 1-based as bisect_right counts: file offset - address, and end
+        # of its address range; index 0 stands for "below every segment"
+        if self._tables is None:
+            self._tables = ([0] + [s.offset - s.vaddr for s in self.segs],
+                            [float("-inf")] + [s.vaddr + s.filesz for s in self.segs])
+        deltas, ends = self._tables
+
+        def each_size():
+            return itertools.repeat(sizes, n) if isinstance(sizes, int) else sizes
+        seg = list(map(bisect.bisect_right, itertools.repeat(self.starts, n), addrs))
+        offs = list(map(operator.add, addrs, map(deltas.__getitem__, seg)))
+        fits = map(operator.le, map(operator.add, addrs, each_size()), map(ends.__getitem__, seg))
+        if self.truncated:  # the core once held these bytes: never read past its end
+            fits = map(operator.and_, fits, map(operator.le, map(operator.add, offs, each_size()),
+                                                itertools.repeat(self.size, n)))
+        return offs, list(fits)
 
     def close(self) -> None:
         pass

@@ -116,7 +116,8 @@ class Memory:
             buf, unread = bytearray(len(addrs) * size), range(len(addrs))
         errors = {}
         if unread:
-            buf = bytearray(buf)
+            if buf.__class__ is bytes:  # a copy out of a core: made writable once
+                buf = bytearray(buf)
             read = self.read
             for i in unread:
                 try:
