@@ -393,26 +393,10 @@ class Bridge:
     _json = staticmethod(json_text)
 
     def _view_goroutines(self, args, color, width) -> str:
-        if args.depth < 0 or args.limit < 0:
-            raise UsageError("-t and --limit take a number of 0 or more")
+        gview.check_goroutines_args(args)
         rt, walker, gs = self._walk(args.depth, args.all, want_blocked=args.json)
-        gs = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
-        shown = gs[: args.limit] if args.limit else gs
-        groups = triage.group_by(gs, args.group) if args.group else None
-        if args.json:
-            return gview.goroutines_json_text(rt.layout.go_version, shown, walker.errors,
-                                              bool(args.depth), getattr(walker, "clock", None),
-                                              groups, args.group)
-        if groups is not None:
-            text = gview.groups_text(groups, args.group, color)
-        else:
-            text = gview.table(shown, args.show_labels, args.depth, color, width)
-        text += gview.summary_line(gs)
-        if args.limit and len(gs) > args.limit:
-            text += f"(showing {args.limit} of {len(gs)}; --limit 0 for all)\n"
-        for e in walker.errors:
-            text += f"warning: {e}\n"
-        return text
+        return "".join(gview.goroutines_view(rt.layout.go_version, gs, walker.errors,
+                                             getattr(walker, "clock", None), args, color, width))
 
     def _view_stacks(self, args, color, width) -> str:
         if args.depth <= 0:

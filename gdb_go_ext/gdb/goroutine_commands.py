@@ -78,32 +78,14 @@ class GoroutinesCommand(GoCommand):
         view.add_goroutines_args(p)
 
     def run(self, args):
-        if args.depth < 0 or args.limit < 0:
-            raise UsageError("-t and --limit take a number of 0 or more")
-        triage.check_kinds(args.with_, args.without, args.group)
+        view.check_goroutines_args(args)
         # labels cost reads: fetch them only when something shows or uses them
         want_labels = bool(args.json or args.show_labels or args.labels or args.group == "label"
                            or any(k == "label" for k, _ in args.with_ + args.without))
         rt, walker, gs = walk(args.depth, args.all, want_blocked=args.json, want_labels=want_labels)
-        gs = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
-        shown = gs[: args.limit] if args.limit else gs
-        groups = triage.group_by(gs, args.group) if args.group else None
-        color = self.color(args.output)
-        if args.json:
-            self.emit(view.goroutines_json_pieces(rt.layout.go_version, shown, walker.errors,
-                                                  bool(args.depth), getattr(walker, "clock", None),
-                                                  groups, args.group), args.output)
-            return
-        if groups is not None:
-            pieces = [view.groups_text(groups, args.group, color)]
-        else:
-            pieces = view.table_pieces(shown, args.show_labels, args.depth, color,
-                                       terminal_width())
-        pieces.append(view.summary_line(gs))
-        if args.limit and len(gs) > args.limit:
-            pieces.append(f"(showing {args.limit} of {len(gs)}; --limit 0 for all)\n")
-        pieces += [f"warning: {e}\n" for e in walker.errors]
-        self.emit(pieces, args.output)
+        self.emit(view.goroutines_view(rt.layout.go_version, gs, walker.errors,
+                                       getattr(walker, "clock", None), args,
+                                       self.color(args.output), terminal_width()), args.output)
 
 
 class StacksCommand(GoCommand):

@@ -48,6 +48,38 @@ def add_stacks_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
+def check_goroutines_args(args: argparse.Namespace) -> None:
+    """Reject bad `goroutines` flags (add_goroutines_args) before any walk."""
+    from ..errors import UsageError
+    if args.depth < 0 or args.limit < 0:
+        raise UsageError("-t and --limit take a number of 0 or more")
+    triage.check_kinds(args.with_, args.without, args.group)
+
+
+def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
+                    clock: Optional[str], args: argparse.Namespace, color: bool,
+                    width: int) -> list[str]:
+    """The `goroutines` view of gdb and delve-bridge from a walk's goroutines and the
+    flags (add_goroutines_args): filtered and limited, as JSON, groups or the table,
+    then the summary, the --limit note and the walk's warnings; as pieces that join
+    to the text."""
+    gs = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
+    shown = gs[: args.limit] if args.limit else gs
+    groups = triage.group_by(gs, args.group) if args.group else None
+    if args.json:
+        return goroutines_json_pieces(go_version, shown, errors, bool(args.depth), clock,
+                                      groups, args.group)
+    if groups is not None:
+        pieces = [groups_text(groups, args.group, color)]
+    else:
+        pieces = table_pieces(shown, args.show_labels, args.depth, color, width)
+    pieces.append(summary_line(gs))
+    if args.limit and len(gs) > args.limit:
+        pieces.append(f"(showing {args.limit} of {len(gs)}; --limit 0 for all)\n")
+    pieces += [f"warning: {e}\n" for e in errors]
+    return pieces
+
+
 def wait_text(g: Goroutine) -> str:
     if not g.wait_reason:
         return ""
@@ -80,8 +112,6 @@ def _fit(s: str, w: int) -> str:
     if len(s) > w:
         return s[: max(0, w - 1)] + "…"
     return s
-
-
 
 
 def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
