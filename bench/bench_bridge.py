@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,8 +37,7 @@ REPO = os.path.dirname(HERE)
 sys.path[:0] = [REPO, os.path.join(REPO, "tests")]
 
 from delve_bridge import Bridge  # noqa: E402
-from delve_bridge.rpc import parse_address  # noqa: E402
-from bench_goroutines import settle  # noqa: E402  (sync: no writeback during a timing)
+from bench_goroutines import Rpc, settle  # noqa: E402
 
 
 def build(toolchain, work):
@@ -67,34 +65,6 @@ def start(binary, n, m, timeout=300):
         p.kill()
         raise SystemExit("leaker not ready")
     return p
-
-
-def list_goroutines(address, timeout=1800):
-    """Delve's RPCServer.ListGoroutines {Start 0, Count 0} on a connection of its own:
-    (seconds from the request to the last byte of the answer, its result). Delve ends
-    each answer with a newline; the JSON is parsed after the clock stops, so the time
-    is Delve's, not a Python client's parsing of 80 MB."""
-    fam, where = parse_address(address)
-    with socket.socket(fam, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(where)
-        msg = json.dumps({"method": "RPCServer.ListGoroutines",
-                          "params": [{"Start": 0, "Count": 0}], "id": 1}) + "\n"
-        buf = bytearray()
-        t = time.perf_counter()
-        sock.sendall(msg.encode())
-        while True:
-            chunk = sock.recv(1 << 22)
-            if not chunk:
-                raise SystemExit("dlv closed the connection during ListGoroutines")
-            buf += chunk
-            if chunk.endswith(b"\n"):
-                break
-        dt = time.perf_counter() - t
-    obj = json.loads(bytes(buf))
-    if obj.get("error"):
-        raise SystemExit(f"ListGoroutines failed: {obj['error']}")
-    return dt, obj.get("result") or {}
 
 
 def timed(fn):
@@ -133,9 +103,9 @@ def main():
             d._index = d._load_index()
             dt, _ = timed(lambda: b.runtime())
             rows.append(("DWARF index + runtime layout (cold)", dt, ""))
-            # the headline ratio first, while dlv is fresh (the passes below make it
-            # serve thousands of ExamineMemory calls, after which its own
-            # ListGoroutines runs slower): round by round, each on a new stop (the target runs
+            # the headline ratio first, while dlv is fresh (before the passes below make
+            # it serve thousands of ExamineMemory calls): round by round, each on a new
+            # stop (the target runs
             # for a moment and is halted again, so neither Delve's caches nor ours hold
             # anything of the last stop) and a settled system (sync): the bridge's
             # goroutines --json, then Delve's ListGoroutines on the same dlv
@@ -149,7 +119,16 @@ def main():
                 n_bridge = len(json.loads(text)["goroutines"])
                 del text
                 settle()
-                t_dlv, res = list_goroutines(b.client.address)
+                # on a connection of its own, timed to the last byte of Delve's answer
+                # and parsed after the clock stops: Delve's time, not a Python client's
+                rpc = Rpc.at(b.client.address, 1800)
+                try:
+                    res, err, t_dlv, _ = rpc.call("RPCServer.ListGoroutines",
+                                                  {"Start": 0, "Count": 0})
+                finally:
+                    rpc.close()
+                if err:
+                    raise SystemExit(f"ListGoroutines failed: {err}")
                 n_dlv = len(res.get("Goroutines") or [])
                 del res
                 pairs.append((t_dlv, t_bridge))

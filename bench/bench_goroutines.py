@@ -386,15 +386,28 @@ def dlv_version(dlv):
 
 
 class Rpc:
-    """Newline-delimited JSON-RPC 1.0 over a TCP socket, as Delve's API v2 speaks it."""
+    """Newline-delimited JSON-RPC 1.0 over a socket, as Delve's API v2 speaks it: TCP on
+    loopback, or a Unix socket (address "unix:PATH", as delve-bridge's dlv listens)."""
 
     def __init__(self, host, port, timeout):
-        if host != LOOPBACK:
+        if host == "unix":
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(30)
+            self.sock.connect(port)
+        elif host != LOOPBACK:
             raise SystemExit("refusing to connect to %s: loopback only" % host)
-        self.sock = socket.create_connection((host, port), timeout=30)
+        else:
+            self.sock = socket.create_connection((host, port), timeout=30)
         self.sock.settimeout(timeout)
         self.buf = bytearray()
         self.next_id = 1
+
+    @classmethod
+    def at(cls, address, timeout):
+        """An Rpc to "HOST:PORT" or "unix:PATH"."""
+        host, _, rest = address.partition(":") if address.startswith("unix:") else \
+            address.rpartition(":")
+        return cls(host, rest if host == "unix" else int(rest), timeout)
 
     def call(self, method, params):
         """Returns (result, error, seconds from send to the response's last byte, bytes)."""
