@@ -1,4 +1,4 @@
-"""The JSON-RPC client against a scripted server on a socketpair: answers matched by
+"""The JSON-RPC client against a scripted server on a Unix socket: answers matched by
 id when they come out of order, messages split anywhere or sharing one read, a
 message that ends without a newline, and a large answer parsed about once."""
 from __future__ import annotations
@@ -14,42 +14,24 @@ from delve_bridge.rpc import Client, ConnectionLost
 
 
 class _Pair:
-    """A Client whose socket is one end of a socketpair; the test writes the other."""
+    """A Client connected to a Unix socket whose other end, .server, the test writes."""
 
-    def __init__(self):
-        ours, self.server = socket.socketpair()
-        self.client = Client.__new__(Client)
-        self.client.__dict__.update(_fresh_state(ours))
+    def __init__(self, tmp_path):
+        path = str(tmp_path / "dlv.sock")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+            listener.bind(path)
+            listener.listen(1)
+            self.client = Client("unix:" + path, timeout=5.0)
+            self.server, _ = listener.accept()
 
     def close(self):
         self.client.close()
         self.server.close()
 
 
-def _fresh_state(sock):
-    """What Client.__init__ sets, taken from a real Client on a listening Unix socket."""
-    import os
-    import tempfile
-    d = tempfile.mkdtemp()
-    path = os.path.join(d, "s")
-    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    lst.bind(path)
-    lst.listen(1)
-    c = Client("unix:" + path, timeout=5.0)
-    peer, _ = lst.accept()
-    state = dict(c.__dict__)
-    c.sock.close()
-    peer.close()
-    lst.close()
-    os.unlink(path)
-    os.rmdir(d)
-    state["sock"] = sock
-    return state
-
-
 @pytest.fixture
-def pair():
-    p = _Pair()
+def pair(tmp_path):
+    p = _Pair(tmp_path)
     yield p
     p.close()
 
