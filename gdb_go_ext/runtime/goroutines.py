@@ -23,6 +23,7 @@ GSCAN = 0x1000
 G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
 MAX_GOROUTINES = 10_000_000
 MAX_MS = 100_000
+NS_PER_MINUTE = 60_000_000_000
 
 _WORD = struct.Struct("<Q")
 # g fields the fast path of a walk cannot do without, in the order _walk takes them
@@ -296,7 +297,7 @@ class GoroutineWalker:
         gather_fixed = self.mem.gather_fixed
         shape_of = self._shape
         now, self.clock = self.now_ns()
-        minute = 60_000_000_000
+        minute = NS_PER_MINUTE
         labelled, waiting = self._labelled, self._waiting
         progress = self.progress
         total = len(addrs)
@@ -378,8 +379,12 @@ class GoroutineWalker:
         self._fill_in_bulk()
         if progress:
             progress(total, total)
-        # a core has no clock: minutes against the latest waitsince of all goroutines
-        self._fill_wait_minutes(others if now else out)
+        # live: the others against the same clock as the rest; a core has no clock:
+        # minutes against the latest waitsince of all goroutines
+        if now:
+            self._fill_wait_minutes(others, now)
+        else:
+            self._fill_wait_minutes(out)
         return out
 
     def _check_group(self, group: list, i_sp: int, i_lo: int, i_hi: int) -> None:
@@ -458,16 +463,19 @@ class GoroutineWalker:
                               True, True)
             self._fill_in_bulk()
             # a core has no clock: use the latest waitsince of all goroutines
-            self._fill_wait_minutes([g], max((f[3] for _, f in decoded), default=0))
+            self._fill_wait_minutes([g], core_now=max((f[3] for _, f in decoded), default=0))
             return g
         return None
 
-    def _fill_wait_minutes(self, gs: list[Goroutine], core_now: int = 0) -> None:
-        now, self.clock = self.now_ns()
+    def _fill_wait_minutes(self, gs: list[Goroutine], now: int = 0, core_now: int = 0) -> None:
+        """Wait minutes of gs: against now (live: the clock read when the walk began),
+        else the live clock, else on a core against core_now or the latest waitsince."""
+        if not now:
+            now, self.clock = self.now_ns()
         if not now:
             now = core_now or max((g.wait_since_ns for g in gs), default=0)
             self.clock = "core: latest waitsince among goroutines"
-        minute = 60_000_000_000
+        minute = NS_PER_MINUTE
         for g in gs:
             if g.status_code == G_WAITING:
                 since = g.wait_since_ns
