@@ -58,20 +58,90 @@ class ProcMem:
         unread.update(i for i, (_, size) in enumerate(ranges) if size < 0)
         return [(buf, start) if i not in unread else None for i, start in enumerate(starts[:-1])]
 
-    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
-        """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
-        (see _read_into); unread lists the indices it could not read (their bytes are
-        zero). scratch: a bytearray to read into when it is long enough (a view of it is
-        returned), so a walk reuses warm memory instead of faulting in fresh pages."""
+    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None,
+                     stride: int = 0) -> tuple:
+        """(buffer, unread): range i of (addr, size) at offset i * stride of one buffer
+        (stride: size when 0; the bytes between ranges are unspecified); unread lists
+        the indices it could not read (their bytes are zero). With a stride, ranges that
+        lie stride apart in memory, as objects of one size class allocated one after
+        another do, are read as one run (see _read_runs); else see _read_into. scratch: a bytearray to read into when it
+        is long enough (a view of it is returned), so a walk reuses warm memory instead
+        of faulting in fresh pages."""
         n = len(addrs)
+        stride = max(stride, size)
         if size <= 0:
             return bytearray(), list(range(n)) if size < 0 else []
-        if scratch is not None and len(scratch) >= n * size:
+        if scratch is not None and len(scratch) >= n * stride:
             buf = scratch
         else:
-            buf = bytearray(n * size)
-        unread = self._read_into(addrs, None, range(0, (n + 1) * size, size), buf)
-        return (buf if buf is not scratch else memoryview(buf)[:n * size]), unread
+            buf = bytearray(n * stride)
+        if stride > size:
+            unread = self._read_runs(addrs, size, stride, buf)
+        else:
+            unread = self._read_into(addrs, None, range(0, (n + 1) * size, size), buf)
+        return (buf if buf is not scratch else memoryview(buf)[:n * stride]), unread
+
+    def _read_runs(self, addrs: list, size: int, stride: int, buf: bytearray) -> list:
+        """Read size bytes at each addrs[i] into buf at i * stride; the indices it could
+        not read, whose bytes it zeroes. Ranges i..j-1 with addrs[k + 1] - addrs[k] ==
+        stride form a run: memory and buf hold them in the same layout, so a run is one
+        iovec on each side, and one process_vm_readv takes up to 1024 runs. A run that
+        fails is read range by range with pread."""
+        n = len(addrs)
+        if not n:
+            return []
+        breaks = itertools.compress(itertools.count(1), map(
+            stride.__ne__, map(operator.sub, itertools.islice(addrs, 1, None), addrs)))
+        bounds = [0, *breaks, n]
+        firsts = bounds[:-1]
+        runs = len(firsts)
+        # a run of k ranges is (k - 1) * stride + size bytes, at i * stride in buf
+        lens = list(map(operator.add, map(operator.mul, map(operator.sub, bounds[1:], firsts),
+                                          itertools.repeat(stride, runs)),
+                        itertools.repeat(size - stride, runs)))
+        unread: list = []
+        local = (ctypes.c_char * max(len(buf), 1)).from_buffer(buf)
+        base = ctypes.addressof(local)
+        places = list(map(operator.add, map(operator.mul, firsts, itertools.repeat(stride, runs)),
+                          itertools.repeat(base, runs)))
+        starts = list(map(addrs.__getitem__, firsts))
+        # runs no iovec can hold (a negative address) are read alone, and end a batch
+        odd = [j for j, a in enumerate(starts) if not 0 <= a < 1 << 64] \
+            if min(starts) < 0 or max(starts) >= 1 << 64 else []
+        odd.append(runs)
+        iov_local = array.array("Q", bytes(16 * min(runs, _IOV_MAX)))
+        iov_remote = array.array("Q", iov_local)
+        r = 0
+        try:
+            while r < runs:
+                bad = r   # without process_vm_readv: each run range by range
+                m = min(runs, odd[bisect.bisect_left(odd, r)], r + _IOV_MAX) - r
+                if self._readv is not None and m:
+                    sizes = lens[r:r + m]
+                    iov_remote[0:2 * m:2] = array.array("Q", starts[r:r + m])
+                    iov_local[0:2 * m:2] = array.array("Q", places[r:r + m])
+                    iov_local[1:2 * m:2] = iov_remote[1:2 * m:2] = array.array("Q", sizes)
+                    got = self._readv(self.pid, iov_local.buffer_info()[0], m,
+                                      iov_remote.buffer_info()[0], m, 0)
+                    if got < 0 and ctypes.get_errno() in (1, 38):  # EPERM, ENOSYS
+                        self._readv = None
+                        continue
+                    if got == sum(sizes):
+                        r += m
+                        continue
+                    # transfers stop at an iovec's boundary: the runs before stand
+                    bad = r + bisect.bisect_right(list(itertools.accumulate(sizes)), max(got, 0))
+                for i in range(bounds[bad], bounds[bad + 1]):
+                    addr = addrs[i]
+                    data = self.read(addr, size) if addr > 0 else None
+                    if data is None:
+                        unread.append(i)
+                        data = bytes(size)
+                    buf[i * stride:i * stride + size] = data
+                r = bad + 1
+        finally:
+            del local  # release the export so buf stays an ordinary bytearray
+        return unread
 
     def _read_into(self, addrs: list, sizes: Optional[list], starts, buf: bytearray) -> list:
         """Read size bytes at each addr into buf at starts[i], where the ranges lie back
@@ -176,9 +246,11 @@ class CoreMem:
         mv = self.mv
         return [(mv, off) if ok else None for off, ok in zip(offs, fits)]
 
-    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
-        """(buffer, unread): range i of (addr, size) at offset i * size of one buffer
-        (copied from the core's mapping); unread lists the indices it could not read."""
+    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None,
+                     stride: int = 0) -> tuple:
+        """(buffer, unread): range i of (addr, size) at offset i * stride (size when 0)
+        of one buffer, copied from the core's mapping, zeros between ranges; unread
+        lists the indices it could not read."""
         n = len(addrs)
         if size <= 0:
             return bytes(0), list(range(n)) if size < 0 else []
@@ -191,6 +263,9 @@ class CoreMem:
             zero = bytes(size)
             for i in unread:
                 pieces[i] = zero
+        if stride > size:
+            gap = bytes(stride - size)
+            return gap.join(pieces) + gap, unread
         return b"".join(pieces), unread
 
     def _locate(self, addrs: list, sizes) -> tuple:

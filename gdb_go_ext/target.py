@@ -103,17 +103,20 @@ class Memory:
                     got[i] = e
         return got
 
-    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None) -> tuple:
-        """(buffer, errors): the size bytes at addrs[i] at offset i * size of one buffer,
-        for struct.iter_unpack; errors maps the index of each unreadable range to its
-        ReadError (its bytes are zero). Direct sources read them all in bulk, into
-        scratch when it is given and long enough: the buffer is then valid only until
-        the next read into the same scratch."""
+    def gather_fixed(self, addrs: list, size: int, scratch: Optional[bytearray] = None,
+                     stride: int = 0) -> tuple:
+        """(buffer, errors): the size bytes at addrs[i] at offset i * stride (size when
+        0) of one buffer, for struct.iter_unpack with a struct of stride bytes; errors
+        maps the index of each unreadable range to its ReadError (its bytes are zero).
+        Direct sources read them all in bulk, into scratch when it is given and long
+        enough: the buffer is then valid only until the next read into the same
+        scratch."""
+        stride = max(stride, size)
         direct = getattr(self.target, "direct", None)
         if direct is not None:
-            buf, unread = direct.gather_fixed(addrs, size, scratch)
+            buf, unread = direct.gather_fixed(addrs, size, scratch, stride)
         else:
-            buf, unread = bytearray(len(addrs) * size), range(len(addrs))
+            buf, unread = bytearray(len(addrs) * stride), range(len(addrs))
         errors = {}
         if unread:
             if buf.__class__ is bytes:  # a copy out of a core: made writable once
@@ -128,7 +131,7 @@ class Memory:
                 if len(data) != size:
                     errors[i] = ReadError(addrs[i], size, f"short read of {len(data)} bytes")
                 else:
-                    buf[i * size:(i + 1) * size] = data
+                    buf[i * stride:i * stride + size] = data
         return buf, errors
 
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:

@@ -8,6 +8,7 @@ process_vm_readv call takes.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import random
 import struct
@@ -158,6 +159,94 @@ def test_memory_gather_fixed_reports_read_errors(pattern):
         t.direct.close()
 
 
+# --- gather_fixed with a stride: ranges that lie stride apart are read as one run
+PAGE = 4096
+
+
+@pytest.fixture(scope="module")
+def guarded():
+    """Three pages of known bytes whose middle one is PROT_NONE: process_vm_readv
+    fails there, while /proc/PID/mem (which a tracer reads) does not."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    m = mmap.mmap(-1, 3 * PAGE)
+    data = bytes(random.Random(3).randrange(256) for _ in range(3 * PAGE))
+    m[:] = data
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    assert libc.mprotect(ctypes.c_void_p(addr + PAGE), PAGE, 0) == 0
+    yield addr, data
+    libc.mprotect(ctypes.c_void_p(addr + PAGE), PAGE, 3)
+
+
+def _strided(base, data, guard, stride, size):
+    """(addrs, want): runs stride apart of random lengths, lone ranges, an unmapped run
+    and a negative address among them; and one run from a readable page into the
+    PROT_NONE one. want: the bytes each should read, None where unreadable."""
+    rnd = random.Random(13)
+    addrs, want = [], []
+    while len(addrs) < N:
+        kind = rnd.randrange(10)
+        if kind == 0:
+            run = [UNMAPPED + 8 * len(addrs) + k * stride for k in range(rnd.randrange(1, 5))]
+            want += [None] * len(run)
+        elif kind == 1:
+            run = [-stride * 2 + k * stride for k in range(2)]  # negative, then zero
+            want += [None, None]
+        else:
+            k = rnd.randrange(1, 40) if kind > 4 else 1
+            off = rnd.randrange(len(data) - k * stride)
+            run = [base + off + j * stride for j in range(k)]
+            want += [data[off + j * stride:off + j * stride + size] for j in range(k)]
+        addrs += run
+    gaddr, gdata = guard
+    start = PAGE - 3 * stride - 5   # three ranges before the guarded page, the rest in it
+    addrs += [gaddr + start + j * stride for j in range(8)]
+    want += [gdata[start + j * stride:start + j * stride + size] for j in range(8)]
+    return addrs, want
+
+
+@pytest.mark.parametrize("scratch", [False, True], ids=["fresh", "into-used-scratch"])
+def test_gather_fixed_strided_runs(pattern, guarded, source, scratch):
+    _buf, base, data = pattern
+    size, stride = 24, 40
+    addrs, want = _strided(base, data, guarded, stride, size)
+    singles, iovecs = [], []
+    read, readv = source.read, source._readv
+    source.read = lambda a, s: singles.append(a) or read(a, s)
+    if readv is not None:
+        source._readv = lambda pid, li, ln, ri, rn, fl: iovecs.append(rn) or readv(
+            pid, li, ln, ri, rn, fl)
+    used = bytearray(b"\xff" * (len(addrs) * stride + 100)) if scratch else None
+    buf, unread = source.gather_fixed(addrs, size, used, stride)
+    assert len(buf) == len(addrs) * stride
+    assert sorted(unread) == [i for i, w in enumerate(want) if w is None]
+    for i, w in enumerate(want):
+        got = bytes(buf[i * stride:i * stride + size])
+        assert got == (w if w is not None else bytes(size)), f"range {i} at {addrs[i]:#x}"
+    if source._readv is not None:
+        # runs were read whole: single reads only for the runs that failed (the
+        # guarded one, the unmapped ones; negative addresses are never read)
+        bad_runs = {a for a, w in zip(addrs, want) if w is None and a > 0}
+        guarded_run = set(addrs[-8:])
+        assert set(singles) == bad_runs | guarded_run
+        runs = 1 + sum(b - a != stride for a, b in zip(addrs, addrs[1:]))
+        assert runs < len(addrs) // 4 and sum(iovecs) < 2 * runs
+
+
+def test_memory_gather_fixed_strided_reports_read_errors(pattern, guarded):
+    _buf, base, data = pattern
+    t = _DirectTarget()
+    try:
+        size, stride = 16, 48
+        addrs, want = _strided(base, data, guarded, stride, size)
+        buf, errors = Memory(t).gather_fixed(addrs, size, None, stride)
+        assert sorted(errors) == [i for i, w in enumerate(want) if w is None]
+        for i, w in enumerate(want):
+            if w is not None:
+                assert bytes(buf[i * stride:i * stride + size]) == w
+    finally:
+        t.direct.close()
+
+
 # --- CoreMem.gather_fixed over a small ELF core written here: three PT_LOAD
 # segments with gaps between them, one of them only partly in the file
 # (filesz < memsz: not served), and the same file cut short.
@@ -204,14 +293,16 @@ def test_core_gather_fixed_matches_segments(tmp_path, truncate):
     addrs = [-100, -8, 0, 0x10000, 0x10000 + 8192 - size, 0x10000 + 8192 - size + 1,
              0x20000, 0x40000 + 900, 0x40000 + 1000, 0x40000 + 4096 - size, 0x50000, 1 << 62]
     addrs += [rnd.randrange(0x10000 - 64, 0x41000 + 64) for _ in range(3000)]
-    buf, unread = mem.gather_fixed(addrs, size)
-    assert len(buf) == len(addrs) * size
     expect = [want(a) for a in addrs]
-    assert unread == [i for i, w in enumerate(expect) if w is None]
-    assert any(w is not None for w in expect) and len(unread) > 12
-    for i, w in enumerate(expect):
-        assert bytes(buf[i * size:(i + 1) * size]) == (w if w is not None else bytes(size)), \
-            f"range {i} at {addrs[i]:#x}"
+    assert any(w is not None for w in expect) and sum(w is None for w in expect) > 12
+    for stride in (0, size, 40):   # range i at i * stride (size when 0)
+        buf, unread = mem.gather_fixed(addrs, size, None, stride)
+        step = stride or size
+        assert len(buf) == len(addrs) * step
+        assert unread == [i for i, w in enumerate(expect) if w is None]
+        for i, w in enumerate(expect):
+            assert bytes(buf[i * step:i * step + size]) == (w if w is not None else bytes(size)), \
+                f"range {i} at {addrs[i]:#x}, stride {stride}"
     # gather: the same ranges as views into the core's mapping, None where not held
     for i, (w, hit) in enumerate(zip(expect, mem.gather([(a, size) for a in addrs]))):
         assert _bytes(hit, size) == w, f"range {i} at {addrs[i]:#x}"
