@@ -171,7 +171,7 @@ class GoroutineWalker:
         self.status_names = rt.status_names
         self.wait_reasons = rt.wait_reasons
         tab = rt.pclntab
-        main = tab.lookup_func("runtime.main")
+        main = rt.func_named("runtime.main")
         goroot_src = None
         if main is not None:
             file, _ = tab.file_line(main, main.entry)

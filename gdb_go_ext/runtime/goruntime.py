@@ -61,9 +61,23 @@ class GoRuntime:
         # a PIE is loaded at a bias: PCs in memory are the file's plus that bias
         live_text = self.target.symbol_address("runtime.text")
         file_text = self.elf.symbol("runtime.text")
+        self._pc_bias = 0
         if live_text and file_text and live_text != file_text[0]:
-            tab.text_start += live_text - file_text[0]
+            self._pc_bias = live_text - file_text[0]
+            tab.text_start += self._pc_bias
         return tab
+
+    def func_named(self, name: str):
+        """The pclntab Func of a function by name: through the ELF symbol table when it
+        has one, which is already loaded, rather than an index of every function's name
+        (tens of milliseconds in a large binary)."""
+        tab = self.pclntab
+        sym = self.elf.symbol(name)
+        if sym is not None:
+            f = tab.func_for_pc(sym[0] + self._pc_bias)
+            if f is not None and f.name == name:
+                return f
+        return tab.lookup_func(name)
 
     def type(self, name: str) -> T.GoType:
         t = self.target.lookup_type(name)
