@@ -132,9 +132,9 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
     def loc(l):
         if l is None:
             return ""
-        t = loc_text.get(id(l))
+        t = loc_text.get(l)
         if t is None:
-            t = loc_text[id(l)] = _loc(l)
+            t = loc_text[l] = _loc(l)
         return t
 
     tails: dict = {}      # tail tuple -> formatted text (filled once widths are known)
@@ -146,8 +146,8 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
             k = None
             tail = None
         else:
-            k = (g.status, id(g.user or g.current), id(g.created_by), g.parent_id,
-                 g.wait_reason, g.wait_minutes)
+            k = (g.status, g.user or g.current, g.created_by, g.parent_id, g.wait_reason,
+                 g.wait_minutes)   # (Locations hash by identity)
             tail = by_key.get(k)
         if tail is None:
             status = g.status
