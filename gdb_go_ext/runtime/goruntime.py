@@ -61,10 +61,8 @@ class GoRuntime:
         # a PIE is loaded at a bias: PCs in memory are the file's plus that bias
         live_text = self.target.symbol_address("runtime.text")
         file_text = self.elf.symbol("runtime.text")
-        self._pc_bias = 0
         if live_text and file_text and live_text != file_text[0]:
-            self._pc_bias = live_text - file_text[0]
-            tab.text_start += self._pc_bias
+            tab.text_start += live_text - file_text[0]
         return tab
 
     def func_named(self, name: str):
@@ -72,9 +70,9 @@ class GoRuntime:
         has one, which is already loaded, rather than an index of every function's name
         (tens of milliseconds in a large binary)."""
         tab = self.pclntab
-        sym = self.elf.symbol(name)
-        if sym is not None:
-            f = tab.func_for_pc(sym[0] + self._pc_bias)
+        sym, text = self.elf.symbol(name), self.elf.symbol("runtime.text")
+        if sym is not None and text is not None:  # (the table is at the load bias)
+            f = tab.func_for_pc(sym[0] + tab.text_start - text[0])
             if f is not None and f.name == name:
                 return f
         return tab.lookup_func(name)
