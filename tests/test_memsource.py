@@ -292,6 +292,10 @@ def test_core_gather_fixed_matches_segments(tmp_path, truncate):
         return None
     addrs = [-100, -8, 0, 0x10000, 0x10000 + 8192 - size, 0x10000 + 8192 - size + 1,
              0x20000, 0x40000 + 900, 0x40000 + 1000, 0x40000 + 4096 - size, 0x50000, 1 << 62]
+    # runs 40 apart (read as one piece with stride 40): inside a segment, across a
+    # segment's end, and across the cut of the truncated file
+    for first, k in ((0x10000 + 100, 20), (0x10000 + 8192 - 5 * 40, 10), (0x40000 + 900, 10)):
+        addrs += [first + j * 40 for j in range(k)]
     addrs += [rnd.randrange(0x10000 - 64, 0x41000 + 64) for _ in range(3000)]
     expect = [want(a) for a in addrs]
     assert any(w is not None for w in expect) and sum(w is None for w in expect) > 12
