@@ -275,6 +275,22 @@ class CoreMem:
                 pieces[i] = zero
         return b"".join(pieces), unread
 
+    def unpack_fixed(self, addrs: list, shape: struct.Struct) -> tuple:
+        """(rows, unread): shape unpacked straight from the core's mapping at each of
+        addrs, zeros where the core does not hold the range (listed in unread)."""
+        n = len(addrs)
+        offs, fits = self._locate(addrs, shape.size)
+        if False not in fits:
+            return list(map(shape.unpack_from, itertools.repeat(self.mv, n), offs)), []
+        unread = [i for i, ok in enumerate(fits) if not ok]
+        for i in unread:
+            offs[i] = 0   # unpacked from the file's start, then replaced
+        rows = list(map(shape.unpack_from, itertools.repeat(self.mv, n), offs))
+        zero = shape.unpack(bytes(shape.size))
+        for i in unread:
+            rows[i] = zero
+        return rows, unread
+
     def _gather_runs(self, addrs: list, size: int, stride: int) -> tuple:
         """gather_fixed with a stride: each run of ranges stride apart (see _runs) is
         one slice of the core's mapping, and a run the core does not hold in one

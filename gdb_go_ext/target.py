@@ -134,6 +134,24 @@ class Memory:
                     buf[i * stride:i * stride + size] = data
         return buf, errors
 
+    def unpack_fixed(self, addrs: list, shape: struct.Struct,
+                     scratch: Optional[bytearray] = None) -> tuple:
+        """(rows, errors): shape unpacked at each of addrs (rows[i] from the bytes at
+        addrs[i]; an unreadable range unpacks as zeros, and errors maps its index to
+        its ReadError). A source that holds memory in place, a core's mapping, is
+        unpacked without a copy."""
+        direct = getattr(self.target, "direct", None)
+        if direct is not None and hasattr(direct, "unpack_fixed"):
+            rows, unread = direct.unpack_fixed(addrs, shape)
+            if not unread:
+                return rows, {}
+            buf, errors = self.gather_fixed([addrs[i] for i in unread], shape.size)
+            for i, row in zip(unread, shape.iter_unpack(buf)):
+                rows[i] = row
+            return rows, {unread[j]: e for j, e in errors.items()}
+        buf, errors = self.gather_fixed(addrs, shape.size, scratch)
+        return list(shape.iter_unpack(buf)), errors
+
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
         """Read many (addr, size) ranges with few target calls.
 

@@ -307,6 +307,11 @@ def test_core_gather_fixed_matches_segments(tmp_path, truncate):
         for i, w in enumerate(expect):
             assert bytes(buf[i * step:i * step + size]) == (w if w is not None else bytes(size)), \
                 f"range {i} at {addrs[i]:#x}, stride {stride}"
+    # unpack_fixed: the same ranges unpacked in place, zeros where not held
+    shape = struct.Struct("<QxxxxI8x")
+    rows, unread = mem.unpack_fixed(addrs, shape)
+    assert unread == [i for i, w in enumerate(expect) if w is None]
+    assert rows == [shape.unpack(w if w is not None else bytes(size)) for w in expect]
     # gather: the same ranges as views into the core's mapping, None where not held
     for i, (w, hit) in enumerate(zip(expect, mem.gather([(a, size) for a in addrs]))):
         assert _bytes(hit, size) == w, f"range {i} at {addrs[i]:#x}"

@@ -427,8 +427,8 @@ class GoroutineWalker:
         need = len(sps) * reader.size
         if len(self._tops_scratch) < need:
             self._tops_scratch = bytearray(max(need, 1 << 16))
-        buf, errors = self.mem.gather_fixed(sps, reader.size, self._tops_scratch)
-        same = list(map(want.__eq__, reader.iter_unpack(buf)))
+        tops, errors = self.mem.unpack_fixed(sps, reader, self._tops_scratch)
+        same = list(map(want.__eq__, tops))
         if errors or False in same:
             group[4] = frozenset(sp for sp, ok in zip(sps, same) if not ok) | \
                 frozenset(sps[i] for i in errors)
