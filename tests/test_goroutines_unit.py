@@ -375,6 +375,26 @@ def test_garbage_sudog(image):
     assert_rest_intact(image, gs, skip_ids={gid})
 
 
+def test_select_chain_cycle_and_unreadable_link(image):
+    """A select's sudogs are followed by waitlink: a link back to a sudog already seen
+    ends the chain with the channels found so far, named once; an unreadable link
+    leaves the goroutine with nothing rather than a part."""
+    addr, gid = goid_of(image, "main.selector")
+    gs, w = walk(image)
+    want = by_id(gs)[gid].blocked_on
+    assert want.startswith("channel ") and want.count("0x") == 2
+    _, _, o_link, _ = w._sudog
+    first = u64(image, g_field(image, addr, "waiting"))
+    second = u64(image, first + o_link)
+    assert second and not u64(image, second + o_link)
+    for link, expect in ((first, want), (second, want), (0xdead0000, None)):
+        mem = copy_memory(image[2])
+        poke(mem, second + o_link, link.to_bytes(8, "little"))
+        gs2, _ = walk(image, mem)
+        assert by_id(gs2)[gid].blocked_on == expect, hex(link)
+        assert_rest_intact(image, gs2, skip_ids={gid})
+
+
 # ---------------------------------------------------------------------------
 # hypothesis: corrupt g structs, stacks, allgs, sudogs and ms
 # ---------------------------------------------------------------------------
