@@ -318,7 +318,7 @@ class CoreMem:
         sizes[i] bytes (sizes: a list, or one size for all). Segments and offsets are
         found by mapping C functions over addrs, not by a Python step per range."""
         n = len(addrs)
-        if not self.segs:
+        if not self.segs or not n:
             return [0] * n, [False] * n
         # per segment, 1-based as bisect_right counts: file offset - address, and end
         # of its address range; index 0 stands for "below every segment"
@@ -329,6 +329,12 @@ class CoreMem:
 
         def each_size():
             return itertools.repeat(sizes, n) if isinstance(sizes, int) else sizes
+        # ranges that all lie in one segment (the stacks or gs of a chunk, mostly):
+        # one offset for all, no search per range
+        lo, hi = min(addrs), max(map(operator.add, addrs, each_size()))
+        first = bisect.bisect_right(self.starts, lo)
+        if hi <= ends[first] and (not self.truncated or hi + deltas[first] <= self.size):
+            return list(map(operator.add, addrs, itertools.repeat(deltas[first], n))), [True] * n
         seg = list(map(bisect.bisect_right, itertools.repeat(self.starts, n), addrs))
         offs = list(map(operator.add, addrs, map(deltas.__getitem__, seg)))
         fits = map(operator.le, map(operator.add, addrs, each_size()), map(ends.__getitem__, seg))

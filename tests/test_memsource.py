@@ -307,6 +307,15 @@ def test_core_gather_fixed_matches_segments(tmp_path, truncate):
         for i, w in enumerate(expect):
             assert bytes(buf[i * step:i * step + size]) == (w if w is not None else bytes(size)), \
                 f"range {i} at {addrs[i]:#x}, stride {stride}"
+    # ranges all in one segment: one offset for all, unless the file was cut short there
+    for lo, hi in ((0x10000, 0x10000 + 8192), (0x40000, 0x40000 + 4096)):
+        sub = [a for a in addrs if lo <= a and a + size <= hi]
+        buf, unread = mem.gather_fixed(sub, size)
+        exp = [want(a) for a in sub]
+        assert unread == [i for i, w in enumerate(exp) if w is None]
+        assert bool(unread) == (truncate and lo == 0x40000)
+        for i, w in enumerate(exp):
+            assert bytes(buf[i * size:(i + 1) * size]) == (w if w is not None else bytes(size))
     # unpack_fixed: the same ranges unpacked in place, zeros where not held
     shape = struct.Struct("<QxxxxI8x")
     rows, unread = mem.unpack_fixed(addrs, shape)
