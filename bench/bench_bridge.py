@@ -7,7 +7,7 @@
 2. `Bridge.attach(PID)`: one headless dlv (the one the bridge picks for the binary's Go).
    Timed, in this order, on that one session:
      - attach (dlv start + connect), and the DWARF type index (cold: its cache removed first);
-     - --rounds times (default 3), while dlv is fresh, each on a new stop (continue,
+     - --rounds times (default 5), while dlv is fresh, each on a new stop (continue,
        halt) and a settled system (sync): the bridge's `goroutines --json`, and
        Delve's own RPCServer.ListGoroutines {Start 0, Count 0} on the same dlv, on a
        connection of its own, timed to the last byte of the answer (parsed after);
@@ -19,7 +19,7 @@
    ExamineMemory calls the bridge made. Never asserts.
 
     python bench/bench_bridge.py [-n 100000] [-m 200000] [--toolchain NAME] [--dlv PATH]
-        [--rounds 3]
+        [--rounds 5]
 """
 import argparse
 import json
@@ -79,8 +79,8 @@ def main():
     ap.add_argument("-m", type=int, default=200000)
     ap.add_argument("--toolchain")
     ap.add_argument("--dlv")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="paired bridge/ListGoroutines measurements for the ratio (default 3)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="paired bridge/ListGoroutines measurements for the ratio (default 5)")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-bridge-")
     leaker = None

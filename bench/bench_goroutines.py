@@ -15,7 +15,7 @@ chan send, select and sync.Mutex.Lock):
    time.perf_counter around gdb.execute(cmd, to_string=True):
    `go goroutines`, `go stacks`, `go goroutines --json -t 64` (cold), then
    runtime-gdb.py's `info goroutines`, then our three again (warm).
-   The session runs --rounds times (default 3), each a fresh gdb after the
+   The session runs --rounds times (default 5), each a fresh gdb after the
    system settles (sync): times are medians, and a ratio is the median of
    the ratios within each round, so both tools of a ratio share one session.
 3. Delve (while gdb is NOT attached): `dlv attach PID --headless` on
@@ -33,7 +33,7 @@ Benchmarks print; they never assert timings. The leaker, gdb, gcore, dlv and
 the temporary directory (binary, core) are removed on every exit path,
 including SIGINT, SIGTERM and SIGHUP.
 
-    python bench/bench_goroutines.py [-n 100000] [--toolchain go1.23.9] [--rounds 3]
+    python bench/bench_goroutines.py [-n 100000] [--toolchain go1.23.9] [--rounds 5]
         [--dlv PATH | --no-dlv] [--no-dlv-core] [--no-core] [--json FILE]
 
 Delve: --dlv PATH, else $GDB_GO_EXT_CACHE/dlv/*/dlv, ~/go/bin/dlv, PATH; if
@@ -723,8 +723,10 @@ def main():
     ap.add_argument("--no-dlv", action="store_true", help="skip Delve")
     ap.add_argument("--no-dlv-core", action="store_true", help="skip Delve on the core")
     ap.add_argument("--no-core", action="store_true", help="skip the core measurements")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="gdb sessions per mode, each with a cold first command (default 3)")
+    # a 0.4 s command swings by half with a shared VM's moment; runtime-gdb.py's 7 s
+    # averages over it: five rounds make the median steadier than three
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="gdb sessions per mode, each with a cold first command (default 5)")
     ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
     ap.add_argument("--work-dir", metavar="DIR",
                     help="where the temporary directory (binary, core of ~1 GB) goes")
