@@ -366,6 +366,48 @@ def test_map_form_labels_at_readable_garbage_say_so():
     assert g.error and g.error.startswith("labels:")
 
 
+def test_map_form_labels_in_bulk_match_one_by_one(monkeypatch):
+    """Go <= 1.20 keeps labels in a map: maps held in one bucket are decoded in bulk
+    (each distinct bucket once), and give what decode_map gives one by one. A map that
+    is not such a map (B 1, an overflow bucket) goes to decode_map, with the same result."""
+    from gdb_go_ext.runtime import maps
+    image = _cached(next(p for p in IMAGES if "go1.19" in p))
+    img = image[0]
+    meta = json.loads(img["truth"]["meta.json"])
+    gs, w = walk(image)
+    labelled = [g for g in gs if str(g.id) in meta["labels"]]
+    assert len(labelled) >= 2
+    ptrs = [u64(image, g_field(image, g.addr, "labels")) for g in labelled]
+    rt = w.rt
+    slow = [rt.labels_at(p) for p in ptrs]
+    assert slow == [meta["labels"][str(g.id)] for g in labelled]
+    calls = []
+    real = maps.decode_map
+    monkeypatch.setattr(maps, "decode_map", lambda *a, **k: calls.append(a[2]) or real(*a, **k))
+    assert rt.labels_many(ptrs) == slow and not calls   # all in bulk
+    # the first map: B 1, then an overflow bucket; its labels come from decode_map
+    hmap = u64(image, ptrs[0])
+    h = maps.header_type(rt._label_layout[1])
+    bucket = u64(image, hmap + h.field("buckets").offset)
+    bucket_t = h.field("buckets").type.elem
+    for where, value in ((hmap + h.field("B").offset, b"\x01"),
+                         (bucket + bucket_t.field("overflow").offset, (0xdead0000).to_bytes(8, "little"))):
+        mem = copy_memory(image[2])
+        poke(mem, where, value)
+        rt2 = GoRuntime(ImageTarget(img, image[1], mem))
+        calls.clear()
+        got = rt2.labels_many(ptrs)
+        assert calls == [hmap]
+        want = []
+        for p in ptrs:
+            try:
+                want.append(rt2.labels_at(p))
+            except DecodeError as e:
+                want.append(str(e))
+        assert [x if isinstance(x, dict) else str(x) for x in got] == want
+        assert got[1:] == slow[1:]
+
+
 def test_garbage_sudog(image):
     addr, gid = goid_of(image, "main.selector")
     mem = copy_memory(image[2])

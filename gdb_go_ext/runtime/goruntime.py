@@ -140,10 +140,7 @@ class GoRuntime:
                 from .maps import decode_map
             except ImportError:
                 raise DecodeError("map-form labels need the map decoder") from None
-            contents = decode_map(self, lay[1], self.mem.ptr(ptr))  # *labelMap -> map header
-            if contents.errors and not contents.entries:
-                raise DecodeError(contents.errors[0])
-            return {str(k): str(v) for k, v in contents.entries}
+            return _map_labels(decode_map(self, lay[1], self.mem.ptr(ptr)))  # *labelMap
         _, off, esize, koff, voff = lay
         arr, n = struct.unpack("<QQ", self.mem.read(ptr + off, 16))
         if n > 4096:
@@ -154,12 +151,13 @@ class GoRuntime:
         """labels_at for many g.labels pointers, read in bulk: a dict or a DecodeError each."""
         lay = self._label_layout
         if lay is None or lay[0] == "map":
-            out = []
-            for p in ptrs:
-                try:
-                    out.append(self.labels_at(p))
-                except DecodeError as e:
-                    out.append(e)
+            out = self._map_labels_many(ptrs, lay[1]) if lay else [None] * len(ptrs)
+            for i, labels in enumerate(out):
+                if labels is None:   # the rest one by one
+                    try:
+                        out[i] = self.labels_at(ptrs[i])
+                    except DecodeError as e:
+                        out[i] = e
             return out
         _, off, esize, _, _ = lay
         out: list = [None] * len(ptrs)
@@ -193,6 +191,31 @@ class GoRuntime:
                 out[i] = e
         return out
 
+    def _map_labels_many(self, ptrs: list, map_type: T.GoType) -> list:
+        """Map-form labels (Go <= 1.20) of many g.labels pointers, in bulk where their
+        maps are held in one bucket each (see maps.one_bucket_maps); None for the rest."""
+        try:
+            from .maps import one_bucket_maps
+        except ImportError:
+            return [None] * len(ptrs)
+        out: list = [None] * len(ptrs)
+        cells, errors = self.mem.unpack_fixed(ptrs, _WORD)   # *labelMap -> map header
+        todo = []
+        for i, (hmap,) in enumerate(cells):
+            if i not in errors:
+                if hmap:
+                    todo.append(i)
+                else:
+                    out[i] = {}  # a nil map
+        found = one_bucket_maps(self, map_type, [cells[i][0] for i in todo])
+        for i, contents in zip(todo, found):
+            if contents is not None:
+                try:
+                    out[i] = _map_labels(contents)
+                except DecodeError as e:
+                    out[i] = e
+        return out
+
     def _label_entries(self, buf, base: int, n: int) -> dict:
         """{key: value} of n label structs at buf[base:]."""
         _, _, esize, koff, voff = self._label_layout
@@ -215,6 +238,14 @@ class GoRuntime:
 
 
 _SLICE_HEAD = struct.Struct("<QQ")   # (data, len) of a string or slice header
+_WORD = struct.Struct("<Q")
+
+
+def _map_labels(contents) -> dict:
+    """{key: value} of a decoded labelMap; its first error when it has no entries."""
+    if contents.errors and not contents.entries:
+        raise DecodeError(contents.errors[0])
+    return {str(k): str(v) for k, v in contents.entries}
 
 
 def _ci_field(t: T.GoType, name: str) -> str:

@@ -527,6 +527,54 @@ def decode_map(rt, map_type: T.GoType, addr: int, limit: Optional[int] = None,
     return _Decoder(rt, map_type, addr, limit, layout, locate).run()
 
 
+_MISSING = object()
+
+
+def one_bucket_maps(rt, map_type: T.GoType, addrs: list) -> list:
+    """decode_map's entries and errors for many hmap maps at once, where each is held
+    in one bucket (B 0, not growing, no overflow bucket, its count matching), as small
+    maps such as pprof label sets are: [MapContents or None] per address, None where
+    that does not hold or a read failed (decode_map that one). Buckets holding the same
+    bytes are decoded once, and their MapContents is shared."""
+    out: list = [None] * len(addrs)
+    h = header_type(map_type)
+    fields = [h.field(name) for name in ("count", "B", "buckets", "oldbuckets")]
+    if impl_of(h) != "hmap" or None in fields or not addrs:
+        return out
+    order = sorted(fields, key=lambda f: f.offset)
+    fmt, pos = "<", 0
+    for f in order:
+        code = T.scalar_format(f.type) or ("Q" if f.type.size == 8 else None)
+        if code is None or f.offset < pos:
+            return out
+        fmt, pos = fmt + f"{f.offset - pos}x{code}", f.offset + f.type.size
+    i_count, i_b, i_buckets, i_old = (order.index(f) for f in fields)
+    rows, errors = rt.mem.unpack_fixed(addrs, struct.Struct(fmt))
+    picked = [i for i, r in enumerate(rows)
+              if i not in errors and r[i_b] == 0 and not r[i_old] and r[i_buckets]]
+    bucket_t = _elem(h.field("buckets").type)
+    if bucket_t is None or not picked:
+        return out
+    dec = _Decoder(rt, map_type, 0, None, False, False)
+    dec.prepare(bucket_t)
+    size = dec.sl.size
+    buf, unreadable = rt.mem.gather_fixed([rows[i][i_buckets] for i in picked], size)
+    decoded: dict = {}
+    for j, i in enumerate(picked):
+        if j in unreadable:
+            continue
+        raw = bytes(buf[j * size:(j + 1) * size])
+        mc = decoded.get(raw, _MISSING)
+        if mc is _MISSING:
+            mc = dec.mc = MapContents(type=map_type.name, addr=addrs[i], impl="hmap")
+            overflow: list = []
+            dec._buckets_in(raw, 0, [(0, 0, addrs[i], 0)], "new", overflow)
+            decoded[raw] = mc = None if overflow else mc
+        if mc is not None and mc.full_slots == rows[i][i_count]:
+            out[i] = mc
+    return out
+
+
 def to_json(mc: MapContents, layout: bool = False) -> dict:
     """The JSON object of docs/json.md ("map")."""
     lay: dict[str, Any] = {"header": mc.header, "growth": mc.growth, "summary": mc.summary}
