@@ -24,21 +24,6 @@ from .runtime.elf import PT_LOAD, ElfFile
 _IOV_MAX = 1024
 
 
-def _runs(addrs: list, size: int, stride: int) -> tuple:
-    """(bounds, lens) of the runs in addrs: ranges bounds[r]..bounds[r + 1] - 1 lie
-    stride apart, so memory holds run r as lens[r] bytes in the layout gather_fixed
-    gives them (range i at i * stride)."""
-    breaks = itertools.compress(itertools.count(1), map(
-        stride.__ne__, map(operator.sub, itertools.islice(addrs, 1, None), addrs)))
-    bounds = [0, *breaks, len(addrs)]
-    runs = len(bounds) - 1
-    # a run of k ranges is (k - 1) * stride + size bytes
-    lens = list(map(operator.add, map(operator.mul, map(operator.sub, bounds[1:], bounds),
-                                      itertools.repeat(stride, runs)),
-                    itertools.repeat(size - stride, runs)))
-    return bounds, lens
-
-
 def _process_vm_readv():
     try:
         fn = ctypes.CDLL(None, use_errno=True).process_vm_readv
@@ -104,9 +89,15 @@ class ProcMem:
         fails is read range by range with pread."""
         if not addrs:
             return []
-        bounds, lens = _runs(addrs, size, stride)
+        breaks = itertools.compress(itertools.count(1), map(
+            stride.__ne__, map(operator.sub, itertools.islice(addrs, 1, None), addrs)))
+        bounds = [0, *breaks, len(addrs)]
         firsts = bounds[:-1]
         runs = len(firsts)
+        # run r: bounds[r + 1] - bounds[r] ranges, (count - 1) * stride + size bytes
+        lens = list(map(operator.add, map(operator.mul, map(operator.sub, bounds[1:], firsts),
+                                          itertools.repeat(stride, runs)),
+                        itertools.repeat(size - stride, runs)))
         unread: list = []
         local = (ctypes.c_char * max(len(buf), 1)).from_buffer(buf)
         base = ctypes.addressof(local)
@@ -262,8 +253,6 @@ class CoreMem:
         n = len(addrs)
         if size <= 0:
             return bytes(0), list(range(n)) if size < 0 else []
-        if stride > size and n:
-            return self._gather_runs(addrs, size, stride)
         offs, fits = self._locate(addrs, size)
         unread = [i for i, ok in enumerate(fits) if not ok] if False in fits else []
         mv = self.mv
@@ -273,6 +262,9 @@ class CoreMem:
             zero = bytes(size)
             for i in unread:
                 pieces[i] = zero
+        if stride > size:   # (a walk unpacks gs in place instead: unpack_fixed)
+            gap = bytes(stride - size)
+            return gap.join(pieces) + gap, unread
         return b"".join(pieces), unread
 
     def unpack_fixed(self, addrs: list, shape: struct.Struct) -> tuple:
@@ -290,28 +282,6 @@ class CoreMem:
         for i in unread:
             rows[i] = zero
         return rows, unread
-
-    def _gather_runs(self, addrs: list, size: int, stride: int) -> tuple:
-        """gather_fixed with a stride: each run of ranges stride apart (see _runs) is
-        one slice of the core's mapping, and a run the core does not hold in one
-        segment is taken range by range."""
-        bounds, lens = _runs(addrs, size, stride)
-        starts = list(map(addrs.__getitem__, bounds[:-1]))
-        offs, fits = self._locate(starts, lens)
-        mv = self.mv
-        pieces = list(map(mv.__getitem__, map(slice, offs, map(operator.add, offs, lens))))
-        unread: list = []
-        if False in fits:
-            for r in [r for r, ok in enumerate(fits) if not ok]:
-                first, end = bounds[r], bounds[r + 1]
-                buf, lost = self.gather_fixed(addrs[first:end], size, None, 0)
-                unread += [first + i for i in lost]
-                # the run's ranges, stride apart as a run would hold them
-                gap = bytes(stride - size)
-                pieces[r] = gap.join(memoryview(buf)[i * size:(i + 1) * size]
-                                     for i in range(end - first))
-        gap = bytes(stride - size)
-        return gap.join(pieces) + gap, unread
 
     def _locate(self, addrs: list, sizes) -> tuple:
         """([file offset], [whether the core holds it]) of each range addrs[i] of

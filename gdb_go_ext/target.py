@@ -135,11 +135,14 @@ class Memory:
         return buf, errors
 
     def unpack_fixed(self, addrs: list, shape: struct.Struct,
-                     scratch: Optional[bytearray] = None) -> tuple:
-        """(rows, errors): shape unpacked at each of addrs (rows[i] from the bytes at
-        addrs[i]; an unreadable range unpacks as zeros, and errors maps its index to
-        its ReadError). A source that holds memory in place, a core's mapping, is
-        unpacked without a copy."""
+                     scratch: Optional[bytearray] = None, stride: int = 0) -> tuple:
+        """(rows, errors): shape unpacked at each of addrs, in order (row i from the
+        bytes at addrs[i]; an unreadable range unpacks as zeros, and errors maps its
+        index to its ReadError). rows is an iterable, like struct.iter_unpack's: read
+        into scratch, it must be used up before the next read into the same scratch.
+        A source that holds memory in place, a core's mapping, is unpacked without a
+        copy; others are read with gather_fixed (stride: how far apart the addresses
+        mostly lie, see there)."""
         direct = getattr(self.target, "direct", None)
         if direct is not None and hasattr(direct, "unpack_fixed"):
             rows, unread = direct.unpack_fixed(addrs, shape)
@@ -149,8 +152,10 @@ class Memory:
             for i, row in zip(unread, shape.iter_unpack(buf)):
                 rows[i] = row
             return rows, {unread[j]: e for j, e in errors.items()}
-        buf, errors = self.gather_fixed(addrs, shape.size, scratch)
-        return list(shape.iter_unpack(buf)), errors
+        buf, errors = self.gather_fixed(addrs, shape.size, scratch, stride)
+        if stride > shape.size:
+            shape = struct.Struct(shape.format + f"{stride - shape.size}x")
+        return shape.iter_unpack(buf), errors
 
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
         """Read many (addr, size) ranges with few target calls.

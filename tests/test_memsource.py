@@ -243,6 +243,10 @@ def test_memory_gather_fixed_strided_reports_read_errors(pattern, guarded):
         for i, w in enumerate(want):
             if w is not None:
                 assert bytes(buf[i * stride:i * stride + size]) == w
+        # unpack_fixed with the stride: the same bytes as rows, zeros where unreadable
+        rows, errors = Memory(t).unpack_fixed(addrs, struct.Struct(f"{size}s"), None, stride)
+        assert sorted(errors) == [i for i, w in enumerate(want) if w is None]
+        assert [r for (r,) in rows] == [w if w is not None else bytes(size) for w in want]
     finally:
         t.direct.close()
 

@@ -285,11 +285,9 @@ class GoroutineWalker:
         addrs = self.g_addrs()
         threads, current_g = self.thread_map()
         glay = self.glay
-        gsize, whole, reorder = glay.size, glay.whole, glay.reorder
-        # gs lie one size class apart: read in runs, unpacked a size class at a time
+        whole, reorder = glay.whole, glay.reorder
+        # gs lie one size class apart: live, they are read in runs
         stride = self._g_stride(addrs)
-        if whole is not None and stride > gsize:
-            whole = struct.Struct(whole.format + f"{stride - gsize}x")
         ix = glay.index
         fast = whole is not None and all(ix[k] is not None for k in _FAST_FIELDS)
         if fast:
@@ -299,7 +297,7 @@ class GoroutineWalker:
             (i_locked, i_parent, i_labels, i_waiting) = [
                 pad if ix[k] is None else ix[k] for k in ("lockedm", "parent", "labels", "waiting")]
             padded = pad in (i_locked, i_parent, i_labels, i_waiting)
-        gather_fixed = self.mem.gather_fixed
+        unpack_fixed = self.mem.unpack_fixed
         shape_of = self._shape
         now, self.clock = self.now_ns()
         minute = NS_PER_MINUTE
@@ -318,14 +316,9 @@ class GoroutineWalker:
             # (waiting or runnable, not being scanned) with a sane stack takes the fast
             # path: its stack top is read in bulk, only as many bytes as the recipe of
             # its shape checks once that shape is known.
-            # (rows are used up below, before the scratch is read into again)
-            buf, errors = gather_fixed(chunk, gsize, g_scratch, stride)
-            if fast:
-                rows = whole.iter_unpack(buf)
-                if padded:
-                    rows = map(operator.add, rows, itertools.repeat((0,)))
-            else:
-                rows = (glay.struct.unpack_from(buf, i * stride) for i in range(len(chunk)))
+            rows, errors = unpack_fixed(chunk, whole if fast else glay.struct, g_scratch, stride)
+            if fast and padded:
+                rows = map(operator.add, rows, itertools.repeat((0,)))
             if errors:
                 rows = list(rows)
                 for i, e in errors.items():

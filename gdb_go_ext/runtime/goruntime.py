@@ -200,6 +200,7 @@ class GoRuntime:
             return [None] * len(ptrs)
         out: list = [None] * len(ptrs)
         cells, errors = self.mem.unpack_fixed(ptrs, _WORD)   # *labelMap -> map header
+        cells = list(cells)
         todo = []
         for i, (hmap,) in enumerate(cells):
             if i not in errors:

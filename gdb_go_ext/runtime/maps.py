@@ -550,6 +550,7 @@ def one_bucket_maps(rt, map_type: T.GoType, addrs: list) -> list:
         fmt, pos = fmt + f"{f.offset - pos}x{code}", f.offset + f.type.size
     i_count, i_b, i_buckets, i_old = (order.index(f) for f in fields)
     rows, errors = rt.mem.unpack_fixed(addrs, struct.Struct(fmt))
+    rows = list(rows)
     picked = [i for i, r in enumerate(rows)
               if i not in errors and r[i_b] == 0 and not r[i_old] and r[i_buckets]]
     bucket_t = _elem(h.field("buckets").type)
