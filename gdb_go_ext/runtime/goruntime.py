@@ -209,12 +209,16 @@ class GoRuntime:
                 else:
                     out[i] = {}  # a nil map
         found = one_bucket_maps(self, map_type, [cells[i][0] for i in todo])
+        made: dict = {}   # id of a (shared) MapContents -> its labels or DecodeError
         for i, contents in zip(todo, found):
             if contents is not None:
-                try:
-                    out[i] = _map_labels(contents)
-                except DecodeError as e:
-                    out[i] = e
+                labels = made.get(id(contents))
+                if labels is None:
+                    try:
+                        labels = made[id(contents)] = _map_labels(contents)
+                    except DecodeError as e:
+                        labels = made[id(contents)] = e
+                out[i] = dict(labels) if labels.__class__ is dict else labels
         return out
 
     def _label_entries(self, buf, base: int, n: int) -> dict:
