@@ -114,11 +114,6 @@ def _fit(s: str, w: int) -> str:
     return s
 
 
-def table(gs: list[Goroutine], show_labels: bool, depth: int, color: bool, width: int) -> str:
-    """The goroutine table as one string (see table_pieces)."""
-    return "".join(table_pieces(gs, show_labels, depth, color, width))
-
-
 def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool,
                  width: int) -> list[str]:
     """The goroutine table as pieces that join to its text: a 100k-row table is written
@@ -242,14 +237,6 @@ def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], wit
         out["groups"] = [{"kind": group_kind, "key": grp.key, "count": grp.count,
                           "ids": [g.id for g in grp.goroutines]} for grp in groups]
     return out
-
-
-def goroutines_json_text(go_version: str, gs: list[Goroutine], errors: list[str],
-                         with_stack: bool, clock: Optional[str] = None, groups=None,
-                         group_kind=None) -> str:
-    """goroutines_json_pieces as one string."""
-    return "".join(goroutines_json_pieces(go_version, gs, errors, with_stack, clock, groups,
-                                          group_kind))
 
 
 def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[str],
