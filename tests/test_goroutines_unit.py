@@ -422,13 +422,15 @@ def test_select_chain_cycle_and_unreadable_link(image):
     ends the chain with the channels found so far, named once; an unreadable link
     leaves the goroutine with nothing rather than a part."""
     addr, gid = goid_of(image, "main.selector")
-    gs, w = walk(image)
-    want = by_id(gs)[gid].blocked_on
-    assert want.startswith("channel ") and want.count("0x") == 2
-    _, _, o_link, _ = w._sudog
+    sudog = ImageTarget(*image).lookup_type("runtime.sudog")
+    o_c, o_link = sudog.offset("c"), sudog.offset("waitlink")
     first = u64(image, g_field(image, addr, "waiting"))
     second = u64(image, first + o_link)
     assert second and not u64(image, second + o_link)
+    # what the sudogs themselves hold: the select's two channels, in case order
+    want = f"channel {u64(image, first + o_c):#x}, {u64(image, second + o_c):#x}"
+    gs, _ = walk(image)
+    assert by_id(gs)[gid].blocked_on == want
     for link, expect in ((first, want), (second, want), (0xdead0000, None)):
         mem = copy_memory(image[2])
         poke(mem, second + o_link, link.to_bytes(8, "little"))
