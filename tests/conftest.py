@@ -53,19 +53,20 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture
 def go_target(request, tmp_path):
-    """go_target(fixture, args=(), ready="READY") -> harness.Target for this
-    test's toolchain and mode."""
+    """go_target(fixture, args=(), ready="READY", pie=False) -> harness.Target for
+    this test's toolchain and mode (pie: built with -buildmode=pie)."""
     stack = contextlib.ExitStack()
     count = [0]
     toolchain = request.getfixturevalue("toolchain")
     mode = request.getfixturevalue("mode")
 
-    def make(fixture, args=(), ready="READY"):
+    def make(fixture, args=(), ready="READY", pie=False):
         count[0] += 1
         sub = tmp_path / ("%s-%d" % (fixture, count[0]))
         sub.mkdir()
         return stack.enter_context(
-            harness.target_for(fixture, toolchain, mode, str(sub), args=args, ready=ready))
+            harness.target_for(fixture, toolchain, mode, str(sub), args=args, ready=ready,
+                               pie=pie))
 
     with stack:
         yield make

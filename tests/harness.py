@@ -137,15 +137,17 @@ def fixture_hash(fixture_name, tc_name=None):
     return h.hexdigest()[:16]
 
 
-def build(fixture_name, toolchain_name):
+def build(fixture_name, toolchain_name, pie=False):
     """Build tests/fixtures/<fixture_name>/ with a matrix toolchain; return the
     binary's path. Cached by source hash under $CACHE/builds/<toolchain>/;
     safe to call concurrently (pytest-xdist): builds go to a temp dir that is
-    renamed into place atomically. Default build flags: we debug what users ship."""
+    renamed into place atomically. Default build flags: we debug what users ship;
+    pie: a position-independent executable (-buildmode=pie), loaded at a bias."""
     fixture_dir = os.path.join(FIXTURES_DIR, fixture_name)
     if not os.path.isdir(fixture_dir):
         raise HarnessError("no fixture %s" % fixture_dir)
-    key = "%s-%s" % (fixture_name, fixture_hash(fixture_name, toolchain_name))
+    key = "%s-%s%s" % (fixture_name, fixture_hash(fixture_name, toolchain_name),
+                       "-pie" if pie else "")
     parent = os.path.join(cache_dir(), "builds", toolchain_name)
     final = os.path.join(parent, key)
     binary = os.path.join(final, fixture_name)
@@ -154,8 +156,9 @@ def build(fixture_name, toolchain_name):
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".%s." % key, dir=parent)
     try:
-        p = subprocess.run([toolchain(toolchain_name)["go"], "build", "-o",
-                            os.path.join(tmp, fixture_name), "."],
+        p = subprocess.run([toolchain(toolchain_name)["go"], "build"]
+                           + (["-buildmode=pie"] if pie else [])
+                           + ["-o", os.path.join(tmp, fixture_name), "."],
                            cwd=fixture_dir, env=go_env(toolchain_name),
                            capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
@@ -269,6 +272,51 @@ def make_core(pid, dest_dir, timeout=120):
     return path
 
 
+def core_pattern_problem():
+    """None when a crashing process writes its core as `core` into its working
+    directory (the same-instant truth needs that), else why not, for a skip."""
+    try:
+        with open("/proc/sys/kernel/core_pattern") as f:
+            pattern = f.read().strip()
+    except OSError as e:
+        return "cannot read /proc/sys/kernel/core_pattern: %s" % e
+    if pattern.startswith("|"):
+        return "core_pattern pipes cores to %s, not into the working directory" % pattern[1:].split()[0]
+    if "/" in pattern:
+        return "core_pattern writes cores to %s, not into the working directory" % pattern
+    return None
+
+
+def crash_dump(binary, work_dir, args=(), env=None, timeout=180):
+    """Run a fixture that panics, with GOTRACEBACK=crash, GOMAXPROCS=4, the SCHED detail
+    (GODEBUG=schedtrace=999999,scheddetail=1) and cores unlimited, in work_dir. At the
+    panic the runtime prints every goroutine, then dumps a core at that same instant.
+    Returns (what it printed on stderr, the core's path, its output dir)."""
+    import resource
+    problem = core_pattern_problem()
+    if problem:
+        raise HarnessError(problem)
+    out_dir = os.path.join(work_dir, "out")
+    os.makedirs(out_dir, exist_ok=True)
+    penv = dict(os.environ if env is None else env, FIXTURE_OUT=out_dir, GOTRACEBACK="crash",
+                GOMAXPROCS="4", GODEBUG="schedtrace=999999,scheddetail=1")
+
+    def unlimited_core():
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    try:
+        p = subprocess.run([binary, out_dir] + list(args), cwd=work_dir, env=penv,
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           errors="replace", timeout=timeout, preexec_fn=unlimited_core)
+    except subprocess.TimeoutExpired:
+        raise HarnessError("fixture %s did not crash within %ss" % (binary, timeout))
+    cores = [n for n in os.listdir(work_dir) if n.startswith("core")]
+    if p.returncode >= 0 or not cores:
+        raise HarnessError("fixture %s exited %s without a core in %s; stderr: %s"
+                           % (binary, p.returncode, work_dir, p.stderr[-2000:]))
+    return p.stderr, os.path.join(work_dir, cores[0]), out_dir
+
+
 # ---------------------------------------------------------------------------
 # gdb
 # ---------------------------------------------------------------------------
@@ -379,14 +427,14 @@ class Target:
 
 
 @contextlib.contextmanager
-def target_for(fixture, toolchain_name, mode, work_dir=None, args=(), ready="READY"):
+def target_for(fixture, toolchain_name, mode, work_dir=None, args=(), ready="READY", pie=False):
     """Build `fixture` with `toolchain_name`, run it, and yield a Target:
     mode 'live' -> .pid of the running process; mode 'core' -> .core, a gcore
     of it (the process is killed before the test sees it, so nothing live is
     read by accident). The fixture's output dir (truth files) lives until exit."""
     if mode not in MODES:
         raise ValueError("mode must be one of %s" % (MODES,))
-    binary = build(fixture, toolchain_name)
+    binary = build(fixture, toolchain_name, pie=pie)
     own = work_dir is None
     work_dir = work_dir or tempfile.mkdtemp(prefix="gge-target-")
     out_dir = os.path.join(str(work_dir), "out-%s-%s" % (fixture, mode))
