@@ -518,3 +518,73 @@ def test_line_slices_of_a_long_table():
     assert "".join(slices) == "".join(rows)
     assert all(s.endswith("\n") and len(s) <= 1 << 14 for s in slices)
     assert len(slices) < len(rows) // 100  # batched, not a write per row
+
+
+# ---------------------------------------------------------------------------
+# a core's clock, and the runtime's rule for which pc a frame's line is read at
+# ---------------------------------------------------------------------------
+def first_p_field(image, path):
+    """The address of a field of the image's first P (allp[0])."""
+    t = ImageTarget(*image)
+    arr = u64(image, t.symbol_address("runtime.allp"))
+    off, _ = t.lookup_type("runtime.p").find(path)
+    return u64(image, arr) + off
+
+
+def test_core_clock_is_the_latest_runtime_stamp(image):
+    from gdb_go_ext.runtime import clock
+    img, types, mem0 = image
+    rt = GoRuntime(ImageTarget(img, types, mem0))
+    found = clock.stamps(rt)
+    assert any(w.startswith("sched.") for _, w in found)  # (procresizetime: set at start)
+    assert any(w.startswith("p.sysmontick.") for _, w in found)
+    # the fixture ran no GC, so no waitsince is stamped yet: stamp a waiting goroutine
+    # and the syscall one, and a P 7 minutes (and 3 ns) after the first
+    gs, w = walk(image)
+    since = 1_000_000_000_000
+    now = since + 7 * 60_000_000_000 + 3
+    mem = copy_memory(mem0)
+    timed = [next(g for g in gs if g.status == "waiting"), next(g for g in gs if g.status == "syscall")]
+    for i, g in enumerate(timed):
+        poke(mem, g_field(image, g.addr, "waitsince"), struct.pack("<q", since + i))
+    poke(mem, first_p_field(image, "sysmontick.schedwhen"), struct.pack("<q", now))
+    gs, w = walk(image, mem)
+    assert w.clock == "core: latest runtime stamp (p.sysmontick.schedwhen)"
+    for g in gs:
+        if g.status in ("waiting", "syscall"):
+            assert g.wait_minutes == (7 if g.id in {t.id for t in timed} else 0), g.id
+        else:
+            assert g.wait_minutes is None, g.id
+    # garbage stamps are passed over; an unreadable allp leaves the others
+    for bad in (-1, 1 << 63 - 1):
+        poke(mem, first_p_field(image, "sysmontick.schedwhen"), struct.pack("<q", bad))
+        assert clock.core_now(GoRuntime(ImageTarget(img, types, mem)))[0] < now
+    arr = u64(image, ImageTarget(*image).symbol_address("runtime.allp"))
+    cut = unmap(mem, arr, 8)
+    left = clock.stamps(GoRuntime(ImageTarget(img, types, cut)))
+    assert left and not any(w.startswith("p.") for _, w in left)
+    # no stamp newer than a goroutine's waitsince: minutes against the latest waitsince
+    for name in ("sysmontick.schedwhen", "sysmontick.syscallwhen"):
+        poke(mem, first_p_field(image, name), struct.pack("<q", 0))
+    t = ImageTarget(img, types, mem)
+    for sym in ("runtime.sched", "runtime.memstats"):
+        mem = unmap(mem, t.symbol_address(sym), t.lookup_type(
+            "runtime.schedt" if sym == "runtime.sched" else "runtime.mstats").size)
+    gs, w = walk(image, mem)
+    assert w.clock == "core: latest waitsince among goroutines"
+    assert {g.id: g.wait_minutes for g in gs if g.id in {t.id for t in timed}} == \
+        {g.id: 0 for g in timed}
+
+
+def test_innermost_frame_is_read_at_its_return_address(image):
+    """A parked goroutine's g.sched.pc is a return address: the runtime reads its line
+    at pc - 1, as for its callers; a thread stopped at pc (trap) is read at pc."""
+    gs, w = walk(image)
+    parked = next(g for g in gs if g.stack and g.stack[0].function == "runtime.gopark")
+    tab, unwinder = w.rt.pclntab, w.unwinder
+    frames, err = unwinder.walk(parked.pc, parked.sp, parked.stack_lo, parked.stack_hi)
+    assert err is None and frames[0].line == tab.frames(parked.pc - 1)[0].line
+    trapped, err = unwinder.walk(parked.pc, parked.sp, parked.stack_lo, parked.stack_hi, trap=True)
+    assert trapped[0].line == tab.frames(parked.pc)[0].line
+    assert frames[0].line != trapped[0].line  # gopark's call to mcall ends its line
+    assert frames[1:] == trapped[1:]

@@ -17,7 +17,8 @@ from typing import Callable, Optional
 from ..errors import DecodeError, ReadError
 from ..gcpause import gc_paused
 from . import types as T
-from .pclntab import func_name_for_print, wrapper_func_id
+from .clock import core_now
+from .pclntab import func_name_for_print, injected_functions, wrapper_func_id
 from .stack import TOP_BYTES, StackFrame, Unwinder
 
 GSCAN = 0x1000
@@ -178,7 +179,14 @@ class GoroutineWalker:
             i = file.rfind("/src/runtime/")
             if i >= 0:
                 goroot_src = file[: i + len("/src/")]
-        self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version))
+        self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version),
+                                 injected_functions(rt.layout.go_version))
+        # statuses the runtime's dump skips as it skips dead ones: _Gdead, and from
+        # Go 1.26 _Gdeadextra ("waiting for cgo callback"), found by name in the binary
+        names = self.status_names
+        self.dead_codes = frozenset([G_DEAD] + [i for i, n in enumerate(names)
+                                                if n == "waiting for cgo callback"])
+        self.clock: Optional[str] = None
         self._locations: dict = {}   # (pc, call site?) -> Location
         self._frame_locs: dict = {}
         self._keep: list = []
@@ -268,9 +276,12 @@ class GoroutineWalker:
 
     # --- clock for wait durations
     def now_ns(self) -> tuple[int, str]:
+        """The runtime's clock now (nanotime): live, CLOCK_MONOTONIC; on a core, the
+        latest stamp the runtime left (see clock.py), or 0 when it left none."""
         if self.rt.target.is_live:
             return time.monotonic_ns(), "live: CLOCK_MONOTONIC now"
-        return 0, "core: latest runtime timestamp"
+        ns, where = core_now(self.rt)
+        return ns, f"core: latest runtime stamp ({where})" if ns else ""
 
     # --- the walk
     def walk(self, with_stack: int = 0, include_dead: bool = False,
@@ -335,7 +346,7 @@ class GoroutineWalker:
                     sp, hi = f[i_sp], f[i_hi]
                     if f[i_lo] <= sp < hi <= sp + (1 << 30):
                         key = (f[i_st], f[i_wr], f[i_start], f[i_gopc], f[i_id] == 1, f[i_pc],
-                               hi - sp, with_stack)
+                               hi - sp, with_stack, False)
                         group = groups.get(key)
                         if group is None:
                             group = groups[key] = [None, key, [], f, ()]
@@ -378,12 +389,15 @@ class GoroutineWalker:
         self._fill_in_bulk()
         if progress:
             progress(total, total)
-        # live: the others against the same clock as the rest; a core has no clock:
-        # minutes against the latest waitsince of all goroutines
-        if now:
-            self._fill_wait_minutes(others, now)
+        # the others against the same clock as the rest; a core whose latest stamp is
+        # older than a goroutine's waitsince: all against the latest waitsince
+        latest = 0 if self.rt.target.is_live else max(
+            (g.wait_since_ns for g in out), default=0)
+        if latest > now:
+            self._fill_wait_minutes(out, latest)
+            self.clock = "core: latest waitsince among goroutines"
         else:
-            self._fill_wait_minutes(out)
+            self._fill_wait_minutes(others, now)
         return out
 
     def _g_stride(self, addrs: list) -> int:
@@ -437,25 +451,27 @@ class GoroutineWalker:
             return Goroutine(id=-1, addr=addr, status_code=-1, status="unreadable",
                              error=str(fields))
         code = fields[1] & ~GSCAN
-        if code == G_DEAD and not include_dead:
+        if code in self.dead_codes and not include_dead:
             return None
-        pc, sp, lo, hi = self._walk_start(addr, fields, threads)
-        return self.decode_g(addr, fields, pc, sp, lo, hi, threads, current_g, with_stack,
+        start = self._walk_start(addr, fields, threads)
+        return self.decode_g(addr, fields, start, threads, current_g, with_stack,
                              want_labels, want_blocked)
 
     def _walk_start(self, addr: int, fields: tuple, threads: dict) -> tuple:
-        """(pc, sp, lo, hi) of a goroutine's stack walk: its thread's registers when
-        running, the syscall pc/sp in a syscall, else g.sched."""
+        """(pc, sp, lo, hi, trap) of a goroutine's stack walk: its thread's registers
+        when running (trap: pc is the instruction the thread stopped at), the syscall
+        pc/sp in a syscall, else g.sched (both return addresses)."""
         pc, sp, lo, hi = fields[5], fields[4], fields[9], fields[10]
         code = fields[1] & ~GSCAN
+        trap = False
         if code == G_SYSCALL and fields[7]:
             pc, sp = fields[8], fields[7]
         elif code == G_RUNNING and threads:
             on_thread = threads.get(addr)
             regs = on_thread[2] if on_thread is not None else None
             if regs is not None and lo <= regs.sp < hi:
-                pc, sp = regs.pc, regs.sp
-        return pc, sp, lo or sp, hi or sp + (1 << 20)
+                pc, sp, trap = regs.pc, regs.sp, True
+        return pc, sp, lo or sp, hi or sp + (1 << 20), trap
 
     def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
         """One goroutine by id, with its stack: only its g is decoded in full."""
@@ -469,40 +485,39 @@ class GoroutineWalker:
             if fields[0] != goid:
                 continue
             threads, current_g = self.thread_map()
-            pc, sp, lo, hi = self._walk_start(a, fields, threads)
-            g = self.decode_g(a, fields, pc, sp, lo, hi, threads, current_g, with_stack,
-                              True, True)
+            g = self.decode_g(a, fields, self._walk_start(a, fields, threads), threads,
+                              current_g, with_stack, True, True)
             self._fill_in_bulk()
-            # a core has no clock: use the latest waitsince of all goroutines
-            self._fill_wait_minutes([g], core_now=max((f[3] for _, f in decoded), default=0))
+            now, self.clock = self.now_ns()
+            latest = 0 if self.rt.target.is_live else max((f[3] for _, f in decoded), default=0)
+            if latest > now:
+                now, self.clock = latest, "core: latest waitsince among goroutines"
+            self._fill_wait_minutes([g], now)
             return g
         return None
 
-    def _fill_wait_minutes(self, gs: list[Goroutine], now: int = 0, core_now: int = 0) -> None:
-        """Wait minutes of gs: against now (live: the clock read when the walk began),
-        else the live clock, else on a core against core_now or the latest waitsince."""
-        if not now:
-            now, self.clock = self.now_ns()
-        if not now:
-            now = core_now or max((g.wait_since_ns for g in gs), default=0)
-            self.clock = "core: latest waitsince among goroutines"
+    @staticmethod
+    def _fill_wait_minutes(gs: list[Goroutine], now: int) -> None:
+        """Wait minutes of the waiting and syscall goroutines among gs against now, as
+        the runtime's goroutineheader counts them: 0 without a waitsince stamp."""
         minute = NS_PER_MINUTE
         for g in gs:
-            if g.status_code == G_WAITING:
+            if g.status_code == G_WAITING or g.status_code == G_SYSCALL:
                 since = g.wait_since_ns
                 g.wait_minutes = (now - since) // minute if since and now > since else 0
 
-    def decode_g(self, addr: int, fields: tuple, pc: int, sp: int, lo: int, hi: int,
-                 threads: dict, current_g, with_stack: int, want_labels: bool,
-                 want_blocked: bool = True) -> Goroutine:
+    def decode_g(self, addr: int, fields: tuple, start: tuple, threads: dict, current_g,
+                 with_stack: int, want_labels: bool, want_blocked: bool = True) -> Goroutine:
         """A Goroutine from its decoded g fields (FIELDS order) and its walk start (see
         _walk_start), walked on its own: the goroutines _walk does not group by shape."""
         (goid, raw, wr, waitsince, _sp, _pc, _bp, _syscallsp, _syscallpc, stack_lo, stack_hi,
          _m, lockedm, gopc, startpc, parent, labels, waiting) = fields
-        shape = self._shape((raw, wr, startpc, gopc, goid == 1, pc, hi - sp, with_stack),
+        pc, sp, lo, hi, trap = start
+        shape = self._shape((raw, wr, startpc, gopc, goid == 1, pc, hi - sp, with_stack, trap),
                             sp, lo, hi)
         (_, _, code, name, scan, reason, start, created, current, user, stack, error) = shape
-        g = Goroutine(goid, addr, code, name, scan, reason, waitsince if reason else 0, None,
+        timed = code == G_WAITING or code == G_SYSCALL  # the runtime counts their minutes
+        g = Goroutine(goid, addr, code, name, scan, reason, waitsince if timed else 0, None,
                       bool(lockedm), {}, None, None, parent or None, created, current, user,
                       start, stack, None, addr == current_g, error, pc, sp, stack_lo, stack_hi)
         if threads and (code == G_RUNNING or code == G_SYSCALL):
@@ -523,16 +538,16 @@ class GoroutineWalker:
         Leaked goroutines share a shape: status, wait reason, start, creator and a stack
         of the same depth from the same pc. _walk reuses it for a goroutine whose stack
         holds the same return addresses in the same slots, checked word by word."""
-        raw, wr, startpc, gopc, is_main, pc, _depth, with_stack = key
+        raw, wr, startpc, gopc, is_main, pc, _depth, with_stack, trap = key
         tmpl = self._templates.get(key[:5])
         if tmpl is None:
             tmpl = self._template(raw, wr, startpc, gopc, is_main)
         code, name, scan, reason, start, created, error = tmpl
         current = user = stack = None
         recipe = None
-        if code != G_DEAD and pc:
+        if code not in self.dead_codes and pc:
             unwinder = self.unwinder
-            frames, err = unwinder.walk(pc, sp, lo, hi, with_stack or 64, not with_stack)
+            frames, err = unwinder.walk(pc, sp, lo, hi, with_stack or 64, not with_stack, trap)
             recipe = unwinder.last_recipe
             cu = self._frame_locs.get(id(frames))
             if cu is None:
@@ -554,7 +569,7 @@ class GoroutineWalker:
         name = names[code] if 0 <= code < len(names) and names[code] else \
             _FALLBACK_STATUS.get(code, f"status {code}")
         reason = ""
-        if code == G_WAITING:
+        if code == G_WAITING or name == "leaked":  # (Go 1.26's _Gleaked keeps its reason)
             reasons = self.wait_reasons
             reason = reasons[wr] if 0 <= wr < len(reasons) else f"waitReason({wr})"
         start = created = err = None

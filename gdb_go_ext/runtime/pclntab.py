@@ -75,6 +75,16 @@ def wrapper_func_id(go_version: str) -> int:
     return 21
 
 
+def injected_functions(go_version: str) -> frozenset:
+    """Functions the runtime treats as injected calls in ``go_version``: the frame they
+    return to was interrupted, not calling, so its pc is symbolized as is, not pc - 1.
+    Go 1.21's unwinder counts sigpanic, asyncPreempt and debugCallV2; before it the
+    printing traceback counted sigpanic alone (traceback.go, ``waspanic``)."""
+    if _go_minor(go_version) >= 21:
+        return frozenset(("runtime.sigpanic", "runtime.asyncPreempt", "runtime.debugCallV2"))
+    return frozenset(("runtime.sigpanic",))
+
+
 def _go_minor(go_version: str) -> int:
     v = go_version[2:] if go_version.startswith("go") else go_version
     parts = v.split(".")

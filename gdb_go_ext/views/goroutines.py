@@ -159,8 +159,8 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
             if created and g.parent_id:
                 created += f" in goroutine {g.parent_id}"
             wait = g.wait_reason
-            if wait and g.wait_minutes:
-                wait = f"{wait}, {g.wait_minutes} minutes"
+            if g.wait_minutes:  # (a syscall has minutes and no reason)
+                wait = f"{wait}, {g.wait_minutes} minutes" if wait else f"{g.wait_minutes} minutes"
             tail = (status, wait, where, created)
             if show_labels:
                 tail += (",".join(f"{k}={v}" for k, v in sorted(g.labels.items())) if g.labels else "",)
