@@ -259,6 +259,14 @@ do_test() {
     say "installing test-only Python packages: ${TEST_DEPS[*]}"
     "$py" -m pip install -q "${TEST_DEPS[@]}" >&2
 
+    # the cgo fixture is built with a C compiler
+    if ! command -v gcc >/dev/null; then
+        command -v apt-get >/dev/null || die "--test needs gcc (the cgo fixture), and there is no apt-get"
+        say "installing gcc for the cgo fixture"
+        apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc >&2 \
+            || die "cannot install gcc"
+    fi
+
     t0=$SECONDS
     say "installing the Go toolchain matrix (tests/matrix.json) into $CACHE_DIR"
     # Fails (non-zero) if any toolchain of the matrix cannot be installed.
