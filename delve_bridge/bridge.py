@@ -153,7 +153,8 @@ class Bridge:
                 from gdb_go_ext.memsource import open_source
                 direct = open_source(core_path=core) if core else \
                     open_source(pid=pid) if pid and mode != "connect" else None
-            self.target = DelveTarget(client, executable, is_live=(mode != "core"), direct=direct)
+            self.target = DelveTarget(client, executable, is_live=(mode != "core"), direct=direct,
+                                      pid=pid if mode in ("attach", "exec") else None, core=core)
         except BaseException:
             self.close()
             raise

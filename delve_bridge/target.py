@@ -7,30 +7,47 @@ connection. The per-call limit (1000 bytes before Delve 1.24, 65536 after) is
 detected by trying the larger one. Symbols and type layouts come from the
 binary itself (ELF symbols, DWARF via pyelftools), threads and registers from
 ListThreads / ListRegisters.
+
+A position-independent executable (-buildmode=pie, ELF type ET_DYN) is loaded at a
+bias: its ELF symbol values are link-time addresses, and symbol_address adds the
+bias (load_bias, found once per target) as gdb does when it relocates symbols. PCs,
+registers and addresses Delve itself returns are already loaded addresses, and the
+pclntab follows runtime.text (gdb_go_ext/runtime/goruntime.py). An ordinary
+executable (ET_EXEC) has bias 0 and costs nothing.
 """
 from __future__ import annotations
 
 import base64
 import os
+import struct
 from typing import Optional
 
 from gdb_go_ext.errors import DecodeError, ReadError
 from gdb_go_ext.runtime import types as T
-from gdb_go_ext.runtime.elf import ElfFile
+from gdb_go_ext.runtime.elf import PT_NOTE, ElfFile
 from gdb_go_ext.target import Thread
 
 from .dwarf import DwarfTypes
 from .rpc import Client, ConnectionLost, RPCError
 
 BIG, SMALL = 65536, 1000
+ET_DYN = 3          # a PIE's ELF type
+AT_ENTRY = 9        # auxv: the program's loaded entry point
+NT_AUXV = 6         # a core's copy of the auxv
+# package variables whose address Delve gives from its own relocated symbols
+_BIAS_SYMBOLS = ("runtime.firstmoduledata", "runtime.buildVersion")
 
 
 class DelveTarget:
     ptr_size = 8
 
     def __init__(self, client: Client, executable: str, is_live: bool, max_cached_blocks: int = 8192,
-                 direct=None):
+                 direct=None, pid: Optional[int] = None, core: Optional[str] = None):
         self.client = client
+        # a local process or core file: where the kernel's auxv says a PIE was loaded, should
+        # Delve not say it (see load_bias)
+        self._pid, self._core = pid, core
+        self._bias: Optional[int] = None
         # optional accelerator, as the gdb backend has (gdb_go_ext/memsource.py): the stopped
         # process's /proc/PID/mem or the core file's own segments. It only serves what it can
         # read in full; everything else goes to ExamineMemory, so reads are never different.
@@ -149,8 +166,69 @@ class DelveTarget:
 
     # --- symbols and types
     def symbol_address(self, name: str) -> Optional[int]:
+        """The loaded address of a global or function: its ELF value plus the load bias."""
         s = self.elf.symbol(name)
-        return s[0] if s else None
+        if s is None:
+            return None
+        return s[0] + self.load_bias if self.elf.e_type == ET_DYN else s[0]
+
+    @property
+    def load_bias(self) -> int:
+        """Loaded address minus link-time address: 0 for an ordinary executable, without
+        asking anyone; for a PIE, found once (Delve first, then the kernel's auxv)."""
+        if self._bias is None:
+            self._bias = self._find_bias() if self.elf.e_type == ET_DYN else 0
+        return self._bias
+
+    def _find_bias(self) -> int:
+        why = []
+        for name in _BIAS_SYMBOLS:
+            sym = self.elf.symbol(name)
+            if sym is None:
+                continue
+            try:
+                r = self.client.call("Eval", {"Expr": name, "Scope": {"GoroutineID": -1, "Frame": 0},
+                                              "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
+                                                      "MaxStringLen": 0, "MaxArrayValues": 0,
+                                                      "MaxStructFields": 0}})
+            except ConnectionLost:
+                raise
+            except RPCError as e:
+                why.append(f"dlv cannot evaluate {name}: {e.message}")
+                continue
+            addr = ((r or {}).get("Variable") or {}).get("addr")
+            if _plausible_bias(addr, sym[0]):
+                return addr - sym[0]
+            why.append(f"dlv gives {name} no usable address")
+        entry = self._auxv_entry()
+        if _plausible_bias(entry, self.elf.entry):
+            return entry - self.elf.entry
+        why.append("no AT_ENTRY from the auxv of a local process or core")
+        raise DecodeError(" ".join(f"cannot find where the position-independent executable "
+                                   f"{self._exe} is loaded ({'; '.join(why)})".split()))
+
+    def _auxv_entry(self) -> Optional[int]:
+        """AT_ENTRY from /proc/PID/auxv (live) or the core's NT_AUXV note; None if neither."""
+        raw = None
+        if self._pid:
+            try:
+                with open(f"/proc/{self._pid}/auxv", "rb") as f:
+                    raw = f.read(1 << 16)
+            except OSError:
+                raw = None
+        elif self._core:
+            try:
+                raw = _core_auxv(ElfFile.open(self._core))
+            except DecodeError:
+                raw = None
+        if not raw:
+            return None
+        for key, val in struct.iter_unpack("<QQ", raw[:len(raw) - len(raw) % 16]):
+            if key == AT_ENTRY:
+                return val
+            if key == 0:
+                break
+        return None
 
     def lookup_type(self, name: str) -> Optional[T.GoType]:
         return self.types.lookup_type(name)
@@ -192,6 +270,32 @@ class DelveTarget:
         self.types.close()
         if self.direct is not None:
             self.direct.close()
+
+
+def _plausible_bias(loaded, linked: int) -> bool:
+    """A load address that moves linked by a whole number of pages (not backwards)."""
+    return isinstance(loaded, int) and loaded > 0 and loaded >= linked and \
+        (loaded - linked) % 4096 == 0
+
+
+def _core_auxv(core: ElfFile) -> Optional[bytes]:
+    """The NT_AUXV note of a core file (its PT_NOTE segments), or None."""
+    data = core._mv
+    for seg in core.segments:
+        if seg.type != PT_NOTE:
+            continue
+        off, end = seg.offset, min(seg.offset + seg.filesz, len(data))
+        for _ in range(4096):
+            if off + 12 > end:
+                break
+            namesz, descsz, typ = struct.unpack_from("<III", data, off)
+            desc = off + 12 + ((namesz + 3) & ~3)
+            if desc + descsz > end:
+                break
+            if typ == NT_AUXV:
+                return bytes(data[desc:desc + descsz])
+            off = desc + ((descsz + 3) & ~3)
+    return None
 
 
 def executable_of_pid(pid: int) -> Optional[str]:
