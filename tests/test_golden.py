@@ -1,0 +1,148 @@
+"""No change in output across the view engine's reshaping (issue 14): every view, run by
+the code of BASE (the last commit before it) and by this tree, on the same live process
+and the same core, in gdb and through the bridge, must give the same bytes.
+
+BASE's tree is taken from git (`git archive`), once per run; where the clone does not
+hold that commit the test says so and skips. Views whose output depends on time
+(mapwatch's rates) are compared elsewhere (test_mapwatch, test_bridge_mapwatch).
+"""
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import io
+
+import pytest
+
+import harness
+
+BASE = "13d66e4"  # the last commit before the view engine
+
+# gdb commands for the goroutines fixture; {id} is a goroutine of main.deep, {sel} a selector
+GOROUTINE_VIEWS = [
+    "go version", "go version --json",
+    "go goroutines", "go goroutines -l", "go goroutines -t 5", "go goroutines -a",
+    "go goroutines --json", "go goroutines --json -t 64 -a",
+    "go goroutines -s waiting", "go goroutines -s chan receive", "go goroutines -s runnable",
+    "go goroutines -with userloc main.sender", "go goroutines -without waitreason chan",
+    "go goroutines -with curloc gopark -l", "go goroutines -label handler=checkout -l",
+    "go goroutines -label shard", "go goroutines -group userloc", "go goroutines -group waitreason",
+    "go goroutines -group label --json", "go goroutines -group startloc -t 3",
+    "go goroutines --limit 3", "go goroutines --limit 2 --json",
+    "go stacks", "go stacks --json", "go stacks --similar", "go stacks --min 2 -t 8",
+    "go stacks --similar --json -t 3",
+    "go goroutine {id}", "go goroutine {id} --json", "go goroutine {id} -t 4", "go goroutine {sel}",
+    # one-line errors
+    "go goroutines --bogus", "go goroutines -with nope x", "go goroutines -group nope",
+    "go goroutine 999999", "go stacks -t 0", "go goroutines --limit -1", "go",
+    "go nosuchview",
+]
+MAP_VIEWS = [
+    "go map main.mSmall", "go map main.mSmall --json", "go map main.mSmall --layout",
+    "go map 'main.mSmall'", "go map main.mLarge --limit 5", "go map main.mLarge --layout --limit 4",
+    "go map main.mDeleted --layout --limit 5", "go map main.mDeleted --json --layout",
+    "go map main.mStructKey --key '{\"X\": 3, \"Y\": -3, \"Name\": \"p3\"}'",
+    "go map main.mSmall --key nope", "go map main.mGrowing --key 1000003",
+    "go map main.mGrowing --key 1000003 --json",
+    "go map main.pt0", "go map main.noSuchThing", "go map main.mSmall --key",
+    "go map main.mSmall --limit -2", "go mapwatch main.mSmall --max-hits 0",
+]
+
+
+def _base_tree():
+    """BASE's gdb_go_ext and delve_bridge, unpacked once under the cache."""
+    sha = subprocess.run(["git", "rev-parse", "--verify", "-q", BASE + "^{commit}"],
+                         cwd=harness.REPO, capture_output=True, text=True).stdout.strip()
+    if not sha:
+        pytest.skip("this clone does not hold commit %s, the code before the change" % BASE)
+    dest = os.path.join(harness.cache_dir(), "golden", sha)
+    if not os.path.isdir(os.path.join(dest, "gdb_go_ext")):
+        data = subprocess.run(["git", "archive", sha, "gdb_go_ext", "delve_bridge"],
+                              cwd=harness.REPO, capture_output=True, check=True).stdout
+        tmp = dest + ".%d" % os.getpid()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            pass  # another worker won
+    return dest
+
+
+def _commands(names, t):
+    out = []
+    ids = {}
+    if "{id}" in " ".join(names):
+        truth = t.truth("stacks.txt")
+        from test_goroutines import parse_runtime_stacks
+        stacks = parse_runtime_stacks(truth)
+        ids["id"] = next(g for g, v in sorted(stacks.items()) if any(f[0] == "main.deep" for f in v["frames"]))
+        ids["sel"] = next(g for g, v in sorted(stacks.items()) if any(f[0] == "main.selector" for f in v["frames"]))
+    for c in names:
+        out.append((c, c.replace("{id}", str(ids.get("id"))).replace("{sel}", str(ids.get("sel")))))
+    return out
+
+
+def _gdb_both(t, commands, base):
+    old = t.gdb(commands, extra_args=["-iex", "python import sys; sys.path.insert(0, %r)" % base])
+    new = t.gdb(commands)
+    return old, new
+
+
+def _assert_same(old, new, commands, what):
+    for name, _ in commands:
+        assert old.block(name) == new.block(name), (what, name)
+        assert old.error(name) == new.error(name), (what, name, old.error(name), new.error(name))
+
+
+_BRIDGE_SCRIPT = r"""
+import json, sys
+from delve_bridge import Bridge
+from gdb_go_ext.errors import GoExtError
+mode, a, b, views = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+br = Bridge.attach(int(a), binary=b, quiet=True) if mode == "live" else Bridge.core(a, b, quiet=True)
+out = {}
+with br:
+    for argv in views:
+        try:
+            out[" ".join(argv)] = br.view(argv, color=False, width=250)
+        except GoExtError as e:
+            out[" ".join(argv)] = "error: %s" % e
+print(json.dumps(out))
+"""
+
+
+def _bridge(t, views, path):
+    env = dict(os.environ, PYTHONPATH=path, NO_COLOR="1")
+    a, b = (str(t.pid), t.binary) if t.mode == "live" else (t.binary, t.core)
+    p = subprocess.run([sys.executable, "-c", _BRIDGE_SCRIPT, t.mode, a, b, json.dumps(views)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout)
+
+
+def _bridge_views(commands):
+    """The gdb commands as bridge views: `go X ...` -> ["X", ...]."""
+    import shlex
+    out = []
+    for _, cmd in commands:
+        words = shlex.split(cmd)
+        if len(words) > 1 and words[1] not in ("nosuchview",):
+            out.append(words[1:])
+    return out
+
+
+@pytest.mark.parametrize("fixture", ["goroutines", "maps"])
+def test_views_byte_identical_to_base(toolchain, mode, fixture, go_target):
+    base = _base_tree()
+    t = go_target(fixture)
+    commands = _commands(GOROUTINE_VIEWS if fixture == "goroutines" else MAP_VIEWS, t)
+    old, new = _gdb_both(t, commands, base)
+    _assert_same(old, new, commands, "gdb")
+    assert "go version" not in commands or old.block("go version")
+    views = _bridge_views(commands)
+    old_b, new_b = _bridge(t, views, base), _bridge(t, views, harness.REPO)
+    for argv in views:
+        k = " ".join(argv)
+        assert old_b[k] == new_b[k], ("bridge", k)
