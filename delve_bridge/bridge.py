@@ -20,11 +20,11 @@ import sys
 import time
 from typing import Optional
 
-from gdb_go_ext import triage
+from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
 from gdb_go_ext.gcpause import gc_paused
-from gdb_go_ext.runtime import types as T
-from gdb_go_ext.runtime.elf import ElfFile
+from gdb_go_ext.binary import types as T
+from gdb_go_ext.binary.elf import ElfFile
 from gdb_go_ext.runtime.goroutines import GoroutineWalker
 from gdb_go_ext.runtime.goruntime import GoRuntime
 from gdb_go_ext.runtime.maps import decode_map
@@ -150,7 +150,7 @@ class Bridge:
             self._was_running = bool(st.get("Running"))
             direct = None
             if direct_memory and os.environ.get("DELVE_BRIDGE_DIRECT_MEMORY", "1") != "0":
-                from gdb_go_ext.memsource import open_source
+                from gdb_go_ext.target.direct import open_source
                 direct = open_source(core_path=core) if core else \
                     open_source(pid=pid) if pid and mode != "connect" else None
             self.target = DelveTarget(client, executable, is_live=(mode != "core"), direct=direct,

@@ -20,6 +20,7 @@ import time
 from collections import deque
 from typing import Optional
 
+from gdb_go_ext.cache import cache_dir
 from gdb_go_ext.errors import GoExtError
 
 from .rpc import Client, ConnectionLost, RPCError
@@ -43,11 +44,6 @@ LISTENING = re.compile(r"API server listening at:\s*(\S+)")
 
 class DlvError(GoExtError):
     """dlv could not be found, started, or it refused the target."""
-
-
-def cache_dir() -> str:
-    return os.environ.get("GDB_GO_EXT_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "gdb_go_ext")
 
 
 _version_cache: dict = {}

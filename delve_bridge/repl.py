@@ -26,7 +26,7 @@ from typing import Optional
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from gdb_go_ext import triage
+from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import GoExtError, UsageError
 
 from .bridge import PARSERS, VIEWS

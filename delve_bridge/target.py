@@ -23,11 +23,11 @@ import struct
 from typing import Optional
 
 from gdb_go_ext.errors import DecodeError, ReadError
-from gdb_go_ext.runtime import types as T
-from gdb_go_ext.runtime.elf import PT_NOTE, ElfFile
+from gdb_go_ext.binary import types as T
+from gdb_go_ext.binary.elf import PT_NOTE, ElfFile
 from gdb_go_ext.target import Thread
 
-from .dwarf import DwarfTypes
+from gdb_go_ext.binary.dwarf import DwarfTypes
 from .rpc import Client, ConnectionLost, RPCError
 
 BIG, SMALL = 65536, 1000
@@ -48,7 +48,7 @@ class DelveTarget:
         # Delve not say it (see load_bias)
         self._pid, self._core = pid, core
         self._bias: Optional[int] = None
-        # optional accelerator, as the gdb backend has (gdb_go_ext/memsource.py): the stopped
+        # optional accelerator, as the gdb backend has (gdb_go_ext/target/direct.py): the stopped
         # process's /proc/PID/mem or the core file's own segments. It only serves what it can
         # read in full; everything else goes to ExamineMemory, so reads are never different.
         self.direct = direct

@@ -40,7 +40,7 @@ if os.path.dirname(HERE) not in sys.path:
     sys.path.insert(0, os.path.dirname(HERE))
 
 from gdb_go_ext.errors import ReadError  # noqa: E402
-from gdb_go_ext.runtime import types as T  # noqa: E402
+from gdb_go_ext.binary import types as T  # noqa: E402
 from gdb_go_ext.target import Memory, Thread  # noqa: E402
 
 DATA_DIR = os.path.join(HERE, "data")

@@ -25,8 +25,8 @@ def elided_frames(binary, go_version, dump):
     the frame's pc (printed at those levels), since an ABI wrapper has the name of
     the function it wraps. A PIE's load bias is learnt from the dump's runtime.goexit
     frames, printed at the function's entry + 1."""
-    from gdb_go_ext.runtime.elf import ElfFile
-    from gdb_go_ext.runtime.pclntab import PCLineTable, wrapper_func_id
+    from gdb_go_ext.binary.elf import ElfFile
+    from gdb_go_ext.binary.pclntab import PCLineTable, wrapper_func_id
     tab = PCLineTable.from_elf(ElfFile.open(binary))
     wrapper = wrapper_func_id(go_version)
     goexit = tab.lookup_func("runtime.goexit")

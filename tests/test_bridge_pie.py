@@ -253,7 +253,7 @@ def test_load_bias_is_zero_for_an_ordinary_executable_without_asking_dlv():
 
 def test_pie_bias_is_found_once_and_refusal_is_one_sentence():
     binary = harness.build("goroutines", PIE_TOOLCHAINS[-1], pie=True)
-    from gdb_go_ext.runtime.elf import ElfFile
+    from gdb_go_ext.binary.elf import ElfFile
     md = ElfFile.open(binary).symbol("runtime.firstmoduledata")[0]
     loaded = 0x7f0000000000
     client = _Refusing({"Variable": {"name": "runtime.firstmoduledata", "addr": md + loaded}})

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from gdb_go_ext.errors import DecodeError  # noqa: E402
-from gdb_go_ext.runtime import types as T  # noqa: E402
+from gdb_go_ext.binary import types as T  # noqa: E402
 from gdb_go_ext.runtime.maps import decode_map, to_json  # noqa: E402
 from gdb_go_ext.runtime.values import float32_value, go_float, go_text  # noqa: E402
 from image import RT, ImageTarget, load_image, poke as _poke  # noqa: E402

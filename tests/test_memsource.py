@@ -16,7 +16,7 @@ import struct
 import pytest
 
 from gdb_go_ext.errors import ReadError
-from gdb_go_ext.memsource import ProcMem
+from gdb_go_ext.target.direct import ProcMem
 from gdb_go_ext.target import Memory
 
 N = 2500   # > 2 batches of 1024 ranges
@@ -273,7 +273,7 @@ def _write_core(path, segments, cut=None):
 
 @pytest.mark.parametrize("truncate", [False, True], ids=["whole", "truncated"])
 def test_core_gather_fixed_matches_segments(tmp_path, truncate):
-    from gdb_go_ext.memsource import CoreMem
+    from gdb_go_ext.target.direct import CoreMem
     rnd = random.Random(5)
     segs = [(0x10000, bytes(rnd.randrange(256) for _ in range(8192)), 8192),
             (0x40000, bytes(rnd.randrange(256) for _ in range(4096)), 4096),

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from gdb_go_ext.errors import DecodeError
-from gdb_go_ext.runtime.elf import ElfFile
-from gdb_go_ext.runtime.pclntab import PCLineTable, func_name_for_print, wrapper_func_id
+from gdb_go_ext.binary.elf import ElfFile
+from gdb_go_ext.binary.pclntab import PCLineTable, func_name_for_print, wrapper_func_id
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pclntab"
 

@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.runtime import probes as P  # noqa: E402
-from gdb_go_ext.runtime import types as T  # noqa: E402
+from gdb_go_ext.binary import types as T  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.runtime.values import ValueDecoder  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402

@@ -6,7 +6,7 @@ from typing import Optional
 import gdb  # noqa: F401  (only the gdb/ package may import it)
 
 from ..errors import NotGoError, ReadError
-from ..runtime import types as T
+from ..binary import types as T
 from ..target import Thread
 
 
@@ -107,10 +107,10 @@ class GdbTarget:
         self.is_live = inf.pid != 0 and not _is_core()
         self.has_process = inf.pid != 0
         self._types = TypeConverter(self.ptr_size)
-        from ..memsource import open_source
+        from ..target.direct import open_source
         self._raw = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
             else open_source(pid=inf.pid) if self.is_live else None
-        # reads without gdb in the way, for Memory.gather and the unwinder (see memsource)
+        # reads without gdb in the way, for Memory.gather and the unwinder (see target.direct)
         self.direct = self._raw
         # facts about the target every report should carry (e.g. a truncated core)
         self.warnings: list[str] = []

@@ -6,7 +6,7 @@ import time
 
 import gdb
 
-from .. import triage
+from ..analysis import triage
 from ..errors import GoExtError, UsageError
 from ..runtime.goroutines import G_DEAD, G_RUNNING, GoroutineWalker
 from ..views import goroutines as view

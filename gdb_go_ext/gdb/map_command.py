@@ -6,7 +6,7 @@ import re
 import gdb
 
 from ..errors import GoExtError, UsageError
-from ..runtime import types as T
+from ..binary import types as T
 from ..runtime.maps import decode_map
 from ..views import maps as view
 from . import session

@@ -10,7 +10,7 @@ import json
 import gdb
 
 from ..errors import GoExtError
-from ..runtime import types as T
+from ..binary import types as T
 from ..runtime.maps import decode_map
 from ..runtime.values import go_text
 from . import session

@@ -12,7 +12,7 @@ import struct
 from typing import Optional
 
 from ..errors import DecodeError, ReadError
-from . import types as T
+from ..binary import types as T
 
 MAX_PS = 1 << 12
 _SANE = 1 << 62   # a nanotime stamp is positive and far below this

@@ -16,9 +16,9 @@ from typing import Callable, Optional
 
 from ..errors import DecodeError, ReadError
 from ..gcpause import gc_paused
-from . import types as T
+from ..binary import types as T
 from .clock import core_now
-from .pclntab import func_name_for_print, injected_functions, wrapper_func_id
+from ..binary.pclntab import func_name_for_print, injected_functions, wrapper_func_id
 from .stack import TOP_BYTES, StackFrame, Unwinder
 
 GSCAN = 0x1000

@@ -10,7 +10,7 @@ import struct
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
-from . import types as T
+from ..binary import types as T
 from .version import Layout, detect
 
 
@@ -46,7 +46,7 @@ class GoRuntime:
             path = self.target.executable()
             if path and os.path.exists(path):
                 try:
-                    from .elf import ElfFile
+                    from ..binary.elf import ElfFile
                     self._elf = ElfFile.open(path)
                 except (ImportError, DecodeError, OSError):
                     self._elf = None
@@ -54,7 +54,7 @@ class GoRuntime:
 
     @functools.cached_property
     def pclntab(self):
-        from .pclntab import PCLineTable
+        from ..binary.pclntab import PCLineTable
         if self.elf is None:
             raise DecodeError("the program's executable file is not available to read its pclntab")
         tab = PCLineTable.from_elf(self.elf)

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import DecodeError
-from . import types as T
+from ..binary import types as T
 from .values import ValueDecoder, hexaddr
 
 SLOTS = 8

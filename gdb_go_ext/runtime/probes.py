@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..errors import DecodeError
-from . import types as T
+from ..binary import types as T
 from .values import ValueDecoder, hexaddr
 
 ACCESS1, ACCESS2, ASSIGN, DELETE = "access1", "access2", "assign", "delete"

@@ -40,7 +40,7 @@ import struct
 from typing import Any, Callable, Optional
 
 from ..errors import DecodeError
-from . import types as T
+from ..binary import types as T
 
 SLICE_LIMIT = 1024
 STRING_LIMIT = 1 << 20

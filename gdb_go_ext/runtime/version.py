@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
-from . import types as T
+from ..binary import types as T
 
 
 @dataclass

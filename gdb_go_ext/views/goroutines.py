@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
-from .. import triage
+from ..analysis import triage
 from ..runtime.goroutines import Goroutine
 
 # ANSI colours for the plain-text renderers (rich is too slow for 100k rows)

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import UsageError
-from ..runtime import types as T
+from ..binary import types as T
 from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents, to_json
 from ..runtime.values import go_quote
 from .console import render

@@ -6,8 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from .errors import UsageError
-from .runtime.goroutines import Goroutine, Location
+from ..errors import UsageError
+from ..runtime.goroutines import Goroutine, Location
 
 KINDS = ("curloc", "userloc", "goloc", "startloc", "label", "waitreason")
 GROUP_KINDS = KINDS + ("status",)

@@ -9,8 +9,8 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Optional, Protocol
 
-from .errors import ReadError
-from .runtime.types import GoType
+from ..errors import ReadError
+from ..binary.types import GoType
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class Memory:
         """For each (addr, size): (buffer, offset) where its bytes start, or a ReadError.
 
         For many scattered ranges (every g, the top of every stack). A target with a
-        direct memory source (see memsource) serves them in bulk, without copying
+        direct memory source (see target.direct) serves them in bulk, without copying
         from a core; what it cannot serve is read through the debugger, range by range.
         Buffers may be shared and longer than the range: read with unpack_from."""
         direct = getattr(self.target, "direct", None)

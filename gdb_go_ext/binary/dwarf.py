@@ -17,10 +17,10 @@ import os
 import threading
 from typing import Optional
 
-from gdb_go_ext.errors import DecodeError
-from gdb_go_ext.runtime import types as T
+from ..errors import DecodeError
+from . import types as T
 
-from .dlv import cache_dir
+from ..cache import cache_dir
 
 INDEX_VERSION = 1
 TYPE_TAGS = {"DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type", "DW_TAG_typedef",

@@ -16,8 +16,8 @@ import os
 import struct
 from typing import Optional
 
-from .errors import DecodeError, ReadError
-from .runtime.elf import PT_LOAD, ElfFile
+from ..errors import DecodeError, ReadError
+from ..binary.elf import PT_LOAD, ElfFile
 
 
 # process_vm_readv takes at most IOV_MAX (1024) remote ranges per call

@@ -181,7 +181,7 @@ class PCLineTable:
     # -- construction ------------------------------------------------------------------------------
     @classmethod
     def from_elf(cls, elf) -> "PCLineTable":
-        """Build from an :class:`~gdb_go_ext.runtime.elf.ElfFile`."""
+        """Build from an :class:`~gdb_go_ext.binary.elf.ElfFile`."""
         data = elf.section_data(".gopclntab")
         if data is None:
             # PIE and externally linked binaries (Go <= 1.19) keep it inside .data.rel.ro,

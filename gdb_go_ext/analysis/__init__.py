@@ -1,0 +1,1 @@
+"""What is made of decoded goroutines: filters, groups, leak buckets."""
