@@ -1,8 +1,9 @@
 """Go type layouts and global variable types from the binary's own DWARF (pyelftools).
 
 Delve reads the same DWARF; reading it here gives GoType objects built exactly
-as gdb_go_ext/gdb/backend.py builds them from gdb's view of that DWARF (same
-names, kinds, sizes, field offsets; maps with extra['header']).
+as gdb_go_ext/gdb/backend.py builds them from gdb's view of that DWARF: both
+hand what they read to binary.types.TypeBuilder (same names, kinds, sizes, field
+offsets; maps with extra['header']).
 
 Go puts every type in one compile unit and each package's globals in the
 package's unit. Indexing those top-level DIEs takes a second or two with
@@ -59,7 +60,7 @@ class DwarfTypes:
         self._index_path = os.path.join(cache_dir(), "dwarf-index",
                                         hashlib.sha256(key.encode()).hexdigest()[:32] + ".json")
         self._index = self._load_index()
-        self._memo: dict[int, T.GoType] = {}
+        self._types = T.TypeBuilder(_DieReader(), ptr_size)
         self._by_name: dict[str, Optional[T.GoType]] = {}
         self._vars: dict[str, Optional[T.GoType]] = {}
 
@@ -131,7 +132,7 @@ class DwarfTypes:
                 return self._by_name[name]
             self._ensure_types()
             off = self._index["types"].get(name)
-            gt = self._convert(self._die(off)) if off is not None else None
+            gt = self._types.convert(self._die(off)) if off is not None else None
             self._by_name[name] = gt
             return gt
 
@@ -148,7 +149,7 @@ class DwarfTypes:
             gt = None
             if off is not None:
                 die = self._die(off)
-                gt = self._convert(die.get_DIE_from_attribute("DW_AT_type"))
+                gt = self._types.convert(die.get_DIE_from_attribute("DW_AT_type"))
             self._vars[name] = gt
             return gt
 
@@ -161,137 +162,6 @@ class DwarfTypes:
     def _die(self, off: int):
         return self.dwarf.get_DIE_from_refaddr(off)
 
-    # --- DIE -> GoType, mirroring gdb/backend.py's TypeConverter
-    def _convert(self, die) -> T.GoType:
-        hit = self._memo.get(die.offset)
-        if hit is not None:
-            return hit
-        name = self._type_name(die)
-        s = self._strip(die)
-        tag = s.tag if s is not None else "void"
-        ptr = self.ptr_size
-        map_name = self._map_name(die, s)
-        if map_name is not None:
-            target = self._target(s) if tag == "DW_TAG_pointer_type" else None
-            header = (lambda tt=target, n=map_name: self._map_header(tt, n)) if target is not None else None
-            gt = T.map_type(name, ptr, header)
-        elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
-            gt = T.GoType(name, T.CHAN, ptr)
-        elif tag == "DW_TAG_subroutine_type" or name.startswith("func("):
-            gt = T.GoType(name, T.FUNC, ptr)
-        elif tag == "DW_TAG_pointer_type":
-            target = self._target(s)
-            if target is None or self._strip(target) is None:
-                gt = T.GoType(name, T.PTR, ptr)
-            else:
-                gt = T.GoType(name, T.PTR, ptr, elem=lambda tt=target: self._convert(tt))
-        elif tag == "DW_TAG_structure_type":
-            self._memo[die.offset] = gt = T.GoType(name, T.STRUCT, _size(s))  # cycles
-            self._struct(gt, s)
-            return gt
-        elif tag == "DW_TAG_base_type":
-            enc = s.attributes["DW_AT_encoding"].value if "DW_AT_encoding" in s.attributes else 0
-            size = _size(s)
-            if enc == _BOOL:
-                gt = T.GoType(name, T.BOOL, size)
-            elif enc == _FLOAT:
-                gt = T.GoType(name, T.FLOAT, size)
-            elif enc == _CFLOAT:
-                gt = T.GoType(name, T.COMPLEX, size)
-            elif enc in (_SIGNED, _SCHAR):
-                gt = T.GoType(name, T.INT, size)
-            elif enc in (_UNSIGNED, _UCHAR):
-                gt = T.GoType(name, T.UINT, size)
-            else:
-                gt = T.GoType(name, T.UNKNOWN, size)
-        elif tag == "DW_TAG_array_type":
-            n = _array_len(s)
-            elem_die = self._target(s)
-            gt = T.GoType(name, T.ARRAY, _size(s), length=n,
-                          elem=(lambda tt=elem_die: self._convert(tt)) if elem_die is not None else None)
-            if "DW_AT_byte_size" not in s.attributes and elem_die is not None:
-                gt.size = n * self._convert(elem_die).size
-        else:
-            gt = T.GoType(name, T.UNKNOWN, _size(s) if s is not None else 0)
-        self._memo[die.offset] = gt
-        return gt
-
-    def _struct(self, gt: T.GoType, s) -> None:
-        members = [c for c in s.iter_children() if c.tag == "DW_TAG_member"]
-        names = [_name(c) for c in members]
-        name = gt.name
-        if name == "string" and names[:2] == ["str", "len"]:
-            gt.kind = T.STRING
-            return
-        if name.startswith("[]") and names[:3] == ["array", "len", "cap"]:
-            arr_t = self._strip(members[0].get_DIE_from_attribute("DW_AT_type"))
-            elem_die = self._target(arr_t) if arr_t is not None else None
-            gt.kind = T.SLICE
-            gt._elem = (lambda tt=elem_die: self._convert(tt)) if elem_die is not None else None
-            return
-        if names == ["tab", "data"]:
-            gt.kind = T.IFACE
-            return
-        if names == ["_type", "data"]:
-            gt.kind = T.EFACE
-            return
-        fields = []
-        for c, n in zip(members, names):
-            if n is None:
-                continue
-            loc = c.attributes.get("DW_AT_data_member_location")
-            off = loc.value if loc is not None and isinstance(loc.value, int) else 0
-            ft = c.get_DIE_from_attribute("DW_AT_type")
-            fields.append(T.Field(n, off, (lambda ft=ft: self._convert(ft))))
-        gt.fields = tuple(fields)
-
-    def _map_header(self, die, map_name: str) -> T.GoType:
-        header = self._convert(die)
-        header.extra["map_name"] = map_name
-        return header
-
-    # --- helpers
-    def _type_name(self, die) -> str:
-        n = _name(die)
-        if n:
-            return n
-        if die.tag == "DW_TAG_pointer_type":
-            t = self._target(die)
-            return "*" + (self._type_name(t) if t is not None else "void")
-        return "?"
-
-    @staticmethod
-    def _target(die):
-        if die is None or "DW_AT_type" not in die.attributes:
-            return None
-        return die.get_DIE_from_attribute("DW_AT_type")
-
-    def _strip(self, die):
-        for _ in range(16):
-            if die is None or die.tag != "DW_TAG_typedef":
-                return die
-            die = self._target(die)
-        return die
-
-    def _map_name(self, die, stripped) -> Optional[str]:
-        t = die
-        for _ in range(8):
-            n = _name(t) or ""
-            if n.startswith("map["):
-                return n
-            if t.tag != "DW_TAG_typedef":
-                break
-            t = self._target(t)
-            if t is None:
-                break
-        if stripped is not None and stripped.tag == "DW_TAG_pointer_type":
-            target = self._strip(self._target(stripped))
-            tn = (_name(target) or "") if target is not None else ""
-            if target is not None and target.tag == "DW_TAG_structure_type" and \
-                    (tn.startswith("hash<") or tn.startswith("map<")):
-                return "map[" + tn[tn.index("<") + 1:-1].replace(",", "]", 1)
-        return None
-
     def close(self) -> None:
         try:
             self._fh.close()
@@ -299,20 +169,85 @@ class DwarfTypes:
             pass
 
 
-def _size(die) -> int:
-    a = die.attributes.get("DW_AT_byte_size") if die is not None else None
-    return int(a.value) if a is not None else 0
+_TAG_KIND = {"DW_TAG_pointer_type": T.PTR, "DW_TAG_structure_type": T.STRUCT,
+             "DW_TAG_array_type": T.ARRAY, "DW_TAG_subroutine_type": T.FUNC}
+_ENCODING_KIND = {_BOOL: T.BOOL, _FLOAT: T.FLOAT, _CFLOAT: T.COMPLEX, _SIGNED: T.INT,
+                  _SCHAR: T.INT, _UNSIGNED: T.UINT, _UCHAR: T.UINT}
 
 
-def _array_len(die) -> int:
-    for c in die.iter_children():
-        if c.tag == "DW_TAG_subrange_type":
-            if "DW_AT_count" in c.attributes:
-                return int(c.attributes["DW_AT_count"].value)
-            if "DW_AT_upper_bound" in c.attributes:
-                lo = c.attributes["DW_AT_lower_bound"].value if "DW_AT_lower_bound" in c.attributes else 0
-                return int(c.attributes["DW_AT_upper_bound"].value) - lo + 1
-    return 0
+def _target(die):
+    if die is None or "DW_AT_type" not in die.attributes:
+        return None
+    return die.get_DIE_from_attribute("DW_AT_type")
+
+
+class _DieReader:
+    """binary.types.TypeReader over pyelftools DIEs."""
+
+    @staticmethod
+    def key(die):
+        return die.offset
+
+    def name(self, die) -> str:
+        n = _name(die)
+        if n:
+            return n
+        if die.tag == "DW_TAG_pointer_type":
+            t = _target(die)
+            return "*" + (self.name(t) if t is not None else "void")
+        return "?"
+
+    @staticmethod
+    def is_typedef(die) -> bool:
+        return die.tag == "DW_TAG_typedef"
+
+    target = staticmethod(_target)
+
+    @staticmethod
+    def strip(die):
+        for _ in range(16):
+            if die is None or die.tag != "DW_TAG_typedef":
+                return die
+            die = _target(die)
+        return die
+
+    @staticmethod
+    def kind(die) -> str:
+        if die is None:
+            return T.VOID
+        if die.tag == "DW_TAG_base_type":
+            a = die.attributes.get("DW_AT_encoding")
+            return _ENCODING_KIND.get(a.value if a is not None else 0, T.UNKNOWN)
+        return _TAG_KIND.get(die.tag, T.UNKNOWN)
+
+    @staticmethod
+    def size(die) -> Optional[int]:
+        a = die.attributes.get("DW_AT_byte_size") if die is not None else None
+        return int(a.value) if a is not None else None
+
+    @staticmethod
+    def length(die) -> int:
+        for c in die.iter_children():
+            if c.tag == "DW_TAG_subrange_type":
+                if "DW_AT_count" in c.attributes:
+                    return int(c.attributes["DW_AT_count"].value)
+                if "DW_AT_upper_bound" in c.attributes:
+                    lo = c.attributes["DW_AT_lower_bound"].value \
+                        if "DW_AT_lower_bound" in c.attributes else 0
+                    return int(c.attributes["DW_AT_upper_bound"].value) - lo + 1
+        return 0
+
+    @staticmethod
+    def members(die) -> list:
+        out = []
+        for c in die.iter_children():
+            if c.tag != "DW_TAG_member":
+                continue
+            n = _name(c)
+            loc = c.attributes.get("DW_AT_data_member_location")
+            off = loc.value if loc is not None and isinstance(loc.value, int) else 0
+            out.append((n, off, _target(c) if n is not None else None))
+        return out
 
 
 def _package_of(name: str) -> Optional[str]:

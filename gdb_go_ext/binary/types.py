@@ -6,7 +6,7 @@ between Go versions are detected by asking whether a field exists.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Hashable, Optional, Protocol
 
 from ..errors import DecodeError
 
@@ -105,13 +105,6 @@ class GoType:
             raise DecodeError(f"type {self.name} has no field {path}")
         return found[0]
 
-    def iter_fields(self) -> Iterator[Field]:
-        return iter(self.fields)
-
-    @property
-    def signed(self) -> bool:
-        return self.kind == INT
-
     def __repr__(self) -> str:
         return f"GoType({self.name!r}, {self.kind}, size={self.size})"
 
@@ -209,3 +202,151 @@ def _map_part(gt: GoType, which: int) -> Optional[GoType]:
         gt.extra["header"] = header
     found = map_key_elem(header)
     return found[which] if found else None
+
+
+# ---- building GoTypes from a debugger's type information ---------------------------
+
+VOID = "void"   # what TypeReader.kind says of a type with no storage (void, DWARF's no-type)
+
+
+class TypeReader(Protocol):
+    """What a backend reads of one node of its type information (a gdb.Type, a DWARF DIE).
+
+    `TypeBuilder` asks only these questions and does all the Go-kind classification,
+    so every backend builds the same GoType graph from the same DWARF."""
+
+    def key(self, node: Any) -> Hashable:
+        """The memo key of a node (gdb: its name; DWARF: the DIE's offset)."""
+
+    def name(self, node: Any) -> str:
+        """Go's spelling of the node's name (an unnamed pointer is '*' + its target's)."""
+
+    def is_typedef(self, node: Any) -> bool:
+        """Is the node a typedef (Go's named types over another type)?"""
+
+    def target(self, node: Any) -> Any:
+        """What a typedef names, a pointer points at, an array holds; None if nothing."""
+
+    def strip(self, node: Any) -> Any:
+        """The node with typedefs removed (None where the debug info has no type)."""
+
+    def kind(self, stripped: Any) -> str:
+        """The stripped node's own kind: PTR, STRUCT, ARRAY, FUNC, BOOL, INT, UINT,
+        FLOAT, COMPLEX, VOID (also for None) or UNKNOWN."""
+
+    def size(self, stripped: Any) -> Optional[int]:
+        """Its byte size, or None where the debug info does not say."""
+
+    def length(self, stripped: Any) -> int:
+        """An array's number of elements."""
+
+    def members(self, stripped: Any) -> list:
+        """A struct's members as (name or None, byte offset, node)."""
+
+
+class TypeBuilder:
+    """Debugger type nodes -> GoType, memoised; pointers, fields and elements resolve
+    lazily (Go's types are cyclic). The one place Go kinds are told apart: string,
+    slice, interface, map (also behind named types, header found lazily), chan, func,
+    pointer, struct, integers, floats, arrays."""
+
+    def __init__(self, reader: TypeReader, ptr_size: int):
+        self.r = reader
+        self.ptr_size = ptr_size
+        self.memo: dict = {}
+
+    def convert(self, node) -> GoType:
+        r = self.r
+        key = r.key(node)
+        hit = self.memo.get(key)
+        if hit is not None:
+            return hit
+        name = r.name(node)
+        s = r.strip(node)
+        kind = r.kind(s)
+        ptr = self.ptr_size
+        map_name = self._map_name(node, s, kind)
+        if map_name is not None:
+            target = r.target(s) if kind == PTR else None
+            header = (lambda tt=target, n=map_name: self._map_header(tt, n)) \
+                if target is not None else None
+            gt = map_type(name, ptr, header)
+        elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
+            gt = GoType(name, CHAN, ptr)
+        elif kind == FUNC or name.startswith("func("):
+            gt = GoType(name, FUNC, ptr)
+        elif kind == PTR:
+            target = r.target(s)
+            if target is None or r.kind(r.strip(target)) == VOID:
+                gt = GoType(name, PTR, ptr)
+            else:
+                gt = GoType(name, PTR, ptr, elem=self._lazy(target))
+        elif kind == STRUCT:
+            self.memo[key] = gt = GoType(name, STRUCT, r.size(s) or 0)  # before its fields
+            self._struct(gt, s)
+            return gt
+        elif kind in (BOOL, INT, UINT, FLOAT, COMPLEX):
+            gt = GoType(name, kind, r.size(s) or 0)
+        elif kind == ARRAY:
+            n = r.length(s)
+            elem = r.target(s)
+            size = r.size(s)
+            if size is None:
+                size = n * self.convert(elem).size if elem is not None else 0
+            gt = GoType(name, ARRAY, size, length=n,
+                        elem=self._lazy(elem) if elem is not None else None)
+        else:
+            gt = GoType(name, UNKNOWN, r.size(s) or 0)
+        self.memo[key] = gt
+        return gt
+
+    def _lazy(self, node) -> Callable[[], GoType]:
+        return lambda: self.convert(node)
+
+    def _struct(self, gt: GoType, s) -> None:
+        r = self.r
+        members = r.members(s)
+        names = [m[0] for m in members]
+        name = gt.name
+        if name == "string" and names[:2] == ["str", "len"]:
+            gt.kind = STRING
+        elif name.startswith("[]") and names[:3] == ["array", "len", "cap"]:
+            arr = r.strip(members[0][2])
+            elem = r.target(arr) if arr is not None else None
+            gt.kind = SLICE
+            gt._elem = self._lazy(elem) if elem is not None else None
+        elif names == ["tab", "data"]:
+            gt.kind = IFACE
+        elif names == ["_type", "data"]:
+            gt.kind = EFACE
+        else:
+            gt.fields = tuple(Field(n, off, self._lazy(node))
+                              for n, off, node in members if n is not None)
+
+    def _map_header(self, node, map_name: str) -> GoType:
+        header = self.convert(node)
+        header.extra["map_name"] = map_name
+        return header
+
+    def _map_name(self, node, stripped, kind: str) -> Optional[str]:
+        """'map[K]V' for a map type, also behind named types (type labelMap
+        map[string]string), or for a pointer to a hash<K,V> / map<K,V> header."""
+        r = self.r
+        t = node
+        for _ in range(8):
+            n = r.name(t)
+            if n.startswith("map["):
+                return n
+            if not r.is_typedef(t):
+                break
+            t = r.target(t)
+            if t is None:
+                break
+        if kind == PTR:
+            target = r.target(stripped)
+            target = r.strip(target) if target is not None else None
+            if target is not None and r.kind(target) == STRUCT:
+                tn = r.name(target)
+                if tn.startswith("hash<") or tn.startswith("map<"):
+                    return "map[" + tn[tn.index("<") + 1:-1].replace(",", "]", 1)
+        return None

@@ -19,79 +19,48 @@ def _type_name(t: "gdb.Type") -> str:
     return str(t)
 
 
-class TypeConverter:
-    """gdb.Type -> GoType, memoised by name; pointers resolve lazily (types are cyclic)."""
+_CODE_KIND = {gdb.TYPE_CODE_PTR: T.PTR, gdb.TYPE_CODE_STRUCT: T.STRUCT,
+              gdb.TYPE_CODE_ARRAY: T.ARRAY, gdb.TYPE_CODE_FUNC: T.FUNC,
+              gdb.TYPE_CODE_BOOL: T.BOOL, gdb.TYPE_CODE_FLT: T.FLOAT,
+              gdb.TYPE_CODE_COMPLEX: T.COMPLEX, gdb.TYPE_CODE_VOID: T.VOID}
 
-    def __init__(self, ptr_size: int):
-        self.ptr_size = ptr_size
-        self.memo: dict[str, T.GoType] = {}
 
-    def convert(self, t: "gdb.Type") -> T.GoType:
-        name = _type_name(t)
-        hit = self.memo.get(name)
-        if hit is not None:
-            return hit
-        s = t.strip_typedefs()
+class _GdbTypeReader:
+    """binary.types.TypeReader over gdb.Type; memoised by name."""
+
+    key = name = staticmethod(_type_name)
+
+    @staticmethod
+    def is_typedef(t: "gdb.Type") -> bool:
+        return t.code == gdb.TYPE_CODE_TYPEDEF
+
+    @staticmethod
+    def target(t: "gdb.Type") -> "gdb.Type":
+        return t.target()
+
+    @staticmethod
+    def strip(t: "gdb.Type") -> "gdb.Type":
+        return t.strip_typedefs()
+
+    @staticmethod
+    def kind(s: "gdb.Type") -> str:
         code = s.code
-        gt: T.GoType
-        map_name = _underlying_map_name(t, s)
-        if map_name is not None:
-            target = s.target() if code == gdb.TYPE_CODE_PTR else None
-            header = (lambda tt=target, n=map_name: self._map_header(tt, n)) if target is not None else None
-            gt = T.map_type(name, self.ptr_size, header)
-        elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
-            gt = T.GoType(name, T.CHAN, self.ptr_size)
-        elif code == gdb.TYPE_CODE_FUNC or name.startswith("func("):
-            gt = T.GoType(name, T.FUNC, self.ptr_size)
-        elif code == gdb.TYPE_CODE_PTR:
-            target = s.target()
-            if target.strip_typedefs().code == gdb.TYPE_CODE_VOID:
-                gt = T.GoType(name, T.PTR, self.ptr_size)
-            else:
-                gt = T.GoType(name, T.PTR, self.ptr_size, elem=lambda tt=target: self.convert(tt))
-        elif code == gdb.TYPE_CODE_STRUCT:
-            gt = self._struct(name, s)
-        elif code in (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_CHAR):
-            signed = getattr(s, "is_signed", not name.startswith("u"))
-            gt = T.GoType(name, T.INT if signed else T.UINT, s.sizeof)
-        elif code == gdb.TYPE_CODE_BOOL:
-            gt = T.GoType(name, T.BOOL, s.sizeof)
-        elif code == gdb.TYPE_CODE_FLT:
-            gt = T.GoType(name, T.FLOAT, s.sizeof)
-        elif code == gdb.TYPE_CODE_COMPLEX:
-            gt = T.GoType(name, T.COMPLEX, s.sizeof)
-        elif code == gdb.TYPE_CODE_ARRAY:
-            lo, hi = s.range()
-            elem_t = s.target()
-            gt = T.GoType(name, T.ARRAY, s.sizeof, length=hi - lo + 1,
-                          elem=lambda tt=elem_t: self.convert(tt))
-        else:
-            gt = T.GoType(name, T.UNKNOWN, s.sizeof)
-        self.memo[name] = gt
-        return gt
+        if code in (gdb.TYPE_CODE_INT, gdb.TYPE_CODE_CHAR):
+            return T.INT if getattr(s, "is_signed", not _type_name(s).startswith("u")) else T.UINT
+        return _CODE_KIND.get(code, T.UNKNOWN)
 
-    def _struct(self, name: str, s: "gdb.Type") -> T.GoType:
-        fields = s.fields()
-        names = [f.name for f in fields]
-        if name == "string" and names[:2] == ["str", "len"]:
-            return T.GoType(name, T.STRING, s.sizeof)
-        if name.startswith("[]") and names[:3] == ["array", "len", "cap"]:
-            elem_t = fields[0].type.strip_typedefs().target()
-            return T.GoType(name, T.SLICE, s.sizeof, elem=lambda tt=elem_t: self.convert(tt))
-        if names == ["tab", "data"]:
-            return T.GoType(name, T.IFACE, s.sizeof)
-        if names == ["_type", "data"]:
-            return T.GoType(name, T.EFACE, s.sizeof)
-        gfields = tuple(
-            T.Field(f.name, f.bitpos // 8, (lambda ft=f.type: self.convert(ft)))
-            for f in fields if not f.is_base_class and f.name is not None
-        )
-        return T.GoType(name, T.STRUCT, s.sizeof, fields=gfields)
+    @staticmethod
+    def size(s: "gdb.Type") -> int:
+        return s.sizeof
 
-    def _map_header(self, t: "gdb.Type", map_name: str) -> T.GoType:
-        header = self.convert(t)
-        header.extra["map_name"] = map_name
-        return header
+    @staticmethod
+    def length(s: "gdb.Type") -> int:
+        lo, hi = s.range()
+        return hi - lo + 1
+
+    @staticmethod
+    def members(s: "gdb.Type") -> list:
+        return [(None if f.is_base_class else f.name, f.bitpos // 8, f.type) for f in s.fields()]
 
 
 class GdbTarget:
@@ -106,7 +75,7 @@ class GdbTarget:
         self.ptr_size = ptr_t.sizeof
         self.is_live = inf.pid != 0 and not _is_core()
         self.has_process = inf.pid != 0
-        self._types = TypeConverter(self.ptr_size)
+        self._types = T.TypeBuilder(_GdbTypeReader(), self.ptr_size)
         from ..target.direct import open_source
         self._raw = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
             else open_source(pid=inf.pid) if self.is_live else None
@@ -206,23 +175,6 @@ class GdbTarget:
                 if frame is not None and frame.is_valid():
                     frame.select()
         return out
-
-
-def _underlying_map_name(t: "gdb.Type", stripped: "gdb.Type") -> Optional[str]:
-    """'map[K]V' for a map type, also behind named types (type labelMap map[string]string)."""
-    for _ in range(8):
-        n = _type_name(t)
-        if n.startswith("map["):
-            return n
-        if t.code != gdb.TYPE_CODE_TYPEDEF:
-            break
-        t = t.target()
-    if stripped.code == gdb.TYPE_CODE_PTR:
-        target = stripped.target().strip_typedefs()
-        tn = target.name or ""
-        if target.code == gdb.TYPE_CODE_STRUCT and (tn.startswith("hash<") or tn.startswith("map<")):
-            return "map[" + tn[tn.index("<") + 1:-1].replace(",", "]", 1)
-    return None
 
 
 def _core_path() -> Optional[str]:
