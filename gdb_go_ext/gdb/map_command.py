@@ -10,7 +10,7 @@ from ..binary import types as T
 from ..runtime.maps import decode_map
 from ..views import maps as view
 from . import session
-from .backend import _type_name, _underlying_map_name
+from .backend import _type_name
 from .commands import GoCommand, terminal_width
 
 _DOTTED = re.compile(r"^[\w/]+(\.[\w/]+)+$")
@@ -68,7 +68,7 @@ def resolve(expr: str) -> tuple[str, "gdb.Type", int]:
     if val is None:
         val = _evaluate(expr, name)
     t = val.type
-    if _underlying_map_name(t, t.strip_typedefs()) is None:  # named map types count too
+    if session.runtime().target.convert_type(t).kind != T.MAP:  # named map types count too
         raise GoExtError(f"{expr} is a {_type_name(t)}, not a map")
     try:
         addr = int(val.cast(gdb.lookup_type("uintptr")))
