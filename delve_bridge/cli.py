@@ -5,37 +5,33 @@
     delve-bridge [OPTIONS] core BIN CORE [VIEW ...]
     delve-bridge [OPTIONS] connect ADDR [VIEW ...]
 
-VIEW is one of
-    goroutines [-t DEPTH] [-s STATUS] [-with KIND SUBSTR] [-group KIND] [-l] [--json] ...
-    goroutine ID [bt] [--json]
-    stacks [--min N] [--similar] [-t DEPTH] [--json]
-    map EXPR [--layout] [--key K] [--limit N] [--json]
-    mapwatch EXPR [--max-hits N] [--timeout S] [--writes] [--json]   (live only)
-    version [--json]
-with the same flags, output and JSON as the gdb `go ...` commands. Without a
-VIEW an interactive prompt opens.
+A VIEW is a view of the registry (gdb_go_ext/views) with its own words: the same
+flags, output and JSON as gdb's `go VIEW`; `delve-bridge --help` lists them with their
+usage, and `... VIEW --help` shows one. Without a VIEW an interactive prompt opens.
 
-OPTIONS
-    --dlv PATH          the dlv to use (default: the newest that supports the target's Go)
-    --binary PATH       the program's executable (attach/connect, when it cannot be found)
-    --listen ADDR       where dlv listens (default: a Unix socket in a private directory,
-                        or 127.0.0.1 with a random port); non-loopback needs --allow-remote
-    --allow-remote      allow a non-loopback --listen / connect address (warns)
-    --run SECONDS       exec: let the program run this long before the view (default 1)
-    --wait-for TEXT     exec: let it run until it prints a line starting with TEXT
-    --rpc-memory        read memory only through dlv's ExamineMemory (by default the
-                        stopped process's /proc/PID/mem or the core file serve what they
-                        can, as in the gdb backend; everything else is ExamineMemory)
+The command line is argparse's (build_parser): the OPTIONS (--dlv, --binary, --listen,
+--allow-remote, --run, --wait-for, --rpc-memory, --debug) come before the target kind,
+which is a subcommand with its own positionals. The VIEW words are checked to name a
+view here and read by the view's own parser when it runs. Exit status: 0, 2 for a bad
+command line (one line `delve-bridge: ...` on stderr), 1 for any other error, 130 when
+interrupted (SIGINT or SIGTERM; the session is torn down first).
 """
 from __future__ import annotations
 
+import argparse
 import os
+import re
+import shutil
 import signal
 import sys
+import textwrap
 import time
 import traceback
+from typing import Optional
 
 from gdb_go_ext.errors import GoExtError, UsageError
+from gdb_go_ext.views import catalog  # noqa: F401  (registers every view)
+from gdb_go_ext.views import registry
 
 
 class _Terminated(BaseException):
@@ -46,123 +42,186 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
-def parse(argv: list) -> dict:
-    opts = {"dlv": None, "binary": None, "listen": None, "allow_remote": False, "run": 1.0,
-            "wait_for": None, "rpc_memory": False, "debug": bool(os.environ.get("DELVE_BRIDGE_DEBUG"))}
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        a = argv[i]
-        if a in ("-h", "--help"):
-            opts["help"] = True
-            return opts
-        if a in ("--allow-remote", "--debug", "--rpc-memory"):
-            opts[a[2:].replace("-", "_")] = True
-            i += 1
-            continue
-        if a in ("--dlv", "--binary", "--listen", "--run", "--wait-for"):
-            if i + 1 >= len(argv):
-                raise UsageError(f"{a} needs a value")
-            v = argv[i + 1]
-            if a == "--run":
-                try:
-                    v = float(v)
-                except ValueError:
-                    raise UsageError(f"--run takes seconds, not {v!r}") from None
-            opts[a[2:].replace("-", "_")] = v
-            i += 2
-            continue
-        raise UsageError(f"unknown option {a}")
-    rest = argv[i:]
-    if not rest:
+def _pid(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a process id, not {text!r}") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes seconds, not {text!r}") from None
+
+
+# the target kinds: their positionals (dest, metavar, type) and what the help says of them
+_KINDS = {
+    "exec": ((("program", "BIN", str),), "launch the program BIN (its arguments after --)",
+             " [-- ARGS ... [-- VIEW ...]]"),
+    "attach": ((("pid", "PID", _pid),),
+               "attach to the process PID (detached at the end: it runs on)", ""),
+    "core": ((("program", "BIN", str), ("core", "CORE", str)),
+             "open the core file CORE of the program BIN", ""),
+    "connect": ((("address", "ADDR", str),),
+                "a running `dlv --headless` at ADDR (HOST:PORT or unix:PATH)", ""),
+}
+
+
+class _Parser(registry.Parser):
+    """The top level: its complaints are one line that points to --help (its usage is
+    four lines); the target kinds' parsers put their own one-line usage on theirs."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def view_usages(indent: str = "  ", width: Optional[int] = None) -> list:
+    """Each view of the registry as its usage line(s) and its summary below them, for
+    --help and the REPL's help."""
+    width = width or max(60, shutil.get_terminal_size().columns - 2)   # as argparse's
+    lines = []
+    for name, view in registry.VIEWS.items():
+        usage = " ".join(registry.parser(view, name).format_usage().split()[1:])
+        # a [...] group is never cut: its spaces are held as NULs while wrapping
+        usage = re.sub(r"\[(?:[^][]|\[[^]]*\])*\]", lambda m: m[0].replace(" ", "\0"), usage)
+        lines += [line.replace("\0", " ") for line in textwrap.wrap(
+            usage, width, initial_indent=indent, subsequent_indent=indent + " " * (len(name) + 1),
+            break_on_hyphens=False, break_long_words=False)]
+        lines.append(f"{indent}    {view.summary}")
+    return lines
+
+
+def build_parser() -> _Parser:
+    """The delve-bridge command line: the options, then a target kind (a subcommand)
+    with its own positionals, then the VIEW words, which the view's own parser (the
+    registry's) reads when it runs."""
+    p = _Parser(prog="delve-bridge", allow_abbrev=False,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                usage="\n".join(("%(prog)s " if i == 0 else "       %(prog)s ")
+                                 + f"[OPTIONS] {k} "
+                                 + " ".join(m for _, m, _ in pos) + " [VIEW ...]" + tail
+                                 for i, (k, (pos, _, tail)) in enumerate(_KINDS.items())),
+                description="Go runtime views over a headless Delve: the same flags, output "
+                            "and JSON as gdb's\n`go VIEW` commands. Without a VIEW an "
+                            "interactive prompt opens.",
+                epilog="\n".join(["views (`help VIEW` at the prompt explains one's flags):"]
+                                 + view_usages()))
+    p.add_argument("--dlv", metavar="PATH",
+                   help="the dlv to use (default: the newest that supports the target's Go)")
+    p.add_argument("--binary", metavar="PATH",
+                   help="the program's executable (attach/connect, when it cannot be found)")
+    p.add_argument("--listen", metavar="ADDR",
+                   help="where dlv listens (default: a Unix socket in a private directory, "
+                        "or 127.0.0.1 with a random port); non-loopback needs --allow-remote")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow a non-loopback --listen / connect address (warns)")
+    p.add_argument("--run", type=_seconds, default=1.0, metavar="SECONDS",
+                   help="exec: let the program run this long before the view (default 1)")
+    p.add_argument("--wait-for", metavar="TEXT",
+                   help="exec: let it run until it prints a line starting with TEXT")
+    p.add_argument("--rpc-memory", action="store_true",
+                   help="read memory only through dlv's ExamineMemory (by default the stopped "
+                        "process's /proc/PID/mem or the core file serve what they can)")
+    p.add_argument("--debug", action="store_true",
+                   default=bool(os.environ.get("DELVE_BRIDGE_DEBUG")),
+                   help="a traceback with an error (also DELVE_BRIDGE_DEBUG=1)")
+    kinds = p.add_subparsers(dest="mode", metavar="TARGET", title="target kinds",
+                             prog="delve-bridge", parser_class=registry.Parser)
+    for kind, (positionals, summary, tail) in _KINDS.items():
+        names = " ".join(m for _, m, _ in positionals)
+        sub = kinds.add_parser(kind, help=summary, description=summary + ".",
+                               usage=f"%(prog)s {names} [VIEW ...]{tail}", allow_abbrev=False)
+        for dest, metavar, typ in positionals:
+            sub.add_argument(dest, metavar=metavar, type=typ)
+        sub.add_argument("view", nargs=argparse.REMAINDER, metavar="VIEW",
+                         help="a view and its words (delve-bridge --help lists them)"
+                         ).required = False    # not named when the positionals are missing
+        sub.set_defaults(kind_parser=sub)
+    return p
+
+
+def parse(argv: list) -> argparse.Namespace:
+    """The command line as a Namespace: the options, mode (the target kind) and its
+    positionals (program, core, pid, address), args (the program's, exec only) and
+    view (the VIEW words, the view's name first). UsageError for a bad line,
+    registry.HelpShown for --help."""
+    # `--` ends the part argparse reads (its own handling of `--` differs between Python
+    # versions): what follows is the program's arguments, then after a second `--` more
+    # VIEW words
+    argv = list(argv)
+    args, more = None, []
+    if "--" in argv:
+        k = argv.index("--")
+        argv, args = argv[:k], argv[k + 1:]
+        if "--" in args:
+            k = args.index("--")
+            args, more = args[:k], args[k + 1:]
+    opts = build_parser().parse_args(argv)
+    if opts.mode is None:
         raise UsageError("say what to debug: exec BIN, attach PID, core BIN CORE or connect ADDR")
-    mode = rest[0]
-    need = {"exec": 1, "attach": 1, "core": 2, "connect": 1}.get(mode)
-    if need is None:
-        raise UsageError(f"unknown target kind {mode!r}; use exec, attach, core or connect")
-    if len(rest) < 1 + need:
-        raise UsageError(f"{mode} needs {'BIN CORE' if need == 2 else {'exec': 'BIN', 'attach': 'PID', 'connect': 'ADDR'}[mode]}")
-    opts["mode"] = mode
-    opts["target"] = rest[1:1 + need]
-    tail = rest[1 + need:]
-    args: list = []
-    if "--" in tail:
-        k = tail.index("--")
-        view, after = tail[:k], tail[k + 1:]
-        if mode != "exec":
-            raise UsageError("program arguments after -- are for exec only")
-        if "--" in after:
-            k2 = after.index("--")
-            args, view2 = after[:k2], after[k2 + 1:]
-            view = view + view2
-        else:
-            args = after
-    else:
-        view = tail
-    opts["args"] = args
-    opts["view"] = view
-    if mode == "attach":
-        try:
-            opts["pid"] = int(opts["target"][0])
-        except ValueError:
-            raise UsageError(f"attach takes a process id, not {opts['target'][0]!r}") from None
-    if view:
-        from .bridge import PARSERS, VIEWS
-        if view[0] not in PARSERS:
-            raise UsageError(f"unknown view {view[0]!r}; one of {', '.join(VIEWS)}")
+    if opts.view[:1] in (["-h"], ["--help"]):
+        opts.kind_parser.print_help()
+    if args is not None and opts.mode != "exec":
+        raise UsageError("program arguments after -- are for exec only")
+    opts.args = args or []
+    opts.view = opts.view + more
+    if opts.view:
+        registry.lookup(opts.view[0])
     return opts
 
 
-def open_bridge(opts):
+def open_bridge(opts: argparse.Namespace):
     from .bridge import Bridge
-    kw = {"dlv": opts["dlv"], "direct_memory": not opts["rpc_memory"]}
-    if opts["listen"]:
-        kw.update(listen=opts["listen"], allow_remote=opts["allow_remote"])
-    mode = opts["mode"]
-    if mode == "exec":
-        b = Bridge.exec(opts["target"][0], opts["args"], **kw)
+    kw = {"dlv": opts.dlv, "direct_memory": not opts.rpc_memory}
+    if opts.listen:
+        kw.update(listen=opts.listen, allow_remote=opts.allow_remote)
+    if opts.mode == "exec":
+        b = Bridge.exec(opts.program, opts.args, **kw)
         try:
-            if opts["wait_for"]:
-                if not b.wait_output(opts["wait_for"], timeout=max(opts["run"], 60.0)):
-                    sys.stderr.write(f"delve-bridge: the program did not print {opts['wait_for']!r}; "
+            if opts.wait_for:
+                if not b.wait_output(opts.wait_for, timeout=max(opts.run, 60.0)):
+                    sys.stderr.write(f"delve-bridge: the program did not print {opts.wait_for!r}; "
                                      "showing it as it is\n")
-            elif opts["view"]:
-                time.sleep(opts["run"])
+            elif opts.view:
+                time.sleep(opts.run)
         except BaseException:
             b.close()
             raise
         return b
-    if mode == "attach":
-        return Bridge.attach(opts["pid"], binary=opts["binary"], **kw)
-    if mode == "core":
-        return Bridge.core(opts["target"][0], opts["target"][1], **kw)
-    kw.pop("direct_memory")
-    return Bridge.connect(opts["target"][0], binary=opts["binary"], allow_remote=opts["allow_remote"])
+    if opts.mode == "attach":
+        return Bridge.attach(opts.pid, binary=opts.binary, **kw)
+    if opts.mode == "core":
+        return Bridge.core(opts.program, opts.core, **kw)
+    return Bridge.connect(opts.address, binary=opts.binary, allow_remote=opts.allow_remote)
 
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     b = None
-    opts = {}
+    debug = bool(os.environ.get("DELVE_BRIDGE_DEBUG"))
     try:
         opts = parse(argv)
-        if opts.get("help"):
-            sys.stdout.write(__doc__.split("\n", 2)[2])
-            return 0
+        debug = opts.debug
         b = open_bridge(opts)
-        if opts["view"]:
-            sys.stdout.write(b.view(opts["view"]))
+        if opts.view:
+            sys.stdout.write(b.view(opts.view))
             sys.stdout.flush()
         else:
             from .repl import run_repl
             run_repl(b)
+        return 0
+    except registry.HelpShown as h:
+        sys.stdout.write(h.text)
         return 0
     except UsageError as e:  # one line; the usage itself is a --help away
         hint = "" if "usage:" in str(e) else " (delve-bridge --help shows the usage)"
         sys.stderr.write(f"delve-bridge: {e}{hint}\n")
         return 2
     except GoExtError as e:
-        if opts.get("debug"):
+        if debug:
             traceback.print_exc()
         sys.stderr.write(f"delve-bridge: {e}\n")
         return 1
@@ -172,7 +231,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:
         return 1
     except Exception as e:  # a bug of ours: one line unless debugging
-        if opts.get("debug"):
+        if debug:
             traceback.print_exc()
         msg = str(e).splitlines()[0] if str(e) else ""
         sys.stderr.write(f"delve-bridge: internal error: {type(e).__name__}: {msg} "

@@ -6,9 +6,11 @@
 - the views print exactly what `delve-bridge ... VIEW` (and gdb's `go VIEW`) prints, with ANSI
   colour when stdout is a terminal and NO_COLOR is unset;
 - history in $XDG_STATE_HOME/gdb_go_ext/bridge_history (~/.local/state/... by default);
-- Tab completes commands, their flags (from the views' argparse specs), flag values that
-  have a fixed set (-with KIND, -group KIND, -o FILE), goroutine ids (from the bridge's last
-  walk) and package-level variable names (from the DWARF index the bridge already has);
+- the commands are the registry's views (gdb_go_ext/views/registry.py) and a few of its
+  own (continue, halt, help, quit); `help` and Tab are built from the registry too: a view's
+  flags from its parser, the values a flag takes from View.word_choices (and a path after
+  -o), and its positional words from View.completes: goroutine ids (from the bridge's last
+  walk) or package-level variable names (from the DWARF index the bridge already has);
 - a bad line gives one sentence and the prompt comes back; Ctrl-C at the prompt clears the
   line; `quit`, `exit` or Ctrl-D leave, and cli.main tears the session down (an attached
   target is detached and keeps running).
@@ -26,24 +28,20 @@ from typing import Optional
 from prompt_toolkit.completion import Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import GoExtError, UsageError
+from gdb_go_ext.views import registry
 
-from .bridge import PARSERS, VIEWS
+from .cli import view_usages
 from .rpc import ConnectionLost
 
 QUIT = ("quit", "exit", "q")
 EXTRA = ("continue", "halt", "help", "quit", "exit")
-COMMANDS = tuple(VIEWS) + EXTRA
 _EXTRA_HELP = {
     "continue": "let the target run (the next view halts it again)",
     "halt": "stop a running target",
     "help": "this list; `help VIEW` for a view's flags",
     "quit": "leave (also exit, Ctrl-D); an attached target keeps running",
 }
-# flag values with a fixed set of answers: (dest, index of the value) -> choices
-_VALUE_CHOICES = {("with_", 0): triage.KINDS, ("without", 0): triage.KINDS,
-                  ("group", 0): triage.GROUP_KINDS}
 
 
 def history_path() -> str:
@@ -51,10 +49,17 @@ def history_path() -> str:
     return os.path.join(state, "gdb_go_ext", "bridge_history")
 
 
-def _options(view: str) -> dict:
+def commands() -> tuple:
+    return tuple(registry.VIEWS) + EXTRA
+
+
+def _parser(view: registry.View):
+    return registry.parser(view, view.name)     # as Bridge.view names it
+
+
+def _options(view: registry.View) -> dict:
     """option string -> argparse action, for one view."""
-    p = PARSERS.get(view)
-    return {s: a for a in (p._actions if p else ()) for s in a.option_strings}
+    return {s: a for a in _parser(view)._actions for s in a.option_strings}
 
 
 def _arity(action) -> int:
@@ -64,14 +69,10 @@ def _arity(action) -> int:
     return int(n)
 
 
-def _flags(view: str) -> list:
-    return sorted(_options(view))
-
-
-def _parse_line(words: list):
+def _parse_line(view: registry.View, words: list):
     """For the words before the one being completed: ('value', action, index) when that word
     is a flag's value, else ('arg', number of positionals already given)."""
-    opts = _options(words[0])
+    opts = _options(view)
     pending, action, npos = 0, None, 0
     for w in words[1:]:
         if pending:
@@ -125,66 +126,59 @@ class BridgeCompleter(Completer):
         for c, meta in self.candidates(words, word):
             if c.startswith(word):
                 yield Completion(c, start_position=-len(word), display_meta=meta)
-        if words and words[0] in PARSERS:
-            st = _parse_line(words)
+        view = registry.VIEWS.get(words[0]) if words else None
+        if view is not None:
+            st = _parse_line(view, words)
             if st[0] == "value" and st[1].dest == "output":
                 yield from self._paths.get_completions(Document(word, len(word)), complete_event)
 
     def candidates(self, words: list, word: str):
         """(text, meta) pairs for the word after `words` (filtered by the caller)."""
-        if not words:
-            for c in COMMANDS:
+        if not words or words == ["help"]:
+            for c in (registry.VIEWS if words else commands()):
                 yield c, _describe(c)
             return
-        cmd = words[0]
-        if cmd == "help":
-            if len(words) == 1:
-                for c in VIEWS:
-                    yield c, _describe(c)
+        view = registry.VIEWS.get(words[0])
+        if view is None:
             return
-        if cmd not in PARSERS:
+        st = _parse_line(view, words)
+        if st[0] == "value":       # the first word a flag takes may be one of a fixed set
+            action, index = st[1], st[2]
+            fixed = [view.word_choices[o] for o in action.option_strings if o in view.word_choices]
+            yield from ((c, "") for c in (fixed[0] if fixed and index == 0 else ()))
             return
-        st = _parse_line(words)
-        if st[0] == "value":
-            for c in _VALUE_CHOICES.get((st[1].dest, st[2]), ()):
-                yield c, ""
+        pool = [] if word.startswith("-") else self.positionals(view, st[1], word)
+        if pool:
+            yield from pool
             return
-        opts = _options(cmd)
-        npos = st[1]
-        pool: list = []
-        if not word.startswith("-"):
-            if cmd == "goroutine":
-                pool = self.goroutine_ids() if npos == 0 else \
-                    [("bt", "backtrace")] if npos == 1 else []
-            elif cmd in ("map", "mapwatch") and npos == 0:
-                pool = [(v, "") for v in self.variables(word)]
-            if pool:
-                yield from pool
-                return
+        opts = _options(view)
         for f in sorted(opts):
             yield f, (opts[f].help or "").split(";")[0][:40]
 
-
-def make_completer(bridge):
-    return BridgeCompleter(bridge)
+    def positionals(self, view: registry.View, npos: int, word: str) -> list:
+        """(text, meta) for a view's positional word number npos, from what it completes."""
+        if npos == 0 and view.completes == registry.COMPLETE_GOROUTINE:
+            return self.goroutine_ids()
+        if npos == 0 and view.completes == registry.COMPLETE_SYMBOL:
+            return [(v, "") for v in self.variables(word)]
+        if npos == 1 and view.tail_command:
+            return [("bt", "backtrace")]    # the one command the bridge runs in its place
+        return []
 
 
 def _describe(cmd: str) -> str:
-    p = PARSERS.get(cmd)
-    return p.description if p is not None else _EXTRA_HELP.get(cmd, "")
+    view = registry.VIEWS.get(cmd)
+    return view.summary if view is not None else _EXTRA_HELP.get(cmd, "")
 
 
 def help_text(topic: Optional[str] = None) -> str:
     if topic:
-        if topic in PARSERS:
-            return PARSERS[topic].format_help()
+        if topic in registry.VIEWS:
+            return _parser(registry.VIEWS[topic]).format_help()
         if topic in _EXTRA_HELP or topic in QUIT:
             return f"{topic}: {_EXTRA_HELP.get(topic, _EXTRA_HELP['quit'])}\n"
-        raise UsageError(f"no help on {topic!r}; one of {', '.join(COMMANDS)}")
-    lines = ["views (the same flags and output as gdb's `go VIEW`):"]
-    for v in VIEWS:
-        lines.append(f"  {PARSERS[v].format_usage()[len('usage: '):].rstrip()}")
-        lines.append(f"      {PARSERS[v].description}")
+        raise UsageError(f"no help on {topic!r}; one of {', '.join(commands())}")
+    lines = ["views (the same flags and output as gdb's `go VIEW`):"] + view_usages()
     lines.append("commands:")
     for c in ("continue", "halt", "help", "quit"):
         lines.append(f"  {c:<9} {_EXTRA_HELP[c]}")
@@ -255,7 +249,7 @@ class Repl:
         what = f"process {b.pid}" if b.mode in ("attach", "exec") and b.pid else b.mode
         self._console(self.out).print(Text.assemble(
             ("delve-bridge", "bold"), f": {b.mode} {what}, {b.target.executable()}\n",
-            ("views: ", "dim"), ", ".join(VIEWS), ("; help, quit; Tab completes", "dim")))
+            ("views: ", "dim"), ", ".join(registry.VIEWS), ("; help, quit; Tab completes", "dim")))
         self.out.flush()
 
     # --- the loop
@@ -302,13 +296,10 @@ class Repl:
                 if len(words) > 1:
                     raise UsageError(f"{cmd} takes no arguments")
                 self.bridge.cont() if cmd == "continue" else self.bridge.halt()
-            elif cmd in PARSERS:
-                if "-h" in words[1:] or "--help" in words[1:]:
-                    self.write(PARSERS[cmd].format_help())
-                else:
-                    self.write(self.bridge.view(words, color=self.color, width=self._width()))
+            elif cmd in registry.VIEWS:     # --help too: the registry gives the view's help
+                self.write(self.bridge.view(words, color=self.color, width=self._width()))
             else:
-                raise UsageError(f"unknown command {cmd!r}; one of {', '.join(COMMANDS)}")
+                raise UsageError(f"unknown command {cmd!r}; one of {', '.join(commands())}")
         except ConnectionLost:
             raise                      # dlv is gone: cli.main says so and tears down
         except GoExtError as e:
