@@ -34,6 +34,7 @@ from gdb_go_ext.views import maps as mview
 from gdb_go_ext.views import version as vview
 from gdb_go_ext.views.console import json_text, write_file
 
+from .control import DelveControl, halt_pending
 from .dlv import DlvError, DlvProcess, check_listen
 from .rpc import Client, ConnectionLost, RPCError
 from .target import DelveTarget, executable_of_pid
@@ -91,22 +92,6 @@ def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
         return None
 
 
-def halt_pending(client: Client, rid: int) -> dict:
-    """Halt through a second connection (the first waits on our `continue`, request rid)
-    and return that continue's answer."""
-    try:
-        with Client(client.address) as second:
-            second.call("Command", {"name": "halt"}, timeout=30)
-    except RPCError:
-        pass    # it may have stopped by itself meanwhile: the answer below says
-    try:
-        return client.wait(rid, timeout=30) or {}
-    except ConnectionLost:
-        raise
-    except RPCError:
-        return {}
-
-
 def sigtrap_pending(pid: int) -> Optional[bool]:
     """Is a SIGTRAP queued for the process or one of its threads? None if /proc says nothing."""
     bit = 1 << (signal.SIGTRAP - 1)
@@ -154,7 +139,8 @@ class Bridge:
                 direct = open_source(core_path=core) if core else \
                     open_source(pid=pid) if pid and mode != "connect" else None
             self.target = DelveTarget(client, executable, is_live=(mode != "core"), direct=direct,
-                                      pid=pid if mode in ("attach", "exec") else None, core=core)
+                                      pid=pid if mode in ("attach", "exec") else None, core=core,
+                                      control=lambda: DelveControl(self))
         except BaseException:
             self.close()
             raise

@@ -26,6 +26,7 @@ from gdb_go_ext.errors import DecodeError, ReadError
 from gdb_go_ext.binary import types as T
 from gdb_go_ext.binary.elf import PT_NOTE, ElfFile
 from gdb_go_ext.target import Thread
+from gdb_go_ext.target.base import not_live
 
 from gdb_go_ext.binary.dwarf import DwarfTypes
 from .rpc import Client, ConnectionLost, RPCError
@@ -42,8 +43,12 @@ class DelveTarget:
     ptr_size = 8
 
     def __init__(self, client: Client, executable: str, is_live: bool, max_cached_blocks: int = 8192,
-                 direct=None, pid: Optional[int] = None, core: Optional[str] = None):
+                 direct=None, pid: Optional[int] = None, core: Optional[str] = None,
+                 control=None):
         self.client = client
+        # () -> the execution control of a live target (delve_bridge/control.py): it needs
+        # the Bridge's state (its pending continue, breakpoints, settle), so the Bridge gives it
+        self._control = control
         # a local process or core file: where the kernel's auxv says a PIE was loaded, should
         # Delve not say it (see load_bias)
         self._pid, self._core = pid, core
@@ -240,6 +245,12 @@ class DelveTarget:
         return self._exe
 
     # --- threads
+    def control(self):
+        """Execution control for probes (delve_bridge/control.py), live only."""
+        if not self.is_live or self._control is None:
+            raise not_live(has_process=True)
+        return self._control()
+
     def threads(self) -> list[Thread]:
         st = self.client.call("State", {"NonBlocking": True}).get("State") or {}
         cur = (st.get("currentThread") or {}).get("id")

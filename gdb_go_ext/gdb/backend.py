@@ -8,6 +8,8 @@ import gdb  # noqa: F401  (only the gdb/ package may import it)
 from ..errors import NotGoError, ReadError
 from ..binary import types as T
 from ..target import Thread
+from ..target.base import not_live
+from .control import GdbControl
 
 
 def _type_name(t: "gdb.Type") -> str:
@@ -149,6 +151,12 @@ class GdbTarget:
             return prog.filename
         objs = gdb.objfiles()
         return objs[0].filename if objs else None
+
+    def control(self):
+        """Execution control for probes (gdb/control.py): a live amd64 program, stopped."""
+        if not self.is_live:
+            raise not_live(self.has_process)
+        return GdbControl(self.inferior)
 
     def threads(self) -> list[Thread]:
         out: list[Thread] = []

@@ -1,13 +1,14 @@
 """Map-access probes: which keys a running program looks up in one map.
 
-Pure Python (never imports gdb), shared by the gdb command (`go mapwatch`) and
-the Delve bridge. A backend puts breakpoints at the entry of the runtime's map
-functions (``probe_functions`` + ``resolve_entries``) and at the return
-addresses this module asks for, reads the registers of the stopped thread into
-a ``Regs`` and hands them to ``MapWatch.on_entry`` / ``MapWatch.on_return``.
-This module decides whether the hit is ours, decodes the key, finds the
-goroutine and the caller, and tells found from missing. ``summarize`` turns
-the hits into the report.
+Pure Python (never imports gdb), the whole probe for gdb (`go mapwatch`) and
+the Delve bridge alike: ``run_mapwatch`` runs it over the target's execution
+control (target.base.Control, which gdb and Delve each implement). Its loop,
+``watch_calls``, puts breakpoints at the entry of the runtime's map functions
+(``probe_functions`` + ``resolve_entries``) and at the return addresses of our
+calls, and hands the registers of each thread that stops there to
+``MapWatch.on_entry`` / ``MapWatch.on_return``, which decide whether the hit is
+ours, decode the key, find the goroutine and the caller, and tell found from
+missing. ``report`` (and ``summarize``) turns the hits into the report.
 
 amd64 register ABI (ABIInternal), checked on every toolchain of the test
 matrix (go1.19, 1.21, 1.22, 1.23, 1.24 Swiss and noswissmap, 1.25, 1.26,
@@ -38,8 +39,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ..errors import DecodeError
+from ..errors import DecodeError, GoExtError
 from ..binary import types as T
+from ..target.base import HIT, RegisterEquals, Regs
 from .values import ValueDecoder, hexaddr
 
 ACCESS1, ACCESS2, ASSIGN, DELETE = "access1", "access2", "assign", "delete"
@@ -137,19 +139,6 @@ def pclntab_lookup(pclntab) -> Callable[[str], Optional[int]]:
     return look
 
 
-@dataclass
-class Regs:
-    """The registers a probe reads (amd64)."""
-    pc: int
-    sp: int
-    rax: int
-    rbx: int
-    rcx: int
-    rdi: int
-    r14: int
-
-
-REG_NAMES = ("rip", "rsp", "rax", "rbx", "rcx", "rdi", "r14")
 _U64 = (1 << 64) - 1  # gdb reads general registers as int64_t: negative above 2**63
 
 
@@ -436,7 +425,6 @@ def report(watch: MapWatch, stopped_by: str, map_type_name: str,
 def new_watch(rt, shown: str, map_type: T.GoType, addr: int, writes: bool, max_hits: int,
               fallback_lookup: Callable[[str], Optional[int]]) -> "MapWatch":
     """Everything both front doors check before probing one map, then its MapWatch."""
-    from ..errors import GoExtError
     from .maps import decode_map
     if map_type.kind != T.MAP:
         raise GoExtError(f"{shown} is a {map_type.name}, not a map")
@@ -454,3 +442,83 @@ def new_watch(rt, shown: str, map_type: T.GoType, addr: int, writes: bool, max_h
     if not probes:
         raise GoExtError("the binary has none of the runtime's map access functions")
     return MapWatch(rt, addr, map_type, key_t, probes, max_hits=max_hits)
+
+
+def run_mapwatch(control, rt, shown: str, map_type: T.GoType, map_addr: int, max_hits: int,
+                 timeout: float, writes: bool = False) -> dict:
+    """Probe one map of a live program through control (target.base.Control, from
+    rt.target.control()): the report (see report)."""
+    watch = new_watch(rt, shown, map_type, map_addr, writes, max_hits, rt.target.symbol_address)
+    stopped_by, returns = watch_calls(control, watch, timeout)
+    return report(watch, stopped_by, map_type.name, returns)
+
+
+def watch_calls(control, watch: MapWatch, timeout: float,
+                monotonic: Callable[[], float] = time.monotonic) -> tuple[str, list]:
+    """The probe loop, the one both debuggers run: (stopped_by, the return addresses that
+    had a breakpoint).
+
+    A breakpoint at each probed function's entry, with the condition RBX == the map; a
+    call on our map stops the program only the first time its return address is seen,
+    to put a breakpoint there; the return breakpoints stop it when the last hit wanted
+    (--max-hits) has returned. Ends at max-hits, the timeout, Ctrl-C, the program's exit
+    or a stop not ours. On every way out (an exception too) every breakpoint of ours is
+    removed and the program is left stopped as the user had it (control.remove_all,
+    control.finish); what they could not do is among the report's errors."""
+    returns: dict[int, bool] = {}   # return address -> its breakpoint is in (False: failed)
+    wanted: set = set()             # return addresses seen since the last stop
+
+    def entry(probe: Probe):
+        def on_hit(regs: Regs) -> bool:
+            hit = watch.on_entry(probe, regs)
+            if hit is None or hit.ret in returns:
+                return False
+            wanted.add(hit.ret)
+            return True
+        return on_hit
+
+    def on_return(regs: Regs) -> bool:
+        watch.on_return(regs)
+        return watch.done
+
+    stopped_by = "error"
+    try:
+        control.begin()
+        cond = RegisterEquals("rbx", watch.map_addr)
+        for p in watch.probes:
+            try:
+                control.add_breakpoint(p.address, entry(p), cond)
+            except GoExtError as e:
+                raise GoExtError(f"cannot put a breakpoint at {p.function} "
+                                 f"({p.address:#x}): {e}") from None
+        watch.start = watch.clock()
+        deadline = monotonic() + timeout
+        while True:
+            why = control.resume(deadline)
+            if why != HIT:
+                stopped_by = why
+                break
+            if watch.done:
+                stopped_by = "max-hits"
+                break
+            for addr in sorted(wanted):
+                if addr in returns:
+                    continue
+                try:
+                    control.add_breakpoint(addr, on_return)
+                    returns[addr] = True
+                except GoExtError as e:     # never retried: those hits keep found = null
+                    returns[addr] = False
+                    watch.error(f"cannot put a breakpoint at the return address {addr:#x}: {e}")
+            wanted.clear()
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    finally:
+        watch.end = watch.clock()
+        try:
+            for msg in control.remove_all():
+                watch.error(msg)
+        finally:
+            for msg in control.finish():
+                watch.error(msg)
+    return stopped_by, [a for a, ok in returns.items() if ok]

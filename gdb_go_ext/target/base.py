@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterable, Optional, Protocol
+from typing import Callable, Iterable, Optional, Protocol
 
-from ..errors import ReadError
+from ..errors import GoExtError, ReadError
 from ..binary.types import GoType
 
 
@@ -43,6 +43,10 @@ class Target(Protocol):
 
     def threads(self) -> list[Thread]:
         """Every OS thread with its registers."""
+
+    def control(self) -> "Control":
+        """Execution control of the live program, for probes (see Control); each call a
+        new one. GoExtError (not_live's sentence) on a core or without a process."""
 
 
 class Memory:
@@ -190,3 +194,86 @@ class Memory:
                         out[a] = e
             i = j
         return out
+
+
+# --- execution control: what a probe (runtime/probes.py) needs of a live program -----
+
+REG_NAMES = ("rip", "rsp", "rax", "rbx", "rcx", "rdi", "r14")
+
+
+@dataclass
+class Regs:
+    """The registers a probe reads (amd64, unsigned), in REG_NAMES' order."""
+    pc: int
+    sp: int
+    rax: int
+    rbx: int
+    rcx: int
+    rdi: int
+    r14: int
+
+
+@dataclass(frozen=True)
+class RegisterEquals:
+    """A breakpoint's condition: `register` (one of REG_NAMES) holds `value`.
+
+    A control may evaluate it in the debugger, so that hits failing it never reach the
+    on-hit (Delve: a server-side condition), or hand every hit over (gdb: its Python
+    stop() is the fast path, and the probe counts the calls on other maps): an on-hit
+    checks the condition again itself."""
+    register: str
+    value: int
+
+
+# A thread stopped at our breakpoint, with its registers: True stops the program (resume
+# returns HIT), False lets it go on at once. An exception stops it and comes out of resume.
+OnHit = Callable[[Regs], bool]
+
+# Why Control.resume returned. All but HIT end a probe, and name how (its stopped_by).
+HIT = "hit"                # an on-hit said stop
+STOPPED = "stopped"        # a stop not ours: someone else's breakpoint, a halt from elsewhere
+SIGNAL = "signal"          # the program stopped with a signal
+TIMEOUT = "timeout"        # the deadline came; the program is stopped again
+INTERRUPT = "interrupt"    # Ctrl-C (the bridge: SIGINT or SIGTERM); the program is stopped
+EXITED = "exited"          # the program is gone
+
+
+class Control(Protocol):
+    """Execution control of a live, stopped program: the breakpoints a probe puts in, the
+    runs between them, and leaving everything as it was. gdb (gdb/control.py) and Delve
+    (delve_bridge/control.py) each implement it; the one probe loop over it is
+    runtime/probes.py's watch_calls.
+
+    The order of use: begin(); add_breakpoint(...) and resume(...) as often as needed;
+    then, on every way out, remove_all() and finish() (both also after a begin() that
+    failed half-way). Registers are never written. A probe runs on one thread."""
+
+    def begin(self) -> None:
+        """Get ready to run the program (gdb: its stop events, `handle SIGINT stop nopass`;
+        the bridge: SIGINT and SIGTERM only set a flag until finish())."""
+
+    def add_breakpoint(self, addr: int, on_hit: OnHit,
+                       condition: Optional[RegisterEquals] = None) -> None:
+        """A breakpoint of ours at the exact address addr (the program is stopped); the
+        debugger's reason as GoExtError if it cannot be put there."""
+
+    def resume(self, deadline: float) -> str:
+        """Let the program run until an on-hit says stop (HIT), a stop not ours (STOPPED,
+        SIGNAL), time.monotonic() reaches deadline (TIMEOUT: halted again), the user
+        interrupts (INTERRUPT) or it exits (EXITED). Returns at once with TIMEOUT or
+        INTERRUPT when they came before the call. GoExtError when it cannot run."""
+
+    def remove_all(self) -> list:
+        """Stop the program if it still runs, and remove every breakpoint of ours, each
+        tried even when others fail; a sentence for each failure (never raised for one)."""
+
+    def finish(self) -> list:
+        """Leave the program as the user had it: stopped, no signal of ours pending (gdb: a
+        SIGINT of the timeout; dlv: the SIGTRAP of a halt), the user's thread selected,
+        signal handling restored. Sentences for what may be left over."""
+
+
+def not_live(has_process: bool) -> GoExtError:
+    """Why a target has no execution control: a core file, or no process at all."""
+    return GoExtError("probes need a live process, and this target is "
+                      + ("a core file" if has_process else "not running") + ".")
