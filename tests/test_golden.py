@@ -47,6 +47,12 @@ MAP_VIEWS = [
     "go map main.mGrowing --key 1000003 --json",
     "go map main.pt0", "go map main.noSuchThing", "go map main.mSmall --key",
     "go map main.mSmall --limit -2", "go mapwatch main.mSmall --max-hits 0",
+    # values that hold addresses: pointers, channels, funcs, interfaces, nested maps
+    "go map main.mPtrVal", "go map main.mPtrVal --json", "go map main.mPtrVal --key 99",
+    "go map main.mChanFunc --json --layout", "go map main.mChanFunc", "go map main.mFunc",
+    "go map main.mNested", "go map main.mNested --json", "go map main.mErrVal",
+    "go map main.mIfaceKey --json", "go map main.mIfaceVal", "go map main.mBigVal --limit 2",
+    "print main.mPtrVal", "print main.mChanFunc", "print main.mNested", "print main.mErrVal",
 ]
 
 
@@ -128,7 +134,7 @@ def _bridge_views(commands):
     out = []
     for _, cmd in commands:
         words = shlex.split(cmd)
-        if len(words) > 1 and words[1] not in ("nosuchview",):
+        if words[0] == "go" and len(words) > 1 and words[1] not in ("nosuchview",):
             out.append(words[1:])
     return out
 

@@ -19,8 +19,11 @@ sys.path.insert(0, HERE)
 
 from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.binary import types as T  # noqa: E402
-from gdb_go_ext.runtime.maps import decode_map, to_json  # noqa: E402
-from gdb_go_ext.runtime.values import float32_value, go_float, go_text  # noqa: E402
+from gdb_go_ext.runtime.maps import decode_map  # noqa: E402
+from gdb_go_ext.runtime.values import Addr, float32_value, go_float  # noqa: E402
+from gdb_go_ext.views.console import json_text  # noqa: E402
+from gdb_go_ext.views.maps import to_json  # noqa: E402
+from gdb_go_ext.views.values import go_quote, go_text  # noqa: E402
 from image import RT, ImageTarget, load_image, poke as _poke  # noqa: E402
 from test_maps import _canon  # noqa: E402
 
@@ -44,10 +47,9 @@ def test_decode_matches_truth(image):
         want = m["truth"]
         assert mc.errors == [], (m["name"], mc.errors)
         assert mc.len == want["len"] and mc.nil == want["nil"], m["name"]
-        assert _canon(mc.entries) == _canon(want["entries"]), m["name"]
+        j = json.loads(json_text(to_json(mc, layout=True)))
+        assert _canon(j["entries"]) == _canon(want["entries"]), m["name"]
         assert len(mc.locations) == len(mc.entries)
-        j = to_json(mc, layout=True)
-        json.dumps(j)
         assert j["addr"] == want["addr"]
 
 
@@ -61,7 +63,7 @@ def test_limit_and_growth_facts(image):
     g = by["main.mGrowing"]
     mc = decode_map(rt, types[g["type"]], g["addr"], layout=True)
     if mc.impl == "hmap":
-        assert mc.growth["growing"] and mc.header["oldbuckets"] != "0x0"
+        assert mc.growth["growing"] and mc.header["oldbuckets"] != 0
         assert mc.header["nevacuate"] < 2 ** (mc.header["B"] - 1)
     else:
         assert mc.summary["full_slots"] == 53
@@ -89,6 +91,36 @@ def test_go_float_and_float32():
     assert float32_value(0.10000000149011612) == 0.1
     assert go_text({"X": 1, "Y": "a"}) == "{1 a}" and go_text([1, 2]) == "[1 2]"
     assert go_text(None) == "<nil>" and go_text({"type": "int", "value": 3}) == "3"
+
+
+def test_addresses_are_ints_in_the_model_and_0x_text_in_views():
+    ptr = T.GoType("*main.P", T.PTR, 8)
+    assert Addr(0x10) == 0x10 and Addr(0x10) == Addr(16) and hash(Addr(16)) == hash(16)
+    assert int(Addr(0xc000)) == 0xc000 and not Addr(0) and Addr(1)
+    assert go_text(Addr(0xc000010000), ptr) == "0xc000010000" and go_text(Addr(0), ptr) == "<nil>"
+    assert go_text(Addr(0)) == "0x0" and go_quote(Addr(0x20)) == '"0x20"'
+    assert go_quote(Addr(0), ptr) == "<nil>"
+    assert go_text({"type": "*main.P", "value": Addr(0)}) == "<nil>"
+    assert go_text({"type": "map[string]int", "addr": Addr(0), "len": 0}) == "map[]"
+    assert go_text({"type": "map[string]int", "addr": Addr(0xc0), "len": 2}) == \
+        "map[string]int(len 2 @0xc0)"
+    assert json_text({"p": Addr(0xc0), "l": [Addr(0)]}) == '{\n "p": "0xc0",\n "l": [\n  "0x0"\n ]\n}\n'
+    with pytest.raises(TypeError):
+        json_text({"x": object()})
+
+
+def test_key_lookup_of_pointer_keys():
+    from gdb_go_ext.runtime.maps import MapContents
+    from gdb_go_ext.views import maps as V
+    ptr, i64 = T.GoType("*main.P", T.PTR, 8), T.GoType("int64", T.INT, 8)
+    mc = MapContents(type="map[*main.P]int64", addr=0xc000, impl="hmap", len=2,
+                     entries=[(Addr(0), 1), (Addr(0xc0001000), 2)], key_type=ptr, elem_type=i64,
+                     locations=[("bucket", "new", 0, 0, 0, 9), ("bucket", "new", 0, 0, 1, 9)])
+    key = V.parse_key("0xc0001000", ptr)
+    assert key == Addr(0xc0001000) and V.find_key(mc, key)[0] == 1
+    assert V.render_key(mc, "0", V.parse_key("0", ptr)).startswith("key <nil> -> 1\n")
+    assert json.loads(json_text(V.key_json(mc, "0xc0001000", key)))["key"] == "0xc0001000"
+    assert V.find_key(mc, V.parse_key("0x5", ptr)) is None
 
 
 # ---- fuzzing: corrupt the image, the decoder must stay within DecodeError and time --------
@@ -123,7 +155,7 @@ def _fuzz_one(image, edits, words):
         t0 = time.monotonic()
         try:
             mc = decode_map(rt, types[m["type"]], m["addr"], layout=True, locate=True)
-            json.dumps(to_json(mc, layout=True), default=str)
+            json_text(to_json(mc, layout=True))
             for k, v in mc.entries[:50]:
                 go_text(k)
                 go_text(v)

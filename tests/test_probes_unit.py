@@ -8,7 +8,6 @@ real runtime strings); summarize/report; and hypothesis fuzzing of the register
 values and of the memory they point at: nothing raises but DecodeError, and
 nothing hangs.
 """
-import json
 import os
 import struct
 import sys
@@ -26,7 +25,8 @@ from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.runtime import probes as P  # noqa: E402
 from gdb_go_ext.binary import types as T  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
-from gdb_go_ext.runtime.values import ValueDecoder  # noqa: E402
+from gdb_go_ext.runtime.values import Addr, ValueDecoder  # noqa: E402
+from gdb_go_ext.views.console import json_text  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402
 
 IMAGES, IDS = images("goroutines")
@@ -351,8 +351,18 @@ def test_string_key_from_real_memory(image):
     assert [x["key"] for x in rep["hits"]] == [text, text[:2], text]
     assert rep["summary"]["keys"][0] == {"key": text[:2], "hits": 1, "found": 1, "missing": 0,
                                          "unknown": 0} or rep["summary"]["distinct_keys"] == 2
-    json.dumps(rep)
+    json_text(rep)
 
+
+
+def test_pointer_keys_are_addresses_ordered_and_written_as_0x_text():
+    keys = [Addr(0xa), Addr(0x9), Addr(0xa), Addr(0x100), 7]
+    hits = [P.Hit(i, 0.0, "runtime.mapaccess1", P.ACCESS1, k, 1, None, 0, 0, 0, found=True)
+            for i, k in enumerate(keys)]
+    s = P.summarize(hits, 1.0)
+    # numbers first, then as the JSON text orders them ("0x100" before "0x9")
+    assert [d["key"] for d in s["keys"]] == [Addr(0xa), 7, Addr(0x100), Addr(0x9)]
+    assert '"key": "0x100"' in json_text(s) and '"key": 7' in json_text(s)
 
 def test_no_zeroval_symbol_leaves_access1_unknown(image):
     i64 = gotype(image, "int64", T.INT)
@@ -508,7 +518,7 @@ def test_summarize_and_report(image):
     w.on_entry(a1, regs(a1.address, s1, 0, MAP_ADDR, s1, 0, g1))   # never returns
     w.on_entry(a2, regs(a2.address, s0, 0, OTHER_MAP, 1, 0, g0))
     rep = P.report(w, "timeout", "map[int64]int", return_addrs={r1, r0})
-    json.dumps(rep)
+    json_text(rep)
     assert rep["map"] == "0x%x" % MAP_ADDR and rep["key_type"] == "int64"
     assert rep["type"] == "map[int64]int" and rep["stopped_by"] == "timeout"
     assert rep["other_map_calls"] == 1 and rep["errors"] == []
@@ -617,11 +627,11 @@ def test_fuzz_registers_and_memory(path):
                     r.rbx = MAP_ADDR if r.rbx % 3 else r.rbx
                     h = w.on_entry(pr, r)
                     if h is not None:
-                        json.dumps(h.to_json())
+                        json_text(h.to_json())
                 else:
                     w.on_return(r)
                 P.decode_key(pr.variant, r, kt, rt.mem, vd)
-            json.dumps(P.report(w, "fuzz", "map[x]int", return_addrs={h.ret for h in w.hits}))
+            json_text(P.report(w, "fuzz", "map[x]int", return_addrs={h.ret for h in w.hits}))
         except DecodeError:
             pass
         assert time.monotonic() - t0 < 5
@@ -655,7 +665,7 @@ def test_fuzz_returns_after_real_entries(path):
                 assert h is pending and want[r14] == pc and h.found == bool(rbx & 0xFF)
             else:
                 assert pending is None or pending.ret != pc
-        json.dumps(P.report(w, "fuzz", "map[int64]int"))
+        json_text(P.report(w, "fuzz", "map[int64]int"))
 
     run()
 

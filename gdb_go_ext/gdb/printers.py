@@ -12,7 +12,8 @@ import gdb
 from ..errors import GoExtError
 from ..binary import types as T
 from ..runtime.maps import decode_map
-from ..runtime.values import go_text
+from ..runtime.values import Addr
+from ..views.values import go_text
 from . import session
 
 
@@ -20,6 +21,8 @@ def _py(v, t):
     """A decoded value as something gdb prints well."""
     if isinstance(v, bool) or isinstance(v, int) or isinstance(v, float):
         return v
+    if isinstance(v, Addr) and t is None:
+        v = f"{v:#x}"
     if isinstance(v, str) and (t is None or t.kind == T.STRING):
         return json.dumps(v, ensure_ascii=False)  # quoted, as Go's %q would show it
     return go_text(v, t)

@@ -16,11 +16,13 @@ API
 * ``locate``: also record, per entry, where it lives (``MapContents.locations``).
 
 ``MapContents`` fields: ``type``, ``addr``, ``impl`` ('hmap' | 'swiss'), ``nil``,
-``len`` (the header's count), ``entries`` (list of (key, value) JSON values, see
+``len`` (the header's count), ``entries`` (list of (key, value) values, see
 runtime/values.py), ``header`` (dict), ``growth`` / ``summary`` (dicts),
 ``buckets`` (hmap, with layout), ``tables`` and ``groups`` (swiss),
 ``locations`` (with locate), ``errors`` (list of one-line strings),
-``truncated`` (limit reached), and ``key_type`` / ``elem_type``.
+``truncated`` (limit reached), and ``key_type`` / ``elem_type``. Addresses
+(the header's pointers, buckets', tables' and groups' addresses) are ints or
+runtime.values.Addr; views/maps.py writes them, and the JSON (``to_json``).
 
 Example (pprof labels on Go <= 1.23)::
 
@@ -51,11 +53,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from ..errors import DecodeError
 from ..binary import types as T
-from .values import ValueDecoder, hexaddr
+from .values import Addr, ValueDecoder
 
 SLOTS = 8
 EMPTY_REST, EMPTY_ONE, EVACUATED_X, EVACUATED_Y, EVACUATED_EMPTY, MIN_TOPHASH = 0, 1, 2, 3, 4, 5
@@ -141,7 +143,7 @@ def _elem(t: Optional[T.GoType]) -> Optional[T.GoType]:
     return t.elem if t is not None and t.kind in (T.PTR, T.ARRAY) else None
 
 
-def _real_type(stored: T.GoType, declared_name: Optional[str], target) -> tuple[T.GoType, bool]:
+def _real_type(stored: T.GoType, declared_name: Optional[str]) -> tuple[T.GoType, bool]:
     """(the map's own key/elem type, stored indirectly?)."""
     if stored.kind == T.PTR and declared_name is not None and not declared_name.startswith("*") \
             and declared_name not in ("unsafe.Pointer",) and stored.elem is not None \
@@ -198,13 +200,13 @@ class _Decoder:
     def prepare(self, bucket_t: T.GoType) -> None:
         self.sl = _slot_layout(bucket_t)
         names = T.split_map_name(self.mt.name) or (None, None)
-        kt, self.kind_key = _real_type(self.sl.stored_key, names[0], self.rt.target)
-        vt, self.kind_elem = _real_type(self.sl.stored_elem, names[1], self.rt.target)
+        kt, self.kind_key = _real_type(self.sl.stored_key, names[0])
+        vt, self.kind_elem = _real_type(self.sl.stored_elem, names[1])
         self.mc.key_type, self.mc.elem_type = kt, vt
         self.kdec = self.vals.decoder(kt)
         self.vdec = self.vals.decoder(vt)
 
-    def _indirect(self, dec, t: T.GoType, buf, off):
+    def _indirect(self, t: T.GoType, buf, off):
         p = struct.unpack_from("<Q", buf, off)[0]
         if p == 0:
             return None
@@ -221,10 +223,8 @@ class _Decoder:
         ko = base + sl.key_off + slot * sl.key_stride
         vo = base + sl.elem_off + slot * sl.elem_stride
         try:
-            k = self._indirect(self.kdec, self.mc.key_type, buf, ko) if self.kind_key \
-                else self.kdec(buf, ko)
-            v = self._indirect(self.vdec, self.mc.elem_type, buf, vo) if self.kind_elem \
-                else self.vdec(buf, vo)
+            k = self._indirect(self.mc.key_type, buf, ko) if self.kind_key else self.kdec(buf, ko)
+            v = self._indirect(self.mc.elem_type, buf, vo) if self.kind_elem else self.vdec(buf, vo)
         except (DecodeError, struct.error, ValueError, OverflowError) as e:
             mc.error(f"slot {where}: {e}")
             return
@@ -249,7 +249,7 @@ class _Decoder:
     def hmap(self) -> None:
         h, mc = self.header_t, self.mc
         raw = self.mem.read(self.addr, h.size)
-        hv = self.vals.decoder(h)(raw, 0)  # buckets/oldbuckets/extra render as "0x…"
+        hv = self.vals.decoder(h)(raw, 0)  # buckets/oldbuckets/extra are Addr
         vals = {}
         for name in ("count", "flags", "B", "noverflow", "hash0", "buckets", "oldbuckets",
                      "nevacuate", "extra"):
@@ -261,8 +261,8 @@ class _Decoder:
         count = int(vals.get("count", 0) or 0)
         flags = int(vals.get("flags", 0) or 0)
         B = int(vals.get("B", 0) or 0)
-        buckets = int(str(vals.get("buckets", "0x0")), 16)
-        old = int(str(vals.get("oldbuckets", "0x0")), 16)
+        buckets = int(vals.get("buckets") or 0)
+        old = int(vals.get("oldbuckets") or 0)
         nevac = int(vals.get("nevacuate", 0) or 0)
         hdr = dict(vals)
         hdr["flag_names"] = [n for bit, n in HMAP_FLAGS if flags & bit]
@@ -357,7 +357,7 @@ class _Decoder:
             evacuated = which == "old" and EVACUATED_X <= th[0] <= EVACUATED_EMPTY
             if keep:
                 mc.buckets.append({"which": which, "index": bi, "depth": depth,
-                                   "addr": hexaddr(addr), "tophash": list(th),
+                                   "addr": Addr(addr), "tophash": list(th),
                                    "evacuated": evacuated})
             if not evacuated:
                 for s in range(SLOTS):
@@ -381,7 +381,7 @@ class _Decoder:
         mc.header = hdr
         used = int(hdr.get("used", 0) or 0)
         dirlen = int(hdr.get("dirLen", 0) or 0)
-        dirptr = int(str(hdr.get("dirPtr", "0x0")), 16)
+        dirptr = int(hdr.get("dirPtr") or 0)
         mc.len = used
         # **table -> *table -> table -> groups (groupReference) -> data (*group) -> group
         table_t = _elem(_elem(h.field("dirPtr").type))
@@ -435,7 +435,7 @@ class _Decoder:
                 continue
             tv = tdec(raw, 0)
             info = {k: tv.get(k) for k in ft if ft[k] is not None}
-            info["addr"] = hexaddr(p)
+            info["addr"] = Addr(p)
             info["dir"] = [i]
             idx = info.get("index")
             if idx is not None and idx != i:
@@ -445,7 +445,7 @@ class _Decoder:
             seen[p] = info
             gp = struct.unpack_from("<Q", raw, data_off)[0]
             mask = struct.unpack_from("<Q", raw, mask_off)[0]
-            info["groups_addr"] = hexaddr(gp)
+            info["groups_addr"] = Addr(gp)
             info["groups"] = 0
             if mask + 1 > MAX_GROUPS_PER_TABLE or (mask + 1) & mask:
                 mc.error(f"table {i}: implausible lengthMask {mask}")
@@ -480,7 +480,7 @@ class _Decoder:
             off = g * sz
             ctrl = bytes(buf[off + co: off + co + SLOTS])
             if keep:
-                mc.groups.append({"table": table, "group": g, "addr": hexaddr(base + off),
+                mc.groups.append({"table": table, "group": g, "addr": Addr(base + off),
                                   "ctrl": list(ctrl)})
             if ctrl == b"\x80" * 8:
                 continue
@@ -575,19 +575,3 @@ def one_bucket_maps(rt, map_type: T.GoType, addrs: list) -> list:
             out[i] = mc
     return out
 
-
-def to_json(mc: MapContents, layout: bool = False) -> dict:
-    """The JSON object of docs/json.md ("map")."""
-    lay: dict[str, Any] = {"header": mc.header, "growth": mc.growth, "summary": mc.summary}
-    if mc.impl == "swiss":
-        lay["tables"] = mc.tables
-    if layout:
-        if mc.impl == "hmap":
-            lay["buckets"] = mc.buckets
-        else:
-            lay["groups"] = mc.groups
-    return {
-        "type": mc.type, "addr": hexaddr(mc.addr), "impl": mc.impl, "nil": mc.nil,
-        "len": mc.len, "entries": [[k, v] for k, v in mc.entries],
-        "truncated": mc.truncated, "layout": lay, "errors": list(mc.errors),
-    }

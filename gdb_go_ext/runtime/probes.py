@@ -349,7 +349,8 @@ class MapWatch:
 
 
 def key_id(key: Any) -> str:
-    return json.dumps(key, sort_keys=True, ensure_ascii=False)
+    """A key's identity and its place among keys: its JSON text (an Addr as "0x…")."""
+    return json.dumps(key, sort_keys=True, ensure_ascii=False, default=hex)
 
 
 def _key_order(key: Any):

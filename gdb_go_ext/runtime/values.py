@@ -1,7 +1,8 @@
-"""Go values from memory: JSON-ready Python values and Go-syntax text.
+"""Go values from memory, as plain Python values shaped like their JSON.
 
 Pure Python (never imports gdb). Used by the map decoder and by anything that
-must show a Go value: keys and values of maps, pprof labels, ...
+must show a Go value: keys and values of maps, pprof labels, ... Nothing here
+formats: views/values.py writes a value as Go text, views/console.py as JSON.
 
 API
 ---
@@ -11,27 +12,24 @@ API
 
 ``dec.decoder(t) -> fn(buf, off) -> value``
     A compiled decoder for GoType ``t``: reads ``t.size`` bytes of ``buf``
-    (bytes/memoryview) at ``off`` and returns the JSON value. Compiled once per
+    (bytes/memoryview) at ``off`` and returns the value. Compiled once per
     type and cached; strings, interfaces and nested maps read target memory.
 
 ``dec.value(t, addr)``
-    The JSON value of the ``t`` stored at ``addr`` in the target.
+    The value of the ``t`` stored at ``addr`` in the target.
 
-``go_text(value, t=None) -> str``
-    The value as Go's ``fmt`` ``%v`` would print it (strings unquoted, structs
-    ``{a b}``, arrays ``[a b]``, nil ``<nil>``, floats like ``%v``).
-
-JSON rules (docs/json.md, "map")
---------------------------------
+Values (their JSON is docs/json.md, "map")
+------------------------------------------
 integers and floats are numbers, strings are strings, bools are bools; arrays
-are lists; structs are objects keyed by field name; pointers, channels, funcs
-and unsafe.Pointer are ``"0x…"`` strings; interfaces are
-``{"type": DYNAMIC_TYPE, "value": V}`` or ``None`` when nil (the dynamic type
-name comes from the runtime type descriptor, ``abi.Type.Str`` resolved against
-``moduledata.types``); a nested map is ``{"type": T, "addr": "0x…", "len": N}``;
-slices are lists of at most ``SLICE_LIMIT`` elements; complex numbers are
-``"(re+imi)"`` strings. Memory that cannot be read becomes the string
-``"<unreadable 0x…>"``: one bad value never fails the whole view.
+are lists; structs are dicts keyed by field name; pointers, channels, funcs
+and unsafe.Pointer are ``Addr`` (written ``"0x…"`` in JSON and text);
+interfaces are ``{"type": DYNAMIC_TYPE, "value": V}`` or ``None`` when nil (the
+dynamic type name comes from the runtime type descriptor, ``abi.Type.Str``
+resolved against ``moduledata.types``); a nested map is
+``{"type": T, "addr": Addr, "len": N}``; slices are lists of at most
+``SLICE_LIMIT`` elements; complex numbers are ``"(re+imi)"`` strings. Memory
+that cannot be read becomes the string ``"<unreadable 0x…>"``: one bad value
+never fails the whole view.
 """
 from __future__ import annotations
 
@@ -64,6 +62,43 @@ _SCALAR_FMT = {
 
 def hexaddr(v: int) -> str:
     return f"{v:#x}"
+
+
+class Addr:
+    """An address held by a Go value: a pointer, channel, func, unsafe.Pointer, a map
+    header. An int to the decoders (int(), index, ==, hash); views write it "0x…"."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int):
+        self.value = value
+
+    def __index__(self) -> int:
+        return self.value
+
+    __int__ = __index__
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Addr):
+            return self.value == other.value
+        if isinstance(other, int) and not isinstance(other, bool):
+            return self.value == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __bool__(self) -> bool:
+        return self.value != 0
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __repr__(self) -> str:
+        return f"Addr({self.value:#x})"
+
+
+_addr_at = struct.Struct("<Q").unpack_from
 
 
 def float32_value(x: float) -> float:
@@ -155,9 +190,9 @@ class ValueDecoder:
         if k == T.STRING:
             return self._string
         if k in (T.PTR, T.CHAN, T.FUNC):
-            return lambda buf, off: hexaddr(struct.unpack_from("<Q", buf, off)[0])
+            return lambda buf, off: Addr(_addr_at(buf, off)[0])
         if k == T.MAP:
-            return lambda buf, off, t=t: self.map_summary(t, struct.unpack_from("<Q", buf, off)[0])
+            return lambda buf, off, t=t: self.map_summary(t, _addr_at(buf, off)[0])
         if k == T.ARRAY:
             el = t.elem
             n = t.length
@@ -221,7 +256,7 @@ class ValueDecoder:
         return [d(data, i * el.size) for i in range(n)]
 
     def map_summary(self, t: T.GoType, hdr: int) -> dict:
-        return {"type": t.name, "addr": hexaddr(hdr), "len": self.map_len(t, hdr)}
+        return {"type": t.name, "addr": Addr(hdr), "len": self.map_len(t, hdr)}
 
     def map_len(self, t: T.GoType, hdr: int) -> int:
         if hdr == 0:
@@ -301,14 +336,14 @@ class ValueDecoder:
         if kind == _K_STRING:
             return self._string(buf, off)
         if kind in (_K_PTR, _K_CHAN, _K_FUNC, _K_UNSAFEPTR):
-            return hexaddr(struct.unpack_from("<Q", buf, off)[0])
+            return Addr(_addr_at(buf, off)[0])
         # composite: the DWARF type of that name, when its size agrees
         gt = self._dwarf_type(name, size)
         if gt is not None:
             return self.decoder(gt)(buf, off)
         if kind == _K_MAP:
             hdr = struct.unpack_from("<Q", buf, off)[0]
-            return {"type": name, "addr": hexaddr(hdr), "len": None}
+            return {"type": name, "addr": Addr(hdr), "len": None}
         if kind == _K_ARRAY:
             # arraytype: Type; elem *Type; slice *Type; len uintptr
             try:
@@ -427,42 +462,3 @@ def go_float(x: float) -> str:
     if dp >= nd:
         return f"{sign}{digits}{'0' * (dp - nd)}"
     return f"{sign}{digits[:dp]}.{digits[dp:]}"
-
-
-def go_text(v: Any, t: Optional[T.GoType] = None) -> str:
-    """A decoded value as fmt's %v prints it."""
-    if v is None:
-        return "<nil>"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return go_float(v)
-    if isinstance(v, str):
-        if t is not None and t.kind in (T.PTR, T.CHAN, T.FUNC) and v == "0x0":
-            return "<nil>"
-        return v
-    if isinstance(v, list):
-        el = t.elem if t is not None and t.kind in (T.ARRAY, T.SLICE) else None
-        return "[" + " ".join(go_text(x, el) for x in v) + "]"
-    if isinstance(v, dict):
-        if t is not None and t.kind == T.MAP or (t is None and set(v) == {"type", "addr", "len"}):
-            if v.get("addr") == "0x0":
-                return "map[]"
-            return f"{v.get('type')}(len {v.get('len')} @{v.get('addr')})"
-        if (t is None or t.kind in (T.EFACE, T.IFACE)) and set(v) == {"type", "value"}:
-            inner = v["value"]
-            if isinstance(inner, str) and inner == "0x0" and str(v["type"]).startswith("*"):
-                return "<nil>"
-            return go_text(inner)
-        fields = {f.name: f.type for f in t.fields} if t is not None and t.kind == T.STRUCT else {}
-        return "{" + " ".join(go_text(x, fields.get(k)) for k, x in v.items()) + "}"
-    return str(v)
-
-
-def go_quote(v: Any, t: Optional[T.GoType] = None) -> str:
-    """Like go_text, but strings quoted (as %q / %#v would): for tables where "" must show."""
-    if isinstance(v, str) and (t is None or t.kind == T.STRING):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    return go_text(v, t)

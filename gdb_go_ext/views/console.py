@@ -34,11 +34,13 @@ def write_file(path: str, text) -> str:
 
 def json_text(obj) -> str:
     """A view's JSON: indented while small; compact when large, where json's C encoder
-    is about ten times faster (indent forces the Python one)."""
+    is about ten times faster (indent forces the Python one). Addresses are written "0x…"."""
     import json
+    from .values import json_default
     if isinstance(obj, dict) and len(obj.get("entries", ())) > 1000:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
-    return json.dumps(obj, indent=1, ensure_ascii=False) + "\n"
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
+                          default=json_default) + "\n"
+    return json.dumps(obj, indent=1, ensure_ascii=False, default=json_default) + "\n"
 
 
 def line_slices(pieces, limit: int):

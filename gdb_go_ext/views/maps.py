@@ -13,11 +13,30 @@ from rich.text import Text
 
 from ..errors import UsageError
 from ..binary import types as T
-from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents, to_json
-from ..runtime.values import go_quote
+from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents
+from ..runtime.values import Addr
+from .values import go_quote, json_shape
 from .console import render
 
 __all__ = ["to_json", "render_text", "render_layout", "parse_key", "find_key", "render_key"]
+
+
+def to_json(mc: MapContents, layout: bool = False) -> dict:
+    """The JSON object of docs/json.md ("map"), for console.json_text (which writes the
+    Addr values in it as "0x…")."""
+    lay: dict[str, Any] = {"header": mc.header, "growth": mc.growth, "summary": mc.summary}
+    if mc.impl == "swiss":
+        lay["tables"] = mc.tables
+    if layout:
+        if mc.impl == "hmap":
+            lay["buckets"] = mc.buckets
+        else:
+            lay["groups"] = mc.groups
+    return {
+        "type": mc.type, "addr": f"{mc.addr:#x}", "impl": mc.impl, "nil": mc.nil,
+        "len": mc.len, "entries": [[k, v] for k, v in mc.entries],
+        "truncated": mc.truncated, "layout": lay, "errors": list(mc.errors),
+    }
 
 
 def _summary_line(mc: MapContents) -> str:
@@ -102,7 +121,7 @@ def render_layout(mc: MapContents, color: bool = False, width: int = 160,
         for t in mc.tables[:max_rows]:
             d = t.get("dir", [])
             dirs = f"{d[0]}" if len(d) == 1 else f"{d[0]}..{d[-1]} ({len(d)})"
-            tt.add_row(dirs, t.get("addr", ""), *(str(t.get(k, "")) for k in (
+            tt.add_row(dirs, f"{t['addr']:#x}", *(str(t.get(k, "")) for k in (
                 "index", "localDepth", "capacity", "used", "growthLeft", "groups",
                 "tombstones")))
         parts.append(tt)
@@ -119,7 +138,7 @@ def render_layout(mc: MapContents, color: bool = False, width: int = 160,
             label = f"{b['which']}[{b['index']}]" + (f"+{b['depth']}" if b["depth"] else "")
             if b.get("evacuated"):
                 label += " (evacuated)"
-            g.add_row(Text(label), b["addr"], *(_tophash_cell(v) for v in b["tophash"]))
+            g.add_row(Text(label), f"{b['addr']:#x}", *(_tophash_cell(v) for v in b["tophash"]))
     else:
         g.add_column("group")
         g.add_column("addr")
@@ -127,7 +146,7 @@ def render_layout(mc: MapContents, color: bool = False, width: int = 160,
             g.add_column(str(i))
         for r in rows[:max_rows]:
             label = (f"t{r['table']} g{r['group']}" if r["table"] >= 0 else f"g{r['group']}")
-            g.add_row(label, r["addr"], *(_ctrl_cell(c) for c in r["ctrl"]))
+            g.add_row(label, f"{r['addr']:#x}", *(_ctrl_cell(c) for c in r["ctrl"]))
     if rows:
         parts.append(g)
     if len(rows) > max_rows:
@@ -155,6 +174,9 @@ def parse_map_expr(expr: str) -> tuple[str, Optional[tuple[str, int]], str]:
 
 
 def _norm(x: Any) -> Any:
+    """A key as its JSON reads back, numbers that are whole as ints: what --key compares."""
+    if isinstance(x, Addr):
+        return json_shape(x)
     if isinstance(x, bool):
         return x
     if isinstance(x, float) and x == int(x) and abs(x) < 2 ** 53:
@@ -184,7 +206,7 @@ def parse_key(text: str, kt: Optional[T.GoType]) -> Any:
                 return json.loads(s) if s[0] == '"' else s[1:-1]
             return text
         if kind in (T.PTR, T.CHAN, T.FUNC):
-            return f"{int(s, 0):#x}"
+            return Addr(int(s, 0))
         return json.loads(s)
     except ValueError:
         what = kt.name if kt is not None else "the key type"

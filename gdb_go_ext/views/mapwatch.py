@@ -7,7 +7,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from ..runtime.values import go_quote
+from .values import go_quote
 from .console import render
 
 __all__ = ["render_text"]
