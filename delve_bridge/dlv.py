@@ -293,7 +293,3 @@ class DlvProcess:
         for t in self._threads:
             t.join(2)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-
-def connection_error_sentence(e: ConnectionLost) -> str:
-    return str(e)

@@ -80,14 +80,6 @@ def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
     return pieces
 
 
-def wait_text(g: Goroutine) -> str:
-    if not g.wait_reason:
-        return ""
-    if g.wait_minutes:
-        return f"{g.wait_reason}, {g.wait_minutes} minutes"
-    return g.wait_reason
-
-
 def _loc(loc) -> str:
     return f"{loc.function} {_short(loc.file)}:{loc.line}" if loc else ""
 
@@ -102,10 +94,6 @@ def _created(g: Goroutine) -> str:
         return ""
     s = _loc(g.created_by)
     return s + (f" in goroutine {g.parent_id}" if g.parent_id else "")
-
-
-def _labels(g: Goroutine) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(g.labels.items()))
 
 
 def _fit(s: str, w: int) -> str:
