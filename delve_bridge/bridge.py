@@ -383,7 +383,7 @@ class Bridge:
         gview.check_goroutines_args(args)
         rt, walker, gs = self._walk(args.depth, args.all, want_blocked=args.json)
         return "".join(gview.goroutines_view(rt.layout.go_version, gs, walker.errors,
-                                             getattr(walker, "clock", None), args, color, width))
+                                             walker.clock, args, color, width))
 
     def _view_stacks(self, args, color, width) -> str:
         if args.depth <= 0:
@@ -404,7 +404,7 @@ class Bridge:
         if g is None:
             raise GoExtError(f"no goroutine {args.id}")
         if args.json:
-            return self._json({"go_version": rt.layout.go_version, "goroutine": g.to_json(True),
+            return self._json({"go_version": rt.layout.go_version, "goroutine": gview.goroutine_json(g, True),
                                "errors": walker.errors})
         text = gview.backtrace_text(g, g.stack or [], color)
         if g.error:

@@ -42,6 +42,7 @@ if os.path.dirname(HERE) not in sys.path:
 from gdb_go_ext.errors import ReadError  # noqa: E402
 from gdb_go_ext.binary import types as T  # noqa: E402
 from gdb_go_ext.target import Memory, Thread  # noqa: E402
+from gdb_go_ext.runtime.layout import Layouts  # noqa: E402
 
 DATA_DIR = os.path.join(HERE, "data")
 
@@ -280,11 +281,12 @@ class ImageTarget:
 
 
 class RT:
-    """The least a decoder needs of a GoRuntime: .target and .mem."""
+    """The least a decoder needs of a GoRuntime: .target, .mem and .layout."""
 
     def __init__(self, target):
         self.target = target
         self.mem = Memory(target)
+        self.layout = Layouts(target, self.mem)
 
 
 def copy_memory(mem):

@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from gdb_go_ext.errors import DecodeError  # noqa: E402
-from gdb_go_ext.runtime.goroutines import MAX_GOROUTINES, GoroutineWalker  # noqa: E402
+from gdb_go_ext.runtime.goroutines import MAX_GOROUTINES, BlockedOn, GoroutineWalker  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
+from gdb_go_ext.views.goroutines import blocked_on_text, goroutine_json  # noqa: E402
 from gdb_go_ext.runtime.stack import MAX_PHYSICAL_FRAMES  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402
 from test_goroutines import parse_runtime_stacks  # noqa: E402
@@ -74,7 +75,7 @@ def by_id(gs):
 
 def summary(g):
     """What a goroutine's entry says, for 'the rest is intact' comparisons."""
-    d = g.to_json(True)
+    d = goroutine_json(g, True)
     d.pop("wait_minutes")
     return d
 
@@ -160,7 +161,8 @@ def test_walk_matches_runtime_stack(image):
     # blocked-on: the 7 handlers wait on the same channel; the syscall one has its thread
     handle = [g for g in gs if any(f.function == "main.(*Server).handle" for f in g.stack)]
     assert len(handle) == meta["groups"]["handle"]
-    assert len({g.blocked_on for g in handle}) == 1 and handle[0].blocked_on.startswith("channel 0x")
+    assert len({g.blocked_on for g in handle}) == 1 and handle[0].blocked_on.kind == "chan"
+    assert blocked_on_text(handle[0].blocked_on).startswith("channel 0x")
     sysg = [g for g in gs if g.status == "syscall"]
     assert len(sysg) == 1 and sysg[0].thread in {t[0] for t in img["threads"]}
 
@@ -202,7 +204,7 @@ def test_garbage_g_pointer_in_allgs(image, garbage):
     mem = copy_memory(image[2])
     poke(mem, g["array"] + 8 * i, garbage.to_bytes(8, "little"))
     gs, w = walk(image, mem)
-    json.dumps([x.to_json(True) for x in gs])
+    json.dumps([goroutine_json(x, True) for x in gs])
     if garbage in (0xdead0000, 1, 0xFFFFFFFFFFFFFFF8):
         bad = [x for x in gs if x.addr == garbage]
         assert len(bad) == 1 and bad[0].error, bad
@@ -237,7 +239,7 @@ def test_absurd_allgs_length_and_allglen(image, length):
     assert w.errors, "no warning for an allgs length of %d" % length
     if length > MAX_GOROUTINES:
         assert any("absurd length" in e for e in w.errors), w.errors
-    json.dumps([x.to_json(True) for x in gs])
+    json.dumps([goroutine_json(x, True) for x in gs])
 
 
 def test_garbage_saved_pc(image):
@@ -333,7 +335,7 @@ def test_allm_faults(image, case):
     assert any(want in e for e in w.errors), w.errors
     if case == "cycle":  # every m was still seen: the syscall goroutine keeps its thread
         assert_rest_intact(image, gs)
-    json.dumps([x.to_json(True) for x in gs])
+    json.dumps([goroutine_json(x, True) for x in gs])
 
 
 @pytest.mark.parametrize("target", ["unmapped", "g-struct", "stack", "zero-page"])
@@ -351,7 +353,7 @@ def test_labels_pointing_at_garbage(image, target):
     assert g.labels == {} or g.labels != meta["labels"][str(gid)]
     if target in ("unmapped", "zero-page"):
         assert g.error and g.error.startswith("labels:"), g.error
-    json.dumps(g.to_json(True))
+    json.dumps(goroutine_json(g, True))
     assert_rest_intact(image, gs, skip_ids={gid})
 
 
@@ -387,7 +389,7 @@ def test_map_form_labels_in_bulk_match_one_by_one(monkeypatch):
     assert rt.labels_many(ptrs) == slow and not calls   # all in bulk
     # the first map: B 1, then an overflow bucket; its labels come from decode_map
     hmap = u64(image, ptrs[0])
-    h = maps.header_type(rt._label_layout[1])
+    h = maps.header_type(rt.layout.labels.map_type)
     bucket = u64(image, hmap + h.field("buckets").offset)
     bucket_t = h.field("buckets").type.elem
     for where, value in ((hmap + h.field("B").offset, b"\x01"),
@@ -428,9 +430,10 @@ def test_select_chain_cycle_and_unreadable_link(image):
     second = u64(image, first + o_link)
     assert second and not u64(image, second + o_link)
     # what the sudogs themselves hold: the select's two channels, in case order
-    want = f"channel {u64(image, first + o_c):#x}, {u64(image, second + o_c):#x}"
+    want = BlockedOn("select", (u64(image, first + o_c), u64(image, second + o_c)))
     gs, _ = walk(image)
     assert by_id(gs)[gid].blocked_on == want
+    assert blocked_on_text(want) == f"channel {want.addrs[0]:#x}, {want.addrs[1]:#x}"
     for link, expect in ((first, want), (second, want), (0xdead0000, None)):
         mem = copy_memory(image[2])
         poke(mem, second + o_link, link.to_bytes(8, "little"))
@@ -484,7 +487,7 @@ def _fuzz_one(image, corruptions):
         t0 = time.monotonic()
         try:
             gs, w = walk(image, mem, with_stack=with_stack, share_pclntab=True)
-            json.dumps([g.to_json(bool(with_stack)) for g in gs])
+            json.dumps([goroutine_json(g, bool(with_stack)) for g in gs])
             json.dumps(w.errors)
         except DecodeError:  # allowed by the contract; the walker in fact never raises
             pass

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from ..errors import UsageError
-from ..runtime.goroutines import Goroutine, Location
+from ..runtime.goroutines import BlockedOn, Goroutine, Location
 
 KINDS = ("curloc", "userloc", "goloc", "startloc", "label", "waitreason")
 GROUP_KINDS = KINDS + ("status",)
@@ -106,6 +106,7 @@ def group_by(gs: Iterable[Goroutine], kind: str) -> list[Group]:
 
 
 _STATUS = operator.attrgetter("status")
+_BLOCKED_ON = operator.attrgetter("blocked_on")
 _WAIT_REASON = operator.attrgetter("wait_reason")
 
 
@@ -144,23 +145,9 @@ class Bucket:
         c = Counter(f"{k}={v}" for g in self.goroutines for k, v in sorted(g.labels.items()))
         return c.most_common(5)
 
-    def blocked_on(self) -> list[tuple[str, int]]:
-        c = Counter(g.blocked_on for g in self.goroutines if g.blocked_on)
-        return c.most_common(3)
-
-    def to_json(self, sample: int = 10) -> dict:
-        wr = self.wait_range()
-        return {
-            "count": self.count,
-            "ids": [g.id for g in self.goroutines[:sample]],
-            "status": self.status, "wait_reason": self.wait_reason,
-            "wait_minutes": {"min": wr[0], "max": wr[1]} if wr else None,
-            "created_by": [{"location": k, "count": n} for k, n in self.created_by()],
-            "labels": [{"label": k, "count": n} for k, n in self.label_summary()],
-            "blocked_on": [{"object": k, "count": n} for k, n in self.blocked_on()],
-            "user_code": self.has_user_code,
-            "stack": [f.to_json() for f in self.frames],
-        }
+    def blocked_on(self) -> list[tuple[BlockedOn, int]]:
+        """The three objects most of its goroutines are blocked on, with their counts."""
+        return Counter(filter(None, map(_BLOCKED_ON, self.goroutines))).most_common(3)
 
 
 def bucket(gs: Iterable[Goroutine], similar: bool = False) -> list[Bucket]:

@@ -8,7 +8,7 @@ import gdb
 
 from ..analysis import triage
 from ..errors import GoExtError, UsageError
-from ..runtime.goroutines import G_DEAD, G_RUNNING, GoroutineWalker
+from ..runtime.goroutines import GoroutineWalker
 from ..views import goroutines as view
 from . import session
 from .commands import GoCommand, terminal_width
@@ -50,7 +50,7 @@ def walk(depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
         if d == depth and sel == selected and dead >= include_dead and blocked >= want_blocked \
                 and labels >= want_labels:
             if dead and not include_dead:
-                gs = [g for g in gs if g.status_code != G_DEAD]
+                gs = [g for g in gs if g.status_code not in walker.dead_codes]
             return rt, walker, gs
     progress = _Progress()
     try:
@@ -84,7 +84,7 @@ class GoroutinesCommand(GoCommand):
                            or any(k == "label" for k, _ in args.with_ + args.without))
         rt, walker, gs = walk(args.depth, args.all, want_blocked=args.json, want_labels=want_labels)
         self.emit(view.goroutines_view(rt.layout.go_version, gs, walker.errors,
-                                       getattr(walker, "clock", None), args,
+                                       walker.clock, args,
                                        self.color(args.output), terminal_width()), args.output)
 
 
@@ -149,7 +149,8 @@ class GoroutineCommand(GoCommand):
         if not cmd or cmd == "bt" or cmd == "backtrace":
             if args.json:
                 self.emit_json({"go_version": rt.layout.go_version,
-                                "goroutine": g.to_json(True), "errors": walker.errors})
+                                "goroutine": view.goroutine_json(g, True),
+                                "errors": walker.errors})
                 return
             text = view.backtrace_text(g, g.stack or [], self.color())
             if g.error:
@@ -164,7 +165,7 @@ def run_in_goroutine(rt, g, cmd: str) -> None:
     if not rt.target.is_live:
         raise GoExtError("running a command in a goroutine's context needs a live process "
                          "(on a core, `go goroutine ID` gives its backtrace)")
-    if g.status_code == G_RUNNING and g.thread:
+    if g.status_code == rt.layout.status.running and g.thread:
         for th in gdb.selected_inferior().threads():
             if th.ptid[1] == g.thread:
                 prev = gdb.selected_thread()
@@ -178,7 +179,7 @@ def run_in_goroutine(rt, g, cmd: str) -> None:
         raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
     frame = gdb.newest_frame()
     saved = {r: int(frame.read_register(r)) for r in ("rip", "rsp", "rbp")}
-    bp = _saved_bp(rt, g)
+    bp = g.bp   # the frame pointer saved with pc/sp (syscallbp in a syscall)
     try:
         gdb.execute(f"set $rip = {g.pc:#x}", to_string=True)
         gdb.execute(f"set $rsp = {g.sp:#x}", to_string=True)
@@ -189,15 +190,3 @@ def run_in_goroutine(rt, g, cmd: str) -> None:
         for r, v in saved.items():
             gdb.execute(f"set ${r} = {v:#x}", to_string=True)
         gdb.execute("select-frame 0", to_string=True)
-
-
-def _saved_bp(rt, g):
-    gt = rt.type("runtime.g")
-    path = "syscallbp" if g.status_code == 3 and gt.has("syscallbp") else "sched.bp"
-    found = gt.find(path)
-    if found is None:
-        return None
-    try:
-        return rt.mem.u64(g.addr + found[0])
-    except GoExtError:
-        return None

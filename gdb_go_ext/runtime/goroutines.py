@@ -1,7 +1,7 @@
 """Every goroutine, walked from runtime.allgs, decoded from bulk reads of g structs.
 
-Status names and wait reasons come from the binary's own tables
-(runtime.gStatusStrings, runtime.waitReasonStrings); offsets from DWARF.
+Offsets, status codes and names come from the binary's layouts (rt.layout, layout.py):
+DWARF and the runtime's own tables (runtime.gStatusStrings, runtime.waitReasonStrings).
 """
 from __future__ import annotations
 
@@ -12,27 +12,24 @@ import operator
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from ..errors import DecodeError, ReadError
 from ..gcpause import gc_paused
-from ..binary import types as T
 from .clock import core_now
 from ..binary.pclntab import func_name_for_print, injected_functions, wrapper_func_id
+from .layout import GSCAN, GFields
 from .stack import TOP_BYTES, StackFrame, Unwinder
 
-GSCAN = 0x1000
-G_IDLE, G_RUNNABLE, G_RUNNING, G_SYSCALL, G_WAITING, G_DEAD = 0, 1, 2, 3, 4, 6
 MAX_GOROUTINES = 10_000_000
 MAX_MS = 100_000
 NS_PER_MINUTE = 60_000_000_000
 
 _WORD = struct.Struct("<Q")
-# g fields the fast path of a walk cannot do without, in the order _walk takes them
+# g fields the fast path of a walk cannot do without; and those it reads as 0 when absent
 _FAST_FIELDS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc", "stack_lo",
                 "stack_hi", "gopc", "startpc")
-_FALLBACK_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting",
-                    6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
+_FAST_OPTIONAL = ("sched_bp", "lockedm", "parent", "labels", "waiting")
 
 
 @dataclass(slots=True, eq=False)
@@ -54,110 +51,97 @@ class Location:
         return Location(frame.function, frame.file, frame.line) if frame else None
 
 
+class BlockedOn(NamedTuple):
+    """What a waiting goroutine's sudogs record it is blocked on. kind: "chan" (a channel
+    send or receive: one channel), "select" (the channels of its cases, in case order,
+    each once) or "sema" (the semaphore of a sync primitive); addrs: those addresses."""
+    kind: str
+    addrs: tuple
+
+
 @dataclass(slots=True)
 class Goroutine:
-    id: int
-    addr: int
+    """One goroutine. Its fields come in three parts: what it shares with the goroutines
+    of its shape (the same status, wait reason, start, creator and stack), its own g
+    fields, and what a walk fills in afterwards; a walk builds it with goroutine_maker."""
+    # shared with the goroutines of its shape
     status_code: int
     status: str
-    scan: bool = False
-    wait_reason: str = ""
+    scan: bool
+    wait_reason: str
+    start: Optional[Location]
+    created_by: Optional[Location]
+    current: Optional[Location]
+    user: Optional[Location]
+    stack: Optional[list]              # StackFrame list when asked for
+    error: Optional[str]
+    # its own
+    id: int
+    addr: int
     wait_since_ns: int = 0
     wait_minutes: Optional[int] = None
     locked_to_thread: bool = False
+    parent_id: Optional[int] = None
+    is_current: bool = False
+    pc: int = 0                        # raw start of the stack walk,
+    sp: int = 0
+    bp: int = 0                        # and the frame pointer that goes with it
+    stack_lo: int = 0
+    stack_hi: int = 0
+    # filled in after
     labels: dict = field(default_factory=dict)
     thread: Optional[int] = None       # LWP when on a thread
     m_id: Optional[int] = None
-    parent_id: Optional[int] = None
-    created_by: Optional[Location] = None
-    current: Optional[Location] = None
-    user: Optional[Location] = None
-    start: Optional[Location] = None
-    stack: Optional[list] = None       # StackFrame list when asked for
-    blocked_on: Optional[str] = None   # e.g. "channel 0xc000022060"
-    is_current: bool = False
-    error: Optional[str] = None
-    # raw start of the stack walk
-    pc: int = 0
-    sp: int = 0
-    stack_lo: int = 0
-    stack_hi: int = 0
-
-    def to_json(self, with_stack: bool) -> dict:
-        d = {
-            "id": self.id, "addr": f"{self.addr:#x}", "status": self.status,
-            "wait_reason": self.wait_reason, "wait_minutes": self.wait_minutes,
-            "locked_to_thread": self.locked_to_thread, "labels": self.labels,
-            "thread": self.thread, "m": self.m_id, "parent_id": self.parent_id,
-            "created_by": self.created_by.to_json() if self.created_by else None,
-            "current": self.current.to_json() if self.current else None,
-            "user": self.user.to_json() if self.user else None,
-            "start": self.start.to_json() if self.start else None,
-            "blocked_on": self.blocked_on,
-            "is_current": self.is_current,
-            "error": self.error,
-        }
-        if with_stack:
-            d["stack"] = [f.to_json() for f in (self.stack or [])]
-        return d
+    blocked_on: Optional[BlockedOn] = None   # with want_blocked, when its sudogs say
 
 
-class _GLayout:
-    """Offsets of the g fields we use, as one struct.Struct over the whole g."""
+def goroutine_maker(status_code: int, status: str, scan: bool, wait_reason: str, start,
+                    created_by, current, user, stack, error: Optional[str]) -> Callable:
+    """The constructor of the goroutines of one shape, given what they share: called
+    with a goroutine's own fields, in order (id, addr, wait_since_ns, wait_minutes,
+    locked_to_thread, parent_id, is_current, pc, sp, bp, stack_lo, stack_hi), it
+    returns its Goroutine. The one place a Goroutine is built positionally: on a core of
+    100k goroutines, whose walk takes 0.2 s, keywords would add about 80 ms and a
+    helper function about 10 ms; this partial adds nothing measurable."""
+    return functools.partial(Goroutine, status_code, status, scan, wait_reason, start,
+                             created_by, current, user, stack, error)
 
-    FIELDS = [
-        ("goid", "goid"), ("status", "atomicstatus"), ("waitreason", "waitreason"),
-        ("waitsince", "waitsince"), ("sched_sp", "sched.sp"), ("sched_pc", "sched.pc"),
-        ("sched_bp", "sched.bp"), ("syscallsp", "syscallsp"), ("syscallpc", "syscallpc"),
-        ("stack_lo", "stack.lo"), ("stack_hi", "stack.hi"), ("m", "m"), ("lockedm", "lockedm"),
-        ("gopc", "gopc"), ("startpc", "startpc"), ("parent", "parentGoid"),
-        ("labels", "labels"), ("waiting", "waiting"),
-    ]
 
-    def __init__(self, g: T.GoType):
-        self.size = g.size
-        items = []
-        for key, path in self.FIELDS:
-            found = g.find(path)
-            if found is None and path == "atomicstatus":
-                raise DecodeError("runtime.g has no atomicstatus field")
-            if found is None:
-                continue
-            off, t = found
-            if t.kind == T.STRUCT:  # atomic wrappers: take their value field
-                inner = t.find("value")
-                if inner is None:
-                    continue
-                off += inner[0]
-                t = inner[1]
-            fmt = T.scalar_format(t) or ("Q" if t.size == 8 else None)
-            if fmt is None:
-                continue
-            items.append((off, key, fmt, t.size))
-        items.sort()
-        fmt = "<"
-        pos = 0
-        self.keys = []
-        for off, key, f, size in items:
-            if off < pos:
-                continue
-            if off > pos:
-                fmt += f"{off - pos}x"
-            fmt += f
-            pos = off + size
-            self.keys.append(key)
-        self.struct = struct.Struct(fmt)
-        self.has_parent = "parent" in self.keys
-        # every FIELDS key in FIELDS order; absent fields read as 0
-        missing = len(self.keys)
-        order = [self.keys.index(k) if k in self.keys else missing for k, _ in self.FIELDS]
-        getter = operator.itemgetter(*order)
-        # raw values (in offset order, maybe already padded) -> FIELDS order
-        self.reorder = lambda raw: getter(raw + (0,))
-        # the same fields over exactly one g, for iter_unpack over gs read back to back;
-        # index: where each key sits in its tuples (absent keys: None)
-        self.whole = struct.Struct(fmt + f"{self.size - pos}x") if pos <= self.size else None
-        self.index = {k: self.keys.index(k) if k in self.keys else None for k, _ in self.FIELDS}
+class Shape(NamedTuple):
+    """What the goroutines of one shape share (see GoroutineWalker._shape): the recipe
+    their stack tops are checked against, and their constructor."""
+    reader: Optional[struct.Struct]   # the recipe: words of the stack top it checks
+    want: Optional[tuple]             # and the values they must hold
+    new: Callable                     # goroutine_maker(...) of what they share
+    code: int
+    wait_reason: str
+
+
+class _Template(NamedTuple):
+    """The parts of a Shape that follow from a goroutine's g alone, not its stack."""
+    code: int
+    status: str
+    scan: bool
+    wait_reason: str
+    start: Optional[Location]
+    created_by: Optional[Location]
+    error: Optional[str]
+
+
+class _Group:
+    """Goroutines of one chunk with one shape key (see GoroutineWalker._check_group):
+    one template, so one status and wait reason; one shape but for those unchecked."""
+    __slots__ = ("key", "sps", "first", "unchecked", "new", "wait_reason", "waiting")
+
+    def __init__(self, key: tuple, first: tuple):
+        self.key = key
+        self.sps: list = []          # their stack pointers
+        self.first = first           # the first one's raw g fields
+        self.unchecked = ()          # stack pointers whose tops do not hold the recipe
+        # set by _check_group: the shape's constructor, wait reason, and whether waiting
+        self.new: Optional[Callable] = None
+        self.wait_reason = ""
+        self.waiting = False
 
 
 class GoroutineWalker:
@@ -168,9 +152,11 @@ class GoroutineWalker:
         self.mem = rt.mem
         self.progress = progress
         self.errors: list[str] = list(getattr(rt.target, "warnings", []))
-        self.glay = _GLayout(rt.type("runtime.g"))
-        self.status_names = rt.status_names
-        self.wait_reasons = rt.wait_reasons
+        self.layout = rt.layout
+        self.glay = rt.layout.g
+        self.st = rt.layout.status     # status codes by name
+        self.status_names = self.st.names
+        self.wait_reasons = rt.layout.wait_reasons
         tab = rt.pclntab
         main = rt.func_named("runtime.main")
         goroot_src = None
@@ -181,11 +167,8 @@ class GoroutineWalker:
                 goroot_src = file[: i + len("/src/")]
         self.unwinder = Unwinder(self.mem, tab, goroot_src, wrapper_func_id(rt.layout.go_version),
                                  injected_functions(rt.layout.go_version))
-        # statuses the runtime's dump skips as it skips dead ones: _Gdead, and from
-        # Go 1.26 _Gdeadextra ("waiting for cgo callback"), found by name in the binary
-        names = self.status_names
-        self.dead_codes = frozenset([G_DEAD] + [i for i, n in enumerate(names)
-                                                if n == "waiting for cgo callback"])
+        # statuses the runtime's dump skips as it skips dead ones (Statuses.dead_like)
+        self.dead_codes = self.st.dead_like
         self.clock: Optional[str] = None
         self._locations: dict = {}   # (pc, call site?) -> Location
         self._frame_locs: dict = {}
@@ -243,12 +226,10 @@ class GoroutineWalker:
             self.errors.append(f"cannot list threads: {e}")
         out = {}
         current_g = None
-        mt = self.rt.target.lookup_type("runtime.m")
+        mlay = self.layout.m
         allm_addr = self.rt.target.symbol_address("runtime.allm")
-        if mt is None or allm_addr is None:
+        if mlay is None or allm_addr is None:
             return out, None
-        o_procid, o_curg, o_id, o_link = (mt.offset("procid"), mt.offset("curg"),
-                                          mt.offset("id"), mt.offset("alllink"))
         try:
             m = self.mem.ptr(allm_addr)
         except ReadError as e:
@@ -258,18 +239,18 @@ class GoroutineWalker:
         while m and m not in seen and len(seen) < MAX_MS:
             seen.add(m)
             try:
-                buf = self.mem.read(m, mt.size)
+                buf = self.mem.read(m, mlay.size)
             except ReadError as e:
                 self.errors.append(f"cannot read an m: {e}")
                 break
-            procid = struct.unpack_from("<Q", buf, o_procid)[0]
-            curg = struct.unpack_from("<Q", buf, o_curg)[0]
-            mid = struct.unpack_from("<q", buf, o_id)[0]
+            procid = struct.unpack_from("<Q", buf, mlay.procid)[0]
+            curg = struct.unpack_from("<Q", buf, mlay.curg)[0]
+            mid = struct.unpack_from("<q", buf, mlay.id)[0]
             if curg:
                 out[curg] = (procid, mid, by_lwp.get(procid))
                 if procid == selected_lwp:
                     current_g = curg
-            m = struct.unpack_from("<Q", buf, o_link)[0]
+            m = struct.unpack_from("<Q", buf, mlay.alllink)[0]
         if m in seen:
             self.errors.append("runtime.allm list has a cycle")
         return out, current_g
@@ -299,15 +280,16 @@ class GoroutineWalker:
         whole, reorder = glay.whole, glay.reorder
         # gs lie one size class apart: live, they are read in runs
         stride = self._g_stride(addrs)
-        ix = glay.index
-        fast = whole is not None and all(ix[k] is not None for k in _FAST_FIELDS)
-        if fast:
-            (i_id, i_st, i_wr, i_since, i_sp, i_pc, i_lo, i_hi, i_gopc, i_start) = [
-                ix[k] for k in _FAST_FIELDS]
-            pad = len(glay.keys)  # where the zero for an absent field goes
-            (i_locked, i_parent, i_labels, i_waiting) = [
-                pad if ix[k] is None else ix[k] for k in ("lockedm", "parent", "labels", "waiting")]
-            padded = pad in (i_locked, i_parent, i_labels, i_waiting)
+        fast = whole is not None and glay.absent.isdisjoint(_FAST_FIELDS)
+        if fast:  # where each field sits in the rows (an absent one: in the 0 added)
+            at = glay.at
+            i_id, i_st, i_wr, i_since = at.goid, at.status, at.waitreason, at.waitsince
+            i_sp, i_pc, i_bp, i_lo, i_hi = at.sched_sp, at.sched_pc, at.sched_bp, at.stack_lo, \
+                at.stack_hi
+            i_gopc, i_start, i_locked, i_parent = at.gopc, at.startpc, at.lockedm, at.parent
+            i_labels, i_waiting = at.labels, at.waiting
+            padded = not glay.absent.isdisjoint(_FAST_OPTIONAL)
+        waiting_code, runnable_code = self.st.waiting, self.st.runnable
         unpack_fixed = self.mem.unpack_fixed
         shape_of = self._shape
         now, self.clock = self.now_ns()
@@ -337,20 +319,20 @@ class GoroutineWalker:
             # goroutines of one shape key form a group: its stack tops are checked
             # against the shape's recipe together (see _check_group)
             groups: dict = {}
-            todo = []   # (addr, raw fields, group) or (addr, fields in FIELDS order, None)
+            todo = []   # (addr, raw fields, _Group) or (addr, GFields or ReadError, None)
             for a, f in zip(chunk, rows):
                 if f.__class__ is not tuple:
                     todo.append((a, f, None))
                     continue
-                if fast and (f[i_st] == G_WAITING or f[i_st] == G_RUNNABLE) and f[i_pc]:
+                if fast and (f[i_st] == waiting_code or f[i_st] == runnable_code) and f[i_pc]:
                     sp, hi = f[i_sp], f[i_hi]
                     if f[i_lo] <= sp < hi <= sp + (1 << 30):
                         key = (f[i_st], f[i_wr], f[i_start], f[i_gopc], f[i_id] == 1, f[i_pc],
                                hi - sp, with_stack, False)
                         group = groups.get(key)
                         if group is None:
-                            group = groups[key] = [None, key, [], f, ()]
-                        group[2].append(sp)
+                            group = groups[key] = _Group(key, f)
+                        group.sps.append(sp)
                         todo.append((a, f, group))
                         continue
                 todo.append((a, reorder(f), None))
@@ -365,26 +347,22 @@ class GoroutineWalker:
                         append(g)
                         others.append(g)
                     continue
-                shape, unchecked = group[0], group[4]
-                if unchecked and f[i_sp] in unchecked:  # its own walk
+                new, unchecked = group.new, group.unchecked
+                if unchecked and f[i_sp] in unchecked:  # its own walk (the same template)
                     sp = f[i_sp]
-                    shape = shape_of(group[1], sp, f[i_lo] or sp, f[i_hi])
-                (_, _, code, name, scan, reason, start, created, current, user, stack,
-                 error) = shape
-                if reason:
+                    new = shape_of(group.key, sp, f[i_lo] or sp, f[i_hi]).new
+                if group.wait_reason:
                     since = f[i_since]
                     minutes = (now - since) // minute if since and now > since else 0
                 else:
                     since = 0
-                    minutes = 0 if code == G_WAITING else None
-                g = Goroutine(f[i_id], a, code, name, scan, reason, since, minutes,
-                              bool(f[i_locked]), {}, None, None, f[i_parent] or None, created,
-                              current, user, start, stack, None, a == current_g, error,
-                              f[i_pc], f[i_sp], f[i_lo], f[i_hi])
+                    minutes = 0 if group.waiting else None
+                g = new(f[i_id], a, since, minutes, f[i_locked] != 0, f[i_parent] or None,
+                        a == current_g, f[i_pc], f[i_sp], f[i_bp], f[i_lo], f[i_hi])
                 append(g)
                 if want_labels and f[i_labels]:
                     labelled.append((g, f[i_labels]))
-                if want_blocked and code == G_WAITING and f[i_waiting]:
+                if want_blocked and group.waiting and f[i_waiting]:
                     waiting.append((g, f[i_waiting]))
         self._fill_in_bulk()
         if progress:
@@ -412,24 +390,24 @@ class GoroutineWalker:
                 return step
         return size
 
-    def _check_group(self, group: list, i_sp: int, i_lo: int, i_hi: int) -> None:
-        """Settle a group [shape, key, stack pointers, first member's fields, unchecked]
-        of _walk: its shape, known from before or learnt from its first member's walk,
-        and the stack pointers whose tops do not hold the shape's recipe (those
-        goroutines are walked on their own). The tops are read together, each
-        only as long as the recipe, and compared in one pass."""
-        _, key, sps, f, _ = group
+    def _check_group(self, group: _Group, i_sp: int, i_lo: int, i_hi: int) -> None:
+        """Settle a group of _walk: its shape, known from before or learnt from its
+        first member's walk, and the stack pointers whose tops do not hold the shape's
+        recipe (those goroutines are walked on their own). The tops are read together,
+        each only as long as the recipe, and compared in one pass."""
+        key, sps, f = group.key, group.sps, group.first
         shape = self._shapes.get(key)
         if shape is None:
             sp = f[i_sp]
             shape = self._shape(key, sp, f[i_lo] or sp, f[i_hi])
-        group[0] = shape
-        reader, want = shape[0], shape[1]
+        group.new, group.wait_reason = shape.new, shape.wait_reason
+        group.waiting = shape.code == self.st.waiting
+        reader, want = shape.reader, shape.want
         if reader is None or self._shapes.get(key) is not shape:
-            group[4] = frozenset(sps)  # no recipe to check against: every one walks alone
+            group.unchecked = frozenset(sps)  # no recipe to check against: every one walks alone
             return
         if not reader.size:  # a walk that read no stack slot: nothing to check
-            group[4] = ()
+            group.unchecked = ()
             return
         need = len(sps) * reader.size
         if len(self._tops_scratch) < need:
@@ -437,103 +415,112 @@ class GoroutineWalker:
         tops, errors = self.mem.unpack_fixed(sps, reader, self._tops_scratch)
         same = list(map(want.__eq__, tops))
         if errors or False in same:
-            group[4] = frozenset(sp for sp, ok in zip(sps, same) if not ok) | \
+            group.unchecked = frozenset(sp for sp, ok in zip(sps, same) if not ok) | \
                 frozenset(sps[i] for i in errors)
         else:
-            group[4] = ()
+            group.unchecked = ()
 
     def _decode_other(self, addr: int, fields, threads: dict, current_g, with_stack: int,
                       include_dead: bool, want_labels: bool, want_blocked: bool):
         """A goroutine off the fast path of _walk: unreadable (fields is the ReadError),
         running, in a syscall, being scanned, dead (None unless include_dead) or with an
         odd stack."""
-        if fields.__class__ is not tuple:
-            return Goroutine(id=-1, addr=addr, status_code=-1, status="unreadable",
-                             error=str(fields))
-        code = fields[1] & ~GSCAN
+        if not isinstance(fields, tuple):
+            return Goroutine(status_code=-1, status="unreadable", scan=False, wait_reason="",
+                             start=None, created_by=None, current=None, user=None, stack=None,
+                             error=str(fields), id=-1, addr=addr)
+        code = fields.status & ~GSCAN
         if code in self.dead_codes and not include_dead:
             return None
         start = self._walk_start(addr, fields, threads)
         return self.decode_g(addr, fields, start, threads, current_g, with_stack,
                              want_labels, want_blocked)
 
-    def _walk_start(self, addr: int, fields: tuple, threads: dict) -> tuple:
-        """(pc, sp, lo, hi, trap) of a goroutine's stack walk: its thread's registers
+    def _walk_start(self, addr: int, f: GFields, threads: dict) -> tuple:
+        """(pc, sp, lo, hi, trap, bp) of a goroutine's stack walk: its thread's registers
         when running (trap: pc is the instruction the thread stopped at), the syscall
-        pc/sp in a syscall, else g.sched (both return addresses)."""
-        pc, sp, lo, hi = fields[5], fields[4], fields[9], fields[10]
-        code = fields[1] & ~GSCAN
+        pc/sp in a syscall, else g.sched (both return addresses); bp: the saved frame
+        pointer, syscallbp in a syscall where the g has one (Go 1.23+), else sched.bp."""
+        pc, sp, bp, lo, hi = f.sched_pc, f.sched_sp, f.sched_bp, f.stack_lo, f.stack_hi
+        code = f.status & ~GSCAN
         trap = False
-        if code == G_SYSCALL and fields[7]:
-            pc, sp = fields[8], fields[7]
-        elif code == G_RUNNING and threads:
+        if code == self.st.syscall:
+            if self.glay.syscallbp is not None:
+                try:
+                    bp = self.mem.u64(addr + self.glay.syscallbp)
+                except ReadError:
+                    pass
+            if f.syscallsp:
+                pc, sp = f.syscallpc, f.syscallsp
+        elif code == self.st.running and threads:
             on_thread = threads.get(addr)
             regs = on_thread[2] if on_thread is not None else None
             if regs is not None and lo <= regs.sp < hi:
                 pc, sp, trap = regs.pc, regs.sp, True
-        return pc, sp, lo or sp, hi or sp + (1 << 20), trap
+        return pc, sp, lo or sp, hi or sp + (1 << 20), trap, bp
 
     def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
         """One goroutine by id, with its stack: only its g is decoded in full."""
         addrs = self.g_addrs()
-        gsize = self.glay.size
+        glay = self.glay
+        gsize = glay.size
         buf, errors = self.mem.gather_fixed(addrs, gsize)
-        unpack, reorder = self.glay.struct.unpack_from, self.glay.reorder
-        decoded = [(a, reorder(unpack(buf, i * gsize))) for i, a in enumerate(addrs)
+        unpack, pad = glay.struct.unpack_from, (0,)
+        decoded = [(a, unpack(buf, i * gsize) + pad) for i, a in enumerate(addrs)
                    if i not in errors]
-        for a, fields in decoded:
-            if fields[0] != goid:
+        i_goid, i_since = glay.at.goid, glay.at.waitsince
+        for a, raw in decoded:
+            if raw[i_goid] != goid:
                 continue
+            fields = glay.reorder(raw[:-1])
             threads, current_g = self.thread_map()
             g = self.decode_g(a, fields, self._walk_start(a, fields, threads), threads,
                               current_g, with_stack, True, True)
             self._fill_in_bulk()
             now, self.clock = self.now_ns()
-            latest = 0 if self.rt.target.is_live else max((f[3] for _, f in decoded), default=0)
+            latest = 0 if self.rt.target.is_live else max((r[i_since] for _, r in decoded),
+                                                          default=0)
             if latest > now:
                 now, self.clock = latest, "core: latest waitsince among goroutines"
             self._fill_wait_minutes([g], now)
             return g
         return None
 
-    @staticmethod
-    def _fill_wait_minutes(gs: list[Goroutine], now: int) -> None:
+    def _fill_wait_minutes(self, gs: list[Goroutine], now: int) -> None:
         """Wait minutes of the waiting and syscall goroutines among gs against now, as
         the runtime's goroutineheader counts them: 0 without a waitsince stamp."""
         minute = NS_PER_MINUTE
+        waiting, syscall = self.st.waiting, self.st.syscall
         for g in gs:
-            if g.status_code == G_WAITING or g.status_code == G_SYSCALL:
+            if g.status_code == waiting or g.status_code == syscall:
                 since = g.wait_since_ns
                 g.wait_minutes = (now - since) // minute if since and now > since else 0
 
-    def decode_g(self, addr: int, fields: tuple, start: tuple, threads: dict, current_g,
+    def decode_g(self, addr: int, f: GFields, start: tuple, threads: dict, current_g,
                  with_stack: int, want_labels: bool, want_blocked: bool = True) -> Goroutine:
-        """A Goroutine from its decoded g fields (FIELDS order) and its walk start (see
-        _walk_start), walked on its own: the goroutines _walk does not group by shape."""
-        (goid, raw, wr, waitsince, _sp, _pc, _bp, _syscallsp, _syscallpc, stack_lo, stack_hi,
-         _m, lockedm, gopc, startpc, parent, labels, waiting) = fields
-        pc, sp, lo, hi, trap = start
-        shape = self._shape((raw, wr, startpc, gopc, goid == 1, pc, hi - sp, with_stack, trap),
-                            sp, lo, hi)
-        (_, _, code, name, scan, reason, start, created, current, user, stack, error) = shape
-        timed = code == G_WAITING or code == G_SYSCALL  # the runtime counts their minutes
-        g = Goroutine(goid, addr, code, name, scan, reason, waitsince if timed else 0, None,
-                      bool(lockedm), {}, None, None, parent or None, created, current, user,
-                      start, stack, None, addr == current_g, error, pc, sp, stack_lo, stack_hi)
-        if threads and (code == G_RUNNING or code == G_SYSCALL):
+        """A Goroutine from its decoded g fields and its walk start (see _walk_start),
+        walked on its own: the goroutines _walk does not group by shape."""
+        pc, sp, lo, hi, trap, bp = start
+        shape = self._shape((f.status, f.waitreason, f.startpc, f.gopc, f.goid == 1, pc, hi - sp,
+                             with_stack, trap), sp, lo, hi)
+        st = self.st
+        code = shape.code
+        timed = code == st.waiting or code == st.syscall  # the runtime counts their minutes
+        g = shape.new(f.goid, addr, f.waitsince if timed else 0, None, f.lockedm != 0,
+                      f.parent or None, addr == current_g, pc, sp, bp, f.stack_lo, f.stack_hi)
+        if threads and (code == st.running or code == st.syscall):
             on_thread = threads.get(addr)
             if on_thread is not None:
                 g.thread, g.m_id = on_thread[0], on_thread[1]
-        if want_labels and labels:
-            self._labelled.append((g, labels))
-        if want_blocked and code == G_WAITING and waiting:
-            self._waiting.append((g, waiting))
+        if want_labels and f.labels:
+            self._labelled.append((g, f.labels))
+        if want_blocked and code == st.waiting and f.waiting:
+            self._waiting.append((g, f.waiting))
         return g
 
-    def _shape(self, key: tuple, sp: int, lo: int, hi: int) -> tuple:
-        """(recipe reader, recipe words, code, status, scan, wait reason, start, created by,
-        current, user, stack, error) for a goroutine; remembered under key when its stack
-        walk is a recipe the next goroutine of that key can be checked against.
+    def _shape(self, key: tuple, sp: int, lo: int, hi: int) -> Shape:
+        """The Shape of a goroutine; remembered under key when its stack walk is a
+        recipe the next goroutine of that key can be checked against.
 
         Leaked goroutines share a shape: status, wait reason, start, creator and a stack
         of the same depth from the same pc. _walk reuses it for a goroutine whose stack
@@ -542,7 +529,7 @@ class GoroutineWalker:
         tmpl = self._templates.get(key[:5])
         if tmpl is None:
             tmpl = self._template(raw, wr, startpc, gopc, is_main)
-        code, name, scan, reason, start, created, error = tmpl
+        code, error = tmpl.code, tmpl.error
         current = user = stack = None
         recipe = None
         if code not in self.dead_codes and pc:
@@ -557,19 +544,20 @@ class GoroutineWalker:
                 stack = frames
             if err and not error and (with_stack or user is None):
                 error = f"stack: {err}"
-        shape = (recipe[0] if recipe else None, recipe[1] if recipe else None, code, name, scan,
-                 reason, start, created, current, user, stack, error)
+        shape = Shape(recipe[0] if recipe else None, recipe[1] if recipe else None,
+                      goroutine_maker(code, tmpl.status, tmpl.scan, tmpl.wait_reason, tmpl.start,
+                                      tmpl.created_by, current, user, stack, error),
+                      code, tmpl.wait_reason)
         if recipe is not None and recipe[0].size <= min(hi - sp, TOP_BYTES):
             self._shapes[key] = shape  # checkable against the top of the next stack alone
         return shape
 
-    def _template(self, raw: int, wr: int, startpc: int, gopc: int, is_main: bool) -> tuple:
+    def _template(self, raw: int, wr: int, startpc: int, gopc: int, is_main: bool) -> _Template:
         code = raw & ~GSCAN
-        names = self.status_names
-        name = names[code] if 0 <= code < len(names) and names[code] else \
-            _FALLBACK_STATUS.get(code, f"status {code}")
+        st = self.st
+        name = st.name(code)
         reason = ""
-        if code == G_WAITING or name == "leaked":  # (Go 1.26's _Gleaked keeps its reason)
+        if code == st.waiting or code == st.leaked:  # (Go 1.26's _Gleaked keeps its reason)
             reasons = self.wait_reasons
             reason = reasons[wr] if 0 <= wr < len(reasons) else f"waitReason({wr})"
         start = created = err = None
@@ -580,7 +568,7 @@ class GoroutineWalker:
                 created = self._location(gopc, True)
         except DecodeError as e:
             err = str(e)
-        tmpl = (code, name, bool(raw & GSCAN), reason, start, created, err)
+        tmpl = _Template(code, name, bool(raw & GSCAN), reason, start, created, err)
         self._templates[(raw, wr, startpc, gopc, is_main)] = tmpl
         return tmpl
 
@@ -632,9 +620,10 @@ class GoroutineWalker:
         """Set blocked_on for each (Goroutine, sudog address): the channels of its chan
         send, receive or select, or the semaphore of a sync primitive, as its sudogs
         record them. Sudogs are read in bulk, a select's chain one link per round."""
-        if self._sudog is None or not waiting:
+        sudog = self.layout.sudog
+        if sudog is None or not waiting:
             return
-        o_c, o_elem, o_link, size = self._sudog
+        o_c, o_elem, o_link, size = sudog
         kinds: dict = {}   # wait reason -> "chan", "select", "sema" or None
         by_kind: dict = {"chan": [], "select": [], "sema": [], None: []}
         for item in waiting:
@@ -645,26 +634,27 @@ class GoroutineWalker:
                                         else "sema" if o_elem is not None and
                                         ("sync" in reason or "sema" in reason) else None)
             by_kind[kind].append(item)
-        texts: dict = {}   # what one word names -> its text, shared by the goroutines it blocks
+        # kind -> {what it names: its BlockedOn}, one shared by the goroutines it blocks
+        made: dict = {"sema": {}, "chan": {}, "select": {}}
         gather_fixed = self.mem.gather_fixed
 
-        def each_word(items, offset, prefix):  # one word of each sudog -> "prefix 0x..."
+        def each_word(items, offset, kind):  # one word of each sudog
             if not items:
                 return
             buf, errors = gather_fixed([s + offset for _, s in items], 8)
             words = list(_WORD.iter_unpack(buf))
             for i in errors:
                 words[i] = (0,)
-            named = texts.setdefault(prefix, {})
+            named = made[kind]
             for (g, _), (addr,) in zip(items, words):
                 if addr:
-                    text = named.get(addr)
-                    if text is None:
-                        text = named[addr] = f"{prefix} {addr:#x}"
-                    g.blocked_on = text
+                    on = named.get(addr)
+                    if on is None:
+                        on = named[addr] = BlockedOn(kind, (addr,))
+                    g.blocked_on = on
 
-        each_word(by_kind["sema"], o_elem, "semaphore")
-        each_word(by_kind["chan"], o_c, "channel")
+        each_word(by_kind["sema"], o_elem, "sema")
+        each_word(by_kind["chan"], o_c, "chan")
         # a select has one sudog per case, linked by waitlink: followed one link per
         # round, all selects together; bounded. Unreadable: nothing rather than a part.
         # c and waitlink of a sudog in one unpack: a struct over the sudog's first size
@@ -676,7 +666,7 @@ class GoroutineWalker:
         c_and_link = struct.Struct(fmt + f"{size - pos}x")
         i_c = words.index(o_c)
         i_link = words.index(o_link) if o_link is not None else None
-        select_texts = texts.setdefault("select", {})
+        selects = made["select"]
         chains = [(g, s, (), ()) for g, s in by_kind["select"]]
         for _ in range(64):
             if not chains:
@@ -692,20 +682,8 @@ class GoroutineWalker:
                 if nxt and nxt != s and nxt not in seen:
                     more.append((g, nxt, found, seen + (s,)))
                 elif found:
-                    text = select_texts.get(found)
-                    if text is None:
-                        text = select_texts[found] = "channel " + ", ".join(
-                            f"{c:#x}" for c in dict.fromkeys(found))
-                    g.blocked_on = text
+                    on = selects.get(found)
+                    if on is None:
+                        on = selects[found] = BlockedOn("select", tuple(dict.fromkeys(found)))
+                    g.blocked_on = on
             chains = more
-
-    @functools.cached_property
-    def _sudog(self):
-        st = self.rt.target.lookup_type("runtime.sudog")
-        if st is None or st.find("c") is None:
-            return None
-        elem = st.find("elem")
-        link = st.find("waitlink")
-        c = st.find("c")[0]
-        size = max(c, link[0] if link else 0) + 8
-        return c, elem[0] if elem else None, link[0] if link else None, size

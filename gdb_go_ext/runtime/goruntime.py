@@ -1,6 +1,7 @@
-"""One decoded view of a Go process: target, layout facts and runtime tables.
+"""One decoded view of a Go process: its target, its layouts (layout.py) and runtime tables.
 
-Built once per stop of the target and shared by every decoder.
+Built once per target and shared by every decoder; what it decoded from memory is
+forgotten when the target moves (forget_state).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import struct
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
 from ..binary import types as T
-from .version import Layout, detect
+from .layout import Layouts
 
 
 class GoRuntime:
@@ -20,7 +21,10 @@ class GoRuntime:
         self.mem = Memory(target)
         self._elf = None
         self._elf_tried = False
-        self.layout: Layout = detect(target, self.elf)
+        # every runtime layout of the binary, resolved once (the version now, to fail
+        # early on a target that is not a Go program)
+        self.layout = Layouts(target, self.mem, self.elf)
+        self.layout.require_go()
         self._label_strings: dict = {}  # (ptr, len) -> str; label strings are mostly shared
         # goroutine walks made on the current stop; the front door forgets them when the
         # target moves (see forget_state)
@@ -89,69 +93,38 @@ class GoRuntime:
             raise DecodeError(f"the binary has no symbol {name}")
         return a
 
-    def string_table(self, sym: str) -> list[str]:
-        """A runtime [N]string array such as runtime.waitReasonStrings, read from the binary."""
-        t = self.target.symbol_type(sym)
-        addr = self.target.symbol_address(sym)
-        if t is None or addr is None or t.kind != T.ARRAY:
-            return []
-        n = min(t.length, 4096)
-        raw = self.mem.read(addr, 16 * n)
-        out = []
-        import struct
-        for i in range(n):
-            p, ln = struct.unpack_from("<QQ", raw, 16 * i)
-            try:
-                out.append(self.mem.string_data(p, ln, 4096) if p else "")
-            except DecodeError:
-                out.append(f"<unreadable {i}>")
-        return out
-
-    @functools.cached_property
+    @property
     def wait_reasons(self) -> list[str]:
-        return self.string_table("runtime.waitReasonStrings")
+        """runtime.waitReasonStrings, read from the binary."""
+        return self.layout.wait_reasons
 
-    @functools.cached_property
+    @property
     def status_names(self) -> list[str]:
-        return self.string_table("runtime.gStatusStrings")
+        """runtime.gStatusStrings, read from the binary."""
+        return self.layout.status.names
 
-    # --- pprof labels, in both representations the runtime has used
-    @functools.cached_property
-    def _label_layout(self):
-        t = self.target.lookup_type("runtime/pprof.labelMap")
-        if t is None:
-            return None
-        if t.kind == T.MAP:
-            return ("map", t)
-        found = _find_label_slice(t, 0, 3)
-        if found is not None:
-            off, elem = found
-            return ("slice", off, elem.size, elem.offset(_ci_field(elem, "key")),
-                    elem.offset(_ci_field(elem, "value")))
-        return None
-
+    # --- pprof labels, in both representations the runtime has used (layout.LabelLayout)
     def labels_at(self, ptr: int) -> dict:
         """The pprof labels a g.labels pointer refers to, as {key: value}."""
-        lay = self._label_layout
-        if lay is None:
+        lay = self.layout.labels
+        if lay.form is None:
             raise DecodeError("labels set but runtime/pprof.labelMap type not found")
-        if lay[0] == "map":
+        if lay.form == "map":
             try:
                 from .maps import decode_map
             except ImportError:
                 raise DecodeError("map-form labels need the map decoder") from None
-            return _map_labels(decode_map(self, lay[1], self.mem.ptr(ptr)))  # *labelMap
-        _, off, esize, koff, voff = lay
-        arr, n = struct.unpack("<QQ", self.mem.read(ptr + off, 16))
+            return _map_labels(decode_map(self, lay.map_type, self.mem.ptr(ptr)))  # *labelMap
+        arr, n = struct.unpack("<QQ", self.mem.read(ptr + lay.offset, 16))
         if n > 4096:
             raise DecodeError(f"implausible label count {n}")
-        return self._label_entries(self.mem.read(arr, n * esize), 0, n) if n else {}
+        return self._label_entries(self.mem.read(arr, n * lay.esize), 0, n) if n else {}
 
     def labels_many(self, ptrs: list) -> list:
         """labels_at for many g.labels pointers, read in bulk: a dict or a DecodeError each."""
-        lay = self._label_layout
-        if lay is None or lay[0] == "map":
-            out = self._map_labels_many(ptrs, lay[1]) if lay else [None] * len(ptrs)
+        lay = self.layout.labels
+        if lay.form != "slice":
+            out = self._map_labels_many(ptrs, lay.map_type) if lay.form else [None] * len(ptrs)
             for i, labels in enumerate(out):
                 if labels is None:   # the rest one by one
                     try:
@@ -159,7 +132,7 @@ class GoRuntime:
                     except DecodeError as e:
                         out[i] = e
             return out
-        _, off, esize, _, _ = lay
+        off, esize = lay.offset, lay.esize
         out: list = [None] * len(ptrs)
         arrays, where = [], []
         for i, head in enumerate(self.mem.gather([(p + off, 16) for p in ptrs])):
@@ -223,7 +196,8 @@ class GoRuntime:
 
     def _label_entries(self, buf, base: int, n: int) -> dict:
         """{key: value} of n label structs at buf[base:]."""
-        _, _, esize, koff, voff = self._label_layout
+        lay = self.layout.labels
+        esize, koff, voff = lay.esize, lay.koff, lay.voff
         out = {}
         cache = self._label_strings
         unpack = _SLICE_HEAD.unpack_from
@@ -251,27 +225,3 @@ def _map_labels(contents) -> dict:
     if contents.errors and not contents.entries:
         raise DecodeError(contents.errors[0])
     return {str(k): str(v) for k, v in contents.entries}
-
-
-def _ci_field(t: T.GoType, name: str) -> str:
-    for f in t.fields:
-        if f.name.lower() == name:
-            return f.name
-    return name
-
-
-def _find_label_slice(t: T.GoType, base: int, depth: int):
-    """(offset, element type) of the []Label slice inside a labelMap struct, found by shape:
-    a slice of structs with string key and value fields (the field names changed case over time)."""
-    if depth < 0 or t.kind != T.STRUCT:
-        return None
-    for f in t.fields:
-        ft = f.type
-        if ft.kind == T.SLICE and ft.elem is not None and ft.elem.kind == T.STRUCT:
-            names = {x.name.lower(): x.type.kind for x in ft.elem.fields}
-            if names.get("key") == T.STRING and names.get("value") == T.STRING:
-                return base + f.offset, ft.elem
-        inner = _find_label_slice(ft, base + f.offset, depth - 1)
-        if inner is not None:
-            return inner
-    return None

@@ -115,12 +115,12 @@ def header_type(map_type: T.GoType) -> T.GoType:
     return h
 
 
-def impl_of(header: T.GoType) -> str:
-    if header.field("buckets") is not None:
-        return "hmap"
-    if header.field("dirPtr") is not None:
-        return "swiss"
-    raise DecodeError(f"map header {header.name} has neither buckets nor dirPtr")
+def impl_of(rt, header: T.GoType) -> str:
+    """"hmap" or "swiss": the binary's map implementation (rt.layout.map_impl)."""
+    impl = rt.layout.map_impl
+    if impl == "unknown":
+        raise DecodeError(f"map header {header.name} has neither buckets nor dirPtr")
+    return impl
 
 
 # ---- slot layout ---------------------------------------------------------------
@@ -193,7 +193,7 @@ class _Decoder:
         self.layout = layout
         self.locate = locate
         self.header_t = header_type(map_type)
-        self.impl = impl_of(self.header_t)
+        self.impl = impl_of(rt, self.header_t)
         self.mc = MapContents(type=map_type.name, addr=addr, impl=self.impl)
 
     # slot decoding shared by both implementations
@@ -539,7 +539,7 @@ def one_bucket_maps(rt, map_type: T.GoType, addrs: list) -> list:
     out: list = [None] * len(addrs)
     h = header_type(map_type)
     fields = [h.field(name) for name in ("count", "B", "buckets", "oldbuckets")]
-    if impl_of(h) != "hmap" or None in fields or not addrs:
+    if rt.layout.map_impl != "hmap" or None in fields or not addrs:
         return out
     order = sorted(fields, key=lambda f: f.offset)
     fmt, pos = "<", 0

@@ -8,7 +8,7 @@ import argparse
 from typing import Optional
 
 from ..analysis import triage
-from ..runtime.goroutines import Goroutine
+from ..runtime.goroutines import BlockedOn, Goroutine
 
 # ANSI colours for the plain-text renderers (rich is too slow for 100k rows)
 _C = {"id": "\x1b[1m", "status": "\x1b[33m", "loc": "\x1b[36m", "dim": "\x1b[2m",
@@ -214,10 +214,37 @@ def groups_text(groups: list[triage.Group], kind: str, color: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def blocked_on_text(on: BlockedOn) -> str:
+    """"channel 0x…" (a chan send or receive; a select's channels, comma-separated) or
+    "semaphore 0x…"."""
+    return ("semaphore " if on.kind == "sema" else "channel ") + ", ".join(
+        f"{a:#x}" for a in on.addrs)
+
+
+def goroutine_json(g: Goroutine, with_stack: bool) -> dict:
+    """One goroutine's object of docs/json.md."""
+    d = {
+        "id": g.id, "addr": f"{g.addr:#x}", "status": g.status,
+        "wait_reason": g.wait_reason, "wait_minutes": g.wait_minutes,
+        "locked_to_thread": g.locked_to_thread, "labels": g.labels,
+        "thread": g.thread, "m": g.m_id, "parent_id": g.parent_id,
+        "created_by": g.created_by.to_json() if g.created_by else None,
+        "current": g.current.to_json() if g.current else None,
+        "user": g.user.to_json() if g.user else None,
+        "start": g.start.to_json() if g.start else None,
+        "blocked_on": blocked_on_text(g.blocked_on) if g.blocked_on else None,
+        "is_current": g.is_current,
+        "error": g.error,
+    }
+    if with_stack:
+        d["stack"] = [f.to_json() for f in (g.stack or [])]
+    return d
+
+
 def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], with_stack: bool,
                     clock: Optional[str] = None, groups=None, group_kind=None) -> dict:
     out = {"go_version": go_version,
-           "goroutines": [g.to_json(with_stack) for g in gs],
+           "goroutines": [goroutine_json(g, with_stack) for g in gs],
            "summary": triage.summary(gs),
            "wait_clock": clock,
            "errors": errors}
@@ -246,7 +273,8 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
         return dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
 
     shared: dict = {}   # all but id, addr, labels and blocked_on -> their JSON text
-    blocked_texts: dict = {}  # (a select's own timer channel makes these many)
+    blocked_texts: dict = {}  # BlockedOn -> its JSON text (a select's own timer channel
+    #                           makes many)
 
     def quote(text: str) -> str:  # "channel 0xc000..." needs no escapes; anything else may
         return f'"{text}"' if text.isascii() and text.isprintable() and '"' not in text \
@@ -291,7 +319,8 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
                                    f'{before}, "labels": {{}}, {after}, "blocked_on": ')
         blocked = g.blocked_on
         if blocked is not None:
-            blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(blocked, quote(blocked))
+            blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(
+                blocked, quote(blocked_on_text(blocked)))
         if g.labels:
             labels = label_json(g.labels)
             middle = middles.get((id(parts), labels))
@@ -323,7 +352,7 @@ def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> s
         head = f"{b.count} goroutine{'s' if b.count != 1 else ''} [{what}{dur}]"
         lines.append(_c(head, "head", color))
         lines.append(f"  ids: {ids}{more}")
-        for obj, n in b.blocked_on():
+        for on, n in b.blocked_on():
             verb = "blocked on"
             if "receive" in b.wait_reason:
                 verb = "blocked receiving on"
@@ -331,7 +360,7 @@ def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> s
                 verb = "blocked sending on"
             elif "select" in b.wait_reason:
                 verb = "blocked in select on"
-            lines.append(f"  {n} {verb} {obj}")
+            lines.append(f"  {n} {verb} {blocked_on_text(on)}")
         for loc, n in b.created_by():
             lines.append(f"  created by {loc}" + (f" ({n})" if n != b.count else ""))
         labs = b.label_summary()
@@ -345,9 +374,25 @@ def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> s
     return "\n".join(lines)
 
 
+def bucket_json(b: triage.Bucket, sample: int = 10) -> dict:
+    """One bucket's object of docs/json.md ("stacks")."""
+    wr = b.wait_range()
+    return {
+        "count": b.count,
+        "ids": [g.id for g in b.goroutines[:sample]],
+        "status": b.status, "wait_reason": b.wait_reason,
+        "wait_minutes": {"min": wr[0], "max": wr[1]} if wr else None,
+        "created_by": [{"location": k, "count": n} for k, n in b.created_by()],
+        "labels": [{"label": k, "count": n} for k, n in b.label_summary()],
+        "blocked_on": [{"object": blocked_on_text(on), "count": n} for on, n in b.blocked_on()],
+        "user_code": b.has_user_code,
+        "stack": [f.to_json() for f in b.frames],
+    }
+
+
 def stacks_json(go_version: str, buckets: list[triage.Bucket], total: int, errors: list[str]) -> dict:
     return {"go_version": go_version, "total": total,
-            "buckets": [b.to_json() for b in buckets], "errors": errors}
+            "buckets": [bucket_json(b) for b in buckets], "errors": errors}
 
 
 def backtrace_text(g: Goroutine, frames, color: bool) -> str:

@@ -16,20 +16,21 @@ def to_json(rt) -> dict:
 
 
 def rows(rt) -> list[tuple[str, str]]:
-    lay = rt.layout
+    lay = rt.layout.facts()
+    maps = lay["maps"]
     return [
-        ("Go version", f"{lay.go_version}  (from {lay.version_source})"),
-        ("experiments", ", ".join(lay.experiments) or "none"),
-        ("pointer size", str(lay.ptr_size)),
-        ("g.atomicstatus", lay.atomicstatus),
-        ("g.goid", lay.goid_type),
-        ("g.parentGoid", "present" if lay.parent_goid else "absent"),
-        ("g.syscallbp", "present" if lay.syscallbp else "absent"),
-        ("pprof labels", lay.labels),
-        ("maps", lay.maps + ("  (hmap: buckets)" if lay.maps == "hmap" else "  (swiss: dirPtr)"
-                             if lay.maps == "swiss" else "")),
-        ("wait reasons", f"{lay.wait_reasons} in runtime.waitReasonStrings"),
-        ("status names", f"{lay.status_names} in runtime.gStatusStrings"),
+        ("Go version", f"{lay['go_version']}  (from {lay['version_source']})"),
+        ("experiments", ", ".join(lay["experiments"]) or "none"),
+        ("pointer size", str(lay["ptr_size"])),
+        ("g.atomicstatus", lay["atomicstatus"]),
+        ("g.goid", lay["goid_type"]),
+        ("g.parentGoid", "present" if lay["parent_goid"] else "absent"),
+        ("g.syscallbp", "present" if lay["syscallbp"] else "absent"),
+        ("pprof labels", lay["labels"]),
+        ("maps", maps + ("  (hmap: buckets)" if maps == "hmap" else "  (swiss: dirPtr)"
+                         if maps == "swiss" else "")),
+        ("wait reasons", f"{lay['wait_reasons']} in runtime.waitReasonStrings"),
+        ("status names", f"{lay['status_names']} in runtime.gStatusStrings"),
         ("target", ("live process" if rt.target.is_live else "core or executable")),
     ]
 
