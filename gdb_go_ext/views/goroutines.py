@@ -217,8 +217,7 @@ def groups_text(groups: list[triage.Group], kind: str, color: bool) -> str:
 def blocked_on_text(on: BlockedOn) -> str:
     """"channel 0x…" (a chan send or receive; a select's channels, comma-separated) or
     "semaphore 0x…"."""
-    return ("semaphore " if on.kind == "sema" else "channel ") + ", ".join(
-        f"{a:#x}" for a in on.addrs)
+    return ("semaphore " if on.kind == "sema" else "channel ") + ", ".join(map(hex, on.addrs))
 
 
 def goroutine_json(g: Goroutine, with_stack: bool) -> dict:
