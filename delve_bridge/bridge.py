@@ -6,13 +6,11 @@
             print(g.id, g.status, g.wait_reason)
         print(b.view(["stacks", "--min", "2"]))
 
-The views run the very decoders and writers the gdb commands run
-(gdb_go_ext/gdb/goroutine_commands.py, map_command.py) on a DelveTarget, so
-their text and JSON are the same by construction.
+The views are the registry's (gdb_go_ext/views): the very code gdb's `go VIEW` runs,
+on a DelveTarget, so their text and JSON are the same by construction.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -22,66 +20,20 @@ from typing import Optional
 
 from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
-from gdb_go_ext.gcpause import gc_paused
-from gdb_go_ext.binary import types as T
 from gdb_go_ext.binary.elf import ElfFile
-from gdb_go_ext.runtime.goroutines import GoroutineWalker
 from gdb_go_ext.runtime.goruntime import GoRuntime
 from gdb_go_ext.runtime.maps import decode_map
 from gdb_go_ext.runtime.version import parse_version
-from gdb_go_ext.views import goroutines as gview
+from gdb_go_ext.runtime import walks
+from gdb_go_ext.views import catalog, registry  # noqa: F401  (catalog registers the views)
 from gdb_go_ext.views import maps as mview
 from gdb_go_ext.views import version as vview
-from gdb_go_ext.views.console import json_text, write_file
+from gdb_go_ext.views.console import WalkProgress
 
 from .control import DelveControl, halt_pending
 from .dlv import DlvError, DlvProcess, check_listen
 from .rpc import Client, ConnectionLost, RPCError
 from .target import DelveTarget, executable_of_pid
-
-VIEWS = ("goroutines", "goroutine", "stacks", "map", "mapwatch", "version")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UsageError.of(message, self.format_usage())
-
-    def exit(self, status=0, message=None):
-        if message:
-            sys.stdout.write(message)
-        raise _HelpShown()
-
-
-class _HelpShown(Exception):
-    pass
-
-
-def _parsers() -> dict:
-    ps = {}
-    p = ps["goroutines"] = _Parser(prog="goroutines", description="every goroutine from runtime.allgs")
-    gview.add_goroutines_args(p)
-    p = ps["stacks"] = _Parser(prog="stacks", description="goroutines bucketed by identical stack")
-    gview.add_stacks_args(p)
-    p = ps["goroutine"] = _Parser(prog="goroutine", description="backtrace of one goroutine")
-    p.add_argument("id", type=int, help="goroutine id")
-    p.add_argument("command", nargs="?", choices=["bt", "backtrace"], help="bt (the default)")
-    p.add_argument("-t", dest="depth", type=int, default=256, help="at most this many frames")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
-    p = ps["map"] = _Parser(prog="map", description="a Go map: entries and real internals")
-    mview.add_map_args(p)
-    from . import mapwatch
-    p = ps["mapwatch"] = _Parser(prog="mapwatch", description="which keys a live program looks up "
-                                 "in one map, by whom, and whether they were found")
-    mapwatch.add_arguments(p)
-    p = ps["version"] = _Parser(prog="version", description="the target's Go version and runtime layouts")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
-    return ps
-
-
-PARSERS = _parsers()
-
 
 def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
     if not binary:
@@ -291,10 +243,15 @@ class Bridge:
 
     def _walk(self, depth=0, include_dead=False, want_blocked=True):
         rt = self.runtime()
-        walker = GoroutineWalker(rt)
-        gs = walker.walk(with_stack=depth, include_dead=include_dead, want_blocked=want_blocked)
-        self.last_goroutines = gs   # the REPL completes goroutine ids from the last walk
+        walker, gs = walks.walk(rt, depth, include_dead, want_blocked)
         return rt, walker, gs
+
+    @property
+    def last_goroutines(self) -> Optional[list]:
+        """The goroutines of the last walk on this stop (the REPL completes ids from it)."""
+        if self._rt is None or not self._rt.walks:
+            return None
+        return next(reversed(self._rt.walks.values()))[1]
 
     # --- the Python API
     def goroutines(self, depth: int = 0, include_dead: bool = False) -> list:
@@ -317,135 +274,20 @@ class Bridge:
     def resolve_map(self, rt: GoRuntime, expr: str):
         """(shown, map GoType, header address) for a global, a quoted global,
         (map[K]V)ADDR, or any expression Delve can evaluate."""
-        expr, cast, name = mview.parse_map_expr(expr)
-        if cast:
-            tname, addr = cast
-            t = self.target.lookup_type(tname)
-            if t is None:
-                raise GoExtError(f"the program has no type {tname}")
-            return expr, t, addr
-        t = self.target.symbol_type(name)
-        sym = self.target.symbol_address(name)
-        if t is not None and sym is not None:
-            if t.kind != T.MAP:
-                raise GoExtError(f"{expr} is a {t.name}, not a map")
-            return expr, t, rt.mem.ptr(sym)
-        # a local or anything else: ask Delve
-        try:
-            v = self.client.call("Eval", {"Expr": name, "Scope": {"GoroutineID": -1, "Frame": 0},
-                                          "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
-                                                  "MaxStringLen": 0, "MaxArrayValues": 0,
-                                                  "MaxStructFields": 0}})
-        except ConnectionLost:
-            raise
-        except RPCError as e:
-            raise GoExtError(f"no symbol {name} in the program or the selected frame ({e.message})") from None
-        var = (v or {}).get("Variable") or {}
-        tname = var.get("type") or ""
-        t = self.target.lookup_type(tname)
-        if t is None or t.kind != T.MAP:
-            raise GoExtError(f"{expr} is a {tname or 'value of unknown type'}, not a map")
-        addr = var.get("addr") or 0
-        if not addr:
-            raise GoExtError(f"cannot read the map value of {expr}: it has no address")
-        return expr, t, rt.mem.ptr(addr)
+        return mview.resolve_map(rt, expr)
 
     # --- views from a command line, output as the gdb commands give it
     def view(self, argv: list, color: Optional[bool] = None, width: Optional[int] = None) -> str:
         """Run one view (['goroutines', '-t', '5'], ['map', 'main.m', '--json'], ...); returns
         its text (or 'wrote FILE' with -o)."""
-        if not argv:
-            raise UsageError(f"no view given; one of {', '.join(VIEWS)}")
-        name, rest = argv[0], list(argv[1:])
-        if name not in PARSERS:
-            raise UsageError(f"unknown view {name!r}; one of {', '.join(VIEWS)}")
-        try:
-            args = PARSERS[name].parse_args(rest)
-        except _HelpShown:
-            return ""
-        out = getattr(args, "output", None)
         if color is None:
             color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        color = False if out else color
         if width is None:
             width = shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else 250
-        view = getattr(self, "_view_" + name)
-        if name == "mapwatch":  # a probe that runs for minutes keeps the collector
-            text = view(args, color, width)
-        else:
-            with gc_paused():
-                text = view(args, color, width)
-        return write_file(out, text) if out else text
-
-    _json = staticmethod(json_text)
-
-    def _view_goroutines(self, args, color, width) -> str:
-        gview.check_goroutines_args(args)
-        rt, walker, gs = self._walk(args.depth, args.all, want_blocked=args.json)
-        return "".join(gview.goroutines_view(rt.layout.go_version, gs, walker.errors,
-                                             walker.clock, args, color, width))
-
-    def _view_stacks(self, args, color, width) -> str:
-        if args.depth <= 0:
-            raise UsageError("-t takes a positive number of frames")
-        rt, walker, gs = self._walk(args.depth)
-        buckets = [b for b in triage.bucket(gs, args.similar) if b.count >= args.min]
-        if args.json:
-            return self._json(gview.stacks_json(rt.layout.go_version, buckets, len(gs), walker.errors))
-        text = gview.stacks_text(buckets, color)
-        text += f"{len(buckets)} buckets of {len(gs)} goroutines\n"
-        for e in walker.errors:
-            text += f"warning: {e}\n"
-        return text
-
-    def _view_goroutine(self, args, color, width) -> str:
-        rt, walker, gs = self._walk(max(1, args.depth), include_dead=True)
-        g = next((x for x in gs if x.id == args.id), None)
-        if g is None:
-            raise GoExtError(f"no goroutine {args.id}")
-        if args.json:
-            return self._json({"go_version": rt.layout.go_version, "goroutine": gview.goroutine_json(g, True),
-                               "errors": walker.errors})
-        text = gview.backtrace_text(g, g.stack or [], color)
-        if g.error:
-            text += f"warning: {g.error}\n"
-        return text
-
-    def _view_map(self, args, color, width) -> str:
-        if args.limit is not None and args.limit < 0:
-            raise UsageError("--limit must be 0 or more")
-        expr = " ".join(args.expr)
-        dec_limit = None if args.key is not None else args.limit
-        mc = self.map(expr, limit=dec_limit, layout=args.layout, locate=args.key is not None)
-
-        if args.key is not None:
-            key = mview.parse_key(args.key, mc.key_type)
-            if args.json:
-                out = mview.to_json(mc, layout=args.layout)
-                out["lookup"] = mview.key_json(mc, args.key, key)
-                return self._json(out)
-            return mview.render_key(mc, args.key, key, color=color)
-        if args.json:
-            return self._json(mview.to_json(mc, layout=args.layout))
-        if args.layout:
-            rows = args.limit if args.limit is not None else 64
-            return mview.render_layout(mc, color=color, width=max(width, 100), max_rows=rows)
-        return mview.render_text(mc, color=color, width=width)
-
-    def _view_mapwatch(self, args, color, width) -> str:
-        from gdb_go_ext.views import mapwatch as mwview
-
-        from .mapwatch import run_mapwatch
-        rep = run_mapwatch(self, " ".join(args.expr), args.max_hits, args.timeout, args.writes)
-        if args.json:
-            return self._json(rep)
-        return mwview.render_text(rep, color=color, width=width)
-
-    def _view_version(self, args, color, width) -> str:
-        rt = self.runtime()
-        if args.json:
-            return self._json(vview.to_json(rt))
-        return vview.render_text(rt, color=color, width=width)
+        ctx = registry.Context(self.runtime, color=color, width=width,
+                               progress=WalkProgress if sys.stderr.isatty() else None)
+        out = registry.run(ctx, argv)
+        return out if isinstance(out, str) else "".join(out)
 
     # --- the end
     def close(self) -> None:

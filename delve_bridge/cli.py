@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import signal
 import sys
-import textwrap
 import time
 import traceback
-from typing import Optional
 
 from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.views import catalog  # noqa: F401  (registers every view)
@@ -77,22 +73,6 @@ class _Parser(registry.Parser):
         raise UsageError(message)
 
 
-def view_usages(indent: str = "  ", width: Optional[int] = None) -> list:
-    """Each view of the registry as its usage line(s) and its summary below them, for
-    --help and the REPL's help."""
-    width = width or max(60, shutil.get_terminal_size().columns - 2)   # as argparse's
-    lines = []
-    for name, view in registry.VIEWS.items():
-        usage = " ".join(registry.parser(view, name).format_usage().split()[1:])
-        # a [...] group is never cut: its spaces are held as NULs while wrapping
-        usage = re.sub(r"\[(?:[^][]|\[[^]]*\])*\]", lambda m: m[0].replace(" ", "\0"), usage)
-        lines += [line.replace("\0", " ") for line in textwrap.wrap(
-            usage, width, initial_indent=indent, subsequent_indent=indent + " " * (len(name) + 1),
-            break_on_hyphens=False, break_long_words=False)]
-        lines.append(f"{indent}    {view.summary}")
-    return lines
-
-
 def build_parser() -> _Parser:
     """The delve-bridge command line: the options, then a target kind (a subcommand)
     with its own positionals, then the VIEW words, which the view's own parser (the
@@ -107,7 +87,7 @@ def build_parser() -> _Parser:
                             "and JSON as gdb's\n`go VIEW` commands. Without a VIEW an "
                             "interactive prompt opens.",
                 epilog="\n".join(["views (`help VIEW` at the prompt explains one's flags):"]
-                                 + view_usages()))
+                                 + registry.usages()))
     p.add_argument("--dlv", metavar="PATH",
                    help="the dlv to use (default: the newest that supports the target's Go)")
     p.add_argument("--binary", metavar="PATH",

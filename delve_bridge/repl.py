@@ -31,7 +31,6 @@ from prompt_toolkit.document import Document
 from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.views import registry
 
-from .cli import view_usages
 from .rpc import ConnectionLost
 
 QUIT = ("quit", "exit", "q")
@@ -178,7 +177,7 @@ def help_text(topic: Optional[str] = None) -> str:
         if topic in _EXTRA_HELP or topic in QUIT:
             return f"{topic}: {_EXTRA_HELP.get(topic, _EXTRA_HELP['quit'])}\n"
         raise UsageError(f"no help on {topic!r}; one of {', '.join(commands())}")
-    lines = ["views (the same flags and output as gdb's `go VIEW`):"] + view_usages()
+    lines = ["views (the same flags and output as gdb's `go VIEW`):"] + registry.usages()
     lines.append("commands:")
     for c in ("continue", "halt", "help", "quit"):
         lines.append(f"  {c:<9} {_EXTRA_HELP[c]}")

@@ -22,11 +22,12 @@ import os
 import struct
 from typing import Optional
 
-from gdb_go_ext.errors import DecodeError, ReadError
+from gdb_go_ext.errors import DecodeError, GoExtError, ReadError
 from gdb_go_ext.binary import types as T
 from gdb_go_ext.binary.elf import PT_NOTE, ElfFile
 from gdb_go_ext.target import Thread
 from gdb_go_ext.target.base import not_live
+from gdb_go_ext.target.base import first_direct
 
 from gdb_go_ext.binary.dwarf import DwarfTypes
 from .rpc import Client, ConnectionLost, RPCError
@@ -41,6 +42,7 @@ _BIAS_SYMBOLS = ("runtime.firstmoduledata", "runtime.buildVersion")
 
 class DelveTarget:
     ptr_size = 8
+    has_process = True   # dlv debugs a process or a core, never the executable alone
 
     def __init__(self, client: Client, executable: str, is_live: bool, max_cached_blocks: int = 8192,
                  direct=None, pid: Optional[int] = None, core: Optional[str] = None,
@@ -57,6 +59,7 @@ class DelveTarget:
         # process's /proc/PID/mem or the core file's own segments. It only serves what it can
         # read in full; everything else goes to ExamineMemory, so reads are never different.
         self.direct = direct
+        self.warnings: list = []
         self.is_live = is_live
         self._exe = executable
         try:
@@ -71,6 +74,15 @@ class DelveTarget:
         self.rpc_reads = 0
 
     # --- memory
+    @property
+    def direct(self):
+        return self._direct
+
+    @direct.setter
+    def direct(self, source) -> None:
+        self._direct = source
+        self.read = first_direct(source, self._read_dlv)
+
     def invalidate(self) -> None:
         """Forget cached memory (call whenever the target has run)."""
         self._blocks.clear()
@@ -118,15 +130,11 @@ class DelveTarget:
             for k in list(self._blocks)[: len(self._blocks) - self._max_blocks]:
                 del self._blocks[k]
 
-    def read(self, addr: int, size: int) -> bytes:
+    def _read_dlv(self, addr: int, size: int) -> bytes:
         if addr <= 0 or size < 0 or addr + size > 1 << 64:
             raise ReadError(addr, size, "bad address")
         if size == 0:
             return b""
-        if self.direct is not None:
-            data = self.direct.read(addr, size)
-            if data is not None:
-                return data
         if self.limit is None:
             self._detect_limit(addr)
         bs = self.block
@@ -245,6 +253,40 @@ class DelveTarget:
         return self._exe
 
     # --- threads
+    # --- expressions
+    def evaluate(self, expr: str, name: str) -> tuple:
+        """A global from the binary itself; anything else Delve evaluates in the
+        selected goroutine's frame 0."""
+        t, sym = self.symbol_type(name), self.symbol_address(name)
+        if t is not None and sym is not None:
+            if t.kind not in (T.MAP, T.CHAN, T.PTR):
+                return t, None
+            return t, struct.unpack("<Q", self.read(sym, 8))[0]
+        try:
+            v = self.client.call("Eval", {"Expr": name, "Scope": {"GoroutineID": -1, "Frame": 0},
+                                          "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
+                                                  "MaxStringLen": 0, "MaxArrayValues": 0,
+                                                  "MaxStructFields": 0}})
+        except ConnectionLost:
+            raise
+        except RPCError as e:
+            raise GoExtError(f"no symbol {name} in the program or the selected frame "
+                             f"({e.message})") from None
+        var = (v or {}).get("Variable") or {}
+        tname = var.get("type") or ""
+        t = self.lookup_type(tname) or T.GoType(tname or "value of unknown type", T.UNKNOWN, 0)
+        addr = var.get("addr") or 0
+        if t.kind not in (T.MAP, T.CHAN, T.PTR) or not addr:
+            return t, None
+        return t, struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def run_in_goroutine(self, g, command: str) -> None:
+        raise GoExtError(f"delve-bridge shows a goroutine's backtrace (bt), it runs no "
+                         f"debugger command ({command!r}) in it; gdb's `go goroutine ID CMD` does")
+
+    def selected_thread(self) -> Optional[int]:
+        return None   # the bridge selects no thread: a view marks dlv's current one
+
     def control(self):
         """Execution control for probes (delve_bridge/control.py), live only."""
         if not self.is_live or self._control is None:

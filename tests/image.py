@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(HERE) not in sys.path:
     sys.path.insert(0, os.path.dirname(HERE))
 
-from gdb_go_ext.errors import ReadError  # noqa: E402
+from gdb_go_ext.errors import GoExtError, ReadError  # noqa: E402
 from gdb_go_ext.binary import types as T  # noqa: E402
 from gdb_go_ext.target import Memory, Thread  # noqa: E402
 from gdb_go_ext.runtime.layout import Layouts  # noqa: E402
@@ -60,6 +60,9 @@ class Recorder:
         self.inner = inner
         self.ptr_size = inner.ptr_size
         self.is_live = inner.is_live
+        self.has_process = inner.has_process
+        self.warnings = list(inner.warnings)
+        self.direct = None   # every read goes through read(), to be recorded
         self._executable = executable
         self._threads = threads
         self.reads = {}
@@ -93,6 +96,9 @@ class Recorder:
 
     def executable(self):
         return self.inner.executable() if self._executable else None
+
+    def selected_thread(self):
+        return self.inner.selected_thread()
 
     def threads(self):
         if not self._threads:
@@ -246,6 +252,9 @@ class ImageTarget:
     def __init__(self, img, types, mem):
         self.ptr_size = img["ptr_size"]
         self.is_live = False
+        self.has_process = True
+        self.warnings = []
+        self.direct = None
         self.mem = mem
         self.starts = [a for a, _ in mem]
         self.types = {n: (types[i] if i is not None else None)
@@ -278,6 +287,15 @@ class ImageTarget:
 
     def threads(self):
         return list(self._threads)
+
+    def selected_thread(self):
+        return None
+
+    def evaluate(self, expr, name):
+        raise GoExtError(f"an image evaluates no expression ({expr})")
+
+    def run_in_goroutine(self, g, command):
+        raise GoExtError("an image runs no command")
 
 
 class RT:

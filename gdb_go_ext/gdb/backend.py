@@ -1,14 +1,16 @@
 """Target over gdb's Python API: memory, symbols, DWARF types, threads."""
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import gdb  # noqa: F401  (only the gdb/ package may import it)
 
-from ..errors import NotGoError, ReadError
+from ..errors import GoExtError, NotGoError, ReadError
 from ..binary import types as T
 from ..target import Thread
-from ..target.base import not_live
+from ..target.base import first_direct, not_live
+from ..target.direct import CoreMem, open_source
 from .control import GdbControl
 
 
@@ -78,27 +80,22 @@ class GdbTarget:
         self.is_live = inf.pid != 0 and not _is_core()
         self.has_process = inf.pid != 0
         self._types = T.TypeBuilder(_GdbTypeReader(), self.ptr_size)
-        from ..target.direct import open_source
-        self._raw = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
-            else open_source(pid=inf.pid) if self.is_live else None
         # reads without gdb in the way, for Memory.gather and the unwinder (see target.direct)
-        self.direct = self._raw
+        self.direct = open_source(core_path=_core_path()) if not self.is_live and self.has_process \
+            else open_source(pid=inf.pid) if self.is_live else None
         # facts about the target every report should carry (e.g. a truncated core)
         self.warnings: list[str] = []
-        warn = getattr(self._raw, "warning", None)
-        if warn is not None and warn():
-            self.warnings.append(warn())
+        warn = self.direct.warning() if isinstance(self.direct, CoreMem) else None
+        if warn:
+            self.warnings.append(warn)
         self._symbols: dict[str, Optional[int]] = {}
         self._symtypes: dict[str, Optional[T.GoType]] = {}
+        self.read = first_direct(self.direct, self._read_gdb)
 
     # memory
-    def read(self, addr: int, size: int) -> bytes:
+    def _read_gdb(self, addr: int, size: int) -> bytes:
         if addr <= 0 or size < 0:
             raise ReadError(addr, size, "bad address")
-        if self._raw is not None:
-            data = self._raw.read(addr, size)
-            if data is not None:
-                return data
         try:
             return self.inferior.read_memory(addr, size).tobytes()
         except (gdb.MemoryError, gdb.error, OverflowError, ValueError) as e:
@@ -151,6 +148,62 @@ class GdbTarget:
             return prog.filename
         objs = gdb.objfiles()
         return objs[0].filename if objs else None
+
+    # expressions, evaluated by gdb in the selected frame
+    def evaluate(self, expr: str, name: str) -> tuple:
+        val = None
+        try:
+            sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+            if sym is not None and sym.is_variable:
+                val = sym.value()
+        except gdb.error:
+            val = None
+        if val is None:
+            val = _evaluate(expr, name)
+        t = self._types.convert(val.type)
+        if t.kind not in (T.MAP, T.CHAN, T.PTR):
+            return t, None
+        try:
+            return t, int(val.cast(gdb.lookup_type("uintptr")))
+        except gdb.error:
+            try:
+                return t, int(val)
+            except (gdb.error, ValueError) as e:
+                raise GoExtError(f"cannot read the value of {expr}: {e}") from None
+
+    def run_in_goroutine(self, g, command: str) -> None:
+        """Run a gdb command with the goroutine's pc/sp/bp in place, live only; always restore."""
+        if not self.is_live:
+            raise GoExtError("running a command in a goroutine's context needs a live process "
+                             "(on a core, `go goroutine ID` gives its backtrace)")
+        if g.status == "running" and g.thread:
+            for th in self.inferior.threads():
+                if th.ptid[1] == g.thread:
+                    prev = gdb.selected_thread()
+                    th.switch()
+                    try:
+                        gdb.execute(command)
+                    finally:
+                        prev.switch()
+                    return
+        if not g.pc or not g.sp:
+            raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
+        frame = gdb.newest_frame()
+        saved = {r: int(frame.read_register(r)) for r in ("rip", "rsp", "rbp")}
+        bp = g.bp   # the frame pointer saved with pc/sp (sched.bp, or syscallbp in a syscall)
+        try:
+            gdb.execute(f"set $rip = {g.pc:#x}", to_string=True)
+            gdb.execute(f"set $rsp = {g.sp:#x}", to_string=True)
+            gdb.execute(f"set $rbp = {bp:#x}", to_string=True)
+            gdb.execute(command)
+        finally:
+            for r, v in saved.items():
+                gdb.execute(f"set ${r} = {v:#x}", to_string=True)
+            gdb.execute("select-frame 0", to_string=True)
+
+    def selected_thread(self) -> Optional[int]:
+        thread = gdb.selected_thread()
+        return thread.num if thread is not None else None
 
     def control(self):
         """Execution control for probes (gdb/control.py): a live amd64 program, stopped."""
@@ -205,3 +258,38 @@ def _is_core() -> bool:
     except gdb.error:
         return False
     return "Local core dump file" in text
+
+
+_DOTTED = re.compile(r"^[\w/]+(\.[\w/]+)+$")
+
+
+def _first_is_symbol(name: str) -> bool:
+    head = name.split(".", 1)[0]
+    try:
+        return gdb.lookup_symbol(head)[0] is not None
+    except (gdb.error, RuntimeError):
+        try:
+            return gdb.lookup_global_symbol(head) is not None
+        except gdb.error:
+            return False
+
+
+def _evaluate(expr: str, name: str) -> "gdb.Value":
+    """gdb.parse_and_eval, working around Go-mode parsing of pkg.name.
+
+    gdb 13 in Go mode cannot parse `runtime.allgs` (it wants 'runtime.allgs'),
+    and once a quoted Go symbol has been evaluated, parsing `main.missing`
+    unquoted crashes it (SIGSEGV). So a dotted name is tried quoted first, and
+    unquoted only when its first part is itself a symbol (a local struct).
+    """
+    if _DOTTED.match(name):
+        try:
+            return gdb.parse_and_eval(f"'{name}'")
+        except gdb.error as e:
+            err = str(e).splitlines()[0]
+        if not _first_is_symbol(name):
+            raise GoExtError(f"no symbol {name} in the program or the selected frame ({err})")
+    try:
+        return gdb.parse_and_eval(expr)
+    except gdb.error as e:
+        raise GoExtError(f"cannot evaluate {expr}: {str(e).splitlines()[0]}") from None

@@ -151,7 +151,7 @@ class GoroutineWalker:
         self.rt = rt
         self.mem = rt.mem
         self.progress = progress
-        self.errors: list[str] = list(getattr(rt.target, "warnings", []))
+        self.errors: list[str] = list(rt.target.warnings)
         self.layout = rt.layout
         self.glay = rt.layout.g
         self.st = rt.layout.status     # status codes by name

@@ -32,7 +32,7 @@ class GoRuntime:
 
     def require_process(self) -> None:
         """Goroutines and map contents exist only in a process or a core, not in the file."""
-        if not getattr(self.target, "has_process", True):
+        if not self.target.has_process:
             raise NotGoError("no process or core file is loaded: the executable alone holds no "
                              "goroutines or map contents (run it, `attach PID`, or `core FILE`; "
                              "if gdb said the core is not a core dump, it is damaged or truncated)")

@@ -49,7 +49,7 @@ class Unwinder:
         self._exact: dict = {}
         self._recipes: dict = {}
         # a backend's direct memory source (returns None instead of raising), if any
-        direct = getattr(mem.target, "direct", None)
+        direct = mem.target.direct
         self._fast_read = direct.read if direct is not None else None
         self._ret: dict = {}
         # (reader, words, frames, error) of the last walk, when it was or became a recipe

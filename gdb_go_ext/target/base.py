@@ -1,7 +1,10 @@
 """The Target protocol: the only way decoders reach a debugger.
 
-A Target reads memory, finds symbols and type layouts, and lists threads with
-their registers. gdb, Delve and captured test images each implement it.
+A Target reads memory, finds symbols and type layouts, evaluates expressions, and
+lists threads with their registers. gdb, Delve and captured test images each
+implement it. Memory comes first from a direct source where there is one (the
+stopped process's /proc/PID/mem, a core's segments: target.direct), then from the
+debugger: `first_direct` composes the two, once for every target.
 """
 from __future__ import annotations
 
@@ -24,7 +27,10 @@ class Thread:
 
 class Target(Protocol):
     ptr_size: int
-    is_live: bool
+    is_live: bool        # a running process (not a core, not the executable alone)
+    has_process: bool    # a process or a core: something with goroutines in it
+    direct: Optional["DirectSource"]   # reads without the debugger, see target.direct
+    warnings: list       # facts every report should carry (e.g. a truncated core)
 
     def read(self, addr: int, size: int) -> bytes:
         """size bytes at addr, or raise ReadError."""
@@ -44,9 +50,47 @@ class Target(Protocol):
     def threads(self) -> list[Thread]:
         """Every OS thread with its registers."""
 
+    def selected_thread(self) -> Optional[int]:
+        """Which thread the user has selected in the debugger (views mark its goroutine),
+        or None where there is no such choice."""
+
+    def evaluate(self, expr: str, name: str) -> tuple:
+        """(GoType, value) of an expression the debugger evaluates in the selected frame
+        (name: expr without 'quotes'): a global, a local, anything of its language. The
+        value is the word itself for a pointer-shaped value (map, chan, pointer), else
+        None. Raises GoExtError with the debugger's reason."""
+
+    def run_in_goroutine(self, g, command: str) -> None:
+        """Run a debugger command with a goroutine's registers in place (live only),
+        restoring them after; GoExtError where the debugger cannot."""
+
     def control(self) -> "Control":
         """Execution control of the live program, for probes (see Control); each call a
         new one. GoExtError (not_live's sentence) on a core or without a process."""
+
+
+class DirectSource(Protocol):
+    """Memory read without the debugger; None (or unread indexes) where it cannot."""
+
+    def read(self, addr: int, size: int) -> Optional[bytes]: ...
+
+    def gather(self, ranges: list) -> list: ...
+
+    def gather_fixed(self, addrs: list, size: int, scratch, stride: int) -> tuple: ...
+
+    def close(self) -> None: ...
+
+
+def first_direct(direct: Optional[DirectSource], debugger_read):
+    """A Target's read(addr, size): the direct source first, the debugger for the rest."""
+    if direct is None:
+        return debugger_read
+    fast = direct.read
+
+    def read(addr: int, size: int) -> bytes:
+        data = fast(addr, size) if addr > 0 and size >= 0 else None
+        return data if data is not None else debugger_read(addr, size)
+    return read
 
 
 class Memory:
@@ -95,7 +139,7 @@ class Memory:
         direct memory source (see target.direct) serves them in bulk, without copying
         from a core; what it cannot serve is read through the debugger, range by range.
         Buffers may be shared and longer than the range: read with unpack_from."""
-        direct = getattr(self.target, "direct", None)
+        direct = self.target.direct
         got = direct.gather(ranges) if direct is not None else [None] * len(ranges)
         read = self.read
         for i, hit in enumerate(got):
@@ -116,7 +160,7 @@ class Memory:
         enough: the buffer is then valid only until the next read into the same
         scratch."""
         stride = max(stride, size)
-        direct = getattr(self.target, "direct", None)
+        direct = self.target.direct
         if direct is not None:
             buf, unread = direct.gather_fixed(addrs, size, scratch, stride)
         else:
@@ -147,7 +191,7 @@ class Memory:
         A source that holds memory in place, a core's mapping, is unpacked without a
         copy; others are read with gather_fixed (stride: how far apart the addresses
         mostly lie, see there)."""
-        direct = getattr(self.target, "direct", None)
+        direct = self.target.direct
         if direct is not None and hasattr(direct, "unpack_fixed"):
             rows, unread = direct.unpack_fixed(addrs, shape)
             if not unread:

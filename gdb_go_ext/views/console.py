@@ -75,3 +75,40 @@ def line_slices(pieces, limit: int):
         batch, size = ([text[start:]], n - start) if start < n else ([], 0)
     if size:
         yield "".join(batch)
+
+
+class WalkProgress:
+    """A rich progress bar on stderr for a goroutine walk, shown only once the walk has
+    taken a second (and only where the front door says stderr is a terminal)."""
+
+    DELAY = 1.0
+
+    def __init__(self, what: str = "reading goroutines"):
+        import time
+        self._clock = time.monotonic
+        self.t0 = self._clock()
+        self.what = what
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if self._clock() - self.t0 < self.DELAY:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+                TimeElapsedColumn
+            self._bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=Console(stderr=True),
+                                 transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+        return False

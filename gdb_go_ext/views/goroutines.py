@@ -9,6 +9,7 @@ from typing import Optional
 
 from ..analysis import triage
 from ..runtime.goroutines import BlockedOn, Goroutine
+from .registry import View, register
 
 # ANSI colours for the plain-text renderers (rich is too slow for 100k rows)
 _C = {"id": "\x1b[1m", "status": "\x1b[33m", "loc": "\x1b[36m", "dim": "\x1b[2m",
@@ -406,3 +407,23 @@ def backtrace_text(g: Goroutine, frames, color: bool) -> str:
     if g.created_by:
         lines.append(f"created by {_created(g)}")
     return "\n".join(lines) + "\n"
+
+
+def _run(ctx, args):
+    check_goroutines_args(args)
+    # labels cost reads: fetch them only when something shows or uses them
+    want_labels = bool(args.json or args.show_labels or args.labels or args.group == "label"
+                       or any(k == "label" for k, _ in args.with_ + args.without))
+    rt = ctx.runtime()
+    walker, gs = ctx.walk(rt, depth=args.depth, include_dead=args.all, want_blocked=args.json,
+                          want_labels=want_labels)
+    return goroutines_view(rt.layout.go_version, gs, walker.errors, walker.clock, args,
+                           ctx.color, ctx.width)
+
+
+register(View(
+    "goroutines", "List every goroutine from runtime.allgs: status, wait reason, locations, labels.",
+    _run, add_goroutines_args,
+    doc="""Filter with -s, -with/-without KIND SUBSTR, -label; group with -group KIND;
+-t DEPTH adds stacks. `*` marks the goroutine on the selected thread.""",
+    word_choices={"-with": triage.KINDS, "-without": triage.KINDS, "-group": triage.GROUP_KINDS}))

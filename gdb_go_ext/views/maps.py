@@ -16,7 +16,8 @@ from ..binary import types as T
 from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents
 from ..runtime.values import Addr
 from .values import go_quote, json_shape
-from .console import render
+from .console import json_text, render
+from .registry import COMPLETE_SYMBOL, View, register
 
 __all__ = ["to_json", "render_text", "render_layout", "parse_key", "find_key", "render_key"]
 
@@ -277,3 +278,57 @@ def add_map_args(p) -> None:
                    help="entries to show (and buckets/groups drawn by --layout)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+
+def resolve_map(rt, text: str) -> tuple:
+    """(expression as shown, map GoType, header address) of a map argument: a typed
+    (map[K]V)ADDR, or what the debugger evaluates (a global, a local, any expression)."""
+    from ..errors import GoExtError
+    expr, cast, name = parse_map_expr(text)
+    if cast:
+        tname, addr = cast
+        t = rt.target.lookup_type(tname)
+        if t is None:
+            raise GoExtError(f"the program has no type {tname}")
+    else:
+        t, addr = rt.target.evaluate(expr, name)
+    if t.kind != T.MAP:
+        raise GoExtError(f"{expr} is a {t.name}, not a map")
+    if addr is None:
+        raise GoExtError(f"cannot read the map value of {expr}: it has no address")
+    return expr, t, addr
+
+
+def _run(ctx, args):
+    from ..runtime.maps import decode_map
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be 0 or more")
+    rt = ctx.runtime()
+    rt.require_process()
+    _, mt, addr = resolve_map(rt, " ".join(args.expr))
+    # --key searches every entry, so it ignores --limit for decoding
+    mc = decode_map(rt, mt, addr, limit=None if args.key is not None else args.limit,
+                    layout=args.layout, locate=args.key is not None)
+    mc.errors[:0] = rt.target.warnings
+    if args.key is not None:
+        key = parse_key(args.key, mc.key_type)
+        if args.json:
+            out = to_json(mc, layout=args.layout)
+            out["lookup"] = key_json(mc, args.key, key)
+            return json_text(out)
+        return render_key(mc, args.key, key, color=ctx.color)
+    if args.json:
+        return json_text(to_json(mc, layout=args.layout))
+    if args.layout:
+        rows = args.limit if args.limit is not None else 64
+        return render_layout(mc, color=ctx.color, width=max(ctx.width, 100), max_rows=rows)
+    return render_text(mc, color=ctx.color, width=ctx.width)
+
+
+register(View(
+    "map", "Show a Go map: its entries and its real internals (hmap buckets or Swiss tables).",
+    _run, add_map_args, completes=COMPLETE_SYMBOL,
+    doc="""EXPR is a package-qualified global (main.cache or 'main.cache'), any expression of
+map type the debugger evaluates, or an address with a map type: (map[string]int)0xc000012345.
+--layout draws every bucket's tophash (hmap) or every group's control bytes (swiss);
+--key K says where the entry with key K lives (bucket/slot or table/group/slot)."""))

@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .values import go_quote
-from .console import render
+from .console import json_text, render
+from .registry import COMPLETE_SYMBOL, View, register
 
 __all__ = ["render_text"]
 
@@ -83,3 +84,32 @@ def add_mapwatch_args(p) -> None:
                    help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+
+def _run(ctx, args):
+    from ..errors import UsageError
+    from ..runtime import probes
+    from .maps import resolve_map
+    if args.max_hits < 1:
+        raise UsageError("--max-hits must be 1 or more")
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+    rt = ctx.runtime()
+    control = rt.target.control()   # live, amd64, stopped: or one sentence why not
+    shown, mt, addr = resolve_map(rt, " ".join(args.expr))
+    rep = probes.run_mapwatch(control, rt, shown, mt, addr, args.max_hits, args.timeout,
+                              args.writes)
+    if args.json:
+        return json_text(rep)
+    return render_text(rep, color=ctx.color, width=ctx.width)
+
+
+register(View(
+    "mapwatch", "Watch which keys a live program looks up in one map, by whom, and whether found.",
+    _run, add_mapwatch_args, completes=COMPLETE_SYMBOL, pause_gc=False,
+    doc="""EXPR is a map, as for `map` (main.cache, a local, or (map[K]V)0xADDR).
+Breakpoints go at the entry of the runtime's map access functions for the
+map's key type (with --writes also mapassign/mapdelete); hits on other maps
+are let through at once. The program runs until --max-hits hits on this map
+(default 1000) or --timeout seconds (default 10), or Ctrl-C, then stops again;
+every breakpoint is removed on every way out. Needs a live process (amd64)."""))

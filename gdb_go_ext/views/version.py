@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from .console import render
+from .console import json_text, render
+from .registry import View, add_output_args, register
 
 
 def to_json(rt) -> dict:
@@ -42,3 +43,14 @@ def render_text(rt, color: bool = False, width: int = 100) -> str:
     for k, v in rows(rt):
         t.add_row(k, v)
     return render(t, color=color, width=width)
+
+
+def _run(ctx, args):
+    rt = ctx.runtime()
+    if args.json:
+        return json_text(to_json(rt))
+    return render_text(rt, color=ctx.color, width=ctx.width)
+
+
+register(View("version", "Show the target's Go version and the runtime layouts detected in its "
+              "debug info.", _run, add_output_args))
