@@ -138,3 +138,46 @@ def test_cgo_extra_m_hidden_as_the_runtime_hides_it(toolchain, tmp_path):
     every = gdb_goroutines(binary, core, "-a")["goroutines"]
     extra = [g for g in every if g["status"] == "waiting for cgo callback"]
     assert len(extra) == (1 if has_deadextra else 0), [g["status"] for g in every]
+
+
+def sched_ms(text):
+    """The runtime's SCHED detail's M lines: {m id: {field: value text}}."""
+    import re
+    out = {}
+    for line in text.splitlines():
+        m = re.match(r"^  M(\d+): (.*)$", line)
+        if m:
+            out[int(m.group(1))] = dict(re.findall(r"(\w+)=(\S*)", m.group(2)))
+    return out
+
+
+def test_threads_match_sched_detail(toolchain, tmp_path):
+    """`threads` on the core against the M lines of the runtime's SCHED detail of the same
+    instant. An M whose goroutine the dump then shows runnable was stopped by the crash
+    after the SCHED block was printed (freezetheworld): it is compared by id only."""
+    binary, dump, text, core = crash(toolchain, tmp_path, False)
+    ms = sched_ms(text)
+    assert len(ms) >= 3, text[:3000]
+    r = harness.run_gdb(binary, core=core, commands=[("threads", "go threads --json")])
+    assert r.error("threads") is None, r.stderr[-2000:]
+    views = {"gdb": json.loads(r.block("threads"))}
+    with Bridge.core(binary, core, quiet=True) as b:
+        views["bridge"] = json.loads(b.view(["threads", "--json"]))
+    assert views["gdb"] == views["bridge"]
+    none = lambda v: None if v in ("nil", "-1") else int(v)  # noqa: E731  (nil; -1 in Go 1.19)
+    for name, data in views.items():
+        ours = {t["m"]: t for t in data["threads"]}
+        assert set(ours) == set(ms), (name, sorted(ours), sorted(ms))
+        compared = 0
+        for mid, want in ms.items():
+            curg = none(want["curg"])
+            if curg is not None and dump.get(curg, {}).get("status") in ("runnable", "running") \
+                    and curg != 1:
+                continue
+            t = ours[mid]
+            assert (t["p"], t["curg"], t["lockedg"], t["spinning"], t["blocked"]) == \
+                (none(want["p"]), curg, none(want["lockedg"]), want["spinning"] == "true",
+                 want["blocked"] == "true"), (name, mid, want, t)
+            assert t["lwp"] > 0 and t["function"], t
+            compared += 1
+        assert compared >= 3, name
