@@ -70,3 +70,11 @@ def go_target(request, tmp_path):
 
     with stack:
         yield make
+
+
+def pytest_collection_modifyitems(config, items):
+    """tests/unit/ needs no gdb, dlv or Go toolchain; tests/integration/ runs them all:
+    `-m unit` or `-m integration` picks one (or name the folder)."""
+    for item in items:
+        folder = os.path.basename(os.path.dirname(str(item.fspath)))
+        item.add_marker(pytest.mark.unit if folder == "unit" else pytest.mark.integration)

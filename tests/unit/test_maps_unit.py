@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
@@ -25,7 +25,7 @@ from gdb_go_ext.views.console import json_text  # noqa: E402
 from gdb_go_ext.views.maps import to_json  # noqa: E402
 from gdb_go_ext.views.values import go_quote, go_text  # noqa: E402
 from image import RT, ImageTarget, load_image, poke as _poke  # noqa: E402
-from test_maps import _canon  # noqa: E402
+from truth import _canon  # noqa: E402
 
 IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "maps-*.json.gz")))
 

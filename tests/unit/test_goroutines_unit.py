@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
@@ -24,7 +24,7 @@ from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.views.goroutines import blocked_on_text, goroutine_json  # noqa: E402
 from gdb_go_ext.runtime.stack import MAX_PHYSICAL_FRAMES  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402
-from test_goroutines import parse_runtime_stacks  # noqa: E402
+from truth import parse_runtime_stacks  # noqa: E402
 
 IMAGES, IDS = images("goroutines")
 

@@ -14,21 +14,7 @@ import harness
 MAP_NAMES = None
 
 
-def _int_float(text):
-    """A JSON number with a fraction: an int when it is a whole number JSON can carry exactly."""
-    f = float(text)
-    return int(f) if f.is_integer() and abs(f) < 2 ** 53 else f
-
-
-def _norm(x):
-    """x with whole-number floats as ints (Go's encoder and ours may spell 3.0 as 3), by a
-    JSON round trip: kept separate from the views' own normalisation on purpose."""
-    return json.loads(json.dumps(x), parse_float=_int_float)
-
-
-def _canon(entries):
-    """Entries as sorted canonical JSON texts (pairs may be tuples or lists)."""
-    return sorted(json.dumps(_norm(list(e)), sort_keys=True) for e in entries)
+from truth import _canon, _norm  # noqa: E402,F401
 
 
 def _swiss_expected(toolchain):

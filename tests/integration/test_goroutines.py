@@ -8,41 +8,7 @@ import pytest
 
 import harness
 
-HEADER = re.compile(r"^goroutine (\d+) \[([^\]]*)\]:$")
-
-
-def parse_runtime_stacks(text):
-    """runtime.Stack(buf, true) -> {id: {"state", "locked", "frames": [(func, line)],
-    "created_by": (func, line) or None, "parent": id or None}}."""
-    out = {}
-    for block in text.strip().split("\n\n"):
-        lines = block.splitlines()
-        m = HEADER.match(lines[0])
-        if not m:
-            continue
-        gid = int(m.group(1))
-        parts = [p.strip() for p in m.group(2).split(",")]
-        state = parts[0]
-        locked = "locked to thread" in parts
-        frames, created, parent = [], None, None
-        i = 1
-        while i + 1 < len(lines):
-            head, pos = lines[i], lines[i + 1].strip()
-            file_line = pos.split(" +")[0]
-            line_no = int(file_line.rsplit(":", 1)[1])
-            if head.startswith("created by "):
-                rest = head[len("created by "):]
-                if " in goroutine " in rest:
-                    rest, p = rest.split(" in goroutine ")
-                    parent = int(p)
-                created = (rest, line_no)
-            else:
-                func = head[: head.rindex("(")] if head.endswith(")") else head
-                frames.append((func, line_no))
-            i += 2
-        out[gid] = {"state": state, "locked": locked, "frames": frames,
-                    "created_by": created, "parent": parent}
-    return out
+from truth import parse_runtime_stacks  # noqa: F401  (the bridge tests import it from here)
 
 
 def our_goroutines(t):

@@ -21,7 +21,7 @@ from gdb_go_ext.errors import DecodeError
 from gdb_go_ext.binary.elf import ElfFile
 from gdb_go_ext.binary.pclntab import PCLineTable, func_name_for_print, wrapper_func_id
 
-FIXTURE = Path(__file__).parent / "fixtures" / "pclntab"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "pclntab"
 
 import harness  # noqa: E402  (tests/harness.py: matrix, toolchains, cached builds)
 

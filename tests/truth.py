@@ -1,0 +1,57 @@
+"""What the Go runtime and the fixtures wrote, parsed for tests: runtime.Stack's text, and
+map contents as canonical JSON. (The crash dump's parser is runtime_dump.py.)"""
+import json
+import re
+
+HEADER = re.compile(r"^goroutine (\d+) \[([^\]]*)\]:$")
+
+
+def parse_runtime_stacks(text):
+    """runtime.Stack(buf, true) -> {id: {"state", "locked", "frames": [(func, line)],
+    "created_by": (func, line) or None, "parent": id or None}}."""
+    out = {}
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        m = HEADER.match(lines[0])
+        if not m:
+            continue
+        gid = int(m.group(1))
+        parts = [p.strip() for p in m.group(2).split(",")]
+        state = parts[0]
+        locked = "locked to thread" in parts
+        frames, created, parent = [], None, None
+        i = 1
+        while i + 1 < len(lines):
+            head, pos = lines[i], lines[i + 1].strip()
+            file_line = pos.split(" +")[0]
+            line_no = int(file_line.rsplit(":", 1)[1])
+            if head.startswith("created by "):
+                rest = head[len("created by "):]
+                if " in goroutine " in rest:
+                    rest, p = rest.split(" in goroutine ")
+                    parent = int(p)
+                created = (rest, line_no)
+            else:
+                func = head[: head.rindex("(")] if head.endswith(")") else head
+                frames.append((func, line_no))
+            i += 2
+        out[gid] = {"state": state, "locked": locked, "frames": frames,
+                    "created_by": created, "parent": parent}
+    return out
+
+
+def _int_float(text):
+    """A JSON number with a fraction: an int when it is a whole number JSON can carry exactly."""
+    f = float(text)
+    return int(f) if f.is_integer() and abs(f) < 2 ** 53 else f
+
+
+def _norm(x):
+    """x with whole-number floats as ints (Go's encoder and ours may spell 3.0 as 3), by a
+    JSON round trip: kept separate from the views' own normalisation on purpose."""
+    return json.loads(json.dumps(x), parse_float=_int_float)
+
+
+def _canon(entries):
+    """Entries as sorted canonical JSON texts (pairs may be tuples or lists)."""
+    return sorted(json.dumps(_norm(list(e)), sort_keys=True) for e in entries)
