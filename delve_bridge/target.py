@@ -200,10 +200,7 @@ class DelveTarget:
             if sym is None:
                 continue
             try:
-                r = self.client.call("Eval", {"Expr": name, "Scope": {"GoroutineID": -1, "Frame": 0},
-                                              "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
-                                                      "MaxStringLen": 0, "MaxArrayValues": 0,
-                                                      "MaxStructFields": 0}})
+                r = self._eval(name)
             except ConnectionLost:
                 raise
             except RPCError as e:
@@ -252,8 +249,15 @@ class DelveTarget:
     def executable(self) -> Optional[str]:
         return self._exe
 
-    # --- threads
     # --- expressions
+    def _eval(self, expr: str) -> dict:
+        """Delve's Eval of expr in the selected goroutine's frame 0: the Variable's type and
+        address, nothing loaded."""
+        return self.client.call("Eval", {"Expr": expr, "Scope": {"GoroutineID": -1, "Frame": 0},
+                                         "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
+                                                 "MaxStringLen": 0, "MaxArrayValues": 0,
+                                                 "MaxStructFields": 0}})
+
     def evaluate(self, expr: str, name: str) -> tuple:
         """A global from the binary itself; anything else Delve evaluates in the
         selected goroutine's frame 0."""
@@ -263,10 +267,7 @@ class DelveTarget:
                 return t, None
             return t, struct.unpack("<Q", self.read(sym, 8))[0]
         try:
-            v = self.client.call("Eval", {"Expr": name, "Scope": {"GoroutineID": -1, "Frame": 0},
-                                          "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
-                                                  "MaxStringLen": 0, "MaxArrayValues": 0,
-                                                  "MaxStructFields": 0}})
+            v = self._eval(name)
         except ConnectionLost:
             raise
         except RPCError as e:
