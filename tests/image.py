@@ -299,12 +299,14 @@ class ImageTarget:
 
 
 class RT:
-    """The least a decoder needs of a GoRuntime: .target, .mem and .layout."""
+    """The least a decoder needs of a GoRuntime: .target, .mem, .layout and .values."""
 
     def __init__(self, target):
         self.target = target
         self.mem = Memory(target)
         self.layout = Layouts(target, self.mem)
+        from gdb_go_ext.runtime.values import ValueDecoder
+        self.values = ValueDecoder(self)
 
 
 def copy_memory(mem):

@@ -57,6 +57,13 @@ class GoRuntime:
         return self._elf
 
     @functools.cached_property
+    def values(self):
+        """The value decoder of this target, shared by every map decoded on it (it keeps
+        the type layouts it worked out)."""
+        from .values import ValueDecoder
+        return ValueDecoder(self)
+
+    @functools.cached_property
     def pclntab(self):
         from ..binary.pclntab import PCLineTable
         if self.elf is None:

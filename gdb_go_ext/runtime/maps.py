@@ -182,11 +182,7 @@ class _Decoder:
     def __init__(self, rt, map_type: T.GoType, addr: int, limit, layout, locate):
         self.rt = rt
         self.mem = rt.mem
-        self.vals: ValueDecoder = getattr(rt, "_value_decoder", None) or ValueDecoder(rt)
-        try:
-            rt._value_decoder = self.vals
-        except AttributeError:
-            pass
+        self.vals: ValueDecoder = rt.values
         self.mt = map_type
         self.addr = addr
         self.limit = MAX_ENTRIES if limit is None else max(0, min(limit, MAX_ENTRIES))
