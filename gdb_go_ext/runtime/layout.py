@@ -233,6 +233,51 @@ class MLayout(NamedTuple):
     size: int
 
 
+# --- any struct's named fields ------------------------------------------------------
+class Fields:
+    """Named scalar fields of one runtime struct (integers, bools, floats, pointers),
+    their offsets and formats resolved once from its type, through atomic wrappers'
+    `value` and dotted paths (`sysmontick.schedwhen`, `runq.size`). A field the
+    version lacks reads as None: the decoders ask by name and never by version."""
+
+    def __init__(self, t: T.GoType, paths):
+        self.type = t
+        self.size = t.size
+        self.spec: dict = {}
+        for path in paths:
+            found = t.find(path)
+            if found is None:
+                continue
+            off, ft = found
+            inner = ft.find("value") if ft.kind == T.STRUCT else None
+            if inner is not None:
+                off, ft = off + inner[0], inner[1]
+            fmt = T.scalar_format(ft) or ("Q" if ft.kind in (T.PTR, T.CHAN, T.MAP, T.FUNC)
+                                          or (ft.kind == T.UNKNOWN and ft.size == 8) else None)
+            if fmt is not None:
+                self.spec[path] = (off, "<" + fmt, ft.size)
+
+    def has(self, path: str) -> bool:
+        return path in self.spec
+
+    def offset(self, path: str) -> Optional[int]:
+        s = self.spec.get(path)
+        return s[0] if s is not None else None
+
+    def unpack(self, buf, base: int = 0) -> dict:
+        """{path: value, or None where the version has no such field} from the struct's
+        bytes at buf[base:]."""
+        out = {}
+        for path, (off, fmt, size) in self.spec.items():
+            out[path] = struct.unpack_from(fmt, buf, base + off)[0] \
+                if base + off + size <= len(buf) else None
+        return out
+
+    def read(self, mem: Memory, addr: int) -> dict:
+        """The fields of the struct at addr (ReadError if it cannot be read)."""
+        return self.unpack(mem.read(addr, self.size))
+
+
 # --- all of them ---------------------------------------------------------------------
 class Layouts:
     """The layouts of one binary (see the module docstring). The version facts are read
@@ -314,6 +359,16 @@ class Layouts:
             return None
         return MLayout(mt.offset("procid"), mt.offset("curg"), mt.offset("id"),
                        mt.offset("alllink"), mt.size)
+
+    def fields(self, type_name: str, paths) -> Optional[Fields]:
+        """Fields of a runtime struct by name (see Fields), resolved once per set asked
+        for; None when the binary has no such type."""
+        key = (type_name, tuple(paths))
+        cache = self.__dict__.setdefault("_fields", {})
+        if key not in cache:
+            t = self.target.lookup_type(type_name)
+            cache[key] = Fields(t, paths) if t is not None else None
+        return cache[key]
 
     @functools.cached_property
     def status(self) -> Statuses:
