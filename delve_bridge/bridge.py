@@ -35,6 +35,7 @@ from .dlv import DlvError, DlvProcess, check_listen
 from .rpc import Client, ConnectionLost, RPCError
 from .target import DelveTarget, executable_of_pid
 
+
 def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
     if not binary:
         return None
