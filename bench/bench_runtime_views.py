@@ -46,6 +46,17 @@ def bench_sched(t):
 VIEWS = {"sched": bench_sched}
 
 
+def bench_gc(t):
+    """go gc: memstats, gcController, gcphase and mheap_'s spanalloc; nothing in it grows
+    with the goroutines. Then the JSON (every pause of the history) and all 256 as text."""
+    return [("go gc (first)", "go gc"),
+            ("go gc --json", "go gc --json"),
+            ("go gc --pauses 256", "go gc --pauses 256")]
+
+
+VIEWS["gc"] = bench_gc
+
+
 # --- the machinery ---------------------------------------------------------------------
 HELPER = r'''
 import gdb, json, time
