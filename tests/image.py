@@ -139,7 +139,7 @@ class TypeTable:
                 ft = f.type
                 fields.append([f.name, f.offset, self._number(ft, todo)])
             d["fields"] = fields
-            if cur.kind in (T.PTR, T.ARRAY, T.SLICE):
+            if cur.kind in (T.PTR, T.ARRAY, T.SLICE, T.CHAN):
                 d["elem"] = self._number(cur.elem, todo)
             if cur.kind == T.MAP:
                 d["header"] = self._number(_resolve_header(cur), todo)

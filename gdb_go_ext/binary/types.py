@@ -272,7 +272,7 @@ class TypeBuilder:
                 if target is not None else None
             gt = map_type(name, ptr, header)
         elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
-            gt = GoType(name, CHAN, ptr)
+            gt = GoType(name, CHAN, ptr, elem=lambda n=node: self._chan_elem(n))
         elif kind == FUNC or name.startswith("func("):
             gt = GoType(name, FUNC, ptr)
         elif kind == PTR:
@@ -322,6 +322,19 @@ class TypeBuilder:
         else:
             gt.fields = tuple(Field(n, off, self._lazy(node))
                               for n, off, node in members if n is not None)
+
+    def _chan_elem(self, node) -> Optional[GoType]:
+        """A chan's element type. Go's DWARF makes `chan T` a pointer to hchan<T>, whose
+        queues hold sudog<T>, whose elem is *T: T is found there, named or not."""
+        r = self.r
+        s = r.strip(node)
+        target = r.target(s) if s is not None and r.kind(s) == PTR else None
+        if target is None:
+            return None
+        found = self.convert(target).find("recvq.first")
+        sudog = found[1].elem if found is not None and found[1].kind == PTR else None
+        f = sudog.field("elem") if sudog is not None and sudog.kind == STRUCT else None
+        return f.type.elem if f is not None and f.type.kind == PTR else None
 
     def _map_header(self, node, map_name: str) -> GoType:
         header = self.convert(node)

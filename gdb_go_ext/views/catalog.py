@@ -2,4 +2,5 @@
 front doors list them. A new view is one module under views/ and one line here."""
 from . import goroutines, goroutine, stacks, maps, mapwatch, threads, version  # noqa: F401
 from . import gc  # noqa: F401
+from . import chans  # noqa: F401
 from .registry import VIEWS  # noqa: F401

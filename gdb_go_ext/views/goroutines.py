@@ -384,7 +384,8 @@ def bucket_json(b: triage.Bucket, sample: int = 10) -> dict:
         "wait_minutes": {"min": wr[0], "max": wr[1]} if wr else None,
         "created_by": [{"location": k, "count": n} for k, n in b.created_by()],
         "labels": [{"label": k, "count": n} for k, n in b.label_summary()],
-        "blocked_on": [{"object": blocked_on_text(on), "count": n} for on, n in b.blocked_on()],
+        "blocked_on": [{"object": blocked_on_text(on), "count": n, "kind": on.kind,
+                        "addrs": [f"{a:#x}" for a in on.addrs]} for on, n in b.blocked_on()],
         "user_code": b.has_user_code,
         "stack": [f.to_json() for f in b.frames],
     }
