@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -117,6 +116,7 @@ def gdb_session(target_args, commands, work, timeout):
 def run_view(name, fn, t, mode, target_args, work, rounds, timeout):
     commands = fn(t)
     times = {label: [] for label, _ in commands}
+    sizes = {}
     errors = {}
     for _ in range(rounds):
         bg.settle()
@@ -127,11 +127,13 @@ def run_view(name, fn, t, mode, target_args, work, rounds, timeout):
                 errors[label] = (rec or {}).get("error") or "no result"
                 continue
             times[label].append(rec["seconds"])
+            sizes[label] = rec["bytes"]
     rows = []
     for label, _ in commands:
         s = statistics.median(times[label]) if times[label] else None
         rows.append({"view": name, "mode": mode, "command": label, "seconds": s,
-                     "all": times[label], "error": errors.get(label)})
+                     "all": times[label], "bytes": sizes.get(label),
+                     "error": errors.get(label)})
         bg.log("%-5s %-36s %s%s" % (mode, label, "%.3f s" % s if s is not None else "-",
                                     "  ERROR " + errors[label] if label in errors else ""))
     return rows
@@ -174,7 +176,7 @@ def main():
             os.unlink(core)
         print("%d goroutines, GOMAXPROCS=4, %s, median of %d gdb sessions"
               % (a.n, version, a.rounds))
-        print("%-5s %-36s %9s" % ("mode", "command", "seconds"))
+        print("%-5s %-36s %9s %9s" % ("mode", "command", "seconds", "bytes"))
         for r in rows:
             s = "%.3f" % r["seconds"] if r["seconds"] is not None else "-"
             note = ""
@@ -182,7 +184,7 @@ def main():
                 target = TARGETS.get(r["view"], TARGET_S)
                 note = "  target %.1f s: %s" % (target, "met" if r["seconds"] < target
                                                  else "NOT MET")
-            print("%-5s %-36s %9s%s%s" % (r["mode"], r["command"], s, note,
+            print("%-5s %-36s %9s %9s%s%s" % (r["mode"], r["command"], s, r["bytes"], note,
                                          "  ERROR " + r["error"] if r["error"] else ""))
         if a.json:
             with open(a.json, "w") as f:

@@ -486,6 +486,24 @@ class GoroutineWalker:
             return g
         return None
 
+    def decode_at(self, addrs: list, with_stack: int = 0) -> list:
+        """The goroutines whose gs are at addrs (an M's curg, say), each decoded on its own
+        without reading every g: a Goroutine each (status "unreadable" with its error for
+        a g that cannot be read), None for a dead one. No labels, no blocked-on."""
+        glay = self.glay
+        buf, errors = self.mem.gather_fixed(addrs, glay.size)
+        threads, current_g = self.thread_map()
+        out = []
+        for i, a in enumerate(addrs):
+            fields = errors[i] if i in errors else \
+                glay.reorder(glay.struct.unpack_from(buf, i * glay.size))
+            try:
+                out.append(self._decode_other(a, fields, threads, current_g, with_stack,
+                                              True, False, False))
+            except DecodeError as e:
+                out.append(self._decode_other(a, e, threads, current_g, 0, True, False, False))
+        return out
+
     def _fill_wait_minutes(self, gs: list[Goroutine], now: int) -> None:
         """Wait minutes of the waiting and syscall goroutines among gs against now, as
         the runtime's goroutineheader counts them: 0 without a waitsince stamp."""

@@ -278,6 +278,74 @@ class Fields:
         return self.unpack(mem.read(addr, self.size))
 
 
+# --- the scheduler: p, schedt, the timers of a P --------------------------------------
+P_PATHS = ("id", "status", "schedtick", "syscalltick", "m", "runqhead", "runqtail", "runnext",
+           "gFree.n", "gFree.size")
+SCHEDT_PATHS = ("npidle", "nmspinning", "needspinning", "nmidle", "nmidlelocked", "runqsize",
+                "runq.size", "runq.head", "gcwaiting", "gcwaiting.u", "stopwait", "sysmonwait",
+                "sysmonwait.u", "mnext", "nmfreed")
+
+
+class SchedLayout:
+    """What the scheduler's decoder (sched.py) reads, found by field presence.
+
+    p, sched: Fields of runtime.p and runtime.schedt (P_PATHS, SCHEDT_PATHS: the run
+    queue's size is schedt.runqsize up to Go 1.24 and schedt.runq.size after, a P's free
+    count gFree.n then gFree.size; an atomic.Bool's byte is at PATH.u). bools: the
+    schedt paths the runtime prints as bools (a bool or an atomic.Bool; uint32 in Go
+    1.19). runq: (offset, length) of p.runq.
+    timers: how a P holds its timer heap: "slice" (p.timers []*timer, up to Go 1.22),
+    "heap" (p.timers.heap []timerWhen{timer, when}, Go 1.23+) or None; timers_off: the
+    slice header's offset; esize, tw_timer, tw_when: a heap entry's size and fields.
+    timer_when, timer_f: offsets in runtime.timer. preemptoff: of m.preemptoff (a string).
+    nil_form: the runtime prints a nil P, M or G as "nil" (Go 1.21+, the sched with
+    needspinning) rather than -1."""
+
+    def __init__(self, layouts: "Layouts"):
+        target = layouts.target
+        self.p = layouts.fields("runtime.p", P_PATHS)
+        self.sched = layouts.fields("runtime.schedt", SCHEDT_PATHS)
+        self.g = layouts.fields("runtime.g", ("goid", "schedlink"))
+        self.bools = frozenset()
+        if self.sched is not None:
+            self.bools = frozenset(p for p in SCHEDT_PATHS if _bool_typed(self.sched.type, p))
+        self.nil_form = self.sched is not None and self.sched.has("needspinning")
+        self.runq: Optional[tuple] = None
+        self.timers: Optional[str] = None
+        self.timers_off = self.esize = self.tw_timer = self.tw_when = 0
+        pt = self.p.type if self.p is not None else None
+        if pt is not None:
+            rq = pt.find("runq")
+            if rq is not None and rq[1].kind == T.ARRAY and rq[1].length:
+                self.runq = (rq[0], rq[1].length)
+            heap = pt.find("timers.heap")
+            old = pt.find("timers")
+            if heap is not None and heap[1].kind == T.SLICE and heap[1].elem is not None:
+                e = heap[1].elem
+                tw, wh = e.find("timer"), e.find("when")
+                if tw is not None and wh is not None:
+                    self.timers, self.timers_off, self.esize = "heap", heap[0], e.size
+                    self.tw_timer, self.tw_when = tw[0], wh[0]
+            elif old is not None and old[1].kind == T.SLICE:
+                self.timers, self.timers_off, self.esize = "slice", old[0], 8
+        tt = target.lookup_type("runtime.timer")
+        when = tt.find("when") if tt is not None else None
+        f = tt.find("f") if tt is not None else None
+        self.timer_when = when[0] if when is not None else None
+        self.timer_f = f[0] if f is not None else None
+        mt = target.lookup_type("runtime.m")
+        po = mt.find("preemptoff") if mt is not None else None
+        self.preemptoff = po[0] if po is not None and po[1].kind == T.STRING else None
+
+
+def _bool_typed(t: T.GoType, path: str) -> bool:
+    found = t.find(path)
+    if found is None:
+        return False
+    ft = found[1]
+    return ft.kind == T.BOOL or (ft.kind == T.STRUCT and ft.name.endswith("atomic.Bool"))
+
+
 # --- all of them ---------------------------------------------------------------------
 class Layouts:
     """The layouts of one binary (see the module docstring). The version facts are read
@@ -369,6 +437,11 @@ class Layouts:
             t = self.target.lookup_type(type_name)
             cache[key] = Fields(t, paths) if t is not None else None
         return cache[key]
+
+    @functools.cached_property
+    def sched(self) -> SchedLayout:
+        """The scheduler's layouts (SchedLayout): p, schedt, timers."""
+        return SchedLayout(self)
 
     @functools.cached_property
     def status(self) -> Statuses:

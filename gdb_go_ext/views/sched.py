@@ -1,0 +1,191 @@
+"""`sched`: the scheduler: its counters, every P and M, the run queues and timers; with
+--format scheddetail, the runtime's own SCHED text (schedtrace(true) in proc.go)."""
+from __future__ import annotations
+
+from ..runtime.sched import SUMMARY, decode_sched
+from .console import json_text
+from .registry import View, add_output_args, register
+
+DEFAULT_RUNQ = 20
+
+
+def _args(p):
+    add_output_args(p)
+    p.add_argument("--runq", type=int, metavar="N", default=None,
+                   help=f"show the first N goroutines of the global run queue (default "
+                        f"{DEFAULT_RUNQ}; --json: all of them unless N is given)")
+    p.add_argument("--format", choices=["scheddetail"], default=None,
+                   help="scheddetail: exactly the runtime's own SCHED text "
+                        "(GODEBUG=schedtrace=N,scheddetail=1) of this stop")
+
+
+def _run(ctx, args):
+    rt = ctx.runtime()
+    rt.require_process()
+    if args.runq is not None and args.runq < 0:
+        from ..errors import UsageError
+        raise UsageError("--runq takes a count of 0 or more")
+    if args.format == "scheddetail":
+        s = decode_sched(rt, runq_limit=0, with_gs=True, with_where=False)
+        return scheddetail_text(s, rt.layout.wait_reasons)
+    limit = args.runq if args.runq is not None else (None if args.json else DEFAULT_RUNQ)
+    s = decode_sched(rt, runq_limit=limit)
+    if args.json:
+        return json_text(sched_json(s, rt.layout.go_version))
+    return sched_text(s)
+
+
+# --- JSON ---------------------------------------------------------------------------
+def sched_json(s, go_version: str) -> dict:
+    out = {"go_version": go_version, "clock": s.clock or None, "now_ns": s.now_ns or None}
+    out.update((k, s.summary.get(k)) for k in SUMMARY)
+    out["global_runq"] = list(s.global_runq)
+    out["global_runq_size"] = s.global_runq_size
+    out["ps"] = [{"id": p.id, "index": p.index, "status": p.status_name or None,
+                  "status_code": p.status, "m": p.m, "schedtick": p.schedtick,
+                  "syscalltick": p.syscalltick, "runqsize": p.runqsize, "runq": list(p.runq),
+                  "runnext": p.runnext, "gfreecnt": p.gfreecnt, "timers": p.timerslen,
+                  "next_timer": None if p.next_timer is None else {
+                      "when_ns": p.next_timer.when,
+                      "in_ns": p.next_timer.when - s.now_ns if s.now_ns else None,
+                      "function": p.next_timer.function or None},
+                  "error": p.error} for p in s.ps]
+    out["ms"] = [{"id": t.m, "lwp": t.lwp or None, "p": t.p, "curg": t.curg,
+                  "lockedg": t.lockedg, "spinning": t.spinning, "blocked": t.blocked,
+                  "mallocing": t.mallocing, "throwing": t.throwing,
+                  "preemptoff": t.preemptoff, "locks": t.locks, "dying": t.dying,
+                  "startfn": t.startfn or None,
+                  "where": s.where[t.m].to_json() if t.m in s.where else None,
+                  "thread_at": {"function": t.function, "file": t.file, "line": t.line}
+                  if t.function else None}
+                 for t in s.ms]
+    out["errors"] = list(s.errors)
+    return out
+
+
+# --- text ---------------------------------------------------------------------------
+def _v(v) -> str:
+    if v is None:
+        return "?"
+    if v is True or v is False:
+        return "true" if v else "false"
+    return str(v)
+
+
+def in_text(ns: int) -> str:
+    """A duration from now: "in 2.3s", "in 59m58.1s", "1.5s ago"."""
+    ago = ns < 0
+    ns = abs(ns)
+    tenths = (ns + 50_000_000) // 100_000_000
+    h, rest = divmod(tenths, 36000)
+    m, t = divmod(rest, 600)
+    body = (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{t // 10}.{t % 10}s"
+    return f"{body} ago" if ago else f"in {body}"
+
+
+def _table(rows) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "".join(("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]).rstrip()
+                   + "\n" for r in rows)
+
+
+def sched_text(s) -> str:
+    dash = lambda v: "-" if v is None else str(v)  # noqa: E731
+    head = " ".join(f"{k}={_v(s.summary.get(k))}" for k in SUMMARY
+                    if not (k == "needspinning" and s.summary.get(k) is None))
+    out = [head + "\n"]
+    if s.clock:
+        out.append(f"clock: {s.clock}\n")
+    out.append("\n")
+    rows = [("P", "status", "schedtick", "syscalltick", "M", "runqsize", "gfreecnt", "timers",
+             "next timer", "run queue (* runnext)")]
+    for p in s.ps:
+        if p.error and p.status is None:
+            rows.append((str(p.index), "?", "", "", "", "", "", "", "", f"error: {p.error}"))
+            continue
+        nt = "-"
+        if p.next_timer is not None:
+            when = in_text(p.next_timer.when - s.now_ns) if s.now_ns else \
+                f"at {p.next_timer.when}ns"
+            nt = f"{when} {p.next_timer.function or '?'}"
+        q = ([f"{p.runnext}*"] if p.runnext is not None else []) + [str(g) for g in p.runq]
+        rq = " ".join(q) or "-"
+        if p.error:
+            rq += f"  error: {p.error}"
+        rows.append((str(p.index) if p.id == p.index else f"{p.index} (id {dash(p.id)})",
+                     p.status_name or "?", dash(p.schedtick), dash(p.syscalltick), dash(p.m),
+                     dash(p.runqsize), dash(p.gfreecnt), dash(p.timerslen), nt, rq))
+    out.append(_table(rows))
+    out.append("\n")
+    rows = [("M", "LWP", "P", "curg", "lockedg", "mallocing", "throwing", "preemptoff", "locks",
+             "dying", "state", "where curg is")]
+    for t in s.ms:
+        state = ",".join(n for n, on in (("spinning", t.spinning), ("blocked", t.blocked)) if on)
+        loc = s.where.get(t.m)
+        where = f"{loc.function} {loc.file.rsplit('/', 1)[-1]}:{loc.line}" if loc else \
+            (f"(started for {t.startfn})" if t.startfn and t.curg is None else "")
+        rows.append((str(t.m), str(t.lwp) if t.lwp else "-", dash(t.p), dash(t.curg),
+                     dash(t.lockedg), dash(t.mallocing), dash(t.throwing), t.preemptoff or "-",
+                     dash(t.locks), dash(t.dying), state or "-", where))
+    out.append(_table(rows))
+    out.append("\n")
+    n = s.global_runq_size
+    ids = " ".join(map(str, s.global_runq))
+    more = f" … ({n - len(s.global_runq)} more)" if len(s.global_runq) < n else ""
+    out.append(f"global run queue: {n} goroutine{'' if n == 1 else 's'}"
+               + (f": {ids}{more}" if ids else "") + "\n")
+    out += [f"warning: {e}\n" for e in s.errors]
+    return "".join(out)
+
+
+def scheddetail_text(s, wait_reasons: list) -> str:
+    """The runtime's schedtrace(true) text of this stop, line for line: the SCHED line,
+    P<i>:, M<id>: and G<goid>: lines. Its time is the walk's clock less
+    runtime.starttime (a core keeps no clock of the instant it printed)."""
+    none = "nil" if s.nil_form else "-1"
+    opt = lambda v: none if v is None else _v(v)  # noqa: E731
+    sm = s.summary
+    ms = "?"
+    if s.now_ns and s.starttime:
+        d = s.now_ns - s.starttime
+        ms = str(d // 1_000_000 if d >= 0 else -((-d) // 1_000_000))
+    line = (f"SCHED {ms}ms: gomaxprocs={_v(sm['gomaxprocs'])} idleprocs={_v(sm['idleprocs'])}"
+            f" threads={_v(sm['threads'])} spinningthreads={_v(sm['spinningthreads'])}")
+    if sm.get("needspinning") is not None:
+        line += f" needspinning={_v(sm['needspinning'])}"
+    line += (f" idlethreads={_v(sm['idlethreads'])} runqueue={_v(sm['runqueue'])}"
+             f" gcwaiting={_v(sm['gcwaiting'])} nmidlelocked={_v(sm['nmidlelocked'])}"
+             f" stopwait={_v(sm['stopwait'])} sysmonwait={_v(sm['sysmonwait'])}\n")
+    out = [line]
+    for p in s.ps:
+        if p.status is None:
+            out.append(f"  P{p.index}: error: {p.error}\n")
+            continue
+        out.append(f"  P{p.index}: status={p.status} schedtick={_v(p.schedtick)}"
+                   f" syscalltick={_v(p.syscalltick)} m={opt(p.m if p.m_addr else None)}"
+                   f" runqsize={_v(p.runqsize)} gfreecnt={_v(p.gfreecnt)}"
+                   f" timerslen={_v(p.timerslen)}\n")
+    for t in s.ms:
+        out.append(f"  M{t.m}: p={opt(t.p)} curg={opt(t.curg)} mallocing={_v(t.mallocing)}"
+                   f" throwing={_v(t.throwing)} preemptoff={t.preemptoff}"
+                   f" locks={_v(t.locks)} dying={_v(t.dying)} spinning={_v(t.spinning)}"
+                   f" blocked={_v(t.blocked)} lockedg={opt(t.lockedg)}\n")
+    n = len(wait_reasons)
+    for g in s.gs or ():
+        if g.error:
+            out.append(f"  G?: error: {g.error}\n")
+            continue
+        wr = wait_reasons[g.waitreason] if 0 <= g.waitreason < n else "unknown wait reason"
+        out.append(f"  G{g.goid}: status={g.status}({wr}) m={opt(g.m)} lockedm={opt(g.lockedm)}\n")
+    out += [f"warning: {e}\n" for e in s.errors]
+    return "".join(out)
+
+
+register(View("sched", "The scheduler: Ps, Ms, run queues and timers.", _run, _args,
+              word_choices={"--format": ["scheddetail"]},
+              doc="From runtime.sched, runtime.allp and runtime.allm: the scheduler's counters\n"
+                  "under the runtime's names, each P (status, ticks, its M, its run queue in\n"
+                  "order with runnext marked, free gs, timers and the next one), each M (its\n"
+                  "thread, P, curg and where it is), and the global run queue.\n"
+                  "--format scheddetail prints what GODEBUG=schedtrace=N,scheddetail=1 would\n"
+                  "have printed at this stop, in the target's own version's format."))
