@@ -40,3 +40,24 @@ def test_views_over_images_equal_the_kept_outputs(path):
         # (the image's executable is unpacked to a temporary folder of each run)
         tmp = os.path.dirname(img["executable_path"])
         assert same_but_added(re.sub(r"/tmp/gge-image-[^/]*", tmp, want), got), words
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=IDS)
+def test_fast_goroutines_json_is_the_documented_document(path):
+    """The goroutines JSON is written fast, line by line from shared pieces
+    (goroutines_json_pieces); it must parse to exactly the document goroutine_json and
+    goroutines_json build field by field, with and without stacks, labels and groups."""
+    from gdb_go_ext.analysis import triage
+    from gdb_go_ext.runtime import walks
+    from gdb_go_ext.views.goroutines import goroutines_json, goroutines_json_pieces
+    img, types, mem = cached_image(path)
+    rt = GoRuntime(ImageTarget(img, types, mem))
+    for depth in (0, 64):
+        walker, gs = walks.walk(rt, depth, include_dead=True)
+        assert any(g.labels for g in gs) and any(g.blocked_on for g in gs)
+        for groups, kind in ((None, None), (triage.group_by(gs, "userloc"), "userloc")):
+            want = goroutines_json(rt.layout.go_version, gs, walker.errors, bool(depth),
+                                   walker.clock, groups, kind)
+            fast = "".join(goroutines_json_pieces(rt.layout.go_version, gs, walker.errors,
+                                                  bool(depth), walker.clock, groups, kind))
+            assert json.loads(fast) == json.loads(json.dumps(want)), (depth, kind)
