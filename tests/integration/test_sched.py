@@ -214,3 +214,29 @@ def test_sched_json_run_queues_hold_the_runnable(toolchain, tmp_path):
     assert "netpollwaiters=" in txt and "global run queue: %d goroutine" % len(
         data["global_runq"]) in txt
     assert re.search(r"in 59m5\d\.\ds runtime\.goroutineReady", txt), txt
+
+
+def test_sched_live(toolchain, mode, go_target):
+    """On a running process (and its gcore), in gdb and through the bridge: as many Ps as
+    the fixture's runtime.GOMAXPROCS(0) said, each named, every M on allm, every parked
+    goroutine of the fixture off the run queues, and nothing unreadable."""
+    t = go_target("goroutines")
+    meta = t.truth("meta")
+    r = t.gdb([("sched", "go sched --json"), ("threads", "go threads --json")])
+    assert r.error("sched") is None, r.stderr[-2000:]
+    docs = {"gdb": (json.loads(r.block("sched")), json.loads(r.block("threads")))}
+    b = Bridge.attach(t.pid, binary=t.binary, quiet=True) if t.mode == "live" else \
+        Bridge.core(t.binary, t.core, quiet=True)
+    with b:
+        docs["bridge"] = (json.loads(b.view(["sched", "--json"])),
+                          json.loads(b.view(["threads", "--json"])))
+    parked = {int(g) for g in meta["labels"]} | {int(g) for g in meta["locked"]}
+    for name, (doc, threads) in docs.items():
+        assert doc["errors"] == [], (name, doc["errors"])
+        assert doc["gomaxprocs"] == meta["gomaxprocs"] == len(doc["ps"]), name
+        assert all(p["status"] and p["error"] is None for p in doc["ps"]), (name, doc["ps"])
+        assert sorted(m["id"] for m in doc["ms"]) == sorted(x["m"] for x in threads["threads"])
+        assert doc["threads"] == len(doc["ms"]), name
+        queued = set(doc["global_runq"]) | {g for p in doc["ps"] for g in p["runq"]} | \
+            {p["runnext"] for p in doc["ps"] if p["runnext"]}
+        assert not parked & queued, (name, parked & queued)
