@@ -452,3 +452,36 @@ def target_for(fixture, toolchain_name, mode, work_dir=None, args=(), ready="REA
         shutil.rmtree(os.path.join(str(work_dir), "cores"), ignore_errors=True)
         if own:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# capturing memory images (tests/fixtures/<name>/capture.py drive this)
+# ---------------------------------------------------------------------------
+def capture_images(fixture, script, toolchains, with_elf=False):
+    """Run `fixture` with each toolchain, attach gdb and source `script` (a capture.py)
+    with CAPTURE_OUT and CAPTURE_TRUTH_DIR set, so it writes
+    tests/data/<fixture>-<toolchain>.json.gz; with_elf: also the program's ELF, DWARF
+    stripped and gzipped, next to it. Exits with the reason when a capture fails."""
+    import sys
+    data = os.path.join(TESTS_DIR, "data")
+    for tc in toolchains:
+        binary = build(fixture, tc)
+        out = os.path.join(data, "%s-%s.json.gz" % (fixture, tc))
+        with run_fixture(binary) as fp:
+            setup = "python CAPTURE_OUT=%s; CAPTURE_TRUTH_DIR=%s" % (
+                json.dumps(out), json.dumps(fp.out_dir))
+            r = run_gdb(binary, pid=fp.pid, timeout=600, commands=[
+                ("setup", setup), ("capture", "source " + os.path.abspath(script))])
+            sys.stdout.write(r.block("capture") + "\n")
+            if r.error("capture") or not os.path.exists(out):
+                sys.exit("capture with %s failed:\n%s\n%s" % (tc, r.stdout[-3000:], r.stderr[-3000:]))
+        sizes = "image %d bytes" % os.path.getsize(out)
+        if with_elf:
+            with tempfile.TemporaryDirectory() as tmp:
+                stripped = os.path.join(tmp, "exe")
+                subprocess.run(["objcopy", "--strip-debug", binary, stripped], check=True)
+                elf = out.replace(".json.gz", ".elf.gz")
+                with open(stripped, "rb") as f, open(elf, "wb") as o:
+                    subprocess.run(["gzip", "-9n"], stdin=f, stdout=o, check=True)
+            sizes += ", elf %d bytes" % os.path.getsize(elf)
+        print("%s: %s" % (tc, sizes))
