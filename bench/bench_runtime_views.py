@@ -63,6 +63,17 @@ def bench_gc(t):
 
 
 VIEWS["gc"] = bench_gc
+
+
+def bench_dump(t):
+    """go dump: every goroutine's traceback text, level 1 then level 2 (a second physical
+    unwind per goroutine, the walk's own kept), then go goroutines on the kept walk."""
+    return [("go dump, first", "go dump"),
+            ("go dump --level 2", "go dump --level 2"),
+            ("go goroutines (after)", "go goroutines")]
+
+
+VIEWS["dump"] = bench_dump
 VIEWS["chan"] = bench_chan
 TARGETS = {"chan": 1.0}   # the issue's target for `go chan` on 25,000 waiters
 

@@ -5,4 +5,5 @@ from . import sched  # noqa: F401
 from . import gc  # noqa: F401
 from . import chans  # noqa: F401
 from . import pprof  # noqa: F401
+from . import dump  # noqa: F401
 from .registry import VIEWS  # noqa: F401
