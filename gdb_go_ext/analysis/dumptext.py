@@ -1,0 +1,355 @@
+"""The runtime's goroutine dump text (SIGQUIT or crash output, pprof debug=2,
+runtime.Stack(all), `go dump`) parsed back into goroutines, and the snapshots
+`go stacks --diff` and `go xref` compare against (pure; never raises on garbage).
+
+    parse(text) -> Dump: the goroutines found (the first block of each id; goroutine 0
+                   skipped), the level (2 when headers carry gp= or frames fp=) and
+                   `problem`, one line when the text held no goroutine or ended inside
+                   one.
+    load_snapshot(data) -> Snapshot: an earlier `go stacks --json`, `go goroutines
+                   --json -t N` output or a dump, as stacks with their counts.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+_HEADER = re.compile(r"^goroutine (\d+)(?: gp=(0x[0-9a-fA-F]+) m=(\S+)(?: mp=0x[0-9a-fA-F]+)?)?"
+                     r" \[(.*)\](.*):$")
+_POSITION = re.compile(r"^\t(.*):(\d+)(?: \+(0x[0-9a-fA-F]+))?"
+                       r"(?: fp=0x[0-9a-fA-F]+ sp=0x[0-9a-fA-F]+ pc=(0x[0-9a-fA-F]+))?\s*$")
+_CREATED = re.compile(r"^created by (\S+)(?: in goroutine (\d+))?\s*$")
+_MINUTES = re.compile(r"^(\d+) minutes$")
+
+
+@dataclass
+class DumpFrame:
+    function: str
+    file: str
+    line: int
+    inlined: bool = False         # no +0xoff: an inlined frame (as the runtime writes it)
+    pc: Optional[int] = None      # level 2 only
+
+    def to_json(self) -> dict:
+        return {"function": self.function, "file": self.file, "line": self.line,
+                "pc": f"{self.pc:#x}" if self.pc is not None else None,
+                "inlined": self.inlined}
+
+
+@dataclass
+class DumpGoroutine:
+    id: int
+    state: str                    # the wait reason, or the status ("runnable", ...)
+    minutes: int = 0
+    locked: bool = False
+    addr: Optional[int] = None    # gp= (level 2, Go 1.22+)
+    header: str = ""
+    frames: list = field(default_factory=list)
+    created_by: Optional[tuple] = None     # (function, file, line)
+    parent: Optional[int] = None
+    complete: bool = True
+
+
+@dataclass
+class Dump:
+    goroutines: list
+    level: int = 1
+    problem: Optional[str] = None
+
+
+def _state(inside: str):
+    """'chan receive (leaked), 3 minutes, locked to thread' -> (state, minutes, locked);
+    Go 1.26 labels inside the brackets are left out."""
+    parts = [p.strip() for p in inside.split(",")]
+    state = parts[0]
+    for suffix in (" (leaked)", " (scan)", " (durable)"):
+        state = state.replace(suffix, "")
+    minutes, locked = 0, False
+    for p in parts[1:]:
+        m = _MINUTES.match(p)
+        if m:
+            minutes = int(m.group(1))
+        elif p == "locked to thread":
+            locked = True
+    return state.strip(), minutes, locked
+
+
+def parse(text) -> Dump:
+    """The goroutines of a dump; never raises (garbage gives a Dump with a problem)."""
+    try:
+        return _parse(text)
+    except Exception as e:  # noqa: BLE001 (pure text: a bug here must not cost the view)
+        return Dump([], 1, f"not a goroutine dump ({type(e).__name__}: {e})")
+
+
+def _parse(text) -> Dump:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    if not isinstance(text, str):
+        return Dump([], 1, "not a goroutine dump: no text")
+    lines = text.splitlines()
+    seen: set = set()
+    out: list = []
+    level = 1
+    truncated = None
+    i, n = 0, len(lines)
+    while i < n:
+        m = _HEADER.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        gid = int(m.group(1))
+        state, minutes, locked = _state(m.group(4))
+        g = DumpGoroutine(gid, state, minutes, locked,
+                          int(m.group(2), 16) if m.group(2) else None, lines[i])
+        if m.group(2):
+            level = 2
+        i += 1
+        # body: a function line and its position, "created by" and its position, notes
+        while i < n and lines[i].strip():
+            line = lines[i]
+            if _HEADER.match(line):
+                break
+            if line.startswith("...") or line.startswith("\tgoroutine running"):
+                i += 1
+                continue
+            c = _CREATED.match(line)
+            pos = _POSITION.match(lines[i + 1]) if i + 1 < n else None
+            if c:
+                if pos:
+                    g.created_by = (c.group(1), pos.group(1), int(pos.group(2)))
+                    g.parent = int(c.group(2)) if c.group(2) else None
+                    i += 2
+                else:
+                    g.complete = False
+                    i += 1
+                continue
+            if line.startswith("\t") or pos is None:
+                if i + 1 >= n and not line.startswith("\t"):
+                    g.complete = False   # a function line with no position: cut short
+                i += 1
+                continue
+            func = line
+            if func.endswith(")") and "(" in func:
+                # strip the argument list: the last "(" that opens the final group
+                depth = 0
+                for k in range(len(func) - 1, -1, -1):
+                    if func[k] == ")":
+                        depth += 1
+                    elif func[k] == "(":
+                        depth -= 1
+                        if depth == 0:
+                            func = func[:k]
+                            break
+            if pos.group(4):
+                level = 2
+            g.frames.append(DumpFrame(func, pos.group(1), int(pos.group(2)),
+                                      inlined=pos.group(3) is None and pos.group(4) is None,
+                                      pc=int(pos.group(4), 16) if pos.group(4) else None))
+            i += 2
+        if i >= n and (not text.endswith("\n") or (g.created_by is None and gid != 1)):
+            g.complete = False   # cut in a line, or before its "created by" line
+        if gid != 0 and gid not in seen:
+            if not g.complete:
+                truncated = gid
+            seen.add(gid)
+            out.append(g)
+    problem = None
+    if not out:
+        problem = "not a goroutine dump: no 'goroutine N [...]:' header found"
+    elif truncated is not None:
+        problem = f"the dump ends inside goroutine {truncated}: its stack may be cut short"
+    return Dump(out, level, problem)
+
+
+# -- what the runtime shows at level 1 ------------------------------------------------
+
+def _exported_runtime(name: str) -> bool:
+    name = name[len("runtime."):]
+    rcvr = ""
+    i = name.rfind(".")
+    if i >= 0:
+        rcvr, name = name[:i], name[i + 1:]
+        if len(rcvr) >= 3 and rcvr.startswith("(*") and rcvr.endswith(")"):
+            rcvr = rcvr[2:-1]
+    return bool(name) and "A" <= name[0] <= "Z" and (not rcvr or "A" <= rcvr[0] <= "Z")
+
+
+def shown(function: str, file: str) -> bool:
+    """Whether a level-1 dump shows this frame (the runtime's showframe, by name): not
+    an unexported runtime function (runtime.gopanic excepted), not a wrapper."""
+    if function == "runtime.goexit" or file == "<autogenerated>":
+        return False
+    if function.startswith("runtime."):
+        return function == "runtime.gopanic" or _exported_runtime(function)
+    return "." in function
+
+
+def stack_key(frames, similar: bool = False, level1: bool = False) -> tuple:
+    """The key stacks are matched by: (function, file, line) per frame, or functions
+    only (similar); level1: only the frames a level-1 dump shows."""
+    if level1:
+        frames = [f for f in frames if shown(f.function, f.file)]
+    if similar:
+        return tuple(f.function for f in frames)
+    return tuple((f.function, f.file, f.line) for f in frames)
+
+
+# -- earlier snapshots ---------------------------------------------------------------
+
+@dataclass
+class SnapEntry:
+    count: int
+    state: str
+    frames: list          # DumpFrame
+    ids: list
+
+
+@dataclass
+class Snapshot:
+    kind: str             # "stacks json" | "goroutines json" | "dump"
+    entries: list
+    level1: bool          # compare by what a level-1 dump shows (a dump of level 1)
+    dump: Optional[Dump] = None
+    problem: Optional[str] = None
+
+
+class SnapshotError(Exception):
+    """OLD is not a snapshot: one line."""
+
+
+def _frames_json(stack) -> list:
+    out = []
+    for f in stack:
+        if not isinstance(f, dict) or not isinstance(f.get("function"), str):
+            raise SnapshotError("a stack frame without a function")
+        line = f.get("line")
+        out.append(DumpFrame(f["function"], str(f.get("file") or ""),
+                             line if isinstance(line, int) else 0, bool(f.get("inlined"))))
+    return out
+
+
+def load_snapshot(data: bytes) -> Snapshot:
+    """An earlier snapshot from its bytes; SnapshotError (one line) when it is none."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise SnapshotError("no data")
+    if data[:2] == b"\x1f\x8b":
+        raise SnapshotError("a gzip file (a pprof profile?) is not a snapshot: give an earlier "
+                            "`go stacks --json` or `go goroutines --json -t N` output or a "
+                            "goroutine dump")
+    text = bytes(data).decode("utf-8", "replace")
+    head = text.lstrip()[:1]
+    if head in ("{", "["):
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise SnapshotError(f"not valid JSON ({str(e).splitlines()[0]})") from None
+        try:
+            return _from_json(doc)
+        except SnapshotError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise SnapshotError(f"JSON of another shape ({type(e).__name__})") from None
+    dump = parse(text)
+    if not dump.goroutines:
+        raise SnapshotError(dump.problem or "not a goroutine dump")
+    entries = [SnapEntry(1, g.state, g.frames, [g.id]) for g in dump.goroutines]
+    return Snapshot("dump", entries, True, dump, dump.problem)
+
+
+def _from_json(doc) -> Snapshot:
+    if not isinstance(doc, dict):
+        raise SnapshotError("JSON of another shape: not a `go stacks --json` or "
+                            "`go goroutines --json -t N` output")
+    if isinstance(doc.get("buckets"), list) and "before" not in str(doc.get("buckets")[:1]):
+        entries = []
+        for b in doc["buckets"]:
+            if not isinstance(b, dict) or not isinstance(b.get("count"), int) \
+                    or not isinstance(b.get("stack"), list):
+                raise SnapshotError("JSON of another shape: a bucket without count and stack")
+            state = b.get("wait_reason") or b.get("status") or ""
+            entries.append(SnapEntry(b["count"], str(state), _frames_json(b["stack"]),
+                                     list(b.get("ids") or [])))
+        return Snapshot("stacks json", entries, False)
+    if isinstance(doc.get("goroutines"), list) and "verdict" not in str(doc["goroutines"][:1]):
+        entries = []
+        for g in doc["goroutines"]:
+            if not isinstance(g, dict) or not isinstance(g.get("id"), int):
+                raise SnapshotError("JSON of another shape: a goroutine without an id")
+            if not isinstance(g.get("stack"), list):
+                raise SnapshotError("`go goroutines --json` output without stacks: take it "
+                                    "with -t N")
+            state = g.get("wait_reason") or g.get("status") or ""
+            entries.append(SnapEntry(1, str(state), _frames_json(g["stack"]), [g["id"]]))
+        return Snapshot("goroutines json", entries, False)
+    raise SnapshotError("JSON of another shape: not a `go stacks --json` or "
+                        "`go goroutines --json -t N` output")
+
+
+# -- the diff of two snapshots -------------------------------------------------------
+
+@dataclass
+class DiffBucket:
+    before: int
+    after: int
+    frames: list           # the stack shown: now's (a StackFrame) where it exists
+    states: list           # wait reasons / statuses, now's first
+    ids: list              # now's ids (then's for a vanished bucket)
+
+    @property
+    def change(self) -> str:
+        if self.before == 0:
+            return "new"
+        if self.after == 0:
+            return "vanished"
+        return "grown" if self.after > self.before else \
+            "shrunk" if self.after < self.before else "same"
+
+
+def diff(snap: Snapshot, gs, similar: bool = False) -> list:
+    """DiffBuckets of an earlier snapshot against goroutines now (with .stack), matched by
+    stack_key. Against a dump both sides keep only the frames the level-1 dump shows,
+    and goroutines with none left (the runtime's own, hidden at level 1) are left out."""
+    level1 = snap.level1
+    out: dict = {}
+    for e in snap.entries:
+        k = stack_key(e.frames, similar, level1)
+        if level1 and not k:
+            continue
+        b = out.get(k)
+        if b is None:
+            b = out[k] = DiffBucket(0, 0, e.frames, [], [])
+        b.before += e.count
+        if e.state and e.state not in b.states:
+            b.states.append(e.state)
+        if len(b.ids) < 10:
+            b.ids.extend(e.ids[: 10 - len(b.ids)])
+    now: dict = {}
+    keys: dict = {}      # id(stack) -> its key: leaked goroutines share their stack
+    for g in gs:
+        frames = g.stack or ()
+        k = keys.get(id(frames))
+        if k is None:
+            k = keys[id(frames)] = stack_key(frames, similar, level1)
+        if level1 and not k:
+            continue
+        b = out.get(k)
+        if b is None:
+            b = out[k] = DiffBucket(0, 0, list(frames), [], [])
+        if b.after == 0:
+            b.frames, b.ids = list(frames), []
+            now[k] = []
+        b.after += 1
+        state = g.wait_reason or g.status
+        if state not in now[k]:
+            now[k].append(state)
+        if len(b.ids) < 10:
+            b.ids.append(g.id)
+    for k, states in now.items():
+        b = out[k]
+        b.states = states + [s for s in b.states if s not in states]
+    order = {"new": 0, "grown": 1, "shrunk": 2, "vanished": 3, "same": 4}
+    return sorted(out.values(), key=lambda b: (order[b.change], -abs(b.after - b.before),
+                                                -b.after, -b.before))
