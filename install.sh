@@ -13,7 +13,7 @@
 #                     (default ~/.local/share/gdb_go_ext)
 #   GDB_GO_EXT_CACHE  toolchains and fixture builds for the tests
 #                     (default ~/.cache/gdb_go_ext)
-#   GDB_GO_EXT_BIN    where the delve-bridge launcher goes (default ~/.local/bin,
+#   GDB_GO_EXT_BIN    where the delve-bridge and gdb-go launchers go (default ~/.local/bin,
 #                     or /usr/local/bin for root when ~/.local/bin is not on PATH)
 #   GDB               the gdb to install for (default: gdb on PATH)
 #   GDB_GO_EXT_NO_VENV=1  force the no-venv fallback (pip --target)
@@ -200,28 +200,35 @@ install_gdbinit_block() {
 }
 
 install_launcher() {
-    local mode="$1" target
+    local mode="$1"
+    install_one_launcher "$mode" delve-bridge delve_bridge.cli
+    install_one_launcher "$mode" gdb-go gdb_go.cli
+    case ":$PATH:" in
+        *":$BIN_DIR:"*) ;;
+        *) say "note: $BIN_DIR is not on your PATH; add it to use delve-bridge and gdb-go" ;;
+    esac
+}
+
+# install_one_launcher MODE NAME MODULE: $BIN_DIR/NAME runs MODULE's main()
+install_one_launcher() {
+    local mode="$1" name="$2" module="$3" target
     mkdir -p "$BIN_DIR"
     if [[ "$mode" == venv ]]; then
-        target="$VENV/bin/delve-bridge"
+        target="$VENV/bin/$name"
     else
-        target="$HOME_DIR/delve-bridge"
+        target="$HOME_DIR/$name"
         cat >"$target" <<EOF
 #!/bin/sh
-exec "$GDB_PY" -c 'import sys; sys.path[:0] = ["$PRIVATE_SITE", "$REPO"]; from delve_bridge.cli import main; sys.exit(main())' "\$@"
+exec "$GDB_PY" -c 'import sys; sys.path[:0] = ["$PRIVATE_SITE", "$REPO"]; from $module import main; sys.exit(main())' "\$@"
 EOF
         chmod +x "$target"
     fi
     [[ -x "$target" ]] || die "launcher target $target missing"
-    if [[ -e "$BIN_DIR/delve-bridge" && ! -L "$BIN_DIR/delve-bridge" ]]; then
-        die "$BIN_DIR/delve-bridge exists and is not our symlink; not touching it"
+    if [[ -e "$BIN_DIR/$name" && ! -L "$BIN_DIR/$name" ]]; then
+        die "$BIN_DIR/$name exists and is not our symlink; not touching it"
     fi
-    ln -sfn "$target" "$BIN_DIR/delve-bridge"
-    grep -qxF "$BIN_DIR/delve-bridge" "$MANIFEST" || echo "$BIN_DIR/delve-bridge" >>"$MANIFEST"
-    case ":$PATH:" in
-        *":$BIN_DIR:"*) ;;
-        *) say "note: $BIN_DIR is not on your PATH; add it to use delve-bridge" ;;
-    esac
+    ln -sfn "$target" "$BIN_DIR/$name"
+    grep -qxF "$BIN_DIR/$name" "$MANIFEST" || echo "$BIN_DIR/$name" >>"$MANIFEST"
 }
 
 # ---------------------------------------------------------------------------
@@ -235,15 +242,16 @@ do_uninstall() {
             if [[ -L "$p" ]]; then rm -f "$p" && say "removed $p"; fi
         done <"$MANIFEST"
     fi
-    # Also a launcher from a manifest-less install, if it points at us.
-    p="$BIN_DIR/delve-bridge"
-    if [[ -L "$p" && "$(readlink "$p")" == "$HOME_DIR"/* ]]; then rm -f "$p"; fi
+    # Also the launchers of a manifest-less install, if they point at us.
+    for p in "$BIN_DIR/delve-bridge" "$BIN_DIR/gdb-go"; do
+        if [[ -L "$p" && "$(readlink "$p")" == "$HOME_DIR"/* ]]; then rm -f "$p"; fi
+    done
     strip_block "$HOME/.gdbinit"
     strip_block "${XDG_CONFIG_HOME:-$HOME/.config}/gdb/gdbinit"
     # An empty ~/.gdbinit that only we had written is removed too.
     if [[ -f "$HOME/.gdbinit" && ! -s "$HOME/.gdbinit" ]]; then rm -f "$HOME/.gdbinit"; fi
     rm -rf "$HOME_DIR" "$CACHE_DIR"
-    say "uninstalled: $HOME_DIR, $CACHE_DIR, the gdbinit block and the launcher are gone."
+    say "uninstalled: $HOME_DIR, $CACHE_DIR, the gdbinit block and the launchers are gone."
     say "left alone (shared with other software): Go toolchain modules in \`go env GOMODCACHE\`,"
     say "  apt packages (golang-1.19-go, python3-venv) and the Go build cache."
 }

@@ -1,5 +1,5 @@
 """The shape of the code (docs/architecture.md): no module imports from a folder above its
-own, delve_bridge never imports gdb_go_ext.gdb, only gdb_go_ext/gdb imports gdb, and
+own, delve_bridge and gdb_go never import gdb_go_ext.gdb, only gdb_go_ext/gdb imports gdb, and
 there are no import cycles (imports inside functions count too)."""
 import ast
 import os
@@ -11,7 +11,7 @@ LAYERS = {"errors": 0, "gcpause": 0, "cache": 0, "binary": 1, "target": 2, "runt
 
 def modules():
     out = {}
-    for pkg in ("gdb_go_ext", "delve_bridge"):
+    for pkg in ("gdb_go_ext", "delve_bridge", "gdb_go"):
         for root, _, names in os.walk(os.path.join(REPO, pkg)):
             for n in names:
                 if n.endswith(".py"):
@@ -49,7 +49,7 @@ def imports(name, path, known):
 
 def layer(name):
     parts = name.split(".")
-    if parts[0] == "delve_bridge":
+    if parts[0] in ("delve_bridge", "gdb_go"):
         return 6
     return LAYERS.get(parts[1], 0) if len(parts) > 1 else 0
 

@@ -1,0 +1,217 @@
+"""The `gdb-go` command (also `python -m gdb_go`): the extension's views over many cores,
+gdb run in batch for you.
+
+    gdb-go dump BINARY CORE... [--format text|json|pprof|stacks] [-o DIR] [-j N]
+
+writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
+pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
+a terminal, then a summary: per core, its goroutines, its biggest buckets, and its error.
+A core that cannot be read (truncated, not a core, a core of another binary) is reported
+on its line and the others go on. Exit status: 0 when every core was written, 1 when
+any failed, 2 for a bad command line, 130 when interrupted. Errors are one line
+(`gdb-go: ...`); --debug shows the traceback of an unexpected one.
+
+gdb is $GDB (or --gdb), the extension the one ./install.sh installed under
+$GDB_GO_EXT_HOME (default ~/.local/share/gdb_go_ext).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+
+from gdb_go.run import FORMATS, Batch, BatchError, CoreResult, check_setup, gdb_script_dir
+
+PROG = "gdb-go"
+TOP_BUCKETS = 3
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of gdbs at once, not {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("takes at least 1")
+    return n
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes seconds, not {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError("takes a positive number of seconds")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, status 2
+        self.exit(2, f"{PROG}: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="The gdb_go_ext views over many cores, gdb run in batch.")
+    p.add_argument("--gdb", default=os.environ.get("GDB", "gdb"),
+                   help="the gdb to run (default: $GDB or gdb on PATH)")
+    p.add_argument("--debug", action="store_true", help="tracebacks for unexpected errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    d = sub.add_parser("dump", help="write one file per core and a summary",
+                       description="Run gdb in batch over each CORE of BINARY and write one "
+                       "file per core into DIR: text (go dump), json (go goroutines --json "
+                       "-t 64), pprof (go pprof) or stacks (go stacks --json). Then a "
+                       "summary: goroutines, the biggest buckets and errors, per core.")
+    d.add_argument("binary", metavar="BINARY", help="the program the cores are of")
+    d.add_argument("cores", metavar="CORE", nargs="+", help="core files")
+    d.add_argument("--format", "-f", choices=sorted(FORMATS), default="text",
+                   help="what to write per core (default text)")
+    d.add_argument("-o", dest="out_dir", metavar="DIR", default=".",
+                   help="the folder for the files (default: the current one; made if missing)")
+    d.add_argument("-j", dest="jobs", type=_jobs, default=1, metavar="N",
+                   help="run N gdbs at once (default 1)")
+    d.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="give up on a core after this long")
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _where(bucket: dict) -> str:
+    """A bucket's place: its first frame outside the runtime (else its top frame)."""
+    stack = bucket.get("stack") or []
+    for f in stack:
+        if not f.get("function", "").startswith("runtime."):
+            return f["function"]
+    return stack[0]["function"] if stack else "?"
+
+
+def _top(r: CoreResult) -> str:
+    parts = []
+    for b in r.buckets[:TOP_BUCKETS]:
+        why = b.get("wait_reason") or b.get("status") or ""
+        parts.append(f"{b.get('count')}× {_where(b)}" + (f" [{why}]" if why else ""))
+    return "; ".join(parts)
+
+
+def summary_rows(results: list[CoreResult]) -> list[tuple[str, ...]]:
+    rows = []
+    for r in results:
+        if r.ok:
+            note = "; ".join(r.warnings)
+            rows.append((r.core, "ok", "-" if r.total is None else str(r.total), _top(r),
+                         r.output or "", ("warning: " + note) if note else ""))
+        else:
+            rows.append((r.core, "error", "-", "", "", r.error))
+    return rows
+
+
+HEAD = ("core", "status", "goroutines", "top buckets", "file", "error")
+
+
+def print_summary(results, out, tty: bool):
+    rows = summary_rows(results)
+    failed = sum(1 for r in results if not r.ok)
+    tail = f"{len(results) - failed} of {len(results)} cores written" + (
+        f", {failed} failed" if failed else "")
+    if tty:
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+        t = Table(show_lines=False)
+        for h in HEAD:
+            t.add_column(h, overflow="fold")
+        for row in rows:
+            style = None if row[1] == "ok" else "red"
+            cells = list(row)
+            cells[3] = cells[3].replace("; ", "\n")   # a bucket a line
+            t.add_row(*(Text(c) for c in cells), style=style)
+        c = Console(file=out)
+        c.print(t)
+        c.print(tail)
+        return
+    widths = [max(len(r[i]) for r in rows + [HEAD]) for i in range(len(HEAD) - 1)]
+    for row in [HEAD] + rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1] + "\n")
+    out.write(tail + "\n")
+
+
+def _progress(total: int):
+    """A rich progress bar on stderr (a terminal only), or None."""
+    if not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def cmd_dump(args) -> int:
+    if not os.path.isfile(args.binary):
+        raise BatchError(f"{args.binary}: no such file")
+    gdb = check_setup(args.gdb, gdb_script_dir())
+    try:
+        os.makedirs(args.out_dir, exist_ok=True)
+    except OSError as e:
+        raise BatchError(f"cannot make {args.out_dir}: {e.strerror or e}") from None
+    batch = Batch(os.path.abspath(args.binary), args.format, os.path.abspath(args.out_dir),
+                  gdb, gdb_script_dir(), timeout=args.timeout, debug=args.debug)
+    cores = [os.path.abspath(c) for c in args.cores]
+    bar = None if args.quiet else _progress(len(cores))
+    if bar is None:
+        results = batch.run(cores, args.jobs)
+    else:
+        with bar:
+            task = bar.add_task(f"{args.format} of {len(cores)} cores", total=len(cores))
+
+            def done(r: CoreResult):
+                bar.advance(task)
+                if not r.ok:
+                    bar.console.print(f"{os.path.basename(r.core)}: {r.error}", style="red",
+                                      markup=False, highlight=False)
+            results = batch.run(cores, args.jobs, on_done=done)
+    # the summary names each core as it was given
+    for r, given in zip(results, args.cores):
+        r.core = given
+        if r.output:
+            r.output = os.path.relpath(r.output) if not os.path.isabs(args.out_dir) else r.output
+    print_summary(results, sys.stdout, sys.stdout.isatty())
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)   # the gdbs are killed on the way out
+    except ValueError:  # not the main thread
+        pass
+    try:
+        if args.command == "dump":
+            return cmd_dump(args)
+        raise BatchError(f"unknown command {args.command}")
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BatchError as e:
+        sys.stderr.write(f"{PROG}: {e}\n")
+        return 1
+    except BrokenPipeError:
+        return 1
+    except Exception as e:  # noqa: BLE001  one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            first = (str(e).strip().splitlines() or [""])[0]
+            sys.stderr.write(f"{PROG}: {type(e).__name__}: {first} (--debug for the traceback)\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
