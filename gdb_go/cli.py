@@ -2,12 +2,14 @@
 gdb run in batch for you.
 
     gdb-go dump BINARY CORE... [--format text|json|pprof|stacks] [-o DIR] [-j N]
+    gdb-go diff BINARY OLDCORE NEWCORE [--similar] [--json] [--min N] [-o FILE]
 
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
 a terminal, then a summary: per core, its goroutines, its biggest buckets, and its error.
 A core that cannot be read (truncated, not a core, a core of another binary) is reported
-on its line and the others go on. Exit status: 0 when every core was written, 1 when
+on its line and the others go on. `diff` is `go stacks --diff` across two cores: the
+old core's `go stacks --json`, then its diff on the new core. Exit status: 0 when every core was written, 1 when
 any failed, 2 for a bad command line, 130 when interrupted. Errors are one line
 (`gdb-go: ...`); --debug shows the traceback of an unexpected one.
 
@@ -17,6 +19,7 @@ $GDB_GO_EXT_HOME (default ~/.local/share/gdb_go_ext).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -26,6 +29,7 @@ from gdb_go.run import FORMATS, Batch, BatchError, CoreResult, check_setup, gdb_
 
 PROG = "gdb-go"
 TOP_BUCKETS = 3
+SNAPSHOT_CMD = "go stacks --json -t 64"   # OLDCORE's side of `diff`
 
 
 def _jobs(text: str) -> int:
@@ -76,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="give up on a core after this long")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    x = sub.add_parser("diff", help="go stacks --diff across two cores",
+                       description="What grew between two cores of BINARY: `go stacks --json` "
+                       "on OLDCORE, then `go stacks --diff` of it on NEWCORE (new, grown, "
+                       "shrunk and vanished buckets, and a total).")
+    x.add_argument("binary", metavar="BINARY", help="the program the cores are of")
+    x.add_argument("old", metavar="OLDCORE", help="the earlier core")
+    x.add_argument("new", metavar="NEWCORE", help="the later core")
+    x.add_argument("--similar", action="store_true", help="match buckets by functions only")
+    x.add_argument("--json", action="store_true", help="the diff's JSON (docs/json.md)")
+    x.add_argument("--min", type=int, default=None, metavar="N",
+                   help="hide buckets under N goroutines then and now")
+    x.add_argument("-o", dest="output", metavar="FILE", help="write the diff to FILE")
+    x.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="give up on a core after this long")
     return p
 
 
@@ -186,6 +204,44 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt()
 
 
+def cmd_diff(args) -> int:
+    import tempfile
+    from gdb_go.run import _quote
+    if not os.path.isfile(args.binary):
+        raise BatchError(f"{args.binary}: no such file")
+    gdb = check_setup(args.gdb, gdb_script_dir())
+    batch = Batch(os.path.abspath(args.binary), "stacks", None, gdb, gdb_script_dir(),
+                  timeout=args.timeout, debug=args.debug)
+    with tempfile.TemporaryDirectory(prefix="gdb-go-diff-") as tmp:
+        old = os.path.join(tmp, "old.stacks.json")
+        err, _ = batch.gdb_run(os.path.abspath(args.old),
+                               [["old", f"{SNAPSHOT_CMD} -o {_quote(old)}"]], tmp)
+        if err:
+            raise BatchError(f"{args.old}: {err}")
+        out = os.path.join(tmp, "diff.out")
+        cmd = f"go stacks --diff {_quote(old)} -o {_quote(out)}"
+        cmd += " --similar" * args.similar + " --json" * args.json
+        if args.min is not None:
+            cmd += f" --min {args.min}"
+        err, _ = batch.gdb_run(os.path.abspath(args.new), [["diff", cmd]], tmp)
+        if err:
+            raise BatchError(f"{args.new}: {err}")
+        with open(out) as f:
+            text = f.read()
+        # OLD is our temporary snapshot: name the core it was taken of
+        name = json.dumps(args.old)[1:-1] if args.json else args.old
+        text = text.replace(old, name)
+        if not args.output:
+            sys.stdout.write(text)
+            return 0
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise BatchError(f"cannot write {args.output}: {e.strerror or e}") from None
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -195,6 +251,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "dump":
             return cmd_dump(args)
+        if args.command == "diff":
+            return cmd_diff(args)
         raise BatchError(f"unknown command {args.command}")
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

@@ -157,71 +157,20 @@ class Batch:
         return res
 
     def _one(self, core, name, res):
-        problem = core_problem(core)
-        if problem:
-            res.error = problem
-            return
         view, _ = FORMATS[self.fmt]
         out = os.path.join(self.out_dir, name)
         with tempfile.TemporaryDirectory(prefix="gdb-go-") as tmp:
-            result = os.path.join(tmp, "result.json")
             summary = out if self.fmt == "stacks" else os.path.join(tmp, "stacks.json")
             commands = [["view", f"{view} -o {_quote(out)}"]]
             if self.fmt != "stacks":
                 commands.append(["summary", f"{SUMMARY_CMD} -o {_quote(summary)}"])
-            env = dict(os.environ, NO_COLOR="1")
-            try:
-                p = subprocess.Popen(self.argv(core, commands, result), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     errors="replace", env=env, start_new_session=True)
-            except OSError as e:
-                res.error = f"cannot run gdb: {e.strerror or e}"
-                return
-            with self._lock:
-                if self._cancelled:
-                    p.kill()
-                self._procs.add(p)
-            try:
-                stdout, stderr = p.communicate(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.communicate()
-                res.error = f"gdb took longer than {self.timeout:g}s"
-                return
-            finally:
-                with self._lock:
-                    self._procs.discard(p)
-            if self._cancelled:
-                res.error = "interrupted"
-                return
-            said = [ln.strip() for ln in stderr.splitlines()
-                    if any(k in ln for k in _GDB_PROBLEMS)]
-            try:
-                with open(result) as f:
-                    got = json.load(f)
-            except (OSError, ValueError):
-                tail = said or [ln for ln in (stderr + stdout).splitlines() if ln.strip()][-1:]
-                res.error = "gdb ended (status %d) before the views ran%s" % (
-                    p.returncode, ": " + tail[-1] if tail else "")
-                return
-            mismatch = [s for s in said if "may not match" in s]
-            if mismatch:
-                # the view's own error (garbage memory) says less than gdb's build-ID check
-                said_it = mismatch[0].removeprefix("warning: ").rstrip(".")
-                res.error = f"a core of another binary (gdb: {said_it})"
-                _remove(out)
-                return
-            if not got.get("loaded") and said:
-                res.error = "gdb: " + said[0]
-                return
-            err = got["steps"].get("view")
-            if err:
-                res.error = err
+            res.error, steps = self.gdb_run(core, commands, tmp)
+            if res.error:
                 _remove(out)
                 return
             res.output = out
-            if got["steps"].get("summary"):
-                res.warnings.append("summary: " + got["steps"]["summary"])
+            if steps.get("summary"):
+                res.warnings.append("summary: " + steps["summary"])
                 return
             try:
                 with open(summary) as f:
@@ -231,6 +180,52 @@ class Batch:
                 res.warnings += s.get("errors") or []
             except (OSError, ValueError) as e:
                 res.warnings.append(f"summary unreadable: {e}")
+
+    def gdb_run(self, core, commands, tmp):
+        """One gdb on core running commands ([name, command] pairs; the first is the one
+        that must succeed). Returns (the core's one-line error or None, each step's error)."""
+        problem = core_problem(core)
+        if problem:
+            return problem, {}
+        result = os.path.join(tmp, "result.json")
+        env = dict(os.environ, NO_COLOR="1")
+        try:
+            p = subprocess.Popen(self.argv(core, commands, result), stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 errors="replace", env=env, start_new_session=True)
+        except OSError as e:
+            return f"cannot run gdb: {e.strerror or e}", {}
+        with self._lock:
+            if self._cancelled:
+                p.kill()
+            self._procs.add(p)
+        try:
+            stdout, stderr = p.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            return f"gdb took longer than {self.timeout:g}s", {}
+        finally:
+            with self._lock:
+                self._procs.discard(p)
+        if self._cancelled:
+            return "interrupted", {}
+        said = [ln.strip() for ln in stderr.splitlines() if any(k in ln for k in _GDB_PROBLEMS)]
+        try:
+            with open(result) as f:
+                got = json.load(f)
+        except (OSError, ValueError):
+            tail = said or [ln for ln in (stderr + stdout).splitlines() if ln.strip()][-1:]
+            return "gdb ended (status %d) before the views ran%s" % (
+                p.returncode, ": " + tail[-1] if tail else ""), {}
+        mismatch = [s for s in said if "may not match" in s]
+        if mismatch:
+            # the view's own error (garbage memory) says less than gdb's build-ID check
+            said_it = mismatch[0].removeprefix("warning: ").rstrip(".")
+            return f"a core of another binary (gdb: {said_it})", got["steps"]
+        if not got.get("loaded") and said:
+            return "gdb: " + said[0], got["steps"]
+        return got["steps"].get(commands[0][0]), got["steps"]
 
     def run(self, cores, jobs=1, on_done=None) -> list[CoreResult]:
         _, suffix = FORMATS[self.fmt]

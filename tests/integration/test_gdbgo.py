@@ -3,6 +3,7 @@
 views' truth against the runtime is tested elsewhere, on the whole matrix); the summary
 names every core; a truncated copy of a core and a core of another binary are reported
 on their own lines while the others are written, and the exit status says so.
+`gdb-go diff` across two cores of the leakdiff fixture must say what it leaked.
 
 This front door is a process pool around the views, so two toolchains (the oldest and a
 recent one) are enough."""
@@ -123,3 +124,43 @@ def test_bad_command_lines(tmp_path):
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("gdb-go: ") and words in lines[0], (args, p.stderr)
         assert p.stdout == ""
+
+
+@pytest.mark.parametrize("tc", TOOLCHAINS)
+def test_diff_two_cores(tc, tmp_path):
+    """gdb-go diff across two gcores of the leakdiff fixture (a step apart) says exactly
+    what the fixture recorded it leaked (check_diff of test_diff_xref.py), as JSON and
+    text; a core of another binary as OLDCORE is one line, status 1."""
+    import signal
+    from test_diff_xref import _wait_for, check_diff
+    binary = harness.build("leakdiff", tc)
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        with harness.run_fixture(binary, args=("diff",), out_dir=str(out)) as fp:
+            truth = fp.truth("diff")
+            core1 = harness.make_core(fp.pid, str(tmp_path / "cores1"))
+            os.kill(fp.pid, signal.SIGUSR1)
+            _wait_for(fp, "READY2")
+            core2 = harness.make_core(fp.pid, str(tmp_path / "cores2"))
+        p = _run(_launcher() + ["diff", binary, core1, core2, "--json"], str(tmp_path))
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        doc = json.loads(p.stdout)
+        check_diff(doc, truth)
+        assert doc["old"]["path"] == core1
+        p = _run(_module() + ["diff", binary, core1, core2, "-o", str(tmp_path / "d.txt")],
+                 str(tmp_path))
+        assert p.returncode == 0 and p.stdout == "", (p.stdout, p.stderr)
+        text = (tmp_path / "d.txt").read_text()
+        t = doc["total"]
+        for line in ("new: 2 goroutines", "grown: 7 -> 11 (+4)", "shrunk: 5 -> 2 (-3)",
+                     "vanished: 3 goroutines",
+                     "total: %d -> %d goroutines" % (t["before"], t["after"])):
+            assert line in text, (line, text)
+        with harness.target_for("version", tc, "core", str(tmp_path / "other")) as other:
+            p = _run(_launcher() + ["diff", binary, other.core, core2], str(tmp_path))
+        assert p.returncode == 1 and p.stdout == "", (p.stdout, p.stderr)
+        assert p.stderr.count("\n") == 1 and "another binary" in p.stderr, p.stderr
+    finally:
+        shutil.rmtree(str(tmp_path / "cores1"), ignore_errors=True)
+        shutil.rmtree(str(tmp_path / "cores2"), ignore_errors=True)

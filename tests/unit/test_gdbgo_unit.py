@@ -66,6 +66,7 @@ def test_summary_plain():
 @pytest.mark.parametrize("argv,words", [
     ([], "required"), (["dump", "bin"], "required"), (["dump", "b", "c", "-j", "x"], "-j"),
     (["dump", "b", "c", "-f", "xml"], "invalid choice"), (["dump", "b", "c", "--timeout", "0"], "positive"),
+    (["diff", "b", "c"], "required"), (["diff", "b", "c", "d", "--min", "x"], "--min"),
 ])
 def test_bad_command_lines_are_one_line(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
