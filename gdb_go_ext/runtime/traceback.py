@@ -69,7 +69,9 @@ class Traceback:
 _u64 = struct.Struct("<Q").unpack_from
 
 
-def _is_exported_runtime(name: str) -> bool:
+def is_exported_runtime(name: str) -> bool:
+    """The runtime's isExportedRuntime: runtime.X (or a method of an exported type) with X
+    exported, which tracebacks show at GOTRACEBACK=all."""
     if not name.startswith("runtime."):
         return False
     name = name[len("runtime."):]
@@ -96,7 +98,7 @@ class _Rules:
             return True
         if name == "runtime.gopanic" and not first:
             return True
-        return "." in name and (not name.startswith("runtime.") or _is_exported_runtime(name))
+        return "." in name and (not name.startswith("runtime.") or is_exported_runtime(name))
 
 
 def traceback(rt, walker, gs, level: int) -> Traceback:
