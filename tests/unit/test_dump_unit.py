@@ -14,7 +14,7 @@ sys.path.insert(0, HERE)
 
 from gdb_go_ext.runtime.goroutines import GoroutineWalker  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
-from gdb_go_ext.runtime.traceback import _is_exported_runtime, _Rules, traceback  # noqa: E402
+from gdb_go_ext.runtime.traceback import is_exported_runtime, _Rules, traceback  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke  # noqa: E402
 
 IMAGES, IDS = images("goroutines")
@@ -34,11 +34,11 @@ def _tb(image, level, mem=None):
 
 
 def test_exported_runtime():
-    assert _is_exported_runtime("runtime.Gosched")
-    assert _is_exported_runtime("runtime.(*Func).Name")
-    assert not _is_exported_runtime("runtime.gopark")
-    assert not _is_exported_runtime("runtime.(*mheap).Alloc")
-    assert not _is_exported_runtime("main.Foo")
+    assert is_exported_runtime("runtime.Gosched")
+    assert is_exported_runtime("runtime.(*Func).Name")
+    assert not is_exported_runtime("runtime.gopark")
+    assert not is_exported_runtime("runtime.(*mheap).Alloc")
+    assert not is_exported_runtime("main.Foo")
 
 
 def test_showfuncinfo_rules():
