@@ -5,7 +5,7 @@ import ast
 import os
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAYERS = {"errors": 0, "gcpause": 0, "cache": 0, "binary": 1, "target": 2, "runtime": 3,
+LAYERS = {"errors": 0, "gcpause": 0, "cache": 0, "exectrace": 1, "binary": 1, "target": 2, "runtime": 3,
           "analysis": 4, "views": 5, "gdb": 6}
 
 
