@@ -4,6 +4,7 @@
     delve-bridge [OPTIONS] attach PID [VIEW ...]
     delve-bridge [OPTIONS] core BIN CORE [VIEW ...]
     delve-bridge [OPTIONS] connect ADDR [VIEW ...]
+    delve-bridge [OPTIONS] VIEW ...      (a view that needs no target: trace FILE)
 
 A VIEW is a view of the registry (gdb_go_ext/views) with its own words: the same
 flags, output and JSON as gdb's `go VIEW`; `delve-bridge --help` lists them with their
@@ -85,7 +86,8 @@ def build_parser() -> _Parser:
                                  for i, (k, (pos, _, tail)) in enumerate(_KINDS.items())),
                 description="Go runtime views over a headless Delve: the same flags, output "
                             "and JSON as gdb's\n`go VIEW` commands. Without a VIEW an "
-                            "interactive prompt opens.",
+                            "interactive prompt opens. A view that needs no target runs "
+                            "alone:\n`delve-bridge [OPTIONS] trace FILE ...`.",
                 epilog="\n".join(["views (`help VIEW` at the prompt explains one's flags):"]
                                  + registry.usages()))
     p.add_argument("--dlv", metavar="PATH",
@@ -152,6 +154,29 @@ def parse(argv: list) -> argparse.Namespace:
     return opts
 
 
+# the options that take a value, for finding the first word after them
+_VALUED = {"--dlv", "--binary", "--listen", "--run", "--wait-for"}
+
+
+def targetless(argv: list):
+    """(options, VIEW words) when the first word after the options names a view that
+    needs no target (views.registry.View.needs_target), else None."""
+    k = 0
+    while k < len(argv) and argv[k].startswith("-") and argv[k] != "--":
+        k += 2 if argv[k] in _VALUED else 1
+    if k < len(argv):
+        view = registry.VIEWS.get(argv[k])
+        if view is not None and not view.needs_target:
+            return argv[:k], argv[k:]
+    return None
+
+
+def run_targetless(words: list) -> str:
+    def no_target():
+        raise GoExtError(f"{words[0]} needs no target and has none")
+    return registry.run(registry.Context(no_target, width=120), words)
+
+
 def open_bridge(opts: argparse.Namespace):
     from .bridge import Bridge
     kw = {"dlv": opts.dlv, "direct_memory": not opts.rpc_memory}
@@ -183,6 +208,12 @@ def main(argv=None) -> int:
     b = None
     debug = bool(os.environ.get("DELVE_BRIDGE_DEBUG"))
     try:
+        alone = targetless(argv)
+        if alone is not None:
+            debug = debug or "--debug" in alone[0]
+            sys.stdout.write("".join(run_targetless(alone[1])))
+            sys.stdout.flush()
+            return 0
         opts = parse(argv)
         debug = opts.debug
         b = open_bridge(opts)

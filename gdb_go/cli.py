@@ -3,6 +3,7 @@ gdb run in batch for you.
 
     gdb-go dump BINARY CORE... [--format text|json|pprof|stacks] [-o DIR] [-j N]
     gdb-go diff BINARY OLDCORE NEWCORE [--similar] [--json] [--min N] [-o FILE]
+    gdb-go trace FILE [--goroutine ID] [--p] [--window T0..T1] [--json] [-o FILE]
 
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
@@ -94,7 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", dest="output", metavar="FILE", help="write the diff to FILE")
     x.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="give up on a core after this long")
+    t = sub.add_parser("trace", help="go trace: an execution trace per goroutine or P (no gdb)",
+                       description="`go trace` on an execution trace file, run here without "
+                       "gdb (the words are the view's: see `gdb-go trace --help`).",
+                       add_help=False)
+    t.add_argument("words", nargs=argparse.REMAINDER, metavar="FILE ...")
     return p
+
+
+def cmd_trace(args) -> int:
+    """The registry's `trace` view, run in this process: it needs no target."""
+    from gdb_go_ext.errors import GoExtError
+    from gdb_go_ext.views import catalog  # noqa: F401  (registers every view)
+    from gdb_go_ext.views import registry
+
+    def no_target():
+        raise BatchError("trace needs no target and has none")
+    try:
+        out = registry.run(registry.Context(no_target, prog_prefix=f"{PROG} "),
+                           ["trace"] + args.words)
+    except GoExtError as e:
+        if args.debug:
+            traceback.print_exc()
+        raise BatchError(str(e)) from None
+    sys.stdout.write("".join(out))
+    return 0
 
 
 def _where(bucket: dict) -> str:
@@ -253,6 +278,8 @@ def main(argv=None) -> int:
             return cmd_dump(args)
         if args.command == "diff":
             return cmd_diff(args)
+        if args.command == "trace":
+            return cmd_trace(args)
         raise BatchError(f"unknown command {args.command}")
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

@@ -7,4 +7,5 @@ from . import chans  # noqa: F401
 from . import pprof  # noqa: F401
 from . import dump  # noqa: F401
 from . import xref  # noqa: F401
+from . import trace  # noqa: F401
 from .registry import VIEWS  # noqa: F401

@@ -45,6 +45,9 @@ class View:
     # the words after the first one that do not start with "-" are a debugger command,
     # handed to run() as it was typed in ctx.extra (`goroutine ID info locals`)
     tail_command: bool = False
+    # False: the view reads only files (`trace FILE`) and never calls ctx.runtime(); the
+    # front doors run it without a target (delve-bridge VIEW ..., gdb with no program)
+    needs_target: bool = True
 
     @property
     def help(self) -> str:

@@ -1,6 +1,9 @@
-"""`xref DUMP`: the goroutine ids of an earlier runtime goroutine dump (SIGQUIT or
-crash text, pprof debug=2, `go dump`) resolved to the state of the target now."""
+"""`xref DUMP|TRACE`: the goroutine ids of an earlier runtime goroutine dump (SIGQUIT or
+crash text, pprof debug=2, `go dump`) or of an execution trace (Go 1.22+) resolved to the
+state of the target now."""
 from __future__ import annotations
+
+import re
 
 from ..analysis import dumptext
 from ..errors import GoExtError
@@ -10,7 +13,8 @@ from .registry import View, register
 
 
 def _args(p):
-    p.add_argument("dump", metavar="DUMP", help="a runtime goroutine dump or a go dump file")
+    p.add_argument("dump", metavar="DUMP|TRACE",
+                   help="a runtime goroutine dump, a go dump file or an execution trace")
     p.add_argument("-t", dest="depth", type=int, default=100, metavar="DEPTH",
                    help="frames compared per stack (default 100, the runtime's limit)")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
@@ -59,7 +63,10 @@ def xref(dump: dumptext.Dump, gs) -> list:
 def _run(ctx, args):
     try:
         with open(args.dump, "rb") as f:
-            data = f.read()
+            head = f.read(16)
+            if is_trace(head):
+                return _run_trace(ctx, args)
+            data = head + f.read()
     except OSError as e:
         raise GoExtError(f"cannot read {args.dump}: {e.strerror or e}") from None
     if data[:2] == b"\x1f\x8b":
@@ -108,11 +115,144 @@ def _run(ctx, args):
     return text + "".join(f"warning: {e}\n" for e in notes)
 
 
+# --- an execution trace ------------------------------------------------------------------
+
+_TRACE_HEAD = re.compile(rb"^go 1\.\d+ trace\x00")
+MATCH_PCS = 4096          # distinct stack PCs of the trace checked against the binary
+
+
+def is_trace(head: bytes) -> bool:
+    """An execution trace's header: "go 1.NN trace" and NULs (16 bytes)."""
+    return bool(_TRACE_HEAD.match(head))
+
+
+def trace_pcs(s) -> dict:
+    """{pc: function} of the stacks the summary kept (last transitions, creations)."""
+    out: dict = {}
+    for g in s.goroutines.values():
+        for stack in ((g.last.stack if g.last else ()), g.created_stack):
+            for f in stack:
+                if f.pc and len(out) < MATCH_PCS:
+                    out.setdefault(f.pc, f.function)
+    return out
+
+
+def check_same_program(rt, s, path: str) -> list:
+    """One line (GoExtError) when the trace's stack PCs are not the binary's functions:
+    a trace of another program (or another build). Warnings when it cannot be checked."""
+    pcs = trace_pcs(s)
+    if not pcs:
+        return [f"{path}: no stacks in the trace to check it is of this program"]
+    try:
+        tab = rt.pclntab
+    except GoExtError as e:
+        return [f"cannot check {path} is of this program: {e}"]
+    bad = []
+    for pc, fn in pcs.items():
+        names = set()
+        for q in (pc, pc - 1):
+            try:
+                names.update(fr.function for fr in tab.frames(q))
+            except GoExtError:
+                pass
+        if fn not in names:
+            bad.append((pc, fn))
+    if len(bad) * 10 > len(pcs):   # a tenth: the odd PC may be of a cgo or vdso frame
+        pc, fn = bad[0]
+        raise GoExtError(f"{path} is not a trace of this program: {len(bad)} of {len(pcs)} "
+                         f"stack PCs fall elsewhere in its binary (e.g. {fn} at {pc:#x})")
+    return []
+
+
+def trace_xref(s, gs) -> tuple:
+    """([(trace GoroutineSummary, Goroutine now or None)] by id, [Goroutine now that the
+    trace never saw])."""
+    by_id = {g.id: g for g in gs}
+    rows = [(t, by_id.get(gid)) for gid, t in sorted(s.goroutines.items())]
+    unseen = [g for g in gs if g.id not in s.goroutines]
+    return rows, unseen
+
+
+def _run_trace(ctx, args):
+    from ..analysis.tracesummary import summarize_trace
+    from .trace import at, open_trace, transition_text
+    s = summarize_trace(open_trace(args.dump))
+    rt = ctx.runtime()
+    notes = ([f"{args.dump}: {s.error}"] if s.error else [])
+    notes += check_same_program(rt, s, args.dump)
+    walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
+    notes += list(walker.errors)
+    rows, unseen = trace_xref(s, gs)
+    if args.json:
+        def one(t, g):
+            return {"id": t.id, "alive": g is not None, "end_state": t.end_state,
+                    "last_transition": t.last.to_json() if t.last else None,
+                    "last_p": t.last_p if t.last_p >= 0 else None,
+                    "last_m": t.last_m if t.last_m >= 0 else None,
+                    "parked_ns": t.parked_for_good(),
+                    "now": _now(g) if g is not None else None}
+        return json_text({"go_version": rt.layout.go_version,
+                          "trace": {"path": args.dump, "version": s.version,
+                                    "start_ns": s.start_ns, "end_ns": s.end_ns,
+                                    "goroutines": len(s.goroutines)},
+                          "goroutines": [one(t, g) for t, g in rows],
+                          "unseen": [g.id for g in unseen],
+                          "errors": notes})
+    table = [("id", "alive", "trace end", "last transition", "last P/M", "now",
+              "blocked on", "g", "now at")]
+    parked_lines = []
+    for t, g in rows:
+        now = blocked = addr = where = "-"
+        if g is not None:
+            now = g.wait_reason or g.status
+            if g.wait_minutes:
+                now += f", {g.wait_minutes} minutes"
+            blocked = blocked_on_text(g.blocked_on) if g.blocked_on else "-"
+            addr = f"{g.addr:#x}"
+            loc = g.user or g.current
+            where = f"{loc.function} {loc.file.rsplit('/', 1)[-1]}:{loc.line}" if loc else "-"
+            parked = t.parked_for_good()
+            if parked is not None:
+                parked_lines.append(f"goroutine {t.id}: parked in the trace at {at(s, parked)}"
+                                    f" ({t.last.reason or 'no reason'}) and never ran again;"
+                                    f" now {now}\n")
+        pm = (f"P{t.last_p}" if t.last_p >= 0 else "-") + "/" + \
+             (f"M{t.last_m}" if t.last_m >= 0 else "-")
+        table.append((str(t.id), "yes" if g is not None else "no", t.end_state,
+                      transition_text(s, t.last), pm, now, blocked, addr, where))
+    widths = [max(len(r[k]) for r in table) for k in range(len(table[0]) - 1)]
+    text = "".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] + "\n"
+                   for r in table)
+    alive = sum(1 for _, g in rows if g is not None)
+    text += (f"{len(rows)} goroutines in {args.dump}: {alive} alive now, "
+             f"{len(rows) - alive} gone\n")
+    text += "".join(parked_lines)
+    if unseen:
+        text += f"{len(unseen)} goroutines alive now that the trace never saw:\n"
+        urows = [("id", "now", "g", "now at")]
+        for g in unseen:
+            loc = g.user or g.current
+            urows.append((str(g.id), g.wait_reason or g.status, f"{g.addr:#x}",
+                          f"{loc.function} {loc.file.rsplit('/', 1)[-1]}:{loc.line}"
+                          if loc else "-"))
+        w = [max(len(r[k]) for r in urows) for k in range(3)]
+        text += "".join("  " + "  ".join(c.ljust(x) for c, x in zip(r, w)) + "  " + r[-1]
+                        + "\n" for r in urows)
+    return text + "".join(f"warning: {e}\n" for e in notes)
+
+
 register(View(
-    "xref", "Resolve the goroutines of an earlier goroutine dump to their state now.",
+    "xref", "Resolve the goroutines of an earlier goroutine dump or trace to their state now.",
     _run, _args,
     doc="""DUMP is the runtime's goroutine dump (SIGQUIT or crash text, pprof debug=2,
 runtime.Stack) or a `go dump` file. For each of its goroutines: same (alive, same stack
 and state), changed (alive, another stack or state) or gone; its state then and now,
 the wait minutes and what it is blocked on now, its g; then the goroutines alive now
-that DUMP does not hold (new). Stacks are compared on the frames a level-1 dump shows."""))
+that DUMP does not hold (new). Stacks are compared on the frames a level-1 dump shows.
+
+TRACE is an execution trace (Go 1.22+) of this program, told by its header. For each
+goroutine the trace knows: whether it is alive now, its address, status, wait reason and
+minutes and what it is blocked on; its last transition in the trace (time from the trace's
+start, from->to, reason), the P and M it last ran on, and "parked in the trace at T and
+never ran again" when so; then the goroutines alive now that the trace never saw. A
+trace of another program (its stack PCs are not this binary's functions) is one line."""))

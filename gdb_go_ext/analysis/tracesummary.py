@@ -1,0 +1,445 @@
+"""Summaries of an execution trace's event stream (exectrace): per goroutine and per P.
+
+One pass over the events, in the order the reader yields them (`go tool trace -d=parsed`'s,
+time order). Memory grows with the goroutines and Ps, not with the events: each goroutine
+keeps its running sums, its last transition and (only for the one asked for) its timeline.
+
+The model, in the trace's own words:
+- a goroutine is in the state of its last StateTransition from the event's time on; an
+  `Undetermined->X` transition (the status the runtime writes at each generation start)
+  that repeats the state we already have is not a transition and continues the span;
+- `transitions` counts the StateTransition events of the goroutine whose from-state is not
+  Undetermined (real changes; statuses are not counted);
+- time in Waiting is "blocked", keyed by the reason of the transition into it ("" from a
+  status, which has none, is kept under "unknown"); Runnable is scheduler latency;
+- the Ps a goroutine ran on are the event's P of each transition to Running, with the
+  running time spent on each;
+- spans still open at the end are closed at the trace's last event (or the window's end).
+
+A window [lo, hi] (trace times, ns) clips every span and counts only the transitions in it;
+the state at its end is the state at hi. Reading stops at the first event past hi.
+"""
+from __future__ import annotations
+
+import heapq
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from ..errors import UsageError
+
+GC_WORKER_FUNCTION = "runtime.gcBgMarkWorker"
+MAX_TIMELINE = 200_000      # transitions kept for one goroutine's timeline
+TOP_GAPS = 5                # longest runnable-waiting gaps kept per P
+_INF = float("inf")
+
+
+@dataclass(slots=True)
+class Transition:
+    time: int
+    from_state: str
+    to_state: str
+    reason: str
+    stack: tuple          # the transition's stack (Frames), () where the trace has none
+    m: int                # the event's M, P and G (who made the transition)
+    p: int
+    g: int
+
+    def to_json(self) -> dict:
+        return {"time_ns": self.time, "from": self.from_state, "to": self.to_state,
+                "reason": self.reason, "m": self.m, "p": self.p, "g": self.g,
+                "stack": [{"function": f.function, "file": f.file, "line": f.line,
+                           "pc": f.pc} for f in self.stack]}
+
+
+@dataclass(slots=True)
+class GoroutineSummary:
+    id: int
+    first_ns: int = 0                    # its first event in the window
+    created_ns: Optional[int] = None     # NotExist->Runnable in the trace
+    created_by: Optional[int] = None     # the goroutine that made it (-1: none)
+    created_stack: tuple = ()            # the creator's stack at the go statement
+    start_function: str = ""             # where it starts (the creation's transition stack)
+    running_ns: int = 0
+    runnable_ns: int = 0
+    syscall_ns: int = 0
+    blocked_ns: dict = field(default_factory=dict)
+    ps: dict = field(default_factory=dict)    # P -> running ns, in the order first run
+    transitions: int = 0
+    last: Optional[Transition] = None         # its last transition (a status if none)
+    last_p: int = -1                          # the P and M it last ran on
+    last_m: int = -1
+    last_ran_ns: Optional[int] = None         # when it last stopped running
+    gc_worker: bool = False
+    timeline: Optional[list] = None
+    # the walk's state
+    state: str = "Undetermined"
+    since: int = 0
+    reason: str = ""
+    on_p: int = -1
+
+    @property
+    def end_state(self) -> str:
+        return self.state
+
+    @property
+    def blocked_total_ns(self) -> int:
+        return sum(self.blocked_ns.values())
+
+    def parked_for_good(self) -> Optional[int]:
+        """The time it parked (Running->Waiting) in the trace and never ran again, else None."""
+        t = self.last
+        if self.state == "Waiting" and t is not None and t.to_state == "Waiting" \
+                and t.from_state == "Running":
+            return t.time
+        return None
+
+
+@dataclass(slots=True)
+class PSummary:
+    id: int
+    first_ns: int = 0
+    running_ns: int = 0
+    idle_ns: int = 0
+    idle_spans: int = 0
+    longest_idle_ns: int = 0
+    gaps: list = field(default_factory=list)   # heap of (ns, start): idle while runnable waited
+    waiting_idle_ns: int = 0                   # all such time
+    gc_worker_ns: int = 0                      # running GC mark workers
+    gc_assist_ns: int = 0                      # GC mark assists begun on this P
+    gc_sweep_ns: int = 0                       # incremental sweeps on this P
+    goroutines_run: int = 0                    # transitions to Running on this P
+    state: str = "Undetermined"
+    since: int = 0
+    gap_since: Optional[int] = None
+
+    @property
+    def gc_ns(self) -> int:
+        return self.gc_worker_ns + self.gc_assist_ns + self.gc_sweep_ns
+
+    def utilisation(self) -> float:
+        total = self.running_ns + self.idle_ns
+        return self.running_ns / total if total else 0.0
+
+    def longest_gaps(self) -> list:
+        return sorted(self.gaps, reverse=True)
+
+
+@dataclass
+class TraceSummary:
+    version: str = ""
+    start_ns: Optional[int] = None      # the trace's first event
+    end_ns: Optional[int] = None        # the last event read (or the window's end)
+    window: Optional[tuple] = None      # (lo, hi) trace times, or None
+    events: int = 0
+    goroutines: dict = field(default_factory=dict)   # id -> GoroutineSummary
+    ps: dict = field(default_factory=dict)           # id -> PSummary
+    gc_mark_ns: int = 0                 # "GC concurrent mark phase" ranges
+    stw_ns: int = 0                     # "stop-the-world (...)" ranges
+    gc_cycles: int = 0
+    error: Optional[str] = None         # where the reader stopped on damage
+
+    @property
+    def duration_ns(self) -> int:
+        if self.start_ns is None or self.end_ns is None:
+            return 0
+        lo = self.start_ns if self.window is None else max(self.start_ns, self.window[0])
+        return max(0, self.end_ns - lo)
+
+    def by_blocked(self) -> list:
+        """The goroutines, longest blocked first (then longest runnable, then id)."""
+        return sorted(self.goroutines.values(),
+                      key=lambda g: (-g.blocked_total_ns, -g.runnable_ns, g.id))
+
+
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DUR = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ns|us|µs|ms|s)?\s*$")
+
+
+def parse_duration(text: str) -> int:
+    m = _DUR.match(text)
+    if not m:
+        raise UsageError(f"not a time: {text!r} (a number with ns, us, ms or s; ns without)")
+    return int(round(float(m[1]) * _UNITS[m[2] or "ns"]))
+
+
+def parse_window(text: str) -> tuple:
+    """'T0..T1' -> (t0, t1) in ns from the trace's start; either side may be empty."""
+    if ".." not in text:
+        raise UsageError(f"--window takes T0..T1 (e.g. 10ms..250ms), not {text!r}")
+    a, b = text.split("..", 1)
+    lo = parse_duration(a) if a.strip() else 0
+    hi = parse_duration(b) if b.strip() else None
+    if hi is not None and hi < lo:
+        raise UsageError(f"--window {text}: its end is before its start")
+    return lo, hi
+
+
+def _scope(ev) -> tuple:
+    """(kind, id) of a range event's scope: ('Goroutine', 7), ('Proc', 1), (None, -1)."""
+    if ev.resource is not None and ev.id is not None:
+        return ev.resource, ev.id
+    s = ev.attrs.get("Scope") if ev.attrs else None
+    if isinstance(s, str):
+        m = re.match(r"(\w+)\((-?\d+)\)", s)
+        if m:
+            return m[1], int(m[2])
+    elif isinstance(s, tuple) and len(s) == 2:
+        return s
+    return None, -1
+
+
+def _name(ev) -> str:
+    a = ev.attrs or {}
+    n = a.get("Name", a.get("name", a.get("Label", "")))
+    return n if isinstance(n, str) else ""
+
+
+def summarize(events: Iterable, version: str = "", window: Optional[tuple] = None,
+              timeline_for: Optional[int] = None, top_gaps: int = TOP_GAPS) -> TraceSummary:
+    """One pass over the events (an exectrace.Trace or any iterable of its Events).
+    window: (t0, t1) in ns relative to the trace's first event (t1 None: to the end).
+    timeline_for: the goroutine whose every transition is kept (GoroutineSummary.timeline)."""
+    s = TraceSummary(version=version)
+    gs = s.goroutines
+    ps = s.ps
+    lo = hi = None
+    runnable = 0                # goroutines Runnable now
+    idle_ps: set = set()        # Ps Idle now
+    open_ranges: dict = {}      # (name, scope kind, scope id) -> (begin, P)
+    t = None
+    n = 0
+
+    def clip(a, b):
+        a = a if a > lo else lo
+        b = b if b < hi else hi
+        return b - a if b > a else 0
+
+    def close_gap(pp, now):
+        if pp.gap_since is not None:
+            d = clip(pp.gap_since, now)
+            if d > 0:
+                pp.waiting_idle_ns += d
+                item = (d, pp.gap_since)
+                if len(pp.gaps) < top_gaps:
+                    heapq.heappush(pp.gaps, item)
+                elif item > pp.gaps[0]:
+                    heapq.heapreplace(pp.gaps, item)
+            pp.gap_since = None
+
+    for ev in events:
+        t = ev.time
+        if lo is None:
+            s.start_ns = t
+            if window is not None:
+                lo = t + window[0]
+                hi = _INF if window[1] is None else t + window[1]
+                s.window = (lo, None if window[1] is None else hi)
+            else:
+                lo, hi = -_INF, _INF
+        if t > hi:
+            t = hi
+            break
+        if t >= lo:
+            n += 1
+        kind = ev.kind
+        if kind == "StateTransition":
+            res = ev.resource
+            if res == "Goroutine":
+                gid = ev.id
+                to = ev.to_state
+                frm = ev.from_state
+                g = gs.get(gid)
+                if g is None:
+                    g = gs[gid] = GoroutineSummary(gid, first_ns=t, since=t)
+                    if gid == timeline_for:
+                        g.timeline = []
+                old = g.state
+                if frm == "Undetermined" and old == to:
+                    continue            # a generation's status: the span goes on
+                # close the span in the old state
+                d = clip(g.since, t)
+                if old == "Running":
+                    if d:
+                        g.running_ns += d
+                        if g.on_p >= 0:
+                            g.ps[g.on_p] = g.ps.get(g.on_p, 0) + d
+                            if g.gc_worker:
+                                pp = ps.get(g.on_p)
+                                if pp is not None:
+                                    pp.gc_worker_ns += d
+                    g.last_ran_ns = t
+                elif old == "Runnable":
+                    g.runnable_ns += d
+                    runnable -= 1
+                    if runnable == 0:
+                        for pid in idle_ps:
+                            close_gap(ps[pid], t)
+                elif old == "Waiting":
+                    if d:
+                        r = g.reason or "unknown"
+                        g.blocked_ns[r] = g.blocked_ns.get(r, 0) + d
+                elif old == "Syscall":
+                    g.syscall_ns += d
+                g.state = to
+                g.since = t
+                g.reason = ev.reason or ""
+                if to == "Running" or (frm == "Running" and ev.p >= 0):
+                    g.last_p = ev.p
+                    g.last_m = ev.m
+                if to == "Running":
+                    g.on_p = ev.p
+                    if ev.p >= 0 and ev.p not in g.ps and t >= lo:
+                        g.ps[ev.p] = 0
+                    pp = ps.get(ev.p)
+                    if pp is not None and t >= lo:
+                        pp.goroutines_run += 1
+                elif to == "Runnable":
+                    runnable += 1
+                    if runnable == 1:
+                        for pid in idle_ps:
+                            pp = ps[pid]
+                            if pp.gap_since is None:
+                                pp.gap_since = t
+                if frm == "NotExist" and to == "Runnable":
+                    g.created_ns = t
+                    g.created_by = ev.g
+                    g.created_stack = ev.stack
+                    if ev.transition_stack:
+                        g.start_function = ev.transition_stack[0].function
+                        if g.start_function == GC_WORKER_FUNCTION:
+                            g.gc_worker = True
+                elif not g.gc_worker and ev.transition_stack and any(
+                        f.function == GC_WORKER_FUNCTION for f in ev.transition_stack):
+                    g.gc_worker = True
+                if t >= lo:
+                    tr = Transition(t, frm, to, g.reason, ev.transition_stack, ev.m, ev.p, ev.g)
+                    if frm != "Undetermined":
+                        g.transitions += 1
+                        g.last = tr
+                    elif g.last is None or g.last.from_state == "Undetermined":
+                        g.last = tr
+                    if g.timeline is not None and len(g.timeline) < MAX_TIMELINE:
+                        g.timeline.append(tr)
+                elif frm != "Undetermined" or g.last is None:
+                    # before the window: remembered as the state it enters the window in
+                    g.last = Transition(t, frm, to, g.reason, ev.transition_stack,
+                                        ev.m, ev.p, ev.g)
+            elif res == "Proc":
+                pid = ev.id
+                to = ev.to_state
+                pp = ps.get(pid)
+                if pp is None:
+                    pp = ps[pid] = PSummary(pid, first_ns=t, since=t)
+                old = pp.state
+                if ev.from_state == "Undetermined" and old == to:
+                    continue
+                d = clip(pp.since, t)
+                if old == "Running":
+                    pp.running_ns += d
+                elif old == "Idle":
+                    pp.idle_ns += d
+                    if d:
+                        pp.idle_spans += 1
+                        if d > pp.longest_idle_ns:
+                            pp.longest_idle_ns = d
+                    close_gap(pp, t)
+                    idle_ps.discard(pid)
+                pp.state = to
+                pp.since = t
+                if to == "Idle":
+                    idle_ps.add(pid)
+                    if runnable > 0:
+                        pp.gap_since = t
+        elif kind == "RangeBegin" or kind == "RangeEnd" or kind == "RangeActive":
+            name = _name(ev)
+            if not (name.startswith("GC") or name.startswith("stop-the-world")):
+                continue
+            sk, sid = _scope(ev)
+            key = (name, sk, sid)
+            if kind == "RangeEnd":
+                begun = open_ranges.pop(key, None)
+                if begun is None:
+                    continue
+                _account_range(s, name, sk, sid, begun, clip(begun[0], t))
+            else:
+                if kind == "RangeBegin" and name == "GC concurrent mark phase" and t >= lo:
+                    s.gc_cycles += 1
+                open_ranges[key] = (t, ev.p)
+        elif kind == "Label":
+            if ev.g >= 0 or ev.id is not None:
+                gid = ev.id if ev.resource == "Goroutine" and ev.id is not None else ev.g
+                lab = _name(ev)
+                if lab.startswith("GC ("):
+                    g = gs.get(gid)
+                    if g is not None:
+                        g.gc_worker = True
+    s.events = n
+    if t is None:
+        return s
+    end = t if hi == _INF else hi
+    s.end_ns = end
+    if lo == -_INF:
+        lo = s.start_ns
+    # close what is still open at the end
+    for g in gs.values():
+        d = clip(g.since, end)
+        if g.state == "Running":
+            g.running_ns += d
+            if g.on_p >= 0 and d:
+                g.ps[g.on_p] = g.ps.get(g.on_p, 0) + d
+                if g.gc_worker and g.on_p in ps:
+                    ps[g.on_p].gc_worker_ns += d
+        elif g.state == "Runnable":
+            g.runnable_ns += d
+        elif g.state == "Waiting":
+            if d:
+                r = g.reason or "unknown"
+                g.blocked_ns[r] = g.blocked_ns.get(r, 0) + d
+        elif g.state == "Syscall":
+            g.syscall_ns += d
+    for pp in ps.values():
+        d = clip(pp.since, end)
+        if pp.state == "Running":
+            pp.running_ns += d
+        elif pp.state == "Idle":
+            pp.idle_ns += d
+            if d:
+                pp.idle_spans += 1
+                pp.longest_idle_ns = max(pp.longest_idle_ns, d)
+            close_gap(pp, end)
+    for (name, sk, sid), begun in open_ranges.items():
+        _account_range(s, name, sk, sid, begun, clip(begun[0], end))
+    if window is not None:
+        # goroutines that ended before the window or began after it are not in it
+        for gid in [gid for gid, g in gs.items()
+                    if (g.first_ns > end) or (g.state == "NotExist" and g.transitions == 0
+                                              and (g.last is None or g.last.time < lo))]:
+            del gs[gid]
+    return s
+
+
+def _account_range(s: TraceSummary, name: str, sk, sid, begun: tuple, d: int) -> None:
+    if not d:
+        return
+    if name == "GC concurrent mark phase":
+        s.gc_mark_ns += d
+    elif name.startswith("stop-the-world"):
+        s.stw_ns += d
+    elif sk == "Proc":
+        pp = s.ps.get(sid)
+        if pp is not None:
+            pp.gc_sweep_ns += d
+    elif name == "GC mark assist":
+        pp = s.ps.get(begun[1])
+        if pp is not None:
+            pp.gc_assist_ns += d
+
+
+def summarize_trace(trace, window: Optional[tuple] = None,
+                    timeline_for: Optional[int] = None) -> TraceSummary:
+    """summarize() over an exectrace.Trace; its damage note (trace.error) is kept."""
+    s = summarize(trace, version=getattr(trace, "version", ""), window=window,
+                  timeline_for=timeline_for)
+    s.error = getattr(trace, "error", None)
+    return s
