@@ -23,17 +23,20 @@ go line is older) and synctest bubbles are not printed.
 """
 from __future__ import annotations
 
+import collections
+import operator
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
 
 from ..binary.pclntab import _go_minor, func_name_for_print, injected_functions, wrapper_func_id
 from ..errors import DecodeError
+from .layout import Fields
 
 MAX_PHYSICAL = 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class TFrame:
     function: str        # as the runtime prints it (generic shapes as [...], panic)
     file: str
@@ -41,17 +44,18 @@ class TFrame:
     inlined: bool
     pc: int              # the physical frame's pc (a return address, or the trap pc)
     entry: int
-    fp: int
-    sp: int
+    fp_off: int          # fp and sp less the goroutine's sp (TGoroutine.sp): frames
+    sp_off: int          # are shared by the goroutines of one stack shape
 
 
-@dataclass
+@dataclass(slots=True)
 class TGoroutine:
     id: int
     addr: int
     header: str          # "goroutine N ...:" as the runtime prints it at this level
     running: bool
-    frames: list         # TFrame, the ones printed, innermost first
+    frames: tuple        # TFrame, the ones printed, innermost first (shared: do not modify)
+    sp: int = 0          # where the unwind started: a frame's fp is sp + fp_off
     elided: Optional[str] = None   # the elision line and the index it goes before
     elided_at: int = 0
     created_by: Optional[tuple] = None   # (function, file, line, offset or None, parent)
@@ -101,60 +105,112 @@ class _Rules:
         return "." in name and (not name.startswith("runtime.") or is_exported_runtime(name))
 
 
+G_PATHS = ("m", "gopc", "startpc", "runningCleanups", "bubble", "syncGroup")
+
+
 def traceback(rt, walker, gs, level: int) -> Traceback:
     """The dump of goroutines gs (a walk's, any order) at GOTRACEBACK level (1: all, 2:
-    system/crash), in allgs order, system goroutines left out below level 2."""
+    system/crash), in allgs order, system goroutines left out below level 2.
+
+    Leaked goroutines repeat a few stacks by the thousand, so each physical unwind is
+    kept as a recipe (the stack slots it read and the return addresses found there):
+    the goroutines with the same pc and stack depth are checked against it together,
+    word by word, and share its frames; the others are unwound on their own."""
     version = rt.layout.go_version
     minor = _go_minor(version)
     rules = _Rules(minor, wrapper_func_id(version), level)
     out = Traceback(version, level)
-    tab = rt.pclntab
-    mem = rt.mem
-    injected = injected_functions(version)
+    tab, mem = rt.pclntab, rt.mem
     st = rt.layout.status
-    gf = rt.layout.fields("runtime.g", ("m", "gopc", "startpc", "runningCleanups"))
-    mf = rt.layout.fields("runtime.m", ("id",))
-    order = {a: i for i, a in enumerate(walker.g_addrs())}
-    gs = sorted(gs, key=lambda g: order.get(g.addr, len(order)))
-
-    fing_running = _finalizer_running(rt)
-
-    def read_fields(addr):
-        try:
-            return gf.read(mem, addr) if gf is not None else {}
-        except DecodeError as e:
-            out.errors.append(f"goroutine at {addr:#x}: {e}")
-            return {}
-
+    addrs = walker.g_addrs()
+    dead = walker.dead_codes
+    gs = [g for g in gs if g.status_code not in dead]
+    order = {a: i for i, a in enumerate(addrs)}
+    pos = [order.get(g.addr, len(order)) for g in gs]
+    if any(x > y for x, y in zip(pos, pos[1:])):
+        gs = [g for _, g in sorted(zip(pos, gs), key=lambda t: t[0])]
     for g in gs:
-        if g.status_code in walker.dead_codes or g.status_code < 0:
-            if g.status_code < 0:
-                out.errors.append(f"g at {g.addr:#x}: {g.error}")
-            continue
-        f = read_fields(g.addr)
-        startpc, gopc, mp = f.get("startpc") or 0, f.get("gopc") or 0, f.get("m") or 0
-        if level < 2 and _is_system(tab, startpc, g, f, fing_running):
-            continue
-        header = _header(g, st, minor, level, mp, mem, mf)
-        tg = TGoroutine(g.id, g.addr, header, g.status_code == st.running, [])
-        trap = g.status_code == st.running and g.thread is not None
-        try:
-            phys, err = _unwind(tab, mem, g.pc, g.sp, g.stack_lo, g.stack_hi, trap, injected)
-        except DecodeError as e:
-            phys, err = [], str(e)
-        if err:
-            tg.error = err
-        _select(tab, tg, phys, rules, minor)
+        if g.status_code < 0:
+            out.errors.append(f"g at {g.addr:#x}: {g.error}")
+    gs = [g for g in gs if g.status_code >= 0]
+    rows, at = _g_rows(rt, [g.addr for g in gs], out.errors)
+    i_start, i_gopc, i_clean = at.get("startpc"), at.get("gopc"), at.get("runningCleanups")
+    heads = _Headers(rt, minor, level, at)
+    stacks = _Stacks(tab, mem, injected_functions(version), rules, minor)
+    fing_running = _finalizer_running(rt)
+    system: dict = {}
+    creators: dict = {}
+    keep = []
+    running = st.running
+    for g, f in zip(gs, rows):
+        startpc = f[i_start] if i_start is not None and f else 0
+        gopc = f[i_gopc] if i_gopc is not None and f else 0
+        if level < 2:
+            sysg = system.get(startpc)
+            if sysg is None:
+                sysg = system[startpc] = _is_system(tab, startpc, fing_running)
+            if sysg is True or (sysg == "cleanups" and not (
+                    i_clean is not None and f and f[i_clean])):
+                continue
+        created = None
         if gopc and g.id != 1:
-            fn = tab.func_for_pc(gopc)
-            if fn is not None and rules.showfuncinfo(fn.name, fn.func_id, False, ""):
-                tracepc = gopc - 1 if gopc > fn.entry else gopc
-                file, line = tab.file_line(fn, tracepc)
-                name = fn.name if minor < 21 else _print_name(fn.name)
-                tg.created_by = (name, file, line, gopc - fn.entry if gopc > fn.entry else None,
-                                 g.parent_id if minor >= 21 and g.parent_id else None)
-        out.goroutines.append(tg)
+            c = creators.get(gopc, 0)
+            if c == 0:
+                c = creators[gopc] = _creator(tab, gopc, rules, minor)
+            if c is not None:
+                created = c + (g.parent_id if minor >= 21 and g.parent_id else None,)
+        keep.append((g, f, g.status_code == running and g.thread is not None, created))
+    stacks.unwind_all([(g.pc, g.sp, g.stack_lo, g.stack_hi, trap) for g, _, trap, _ in keep])
+    header = heads.header
+    out.goroutines = [
+        TGoroutine(g.id, g.addr, header(g, f), trap or g.status_code == running, r[0], g.sp,
+                   r[1], r[2], created, r[3])
+        for (g, f, trap, created), r in zip(keep, stacks.results)]
     return out
+
+
+def labels_printed(rt) -> bool:
+    """Whether this process's tracebacks print pprof labels (Go 1.26+, GODEBUG
+    tracebacklabels=1, the default from 1.27 for a main module that says go 1.27)."""
+    return _go_minor(rt.layout.go_version) >= 26 and _debug_flag(rt, "tracebacklabels") == 1
+
+
+def _g_rows(rt, addrs: list, errors: list) -> tuple:
+    """(rows, {field: index}): the G_PATHS fields of each g at addrs as a tuple, read in
+    bulk (an empty tuple for one that cannot be read, with an error)."""
+    gf = rt.layout.fields("runtime.g", G_PATHS)
+    if gf is None or not gf.spec:
+        return [()] * len(addrs), {}
+    spec = sorted((off, fmt[1:], path) for path, (off, fmt, _) in gf.spec.items())
+    fmt, pos, at = "<", 0, {}
+    for off, f, path in spec:
+        if off < pos:
+            continue
+        fmt += (f"{off - pos}x" if off > pos else "") + f
+        pos = off + struct.calcsize(f)
+        at[path] = len(at)
+    # gs of one size class lie a stride apart: read in runs, as the walk reads them
+    near = collections.Counter(map(operator.sub, addrs[1:1025], addrs[:1024]))
+    step = near.most_common(1)[0][0] if near else 0
+    stride = step if gf.size <= step <= gf.size + gf.size // 8 + 16 else gf.size
+    rows, errs = rt.mem.unpack_fixed(addrs, struct.Struct(fmt), None, stride)
+    rows = list(rows)
+    for i, e in errs.items():
+        errors.append(f"goroutine at {addrs[i]:#x}: {e}")
+        rows[i] = ()
+    return rows, at
+
+
+def _creator(tab, gopc: int, rules: "_Rules", minor: int):
+    """(function, file, line, offset or None) of a go statement's pc, or None when the
+    runtime hides it."""
+    fn = tab.func_for_pc(gopc)
+    if fn is None or not rules.showfuncinfo(fn.name, fn.func_id, False, ""):
+        return None
+    tracepc = gopc - 1 if gopc > fn.entry else gopc
+    file, line = tab.file_line(fn, tracepc)
+    name = fn.name if minor < 21 else _print_name(fn.name)
+    return (name, file, line, gopc - fn.entry if gopc > fn.entry else None)
 
 
 def _print_name(name: str) -> str:
@@ -173,7 +229,9 @@ def _finalizer_running(rt) -> Optional[bool]:
     return None
 
 
-def _is_system(tab, startpc: int, g, f: dict, fing_running) -> bool:
+def _is_system(tab, startpc: int, fing_running):
+    """The runtime's isSystemGoroutine by the start function alone: True, False, or
+    "cleanups" (system unless g.runningCleanups)."""
     fn = tab.func_for_pc(startpc) if startpc else None
     if fn is None:
         return False
@@ -183,47 +241,236 @@ def _is_system(tab, startpc: int, g, f: dict, fing_running) -> bool:
     if name in ("runtime.runfinq", "runtime.runFinalizers"):
         return not fing_running if fing_running is not None else True
     if name == "runtime.runCleanups":
-        return not f.get("runningCleanups")
+        return "cleanups"
     return name.startswith("runtime.")
 
 
-def _header(g, st, minor: int, level: int, mp: int, mem, mf) -> str:
-    code = g.status_code
-    status = g.status
-    if (code == st.waiting or (st.leaked is not None and code == st.leaked)) and g.wait_reason:
-        status = g.wait_reason
-    text = f"goroutine {g.id}"
-    if level >= 2 and minor >= 22:
-        text += f" gp={g.addr:#x}"
-        if mp:
-            mid = "?"
+class _Headers:
+    """goroutineheader: "goroutine N [status...]:" as this version prints it."""
+
+    def __init__(self, rt, minor: int, level: int, at: dict):
+        self.rt, self.minor, self.level = rt, minor, level
+        self.st = rt.layout.status
+        self.mem = rt.mem
+        self.mids: dict = {}
+        self.bubbles: dict = {}
+        self.labels_on = labels_printed(rt)
+        self.idle = _idle_in_synctest(rt)
+        self.i_m, self.i_bubble, self.i_group = at.get("m"), at.get("bubble"), at.get("syncGroup")
+        self.plain = level < 2 or minor < 22
+        self.tails: dict = {}
+
+    def header(self, g, f: tuple) -> str:
+        i = self.i_bubble
+        bubble = f[i] if i is not None and f else 0
+        i = self.i_group
+        group = f[i] if i is not None and f else 0
+        if self.plain and not bubble and not group and not (self.labels_on and g.labels):
+            key = (g.status_code, g.wait_reason, g.scan, g.wait_minutes, g.locked_to_thread)
+            tail = self.tails.get(key)
+            if tail is None:
+                tail = self.tails[key] = self._header(g, 0, 0, 0)[len(f"goroutine {g.id}"):]
+            return f"goroutine {g.id}{tail}"
+        return self._header(g, f[self.i_m] if self.i_m is not None and f else 0, bubble, group)
+
+    def _header(self, g, mp: int, bubble: int, group: int) -> str:
+        st, code = self.st, g.status_code
+        status = g.status
+        leaked = st.leaked is not None and code == st.leaked
+        if (code == st.waiting or leaked) and g.wait_reason:
+            status = g.wait_reason
+        text = f"goroutine {g.id}"
+        if not self.plain:
+            text += f" gp={g.addr:#x}" + (f" m={self._mid(mp)} mp={mp:#x}" if mp else " m=nil")
+        text += " [" + status
+        if leaked:
+            text += " (leaked)"
+        if g.scan:
+            text += " (scan)"
+        if bubble and code == st.waiting and self.idle.get(g.wait_reason) \
+                and not status.endswith("(durable)"):
+            text += " (durable)"
+        if g.wait_minutes and g.wait_minutes >= 1:
+            text += f", {g.wait_minutes} minutes"
+        if g.locked_to_thread:
+            text += ", locked to thread"
+        if bubble:
+            text += f", synctest bubble {self._bubble_id(bubble)}"
+        if group:
+            text += f", synctest group {self._group_root(group)}"
+        if self.labels_on and g.labels:
+            if self.minor >= 27:
+                return text + "] {" + ", ".join(
+                    f"{_maybe_quoted(k)}: {_maybe_quoted(v)}" for k, v in g.labels.items()) + "}:"
+            text += " labels:{" + ", ".join(
+                f"{_quoted(k)}: {_quoted(v)}" for k, v in g.labels.items()) + "}"
+        return text + "]:"
+
+    def _read_field(self, type_name: str, path: str, addr: int, cache: dict):
+        v = cache.get(addr)
+        if v is None:
+            v = "?"
+            fl = self.rt.layout.fields(type_name, (path,))
             try:
-                if mf is not None:
-                    mid = str(mf.read(mem, mp)["id"])
+                if fl is not None and fl.has(path):
+                    v = str(fl.read(self.mem, addr)[path])
             except DecodeError:
                 pass
-            text += f" m={mid} mp={mp:#x}"
+            cache[addr] = v
+        return v
+
+    def _mid(self, mp: int) -> str:
+        return self._read_field("runtime.m", "id", mp, self.mids)
+
+    def _bubble_id(self, bubble: int) -> str:
+        return self._read_field("runtime.synctestBubble", "id", bubble, self.bubbles)
+
+    def _group_root(self, group: int) -> str:
+        key = ("group", group)
+        v = self.bubbles.get(key)
+        if v is None:
+            v = "?"
+            gl = self.rt.layout.fields("runtime.synctestGroup", ("root",))
+            try:
+                root = gl.read(self.mem, group)["root"] if gl is not None else None
+                if root:
+                    v = self._read_field("runtime.g", "goid", root, {})
+            except DecodeError:
+                pass
+            self.bubbles[key] = v
+        return v
+
+
+def _debug_flag(rt, name: str) -> Optional[int]:
+    """runtime.debug.NAME (a GODEBUG setting as the process has it), or None."""
+    try:
+        t = rt.target.symbol_type("runtime.debug")
+        a = rt.target.symbol_address("runtime.debug")
+        if t is None or not a:
+            return None
+        fl = Fields(t, (name,))
+        return fl.read(rt.mem, a)[name] if fl.has(name) else None
+    except DecodeError:
+        return None
+
+
+def _idle_in_synctest(rt) -> dict:
+    """wait reason string -> runtime.isIdleInSynctest[reason], where the binary has it."""
+    reasons = rt.layout.wait_reasons
+    try:
+        a = rt.target.symbol_address("runtime.isIdleInSynctest")
+        if not a or not reasons:
+            return {}
+        flags = rt.mem.read(a, len(reasons))
+    except DecodeError:
+        return {}
+    return {r: bool(b) for r, b in zip(reasons, flags)}
+
+
+def _quoted(s: str) -> str:
+    """The runtime's printquoted."""
+    out = ['"']
+    for ch in s:
+        r = ord(ch)
+        if ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch in "\\\"":
+            out.append("\\" + ch)
+        elif 0x20 <= r <= 0x7e:
+            out.append(ch)
+        elif r < 127:
+            out.append(f"\\x{r:02x}")
+        elif r < 0x10000:
+            out.append(f"\\u{r:04x}")
         else:
-            text += " m=nil"
-    text += " [" + status
-    if st.leaked is not None and code == st.leaked:
-        text += " (leaked)"
-    if g.scan:
-        text += " (scan)"
-    if g.wait_minutes and g.wait_minutes >= 1:
-        text += f", {g.wait_minutes} minutes"
-    if g.locked_to_thread:
-        text += ", locked to thread"
-    return text + "]:"
+            out.append(f"\\U{r:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def _maybe_quoted(s: str) -> str:
+    """Go 1.27's labels: quoted only when something needs it (tracebackStringNeedsQuoting)."""
+    for ch in s:
+        if not (ch.isascii() and (ch.isalnum() or ch in "./_")):
+            return _quoted(s)
+    return s
+
+
+class _Stacks:
+    """The physical unwinds of many goroutines, with recipes (see traceback)."""
+
+    MAX_RECIPES = 16
+
+    def __init__(self, tab, mem, injected, rules: "_Rules", minor: int):
+        self.tab, self.mem, self.injected = tab, mem, injected
+        self.rules, self.minor = rules, minor
+        self.recipes: dict = {}     # (pc, hi - sp, trap) -> [(reader, want, result)]
+        self.results: list = []     # (frames, elided, elided_at, error) per goroutine
+
+    def unwind_all(self, starts: list) -> None:
+        """starts: (pc, sp, lo, hi, trap) per goroutine; results in the same order."""
+        results = self.results = [None] * len(starts)
+        groups: dict = {}
+        for i, (pc, sp, lo, hi, trap) in enumerate(starts):
+            if pc and lo <= sp < hi:
+                groups.setdefault((pc, hi - sp, trap), []).append(i)
+            else:
+                results[i] = self._one(*starts[i])
+        for key, members in groups.items():
+            todo = members
+            for _ in range(self.MAX_RECIPES + 1):
+                if not todo:
+                    break
+                first = todo[0]
+                results[first] = self._one(*starts[first])
+                rest = todo[1:]
+                recipes = self.recipes.get(key) or ()
+                if not rest or not recipes:
+                    todo = []
+                    for i in rest:
+                        results[i] = self._one(*starts[i])
+                    break
+                reader, want, result = recipes[-1]
+                buf, errs = self.mem.gather_fixed([starts[i][1] for i in rest], reader.size)
+                todo = []
+                for j, (i, words) in enumerate(zip(rest, reader.iter_unpack(buf))):
+                    if words == want and j not in errs:
+                        results[i] = result
+                    else:
+                        todo.append(i)
+            for i in todo:
+                results[i] = self._one(*starts[i])
+
+    def _one(self, pc, sp, lo, hi, trap):
+        key = (pc, hi - sp, trap)
+        try:
+            phys, err, slots = _unwind(self.tab, self.mem, pc, sp, lo, hi, trap, self.injected)
+        except DecodeError as e:
+            return ((), None, 0, str(e))
+        result = _select(self.tab, phys, sp, self.rules, self.minor) + (err,)
+        recipes = self.recipes.setdefault(key, [])
+        if slots and len(recipes) < self.MAX_RECIPES and all(
+                a[0] < b[0] for a, b in zip(slots, slots[1:])):
+            fmt, pos = "<", 0
+            for off, _ in slots:
+                fmt += f"{off - pos}xQ" if off > pos else "Q"
+                pos = off + 8
+            recipes.append((struct.Struct(fmt), tuple(v for _, v in slots), result))
+        return result
 
 
 def _unwind(tab, mem, pc, sp, lo, hi, trap, injected):
-    """[(func, pc, symbolized pc, sp, fp)] outward from (pc, sp), and an error or None."""
-    out = []
+    """([(func, pc, symbolized pc, sp, fp)] outward from (pc, sp), an error or None,
+    and the stack slots read: (offset from sp, word))."""
+    out, slots = [], []
     if not pc:
-        return out, "no saved pc"
+        return out, "no saved pc", slots
     if not (lo <= sp < hi):
-        return out, f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})"
+        return out, f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})", slots
     base = sp
     buf = b""
     for _ in range(MAX_PHYSICAL):
@@ -232,7 +479,7 @@ def _unwind(tab, mem, pc, sp, lo, hi, trap, injected):
         if info is None or info[0] is not tab:
             fn = tab.func_for_pc(pc)
             if fn is None:
-                return out, f"pc {pc:#x} is not in Go code"
+                return out, f"pc {pc:#x} is not in Go code", slots
             info = (tab, fn, pc - 1 if not trap and pc > fn.entry else pc, tab.pcsp(fn, pc),
                     fn.is_topframe or fn.name in ("runtime.goexit", "runtime.mstart",
                                                   "runtime.rt0_go"),
@@ -242,22 +489,23 @@ def _unwind(tab, mem, pc, sp, lo, hi, trap, injected):
             _PC_CACHE[key] = info
         _, fn, sym, delta, top, inj = info
         if delta < 0:
-            return out, f"no frame size for {fn.name} at {pc:#x}"
+            return out, f"no frame size for {fn.name} at {pc:#x}", slots
         fp = sp + delta + 8
         out.append((fn, pc, sym, sp, fp))
         if top:
-            return out, None
+            return out, None, slots
         if fp > hi:
-            return out, f"frame {fp:#x} outside the goroutine stack"
+            return out, f"frame {fp:#x} outside the goroutine stack", slots
         off = fp - 8 - base
         if off + 8 > len(buf):
             buf = mem.read(base, min(hi - base, max(2 * len(buf), off + 1024)))
         ret = _u64(buf, off)[0]
+        slots.append((off, ret))
         if ret == 0:
-            return out, None
+            return out, None, slots
         trap = inj
         pc, sp = ret, fp
-    return out, f"more than {MAX_PHYSICAL} frames"
+    return out, f"more than {MAX_PHYSICAL} frames", slots
 
 
 _PC_CACHE: dict = {}
@@ -272,7 +520,9 @@ def _logical(tab, phys):
     return out
 
 
-def _select(tab, tg: TGoroutine, phys, rules: _Rules, minor: int) -> None:
+def _select(tab, phys, base: int, rules: _Rules, minor: int) -> tuple:
+    """(frames, elided line or None, where it goes) of one unwind, as the runtime
+    prints them at this level."""
     tab_frames = _logical(tab, phys)
 
     def shown(show_runtime: bool):
@@ -288,13 +538,17 @@ def _select(tab, tg: TGoroutine, phys, rules: _Rules, minor: int) -> None:
     frames = shown(False)
     if not frames:
         frames = shown(True)
+    elided, elided_at = None, 0
     if minor < 21:
         if len(frames) >= 100:
             frames = frames[:100]
-            tg.elided, tg.elided_at = "...additional frames elided...", 100
+            elided, elided_at = "...additional frames elided...", 100
     elif len(frames) > 100:
-        tg.elided, tg.elided_at = f"...{len(frames) - 100} frames elided...", 50
+        elided, elided_at = f"...{len(frames) - 100} frames elided...", 50
         frames = frames[:50] + frames[-50:]
+    out = []
     for name, func_id, file, line, inlined, i in frames:
         fn, pc, sym, sp, fp = phys[i]
-        tg.frames.append(TFrame(_print_name(name), file, line, inlined, pc, fn.entry, fp, sp))
+        out.append(TFrame(_print_name(name), file, line, inlined, pc, fn.entry, fp - base,
+                          sp - base))
+    return tuple(out), elided, elided_at

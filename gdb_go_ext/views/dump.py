@@ -3,7 +3,7 @@ version (runtime/traceback.py holds the rules), at GOTRACEBACK level 1 or 2."""
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..runtime.traceback import traceback
+from ..runtime.traceback import labels_printed, traceback
 from .registry import View, register
 
 
@@ -22,39 +22,82 @@ def _run(ctx, args):
     if args.args:
         raise UsageError("--args is not implemented: arguments are written (...)")
     rt = ctx.runtime()
-    walker, gs = ctx.walk(rt)
+    walker, gs = ctx.walk(rt, want_blocked=False, want_labels=labels_printed(rt))
     tb = traceback(rt, walker, gs, args.level)
-    level2 = args.level >= 2
+    return render(tb) + "".join(f"warning: {e}\n" for e in list(walker.errors) + tb.errors)
+
+
+def render(tb) -> str:
+    """The dump's text: each goroutine's block as the runtime prints it, blank lines
+    between. A stack shared by many goroutines is rendered once (fp/sp added per
+    goroutine at level 2)."""
+    level2 = tb.level >= 2
+    bodies: dict = {}
+    tails: dict = {}
     out = []
+    append = out.append
     for g in tb.goroutines:
-        lines = ["", g.header]
-        for i, f in enumerate(g.frames):
-            if g.elided and i == g.elided_at:
-                lines.append(g.elided)
-            lines.append(f"{f.function}(...)")
-            pos = f"\t{f.file}:{f.line}"
-            if not f.inlined:
-                if f.pc > f.entry:
-                    pos += f" +{f.pc - f.entry:#x}"
-                if level2:
-                    pos += f" fp={f.fp:#x} sp={f.sp:#x} pc={f.pc:#x}"
-            lines.append(pos)
-        if g.running and not g.frames:
-            lines.append("\tgoroutine running on other thread; stack unavailable")
-        if g.elided and g.elided_at >= len(g.frames):
-            lines.append(g.elided)
-        if g.created_by:
-            name, file, line, off, parent = g.created_by
-            lines.append(f"created by {name}" + (f" in goroutine {parent}" if parent else ""))
-            lines.append(f"\t{file}:{line}" + (f" +{off:#x}" if off is not None else ""))
+        key = id(g.frames)
+        body = bodies.get(key)
+        if body is None:
+            lines = _body(g.frames, level2)
+            body = bodies[key] = (g.frames, lines, "".join(lines))
+        tkey = (g.created_by, g.running and not g.frames)
+        tail = tails.get(tkey)
+        if tail is None:
+            tail = tails[tkey] = _tail(g)
         if g.error and not (g.running and not g.frames):
-            lines.append(f"warning: goroutine {g.id}: stack: {g.error}")
-        out.append("\n".join(lines) + "\n")
-    text = "".join(out)
-    text = text[1:] if text.startswith("\n") else text
-    for e in list(walker.errors) + tb.errors:
-        text += f"warning: {e}\n"
-    return text
+            tail += f"warning: goroutine {g.id}: stack: {g.error}\n"
+        if not level2 and not g.elided:
+            append(f"{g.header}\n{body[2]}{tail}")
+            continue
+        parts = [g.header, "\n"]
+        if g.elided and g.elided_at == 0:
+            parts += [g.elided, "\n"]
+        if level2:
+            sp = g.sp
+            for i, (text, f) in enumerate(zip(body[1], g.frames)):
+                if g.elided and i == g.elided_at and i:
+                    parts += [g.elided, "\n"]
+                if f.inlined:
+                    parts.append(text)
+                else:
+                    parts.append(f"{text} fp={sp + f.fp_off:#x} sp={sp + f.sp_off:#x} "
+                                 f"pc={f.pc:#x}\n")
+        elif 0 < g.elided_at < len(g.frames):
+            parts += body[1][:g.elided_at] + [g.elided, "\n"] + body[1][g.elided_at:]
+        else:
+            parts += body[1]
+        if g.elided and g.elided_at >= len(g.frames) and g.frames:
+            parts += [g.elided, "\n"]
+        parts.append(tail)
+        append("".join(parts))
+    return "\n".join(out)
+
+
+def _tail(g) -> str:
+    """What follows the frames: the running note and created by."""
+    parts = []
+    if g.running and not g.frames:
+        parts.append("\tgoroutine running on other thread; stack unavailable\n")
+    if g.created_by:
+        name, file, line, off, parent = g.created_by
+        parts.append(f"created by {name}" + (f" in goroutine {parent}" if parent else "")
+                     + f"\n\t{file}:{line}" + (f" +{off:#x}" if off is not None else "")
+                     + "\n")
+    return "".join(parts)
+
+
+def _body(frames, level2: bool) -> list:
+    """Each frame's two lines; at level 2 a physical frame's second line is left open
+    for its fp= sp= pc=."""
+    out = []
+    for f in frames:
+        pos = f"{f.function}(...)\n\t{f.file}:{f.line}"
+        if not f.inlined and f.pc > f.entry:
+            pos += f" +{f.pc - f.entry:#x}"
+        out.append(pos if level2 and not f.inlined else pos + "\n")
+    return out
 
 
 register(View(

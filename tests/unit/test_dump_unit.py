@@ -69,7 +69,7 @@ def test_levels_on_images(image):
         if not g.running and not g.error:
             assert g.frames and g.frames[-1].function == "runtime.goexit", g.header
             for a, b in zip(g.frames, g.frames[1:]):
-                assert a.sp <= b.sp and a.fp <= b.fp
+                assert a.sp_off <= b.sp_off and a.fp_off <= b.fp_off
 
 
 def test_garbage_stacks(image):
