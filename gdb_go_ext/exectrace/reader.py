@@ -318,7 +318,9 @@ def _set_sync(g: _Gen, b: _Batch, ver: int):
             if i + 1 >= n:
                 raise _Broken("frequency cut", b.offset)
             f = vals[i + 1]
-            g.freq = 1.0 / (float(f) / 1e9) if f else float("inf")
+            if not f:
+                raise _Broken("invalid frequency 0", b.offset)
+            g.freq = 1.0 / (float(f) / 1e9)
             i += 2
         elif ev == W.EV_CLOCK_SNAPSHOT and ver >= 25:
             if g.has_snap:
@@ -1022,6 +1024,7 @@ class Trace:
         self.size = size
         self.error: Optional[str] = None
         self._frames = {}
+        self._cur_offset = 16
 
     # -- the raw stream: (typ, time, m, p, g, args, extra, gen) after time fixing --
     def _raw(self):
@@ -1032,6 +1035,10 @@ class Trace:
         except _Broken as e:
             off = e.offset if e.offset >= 0 else self._cur_offset
             self.error = f"trace cut at byte {off}: {e}"
+        except (IndexError, KeyError, ValueError, TypeError, OverflowError) as e:
+            # damage the checks above did not foresee: still one line, never a traceback
+            self.error = (f"trace cut at byte {self._cur_offset}: undecodable data "
+                          f"({type(e).__name__}: {e})")
         finally:
             if f is not None:
                 f.close()

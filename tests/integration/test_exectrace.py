@@ -1,0 +1,63 @@
+"""The execution-trace reader (gdb_go_ext/exectrace) against `go tool trace -d=parsed`.
+
+For every toolchain of the matrix, the exectrace fixture (tests/fixtures/exectrace) writes
+a runtime/trace trace of goroutines blocking on channels, a mutex, a select, a sleep, a
+pipe read (syscalls) and a loopback TCP connection, with a runtime.GC(), pprof labels,
+trace tasks, regions and logs, staying parked across a generation boundary. From go1.22 on,
+the SAME toolchain's `go tool trace -d=parsed` (GOTOOLCHAIN=local; -d=1 on go1.22/1.23) is
+the truth: every event must match ours - kind, time, M/P/G, the transition's resource, id,
+from/to and reason, the stack and the transition stack frame by frame (function, file,
+line, pc), and the fields it prints (normalised where the printing differs by design, see
+tests/exectrace_truth.py). Before go1.22 the trace is the old format: one line, not read.
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import exectrace_truth as T
+import harness
+
+sys.path.insert(0, harness.REPO)
+
+from gdb_go_ext.exectrace import TraceFormatError, read_trace  # noqa: E402
+
+
+def _minor(version):
+    return int(version.split(".")[1])
+
+
+def test_trace_matches_go_tool_trace(toolchain, tmp_path):
+    binary = harness.build("exectrace", toolchain)
+    path = str(tmp_path / "fixture.trace")
+    p = subprocess.run([binary, path], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "DONE" in p.stdout, p.stderr
+    version = harness.toolchain_go_version(toolchain)
+    if _minor(version) < 22:
+        with pytest.raises(TraceFormatError) as ei:
+            read_trace(path)
+        assert "old-format" in str(ei.value) and "\n" not in str(ei.value)
+        return
+    info = harness.toolchain(toolchain)
+    truth = T.parse(T.run_parsed(info["go"], harness.go_env(toolchain), path, version))
+    tr = read_trace(path)
+    ours = list(tr)
+    assert tr.error is None
+    assert T.compare(ours, truth) == []
+    assert len(ours) == len(truth)
+    # the fixture's scenario is all there
+    kinds = {r["kind"] for r in truth}
+    assert {"Sync", "StateTransition", "Metric", "RangeBegin", "RangeEnd", "TaskBegin",
+            "TaskEnd", "RegionBegin", "RegionEnd", "Log"} <= kinds, kinds
+    reasons = {e.reason for e in ours if e.kind == "StateTransition" and e.reason}
+    for want in ("chan receive", "chan send", "select", "sleep", "network"):
+        assert any(want in r for r in reasons), (want, reasons)
+    assert any(r.startswith("sync") or "mutex" in r.lower() or "semacquire" in r.lower()
+               for r in reasons), reasons
+    assert any(e.to_state == "Syscall" for e in ours)
+    assert any(e.kind == "RangeBegin" and e.attrs.get("Name") == "GC concurrent mark phase"
+               for e in ours)
+    # several generations: statuses (X->X) after the first one's Undetermined->X
+    assert any(e.kind == "StateTransition" and e.from_state == e.to_state for e in ours)
+    assert tr.version == "go1.%d" % {22: 22, 23: 23, 24: 23, 25: 25}.get(_minor(version), 26)
