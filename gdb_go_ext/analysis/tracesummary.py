@@ -31,7 +31,7 @@ from ..errors import UsageError
 GC_WORKER_FUNCTION = "runtime.gcBgMarkWorker"
 MAX_TIMELINE = 200_000      # transitions kept for one goroutine's timeline
 TOP_GAPS = 5                # longest runnable-waiting gaps kept per P
-_INF = float("inf")
+_FAR = 1 << 62              # a time no trace reaches: the open window's ends
 
 
 @dataclass(slots=True)
@@ -66,7 +66,8 @@ class GoroutineSummary:
     blocked_ns: dict = field(default_factory=dict)
     ps: dict = field(default_factory=dict)    # P -> running ns, in the order first run
     transitions: int = 0
-    last: Optional[Transition] = None         # its last transition (a status if none)
+    last_ev: object = None                    # the event of its last transition (a status
+    last_reason: str = ""                     # if none) and its reason
     last_p: int = -1                          # the P and M it last ran on
     last_m: int = -1
     last_ran_ns: Optional[int] = None         # when it last stopped running
@@ -81,6 +82,15 @@ class GoroutineSummary:
     @property
     def end_state(self) -> str:
         return self.state
+
+    @property
+    def last(self) -> Optional[Transition]:
+        """Its last transition (its first status when it made none)."""
+        ev = self.last_ev
+        if ev is None:
+            return None
+        return Transition(ev.time, ev.from_state, ev.to_state, self.last_reason,
+                          ev.transition_stack, ev.m, ev.p, ev.g)
 
     @property
     def blocked_total_ns(self) -> int:
@@ -204,6 +214,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
     gs = s.goroutines
     ps = s.ps
     lo = hi = None
+    far = _FAR
     runnable = 0                # goroutines Runnable now
     idle_ps: set = set()        # Ps Idle now
     open_ranges: dict = {}      # (name, scope kind, scope id) -> (begin, P)
@@ -233,10 +244,10 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
             s.start_ns = t
             if window is not None:
                 lo = t + window[0]
-                hi = _INF if window[1] is None else t + window[1]
+                hi = far if window[1] is None else t + window[1]
                 s.window = (lo, None if window[1] is None else hi)
             else:
-                lo, hi = -_INF, _INF
+                lo, hi = -far, far
         if t > hi:
             t = hi
             break
@@ -257,8 +268,11 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                 old = g.state
                 if frm == "Undetermined" and old == to:
                     continue            # a generation's status: the span goes on
-                # close the span in the old state
-                d = clip(g.since, t)
+                # close the span in the old state (clipped to the window; t <= hi)
+                d = g.since
+                d = t - (d if d > lo else lo)
+                if d < 0:
+                    d = 0
                 if old == "Running":
                     if d:
                         g.running_ns += d
@@ -309,22 +323,20 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                         g.start_function = ev.transition_stack[0].function
                         if g.start_function == GC_WORKER_FUNCTION:
                             g.gc_worker = True
-                elif not g.gc_worker and ev.transition_stack and any(
-                        f.function == GC_WORKER_FUNCTION for f in ev.transition_stack):
-                    g.gc_worker = True
-                if t >= lo:
-                    tr = Transition(t, frm, to, g.reason, ev.transition_stack, ev.m, ev.p, ev.g)
-                    if frm != "Undetermined":
+                elif frm == "Undetermined" and not g.gc_worker and ev.transition_stack \
+                        and any(f.function == GC_WORKER_FUNCTION for f in ev.transition_stack):
+                    g.gc_worker = True      # a worker made before the trace, by its status
+                if frm != "Undetermined":
+                    if t >= lo:
                         g.transitions += 1
-                        g.last = tr
-                    elif g.last is None or g.last.from_state == "Undetermined":
-                        g.last = tr
-                    if g.timeline is not None and len(g.timeline) < MAX_TIMELINE:
-                        g.timeline.append(tr)
-                elif frm != "Undetermined" or g.last is None:
-                    # before the window: remembered as the state it enters the window in
-                    g.last = Transition(t, frm, to, g.reason, ev.transition_stack,
-                                        ev.m, ev.p, ev.g)
+                    g.last_ev = ev
+                    g.last_reason = g.reason
+                elif g.last_ev is None or g.last_ev.from_state == "Undetermined":
+                    g.last_ev = ev
+                    g.last_reason = g.reason
+                if g.timeline is not None and t >= lo and len(g.timeline) < MAX_TIMELINE:
+                    g.timeline.append(Transition(t, frm, to, g.reason, ev.transition_stack,
+                                                 ev.m, ev.p, ev.g))
             elif res == "Proc":
                 pid = ev.id
                 to = ev.to_state
@@ -377,9 +389,9 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
     s.events = n
     if t is None:
         return s
-    end = t if hi == _INF else hi
+    end = t if hi == far else hi
     s.end_ns = end
-    if lo == -_INF:
+    if lo == -far:
         lo = s.start_ns
     # close what is still open at the end
     for g in gs.values():
@@ -414,7 +426,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
         # goroutines that ended before the window or began after it are not in it
         for gid in [gid for gid, g in gs.items()
                     if (g.first_ns > end) or (g.state == "NotExist" and g.transitions == 0
-                                              and (g.last is None or g.last.time < lo))]:
+                                              and (g.last_ev is None or g.last_ev.time < lo))]:
             del gs[gid]
     return s
 

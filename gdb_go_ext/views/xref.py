@@ -212,7 +212,7 @@ def _run_trace(ctx, args):
             loc = g.user or g.current
             where = f"{loc.function} {loc.file.rsplit('/', 1)[-1]}:{loc.line}" if loc else "-"
             parked = t.parked_for_good()
-            if parked is not None:
+            if parked is not None and g.status == "waiting":
                 parked_lines.append(f"goroutine {t.id}: parked in the trace at {at(s, parked)}"
                                     f" ({t.last.reason or 'no reason'}) and never ran again;"
                                     f" now {now}\n")
