@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""`go trace FILE --json` (the reader and the summary) against `go tool trace -d=parsed`.
+
+A generator program (its Go source is below: goroutines ping-ponging over channels,
+sleeping, taking a mutex, allocating, so the trace has every kind of transition and GCs)
+writes an execution trace of about -m MB (default 50). Then, alternated over --rounds
+rounds, under the bench lock (/tmp/gdb_go_ext-bench.lock, so benches never overlap):
+`go tool trace -d=parsed FILE > /dev/null` (-d=1 before Go 1.24) of the same toolchain,
+and `python -m gdb_go trace FILE --json > /dev/null` (no gdb: the view in-process), with
+each one's wall time and peak RSS. Prints the medians and the ratio; the issue's targets:
+ratio <= 1 and the view's peak RSS under 500 MB. Benchmarks print; they never assert.
+
+    python bench/bench_trace_views.py [-m 50] [--toolchain go1.26.6] [--rounds 3]
+        [--trace FILE]   (an existing trace instead of generating one)
+"""
+import argparse
+import fcntl
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests"))
+
+import harness  # noqa: E402
+
+LOCK = "/tmp/gdb_go_ext-bench.lock"
+GEN = r'''package main
+
+import (
+	"os"
+	"runtime/trace"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type counter struct {
+	f *os.File
+	n atomic.Int64
+}
+
+func (c *counter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return c.f.Write(p)
+}
+
+var sink [][]byte
+
+func main() {
+	limit, _ := strconv.ParseInt(os.Args[2], 10, 64)
+	f, err := os.Create(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	c := &counter{f: f}
+	trace.Start(c)
+	var mu sync.Mutex
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 64; i++ {
+		a, b := make(chan int), make(chan int)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					close(a)
+					return
+				case a <- 1:
+				}
+				<-b
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for range a {
+				mu.Lock()
+				sink = append(sink, make([]byte, 256))
+				if len(sink) > 4096 {
+					sink = nil
+				}
+				mu.Unlock()
+				b <- 1
+			}
+		}()
+	}
+	for i := 0; i < 8; i++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		}()
+	}
+	for c.n.Load() < limit {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	trace.Stop()
+	f.Close()
+}
+'''
+
+
+def go_for(tc):
+    if tc:
+        return harness.toolchain(tc)["go"], harness.go_env(tc), harness.toolchain_go_version(tc)
+    out = subprocess.run(["go", "version"], capture_output=True, text=True).stdout
+    return "go", dict(os.environ), out.split()[2]
+
+
+def make_trace(go, env, mb, dest):
+    with tempfile.TemporaryDirectory(prefix="bench-trace-") as d:
+        with open(os.path.join(d, "main.go"), "w") as f:
+            f.write(GEN)
+        with open(os.path.join(d, "go.mod"), "w") as f:
+            f.write("module tracegen\n\ngo 1.22\n")
+        subprocess.run([go, "build", "-o", "gen", "."], cwd=d, env=env, check=True)
+        subprocess.run([os.path.join(d, "gen"), dest, str(mb << 20)], check=True, timeout=600)
+
+
+def run(argv):
+    """(wall seconds, peak RSS MB) of argv, its output to /dev/null."""
+    with open(os.devnull, "w") as null:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        _, status, ru = os.wait4(p.pid, 0)
+        dt = time.perf_counter() - t0
+        err = p.stderr.read().decode(errors="replace")
+        p.stderr.close()
+    if status != 0:
+        raise SystemExit("%s failed (status %d): %s" % (argv[:4], status, err[-2000:]))
+    return dt, ru.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-m", type=int, default=50, help="trace size in MB (default 50)")
+    ap.add_argument("--toolchain", metavar="NAME", help="matrix toolchain (default: go on PATH)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--trace", metavar="FILE", help="an existing trace (its toolchain's -d)")
+    a = ap.parse_args()
+    go, env, version = go_for(a.toolchain)
+    minor = int(re.match(r"go1\.(\d+)", version)[1])
+    with tempfile.TemporaryDirectory(prefix="bench-trace-views-") as d:
+        path = a.trace
+        if not path:
+            path = os.path.join(d, "big.trace")
+            make_trace(go, env, a.m, path)
+        size = os.path.getsize(path) / (1 << 20)
+        flag = "-d=parsed" if minor >= 24 else "-d=1"
+        ours = [sys.executable, "-m", "gdb_go", "trace", path, "--json"]
+        theirs = [go, "tool", "trace", flag, path]
+        with open(LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            t_ours, t_theirs, rss_ours, rss_theirs = [], [], [], []
+            for r in range(a.rounds):
+                for name, argv, ts, rs in (("go tool trace " + flag, theirs, t_theirs, rss_theirs),
+                                           ("go trace --json", ours, t_ours, rss_ours)):
+                    dt, rss = run(argv)
+                    ts.append(dt)
+                    rs.append(rss)
+                    print("round %d: %-22s %7.2f s  peak RSS %6.0f MB" % (r + 1, name, dt, rss),
+                          flush=True)
+    mo, mt = statistics.median(t_ours), statistics.median(t_theirs)
+    print("trace %.1f MB (%s); medians of %d rounds:" % (size, version, a.rounds))
+    print("  go tool trace %-9s %7.2f s, peak RSS %6.0f MB" % (flag, mt, max(rss_theirs)))
+    print("  go trace --json         %7.2f s, peak RSS %6.0f MB" % (mo, max(rss_ours)))
+    print("ratio go trace --json / go tool trace %s: %.2f (target <= 1); RSS target < 500 MB"
+          % (flag, mo / mt))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+"""`go trace FILE` and `go xref TRACE` (issue 17) against the truth of real clients.
+
+The tracexref fixture (tests/fixtures/tracexref/main.go) traces itself while it parks a
+known set of goroutines (chan receive and send, mutex, select, select{}, sleep, WaitGroup),
+ends a few (one in syscalls), runs a GC, stops the trace, then starts three more after it
+and records every id (xref.json) and runtime.Stack(all) (stacks.txt). One build and one
+run per toolchain (1.22 on), and one gcore of that run.
+
+- `go trace FILE --json`: every goroutine's transitions, end state, running, runnable,
+  syscall and blocked-by-reason ns, creation time and creator and Ps equal the sums this
+  test computes from `go tool trace -d=parsed` (-d=1 before Go 1.24) of the same
+  toolchain, with the model docs/json.md states (spans from each transition to the next;
+  a generation's status that repeats the state continues the span; spans open at the end
+  close at the last event). The same JSON in gdb with no program, through
+  `delve-bridge trace` with no dlv, and through `gdb-go trace`.
+- `go xref TRACE`, live and on the core, in gdb and through the bridge: each parked
+  goroutine alive, its last transition as -d=parsed gives it (time, Running->Waiting, the
+  reason, M and P) and the reason the fixture's kind of wait gives in the trace, its wait
+  reason now as runtime.Stack says it; the goroutines that ended during the trace not
+  alive; the three started after the trace, and only goroutines the trace never saw,
+  under unseen.
+- Bad input, one line each and no traceback: an empty file, a pprof profile as a trace,
+  a missing file, and for xref the trace of another program (the fixture built by another
+  toolchain: same functions, other PCs).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import harness
+
+sys.path.insert(0, harness.REPO)
+from delve_bridge import Bridge  # noqa: E402
+
+PY = sys.executable
+# the reason the trace gives each kind of wait (runtime/traceruntime.go's traceBlockReason)
+TRACE_REASON = {"chan receive": "chan receive", "chan send": "chan send", "mutex": "sync",
+                "select": "select", "select no cases": "forever", "sleep": "sleep",
+                "waitgroup": "sync"}
+
+
+def _minor(tc):
+    m = re.match(r"go1\.(\d+)", tc)
+    return int(m[1]) if m else 0
+
+
+# --- the truth: go tool trace's own text --------------------------------------------------
+
+_HEAD = re.compile(r"^M=(-?\d+) P=(-?\d+) G=(-?\d+) (\w+) Time=(\d+)(.*)$")
+
+
+def parsed_text(tc, path):
+    """`go tool trace -d=parsed FILE` (-d=1 before Go 1.24) of toolchain tc."""
+    flag = "-d=parsed" if _minor(tc) >= 24 else "-d=1"
+    p = subprocess.run([harness.toolchain(tc)["go"], "tool", "trace", flag, path],
+                       capture_output=True, text=True, env=harness.go_env(tc), timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout
+
+
+def transitions(text):
+    """The state transitions of the text, in its order: dicts of m, p, g, time, res, id,
+    from, to, reason; and the last event's time."""
+    out, last = [], None
+    for line in text.splitlines():
+        m = _HEAD.match(line)
+        if not m:
+            continue
+        last = int(m[5])
+        if m[4] != "StateTransition":
+            continue
+        rest = m[6]
+        r = re.search(r"\b(GoID|ProcID)=(-?\d+)", rest)
+        st = re.search(r"\b(\w+)->(\w+)", rest)
+        why = re.search(r'Reason="((?:[^"\\]|\\.)*)"', rest)
+        out.append({"m": int(m[1]), "p": int(m[2]), "g": int(m[3]), "time": int(m[5]),
+                    "res": "G" if r[1] == "GoID" else "P", "id": int(r[2]),
+                    "from": st[1], "to": st[2], "reason": why[1] if why else ""})
+    return out, last
+
+
+def expected_goroutines(text):
+    """Per goroutine, from the -d=parsed transitions: what `go trace --json` must say."""
+    trs, end = transitions(text)
+    gs = {}
+    for e in trs:
+        if e["res"] != "G":
+            continue
+        g = gs.setdefault(e["id"], {"state": None, "since": e["time"], "reason": "",
+                                    "transitions": 0, "running_ns": 0, "runnable_ns": 0,
+                                    "syscall_ns": 0, "blocked_ns": {}, "ps": [],
+                                    "created_ns": None, "created_by": None, "last": None})
+        if e["from"] == "Undetermined" and g["state"] == e["to"]:
+            continue
+        d = e["time"] - g["since"]
+        _add(g, d)
+        g["state"], g["since"], g["reason"] = e["to"], e["time"], e["reason"]
+        if e["from"] != "Undetermined":
+            g["transitions"] += 1
+            g["last"] = e
+        elif g["last"] is None or g["last"]["from"] == "Undetermined":
+            g["last"] = e
+        if e["to"] == "Running" and e["p"] >= 0 and e["p"] not in g["ps"]:
+            g["ps"].append(e["p"])
+        if e["from"] == "NotExist" and e["to"] == "Runnable":
+            g["created_ns"], g["created_by"] = e["time"], e["g"]
+    for g in gs.values():
+        _add(g, end - g["since"])
+    return gs, trs
+
+
+def _add(g, d):
+    s = g["state"]
+    if s == "Running":
+        g["running_ns"] += d
+    elif s == "Runnable":
+        g["runnable_ns"] += d
+    elif s == "Syscall":
+        g["syscall_ns"] += d
+    elif s == "Waiting" and d:
+        r = g["reason"] or "unknown"
+        g["blocked_ns"][r] = g["blocked_ns"].get(r, 0) + d
+
+
+def check_summary(doc, want):
+    got = {g["id"]: g for g in doc["goroutines"]}
+    assert sorted(got) == sorted(want)
+    for gid, w in want.items():
+        g = got[gid]
+        assert g["end_state"] == w["state"], (gid, g, w)
+        assert g["transitions"] == w["transitions"], (gid, g, w)
+        for k in ("running_ns", "runnable_ns", "syscall_ns", "blocked_ns", "ps",
+                  "created_ns", "created_by"):
+            assert g[k] == w[k], (gid, k, g[k], w[k])
+        lt, wl = g["last_transition"], w["last"]
+        assert (lt["time_ns"], lt["from"], lt["to"], lt["reason"], lt["m"], lt["p"]) == \
+            (wl["time"], wl["from"], wl["to"], wl["reason"], wl["m"], wl["p"]), (gid, lt, wl)
+
+
+# --- the truth: the fixture ---------------------------------------------------------------
+
+def stack_reasons(text):
+    """{id: the wait reason runtime.Stack printed (minutes cut)}."""
+    out = {}
+    for m in re.finditer(r"^goroutine (\d+) \[([^\]]*)\]:", text, re.M):
+        out[int(m[1])] = re.sub(r", \d+ minutes$", "", m[2]).split(", locked")[0]
+    return out
+
+
+def check_xref(doc, truth, stacks, trs):
+    rows = {g["id"]: g for g in doc["goroutines"]}
+    last = {}
+    for e in trs:
+        if e["res"] == "G" and e["from"] != "Undetermined":
+            last[e["id"]] = e
+    for p in truth["parked"]:
+        g = rows[p["id"]]
+        e = last[p["id"]]
+        lt = g["last_transition"]
+        assert g["alive"] and g["end_state"] == "Waiting", g
+        assert (lt["from"], lt["to"]) == ("Running", "Waiting"), g
+        assert lt["reason"] == e["reason"] == TRACE_REASON[p["kind"]], (p, lt, e)
+        assert (lt["time_ns"], lt["m"], lt["p"]) == (e["time"], e["m"], e["p"]), (lt, e)
+        assert g["parked_ns"] == e["time"], g
+        assert (g["last_p"], g["last_m"]) == (e["p"], e["m"]), (g, e)
+        assert g["now"]["status"] == "waiting", g
+        assert g["now"]["wait_reason"] == stacks[p["id"]], (g["now"], stacks[p["id"]])
+        assert int(g["now"]["addr"], 16)
+    for gid in truth["ended"]:
+        assert not rows[gid]["alive"] and rows[gid]["end_state"] == "NotExist", rows[gid]
+    assert set(truth["after"]) <= set(doc["unseen"]), (truth["after"], doc["unseen"])
+    assert not set(doc["unseen"]) & set(rows)
+    # the ones started after are the only goroutines of the fixture's own code unseen
+    assert all(stacks.get(i) == "chan receive" for i in truth["after"])
+
+
+def _one_line(text):
+    text = text.strip()
+    assert text and "\n" not in text and "Traceback" not in text, text
+    return text
+
+
+@pytest.fixture
+def traced(toolchain, tmp_path):
+    if _minor(toolchain) < 22:
+        pytest.skip("execution traces of the generation format: Go 1.22 on")
+    binary = harness.build("tracexref", toolchain)
+    (tmp_path / "out").mkdir()
+    with harness.run_fixture(binary, out_dir=str(tmp_path / "out")) as fp:
+        yield binary, fp
+
+
+def test_trace_and_xref(toolchain, traced, tmp_path):
+    binary, fp = traced
+    truth = fp.truth("xref")
+    stacks = stack_reasons(fp.truth("stacks.txt"))
+    path = truth["trace"]
+    text = parsed_text(toolchain, path)
+    want, trs = expected_goroutines(text)
+    for p in truth["parked"]:
+        assert want[p["id"]]["state"] == "Waiting", (p, want[p["id"]])
+
+    # bad input
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    pprof = tmp_path / "profile.pb.gz"
+    import gzip
+    pprof.write_bytes(gzip.compress(b"\x0a\x04\x08\x01\x10\x02" * 10))
+    missing = tmp_path / "nope.trace"
+    # a trace of another program: the fixture built by another toolchain
+    other_tc = [t for t in harness.matrix_names() if _minor(t) >= 22 and t != toolchain
+                and harness.toolchain(t)["go"] != harness.toolchain(toolchain)["go"]][-1]
+    other_bin = harness.build("tracexref", other_tc)
+    (tmp_path / "other").mkdir()
+    with harness.run_fixture(other_bin, out_dir=str(tmp_path / "other")) as ofp:
+        other = ofp.truth("xref")["trace"]
+        core = harness.make_core(fp.pid, str(tmp_path / "cores"))
+        try:
+            live = harness.run_gdb(binary, pid=fp.pid, commands=[
+                ("trace", f"go trace {path} --json"),
+                ("trace text", f"go trace {path}"),
+                ("trace p", f"go trace {path} --p"),
+                ("trace g", f"go trace {path} --goroutine {truth['parked'][0]['id']}"),
+                ("xref", f"go xref {path} --json"),
+                ("xref text", f"go xref {path}"),
+                ("other", f"go xref {other}"),
+                ("empty", f"go trace {empty}"),
+                ("pprof", f"go trace {pprof}"),
+                ("missing", f"go trace {missing}"),
+                ("xref empty", f"go xref {empty}"),
+                ("xref missing", f"go xref {missing}")], timeout=300)
+            for k in ("trace", "trace text", "trace p", "trace g", "xref", "xref text"):
+                assert live.error(k) is None, (k, live.error(k), live.stderr[-2000:])
+            doc = json.loads(live.block("trace"))
+            check_summary(doc, want)
+            check_xref(json.loads(live.block("xref")), truth, stacks, trs)
+            xt = live.block("xref text")
+            p0 = truth["parked"][0]
+            assert re.search(rf"goroutine {p0['id']}: parked in the trace at \+\S+ "
+                             rf"\(chan receive\) and never ran again; now chan receive", xt), xt
+            assert "goroutines alive now that the trace never saw" in xt
+            assert "main.parkRecv" in live.block("trace g")
+            for k, word in (("other", "not a trace of this program"), ("empty", "empty"),
+                            ("pprof", "not an execution trace"), ("missing", "cannot read"),
+                            ("xref missing", "cannot read")):
+                assert word in _one_line(live.error(k)), (k, live.error(k))
+            _one_line(live.error("xref empty"))
+            assert "Traceback" not in live.stderr, live.stderr[-3000:]
+
+            with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
+                check_xref(json.loads(b.view(["xref", path, "--json"])), truth, stacks, trs)
+                with pytest.raises(Exception) as e:
+                    b.view(["xref", other])
+                assert "not a trace of this program" in _one_line(str(e.value))
+        finally:
+            pass
+    harness._kill(fp.proc)
+    try:
+        oncore = harness.run_gdb(binary, core=core, commands=[("xref", f"go xref {path} --json")])
+        assert oncore.error("xref") is None, (oncore.error("xref"), oncore.stderr[-2000:])
+        check_xref(json.loads(oncore.block("xref")), truth, stacks, trs)
+        with Bridge.core(binary, core, quiet=True) as b:
+            check_xref(json.loads(b.view(["xref", path, "--json"])), truth, stacks, trs)
+    finally:
+        os.unlink(core)
+
+    # no target: gdb with no program, the bridge without dlv, gdb-go
+    alone = harness.run_gdb(None, commands=[("trace", f"go trace {path} --json"),
+                                            ("pprof", f"go trace {pprof}")])
+    assert alone.error("trace") is None, (alone.error("trace"), alone.stderr[-2000:])
+    assert json.loads(alone.block("trace")) == doc
+    assert "not an execution trace" in _one_line(alone.error("pprof"))
+    env = dict(os.environ, PATH="/nonexistent")   # no dlv, no go
+    br = subprocess.run([PY, "-m", "delve_bridge", "trace", path, "--json"], env=env,
+                        capture_output=True, text=True, cwd=harness.REPO, timeout=120)
+    assert br.returncode == 0, br.stderr
+    assert json.loads(br.stdout) == doc
+    bad = subprocess.run([PY, "-m", "delve_bridge", "trace", str(empty)], env=env,
+                         capture_output=True, text=True, cwd=harness.REPO, timeout=120)
+    assert bad.returncode == 1 and "empty" in _one_line(bad.stderr), bad.stderr
+    gg = subprocess.run([PY, "-m", "gdb_go", "trace", path, "--json"], env=env,
+                        capture_output=True, text=True, cwd=harness.REPO, timeout=120)
+    assert gg.returncode == 0, gg.stderr
+    assert json.loads(gg.stdout) == doc
