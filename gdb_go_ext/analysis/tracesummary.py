@@ -85,7 +85,7 @@ class GoroutineSummary:
 
     @property
     def last(self) -> Optional[Transition]:
-        """Its last transition (its first status when it made none)."""
+        """Its last transition (when it made none, the last status that changed its state)."""
         ev = self.last_ev
         if ev is None:
             return None
@@ -389,7 +389,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
     s.events = n
     if t is None:
         return s
-    end = t if hi == far else hi
+    end = t        # the last event read, or hi when an event past it stopped the read
     s.end_ns = end
     if lo == -far:
         lo = s.start_ns

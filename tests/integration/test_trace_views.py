@@ -65,13 +65,15 @@ def parsed_text(tc, path):
 
 def transitions(text):
     """The state transitions of the text, in its order: dicts of m, p, g, time, res, id,
-    from, to, reason; and the last event's time."""
-    out, last = [], None
+    from, to, reason; and the first and last events' times."""
+    out, first, last = [], None, None
     for line in text.splitlines():
         m = _HEAD.match(line)
         if not m:
             continue
         last = int(m[5])
+        if first is None:
+            first = last
         if m[4] != "StateTransition":
             continue
         rest = m[6]
@@ -81,53 +83,77 @@ def transitions(text):
         out.append({"m": int(m[1]), "p": int(m[2]), "g": int(m[3]), "time": int(m[5]),
                     "res": "G" if r[1] == "GoID" else "P", "id": int(r[2]),
                     "from": st[1], "to": st[2], "reason": why[1] if why else ""})
-    return out, last
+    return out, first, last
 
 
-def expected_goroutines(text):
-    """Per goroutine, from the -d=parsed transitions: what `go trace --json` must say."""
-    trs, end = transitions(text)
-    gs = {}
+def expected_goroutines(text, window=None):
+    """Per goroutine, from the -d=parsed transitions: what `go trace --json` must say,
+    over the whole trace or a window (a, b) in ns from the trace's first event. Built as
+    each goroutine's list of state spans, then clipped to the window."""
+    trs, first, last_t = transitions(text)
+    lo, hi = (first + window[0], first + window[1]) if window else (first, last_t)
+    end = min(hi, last_t)
+    # the spans: a status (from Undetermined) that repeats the state is not a change
+    per = {}
     for e in trs:
-        if e["res"] != "G":
+        if e["res"] != "G" or e["time"] > hi:
             continue
-        g = gs.setdefault(e["id"], {"state": None, "since": e["time"], "reason": "",
-                                    "transitions": 0, "running_ns": 0, "runnable_ns": 0,
-                                    "syscall_ns": 0, "blocked_ns": {}, "ps": [],
-                                    "created_ns": None, "created_by": None, "last": None})
-        if e["from"] == "Undetermined" and g["state"] == e["to"]:
+        evs = per.setdefault(e["id"], [])
+        if e["from"] == "Undetermined" and evs and evs[-1]["to"] == e["to"]:
             continue
-        d = e["time"] - g["since"]
-        _add(g, d)
-        g["state"], g["since"], g["reason"] = e["to"], e["time"], e["reason"]
-        if e["from"] != "Undetermined":
-            g["transitions"] += 1
-            g["last"] = e
-        elif g["last"] is None or g["last"]["from"] == "Undetermined":
-            g["last"] = e
-        if e["to"] == "Running" and e["p"] >= 0 and e["p"] not in g["ps"]:
-            g["ps"].append(e["p"])
-        if e["from"] == "NotExist" and e["to"] == "Runnable":
-            g["created_ns"], g["created_by"] = e["time"], e["g"]
-    for g in gs.values():
-        _add(g, end - g["since"])
-    return gs, trs
+        evs.append(e)
+    gs = {}
+    for gid, evs in per.items():
+        g = {"state": evs[-1]["to"], "transitions": 0, "running_ns": 0, "runnable_ns": 0,
+             "syscall_ns": 0, "blocked_ns": {}, "ps": [], "created_ns": None,
+             "created_by": None, "last": None}
+        real = [e for e in evs if e["from"] != "Undetermined"]
+        g["last"] = real[-1] if real else evs[-1]
+        g["transitions"] = sum(1 for e in real if e["time"] >= lo)
+        if g["state"] == "NotExist" and not g["transitions"] and g["last"]["time"] < lo:
+            continue                     # gone before the window
+        for e, nxt in zip(evs, evs[1:] + [None]):
+            a, b = e["time"], (nxt["time"] if nxt else end)
+            d = max(0, min(b, hi) - max(a, lo))
+            st = e["to"]
+            if st == "Running":
+                g["running_ns"] += d
+                if e["p"] >= 0 and (d > 0 or lo <= a) and e["p"] not in g["ps"]:
+                    g["ps"].append(e["p"])
+            elif st == "Runnable":
+                g["runnable_ns"] += d
+            elif st == "Syscall":
+                g["syscall_ns"] += d
+            elif st == "Waiting" and d:
+                r = e["reason"] or "unknown"
+                g["blocked_ns"][r] = g["blocked_ns"].get(r, 0) + d
+            if e["from"] == "NotExist" and st == "Runnable":
+                g["created_ns"], g["created_by"] = e["time"], e["g"]
+        gs[gid] = g
+    # the Ps: their Running and Idle spans the same way
+    ps = {}
+    for e in trs:
+        if e["res"] != "P" or e["time"] > hi:
+            continue
+        evs = ps.setdefault(e["id"], [])
+        if not (e["from"] == "Undetermined" and evs and evs[-1]["to"] == e["to"]):
+            evs.append(e)
+    pw = {}
+    for pid, evs in ps.items():
+        w = pw[pid] = {"running_ns": 0, "idle_ns": 0, "idle_spans": 0}
+        for e, nxt in zip(evs, evs[1:] + [None]):
+            d = max(0, min(nxt["time"] if nxt else end, hi) - max(e["time"], lo))
+            if e["to"] == "Running":
+                w["running_ns"] += d
+            elif e["to"] == "Idle" and d:
+                w["idle_ns"] += d
+                w["idle_spans"] += 1
+    return gs, trs, pw
 
 
-def _add(g, d):
-    s = g["state"]
-    if s == "Running":
-        g["running_ns"] += d
-    elif s == "Runnable":
-        g["runnable_ns"] += d
-    elif s == "Syscall":
-        g["syscall_ns"] += d
-    elif s == "Waiting" and d:
-        r = g["reason"] or "unknown"
-        g["blocked_ns"][r] = g["blocked_ns"].get(r, 0) + d
-
-
-def check_summary(doc, want):
+def check_summary(doc, want, want_ps):
+    assert {p["id"]: {k: p[k] for k in ("running_ns", "idle_ns", "idle_spans")}
+            for p in doc["ps"]} == want_ps
     got = {g["id"]: g for g in doc["goroutines"]}
     assert sorted(got) == sorted(want)
     for gid, w in want.items():
@@ -201,7 +227,9 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
     stacks = stack_reasons(fp.truth("stacks.txt"))
     path = truth["trace"]
     text = parsed_text(toolchain, path)
-    want, trs = expected_goroutines(text)
+    want, trs, want_ps = expected_goroutines(text)
+    _, first, last = transitions(text)
+    window = ((last - first) // 3, 2 * (last - first) // 3)    # its middle third
     for p in truth["parked"]:
         assert want[p["id"]]["state"] == "Waiting", (p, want[p["id"]])
 
@@ -223,6 +251,7 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
         try:
             live = harness.run_gdb(binary, pid=fp.pid, commands=[
                 ("trace", f"go trace {path} --json"),
+                ("window", f"go trace {path} --json --window {window[0]}..{window[1]}"),
                 ("trace text", f"go trace {path}"),
                 ("trace p", f"go trace {path} --p"),
                 ("trace g", f"go trace {path} --goroutine {truth['parked'][0]['id']}"),
@@ -237,7 +266,10 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
             for k in ("trace", "trace text", "trace p", "trace g", "xref", "xref text"):
                 assert live.error(k) is None, (k, live.error(k), live.stderr[-2000:])
             doc = json.loads(live.block("trace"))
-            check_summary(doc, want)
+            check_summary(doc, want, want_ps)
+            check_summary(json.loads(live.block("window")),
+                          *[x for i, x in enumerate(expected_goroutines(text, window))
+                            if i != 1])
             check_xref(json.loads(live.block("xref")), truth, stacks, trs)
             xt = live.block("xref text")
             p0 = truth["parked"][0]
