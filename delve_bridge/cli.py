@@ -86,8 +86,8 @@ def build_parser() -> _Parser:
                                  for i, (k, (pos, _, tail)) in enumerate(_KINDS.items())),
                 description="Go runtime views over a headless Delve: the same flags, output "
                             "and JSON as gdb's\n`go VIEW` commands. Without a VIEW an "
-                            "interactive prompt opens. A view that needs no target runs "
-                            "alone:\n`delve-bridge [OPTIONS] trace FILE ...`.",
+                            "interactive prompt opens.\nA view that needs no target runs "
+                            "alone, with no dlv: `delve-bridge trace FILE ...`.",
                 epilog="\n".join(["views (`help VIEW` at the prompt explains one's flags):"]
                                  + registry.usages()))
     p.add_argument("--dlv", metavar="PATH",

@@ -268,7 +268,13 @@ def cmd_diff(args) -> int:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    k = 1 if argv[:1] == ["--debug"] else 0
+    if argv[k:k + 1] == ["trace"]:
+        # the view's own words, --help included, go to the view's parser
+        args = argparse.Namespace(command="trace", debug=k == 1, words=argv[k + 1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         signal.signal(signal.SIGTERM, _on_sigterm)   # the gdbs are killed on the way out
     except ValueError:  # not the main thread
