@@ -39,7 +39,7 @@ GDB_DIR="$HOME_DIR/gdb"                 # holds the `gdb_go_ext` gdb script
 MANIFEST="$HOME_DIR/manifest"           # paths outside HOME_DIR we created
 BLOCK_BEGIN="# >>> gdb_go_ext >>>"
 BLOCK_END="# <<< gdb_go_ext <<<"
-RUNTIME_DEPS=(rich pygments prompt-toolkit pyelftools protobuf)
+RUNTIME_DEPS=(rich pygments prompt-toolkit pyelftools protobuf numpy)
 TEST_DEPS=(pytest pytest-xdist hypothesis)
 
 say() { printf 'install.sh: %s\n' "$*" >&2; }
@@ -139,7 +139,8 @@ do_install() {
         rm -rf "$VENV"
         local pip=("$GDB_PY" -m pip)
         "$GDB_PY" -m pip --version >/dev/null 2>&1 || pip=(python3 -m pip)
-        # The runtime dependencies are pure Python (protobuf has a pure-Python fallback
+        # The runtime dependencies are pure Python but numpy, whose wheel matches the pip
+        # of gdb's Python that installs it (protobuf has a pure-Python fallback
         # to its compiled wheel), so any pip can --target them.
         "${pip[@]}" install -q --upgrade --target "$PRIVATE_SITE" "${RUNTIME_DEPS[@]}" >&2
         site="$PRIVATE_SITE"

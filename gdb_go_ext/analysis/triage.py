@@ -9,6 +9,13 @@ from typing import Iterable, Optional
 from ..errors import UsageError
 from ..runtime.goroutines import BlockedOn, Goroutine, Location
 
+try:
+    import numpy as np
+    from ..runtime.gtable import SHARED
+except ImportError:  # pragma: no cover (no columnar walks then)
+    np = None
+    SHARED = ()
+
 KINDS = ("curloc", "userloc", "goloc", "startloc", "label", "waitreason")
 GROUP_KINDS = KINDS + ("status",)
 
@@ -64,10 +71,12 @@ def apply_filters(gs: Iterable[Goroutine], status: Optional[str] = None,
     without = list(without)
     labels = list(labels)
     if not (status or with_ or without or labels):
-        return list(gs)
+        return gs if is_table(gs) else list(gs)
     for kind, _ in with_ + without:
         if kind not in KINDS:
             raise UsageError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
+    if is_table(gs):
+        return _table_filter(gs, status, with_, without, labels)
     out = []
     for g in gs:
         if status and not status_matches(g, status):
@@ -91,10 +100,15 @@ class Group:
     def count(self) -> int:
         return len(self.goroutines)
 
+    def ids(self) -> list:
+        return [g.id for g in self.goroutines]
+
 
 def group_by(gs: Iterable[Goroutine], kind: str) -> list[Group]:
     if kind not in GROUP_KINDS:
         raise UsageError(f"unknown group kind {kind!r}; one of {', '.join(GROUP_KINDS)}")
+    if is_table(gs):
+        return _table_group_by(gs, kind)
     groups: dict[str, Group] = {}
     for g in gs:
         key = kind_value(g, kind)
@@ -111,6 +125,8 @@ _WAIT_REASON = operator.attrgetter("wait_reason")
 
 
 def summary(gs: list[Goroutine]) -> dict:
+    if is_table(gs):
+        return _table_summary(gs)
     by_status = Counter(map(_STATUS, gs))
     by_reason = Counter(map(_WAIT_REASON, gs))
     by_reason.pop("", None)
@@ -128,6 +144,9 @@ class Bucket:
     @property
     def count(self) -> int:
         return len(self.goroutines)
+
+    def ids(self, n: Optional[int] = None) -> list:
+        return [g.id for g in (self.goroutines if n is None else self.goroutines[:n])]
 
     @property
     def has_user_code(self) -> bool:
@@ -152,6 +171,8 @@ class Bucket:
 
 def bucket(gs: Iterable[Goroutine], similar: bool = False) -> list[Bucket]:
     """Goroutines with the same stack and wait reason, in one pass (hashing, not pairwise)."""
+    if is_table(gs):
+        return _table_bucket(gs, similar)
     buckets: dict = {}
     for g in gs:
         frames = tuple(g.stack or ())
@@ -165,3 +186,202 @@ def bucket(gs: Iterable[Goroutine], similar: bool = False) -> list[Bucket]:
             b = buckets[key] = Bucket(g.status, g.wait_reason, frames)
         b.goroutines.append(g)
     return sorted(buckets.values(), key=lambda b: (not b.has_user_code, -b.count, b.wait_reason))
+
+
+# ---------------------------------------------------------------------------
+# the same over a columnar walk (runtime/gtable.py): per shape and per label set, not
+# per goroutine; results equal, item for item and in order, to the functions above
+# ---------------------------------------------------------------------------
+def is_table(gs) -> bool:
+    return getattr(gs, "shapes", None) is not None and hasattr(gs, "base")
+
+
+class _Shared:
+    """What the goroutines of one shape share, as the attributes kind_value and
+    status_matches read (labels: a label set's)."""
+    __slots__ = SHARED + ("labels",)
+
+    def __init__(self, shared: tuple, labels: Optional[dict] = None):
+        for k, v in zip(SHARED, shared):
+            setattr(self, k, v)
+        self.labels = labels if labels is not None else {}
+
+
+def _label_sets(t) -> list:
+    """The table's label sets, with {} (no labels) first: index label_idx + 1."""
+    return [{}] + list(t.base.label_sets)
+
+
+def _table_filter(t, status, with_, without, labels):
+    shared = [_Shared(s) for s in t.shapes]
+    shape_conds = [(k, sub, True) for k, sub in with_ if k != "label"] + \
+        [(k, sub, False) for k, sub in without if k != "label"]
+    ok_shape = np.array([
+        (not status or status_matches(s, status)) and
+        all((sub in kind_value(s, k)) == want for k, sub, want in shape_conds)
+        for s in shared] or [True], dtype=bool)
+    mask = ok_shape[t.shapes_of()]
+    label_conds = [(sub, True) for k, sub in with_ if k == "label"] + \
+        [(sub, False) for k, sub in without if k == "label"]
+    if label_conds or labels:
+        holder = _Shared(t.shapes[0] if t.shapes else (None,) * len(SHARED))
+        ok_label = []
+        for ls in _label_sets(t):
+            holder.labels = ls
+            ok_label.append(all((sub in kind_value(holder, "label")) == want
+                                for sub, want in label_conds) and
+                            all(label_matches(holder, spec) for spec in labels))
+        mask &= np.array(ok_label, dtype=bool)[t.label_idx_of() + 1]
+    return t.select(t.base_rows()[mask])
+
+
+class TableGroup:
+    """A Group of a columnar walk: its goroutines made on demand."""
+
+    def __init__(self, key: str, table, rows):
+        self.key = key
+        self._table = table
+        self._rows = rows
+
+    @property
+    def count(self) -> int:
+        return len(self._rows)
+
+    @property
+    def goroutines(self):
+        return self._table.select(self._rows)
+
+    def ids(self) -> list:
+        return self._table.base.cols["goid"][self._rows].tolist()
+
+
+def _keyed(t, key_of_shape, key_of_labels=None) -> tuple:
+    """(keys in order of first row, per row of t the index of its key)."""
+    if key_of_labels is not None:
+        per = [key_of_labels(ls) for ls in _label_sets(t)]
+        src = t.label_idx_of() + 1
+    else:
+        per = [key_of_shape(s) for s in t.shapes]
+        src = t.shapes_of()
+    if not len(src):
+        return [], np.zeros(0, np.int64)
+    u, first = np.unique(src, return_index=True)
+    order = np.argsort(first, kind="stable")
+    keys: dict = {}
+    ids = np.zeros(max(len(per), 1), dtype=np.int64)
+    for j in order.tolist():
+        k = per[int(u[j])]
+        ids[int(u[j])] = keys.setdefault(k, len(keys))
+    return list(keys), ids[src]
+
+
+def _table_group_by(t, kind: str) -> list:
+    if kind == "label":
+        keys, codes = _keyed(t, None, lambda ls: " ".join(f"{k}={v}" for k, v in sorted(ls.items())))
+    else:
+        keys, codes = _keyed(t, lambda s: kind_value(_Shared(s), kind))
+    from ..runtime.gtable import groups_of
+    rows = t.base_rows()
+    groups = [TableGroup(k, t, rows[m]) for k, m in zip(keys, groups_of(codes, len(keys)))]
+    return sorted(groups, key=lambda x: (-x.count, x.key))
+
+
+def _counted(pairs) -> list:
+    """(key, count) pairs in order of first occurrence, summed by key, most first
+    (Counter.most_common's order)."""
+    c: dict = {}
+    for k, n in pairs:
+        c[k] = c.get(k, 0) + n
+    return sorted(c.items(), key=operator.itemgetter(1), reverse=True)
+
+
+def _table_summary(t) -> dict:
+    u, counts, _ = t.shape_counts()
+    shapes = t.shapes
+    by_status = _counted((shapes[s][1], n) for s, n in zip(u.tolist(), counts.tolist()))
+    by_reason = [(k, n) for k, n in _counted((shapes[s][3], n) for s, n in
+                                              zip(u.tolist(), counts.tolist())) if k != ""]
+    return {"total": len(t), "by_status": dict(by_status), "by_wait_reason": dict(by_reason)}
+
+
+class TableBucket:
+    """A Bucket of a columnar walk (same attributes and methods)."""
+
+    def __init__(self, table, status: str, wait_reason: str, frames: tuple, rows):
+        self.status = status
+        self.wait_reason = wait_reason
+        self.frames = frames
+        self._table = table
+        self._rows = rows      # base rows, in walk order
+
+    @property
+    def count(self) -> int:
+        return len(self._rows)
+
+    @property
+    def goroutines(self):
+        return self._table.select(self._rows)
+
+    def ids(self, n: Optional[int] = None) -> list:
+        rows = self._rows if n is None else self._rows[:n]
+        return self._table.base.cols["goid"][rows].tolist()
+
+    @property
+    def has_user_code(self) -> bool:
+        return any(f.user for f in self.frames)
+
+    def wait_range(self) -> Optional[tuple[int, int]]:
+        m = self._table.minutes[self._rows]
+        m = m[m >= 0]
+        return (int(m.min()), int(m.max())) if len(m) else None
+
+    def _per(self, col) -> tuple:
+        """(values, counts) of col over the bucket's rows, in order of first row."""
+        v = col[self._rows]
+        u, first, counts = np.unique(v, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        return u[order].tolist(), counts[order].tolist()
+
+    def created_by(self) -> list[tuple[str, int]]:
+        shapes = self._table.shapes
+        u, counts = self._per(self._table.shape_idx)
+        return _counted((_loc_text(shapes[s][5]), n) for s, n in zip(u, counts)
+                        if shapes[s][5])[:3]
+
+    def label_summary(self) -> list[tuple[str, int]]:
+        li = self._table.base.label_idx
+        if li is None:
+            return []
+        sets = self._table.base.label_sets
+        u, counts = self._per(li)
+        return _counted((f"{k}={v}", n) for i, n in zip(u, counts) if i >= 0
+                        for k, v in sorted(sets[i].items()))[:5]
+
+    def blocked_on(self) -> list[tuple[BlockedOn, int]]:
+        bi = self._table.base.blocked_idx
+        if bi is None:
+            return []
+        blocked = self._table.base.blocked
+        u, counts = self._per(bi)
+        return [(blocked[i], n) for i, n in _counted((i, n) for i, n in zip(u, counts)
+                                                     if i >= 0)[:3]]
+
+
+def _table_bucket(t, similar: bool) -> list:
+    def key(s):
+        frames = tuple(s[8] or ())
+        shape = tuple((f.function, f.file) for f in frames) if similar else \
+            tuple((f.function, f.file, f.line) for f in frames)
+        return (s[1], s[3], shape)
+    keys, codes = _keyed(t, key)
+    firsts: dict = {}
+    u, first = np.unique(t.shapes_of(), return_index=True) if len(t) else ([], [])
+    for s, f in sorted(zip(list(u), list(first)), key=operator.itemgetter(1)):
+        firsts.setdefault(key(t.shapes[int(s)]), t.shapes[int(s)])
+    from ..runtime.gtable import groups_of
+    rows = t.base_rows()
+    out = []
+    for k, m in zip(keys, groups_of(codes, len(keys))):
+        s = firsts[k]
+        out.append(TableBucket(t, s[1], s[3], tuple(s[8] or ()), rows[m]))
+    return sorted(out, key=lambda b: (not b.has_user_code, -b.count, b.wait_reason))

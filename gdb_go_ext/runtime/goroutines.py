@@ -6,12 +6,10 @@ DWARF and the runtime's own tables (runtime.gStatusStrings, runtime.waitReasonSt
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import operator
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
 from ..errors import DecodeError, ReadError
@@ -20,91 +18,19 @@ from .clock import core_now
 from ..binary.pclntab import func_name_for_print, injected_functions, wrapper_func_id
 from .layout import GSCAN, GFields
 from .stack import TOP_BYTES, StackFrame, Unwinder
+from .gmodel import _FAST_FIELDS, _FAST_OPTIONAL, BlockedOn, Goroutine, Location, \
+    goroutine_maker  # noqa: F401  (the model; imported from here by the views)
+
+try:   # the columnar walk (numpy); without it, the walk goes goroutine by goroutine
+    from . import gtable
+except ImportError:  # pragma: no cover
+    gtable = None
 
 MAX_GOROUTINES = 10_000_000
 MAX_MS = 100_000
 NS_PER_MINUTE = 60_000_000_000
 
 _WORD = struct.Struct("<Q")
-# g fields the fast path of a walk cannot do without; and those it reads as 0 when absent
-_FAST_FIELDS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc", "stack_lo",
-                "stack_hi", "gopc", "startpc")
-_FAST_OPTIONAL = ("sched_bp", "lockedm", "parent", "labels", "waiting")
-
-
-@dataclass(slots=True, eq=False)
-class Location:
-    """Made once per pc by a walk and shared by the goroutines there: compared and
-    hashed by identity, so views can key on the objects themselves."""
-    function: str
-    file: str
-    line: int
-
-    def to_json(self) -> dict:
-        return {"function": self.function, "file": self.file, "line": self.line}
-
-    def text(self) -> str:
-        return f"{self.function} {self.file}:{self.line}"
-
-    @staticmethod
-    def of(frame: Optional[StackFrame]) -> Optional["Location"]:
-        return Location(frame.function, frame.file, frame.line) if frame else None
-
-
-class BlockedOn(NamedTuple):
-    """What a waiting goroutine's sudogs record it is blocked on. kind: "chan" (a channel
-    send or receive: one channel), "select" (the channels of its cases, in case order,
-    each once) or "sema" (the semaphore of a sync primitive); addrs: those addresses."""
-    kind: str
-    addrs: tuple
-
-
-@dataclass(slots=True)
-class Goroutine:
-    """One goroutine. Its fields come in three parts: what it shares with the goroutines
-    of its shape (the same status, wait reason, start, creator and stack), its own g
-    fields, and what a walk fills in afterwards; a walk builds it with goroutine_maker."""
-    # shared with the goroutines of its shape
-    status_code: int
-    status: str
-    scan: bool
-    wait_reason: str
-    start: Optional[Location]
-    created_by: Optional[Location]
-    current: Optional[Location]
-    user: Optional[Location]
-    stack: Optional[list]              # StackFrame list when asked for
-    error: Optional[str]
-    # its own
-    id: int
-    addr: int
-    wait_since_ns: int = 0
-    wait_minutes: Optional[int] = None
-    locked_to_thread: bool = False
-    parent_id: Optional[int] = None
-    is_current: bool = False
-    pc: int = 0                        # raw start of the stack walk,
-    sp: int = 0
-    bp: int = 0                        # and the frame pointer that goes with it
-    stack_lo: int = 0
-    stack_hi: int = 0
-    # filled in after
-    labels: dict = field(default_factory=dict)
-    thread: Optional[int] = None       # LWP when on a thread
-    m_id: Optional[int] = None
-    blocked_on: Optional[BlockedOn] = None   # with want_blocked, when its sudogs say
-
-
-def goroutine_maker(status_code: int, status: str, scan: bool, wait_reason: str, start,
-                    created_by, current, user, stack, error: Optional[str]) -> Callable:
-    """The constructor of the goroutines of one shape, given what they share: called
-    with a goroutine's own fields, in order (id, addr, wait_since_ns, wait_minutes,
-    locked_to_thread, parent_id, is_current, pc, sp, bp, stack_lo, stack_hi), it
-    returns its Goroutine. The one place a Goroutine is built positionally: on a core of
-    100k goroutines, whose walk takes 0.2 s, keywords would add about 80 ms and a
-    helper function about 10 ms; this partial adds nothing measurable."""
-    return functools.partial(Goroutine, status_code, status, scan, wait_reason, start,
-                             created_by, current, user, stack, error)
 
 
 class Shape(NamedTuple):
@@ -180,7 +106,8 @@ class GoroutineWalker:
         self._tops_scratch = bytearray()  # reused by _check_group's reads
 
     # --- the list of g pointers
-    def g_addrs(self) -> list[int]:
+    def g_addrs(self, as_array: bool = False):
+        """The g pointers of runtime.allgs (a list; a numpy array with as_array)."""
         allgs = self.rt.global_addr("runtime.allgs")
         arr, n, _cap = struct.unpack("<QQQ", self.mem.read(allgs, 24))
         glen = self._allglen()
@@ -193,13 +120,36 @@ class GoroutineWalker:
             self.errors.append(f"runtime.allgs has an absurd length {n}; reading the first {MAX_GOROUTINES}")
             n = MAX_GOROUTINES
         if n == 0:
-            return []
+            return gtable.np.zeros(0, gtable.np.uint64) if as_array else []
         try:
             raw = self.mem.read(arr, 8 * n)
         except ReadError as e:
-            self.errors.append(f"cannot read runtime.allgs: {e}")
-            return []
-        return list(struct.unpack(f"<{n}Q", raw))
+            raw = self._allgs_prefix(arr, n, e)
+        if as_array:
+            return gtable.np.frombuffer(raw, dtype="<u8", count=len(raw) // 8).copy()
+        return list(struct.unpack(f"<{len(raw) // 8}Q", raw))
+
+    def _allgs_prefix(self, arr: int, n: int, err) -> bytes:
+        """The readable start of an allgs array that cannot be read whole (a core cut
+        short in it): found by halving, with one line saying how much was lost."""
+        lo, hi = 0, n + 1   # the first lo entries are readable; the first hi are not
+        for _ in range(70):
+            if hi - lo <= 1:
+                break
+            mid = (lo + hi) // 2
+            try:
+                self.mem.read(arr + 8 * (mid - 1), 8)
+                lo = mid
+            except ReadError:
+                hi = mid
+        try:
+            raw = self.mem.read(arr, 8 * lo) if lo else b""
+        except ReadError:
+            raw = b""
+        k = len(raw) // 8
+        self.errors.append(f"cannot read runtime.allgs past entry {k} of {n} ({err}):"
+                           f" {n - k} goroutines could not be read")
+        return raw
 
     def _allglen(self) -> Optional[int]:
         """runtime.allglen, the runtime's own count of allgs, when readable and plausible."""
@@ -266,9 +216,37 @@ class GoroutineWalker:
 
     # --- the walk
     def walk(self, with_stack: int = 0, include_dead: bool = False,
-             want_labels: bool = True, want_blocked: bool = True) -> list[Goroutine]:
+             want_labels: bool = True, want_blocked: bool = True):
+        """Every goroutine: a GoroutineTable (columns, rows made on demand; see gtable.py)
+        where numpy and the layout allow, else a list of Goroutines walked row by row."""
         with gc_paused():
+            table = self.walk_table(with_stack, include_dead, want_labels, want_blocked)
+            if table is not None:
+                return table
             return self._walk(with_stack, include_dead, want_labels, want_blocked)
+
+    def walk_table(self, with_stack: int = 0, include_dead: bool = False,
+                   want_labels: bool = True, want_blocked: bool = True):
+        """The walk as a GoroutineTable, or None where it cannot be columnar."""
+        if gtable is None:
+            return None
+        base = gtable.read_base(self, include_dead)
+        if base is None:
+            return None
+        return self.table_at(base, with_stack, want_labels, want_blocked)
+
+    def table_at(self, base, with_stack: int, want_labels: bool, want_blocked: bool):
+        """The GoroutineTable of base (an earlier walk's g fields) at stack depth
+        with_stack, made once per depth; labels and blocked-on read when wanted."""
+        table = base.tables.get(with_stack)
+        if table is None:
+            table = gtable.settle(self, base, with_stack)
+        if want_labels:
+            gtable.fill_labels(self, base)
+        if want_blocked:
+            gtable.fill_blocked(self, base)
+        base.tables[with_stack] = table   # (only once complete: an interrupt leaves none)
+        return table
 
     CHUNK = 1024   # goroutines decoded together: one bulk read of gs, one of stack tops
 

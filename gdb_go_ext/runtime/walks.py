@@ -4,7 +4,11 @@ Triage is many views on one stop (list, filter, group, stacks, JSON): the gorout
 cannot change until the target runs, memory or registers are written, or the debugger
 selects another thread (the walk marks the goroutine on the selected thread), and the
 front door forgets the walks (GoRuntime.forget_state) on each of those. A walk is
-kept only once it is complete: an interrupted one leaves nothing behind."""
+kept only once it is complete: an interrupted one leaves nothing behind.
+
+A columnar walk (gtable.py) keeps the g fields it read: a view at another stack depth,
+or one that wants labels or blocked-on, settles the same fields again instead of
+reading every g once more."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -21,15 +25,39 @@ def walk(rt, depth: int = 0, include_dead: bool = False, want_blocked: bool = Tr
     rt.require_process()
     selected = rt.target.selected_thread()
     for (d, dead, blocked, labels, sel), (walker, gs) in rt.walks.items():
-        if d == depth and sel == selected and dead >= include_dead and blocked >= want_blocked \
-                and labels >= want_labels:
+        if sel != selected or dead < include_dead:
+            continue
+        base = getattr(gs, "base", None)
+        if base is not None:   # columnar: any depth, labels and blocked-on from the same read
+            walker.progress = progress
+            try:
+                gs = walker.table_at(base, depth, want_labels, want_blocked)
+            finally:
+                walker.progress = None
+            if dead and not include_dead:
+                gs = _live_only(walker, gs)
+            return walker, gs
+        if d == depth and blocked >= want_blocked and labels >= want_labels:
             if dead and not include_dead:
                 gs = [g for g in gs if g.status_code not in walker.dead_codes]
             return walker, gs
     walker = GoroutineWalker(rt, progress=progress)
-    gs = walker.walk(with_stack=depth, include_dead=include_dead, want_blocked=want_blocked,
-                     want_labels=want_labels)
+    try:
+        gs = walker.walk(with_stack=depth, include_dead=include_dead, want_blocked=want_blocked,
+                         want_labels=want_labels)
+    finally:
+        walker.progress = None
     if len(rt.walks) >= KEPT:
         rt.walks.pop(next(iter(rt.walks)))
     rt.walks[(depth, include_dead, want_blocked, want_labels, selected)] = (walker, gs)
     return walker, gs
+
+
+def _live_only(walker, table):
+    """A table's goroutines but the dead ones."""
+    import numpy as np
+    codes = np.array([s[0] for s in table.shapes] or [0], dtype=np.int64)[table.shapes_of()]
+    keep = np.ones(len(codes), dtype=bool)
+    for d in walker.dead_codes:
+        keep &= codes != d
+    return table.select(table.base_rows()[keep])

@@ -73,6 +73,8 @@ def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
     if groups is not None:
         pieces = [groups_text(groups, args.group, color)]
     else:
+        if triage.is_table(shown):
+            shown = list(shown)   # the rows shown, made now (a columnar walk's)
         pieces = table_pieces(shown, args.show_labels, args.depth, color, width)
     pieces.append(summary_line(gs))
     if args.limit and len(gs) > args.limit:
@@ -250,15 +252,16 @@ def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], wit
            "errors": errors}
     if groups is not None:
         out["groups"] = [{"kind": group_kind, "key": grp.key, "count": grp.count,
-                          "ids": [g.id for g in grp.goroutines]} for grp in groups]
+                          "ids": grp.ids()} for grp in groups]
     return out
 
 
 def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[str],
                            with_stack: bool, clock: Optional[str] = None, groups=None,
-                           group_kind=None) -> list[str]:
+                           group_kind=None):
     """The same document as goroutines_json, written fast: one goroutine per line, as
-    pieces that join to the text.
+    pieces that join to the text (a list; for a columnar walk, a generator of blocks
+    of lines, so a million goroutines are never one string or a million objects).
     Leaked goroutines share their status, locations and frames, so those parts are
     serialised once per distinct combination and pasted into each line."""
     import json
@@ -266,46 +269,73 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
     head = goroutines_json(go_version, [], errors, with_stack, clock, groups, group_kind)
     head["summary"] = triage.summary(gs)
     del head["goroutines"]
-
-    def js(obj):
-        if obj is None:
-            return "null"
-        return dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
-
-    shared: dict = {}   # all but id, addr, labels and blocked_on -> their JSON text
-    blocked_texts: dict = {}  # BlockedOn -> its JSON text (a select's own timer channel
-    #                           makes many)
-
-    def quote(text: str) -> str:  # "channel 0xc000..." needs no escapes; anything else may
-        return f'"{text}"' if text.isascii() and text.isprintable() and '"' not in text \
-            and "\\" not in text else dumps(text, ensure_ascii=False)
-
-    keep: list = []     # keeps the stacks whose ids are keys alive
-    label_sets: dict = {}
-
-    def label_json(labels: dict) -> str:  # label sets repeat (worker=3) across goroutines
-        k = tuple(labels.items())
-        t = label_sets.get(k)
-        if t is None:
-            t = label_sets[k] = dumps(labels, ensure_ascii=False)
-        return t
-
-    # each line is pieces: a head of its own ("id", "addr"), a middle shared by every
-    # goroutine with the same parts and labels, its blocked_on text (shared by the
-    # goroutines on one channel) and an end shared by the parts; never a string per
-    # line (tens of megabytes of fresh memory)
-    middles: dict = {}
     body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
+    line = _JsonLines(with_stack)
+    if triage.is_table(gs):
+        return _table_json_pieces(gs, body, line)
     pieces = [body]
     append = pieces.append
     for g in gs:
-        stack = g.stack if with_stack else None
+        middle, end = line.parts(g)
+        append(f',\n{{"id": {g.id}, "addr": "{hex(g.addr)}", ')
+        append(middle)
+        append(line.blocked(g.blocked_on) or "null")
+        append(end)
+    if len(pieces) > 1:
+        pieces[1] = pieces[1][2:]  # no comma before the first goroutine
+    append("\n]}\n")
+    return pieces
+
+
+class _JsonLines:
+    """The shared parts of goroutines' JSON lines, each serialised once: a line is
+    its own head ("id", "addr"), a middle shared by every goroutine with the same
+    parts and labels, its blocked_on text (shared by the goroutines on one channel)
+    and an end shared by the parts."""
+
+    def __init__(self, with_stack: bool):
+        import json
+        self.dumps = json.dumps
+        self.with_stack = with_stack
+        self.shared: dict = {}   # all but id, addr, labels and blocked_on -> their JSON text
+        self.blocked_texts: dict = {}  # BlockedOn -> its JSON text
+        self.keep: list = []     # keeps the stacks whose ids are keys alive
+        self.label_sets: dict = {}
+        self.middles: dict = {}
+
+    def js(self, obj):
+        if obj is None:
+            return "null"
+        return self.dumps(obj.to_json() if hasattr(obj, "to_json") else obj, ensure_ascii=False)
+
+    def quote(self, text: str) -> str:  # "channel 0xc000..." needs no escapes; else may
+        return f'"{text}"' if text.isascii() and text.isprintable() and '"' not in text \
+            and "\\" not in text else self.dumps(text, ensure_ascii=False)
+
+    def label_json(self, labels: dict) -> str:  # label sets repeat (worker=3)
+        k = tuple(labels.items())
+        t = self.label_sets.get(k)
+        if t is None:
+            t = self.label_sets[k] = self.dumps(labels, ensure_ascii=False)
+        return t
+
+    def blocked(self, on) -> Optional[str]:
+        if on is None:
+            return None
+        return self.blocked_texts.get(on) or self.blocked_texts.setdefault(
+            on, self.quote(blocked_on_text(on)))
+
+    def parts(self, g) -> tuple:
+        """(middle, end) of g's line: what follows its "addr" up to "blocked_on": and
+        what follows its blocked_on text."""
+        js = self.js
+        stack = g.stack if self.with_stack else None
         key = (g.status, g.wait_reason, g.wait_minutes, g.locked_to_thread, g.thread, g.m_id,
                g.parent_id, g.created_by, g.current, g.user, g.start, id(stack),
                g.is_current, g.error)
-        parts = shared.get(key)
+        parts = self.shared.get(key)
         if parts is None:
-            keep.append(stack)
+            self.keep.append(stack)
             before = (f'"status": {js(g.status)}, "wait_reason": {js(g.wait_reason)}, '
                       f'"wait_minutes": {js(g.wait_minutes)}, '
                       f'"locked_to_thread": {"true" if g.locked_to_thread else "false"}')
@@ -313,36 +343,77 @@ def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[st
                      f'"created_by": {js(g.created_by)}, "current": {js(g.current)}, '
                      f'"user": {js(g.user)}, "start": {js(g.start)}')
             end = f'"is_current": {"true" if g.is_current else "false"}, "error": {js(g.error)}'
-            if with_stack:
+            if self.with_stack:
                 end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
-            parts = shared[key] = (before, after, f", {end}}}",
-                                   f'{before}, "labels": {{}}, {after}, "blocked_on": ')
-        blocked = g.blocked_on
-        if blocked is not None:
-            blocked = blocked_texts.get(blocked) or blocked_texts.setdefault(
-                blocked, quote(blocked_on_text(blocked)))
+            parts = self.shared[key] = (before, after, f", {end}}}",
+                                        f'{before}, "labels": {{}}, {after}, "blocked_on": ')
         if g.labels:
-            labels = label_json(g.labels)
-            middle = middles.get((id(parts), labels))
+            labels = self.label_json(g.labels)
+            middle = self.middles.get((id(parts), labels))
             if middle is None:
-                middle = middles[(id(parts), labels)] = (
+                middle = self.middles[(id(parts), labels)] = (
                     f'{parts[0]}, "labels": {labels}, {parts[1]}, "blocked_on": ')
         else:
             middle = parts[3]  # no labels: the middle made with the parts
-        append(f',\n{{"id": {g.id}, "addr": "{hex(g.addr)}", ')
-        append(middle)
-        append(blocked or "null")
-        append(parts[2])
-    if len(pieces) > 1:
-        pieces[1] = pieces[1][2:]  # no comma before the first goroutine
-    append("\n]}\n")
-    return pieces
+        return middle, parts[2]
+
+
+def _table_json_pieces(t, body: str, line: _JsonLines):
+    """The goroutine lines of a columnar walk, in blocks: rows that share their shape,
+    minutes, locking, parent and labels share a middle and an end, made from the first
+    of them; rows off the fast path, the current one and those with a label error
+    have their own."""
+    import numpy as np
+    from ..runtime.gtable import factorize
+    yield body
+    n = len(t)
+    if n:
+        b = t.base
+        rows = t.base_rows()
+        keyed = [t.shapes_of().astype(np.uint64), t.minutes_of().astype(np.uint64),
+                 (t.col("lockedm") != 0).astype(np.uint64), t.col("parent").astype(np.uint64),
+                 t.label_idx_of().astype(np.uint64)]
+        own = np.zeros(n, dtype=bool)
+        spec = np.fromiter(t.specials, dtype=np.int64) if t.specials else np.zeros(0, np.int64)
+        extra = [r for r in b.label_errs] + ([b.current_row] if b.current_row >= 0 else [])
+        if len(spec) or extra:
+            own = np.isin(rows, np.concatenate([spec, np.array(extra, dtype=np.int64)]))
+        codes, firsts = factorize(keyed)
+        mids, ends = [], []
+        for f in firsts.tolist():
+            m, e = line.parts(t.row(int(rows[f])))
+            mids.append(m)
+            ends.append(e)
+        if own.any():
+            codes = codes.copy()
+            for p in np.flatnonzero(own).tolist():
+                codes[p] = len(mids)
+                m, e = line.parts(t.row(int(rows[p])))
+                mids.append(m)
+                ends.append(e)
+        btexts = ["null"] + [line.blocked(on) for on in b.blocked]
+        bidx = (t.blocked_idx_of() + 1).tolist() if b.blocked_idx is not None else None
+        ids = t.col("goid").tolist()
+        addrs = t.col("addr").tolist()
+        codes = codes.tolist()
+        step = 1 << 13
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            if bidx is None:
+                block = "".join([f',\n{{"id": {i}, "addr": "{hex(a)}", {mids[c]}null{ends[c]}'
+                                 for i, a, c in zip(ids[lo:hi], addrs[lo:hi], codes[lo:hi])])
+            else:
+                block = "".join([f',\n{{"id": {i}, "addr": "{hex(a)}", {mids[c]}{btexts[k]}{ends[c]}'
+                                 for i, a, c, k in zip(ids[lo:hi], addrs[lo:hi], codes[lo:hi],
+                                                       bidx[lo:hi])])
+            yield block[2:] if lo == 0 else block
+    yield "\n]}\n"
 
 
 def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
     lines = []
     for b in buckets:
-        ids = ", ".join(str(g.id) for g in b.goroutines[:sample])
+        ids = ", ".join(map(str, b.ids(sample)))
         more = f", … ({b.count - sample} more)" if b.count > sample else ""
         what = b.wait_reason or b.status
         wr = b.wait_range()
@@ -379,7 +450,7 @@ def bucket_json(b: triage.Bucket, sample: int = 10) -> dict:
     wr = b.wait_range()
     return {
         "count": b.count,
-        "ids": [g.id for g in b.goroutines[:sample]],
+        "ids": b.ids(sample),
         "status": b.status, "wait_reason": b.wait_reason,
         "wait_minutes": {"min": wr[0], "max": wr[1]} if wr else None,
         "created_by": [{"location": k, "count": n} for k, n in b.created_by()],

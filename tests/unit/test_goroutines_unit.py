@@ -187,8 +187,12 @@ def test_unreadable_g(image):
     addr, gid = goid_of(image, "main.sender")
     gsize = ImageTarget(*image).lookup_type("runtime.g").size
     gs, w = walk(image, unmap(copy_memory(image[2]), addr, gsize))
-    bad = [g for g in gs if g.addr == addr]
-    assert len(bad) == 1 and bad[0].status == "unreadable" and "cannot read" in bad[0].error
+    # not listed: one line says how many could not be read (issue 18: a core cut short
+    # in allgs must not print a row per lost goroutine)
+    assert not [g for g in gs if g.addr == addr]
+    n = len(image[0]["goroutines"]["gs"])
+    lines = [e for e in w.errors if "could not be read" in e]
+    assert len(lines) == 1 and lines[0].startswith(f"1 of {n} goroutines in runtime.allgs"), w.errors
     assert_rest_intact(image, gs, skip_ids={gid})
 
 
@@ -206,8 +210,8 @@ def test_garbage_g_pointer_in_allgs(image, garbage):
     gs, w = walk(image, mem)
     json.dumps([goroutine_json(x, True) for x in gs])
     if garbage in (0xdead0000, 1, 0xFFFFFFFFFFFFFFF8):
-        bad = [x for x in gs if x.addr == garbage]
-        assert len(bad) == 1 and bad[0].error, bad
+        assert not [x for x in gs if x.addr == garbage]   # one line says so instead
+        assert any(e.startswith("1 of ") and "could not be read" in e for e in w.errors), w.errors
     assert gid not in by_id(gs) or by_id(gs)[gid].addr != addr
     assert_rest_intact(image, gs, skip_ids={gid}, skip_addrs={garbage})
 

@@ -1,0 +1,834 @@
+"""Every goroutine as columns: a walk of a million goroutines in bounded memory.
+
+A walk (GoroutineWalker.walk) reads each g's fields into numpy arrays, one per field,
+and settles the goroutines by shape (status, wait reason, start, creator, stack top)
+over those arrays: the stack walk is made once per shape, and every goroutine of the
+shape is checked against its recipe (the return addresses in the slots its walk read)
+in one vectorised comparison. Goroutines off that path (running, in a syscall, being
+scanned, with odd stacks) are decoded one by one as before, and kept as objects.
+
+A GoroutineTable is a sequence of Goroutine rows made on demand, so every consumer that
+iterates a walk keeps working; the views of this project filter, group, bucket and
+write JSON over the columns themselves. Labels and blocked-on are read once per walk,
+in bulk, when a view first asks for them; a walk at another stack depth reuses the g
+fields already read (at_depth)."""
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+
+from ..errors import DecodeError, ReadError
+from .gmodel import _FAST_FIELDS, BlockedOn, Goroutine
+from .layout import GSCAN, GFields
+from .stack import TOP_BYTES
+
+NS_PER_MINUTE = 60_000_000_000
+CHUNK = 1 << 15   # gs read together on a live target (a bounded buffer)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+# the shared parts of a Goroutine, in goroutine_maker's order
+SHARED = ("status_code", "status", "scan", "wait_reason", "start", "created_by", "current",
+          "user", "stack", "error")
+
+
+def _field_dtypes(glay) -> dict:
+    """{GFields name: numpy dtype} of the fields present, from the layout's struct format."""
+    out = {}
+    keys = iter(glay.keys)
+    for count, ch in re.findall(r"(\d*)([a-zA-Z?])", glay.struct.format.lstrip("<=>!@")):
+        if ch == "x":
+            continue
+        for _ in range(int(count or 1)):
+            out[next(keys)] = np.dtype("<" + ch)
+    return out
+
+
+class _CoreWords:
+    """Vectorised reads straight out of a core file's mapping (target/direct.py's
+    CoreMem): values of one size at many addresses, and which the core holds. The
+    pages a read touched are given back afterwards (release), so a walk over a core
+    of millions of goroutines does not keep gigabytes of it resident."""
+
+    def __init__(self, core):
+        self.core = core
+        self.starts = np.array(core.starts, dtype=np.uint64)
+        segs = core.segs
+        self.ends = np.array([s.vaddr + s.filesz for s in segs], dtype=np.uint64)
+        self.offs = np.array([s.offset for s in segs], dtype=np.uint64)
+        self.vaddrs = np.array([s.vaddr for s in segs], dtype=np.uint64)
+        self.fsize = core.size
+        self._views: dict = {}
+        data = getattr(getattr(core, "elf", None), "_data", None)
+        self._mmap = data if hasattr(data, "madvise") else None
+
+    def release(self) -> None:
+        """Drop the mapping's resident pages (they stay in the page cache)."""
+        if self._mmap is not None:
+            import mmap
+            try:
+                self._mmap.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError, AttributeError):
+                self._mmap = None
+
+    def _view(self, dtype):
+        v = self._views.get(dtype)
+        if v is None:
+            mv = self.core.mv
+            v = self._views[dtype] = np.frombuffer(mv, dtype=dtype,
+                                                   count=len(mv) // dtype.itemsize)
+        return v
+
+    def locate(self, addrs: np.ndarray, size: int) -> tuple:
+        """(file offsets, held) of size bytes at each of addrs (uint64)."""
+        if not len(self.starts):
+            return np.zeros(len(addrs), np.uint64), np.zeros(len(addrs), bool)
+        i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
+        ok = i >= 0
+        i[~ok] = 0
+        end = addrs + np.uint64(size)
+        ok &= (end <= self.ends[i]) & (end >= addrs)
+        offs = addrs - self.vaddrs[i] + self.offs[i]
+        ok &= offs + np.uint64(size) <= np.uint64(self.fsize)
+        offs[~ok] = 0
+        return offs, ok
+
+    def values(self, offs: np.ndarray, dtype) -> Optional[np.ndarray]:
+        """The values of dtype at file offsets (all aligned to its size), else None."""
+        size = dtype.itemsize
+        if len(offs) and np.any(offs % np.uint64(size)):
+            return None
+        return self._view(dtype)[(offs // np.uint64(size)).astype(np.int64)]
+
+
+CORE_CHUNK = 1 << 12   # rows per core read: at most this many pages resident at once
+
+
+class _ProcWords:
+    """Reads of many ranges of one size from a stopped process with process_vm_readv,
+    the iovecs built by numpy (1024 ranges a call); a batch the call cannot read whole
+    goes through the memory's own gather_fixed, range by range."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def read(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
+        """size bytes at each of addrs into out (n, size) uint8; ok[i] False where not."""
+        n = len(addrs)
+        iov = np.empty((min(n, 1024), 2), dtype=np.uint64)
+        iov[:, 1] = size
+        local = np.empty(2, dtype=np.uint64)
+        base = out.ctypes.data
+        for lo in range(0, n, 1024):
+            m = min(1024, n - lo)
+            iov[:m, 0] = addrs[lo:lo + m]
+            local[0] = base + lo * size
+            local[1] = m * size
+            fn = self.proc._readv
+            got = fn(self.proc.pid, local.ctypes.data, 1, iov.ctypes.data, m, 0) \
+                if fn is not None else -1
+            if got == m * size:
+                continue
+            buf, errors = mem.gather_fixed(addrs[lo:lo + m].tolist(), size)
+            out[lo:lo + m] = np.frombuffer(buf, dtype=np.uint8, count=m * size).reshape(m, size)
+            for i in errors:
+                ok[lo + i] = False
+
+
+def _proc_words(mem) -> Optional[_ProcWords]:
+    direct = getattr(mem.target, "direct", None)
+    if direct is None or not hasattr(direct, "_readv") or not hasattr(direct, "pid"):
+        return None
+    return _ProcWords(direct)
+
+
+def core_words(mem) -> Optional[_CoreWords]:
+    direct = getattr(mem.target, "direct", None)
+    if direct is None or not hasattr(direct, "mv") or not hasattr(direct, "segs"):
+        return None
+    cw = getattr(direct, "_gtable_words", None)
+    if cw is None:
+        cw = _CoreWords(direct)
+        try:
+            direct._gtable_words = cw
+        except AttributeError:
+            pass
+    return cw
+
+
+def read_words(mem, addrs: np.ndarray, size: int, cw=None) -> tuple:
+    """(words, ok): the size bytes (a multiple of 8) at each of addrs as a (n, size // 8)
+    uint64 matrix, and whether each could be read (rows that could not are zeros).
+    A core is read from its mapping in chunks (see _CoreWords.release); a live process
+    with process_vm_readv; anything else through mem.gather_fixed."""
+    n = len(addrs)
+    nw = size // 8
+    addrs = addrs.astype(np.uint64, copy=False)
+    if cw is not None:
+        view = cw._view(np.dtype("<u8"))
+        words = np.zeros((n, nw), dtype=np.uint64)
+        ok = np.zeros(n, dtype=bool)
+        cols = np.arange(nw, dtype=np.int64)[None, :]
+        for lo in range(0, n, CORE_CHUNK):
+            offs, held = cw.locate(addrs[lo:lo + CORE_CHUNK], size)
+            if np.any(offs % np.uint64(8)):
+                break
+            base = (offs // np.uint64(8)).astype(np.int64)
+            w = view[base[:, None] + cols]
+            w[~held] = 0
+            words[lo:lo + len(base)] = w
+            ok[lo:lo + len(base)] = held
+            cw.release()
+        else:
+            return words, ok
+    words = np.zeros((n, nw), dtype=np.uint64)
+    ok = np.ones(n, dtype=bool)
+    pw = _proc_words(mem)
+    if pw is not None and n:
+        pw.read(mem, addrs, size, words.view(np.uint8).reshape(n, size), ok)
+        words[~ok] = 0
+        return words, ok
+    for lo in range(0, n, CHUNK):
+        chunk = addrs[lo:lo + CHUNK]
+        buf, errors = mem.gather_fixed(chunk.tolist(), size)
+        words[lo:lo + len(chunk)] = np.frombuffer(buf, dtype="<u8", count=len(chunk) * nw
+                                                  ).reshape(len(chunk), nw)
+        if errors:
+            bad = np.fromiter(errors, dtype=np.int64) + lo
+            ok[bad] = False
+            words[bad] = 0
+    return words, ok
+
+
+class Base:
+    """What a walk read of every g it lists, whatever the stack depth: the g fields as
+    columns (GFields names; absent ones zero), the goroutines off the fast path, the
+    threads and the clock; labels and blocked-on once read."""
+
+    def __init__(self):
+        self.n = 0
+        self.cols: dict = {}
+        self.addr = None
+        self.fast = None
+        self.special_rows: list = []   # row indices off the fast path
+        self.threads: dict = {}
+        self.current_g = None
+        self.current_row = -1
+        self.now = 0
+        self.clock = None
+        self.tables: dict = {}  # depth -> GoroutineTable
+        # labels: per row an index into label_sets (-1: none), errors by row
+        self.label_idx = None
+        self.label_sets: list = []
+        self.label_errs: dict = {}
+        # blocked on: per row an index into blocked (-1: none)
+        self.blocked_idx = None
+        self.blocked: list = []
+
+    def fields(self, i: int) -> GFields:
+        cols = self.cols
+        return GFields._make(int(cols[k][i]) for k in GFields._fields)
+
+
+class GoroutineTable(Sequence):
+    """The goroutines of one walk at one stack depth (or a selection of them: rows, an
+    index array into the base, in walk order). Row r is a Goroutine made on demand."""
+
+    def __init__(self, base: Base, depth: int, shape_idx, shapes: list, specials: dict,
+                 minutes, since, rows=None):
+        self.base = base
+        self.depth = depth
+        self.shape_idx = shape_idx   # per base row: index into shapes
+        self.shapes = shapes         # tuples of SHARED
+        self.specials = specials     # base row -> Goroutine (off the fast path)
+        self.minutes = minutes       # per base row; -1: None
+        self.since = since           # per base row
+        self.rows = rows             # None: every row of base
+
+    # --- the sequence
+    def __len__(self) -> int:
+        return self.base.n if self.rows is None else len(self.rows)
+
+    def base_rows(self) -> np.ndarray:
+        return np.arange(self.base.n, dtype=np.int64) if self.rows is None else self.rows
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return self.select(self.base_rows()[i])
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        return self.row(int(i) if self.rows is None else int(self.rows[i]))
+
+    def __iter__(self):
+        rows = self.base_rows()
+        for lo in range(0, len(rows), 4096):
+            yield from map(self.row, rows[lo:lo + 4096].tolist())
+
+    def select(self, rows) -> "GoroutineTable":
+        return GoroutineTable(self.base, self.depth, self.shape_idx, self.shapes, self.specials,
+                              self.minutes, self.since, np.asarray(rows, dtype=np.int64))
+
+    def head(self, n: int) -> "GoroutineTable":
+        return self.select(self.base_rows()[:n])
+
+    # --- one row
+    def row(self, r: int):
+        b = self.base
+        g = self.specials.get(r)
+        if g is not None:
+            if b.label_idx is not None:
+                li = int(b.label_idx[r])
+                if li >= 0:
+                    g.labels = dict(b.label_sets[li])
+                err = b.label_errs.get(r)
+                if err is not None:
+                    g.error = g.error or err
+            if b.blocked_idx is not None:
+                bi = int(b.blocked_idx[r])
+                g.blocked_on = b.blocked[bi] if bi >= 0 else None
+            return g
+        cols = b.cols
+        m = int(self.minutes[r])
+        parent = int(cols["parent"][r])
+        g = Goroutine(*self.shapes[int(self.shape_idx[r])], int(cols["goid"][r]), int(b.addr[r]),
+                      int(self.since[r]), None if m < 0 else m, bool(cols["lockedm"][r]),
+                      parent or None, r == b.current_row, int(cols["sched_pc"][r]),
+                      int(cols["sched_sp"][r]), int(cols["sched_bp"][r]),
+                      int(cols["stack_lo"][r]), int(cols["stack_hi"][r]))
+        if b.label_idx is not None:
+            li = int(b.label_idx[r])
+            if li >= 0:
+                g.labels = dict(b.label_sets[li])
+            err = b.label_errs.get(r)
+            if err is not None:
+                g.error = g.error or err
+        if b.blocked_idx is not None:
+            bi = int(b.blocked_idx[r])
+            if bi >= 0:
+                g.blocked_on = b.blocked[bi]
+        return g
+
+    # --- columns of the selection
+    def col(self, name: str) -> np.ndarray:
+        c = self.base.cols[name] if name in self.base.cols else getattr(self.base, name)
+        return c if self.rows is None else c[self.rows]
+
+    def shapes_of(self) -> np.ndarray:
+        return self.shape_idx if self.rows is None else self.shape_idx[self.rows]
+
+    def minutes_of(self) -> np.ndarray:
+        return self.minutes if self.rows is None else self.minutes[self.rows]
+
+    def ids(self) -> np.ndarray:
+        return self.col("goid")
+
+    def label_idx_of(self) -> np.ndarray:
+        li = self.base.label_idx
+        if li is None:
+            return np.full(len(self), -1, dtype=np.int64)
+        return li if self.rows is None else li[self.rows]
+
+    def blocked_idx_of(self) -> np.ndarray:
+        bi = self.base.blocked_idx
+        if bi is None:
+            return np.full(len(self), -1, dtype=np.int64)
+        return bi if self.rows is None else bi[self.rows]
+
+    def shape_counts(self) -> tuple:
+        """(shape indices, their counts, their first position), in order of first position."""
+        s = self.shapes_of()
+        if not len(s):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        u, first, counts = np.unique(s, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")
+        return u[order], counts[order], first[order]
+
+
+def factorize(cols: list) -> tuple:
+    """(codes, first row of each code): rows equal in every column of cols (uint64
+    arrays of one length) share a code; codes are numbered by first row. Hashed, with
+    every row checked against its code's first row; exact (sorted) on a collision."""
+    n = len(cols[0])
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in cols:
+            h = (h ^ c.astype(np.uint64, copy=False)) * _MIX
+            h ^= h >> np.uint64(29)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    if not all(np.array_equal(c, c[first][inv]) for c in cols):
+        order = np.lexsort(cols[::-1])
+        srt = [c[order] for c in cols]
+        new = np.ones(n, dtype=bool)
+        new[1:] = np.any(np.stack([s[1:] != s[:-1] for s in srt]), axis=0)
+        grp = np.cumsum(new) - 1
+        inv = np.empty(n, dtype=np.int64)
+        inv[order] = grp
+        first = np.full(grp[-1] + 1, n, dtype=np.int64)
+        np.minimum.at(first, inv, np.arange(n))
+    # renumber by first row
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[order] = np.arange(len(first))
+    return rank[inv], first[order]
+
+
+def groups_of(codes: np.ndarray, k: int) -> list:
+    """The rows of each code 0..k-1, each in row order."""
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(k + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
+
+
+# ---------------------------------------------------------------------------
+# the walk
+# ---------------------------------------------------------------------------
+def read_base(walker, include_dead: bool) -> Optional[Base]:
+    """The g fields of every goroutine of runtime.allgs as columns (see Base); None when
+    the layout has no fast path (the walk then goes row by row)."""
+    glay = walker.glay
+    if glay.whole is None or not glay.absent.isdisjoint(_FAST_FIELDS):
+        return None
+    mem = walker.mem
+    b = Base()
+    addrs = walker.g_addrs(as_array=True)
+    n = len(addrs)
+    b.threads, b.current_g = walker.thread_map()
+    dtypes = _field_dtypes(glay)
+    offs = glay.offsets
+    cols = {k: np.zeros(n, dtype=dt) for k, dt in dtypes.items()}
+    ok = np.ones(n, dtype=bool)
+    progress = walker.progress
+    cw = core_words(mem)
+    first_err = None
+    if cw is not None:
+        for lo in range(0, n, CORE_CHUNK):
+            if progress and not lo % (CORE_CHUNK * 8):
+                progress(lo // 2, n)
+            goffs, held = cw.locate(addrs[lo:lo + CORE_CHUNK], glay.size)
+            ok[lo:lo + len(goffs)] = held
+            for k, dt in dtypes.items():
+                v = cw.values(goffs + np.uint64(offs[k]), dt)
+                if v is None:
+                    cw = None
+                    break
+                v[~held] = 0
+                cols[k][lo:lo + len(goffs)] = v
+            if cw is None:
+                ok[:] = True
+                break
+            cw.release()
+    if cw is None:
+        stride = walker._g_stride(addrs[:1025].tolist())
+        dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
+                       "offsets": [offs[k] for k in dtypes], "itemsize": stride})
+        scratch = bytearray(min(n, CHUNK) * stride)
+        for lo in range(0, n, CHUNK):
+            if progress:
+                progress(lo // 2, n)
+            chunk = addrs[lo:lo + CHUNK]
+            m = len(chunk)
+            buf, errors = mem.gather_fixed(chunk.tolist(), glay.size, scratch, stride)
+            if len(buf) < m * stride:   # (a last g short of the stride's padding)
+                buf = bytes(buf) + bytes(m * stride - len(buf))
+            rec = np.frombuffer(buf, dtype=dt, count=m)
+            for k in dtypes:
+                cols[k][lo:lo + m] = rec[k]
+            if errors:
+                bad = np.fromiter(errors, dtype=np.int64)
+                ok[lo + bad] = False
+                if first_err is None:
+                    first_err = errors[min(errors)]
+    for k in GFields._fields:
+        if k not in cols:
+            cols[k] = np.zeros(n, dtype=np.uint64)
+    unread = int(n - np.count_nonzero(ok))
+    if unread:
+        if first_err is None:
+            i = int(np.flatnonzero(~ok)[0])
+            first_err = ReadError(int(addrs[i]), glay.size, "not in the core file")
+        walker.errors.append(f"{unread} of {n} goroutines in runtime.allgs could not be read "
+                             f"(first: {first_err}); the {n - unread} others are listed")
+    status = cols["status"].astype(np.int64)
+    code = status & ~GSCAN
+    keep = ok.copy()
+    if not include_dead:
+        for d in walker.dead_codes:
+            keep &= code != d
+    if not keep.all():
+        idx = np.flatnonzero(keep)
+        addrs = addrs[idx]
+        cols = {k: v[idx] for k, v in cols.items()}
+        status, code = status[idx], code[idx]
+    b.n = len(addrs)
+    b.addr = addrs
+    b.cols = cols
+    st = walker.st
+    sp, hi, lo = cols["sched_sp"], cols["stack_hi"], cols["stack_lo"]
+    fast = ((status == st.waiting) | (status == st.runnable)) & (cols["sched_pc"] != 0) & \
+        (lo <= sp) & (sp < hi)
+    fast[fast] = (hi[fast] - sp[fast]) <= (1 << 30)
+    b.fast = fast
+    b.special_rows = np.flatnonzero(~fast).tolist()
+    if b.current_g is not None:
+        hit = np.flatnonzero(addrs == np.uint64(b.current_g))
+        b.current_row = int(hit[0]) if len(hit) else -1
+    b.now, b.clock = walker.now_ns()
+    walker.clock = b.clock
+    if progress:
+        progress(n // 2, n)
+    return b
+
+
+def settle(walker, base: Base, depth: int) -> GoroutineTable:
+    """The goroutines of base at stack depth `depth` (0: locations only)."""
+
+    cols = base.cols
+    n = base.n
+    shapes: list = []
+    interned: dict = {}
+
+    def intern(args: tuple) -> int:
+        key = tuple(a if isinstance(a, (int, str, bool)) or a is None else id(a) for a in args)
+        i = interned.get(key)
+        if i is None:
+            i = interned[key] = len(shapes)
+            shapes.append(args)
+        return i
+
+    shape_idx = np.full(n, -1, dtype=np.int64)
+    minutes = np.full(n, -1, dtype=np.int64)
+    since = np.zeros(n, dtype=np.int64)
+    st = walker.st
+    mem = walker.mem
+    cw = core_words(mem)
+    fast = np.flatnonzero(base.fast)
+    progress = walker.progress
+    if len(fast):
+        sp = cols["sched_sp"][fast]
+        hi = cols["stack_hi"][fast]
+        lo = cols["stack_lo"][fast]
+        key_cols = [cols["status"][fast].astype(np.uint64), cols["waitreason"][fast].astype(np.uint64),
+                    cols["startpc"][fast], cols["gopc"][fast],
+                    (cols["goid"][fast] == 1).astype(np.uint64), cols["sched_pc"][fast], hi - sp]
+        codes, firsts = factorize(key_cols)
+        members = groups_of(codes, len(firsts))
+        done = 0
+        for gi, (f0, rows) in enumerate(zip(firsts.tolist(), members)):
+            key = tuple(int(c[f0]) for c in key_cols)
+            key = key[:4] + (bool(key[4]),) + key[5:] + (depth, False)
+            s0, lo0, hi0 = int(sp[f0]), int(lo[f0]), int(hi[f0])
+            shape = walker._shapes.get(key)
+            if shape is None:
+                shape = walker._shape(key, s0, lo0 or s0, hi0)
+            known = walker._shapes.get(key) is shape
+            si = intern(shape.new.args)
+            grows = fast[rows]
+            if shape.reader is None or not known:
+                bad = rows
+            elif not shape.reader.size:
+                bad = rows[:0]
+            else:
+                bad = _unchecked(mem, cw, sp[rows], shape.reader, shape.want, rows)
+            shape_idx[grows] = si
+            if len(bad):
+                for j in bad.tolist():
+                    s = int(sp[j])
+                    other = walker._shape(key, s, int(lo[j]) or s, int(hi[j]))
+                    shape_idx[fast[j]] = intern(other.new.args)
+            # wait times, as _walk has them
+            if shape.wait_reason:
+                ws = cols["waitsince"][grows].astype(np.int64)
+                since[grows] = ws
+                now = base.now
+                m = np.where((ws != 0) & (now > ws), (now - ws) // NS_PER_MINUTE, 0)
+                minutes[grows] = m
+            elif shape.code == st.waiting:
+                minutes[grows] = 0
+            done += len(rows)
+            if progress and gi % 64 == 63:
+                progress(n // 2 + done // 2, n)
+    specials = {}
+    others = []
+    for r in base.special_rows:
+        f = base.fields(r)
+        try:
+            g = walker._decode_other(int(base.addr[r]), f, base.threads, base.current_g, depth,
+                                     True, False, False)
+        except DecodeError as e:   # (as decode_at: one error row)
+            g = walker._decode_other(int(base.addr[r]), e, base.threads, base.current_g, 0,
+                                     True, False, False)
+        g.is_current = r == base.current_row
+        specials[r] = g
+        others.append((r, g))
+        shape_idx[r] = intern(tuple(getattr(g, k) for k in SHARED))
+    walker._fill_wait_minutes([g for _, g in others], base.now)
+    for r, g in others:
+        since[r] = g.wait_since_ns
+        minutes[r] = -1 if g.wait_minutes is None else g.wait_minutes
+    # a core whose latest stamp is older than a goroutine's waitsince: all against the
+    # latest waitsince (as _walk)
+    latest = 0 if walker.rt.target.is_live or not n else int(since.max())
+    walker.clock = base.clock
+    if latest > base.now:
+        codes_all = np.array([s[0] for s in shapes], dtype=np.int64)[shape_idx]
+        timed = (codes_all == st.waiting) | (codes_all == st.syscall)
+        m = np.where((since != 0) & (latest > since), (latest - since) // NS_PER_MINUTE, 0)
+        minutes[timed] = m[timed]
+        for r, g in others:
+            if timed[r]:
+                g.wait_minutes = int(minutes[r])
+        walker.clock = "core: latest waitsince among goroutines"
+    if progress:
+        progress(n, n)
+    return GoroutineTable(base, depth, shape_idx, shapes, specials, minutes, since)
+
+
+_READERS: dict = {}
+
+
+def _slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
+    """The word indices (from sp) a recipe's struct reads, or None if not 8-aligned."""
+    hit = _READERS.get(reader.format)
+    if hit is None:
+        pos, words = 0, []
+        for count, ch in re.findall(r"(\d*)([a-zA-Z?])", reader.format.lstrip("<")):
+            k = int(count or 1)
+            if ch == "x":
+                pos += k
+            else:
+                for _ in range(k):
+                    if pos % 8:
+                        _READERS[reader.format] = False
+                        return None
+                    words.append(pos // 8)
+                    pos += 8
+        hit = _READERS[reader.format] = np.array(words, dtype=np.int64)
+    return None if hit is False else hit
+
+
+def _unchecked(mem, cw, sps: np.ndarray, reader: struct.Struct, want: tuple,
+               rows: np.ndarray) -> np.ndarray:
+    """The rows whose stack tops (at sps) do not hold the recipe's words."""
+    words = _slot_words(reader)
+    size = reader.size
+    if words is None or size % 8 or size > TOP_BYTES:
+        return rows
+    top, ok = read_words(mem, sps, size, cw)
+    same = np.all(top[:, words] == np.array(want, dtype=np.uint64)[None, :], axis=1) & ok
+    return rows[~same]
+
+
+# ---------------------------------------------------------------------------
+# labels and blocked-on, in bulk, once per walk
+# ---------------------------------------------------------------------------
+def fill_labels(walker, base: Base) -> None:
+    """Each goroutine's pprof labels, read in bulk once per walk: per row an index into
+    base.label_sets (distinct sets, each once), errors by row."""
+    if base.label_idx is not None:
+        return
+    rt = walker.rt
+    ptrs = base.cols["labels"]
+    rows = np.flatnonzero(ptrs != 0)
+    idx = np.full(base.n, -1, dtype=np.int64)
+    sets: list = []
+    errs: dict = {}
+    lay = rt.layout.labels
+    if len(rows):
+        p = ptrs[rows].astype(np.uint64)
+        if lay.form == "slice" and lay.esize % 8 == 0:
+            codes, decoded = _slice_label_codes(rt, walker.mem, p, lay)
+        else:
+            decoded = rt.labels_many(p.tolist())
+            codes = np.arange(len(decoded), dtype=np.int64)
+        interned: dict = {}
+        where = []   # per decoded entry: its set, -1 (no labels) or -2 (an error)
+        for d in decoded:
+            if d.__class__ is dict:
+                if not d:
+                    where.append(-1)
+                    continue
+                k = tuple(d.items())
+                i = interned.get(k)
+                if i is None:
+                    i = interned[k] = len(sets)
+                    sets.append(d)
+                where.append(i)
+            else:
+                where.append(-2)
+        w = np.array(where + [-1], dtype=np.int64)[codes]
+        idx[rows] = np.where(w >= 0, w, -1)
+        for j in np.flatnonzero(w == -2).tolist():
+            errs[int(rows[j])] = f"labels: {decoded[int(codes[j])]}"
+    base.label_sets, base.label_errs = sets, errs
+    base.label_idx = idx
+
+
+def _slice_label_codes(rt, mem, ptrs: np.ndarray, lay) -> tuple:
+    """Slice-form labels (Go 1.21+) of many g.labels pointers: (per pointer an index
+    into decoded, decoded: a dict or a DecodeError each). The slice headers are read
+    together, the label arrays of each length together, and each distinct array is
+    decoded once (leaked goroutines share label strings); a pointer whose header or
+    array cannot be read, or holds an implausible count, goes through labels_many."""
+    cw = core_words(mem)
+    head, ok = read_words(mem, ptrs + np.uint64(lay.offset), 16, cw)
+    n = len(ptrs)
+    codes = np.full(n, -1, dtype=np.int64)
+    decoded: list = [{}]
+    codes[:] = 0
+    arr, cnt = head[:, 0], head[:, 1]
+    odd = ~ok | (cnt > np.uint64(4096))
+    live = ~odd & (cnt != 0)
+    for k in np.unique(cnt[live]).tolist():
+        rows = np.flatnonzero(live & (cnt == np.uint64(k)))
+        size = k * lay.esize
+        words, got = read_words(mem, arr[rows], size, cw)
+        odd[rows[~got]] = True
+        good = rows[got]
+        if not len(good):
+            continue
+        w = np.ascontiguousarray(words[got])
+        uniq, inv = np.unique(w.view(np.dtype((np.void, w.shape[1] * 8))).reshape(-1),
+                              return_inverse=True)
+        start = len(decoded)
+        for u in uniq:
+            try:
+                decoded.append(dict(rt._label_entries(bytes(u), 0, k)))
+            except DecodeError as e:
+                decoded.append(e)
+        codes[good] = inv.reshape(-1) + start
+    bad = np.flatnonzero(odd)
+    if len(bad):
+        start = len(decoded)
+        decoded += rt.labels_many(ptrs[bad].tolist())
+        codes[bad] = np.arange(start, start + len(bad))
+    return codes, decoded
+
+
+class BlockedTable(Sequence):
+    """The distinct things goroutines are blocked on, as BlockedOn made on demand:
+    segments of (kind, matrix), a row of the matrix per distinct one (its addresses,
+    zero-padded on the right)."""
+
+    def __init__(self, segments: list):
+        self.segments = segments
+        self.bounds = np.cumsum([0] + [len(m) for _, m in segments])
+        self._made: dict = {}
+
+    def __len__(self) -> int:
+        return int(self.bounds[-1])
+
+    def __getitem__(self, i: int):
+        on = self._made.get(i)
+        if on is None:
+            if not 0 <= i < len(self):
+                raise IndexError(i)
+            s = int(np.searchsorted(self.bounds, i, side="right")) - 1
+            kind, m = self.segments[s]
+            on = self._made[i] = BlockedOn(kind, tuple(a for a in m[i - int(self.bounds[s])].tolist()
+                                                       if a))
+        return on
+
+
+def _distinct_rows(m: np.ndarray) -> tuple:
+    """(distinct rows of a uint64 matrix, per row its index there)."""
+    m = np.ascontiguousarray(m)
+    if not len(m):
+        return m, np.zeros(0, np.int64)
+    u, inv = np.unique(m.view(np.dtype((np.void, m.shape[1] * 8))).reshape(-1),
+                       return_inverse=True)
+    return np.frombuffer(u.tobytes(), dtype=np.uint64).reshape(len(u), m.shape[1]), \
+        inv.reshape(-1)
+
+
+def fill_blocked(walker, base: Base) -> None:
+    """What each waiting goroutine is blocked on, from its sudogs (as
+    GoroutineWalker._fill_blocked_on), over the columns: per row an index into
+    base.blocked (a BlockedTable), -1 for nothing."""
+    if base.blocked_idx is not None:
+        return
+    idx = np.full(base.n, -1, dtype=np.int64)
+    segments: list = []
+    sudog = walker.layout.sudog
+    cols = base.cols
+    code = cols["status"].astype(np.int64) & ~GSCAN
+    waiting = np.flatnonzero((code == walker.st.waiting) & (cols["waiting"] != 0))
+    if sudog is None or not len(waiting):
+        base.blocked, base.blocked_idx = BlockedTable(segments), idx
+        return
+    o_c, o_elem, o_link, size = sudog
+    mem = walker.mem
+    cw = core_words(mem)
+    reasons = walker.wait_reasons
+    wr = cols["waitreason"][waiting].astype(np.int64)
+    kinds = np.zeros(len(wr), dtype=np.int8)   # 0: none, 1: sema, 2: chan, 3: select
+    for w in np.unique(wr).tolist():
+        reason = reasons[w] if 0 <= w < len(reasons) else f"waitReason({w})"
+        kinds[wr == w] = (3 if "select" in reason else 2 if "chan" in reason
+                          else 1 if o_elem is not None and ("sync" in reason or "sema" in reason)
+                          else 0)
+    sudogs = cols["waiting"][waiting].astype(np.uint64)
+    count = 0
+
+    def add(kind: str, rows: np.ndarray, m: np.ndarray) -> None:
+        nonlocal count
+        have = np.any(m != 0, axis=1)
+        rows, m = rows[have], m[have]
+        distinct, inv = _distinct_rows(m)
+        segments.append((kind, distinct))
+        idx[rows] = inv + count
+        count += len(distinct)
+
+    for kind, k, off in (("sema", 1, o_elem), ("chan", 2, o_c)):
+        sel = kinds == k
+        if not sel.any() or off is None:
+            continue
+        words, ok = read_words(mem, sudogs[sel] + np.uint64(off), 8, cw)
+        words[~ok] = 0
+        add(kind, waiting[sel], words)
+    sel = kinds == 3
+    if sel.any():
+        rows = waiting[sel]
+        m = len(rows)
+        cur = sudogs[sel].copy()
+        active = np.ones(m, dtype=bool)
+        seen: list = []      # the sudog of each round, per row
+        found: list = []     # the channel of each round (0: none)
+        done = np.zeros(m, dtype=bool)
+        nwords = (size + 7) // 8
+        for _ in range(64):
+            act = np.flatnonzero(active)
+            if not len(act):
+                break
+            words, ok = read_words(mem, cur[act], nwords * 8, cw)
+            c = np.zeros(m, dtype=np.uint64)
+            nxt = np.zeros(m, dtype=np.uint64)
+            c[act] = np.where(ok, words[:, o_c // 8], 0)
+            if o_link is not None:
+                nxt[act] = np.where(ok, words[:, o_link // 8], 0)
+            active[act[~ok]] = False
+            found.append(c)
+            go_on = active & (nxt != 0) & (nxt != cur)
+            for s in seen:
+                go_on &= nxt != s
+            seen.append(cur.copy())
+            done |= active & ~go_on
+            active = go_on
+            cur = np.where(go_on, nxt, cur)
+        fm = np.stack(found, axis=1) if found else np.zeros((m, 1), np.uint64)
+        fm[~done] = 0
+        # each channel once, in case order, packed to the left
+        for j in range(1, fm.shape[1]):
+            for i in range(j):
+                fm[:, j] = np.where(fm[:, j] == fm[:, i], 0, fm[:, j])
+        order = np.argsort(fm == 0, axis=1, kind="stable")
+        add("select", rows, np.take_along_axis(fm, order, axis=1))
+    base.blocked, base.blocked_idx = BlockedTable(segments), idx
