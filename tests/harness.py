@@ -289,7 +289,8 @@ def core_pattern_problem():
 
 def crash_dump(binary, work_dir, args=(), env=None, timeout=180):
     """Run a fixture that panics, with GOTRACEBACK=crash, GOMAXPROCS=4, the SCHED detail
-    (GODEBUG=schedtrace=999999,scheddetail=1) and cores unlimited, in work_dir. At the
+    (GODEBUG=schedtrace=999999,scheddetail=1), pprof labels in the goroutine headers
+    (tracebacklabels=1, Go 1.26+) and cores unlimited, in work_dir. At the
     panic the runtime prints every goroutine, then dumps a core at that same instant.
     Returns (what it printed on stderr, the core's path, its output dir)."""
     import resource
@@ -299,7 +300,7 @@ def crash_dump(binary, work_dir, args=(), env=None, timeout=180):
     out_dir = os.path.join(work_dir, "out")
     os.makedirs(out_dir, exist_ok=True)
     penv = dict(os.environ if env is None else env, FIXTURE_OUT=out_dir, GOTRACEBACK="crash",
-                GOMAXPROCS="4", GODEBUG="schedtrace=999999,scheddetail=1")
+                GOMAXPROCS="4", GODEBUG="schedtrace=999999,scheddetail=1,tracebacklabels=1")
 
     def unlimited_core():
         resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))

@@ -11,7 +11,10 @@ another thread's signal handler), and goroutine 0 (an M's g0) is skipped.
 """
 import re
 
-HEADER = re.compile(r"^goroutine (\d+)(?: gp=(0x[0-9a-f]+) m=(\S+)(?: mp=0x[0-9a-f]+)?)? \[(.*)\]:$")
+# pprof labels (GODEBUG=tracebacklabels=1): Go 1.26 prints them inside the brackets
+# ( labels:{"k": "v"}), Go 1.27 after them ( {k: v})
+HEADER = re.compile(r"^goroutine (\d+)(?: gp=(0x[0-9a-f]+) m=(\S+)(?: mp=0x[0-9a-f]+)?)? "
+                    r"\[(.*?)(?: labels:\{.*\})?\](?: \{.*\})?:$")
 CALL = re.compile(r"^(.*)\([^()]*\)$")
 POSITION = re.compile(r"^\t(.*):(\d+)(?: \+0x[0-9a-f]+)?(?: fp=0x[0-9a-f]+ sp=0x[0-9a-f]+ pc=(0x[0-9a-f]+))?$")
 MINUTES = re.compile(r"^(\d+) minutes$")

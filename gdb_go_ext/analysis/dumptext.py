@@ -18,8 +18,10 @@ from typing import Optional
 
 from ..runtime.traceback import is_exported_runtime
 
+# pprof labels (GODEBUG=tracebacklabels=1): Go 1.26 prints them inside the brackets
+# ( labels:{"k": "v"}), Go 1.27 after them ( {k: v})
 _HEADER = re.compile(r"^goroutine (\d+)(?: gp=(0x[0-9a-fA-F]+) m=(\S+)(?: mp=0x[0-9a-fA-F]+)?)?"
-                     r" \[(.*)\](.*):$")
+                     r" \[(.*?)(?: labels:\{.*\})?\](.*):$")
 _POSITION = re.compile(r"^\t(.*):(\d+)(?: \+(0x[0-9a-fA-F]+))?"
                        r"(?: fp=0x[0-9a-fA-F]+ sp=0x[0-9a-fA-F]+ pc=(0x[0-9a-fA-F]+))?\s*$")
 _CREATED = re.compile(r"^created by (\S+)(?: in goroutine (\d+))?\s*$")

@@ -45,6 +45,9 @@ PCDATA_UnsafePoint = 0
 PCDATA_StackMapIndex = 1
 PCDATA_InlTreeIndex = 2
 FUNCDATA_InlTree = 3
+PCDATA_ArgLiveIndex = 3
+FUNCDATA_ArgInfo = 5
+FUNCDATA_ArgLiveInfo = 6
 
 FUNC_FLAG_TOPFRAME = 1
 FUNC_FLAG_SPWRITE = 2
@@ -459,6 +462,20 @@ class PCLineTable:
         if off == 0xFFFFFFFF:
             return None
         return self.gofunc + off
+
+    def funcdata_bytes(self, func: Func, index: int, n: int) -> Optional[bytes]:
+        """Up to n bytes of FUNCDATA ``index`` from the binary, None if absent or unreadable."""
+        addr = self.funcdata_addr(func, index)
+        if addr is None or self._read is None:
+            return None
+        for size in (n, 16, 1):   # a table near the end of its section reads short
+            try:
+                data = self._read(addr, size)
+            except DecodeError:
+                continue
+            if data:
+                return bytes(data)
+        return None
 
     def file_line(self, func: Func, pc: int) -> Tuple[str, int]:
         """Source position of ``pc`` (innermost, i.e. inside any inlined callee)."""

@@ -29,7 +29,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..binary.pclntab import _go_minor, func_name_for_print, injected_functions, wrapper_func_id
+from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_ArgLiveIndex,
+                              _go_minor, func_name_for_print, injected_functions,
+                              wrapper_func_id)
 from ..errors import DecodeError
 from .layout import Fields
 
@@ -46,6 +48,7 @@ class TFrame:
     entry: int
     fp_off: int          # fp and sp less the goroutine's sp (TGoroutine.sp): frames
     sp_off: int          # are shared by the goroutines of one stack shape
+    sym: int = 0         # the pc its line and arguments' liveness are read at
 
 
 @dataclass(slots=True)
@@ -550,5 +553,108 @@ def _select(tab, phys, base: int, rules: _Rules, minor: int) -> tuple:
     for name, func_id, file, line, inlined, i in frames:
         fn, pc, sym, sp, fp = phys[i]
         out.append(TFrame(_print_name(name), file, line, inlined, pc, fn.entry, fp - base,
-                          sp - base))
+                          sp - base, sym))
     return tuple(out), elided, elided_at
+
+
+# --- arguments (--args): printArgs ------------------------------------------------------
+_END_SEQ, _START_AGG, _END_AGG, _DOTDOTDOT, _TOO_LARGE = 0xff, 0xfe, 0xfd, 0xfc, 0xfb
+_ARGS_MAX_LEN = (5 * 3 + 2) * 10 + 1    # abi.TraceArgsMaxLen
+UNREADABLE = "?unreadable"
+
+
+class ArgPrinter:
+    """The runtime's printArgs: each frame's argument words as its traceback prints them,
+    from FUNCDATA_ArgInfo (offsets and sizes from the frame's argp = fp, aggregates in
+    {}, ... and _ where it stops), with ? after a word whose register spill slot
+    FUNCDATA_ArgLiveInfo says is not live at the frame's pc. A word that cannot be read
+    is written ?unreadable."""
+
+    def __init__(self, tab, mem):
+        self.tab, self.mem = tab, mem
+        self.ops: dict = {}        # entry -> (ops, live info or None)
+
+    def _ops(self, fn):
+        hit = self.ops.get(fn.entry)
+        if hit is None:
+            raw = self.tab.funcdata_bytes(fn, FUNCDATA_ArgInfo, _ARGS_MAX_LEN)
+            ops = []
+            if raw:
+                i = 0
+                while i < len(raw):
+                    o = raw[i]
+                    i += 1
+                    if o == _END_SEQ:
+                        break
+                    if o in (_START_AGG, _END_AGG, _DOTDOTDOT, _TOO_LARGE):
+                        ops.append((o, 0))
+                    elif i < len(raw):
+                        ops.append((o, raw[i]))
+                        i += 1
+            live = self.tab.funcdata_addr(fn, FUNCDATA_ArgLiveInfo)
+            hit = self.ops[fn.entry] = (ops, live)
+        return hit
+
+    def text(self, frame: TFrame, fp: int, stack: Optional[tuple] = None) -> str:
+        """The words between the parentheses. stack: (base address, bytes) holding
+        the frame's argument area, else it is read."""
+        fn = self.tab.func_for_pc(frame.pc)
+        if fn is None:
+            return ""
+        ops, live = self._ops(fn)
+        if not ops:
+            return ""
+        live_idx = self.tab.pcdata(fn, PCDATA_ArgLiveIndex, frame.sym) if live is not None else -1
+        start_off = 0xff
+        bits = b""
+        if live is not None:
+            raw = self.tab.funcdata_bytes(fn, FUNCDATA_ArgLiveInfo, 1 + max(live_idx, 0) + 32)
+            if raw:
+                start_off = raw[0]
+                bits = raw[live_idx:] if live_idx > 0 else b""
+        out, start, slot = [], True, 0
+        for o, size in ops:
+            if o == _START_AGG:
+                if not start:
+                    out.append(", ")
+                out.append("{")
+                start = True
+                continue
+            if o == _END_AGG:
+                out.append("}")
+            elif o == _DOTDOTDOT:
+                if not start:
+                    out.append(", ")
+                out.append("...")
+            elif o == _TOO_LARGE:
+                if not start:
+                    out.append(", ")
+                out.append("_")
+            else:
+                if not start:
+                    out.append(", ")
+                word = self._word(fp + o, stack)
+                if word is None:
+                    out.append(UNREADABLE)
+                else:
+                    if size < 8:
+                        word &= (1 << (8 * size)) - 1
+                    out.append(f"{word:#x}")
+                    if live is not None and live_idx > 0 and o >= start_off:
+                        k = slot // 8
+                        if k >= len(bits) or not bits[k] & (1 << (slot % 8)):
+                            out.append("?")
+                if o >= start_off:
+                    slot += 1
+            start = False
+        return "".join(out)
+
+    def _word(self, addr: int, stack) -> Optional[int]:
+        if stack is not None:
+            base, data = stack
+            if base <= addr and addr + 8 <= base + len(data):
+                return _u64(data, addr - base)[0]
+        try:
+            return _u64(self.mem.read(addr, 8))[0]
+        except (DecodeError, struct.error):
+            return None

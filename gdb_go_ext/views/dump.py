@@ -2,8 +2,8 @@
 version (runtime/traceback.py holds the rules), at GOTRACEBACK level 1 or 2."""
 from __future__ import annotations
 
-from ..errors import UsageError
-from ..runtime.traceback import labels_printed, traceback
+from ..errors import DecodeError, UsageError
+from ..runtime.traceback import ArgPrinter, labels_printed, traceback
 from .registry import View, register
 
 
@@ -12,26 +12,29 @@ def _args(p):
                    help="1 (default): as GOTRACEBACK=all and pprof debug=2 print; "
                         "2: as GOTRACEBACK=system/crash print")
     p.add_argument("--args", action="store_true",
-                   help="not implemented: arguments are always written (...)")
+                   help="write each frame's argument words as the runtime prints them "
+                        "(default: (...))")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
 def _run(ctx, args):
     if args.level not in (1, 2):
         raise UsageError("--level takes 1 or 2")
-    if args.args:
-        raise UsageError("--args is not implemented: arguments are written (...)")
     rt = ctx.runtime()
     walker, gs = ctx.walk(rt, want_blocked=False, want_labels=labels_printed(rt))
     tb = traceback(rt, walker, gs, args.level)
-    return render(tb) + "".join(f"warning: {e}\n" for e in list(walker.errors) + tb.errors)
+    printer = ArgPrinter(rt.pclntab, rt.mem) if args.args else None
+    return render(tb, printer) + "".join(
+        f"warning: {e}\n" for e in list(walker.errors) + tb.errors)
 
 
-def render(tb) -> str:
+def render(tb, printer=None) -> str:
     """The dump's text: each goroutine's block as the runtime prints it, blank lines
     between. A stack shared by many goroutines is rendered once (fp/sp added per
-    goroutine at level 2)."""
+    goroutine at level 2), unless printer (an ArgPrinter) writes each one's arguments."""
     level2 = tb.level >= 2
+    if printer is not None:
+        return _render_with_args(tb, printer)
     bodies: dict = {}
     tails: dict = {}
     out = []
@@ -75,6 +78,39 @@ def render(tb) -> str:
     return "\n".join(out)
 
 
+def _render_with_args(tb, printer) -> str:
+    level2 = tb.level >= 2
+    out = []
+    for g in tb.goroutines:
+        parts = [g.header, "\n"]
+        window = None
+        if g.frames:
+            size = min(max(f.fp_off for f in g.frames) + 512, 1 << 16)
+            try:
+                window = (g.sp, printer.mem.read(g.sp, size))
+            except DecodeError:
+                window = None
+        for i, f in enumerate(g.frames):
+            if g.elided and i == g.elided_at:
+                parts += [g.elided, "\n"]
+            fp = g.sp + f.fp_off
+            words = "..." if f.inlined else printer.text(f, fp, window)
+            pos = f"{f.function}({words})\n\t{f.file}:{f.line}"
+            if not f.inlined:
+                if f.pc > f.entry:
+                    pos += f" +{f.pc - f.entry:#x}"
+                if level2:
+                    pos += f" fp={fp:#x} sp={g.sp + f.sp_off:#x} pc={f.pc:#x}"
+            parts.append(pos + "\n")
+        if g.elided and g.elided_at >= len(g.frames) and g.frames:
+            parts += [g.elided, "\n"]
+        parts.append(_tail(g))
+        if g.error and not (g.running and not g.frames):
+            parts.append(f"warning: goroutine {g.id}: stack: {g.error}\n")
+        out.append("".join(parts))
+    return "\n".join(out)
+
+
 def _tail(g) -> str:
     """What follows the frames: the running note and created by."""
     parts = []
@@ -107,5 +143,8 @@ register(View(
 GOTRACEBACK=all print: runtime frames and system goroutines hidden by the runtime's
 own rules. --level 2 writes what GOTRACEBACK=system/crash print: every frame and
 goroutine, gp=/m= in the header where the version prints them, fp= sp= pc= on each
-frame. Goroutines in allgs order; arguments are written (...): --args is not
-implemented. pprof labels (debug.tracebacklabels) are not written."""))
+frame. Goroutines in allgs order. Arguments are written (...) unless --args: then each
+frame's argument words as the runtime's printArgs writes them (from the frame's
+argument area, ? after a register argument's spill slot that is not live at the
+frame's pc), ?unreadable for a word that cannot be read. Headers carry (leaked),
+(scan), (durable), synctest bubble and pprof labels where the version prints them."""))

@@ -15,9 +15,13 @@ detail tests hold against). `go dump` on the core must equal it for every gorout
 parked in it: the same ids (system goroutines hidden alike; ours has the busy ones
 besides), the same blocks as above.
 
+`go dump --args` writes the argument words as the runtime does: at level 2 every line of
+each compared block must equal the crash text byte for byte, argument words (and the ?
+of a spill slot not live) included; at level 1 likewise against the fixture's own dump.
+
 Differences allowed, and why:
-  - the function lines' argument words: the runtime prints the words it finds, we
-    print (...) (--args is not implemented);
+  - without --args, the function lines' argument words: the runtime prints the words it
+    finds, we print (...);
   - goroutines the runtime shows running (the panicking one, busy ones on other
     threads) or runnable: the runtime prints no stack for some, one from a signal
     handler for others, and the pprof dump was taken a moment before the core, when
@@ -37,6 +41,7 @@ from test_crash_dump import crash
 
 sys.path.insert(0, harness.REPO)
 from delve_bridge import Bridge  # noqa: E402
+from gdb_go_ext.binary.pclntab import _go_minor  # noqa: E402
 
 PARKED = ("running", "runnable")
 
@@ -44,32 +49,35 @@ PARKED = ("running", "runnable")
 def _ours(binary, core):
     r = harness.run_gdb(binary, core=core, commands=[
         ("d2", "go dump --level 2"), ("d1", "go dump"), ("bad", "go dump --level 3"),
-        ("args", "go dump --args"), ("after", "go dump --level 1")])
-    for k in ("d2", "d1", "after"):
+        ("a2", "go dump --level 2 --args"), ("a1", "go dump --args"),
+        ("unknown", "go dump --no-such-flag"), ("after", "go dump --level 1")])
+    for k in ("d2", "d1", "a2", "a1", "after"):
         assert r.error(k) is None, (k, r.error(k), r.stderr[-2000:])
-    for k in ("bad", "args"):
+    for k in ("bad", "unknown"):
         err = r.error(k)
         assert err and "\n" not in err and "Traceback" not in r.block(k), (k, err, r.block(k))
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert r.block("after") == r.block("d1")
     with Bridge.core(binary, core, quiet=True) as b:
         assert not b.dlv.check_off, b.dlv.note
-        bridge = {"d2": b.view(["dump", "--level", "2"]), "d1": b.view(["dump"])}
-    gdb = {"d2": r.block("d2"), "d1": r.block("d1")}
-    assert [s.rstrip("\n") for s in gdb.values()] == [s.rstrip("\n") for s in bridge.values()]
+        bridge = {"d2": b.view(["dump", "--level", "2"]), "d1": b.view(["dump"]),
+                  "a2": b.view(["dump", "--level", "2", "--args"])}
+    gdb = {k: r.block(k) for k in ("d2", "d1", "a2", "a1")}
+    assert [gdb[k].rstrip("\n") for k in bridge] == [s.rstrip("\n") for s in bridge.values()]
     return gdb
 
 
-def _compare(theirs_text, ours_text, skip):
+def _compare(theirs_text, ours_text, skip, whole=False):
+    """whole: every line byte for byte, the argument words included (--args)."""
     theirs, ours = dump_compare.blocks(theirs_text), dump_compare.blocks(ours_text)
     parsed = runtime_dump.parse(theirs_text)
+    same = (lambda x: x) if whole else dump_compare.essential
     compared = []
     for gid, lines in theirs.items():
         if gid == 0 or parsed.get(gid, {}).get("status") in skip:
             continue
         assert gid in ours, (gid, lines[0])
-        assert dump_compare.essential(ours[gid]) == dump_compare.essential(lines), \
-            (gid, "\n".join(lines), "\n".join(ours[gid]))
+        assert same(ours[gid]) == same(lines), (gid, "\n".join(lines), "\n".join(ours[gid]))
         compared.append(gid)
     return theirs, ours, compared
 
@@ -82,16 +90,28 @@ def test_dump_matches_runtime_text(toolchain, pie, tmp_path):
     theirs, mine, compared = _compare(text, ours["d2"], PARKED)
     assert [g for g in theirs if g] == list(mine), "order or set of goroutines differs"
     assert len(compared) >= len(theirs) - 10, compared
+    # --args: the argument words too, every line byte for byte
+    _, _, whole = _compare(text, ours["a2"], PARKED, whole=True)
+    assert whole == compared
+    assert any("(0x" in l for g in whole for l in theirs[g]), "no argument words compared"
+    if _go_minor(toolchain) >= 26:   # GODEBUG=tracebacklabels=1: labelled headers
+        labelled = [g for g in compared if " labels:{" in theirs[g][0] or "] {" in theirs[g][0]]
+        assert len(labelled) >= 3, [theirs[g][0] for g in compared]
     # level 1: the fixture's own pprof debug=2 dump of a moment before
     with open(os.path.join(str(tmp_path), "out", "goroutines_debug2.txt")) as f:
         pprof_text = f.read()
     theirs, mine, compared = _compare(pprof_text, ours["d1"], PARKED)
     # the same goroutines, system ones hidden alike, and the spinners started since
     assert set(theirs) <= set(mine), sorted(set(theirs) - set(mine))
-    for gid in set(mine) - set(theirs):
-        assert any(l.startswith("main.spin(") for l in mine[gid]), mine[gid]
+    for gid in set(mine) - set(theirs):   # (a spinner not started yet has no main.spin)
+        assert any(l.startswith(("main.spin(", "created by main.crash")) for l in mine[gid]), \
+            mine[gid]
     assert len(compared) >= 25, compared
     assert not any(" gp=" in l for l in ours["d1"].splitlines()), "gp= at level 1"
+    # --args at level 1, against the same dump: the goroutines parked since it was written
+    # hold the same words in their argument areas
+    _, _, whole = _compare(pprof_text, ours["a1"], PARKED, whole=True)
+    assert len(whole) >= 25, whole
 
 
 def test_dump_matches_runtime_stack(toolchain, mode, go_target):
