@@ -41,6 +41,7 @@ BLOCK_BEGIN="# >>> gdb_go_ext >>>"
 BLOCK_END="# <<< gdb_go_ext <<<"
 RUNTIME_DEPS=(rich pygments prompt-toolkit pyelftools protobuf numpy)
 TEST_DEPS=(pytest pytest-xdist hypothesis)
+PANICPARSE_VERSION=v2.5.0   # panicparse's pp (go install), read by tests/panicparse.py
 
 say() { printf 'install.sh: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -294,6 +295,16 @@ do_test() {
     ( cd "$REPO" && GDB_GO_EXT_CACHE="$CACHE_DIR" "$py" -m delve_bridge.install matrix --cache "$CACHE_DIR" )
     say "dlv versions ready in $((SECONDS - t0))s"
     # <<< hook: dlv versions <<<
+
+    # panicparse's pp, the real client the dump tests read `go dump` with
+    t0=$SECONDS
+    if [[ ! -x "$CACHE_DIR/bin/pp" ]]; then
+        say "installing panicparse (pp $PANICPARSE_VERSION) into $CACHE_DIR/bin"
+        ( cd "$CACHE_DIR" && GOBIN="$CACHE_DIR/bin" GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+            go install "github.com/maruel/panicparse/v2/cmd/pp@$PANICPARSE_VERSION" ) >&2 \
+            || die "cannot install panicparse's pp"
+    fi
+    say "pp ready in $((SECONDS - t0))s"
 
     say "running the test suite"
     cd "$REPO"

@@ -19,6 +19,12 @@ besides), the same blocks as above.
 each compared block must equal the crash text byte for byte, argument words (and the ?
 of a spill slot not live) included; at level 1 likewise against the fixture's own dump.
 
+panicparse's pp (a real client) must make the same buckets of the parked goroutines from
+`go dump --level 2 --args` as from the crash text (the same buckets, argument words
+included; pp orders buckets of equal size differently from run to run), and from
+`go dump --level 2` as from the crash text with -aggressive (the same buckets, functions
+and lines; the argument words are (...) in ours).
+
 Differences allowed, and why:
   - without --args, the function lines' argument words: the runtime prints the words it
     finds, we print (...);
@@ -36,6 +42,7 @@ import pytest
 
 import dump_compare
 import harness
+import panicparse
 import runtime_dump
 from test_crash_dump import crash
 
@@ -82,6 +89,12 @@ def _compare(theirs_text, ours_text, skip, whole=False):
     return theirs, ours, compared
 
 
+def _only(text, ids):
+    """The blocks of these goroutines, as a dump."""
+    blocks = dump_compare.blocks(text)
+    return "\n".join("\n".join(blocks[g]) + "\n" for g in ids)
+
+
 @pytest.mark.parametrize("pie", [False, True], ids=["plain", "pie"])
 def test_dump_matches_runtime_text(toolchain, pie, tmp_path):
     binary, dump, text, core = crash(toolchain, tmp_path, pie)
@@ -94,6 +107,18 @@ def test_dump_matches_runtime_text(toolchain, pie, tmp_path):
     _, _, whole = _compare(text, ours["a2"], PARKED, whole=True)
     assert whole == compared
     assert any("(0x" in l for g in whole for l in theirs[g]), "no argument words compared"
+    # panicparse's pp buckets the same goroutines alike: with --args every bucket, its
+    # frames and their argument words (pp's own #N aliases of shared pointers included),
+    # without them (-aggressive: values ignored) every bucket, its functions and lines
+    pp_theirs = panicparse.run(_only(text, compared), str(tmp_path), "theirs.txt")
+    pp_ours = panicparse.run(_only(ours["a2"], compared), str(tmp_path), "ours.txt")
+    assert sorted(panicparse.buckets(pp_ours)) == sorted(panicparse.buckets(pp_theirs)), \
+        (pp_theirs, pp_ours)
+    assert len(panicparse.buckets(pp_theirs)) >= 8, pp_theirs
+    pp_theirs = panicparse.run(_only(text, compared), str(tmp_path), "theirs.txt", True)
+    pp_ours = panicparse.run(_only(ours["d2"], compared), str(tmp_path), "ours.txt", True)
+    assert sorted(panicparse.buckets(pp_ours, False)) == \
+        sorted(panicparse.buckets(pp_theirs, False)), (pp_theirs, pp_ours)
     if _go_minor(toolchain) >= 26:   # GODEBUG=tracebacklabels=1: labelled headers
         labelled = [g for g in compared if " labels:{" in theirs[g][0] or "] {" in theirs[g][0]]
         assert len(labelled) >= 3, [theirs[g][0] for g in compared]
