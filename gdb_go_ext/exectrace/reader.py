@@ -46,6 +46,34 @@ _KIND.update({W.EV_CPU_SAMPLE: "StackSample", W.EV_PROCS_CHANGE: "Metric",
               W.EV_USER_REGION_END: "RegionEnd", W.EV_USER_LOG: "Log",
               W.EV_SYNC_EVENT: "Sync"})
 KINDS = _KIND
+_TRANSITIONS = frozenset(t for t, k in _KIND.items() if k == "StateTransition")
+_STACK_ARG = [W.STACK_ARG.get(t, -1) for t in range(256)]
+# How each wire event reads as a StateTransition (Event.StateTransition in event.go):
+# (resource, id from 0: args[0] 1: the P 2: the G, from, to (None: from ordering),
+#  reason from args[0], transition stack 0: none 1: the event's 2: args[1]'s).
+_TSPEC = [None] * 256
+for _t, _spec in (
+        (W.EV_PROC_START, ("Proc", 0, "Idle", "Running", False, 0)),
+        (W.EV_PROC_STOP, ("Proc", 1, "Running", "Idle", False, 0)),
+        (W.EV_PROC_STEAL, ("Proc", 0, None, "Idle", False, 0)),
+        (W.EV_PROC_STATUS, ("Proc", 0, None, None, False, 0)),
+        (W.EV_GO_CREATE, ("Goroutine", 0, "NotExist", "Runnable", False, 2)),
+        (W.EV_GO_CREATE_BLOCKED, ("Goroutine", 0, "NotExist", "Waiting", False, 2)),
+        (W.EV_GO_CREATE_SYSCALL, ("Goroutine", 0, "NotExist", "Syscall", False, 0)),
+        (W.EV_GO_START, ("Goroutine", 0, "Runnable", "Running", False, 0)),
+        (W.EV_GO_DESTROY, ("Goroutine", 2, "Running", "NotExist", False, 0)),
+        (W.EV_GO_DESTROY_SYSCALL, ("Goroutine", 2, "Syscall", "NotExist", False, 0)),
+        (W.EV_GO_STOP, ("Goroutine", 2, "Running", "Runnable", True, 1)),
+        (W.EV_GO_BLOCK, ("Goroutine", 2, "Running", "Waiting", True, 1)),
+        (W.EV_GO_UNBLOCK, ("Goroutine", 0, "Waiting", "Runnable", False, 0)),
+        (W.EV_GO_SWITCH, ("Goroutine", 0, "Waiting", "Runnable", False, 0)),
+        (W.EV_GO_SWITCH_DESTROY, ("Goroutine", 0, "Waiting", "Runnable", False, 0)),
+        (W.EV_GO_SYSCALL_BEGIN, ("Goroutine", 2, "Running", "Syscall", False, 1)),
+        (W.EV_GO_SYSCALL_END, ("Goroutine", 2, "Syscall", "Running", False, 0)),
+        (W.EV_GO_SYSCALL_END_BLOCKED, ("Goroutine", 2, "Syscall", "Runnable", False, 0)),
+        (W.EV_GO_STATUS, ("Goroutine", 0, None, None, False, 1)),
+        (W.EV_GO_STATUS_STACK, ("Goroutine", 0, None, None, False, 1))):
+    _TSPEC[_t] = _spec
 _METRIC_NAME = {W.EV_PROCS_CHANGE: "/sched/gomaxprocs:threads",
                 W.EV_HEAP_ALLOC: "/memory/classes/heap/objects:bytes",
                 W.EV_HEAP_GOAL: "/gc/heap/goal:bytes"}
@@ -359,47 +387,49 @@ def _finish_gen(g: _Gen, ver: int):
 # per-M cursors and their heap (batchcursor.go)
 # ---------------------------------------------------------------------------
 class _Cursor:
-    __slots__ = ("m", "last_ts", "idx", "vals", "vpos", "data_len", "batches", "typ", "time",
-                 "args", "offset", "complete")
+    """One M's batches of a generation, and its next event (typ, time, args)."""
+    __slots__ = ("m", "last_ts", "idx", "vals", "vpos", "loaded", "batches", "typ", "time",
+                 "args", "offset", "complete", "btime")
 
     def __init__(self, m, batches):
         self.m = m
         self.last_ts = 0
         self.idx = 0
-        self.vals = None
+        self.vals = []
         self.vpos = 0
+        self.loaded = False
         self.batches = batches
         self.typ = 0
         self.time = 0
         self.args = ()
-        self.offset = 0
+        self.offset = batches[0].offset if batches else 0
+        self.btime = 0
+        self.complete = True
 
     def next_event(self, freq: float, maxev: int) -> bool:
+        """batchCursor.nextEvent: False at the end of the M's batches."""
         batches = self.batches
         while True:
-            if self.vals is None:
+            if not self.loaded:
                 if self.idx >= len(batches):
                     return False
                 b = batches[self.idx]
                 self.vals, self.complete = W.uvarints_all(b.data)
+                self.btime = b.time
                 self.vpos = 0
-                self.data_len = len(b.data)
                 self.offset = b.offset
-                if not b.data:
-                    self.idx += 1
-                    self.vals = None
-                    self.last_ts = 0
-                    continue
+                self.loaded = True
             if self.vpos >= len(self.vals):
-                if self.complete is False:
+                if not self.complete:
                     raise _Broken("found invalid uvarint", self.offset)
                 self.idx += 1
-                self.vals = None
+                self.vals = []
+                self.loaded = False
                 self.last_ts = 0
                 continue
             break
         if self.last_ts == 0:
-            self.last_ts = int(batches[self.idx].time * freq)
+            self.last_ts = int(self.btime * freq)
         vals, i = self.vals, self.vpos
         typ = vals[i]
         if typ > maxev:
@@ -411,7 +441,7 @@ class _Cursor:
             raise _Broken("found invalid uvarint", self.offset)
         self.typ = typ
         self.time = self.last_ts = int(vals[i + 1] * freq) + self.last_ts
-        self.args = tuple(vals[i + 2:i + 1 + n])
+        self.args = vals[i + 2:i + 1 + n]
         self.vpos = i + 1 + n
         return True
 
@@ -561,19 +591,22 @@ class _Order:
         gs, ps = self.gs, self.ps
         np_, ng = p, g  # the new context
 
-        if typ == W.EV_GO_START:
-            gid = _s64(args[0])
+        if typ == 16:  # GoStart (literal event numbers on the hot paths)
+            gid = args[0]
+            if gid >= _S64:
+                gid -= _U64
             st = gs.get(gid)
-            if st is None or st.status != W.GO_RUNNABLE or st.sgen != gnum or \
-                    args[1] != st.seq + 1:
+            if st is None or st.status != 1 or st.sgen != gnum or args[1] != st.seq + 1:
                 return False
-            _need(m, p, g, True, True, False)
+            if m == NO_ID or p == NO_ID or g != NO_ID:
+                _need(m, p, g, True, True, False)
             st.status = W.GO_RUNNING
             st.seq = args[1]
             ng = gid
             q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_BLOCK or typ == W.EV_GO_STOP or typ == W.EV_GO_DESTROY:
-            _need(m, p, g, True, True, True)
+        elif typ == 20 or typ == 19 or typ == 17:  # GoBlock, GoStop, GoDestroy
+            if m == NO_ID or p == NO_ID or g == NO_ID:
+                _need(m, p, g, True, True, True)
             st = gs.get(g)
             if st is None:
                 raise _Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
@@ -587,11 +620,12 @@ class _Order:
                 st.status = W.GO_WAITING
             ng = NO_ID
             q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_UNBLOCK:
-            gid = _s64(args[0])
+        elif typ == 21:  # GoUnblock
+            gid = args[0]
+            if gid >= _S64:
+                gid -= _U64
             st = gs.get(gid)
-            if st is None or st.status != W.GO_WAITING or st.sgen != gnum or \
-                    args[1] != st.seq + 1:
+            if st is None or st.status != 4 or st.sgen != gnum or args[1] != st.seq + 1:
                 return False
             st.status = W.GO_RUNNABLE
             st.seq = args[1]
@@ -607,18 +641,21 @@ class _Order:
             gs[newg] = _G(W.GO_WAITING if typ == W.EV_GO_CREATE_BLOCKED else W.GO_RUNNABLE,
                           gnum)
             q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_PROC_START:
-            pid = _s64(args[0])
+        elif typ == 10:  # ProcStart
+            pid = args[0]
+            if pid >= _S64:
+                pid -= _U64
             st = ps.get(pid)
-            if st is None or st.status != W.PROC_IDLE or st.sgen != gnum or \
-                    args[1] != st.seq + 1 or p != NO_ID:
+            if st is None or st.status != 2 or st.sgen != gnum or args[1] != st.seq + 1 or \
+                    p != NO_ID:
                 return False
-            _need(m, p, g, True, False, None)
+            if m == NO_ID:
+                _need(m, p, g, True, False, None)
             st.status = W.PROC_RUNNING
             st.seq = args[1]
             np_ = pid
             q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_PROC_STOP:
+        elif typ == 11:  # ProcStop
             st = ps.get(p)
             if st is None:
                 raise _Broken(f"event ProcStop for proc ({p}) that doesn't exist", -1)
@@ -754,7 +791,7 @@ class _Order:
             if st is not None:
                 if status == W.PROC_SYSCALL_ABANDONED and st.status == W.PROC_SYSCALL:
                     old = "Running"
-                    args = (args[0], W.PROC_SYSCALL) + args[2:]
+                    args = [args[0], W.PROC_SYSCALL] + list(args[2:])
                 elif status == W.PROC_SYSCALL_ABANDONED and \
                         st.status == W.PROC_SYSCALL_ABANDONED:
                     old = "Idle"
@@ -938,7 +975,7 @@ class _Order:
             parent = args[1]
             if parent == 0:
                 parent = NO_TASK
-                args = (tid, NO_TASK) + args[2:]
+                args = [tid, NO_TASK] + list(args[2:])
             name = gen.strings.get(args[2]) if args[2] else ""
             if name is None:
                 raise _Broken(f"invalid string ID {args[2]} for UserTaskBegin event", -1)
@@ -1125,36 +1162,128 @@ class Trace:
         stack_args, string_args = W.STACK_ARGS, W.STRING_ARGS
         sync_ev = W.EV_SYNC_EVENT
 
+        stack_tab = [stack_args.get(t, ()) for t in range(256)]
+        string_tab = [string_args.get(t, ()) for t in range(256)]
+        convert = self._convert
+
+        frames = self._frames
+        tspec = _TSPEC
+        stack_arg = _STACK_ARG
+        wire26 = ver >= 26
+        mk = Event
+
         def fixed(ev):
+            """ReadEvent's epilogue (validateTableIDs, then time made strictly increasing)
+            and the Event; state transitions, nearly all of a trace, the short way."""
             nonlocal last_ts
-            typ = ev[0]
-            if typ != sync_ev and ev[7] is not None:
-                tbl = ev[7]
-                a = ev[5]
-                sa = stack_args.get(typ)
-                if sa:
-                    for i in sa:
-                        if a[i] and a[i] not in tbl.stacks:
-                            raise _Broken(f"found invalid stack ID {a[i]} for event "
-                                          f"{W.NAMES[typ]}", -1)
-                sa = string_args.get(typ)
-                if sa:
-                    for i in sa:
-                        if a[i] and a[i] not in tbl.strings:
-                            raise _Broken(f"found invalid string ID {a[i]} for event "
-                                          f"{W.NAMES[typ]}", -1)
-            t = ev[1]
+            typ, t, m, p, g, a, x, tbl = ev
+            if tbl is not None and typ != sync_ev:
+                for i in stack_tab[typ]:
+                    if a[i] and a[i] not in tbl.stacks:
+                        raise _Broken(f"found invalid stack ID {a[i]} for event "
+                                      f"{W.NAMES[typ]}", -1)
+                for i in string_tab[typ]:
+                    if a[i] and a[i] not in tbl.strings:
+                        raise _Broken(f"found invalid string ID {a[i]} for event "
+                                      f"{W.NAMES[typ]}", -1)
             if t <= last_ts:
                 t = last_ts + 1
-                ev = (typ, t) + ev[2:]
             last_ts = t
-            return ev
+            spec = tspec[typ]
+            if spec is None:
+                return convert(ev, t)
+            res, idsrc, frm, to, has_reason, tsm = spec
+            si = stack_arg[typ]
+            stack = ()
+            if si >= 0:
+                sid = a[si]
+                if sid:
+                    stack = tbl.stack_cache.get(sid) or tbl.stack(sid, frames)
+            if idsrc == 0:
+                rid = a[0]
+                if rid >= _S64:
+                    rid -= _U64
+            elif idsrc == 2:
+                rid = g
+            else:
+                rid = p
+            if frm is None:  # ProcSteal, ProcStatus, GoStatus(Stack): what ordering saw
+                if typ == W.EV_PROC_STEAL:
+                    frm = "Idle" if x == W.PROC_SYSCALL_ABANDONED else "Running"
+                elif typ == W.EV_PROC_STATUS:
+                    frm, to = x, W.PROC_STATE_OF[a[1]]
+                else:
+                    frm, to = x, W.GO_STATE_OF[a[2]]
+                    if not wire26:  # the go1.26 reader added the status's stack
+                        tsm = 0
+            reason = tbl.strings.get(a[0], "") if has_reason else ""
+            if tsm == 0:
+                tstack = ()
+            elif tsm == 1:
+                tstack = stack
+            else:  # GoCreate: the new goroutine's stack
+                tstack = tbl.stack(a[1], frames) if a[1] else ()
+            return mk("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack)
 
         frontier = []
         cpu = []
+        advance = order.advance
+        NARGS = W.NARGS
+        freq = 1.0
         while True:
             while queue:
                 yield fixed(popleft())
+            if frontier and not cpu:
+                c = frontier[0]
+                self._cur_offset = c.offset
+                if advance(c, gen):
+                    yield fixed(popleft())
+                    while queue:
+                        yield fixed(popleft())
+                    # the cursor's next event: inline while it stays in its batch
+                    vals = c.vals
+                    i = c.vpos
+                    nv = len(vals)
+                    if i < nv:
+                        typ = vals[i]
+                        n = NARGS[typ] if typ <= maxev else 0
+                        if n and i + n < nv:
+                            c.typ = typ
+                            c.time = c.last_ts = t = int(vals[i + 1] * freq) + (
+                                c.last_ts or int(c.btime * freq))
+                            c.args = vals[i + 2:i + 1 + n]
+                            c.vpos = i + 1 + n
+                        elif not c.next_event(freq, maxev):
+                            _heap_remove(frontier, 0)
+                            continue
+                        else:
+                            t = c.time
+                    elif not c.next_event(freq, maxev):
+                        _heap_remove(frontier, 0)
+                        continue
+                    else:
+                        t = c.time
+                    # sift the head down (heapUpdate(0): sifting up from the root is a no-op)
+                    nf = len(frontier)
+                    if nf > 1:
+                        k = 0
+                        while True:
+                            l = 2 * k + 1
+                            if l >= nf:
+                                break
+                            mi, mt = k, t
+                            lt = frontier[l].time
+                            if lt < mt:
+                                mi, mt = l, lt
+                            if l + 1 < nf and frontier[l + 1].time < mt:
+                                mi = l + 1
+                            if mi == k:
+                                break
+                            frontier[k], frontier[mi] = frontier[mi], frontier[k]
+                            k = mi
+                    continue
+                self._slow_advance(order, frontier, gen, freq, maxev)
+                continue
             if not frontier and not cpu:
                 # the next generation
                 if not new_sync:
@@ -1210,13 +1339,16 @@ class Trace:
             if not frontier:
                 raise _Broken("broken trace: frontier is empty", self._cur_offset)
             if not self._try_advance(order, frontier, 0, gen, freq, maxev):
-                _sort_frontier(frontier)
-                for i in range(1, len(frontier)):
-                    if self._try_advance(order, frontier, i, gen, freq, maxev):
-                        break
-                else:
-                    off = frontier[0].offset if frontier else self._cur_offset
-                    raise _Broken("broken trace: failed to advance", off)
+                self._slow_advance(order, frontier, gen, freq, maxev)
+
+    def _slow_advance(self, order, frontier, gen, freq, maxev):
+        """The head cannot go yet: try the others in time order (the rare path)."""
+        self._cur_offset = frontier[0].offset
+        _sort_frontier(frontier)
+        for i in range(1, len(frontier)):
+            if self._try_advance(order, frontier, i, gen, freq, maxev):
+                return
+        raise _Broken("broken trace: failed to advance", frontier[0].offset)
 
     def _try_advance(self, order, frontier, i, gen, freq, maxev):
         c = frontier[i]
@@ -1231,73 +1363,82 @@ class Trace:
 
     def __iter__(self) -> Iterator[Event]:
         self.error = None
+        return self._raw()
+
+    def _convert(self, ev, t) -> Event:
+        """A queued event (typ, time, m, p, g, args, extra, generation) as an Event, at
+        its fixed time t."""
+        typ, _, m, p, g, a, x, gen = ev
+        if typ in _TRANSITIONS:
+            si = _STACK_ARG[typ]
+            if si >= 0 and a[si]:
+                sid = a[si]
+                stack = gen.stack_cache.get(sid) or gen.stack(sid, self._frames)
+            else:
+                stack = ()
+            return self._transition(typ, t, m, p, g, a, x, gen, stack)
         frames = self._frames
         mk = Event
-        for ev in self._raw():
-            typ, t, m, p, g, a, x, gen = ev
-            kind = _KIND.get(typ, "Bad")
-            stack = ()
-            if typ == sync_ev:
-                attrs = {}
-                if self.wire >= 25:
-                    attrs["N"] = a[0]
-                    if gen is not None and gen.has_snap:
-                        attrs["Trace"] = int(gen.snap_time * gen.freq)
-                        attrs["Mono"] = gen.snap_mono
-                        attrs["Wall"] = _wall(gen.snap_sec, gen.snap_nsec)
-                yield mk(kind, t, m, p, g, (), attrs=attrs)
-                continue
-            si = W.STACK_ARG.get(typ)
-            if si is not None:
-                stack = gen.stack(a[si], frames)
-            elif typ == W.EV_CPU_SAMPLE:
-                stack = gen.stack(a[0], frames)
-            if kind == "StateTransition":
-                yield self._transition(ev, stack, frames)
-                continue
+        kind = _KIND.get(typ, "Bad")
+        stack = ()
+        if typ == sync_ev:
             attrs = {}
-            strings = gen.strings
-            if kind == "Metric":
-                attrs["Name"] = _METRIC_NAME[typ]
-                attrs["Value"] = a[0]
-            elif kind == "Label":
-                attrs["Label"] = strings.get(a[0], "")
-                attrs["Resource"] = f"Goroutine({g})"
-            elif kind.startswith("Range"):
-                if typ == W.EV_STW_BEGIN:
-                    attrs["Name"] = "stop-the-world (" + strings.get(a[0], "") + ")"
-                    attrs["Scope"] = f"Goroutine({g})"
-                elif typ == W.EV_STW_END:
-                    attrs["Name"] = "stop-the-world (" + strings.get(x, "") + ")"
-                    attrs["Scope"] = f"Goroutine({g})"
-                elif typ in (W.EV_GC_BEGIN, W.EV_GC_ACTIVE, W.EV_GC_END):
-                    attrs["Name"] = "GC concurrent mark phase"
-                    attrs["Scope"] = "None"
-                elif typ in (W.EV_GC_SWEEP_BEGIN, W.EV_GC_SWEEP_ACTIVE, W.EV_GC_SWEEP_END):
-                    attrs["Name"] = "GC incremental sweep"
-                    attrs["Scope"] = "Proc(%d)" % (_s64(a[0]) if typ == W.EV_GC_SWEEP_ACTIVE
-                                                   else p)
-                else:
-                    attrs["Name"] = "GC mark assist"
-                    attrs["Scope"] = "Goroutine(%d)" % (_s64(a[0])
-                                                        if typ == W.EV_GC_MARK_ASSIST_ACTIVE
-                                                        else g)
-                if kind == "RangeEnd":
-                    attrs["Attributes"] = ({"bytes swept": a[0], "bytes reclaimed": a[1]}
-                                           if typ == W.EV_GC_SWEEP_END else {})
-            elif kind == "TaskBegin":
-                attrs.update(ID=a[0], Parent=a[1], Type=strings.get(a[2], ""))
-            elif kind == "TaskEnd":
-                attrs.update(ID=a[0], Parent=x[0], Type=x[1])
-            elif kind == "RegionBegin" or kind == "RegionEnd":
-                attrs.update(Task=a[0], Type=strings.get(a[1], ""))
-            elif kind == "Log":
-                attrs.update(Task=a[0], Category=strings.get(a[1], ""),
-                             Message=strings.get(a[2], ""))
-            yield mk(kind, t, m, p, g, stack, attrs=attrs)
+            if self.wire >= 25:
+                attrs["N"] = a[0]
+                if gen is not None and gen.has_snap:
+                    attrs["Trace"] = int(gen.snap_time * gen.freq)
+                    attrs["Mono"] = gen.snap_mono
+                    attrs["Wall"] = _wall(gen.snap_sec, gen.snap_nsec)
+            return mk(kind, t, m, p, g, (), attrs=attrs)
+        si = W.STACK_ARG.get(typ)
+        if si is not None:
+            stack = gen.stack(a[si], frames)
+        elif typ == W.EV_CPU_SAMPLE:
+            stack = gen.stack(a[0], frames)
+        attrs = {}
+        strings = gen.strings
+        if kind == "Metric":
+            attrs["Name"] = _METRIC_NAME[typ]
+            attrs["Value"] = a[0]
+        elif kind == "Label":
+            attrs["Label"] = strings.get(a[0], "")
+            attrs["Resource"] = f"Goroutine({g})"
+        elif kind.startswith("Range"):
+            if typ == W.EV_STW_BEGIN:
+                attrs["Name"] = "stop-the-world (" + strings.get(a[0], "") + ")"
+                attrs["Scope"] = f"Goroutine({g})"
+            elif typ == W.EV_STW_END:
+                attrs["Name"] = "stop-the-world (" + strings.get(x, "") + ")"
+                attrs["Scope"] = f"Goroutine({g})"
+            elif typ in (W.EV_GC_BEGIN, W.EV_GC_ACTIVE, W.EV_GC_END):
+                attrs["Name"] = "GC concurrent mark phase"
+                attrs["Scope"] = "None"
+            elif typ in (W.EV_GC_SWEEP_BEGIN, W.EV_GC_SWEEP_ACTIVE, W.EV_GC_SWEEP_END):
+                attrs["Name"] = "GC incremental sweep"
+                attrs["Scope"] = "Proc(%d)" % (_s64(a[0]) if typ == W.EV_GC_SWEEP_ACTIVE
+                                               else p)
+            else:
+                attrs["Name"] = "GC mark assist"
+                attrs["Scope"] = "Goroutine(%d)" % (_s64(a[0])
+                                                    if typ == W.EV_GC_MARK_ASSIST_ACTIVE
+                                                    else g)
+            if kind == "RangeEnd":
+                attrs["Attributes"] = ({"bytes swept": a[0], "bytes reclaimed": a[1]}
+                                       if typ == W.EV_GC_SWEEP_END else {})
+        elif kind == "TaskBegin":
+            attrs.update(ID=a[0], Parent=a[1], Type=strings.get(a[2], ""))
+        elif kind == "TaskEnd":
+            attrs.update(ID=a[0], Parent=x[0], Type=x[1])
+        elif kind == "RegionBegin" or kind == "RegionEnd":
+            attrs.update(Task=a[0], Type=strings.get(a[1], ""))
+        elif kind == "Log":
+            attrs.update(Task=a[0], Category=strings.get(a[1], ""),
+                         Message=strings.get(a[2], ""))
+        return mk(kind, t, m, p, g, stack, attrs=attrs)
 
-    def _transition(self, ev, stack, frames):
-        typ, t, m, p, g, a, x, gen = ev
+
+    def _transition(self, typ, t, m, p, g, a, x, gen, stack):
+        frames = self._frames
         res, rid, frm, to, reason, tstack = "Goroutine", g, None, None, "", ()
         if typ == W.EV_PROC_START:
             res, rid, frm, to = "Proc", _s64(a[0]), "Idle", "Running"
