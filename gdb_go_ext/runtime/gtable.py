@@ -159,48 +159,58 @@ def core_words(mem) -> Optional[_CoreWords]:
     return cw
 
 
-def read_words(mem, addrs: np.ndarray, size: int, cw=None) -> tuple:
-    """(words, ok): the size bytes (a multiple of 8) at each of addrs as a (n, size // 8)
-    uint64 matrix, and whether each could be read (rows that could not are zeros).
-    A core is read from its mapping in chunks (see _CoreWords.release); a live process
-    with process_vm_readv; anything else through mem.gather_fixed."""
+_scratch = [np.zeros(0, dtype=np.uint8)]   # reused by reads: warm pages, not fresh ones
+
+
+def _scratch_of(nbytes: int) -> np.ndarray:
+    if len(_scratch[0]) < nbytes:
+        _scratch[0] = np.zeros(max(nbytes, 1 << 16), dtype=np.uint8)
+    return _scratch[0]
+
+
+def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
+    """(words, ok): of the size bytes (a multiple of 8) at each of addrs, the words
+    keep (indices; all when None) as a (n, len(keep)) uint64 matrix, and whether each
+    range could be read (rows that could not are zeros). Read in chunks into one
+    reused buffer: a core from its mapping (see _CoreWords.release), a live process
+    with process_vm_readv, anything else through mem.gather_fixed."""
     n = len(addrs)
     nw = size // 8
+    sel = np.arange(nw, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64)
     addrs = addrs.astype(np.uint64, copy=False)
-    if cw is not None:
-        view = cw._view(np.dtype("<u8"))
-        words = np.zeros((n, nw), dtype=np.uint64)
-        ok = np.zeros(n, dtype=bool)
-        cols = np.arange(nw, dtype=np.int64)[None, :]
-        for lo in range(0, n, CORE_CHUNK):
-            offs, held = cw.locate(addrs[lo:lo + CORE_CHUNK], size)
-            if np.any(offs % np.uint64(8)):
-                break
-            base = (offs // np.uint64(8)).astype(np.int64)
-            w = view[base[:, None] + cols]
-            w[~held] = 0
-            words[lo:lo + len(base)] = w
-            ok[lo:lo + len(base)] = held
-            cw.release()
+    out = np.zeros((n, len(sel)), dtype=np.uint64)
+    ok = np.zeros(n, dtype=bool)
+    pw = _proc_words(mem) if cw is None else None
+    step = CORE_CHUNK if cw is not None else 1 << 12
+    scratch = _scratch_of(step * size) if cw is None else None
+    for lo in range(0, n, step):
+        a = addrs[lo:lo + step]
+        m = len(a)
+        if cw is not None:
+            offs, held = cw.locate(a, size)
+            if not np.any(offs % np.uint64(8)):
+                base = (offs // np.uint64(8)).astype(np.int64)
+                w = cw._view(np.dtype("<u8"))[base[:, None] + sel[None, :]]
+                w[~held] = 0
+                out[lo:lo + m] = w
+                ok[lo:lo + m] = held
+                cw.release()
+                continue
+            scratch = _scratch_of(step * size)
+        if pw is not None:
+            buf = scratch[:m * size].reshape(m, size)
+            good = np.ones(m, dtype=bool)
+            pw.read(mem, a, size, buf, good)
         else:
-            return words, ok
-    words = np.zeros((n, nw), dtype=np.uint64)
-    ok = np.ones(n, dtype=bool)
-    pw = _proc_words(mem)
-    if pw is not None and n:
-        pw.read(mem, addrs, size, words.view(np.uint8).reshape(n, size), ok)
-        words[~ok] = 0
-        return words, ok
-    for lo in range(0, n, CHUNK):
-        chunk = addrs[lo:lo + CHUNK]
-        buf, errors = mem.gather_fixed(chunk.tolist(), size)
-        words[lo:lo + len(chunk)] = np.frombuffer(buf, dtype="<u8", count=len(chunk) * nw
-                                                  ).reshape(len(chunk), nw)
-        if errors:
-            bad = np.fromiter(errors, dtype=np.int64) + lo
-            ok[bad] = False
-            words[bad] = 0
-    return words, ok
+            raw, errors = mem.gather_fixed(a.tolist(), size, memoryview(scratch).cast("B"))
+            buf = np.frombuffer(raw, dtype=np.uint8, count=m * size).reshape(m, size)
+            good = np.ones(m, dtype=bool)
+            for i in errors:
+                good[i] = False
+        out[lo:lo + m] = buf.view("<u8")[:, sel]
+        ok[lo:lo + m] = good
+    out[~ok] = 0
+    return out, ok
 
 
 class Base:
@@ -214,6 +224,8 @@ class Base:
         self.addr = None
         self.fast = None
         self.special_rows: list = []   # row indices off the fast path
+        self.all_fast = False
+        self.glay = None
         self.threads: dict = {}
         self.current_g = None
         self.current_row = -1
@@ -228,7 +240,16 @@ class Base:
         self.blocked_idx = None
         self.blocked: list = []
 
-    def fields(self, i: int) -> GFields:
+    def fields(self, i: int, mem=None) -> GFields:
+        """Row i's GFields: the g read again where mem is given and readable (the
+        fields not kept as columns), else from the columns."""
+        if mem is not None:
+            glay = self.glay
+            try:
+                return glay.reorder(glay.struct.unpack(mem.read(int(self.addr[i]),
+                                                                glay.struct.size)))
+            except (ReadError, struct.error):
+                pass
         cols = self.cols
         return GFields._make(int(cols[k][i]) for k in GFields._fields)
 
@@ -350,35 +371,47 @@ class GoroutineTable(Sequence):
         return u[order], counts[order], first[order]
 
 
-def factorize(cols: list) -> tuple:
-    """(codes, first row of each code): rows equal in every column of cols (uint64
-    arrays of one length) share a code; codes are numbered by first row. Hashed, with
-    every row checked against its code's first row; exact (sorted) on a collision."""
+def factorize(cols: list, members: bool = False) -> tuple:
+    """(codes, first row of each code[, rows of each code]): rows equal in every column
+    of cols (integer arrays of one length) share a code; codes are numbered by first
+    row, and each code's rows are in row order. Hashed and sorted once, with every row
+    checked against its code's first row; exact (lexsorted) on a collision."""
     n = len(cols[0])
     if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64)) + (([],) if members else ())
     h = np.zeros(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for c in cols:
-            h = (h ^ c.astype(np.uint64, copy=False)) * _MIX
+            h ^= c.astype(np.uint64, copy=False)
+            h *= _MIX
             h ^= h >> np.uint64(29)
-    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    starts = np.flatnonzero(np.concatenate(([True], hs[1:] != hs[:-1])))
+    first = order[starts]
+    counts = np.diff(np.append(starts, n))
+    inv = np.empty(n, dtype=np.int64)
+    inv[order] = np.repeat(np.arange(len(starts)), counts)
     if not all(np.array_equal(c, c[first][inv]) for c in cols):
         order = np.lexsort(cols[::-1])
         srt = [c[order] for c in cols]
         new = np.ones(n, dtype=bool)
         new[1:] = np.any(np.stack([s[1:] != s[:-1] for s in srt]), axis=0)
-        grp = np.cumsum(new) - 1
-        inv = np.empty(n, dtype=np.int64)
-        inv[order] = grp
-        first = np.full(grp[-1] + 1, n, dtype=np.int64)
+        starts = np.flatnonzero(new)
+        counts = np.diff(np.append(starts, n))
+        inv[order] = np.repeat(np.arange(len(starts)), counts)
+        first = np.full(len(starts), n, dtype=np.int64)
         np.minimum.at(first, inv, np.arange(n))
-    # renumber by first row
-    order = np.argsort(first, kind="stable")
+        order = np.argsort(inv, kind="stable")   # each code's rows together, in row order
+        starts = np.searchsorted(inv[order], np.arange(len(first)))
+    perm = np.argsort(first, kind="stable")
     rank = np.empty(len(first), dtype=np.int64)
-    rank[order] = np.arange(len(first))
-    return rank[inv], first[order]
+    rank[perm] = np.arange(len(first))
+    out = (rank[inv], first[perm])
+    if members:
+        ends = np.append(starts[1:], n)
+        out += ([order[starts[j]:ends[j]] for j in perm.tolist()],)
+    return out
 
 
 def groups_of(codes: np.ndarray, k: int) -> list:
@@ -391,9 +424,17 @@ def groups_of(codes: np.ndarray, k: int) -> list:
 # ---------------------------------------------------------------------------
 # the walk
 # ---------------------------------------------------------------------------
+# the g fields kept as columns: what the fast path and the views read (the others of
+# GFields are read again, g by g, for the few goroutines off the fast path)
+_COLUMNS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc", "sched_bp",
+            "stack_lo", "stack_hi", "gopc", "startpc", "lockedm", "parent", "labels", "waiting")
+
+
 def read_base(walker, include_dead: bool) -> Optional[Base]:
     """The g fields of every goroutine of runtime.allgs as columns (see Base); None when
-    the layout has no fast path (the walk then goes row by row)."""
+    the layout has no fast path (the walk then goes row by row). Unreadable gs (and
+    dead ones unless include_dead) are dropped chunk by chunk, with one line saying
+    how many could not be read."""
     glay = walker.glay
     if glay.whole is None or not glay.absent.isdisjoint(_FAST_FIELDS):
         return None
@@ -402,30 +443,48 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
     addrs = walker.g_addrs(as_array=True)
     n = len(addrs)
     b.threads, b.current_g = walker.thread_map()
-    dtypes = _field_dtypes(glay)
+    dtypes = {k: v for k, v in _field_dtypes(glay).items() if k in _COLUMNS}
     offs = glay.offsets
     cols = {k: np.zeros(n, dtype=dt) for k, dt in dtypes.items()}
-    ok = np.ones(n, dtype=bool)
+    kept_addrs = np.zeros(n, dtype=np.uint64)
     progress = walker.progress
     cw = core_words(mem)
     first_err = None
+    unread = 0
+    w = 0   # rows kept so far
+    dead = np.array(sorted(walker.dead_codes) or [-1], dtype=np.int64)
+    st_dt = dtypes["status"]
+
+    def keep_rows(lo, m, get, ok):
+        """Keep the readable (and live) rows lo..lo+m of a chunk; get(k): field k's values."""
+        nonlocal w
+        status = get("status").astype(np.int64)
+        keep = ok if include_dead else ok & ~np.isin(status & ~GSCAN, dead)
+        j = int(np.count_nonzero(keep))
+        if j == m:
+            for k in dtypes:
+                cols[k][w:w + m] = get(k)
+            kept_addrs[w:w + m] = addrs[lo:lo + m]
+        else:
+            for k in dtypes:
+                cols[k][w:w + j] = get(k)[keep]
+            kept_addrs[w:w + j] = addrs[lo:lo + m][keep]
+        w += j
+
     if cw is not None:
         for lo in range(0, n, CORE_CHUNK):
             if progress and not lo % (CORE_CHUNK * 8):
                 progress(lo // 2, n)
             goffs, held = cw.locate(addrs[lo:lo + CORE_CHUNK], glay.size)
-            ok[lo:lo + len(goffs)] = held
-            for k, dt in dtypes.items():
-                v = cw.values(goffs + np.uint64(offs[k]), dt)
-                if v is None:
-                    cw = None
-                    break
-                v[~held] = 0
-                cols[k][lo:lo + len(goffs)] = v
-            if cw is None:
-                ok[:] = True
+            if np.any(goffs % np.uint64(8)):
+                cw = None
                 break
+            vals = {k: cw.values(goffs + np.uint64(offs[k]), dt) for k, dt in dtypes.items()}
+            unread += int(len(held) - np.count_nonzero(held))
+            keep_rows(lo, len(goffs), vals.__getitem__, held)
             cw.release()
+        if cw is None:
+            w, unread = 0, 0
     if cw is None:
         stride = walker._g_stride(addrs[:1025].tolist())
         dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
@@ -440,43 +499,36 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
             if len(buf) < m * stride:   # (a last g short of the stride's padding)
                 buf = bytes(buf) + bytes(m * stride - len(buf))
             rec = np.frombuffer(buf, dtype=dt, count=m)
-            for k in dtypes:
-                cols[k][lo:lo + m] = rec[k]
+            ok = np.ones(m, dtype=bool)
             if errors:
-                bad = np.fromiter(errors, dtype=np.int64)
-                ok[lo + bad] = False
+                ok[np.fromiter(errors, dtype=np.int64)] = False
+                unread += len(errors)
                 if first_err is None:
                     first_err = errors[min(errors)]
-    for k in GFields._fields:
-        if k not in cols:
-            cols[k] = np.zeros(n, dtype=np.uint64)
-    unread = int(n - np.count_nonzero(ok))
+            keep_rows(lo, m, rec.__getitem__, ok)
+    del st_dt
     if unread:
         if first_err is None:
-            i = int(np.flatnonzero(~ok)[0])
-            first_err = ReadError(int(addrs[i]), glay.size, "not in the core file")
+            first_err = "not in the core file"
         walker.errors.append(f"{unread} of {n} goroutines in runtime.allgs could not be read "
                              f"(first: {first_err}); the {n - unread} others are listed")
-    status = cols["status"].astype(np.int64)
-    code = status & ~GSCAN
-    keep = ok.copy()
-    if not include_dead:
-        for d in walker.dead_codes:
-            keep &= code != d
-    if not keep.all():
-        idx = np.flatnonzero(keep)
-        addrs = addrs[idx]
-        cols = {k: v[idx] for k, v in cols.items()}
-        status, code = status[idx], code[idx]
-    b.n = len(addrs)
+    cols = {k: v[:w] for k, v in cols.items()}
+    for k in GFields._fields:
+        if k not in cols:   # absent from the g, or not kept (0; see Base.fields)
+            cols[k] = np.zeros(w, dtype=np.uint8)
+    addrs = kept_addrs[:w]
+    b.n = w
     b.addr = addrs
     b.cols = cols
+    b.glay = glay
     st = walker.st
+    status = cols["status"]
     sp, hi, lo = cols["sched_sp"], cols["stack_hi"], cols["stack_lo"]
     fast = ((status == st.waiting) | (status == st.runnable)) & (cols["sched_pc"] != 0) & \
         (lo <= sp) & (sp < hi)
     fast[fast] = (hi[fast] - sp[fast]) <= (1 << 30)
     b.fast = fast
+    b.all_fast = bool(fast.all())
     b.special_rows = np.flatnonzero(~fast).tolist()
     if b.current_g is not None:
         hit = np.flatnonzero(addrs == np.uint64(b.current_g))
@@ -513,14 +565,12 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     fast = np.flatnonzero(base.fast)
     progress = walker.progress
     if len(fast):
-        sp = cols["sched_sp"][fast]
-        hi = cols["stack_hi"][fast]
-        lo = cols["stack_lo"][fast]
-        key_cols = [cols["status"][fast].astype(np.uint64), cols["waitreason"][fast].astype(np.uint64),
-                    cols["startpc"][fast], cols["gopc"][fast],
-                    (cols["goid"][fast] == 1).astype(np.uint64), cols["sched_pc"][fast], hi - sp]
-        codes, firsts = factorize(key_cols)
-        members = groups_of(codes, len(firsts))
+        def at(k):   # a column over the fast rows (itself when every row is)
+            return cols[k] if base.all_fast else cols[k][fast]
+        sp, hi, lo = at("sched_sp"), at("stack_hi"), at("stack_lo")
+        key_cols = [at("status"), at("waitreason"), at("startpc"), at("gopc"),
+                    at("goid") == 1, at("sched_pc"), hi - sp]
+        codes, firsts, members = factorize(key_cols, members=True)
         done = 0
         for gi, (f0, rows) in enumerate(zip(firsts.tolist(), members)):
             key = tuple(int(c[f0]) for c in key_cols)
@@ -546,7 +596,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                     shape_idx[fast[j]] = intern(other.new.args)
             # wait times, as _walk has them
             if shape.wait_reason:
-                ws = cols["waitsince"][grows].astype(np.int64)
+                ws = cols["waitsince"][grows].astype(np.int64, copy=False)
                 since[grows] = ws
                 now = base.now
                 m = np.where((ws != 0) & (now > ws), (now - ws) // NS_PER_MINUTE, 0)
@@ -559,7 +609,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     specials = {}
     others = []
     for r in base.special_rows:
-        f = base.fields(r)
+        f = base.fields(r, mem)
         try:
             g = walker._decode_other(int(base.addr[r]), f, base.threads, base.current_g, depth,
                                      True, False, False)
@@ -622,8 +672,8 @@ def _unchecked(mem, cw, sps: np.ndarray, reader: struct.Struct, want: tuple,
     size = reader.size
     if words is None or size % 8 or size > TOP_BYTES:
         return rows
-    top, ok = read_words(mem, sps, size, cw)
-    same = np.all(top[:, words] == np.array(want, dtype=np.uint64)[None, :], axis=1) & ok
+    top, ok = read_words(mem, sps, size, cw, keep=words)
+    same = np.all(top == np.array(want, dtype=np.uint64)[None, :], axis=1) & ok
     return rows[~same]
 
 
@@ -726,6 +776,17 @@ class BlockedTable(Sequence):
     def __len__(self) -> int:
         return int(self.bounds[-1])
 
+    def __iter__(self):
+        made = self._made
+        i = 0
+        for kind, m in self.segments:
+            for row in m.tolist():
+                on = made.get(i)
+                if on is None:
+                    on = made[i] = BlockedOn(kind, tuple(a for a in row if a))
+                yield on
+                i += 1
+
     def __getitem__(self, i: int):
         on = self._made.get(i)
         if on is None:
@@ -808,12 +869,13 @@ def fill_blocked(walker, base: Base) -> None:
             act = np.flatnonzero(active)
             if not len(act):
                 break
-            words, ok = read_words(mem, cur[act], nwords * 8, cw)
+            words, ok = read_words(mem, cur[act], nwords * 8, cw,
+                                   keep=[o_c // 8, (o_link if o_link is not None else o_c) // 8])
             c = np.zeros(m, dtype=np.uint64)
             nxt = np.zeros(m, dtype=np.uint64)
-            c[act] = np.where(ok, words[:, o_c // 8], 0)
+            c[act] = np.where(ok, words[:, 0], 0)
             if o_link is not None:
-                nxt[act] = np.where(ok, words[:, o_link // 8], 0)
+                nxt[act] = np.where(ok, words[:, 1], 0)
             active[act[~ok]] = False
             found.append(c)
             go_on = active & (nxt != 0) & (nxt != cur)

@@ -358,6 +358,19 @@ class _JsonLines:
         return middle, parts[2]
 
 
+def _blocked_texts(blocked, line: _JsonLines) -> list:
+    """The JSON text of each of a columnar walk's BlockedOn (quote(blocked_on_text)),
+    made from its address rows: hex addresses need no escapes."""
+    segments = getattr(blocked, "segments", None)
+    if segments is None:
+        return [line.blocked(on) for on in blocked]
+    out = []
+    for kind, m in segments:
+        head = '"semaphore ' if kind == "sema" else '"channel '
+        out += [head + ", ".join([hex(a) for a in row if a]) + '"' for row in m.tolist()]
+    return out
+
+
 def _table_json_pieces(t, body: str, line: _JsonLines):
     """The goroutine lines of a columnar walk, in blocks: rows that share their shape,
     minutes, locking, parent and labels share a middle and an end, made from the first
@@ -391,7 +404,7 @@ def _table_json_pieces(t, body: str, line: _JsonLines):
                 m, e = line.parts(t.row(int(rows[p])))
                 mids.append(m)
                 ends.append(e)
-        btexts = ["null"] + [line.blocked(on) for on in b.blocked]
+        btexts = ["null"] + _blocked_texts(b.blocked, line)
         bidx = (t.blocked_idx_of() + 1).tolist() if b.blocked_idx is not None else None
         ids = t.col("goid").tolist()
         addrs = t.col("addr").tolist()
