@@ -1237,10 +1237,9 @@ class Trace:
                 c = frontier[0]
                 self._cur_offset = c.offset
                 if advance(c, gen):
-                    yield fixed(popleft())
-                    while queue:
-                        yield fixed(popleft())
-                    # the cursor's next event: inline while it stays in its batch
+                    # the cursor's next event first (a broken one stops the trace before
+                    # the event just queued, as in Go's tryAdvance), inline while it stays
+                    # in its batch; the queued events go out at the top of the loop
                     vals = c.vals
                     i = c.vpos
                     nv = len(vals)

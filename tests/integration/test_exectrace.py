@@ -8,9 +8,13 @@ the SAME toolchain's `go tool trace -d=parsed` (GOTOOLCHAIN=local; -d=1 on go1.2
 the truth: every event must match ours - kind, time, M/P/G, the transition's resource, id,
 from/to and reason, the stack and the transition stack frame by frame (function, file,
 line, pc), and the fields it prints (normalised where the printing differs by design, see
-tests/exectrace_truth.py). Before go1.22 the trace is the old format: one line, not read.
+tests/exectrace_truth.py). Then the same trace damaged (cut short, and a bit flipped, at
+seeded random places): the events up to the damage must still be -d=parsed's, one for
+one, and we report damage exactly when it fails. Before go1.22 the trace is the old
+format: one line, not read.
 """
 import os
+import random
 import subprocess
 import sys
 
@@ -61,3 +65,26 @@ def test_trace_matches_go_tool_trace(toolchain, tmp_path):
     # several generations: statuses (X->X) after the first one's Undetermined->X
     assert any(e.kind == "StateTransition" and e.from_state == e.to_state for e in ours)
     assert tr.version == "go1.%d" % {22: 22, 23: 23, 24: 23, 25: 25}.get(_minor(version), 26)
+
+    # damaged copies: Go's reader is the truth for what comes out before the damage too
+    data = open(path, "rb").read()
+    rng = random.Random(sum(map(ord, toolchain)))
+    flipped = bytearray(data)
+    i = rng.randrange(16, len(data))
+    flipped[i] ^= 1 << rng.randrange(8)
+    for name, bad in (("cut", data[:rng.randrange(len(data) // 4, len(data))]),
+                      ("flip@%d" % i, bytes(flipped))):
+        dpath = str(tmp_path / "damaged.trace")
+        with open(dpath, "wb") as f:
+            f.write(bad)
+        env = dict(harness.go_env(toolchain), GOTOOLCHAIN="local", TZ="UTC")
+        p = subprocess.run([info["go"], "tool", "trace", T.parsed_flag(version), dpath],
+                           env=env, capture_output=True, timeout=600)
+        want = T.parse(p.stdout.decode("utf-8", "replace"))
+        tr = read_trace(bad)
+        got = list(tr)
+        assert T.compare(got, want) == [], name
+        assert len(got) == len(want), name
+        assert (tr.error is not None) == (p.returncode != 0), (name, tr.error, p.stderr[-300:])
+        if tr.error is not None:
+            assert tr.error.startswith("trace cut at byte ") and "\n" not in tr.error
