@@ -16,7 +16,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+import numpy as np
+
 from ..runtime.traceback import is_exported_runtime
+from .triage import is_table
 
 # pprof labels (GODEBUG=tracebacklabels=1): Go 1.26 prints them inside the brackets
 # ( labels:{"k": "v"}), Go 1.27 after them ( {k: v})
@@ -301,6 +304,27 @@ class DiffBucket:
             "shrunk" if self.after < self.before else "same"
 
 
+def _now(gs):
+    """(stack, state, count, first ids, their walk positions) per run of goroutines now
+    that share a stack and state: per shape of a columnar walk (its first 10 in walk
+    order), else per goroutine. In the order of their first goroutines."""
+    if is_table(gs):
+        shape_idx, ids_all = gs.shapes_of(), gs.ids()
+        if not len(shape_idx):
+            return
+        u, first, counts = np.unique(shape_idx, return_index=True, return_counts=True)
+        by_shape = np.argsort(shape_idx, kind="stable")    # rows of each shape, in order
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        for j in np.argsort(first, kind="stable").tolist():
+            shape = gs.shapes[int(u[j])]
+            rows = np.sort(by_shape[starts[j]:starts[j] + min(int(counts[j]), 10)])
+            yield (shape[8] or (), shape[3] or shape[1], int(counts[j]),
+                   ids_all[rows].tolist(), rows.tolist())
+        return
+    for i, g in enumerate(gs):
+        yield g.stack or (), g.wait_reason or g.status, 1, [g.id], [i]
+
+
 def diff(snap: Snapshot, gs, similar: bool = False) -> list:
     """DiffBuckets of an earlier snapshot against goroutines now (with .stack), matched by
     stack_key. Against a dump both sides keep only the frames the level-1 dump shows,
@@ -320,12 +344,9 @@ def diff(snap: Snapshot, gs, similar: bool = False) -> list:
         if len(b.ids) < 10:
             b.ids.extend(e.ids[: 10 - len(b.ids)])
     now: dict = {}
-    keys: dict = {}      # id(stack) -> its key: leaked goroutines share their stack
-    for g in gs:
-        frames = g.stack or ()
-        k = keys.get(id(frames))
-        if k is None:
-            k = keys[id(frames)] = stack_key(frames, similar, level1)
+    firsts: dict = {}    # key -> (walk position, id) of its first goroutines now
+    for frames, state, count, ids, pos in _now(gs):
+        k = stack_key(frames, similar, level1)
         if level1 and not k:
             continue
         b = out.get(k)
@@ -334,12 +355,11 @@ def diff(snap: Snapshot, gs, similar: bool = False) -> list:
         if b.after == 0:
             b.frames, b.ids = list(frames), []
             now[k] = []
-        b.after += 1
-        state = g.wait_reason or g.status
+        b.after += count
         if state not in now[k]:
             now[k].append(state)
-        if len(b.ids) < 10:
-            b.ids.append(g.id)
+        firsts[k] = sorted(firsts.get(k, []) + list(zip(pos, ids)))[:10]
+        b.ids = [i for _, i in firsts[k]]
     for k, states in now.items():
         b = out[k]
         b.states = states + [s for s in b.states if s not in states]
