@@ -137,12 +137,13 @@ def fixture_hash(fixture_name, tc_name=None):
     return h.hexdigest()[:16]
 
 
-def build(fixture_name, toolchain_name, pie=False):
+def build(fixture_name, toolchain_name, pie=False, test=False):
     """Build tests/fixtures/<fixture_name>/ with a matrix toolchain; return the
     binary's path. Cached by source hash under $CACHE/builds/<toolchain>/;
     safe to call concurrently (pytest-xdist): builds go to a temp dir that is
     renamed into place atomically. Default build flags: we debug what users ship;
-    pie: a position-independent executable (-buildmode=pie), loaded at a bias."""
+    pie: a position-independent executable (-buildmode=pie), loaded at a bias;
+    test: the package's test binary (go test -c)."""
     fixture_dir = os.path.join(FIXTURES_DIR, fixture_name)
     if not os.path.isdir(fixture_dir):
         raise HarnessError("no fixture %s" % fixture_dir)
@@ -156,7 +157,8 @@ def build(fixture_name, toolchain_name, pie=False):
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".%s." % key, dir=parent)
     try:
-        p = subprocess.run([toolchain(toolchain_name)["go"], "build"]
+        p = subprocess.run([toolchain(toolchain_name)["go"]]
+                           + (["test", "-c"] if test else ["build"])
                            + (["-buildmode=pie"] if pie else [])
                            + ["-o", os.path.join(tmp, fixture_name), "."],
                            cwd=fixture_dir, env=go_env(toolchain_name),

@@ -154,3 +154,26 @@ def test_dump_matches_runtime_stack(toolchain, mode, go_target):
     if mode == "core":
         with Bridge.core(t.binary, t.core, quiet=True) as b:
             assert b.view(["dump"]).rstrip("\n") == r.block("d1").rstrip("\n")
+
+
+def test_dump_synctest_bubble(toolchain, tmp_path):
+    """A synctest bubble (Go 1.25+) crashing: its goroutines' headers carry (durable) where
+    runtime.isIdleInSynctest says so and ", synctest bubble N"; `go dump --level 2` on the
+    core must equal the crash text for every goroutine it does not show running, gdb and
+    bridge alike, argument words included with --args."""
+    if _go_minor(toolchain) < 25:
+        pytest.skip("testing/synctest.Test is Go 1.25+ (1.24 has it only as GOEXPERIMENT)")
+    problem = harness.core_pattern_problem()
+    if problem:
+        pytest.skip(problem)
+    binary = harness.build("synctest", toolchain, test=True)
+    text, core, _ = harness.crash_dump(binary, str(tmp_path), args=("-test.run", "TestBubble"))
+    ours = _ours(binary, core)
+    theirs, mine, compared = _compare(text, ours["d2"], PARKED)
+    assert [g for g in theirs if g] == list(mine), "order or set of goroutines differs"
+    _, _, whole = _compare(text, ours["a2"], PARKED, whole=True)
+    assert whole == compared
+    heads = [theirs[g][0] for g in compared]
+    assert sum(", synctest bubble " in h for h in heads) >= 6, heads
+    assert sum(" (durable)" in h for h in heads) >= 4, heads
+    assert any(", synctest bubble " in h and "(durable)" not in h for h in heads), heads
