@@ -110,32 +110,38 @@ CORE_CHUNK = 1 << 12   # rows per core read: at most this many pages resident at
 class _ProcWords:
     """Reads of many ranges of one size from a stopped process with process_vm_readv,
     the iovecs built by numpy (1024 ranges a call); a batch the call cannot read whole
-    goes through the memory's own gather_fixed, range by range."""
+    is read again afterwards through the memory's own gather_fixed, range by range.
+    (Two threads, each with half the batches, were measured no faster at 1M.)"""
 
     def __init__(self, proc):
         self.proc = proc
 
-    def read(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
-        """size bytes at each of addrs into out (n, size) uint8; ok[i] False where not."""
-        n = len(addrs)
-        iov = np.empty((min(n, 1024), 2), dtype=np.uint64)
+    def _batches(self, addrs: np.ndarray, size: int, out: np.ndarray, lo: int, hi: int,
+                 failed: list) -> None:
+        """Batches of 1024 ranges lo..hi into out's rows; those not read whole into failed."""
+        fn, pid = self.proc._readv, self.proc.pid
+        iov = np.empty((1024, 2), dtype=np.uint64)
         iov[:, 1] = size
         local = np.empty(2, dtype=np.uint64)
         base = out.ctypes.data
-        for lo in range(0, n, 1024):
-            m = min(1024, n - lo)
-            iov[:m, 0] = addrs[lo:lo + m]
-            local[0] = base + lo * size
+        for b in range(lo, hi, 1024):
+            m = min(1024, hi - b)
+            iov[:m, 0] = addrs[b:b + m]
+            local[0] = base + b * size
             local[1] = m * size
-            fn = self.proc._readv
-            got = fn(self.proc.pid, local.ctypes.data, 1, iov.ctypes.data, m, 0) \
-                if fn is not None else -1
-            if got == m * size:
-                continue
-            buf, errors = mem.gather_fixed(addrs[lo:lo + m].tolist(), size)
-            out[lo:lo + m] = np.frombuffer(buf, dtype=np.uint8, count=m * size).reshape(m, size)
+            got = fn(pid, local.ctypes.data, 1, iov.ctypes.data, m, 0) if fn is not None else -1
+            if got != m * size:
+                failed.append((b, m))
+
+    def read(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
+        """size bytes at each of addrs into out (n, size) uint8; ok[i] False where not."""
+        failed: list = []
+        self._batches(addrs, size, out, 0, len(addrs), failed)
+        for b, m in failed:
+            buf, errors = mem.gather_fixed(addrs[b:b + m].tolist(), size)
+            out[b:b + m] = np.frombuffer(buf, dtype=np.uint8, count=m * size).reshape(m, size)
             for i in errors:
-                ok[lo + i] = False
+                ok[b + i] = False
 
 
 def _proc_words(mem) -> Optional[_ProcWords]:
@@ -232,6 +238,8 @@ class Base:
         self.now = 0
         self.clock = None
         self.tables: dict = {}  # depth -> GoroutineTable
+        # shape key at PRECHECK_DEPTH -> whether each member's stack top holds its recipe
+        self.prechecked: dict = {}
         # labels: per row an index into label_sets (-1: none), errors by row
         self.label_idx = None
         self.label_sets: list = []
@@ -582,10 +590,27 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             known = walker._shapes.get(key) is shape
             si = intern(shape.new.args)
             grows = fast[rows]
+            pre = base.prechecked.get(key)
             if shape.reader is None or not known:
                 bad = rows
             elif not shape.reader.size:
                 bad = rows[:0]
+            elif pre is not None and len(pre) == len(rows):
+                bad = rows[~pre]
+            elif depth != PRECHECK_DEPTH:
+                # the stacks' depth is checked in the same reads, for the view that follows
+                key2 = key[:-2] + (PRECHECK_DEPTH, False)
+                shape2 = walker._shapes.get(key2)
+                if shape2 is None:
+                    shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
+                readers = [(shape.reader, shape.want)]
+                if walker._shapes.get(key2) is shape2 and shape2.reader is not None and \
+                        shape2.reader.size:
+                    readers.append((shape2.reader, shape2.want))
+                same = _same_tops(mem, cw, sp[rows], readers)
+                if len(same) > 1:
+                    base.prechecked[key2] = same[1]
+                bad = rows if same[0] is None else rows[~same[0]]
             else:
                 bad = _unchecked(mem, cw, sp[rows], shape.reader, shape.want, rows)
             shape_idx[grows] = si
@@ -663,6 +688,33 @@ def _slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
                     pos += 8
         hit = _READERS[reader.format] = np.array(words, dtype=np.int64)
     return None if hit is False else hit
+
+
+PRECHECK_DEPTH = 64   # go stacks' default depth: checked along with a first walk's
+
+
+def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
+    """For each (reader, want) recipe, whether each stack top (at sps) holds it, from
+    one read of the words they all need; None for the first where it cannot be
+    checked that way (the others are then left out)."""
+    slots = [_slot_words(r) for r, _ in readers]
+    ok_readers = [i for i, (r, _) in enumerate(readers)
+                  if slots[i] is not None and not r.size % 8 and r.size <= TOP_BYTES]
+    if 0 not in ok_readers:
+        return [None]
+    ok_readers = [i for i in ok_readers]
+    union = sorted(set().union(*(slots[i].tolist() for i in ok_readers)))
+    pos = {w: j for j, w in enumerate(union)}
+    size = max(readers[i][0].size for i in ok_readers)
+    top, ok = read_words(mem, sps, size, cw, keep=union)
+    out = []
+    for i in range(len(readers)):
+        if i not in ok_readers:
+            break
+        cols = [pos[w] for w in slots[i].tolist()]
+        out.append(np.all(top[:, cols] == np.array(readers[i][1], dtype=np.uint64)[None, :],
+                          axis=1) & ok)
+    return out
 
 
 def _unchecked(mem, cw, sps: np.ndarray, reader: struct.Struct, want: tuple,
