@@ -6,8 +6,9 @@ sleeping, taking a mutex, allocating, so the trace has every kind of transition 
 writes an execution trace of about -m MB (default 50). Then, alternated over --rounds
 rounds, under the bench lock (/tmp/gdb_go_ext-bench.lock, so benches never overlap):
 `go tool trace -d=parsed FILE > /dev/null` (-d=1 before Go 1.24) of the same toolchain,
-and `python -m gdb_go trace FILE --json > /dev/null` (no gdb: the view in-process), with
-each one's wall time and peak RSS. Prints the medians and the ratio; the issue's targets:
+and `python -m gdb_go trace FILE --json > /dev/null` (no gdb: the view in-process), and
+the reader alone (every event read, nothing done: the summary's share), with each one's
+wall time and peak RSS. Prints the medians and the ratio; the issue's targets:
 ratio <= 1 and the view's peak RSS under 500 MB. Benchmarks print; they never assert.
 
     python bench/bench_trace_views.py [-m 50] [--toolchain go1.26.6] [--rounds 3]
@@ -163,12 +164,16 @@ def main():
         flag = "-d=parsed" if minor >= 24 else "-d=1"
         ours = [sys.executable, "-m", "gdb_go", "trace", path, "--json"]
         theirs = [go, "tool", "trace", flag, path]
+        # the reader alone (bench/bench_trace.py measures it in depth): the summary's share
+        reader = [sys.executable, "-c", "import sys\nfrom gdb_go_ext.exectrace import "
+                  "read_trace\nfor ev in read_trace(sys.argv[1]): pass", path]
         with open(LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            t_ours, t_theirs, rss_ours, rss_theirs = [], [], [], []
+            t_ours, t_theirs, rss_ours, rss_theirs, t_reader, rss_reader = [], [], [], [], [], []
             for r in range(a.rounds):
                 for name, argv, ts, rs in (("go tool trace " + flag, theirs, t_theirs, rss_theirs),
-                                           ("go trace --json", ours, t_ours, rss_ours)):
+                                           ("go trace --json", ours, t_ours, rss_ours),
+                                           ("the reader alone", reader, t_reader, rss_reader)):
                     dt, rss = run(argv)
                     ts.append(dt)
                     rs.append(rss)
@@ -178,6 +183,9 @@ def main():
     print("trace %.1f MB (%s); medians of %d rounds:" % (size, version, a.rounds))
     print("  go tool trace %-9s %7.2f s, peak RSS %6.0f MB" % (flag, mt, max(rss_theirs)))
     print("  go trace --json         %7.2f s, peak RSS %6.0f MB" % (mo, max(rss_ours)))
+    mr = statistics.median(t_reader)
+    print("  the reader alone        %7.2f s, peak RSS %6.0f MB (the summary and JSON: %.0f%% "
+          "of go trace --json)" % (mr, max(rss_reader), 100 * max(0.0, mo - mr) / mo))
     print("ratio go trace --json / go tool trace %s: %.2f (target <= 1); RSS target < 500 MB"
           % (flag, mo / mt))
 

@@ -22,6 +22,7 @@ the state at its end is the state at hi. Reading stops at the first event past h
 from __future__ import annotations
 
 import heapq
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
@@ -238,16 +239,19 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     heapq.heapreplace(pp.gaps, item)
             pp.gap_since = None
 
-    for ev in events:
+    it = iter(events)
+    for ev in it:                       # the first event sets the window
+        s.start_ns = t = ev.time
+        if window is not None:
+            lo = t + window[0]
+            hi = far if window[1] is None else t + window[1]
+            s.window = (lo, None if window[1] is None else hi)
+        else:
+            lo, hi = -far, far
+        it = itertools.chain((ev,), it)
+        break
+    for ev in it:
         t = ev.time
-        if lo is None:
-            s.start_ns = t
-            if window is not None:
-                lo = t + window[0]
-                hi = far if window[1] is None else t + window[1]
-                s.window = (lo, None if window[1] is None else hi)
-            else:
-                lo, hi = -far, far
         if t > hi:
             t = hi
             break
