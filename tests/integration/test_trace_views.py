@@ -21,7 +21,8 @@ run per toolchain (1.22 on), and one gcore of that run.
   alive; the three started after the trace, and only goroutines the trace never saw,
   under unseen.
 - Bad input, one line each and no traceback: an empty file, a pprof profile as a trace,
-  a missing file, and for xref the trace of another program (the fixture built by another
+  a missing file, a trace cut in its middle (its events up to the cut and one line in
+  errors), and for xref the trace of another program (the fixture built by another
   toolchain: same functions, other PCs).
 """
 import json
@@ -240,6 +241,10 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
     import gzip
     pprof.write_bytes(gzip.compress(b"\x0a\x04\x08\x01\x10\x02" * 10))
     missing = tmp_path / "nope.trace"
+    cut = tmp_path / "cut.trace"            # a trace cut in its middle: read up to the cut
+    with open(path, "rb") as f:
+        data = f.read()
+    cut.write_bytes(data[:len(data) // 2])
     # a trace of another program: the fixture built by another toolchain
     other_tc = [t for t in harness.matrix_names() if _minor(t) >= 22 and t != toolchain
                 and harness.toolchain(t)["go"] != harness.toolchain(toolchain)["go"]][-1]
@@ -262,6 +267,7 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
                 ("pprof", f"go trace {pprof}"),
                 ("missing", f"go trace {missing}"),
                 ("xref empty", f"go xref {empty}"),
+                ("cut", f"go trace {cut} --json"),
                 ("xref missing", f"go xref {missing}")], timeout=300)
             for k in ("trace", "trace text", "trace p", "trace g", "xref", "xref text"):
                 assert live.error(k) is None, (k, live.error(k), live.stderr[-2000:])
@@ -282,6 +288,11 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
                             ("xref missing", "cannot read")):
                 assert word in _one_line(live.error(k)), (k, live.error(k))
             _one_line(live.error("xref empty"))
+            assert live.error("cut") is None, live.error("cut")
+            cutdoc = json.loads(live.block("cut"))
+            assert len(cutdoc["errors"]) == 1 and _one_line(cutdoc["errors"][0])
+            # (whole generations only: a cut inside the first leaves no event)
+            assert cutdoc["trace"]["events"] < doc["trace"]["events"], cutdoc["trace"]
             assert "Traceback" not in live.stderr, live.stderr[-3000:]
 
             with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
