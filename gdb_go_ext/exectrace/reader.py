@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections import deque
 from datetime import datetime, timezone
 from typing import Iterator, Optional
@@ -380,7 +381,7 @@ def _finish_gen(g: _Gen, ver: int):
             if fr[1] and fr[1] not in strings:
                 raise _Broken(f"found invalid file string ID {fr[1]} for stack {sid}", g.offset)
     freq = g.freq
-    g.cpu = sorted(((int(ts * freq),) + rest for ts, *rest in g.cpu), key=lambda s: s[0])
+    g.cpu = sorted(((int(ts * freq), *rest) for ts, *rest in g.cpu), key=lambda s: s[0])
 
 
 # ---------------------------------------------------------------------------
@@ -1490,20 +1491,22 @@ _OLD = "old-format execution trace (Go <= 1.21, header %r): not read; " \
        "this reader takes traces from Go 1.22 and later"
 
 
+_HEADER = re.compile(rb"go 1\.(\d+) trace\x00+")
+
+
 def _version(head: bytes) -> int:
-    if len(head) < 16 or not head.startswith(b"go 1.") or not head.endswith(b" trace\x00\x00\x00"):
-        if head.startswith(b"\x1f\x8b"):
-            raise TraceFormatError("not a Go execution trace: gzip data (a pprof profile?)")
-        if not head:
-            raise TraceFormatError("not a Go execution trace: the file is empty")
+    """The wire version of a trace's 16-byte header ("go 1.N trace" padded with NULs)."""
+    if not head:
+        raise TraceFormatError("not a Go execution trace: the file is empty")
+    if head.startswith(b"\x1f\x8b"):
+        raise TraceFormatError("not a Go execution trace: gzip data (a pprof profile?)")
+    m = _HEADER.match(head)
+    if m is None or len(head) < 16:
         raise TraceFormatError("not a Go execution trace: no 'go 1.N trace' header")
-    try:
-        v = int(head[5:-9])
-    except ValueError:
-        raise TraceFormatError("not a Go execution trace: bad header %r" % head) from None
-    if v in (11, 19, 21) or (5 <= v <= 21):
+    v = int(m.group(1))
+    if v <= 21:
         raise TraceFormatError(_OLD % head.rstrip(b"\x00").decode("ascii", "replace"))
-    if v not in W.VERSION_MAX_EVENT:
+    if v not in W.VERSION_MAX_EVENT or m.end() != 16:
         raise TraceFormatError("unknown or unsupported trace version go 1.%d" % v)
     return v
 

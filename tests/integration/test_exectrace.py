@@ -3,7 +3,8 @@
 For every toolchain of the matrix, the exectrace fixture (tests/fixtures/exectrace) writes
 a runtime/trace trace of goroutines blocking on channels, a mutex, a select, a sleep, a
 pipe read (syscalls) and a loopback TCP connection, with a runtime.GC(), pprof labels,
-trace tasks, regions and logs, staying parked across a generation boundary. From go1.22 on,
+trace tasks, regions and logs, the CPU profiler on (CPU samples), staying parked across a
+generation boundary. From go1.22 on,
 the SAME toolchain's `go tool trace -d=parsed` (GOTOOLCHAIN=local; -d=1 on go1.22/1.23) is
 the truth: every event must match ours - kind, time, M/P/G, the transition's resource, id,
 from/to and reason, the stack and the transition stack frame by frame (function, file,
@@ -60,6 +61,9 @@ def test_trace_matches_go_tool_trace(toolchain, tmp_path):
     assert any(r.startswith("sync") or "mutex" in r.lower() or "semacquire" in r.lower()
                for r in reasons), reasons
     assert any(e.to_state == "Syscall" for e in ours)
+    # CPU samples (the fixture spins 100 ms with the CPU profiler on), with their stacks
+    samples = [e for e in ours if e.kind == "StackSample"]
+    assert samples and any(f.function == "main.main" for e in samples for f in e.stack)
     assert any(e.kind == "RangeBegin" and e.attrs.get("Name") == "GC concurrent mark phase"
                for e in ours)
     # several generations: statuses (X->X) after the first one's Undetermined->X
