@@ -1163,8 +1163,10 @@ class Trace:
         stack_args, string_args = W.STACK_ARGS, W.STRING_ARGS
         sync_ev = W.EV_SYNC_EVENT
 
-        stack_tab = [stack_args.get(t, ()) for t in range(256)]
-        string_tab = [string_args.get(t, ()) for t in range(256)]
+        # validateTableIDs: per event type, its (argument, is a stack) to look up, or None
+        checks = [tuple([(i, True) for i in stack_args.get(t, ())] +
+                        [(i, False) for i in string_args.get(t, ())]) or None
+                  for t in range(256)]
         convert = self._convert
 
         frames = self._frames
@@ -1178,15 +1180,13 @@ class Trace:
             and the Event; state transitions, nearly all of a trace, the short way."""
             nonlocal last_ts
             typ, t, m, p, g, a, x, tbl = ev
-            if tbl is not None and typ != sync_ev:
-                for i in stack_tab[typ]:
-                    if a[i] and a[i] not in tbl.stacks:
-                        raise _Broken(f"found invalid stack ID {a[i]} for event "
-                                      f"{W.NAMES[typ]}", -1)
-                for i in string_tab[typ]:
-                    if a[i] and a[i] not in tbl.strings:
-                        raise _Broken(f"found invalid string ID {a[i]} for event "
-                                      f"{W.NAMES[typ]}", -1)
+            chk = checks[typ]
+            if chk is not None and tbl is not None:
+                for i, is_stack in chk:
+                    v = a[i]
+                    if v and v not in (tbl.stacks if is_stack else tbl.strings):
+                        raise _Broken(f"found invalid {'stack' if is_stack else 'string'} ID "
+                                      f"{v} for event {W.NAMES[typ]}", -1)
             if t <= last_ts:
                 t = last_ts + 1
             last_ts = t
