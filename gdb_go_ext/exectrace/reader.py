@@ -25,6 +25,7 @@ from .model import Event, Frame, TraceFormatError
 
 NO_ID = -1
 NO_TASK = (1 << 64) - 1
+_MAX_TIME = (1 << 63) - 1
 _S64 = 1 << 63
 _U64 = 1 << 64
 
@@ -1236,53 +1237,65 @@ class Trace:
                 yield fixed(popleft())
             if frontier and not cpu:
                 c = frontier[0]
+                nf = len(frontier)
+                # the head stays the head while its next time is not above its children's
+                # (heapUpdate's sift-down moves nothing then: min3 keeps the parent on ties)
+                if nf > 2:
+                    bound = frontier[1].time
+                    if frontier[2].time < bound:
+                        bound = frontier[2].time
+                elif nf == 2:
+                    bound = frontier[1].time
+                else:
+                    bound = _MAX_TIME
                 self._cur_offset = c.offset
-                if advance(c, gen):
+                while advance(c, gen):
                     # the cursor's next event first (a broken one stops the trace before
                     # the event just queued, as in Go's tryAdvance), inline while it stays
-                    # in its batch; the queued events go out at the top of the loop
+                    # in its batch
                     vals = c.vals
                     i = c.vpos
                     nv = len(vals)
-                    if i < nv:
-                        typ = vals[i]
-                        n = NARGS[typ] if typ <= maxev else 0
-                        if n and i + n < nv:
-                            c.typ = typ
-                            c.time = c.last_ts = t = int(vals[i + 1] * freq) + (
-                                c.last_ts or int(c.btime * freq))
-                            c.args = vals[i + 2:i + 1 + n]
-                            c.vpos = i + 1 + n
-                        elif not c.next_event(freq, maxev):
-                            _heap_remove(frontier, 0)
-                            continue
-                        else:
-                            t = c.time
-                    elif not c.next_event(freq, maxev):
-                        _heap_remove(frontier, 0)
-                        continue
-                    else:
+                    typ = vals[i] if i < nv else 0
+                    n = NARGS[typ] if typ <= maxev else 0
+                    if n and i + n < nv:
+                        c.typ = typ
+                        c.time = c.last_ts = t = int(vals[i + 1] * freq) + (
+                            c.last_ts or int(c.btime * freq))
+                        c.args = vals[i + 2:i + 1 + n]
+                        c.vpos = i + 1 + n
+                    elif c.next_event(freq, maxev):
                         t = c.time
+                        self._cur_offset = c.offset
+                    else:
+                        _heap_remove(frontier, 0)
+                        break
+                    if t <= bound:
+                        while queue:
+                            yield fixed(popleft())
+                        continue
                     # sift the head down (heapUpdate(0): sifting up from the root is a no-op)
-                    nf = len(frontier)
-                    if nf > 1:
-                        k = 0
-                        while True:
-                            l = 2 * k + 1
-                            if l >= nf:
-                                break
-                            mi, mt = k, t
-                            lt = frontier[l].time
-                            if lt < mt:
-                                mi, mt = l, lt
-                            if l + 1 < nf and frontier[l + 1].time < mt:
-                                mi = l + 1
-                            if mi == k:
-                                break
-                            frontier[k], frontier[mi] = frontier[mi], frontier[k]
-                            k = mi
-                    continue
-                self._slow_advance(order, frontier, gen, freq, maxev)
+                    k = 0
+                    while True:
+                        l = 2 * k + 1
+                        if l >= nf:
+                            break
+                        mi, mt = k, t
+                        lt = frontier[l].time
+                        if lt < mt:
+                            mi, mt = l, lt
+                        if l + 1 < nf and frontier[l + 1].time < mt:
+                            mi = l + 1
+                        if mi == k:
+                            break
+                        frontier[k], frontier[mi] = frontier[mi], frontier[k]
+                        k = mi
+                    break
+                else:
+                    while queue:
+                        yield fixed(popleft())
+                    self._slow_advance(order, frontier, gen, freq, maxev)
+                continue
                 continue
             if not frontier and not cpu:
                 # the next generation
