@@ -391,7 +391,7 @@ def _finish_gen(g: _Gen, ver: int):
 class _Cursor:
     """One M's batches of a generation, and its next event (typ, time, args)."""
     __slots__ = ("m", "last_ts", "idx", "vals", "vpos", "loaded", "batches", "typ", "time",
-                 "args", "offset", "complete", "btime")
+                 "args", "offset", "complete", "btime", "ms")
 
     def __init__(self, m, batches):
         self.m = m
@@ -407,6 +407,7 @@ class _Cursor:
         self.offset = batches[0].offset if batches else 0
         self.btime = 0
         self.complete = True
+        self.ms = None
 
     def next_event(self, freq: float, maxev: int) -> bool:
         """batchCursor.nextEvent: False at the end of the M's batches."""
@@ -579,13 +580,16 @@ class _Order:
         if not self.initial_gen:
             self.initial_gen = gnum
         m = c.m
-        ms = None
-        if m == NO_ID:
+        ms = c.ms  # the M's state, kept on its cursor once it exists (it never goes away)
+        if ms is not None:
+            p, g = ms.p, ms.g
+        elif m == NO_ID:
             p = g = NO_ID
         else:
             ms = self.ms.get(m)
             if ms is None:
                 ms = self.ms[m] = _M()
+            c.ms = ms
             p, g = ms.p, ms.g
         typ, args = c.typ, c.args
         t = c.time
