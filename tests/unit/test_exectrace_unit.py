@@ -194,3 +194,19 @@ def _uvarint(v):
         v >>= 7
     out.append(v)
     return bytes(out)
+
+
+def test_without_numpy_the_same_events(monkeypatch):
+    """gdb's own Python may lack numpy: the pure-Python varint loop gives the same."""
+    from gdb_go_ext.exectrace import wire
+    for tc in TOOLCHAINS:
+        data = trace_bytes(tc)
+        with_np = [_key(e) + (e.stack, e.transition_stack, tuple(sorted(e.attrs.items(), key=str)))
+                   for e in read_trace(data)]
+        monkeypatch.setattr(wire, "np", None)
+        tr = read_trace(data)
+        without = [_key(e) + (e.stack, e.transition_stack,
+                              tuple(sorted(e.attrs.items(), key=str))) for e in tr]
+        monkeypatch.undo()
+        assert tr.error is None and without == with_np
+        assert T.compare(list(read_trace(data)), truth(tc)) == []
