@@ -1182,21 +1182,22 @@ class Trace:
 
         def fixed(ev):
             """ReadEvent's epilogue (validateTableIDs, then time made strictly increasing)
-            and the Event; state transitions, nearly all of a trace, the short way."""
+            and the Event; state transitions, nearly all of a trace, the short way (their
+            table IDs are checked as they are looked up, in validateTableIDs' order)."""
             nonlocal last_ts
             typ, t, m, p, g, a, x, tbl = ev
-            chk = checks[typ]
-            if chk is not None and tbl is not None:
-                for i, is_stack in chk:
-                    v = a[i]
-                    if v and v not in (tbl.stacks if is_stack else tbl.strings):
-                        raise _Broken(f"found invalid {'stack' if is_stack else 'string'} ID "
-                                      f"{v} for event {W.NAMES[typ]}", -1)
-            if t <= last_ts:
-                t = last_ts + 1
-            last_ts = t
             spec = tspec[typ]
             if spec is None:
+                chk = checks[typ]
+                if chk is not None and tbl is not None:
+                    for i, is_stack in chk:
+                        v = a[i]
+                        if v and v not in (tbl.stacks if is_stack else tbl.strings):
+                            raise _Broken(f"found invalid {'stack' if is_stack else 'string'} "
+                                          f"ID {v} for event {W.NAMES[typ]}", -1)
+                if t <= last_ts:
+                    t = last_ts + 1
+                last_ts = t
                 return convert(ev, t)
             res, idsrc, frm, to, has_reason, tsm = spec
             si = stack_arg[typ]
@@ -1204,7 +1205,24 @@ class Trace:
             if si >= 0:
                 sid = a[si]
                 if sid:
-                    stack = tbl.stack_cache.get(sid) or tbl.stack(sid, frames)
+                    stack = tbl.stack_cache.get(sid)
+                    if stack is None:
+                        if sid not in tbl.stacks:
+                            raise _Broken(f"found invalid stack ID {sid} for event "
+                                          f"{W.NAMES[typ]}", -1)
+                        stack = tbl.stack(sid, frames)
+            if tsm == 2 and a[1] and a[1] not in tbl.stacks:  # GoCreate's new stack
+                raise _Broken(f"found invalid stack ID {a[1]} for event {W.NAMES[typ]}", -1)
+            if has_reason:
+                reason = tbl.strings.get(a[0]) if a[0] else ""
+                if reason is None:
+                    raise _Broken(f"found invalid string ID {a[0]} for event {W.NAMES[typ]}",
+                                  -1)
+            else:
+                reason = ""
+            if t <= last_ts:
+                t = last_ts + 1
+            last_ts = t
             if idsrc == 0:
                 rid = a[0]
                 if rid >= _S64:
@@ -1222,7 +1240,6 @@ class Trace:
                     frm, to = x, W.GO_STATE_OF[a[2]]
                     if not wire26:  # the go1.26 reader added the status's stack
                         tsm = 0
-            reason = tbl.strings.get(a[0], "") if has_reason else ""
             if tsm == 0:
                 tstack = ()
             elif tsm == 1:
