@@ -25,14 +25,18 @@ from __future__ import annotations
 
 import collections
 import operator
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
+
+import numpy as np
 
 from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_ArgLiveIndex,
                               _go_minor, func_name_for_print, injected_functions,
                               wrapper_func_id)
 from ..errors import DecodeError
+from .gtable import core_words, read_words
 from .layout import Fields
 
 MAX_PHYSICAL = 1024
@@ -108,9 +112,6 @@ class _Rules:
         return "." in name and (not name.startswith("runtime.") or is_exported_runtime(name))
 
 
-G_PATHS = ("m", "gopc", "startpc", "runningCleanups", "bubble", "syncGroup")
-
-
 def traceback(rt, walker, gs, level: int) -> Traceback:
     """The dump of goroutines gs (a walk's, any order) at GOTRACEBACK level (1: all, 2:
     system/crash), in allgs order, system goroutines left out below level 2.
@@ -125,51 +126,136 @@ def traceback(rt, walker, gs, level: int) -> Traceback:
     out = Traceback(version, level)
     tab, mem = rt.pclntab, rt.mem
     st = rt.layout.status
-    addrs = walker.g_addrs()
-    dead = walker.dead_codes
-    gs = [g for g in gs if g.status_code not in dead]
-    order = {a: i for i, a in enumerate(addrs)}
-    pos = [order.get(g.addr, len(order)) for g in gs]
-    if any(x > y for x, y in zip(pos, pos[1:])):
-        gs = [g for _, g in sorted(zip(pos, gs), key=lambda t: t[0])]
-    for g in gs:
-        if g.status_code < 0:
-            out.errors.append(f"g at {g.addr:#x}: {g.error}")
-    gs = [g for g in gs if g.status_code >= 0]
-    rows, at = _g_rows(rt, [g.addr for g in gs], out.errors)
-    i_start, i_gopc, i_clean = at.get("startpc"), at.get("gopc"), at.get("runningCleanups")
-    heads = _Headers(rt, minor, level, at)
+    recs = _records(rt, walker, gs, out.errors)
+    extra = _extra_fields(rt, [r[1] for r in recs], out.errors)
+    heads = _Headers(rt, minor, level)
     stacks = _Stacks(tab, mem, injected_functions(version), rules, minor)
     fing_running = _finalizer_running(rt)
     system: dict = {}
     creators: dict = {}
     keep = []
-    running = st.running
-    for g, f in zip(gs, rows):
-        startpc = f[i_start] if i_start is not None and f else 0
-        gopc = f[i_gopc] if i_gopc is not None and f else 0
+    for rec, ex in zip(recs, extra):
+        gid, startpc, gopc, parent = rec[0], rec[16], rec[15], rec[14]
         if level < 2:
             sysg = system.get(startpc)
             if sysg is None:
                 sysg = system[startpc] = _is_system(tab, startpc, fing_running)
-            if sysg is True or (sysg == "cleanups" and not (
-                    i_clean is not None and f and f[i_clean])):
+            if sysg is True or (sysg == "cleanups" and not _running_cleanups(rt, rec[1])):
                 continue
         created = None
-        if gopc and g.id != 1:
+        if gopc and gid != 1:
             c = creators.get(gopc, 0)
             if c == 0:
                 c = creators[gopc] = _creator(tab, gopc, rules, minor)
             if c is not None:
-                created = c + (g.parent_id if minor >= 21 and g.parent_id else None,)
-        keep.append((g, f, g.status_code == running and g.thread is not None, created))
-    stacks.unwind_all([(g.pc, g.sp, g.stack_lo, g.stack_hi, trap) for g, _, trap, _ in keep])
+                created = c + (parent if minor >= 21 and parent else None,)
+        keep.append((rec, ex, created))
+    stacks.unwind_all([(r[9], r[10], r[11], r[12], r[13]) for r, _, _ in keep])
     header = heads.header
+    running = st.running
     out.goroutines = [
-        TGoroutine(g.id, g.addr, header(g, f), trap or g.status_code == running, r[0], g.sp,
+        TGoroutine(rec[0], rec[1], header(rec, ex), rec[13] or rec[2] == running, r[0], rec[10],
                    r[1], r[2], created, r[3])
-        for (g, f, trap, created), r in zip(keep, stacks.results)]
+        for (rec, ex, created), r in zip(keep, stacks.results)]
     return out
+
+
+# a goroutine as traceback reads it: (id, addr, status code, status, wait reason, scan,
+# minutes, locked, labels, pc, sp, stack lo, stack hi, trap, parent id, gopc, startpc,
+# m, error)
+def _records(rt, walker, gs, errors: list) -> list:
+    """The records of the live goroutines of a walk, in allgs order: from a columnar
+    walk's columns (rows made only for the goroutines off its fast path), else from
+    each Goroutine with gopc, startpc and m read in bulk."""
+    dead = walker.dead_codes
+    running = rt.layout.status.running
+    if getattr(gs, "shapes", None) is not None and hasattr(gs, "col"):
+        t = gs
+        shapes = [(s[0], s[1], s[3], s[2], s[9]) for s in t.shapes]   # code, status, reason, scan, error
+        base_rows = t.base_rows().tolist()
+        specials = t.specials
+        sets = t.base.label_sets
+        cols = [t.col(k).tolist() for k in ("goid", "addr", "sched_pc", "sched_sp", "stack_lo",
+                                            "stack_hi", "lockedm", "parent", "gopc",
+                                            "startpc")]
+        out = []
+        for r, si, mins, li, gid, addr, pc, sp, lo, hi, locked, parent, gopc, startpc in zip(
+                base_rows, t.shapes_of().tolist(), t.minutes_of().tolist(),
+                t.label_idx_of().tolist(), *cols):
+            g = specials.get(r)
+            if g is not None:
+                out.append(_record_of(g, gopc, startpc, 0, running))
+                continue
+            code, status, reason, scan, err = shapes[si]
+            out.append((gid, addr, code, status, reason, scan, None if mins < 0 else mins,
+                        bool(locked), sets[li] if li >= 0 else None, pc, sp, lo, hi, False,
+                        parent, gopc, startpc, 0, err))
+        out = [r for r in out if r[2] not in dead and r[2] >= 0]   # (in allgs order)
+        # g.m is not a column: read for the goroutines that can have one (a parked or
+        # runnable goroutine has dropped its M)
+        parked = {rt.layout.status.waiting, rt.layout.status.runnable}
+        mf = rt.layout.fields("runtime.g", ("m",))
+        for i, r in enumerate(out):
+            if r[2] not in parked and mf is not None and mf.has("m"):
+                try:
+                    out[i] = r[:17] + (mf.read(rt.mem, r[1])["m"] or 0,) + r[18:]
+                except DecodeError:
+                    pass
+        return out
+    else:
+        gs = [g for g in gs if g.status_code not in dead]
+        for g in gs:
+            if g.status_code < 0:
+                errors.append(f"g at {g.addr:#x}: {g.error}")
+        gs = [g for g in gs if g.status_code >= 0]
+        rows, at = _g_rows(rt, [g.addr for g in gs], errors, ("gopc", "startpc", "m"))
+        i_gopc, i_start, i_m = at.get("gopc"), at.get("startpc"), at.get("m")
+        out = [_record_of(g, f[i_gopc] if i_gopc is not None and f else 0,
+                          f[i_start] if i_start is not None and f else 0,
+                          f[i_m] if i_m is not None and f else 0, running)
+               for g, f in zip(gs, rows)]
+    order = {a: i for i, a in enumerate(walker.g_addrs())}
+    pos = [order.get(r[1], len(order)) for r in out]
+    if any(x > y for x, y in zip(pos, pos[1:])):
+        out = [r for _, r in sorted(zip(pos, out), key=lambda t: t[0])]
+    return out
+
+
+def _record_of(g, gopc: int, startpc: int, m: int, running: int) -> tuple:
+    return (g.id, g.addr, g.status_code, g.status, g.wait_reason, g.scan, g.wait_minutes,
+            g.locked_to_thread, g.labels or None, g.pc, g.sp, g.stack_lo, g.stack_hi,
+            g.status_code == running and g.thread is not None, g.parent_id or 0, gopc,
+            startpc, m, g.error if g.status_code >= 0 else None)
+
+
+def _extra_fields(rt, addrs: list, errors: list) -> list:
+    """(bubble, syncGroup) of each g, where the version has them, else (0, 0)s."""
+    gf = rt.layout.fields("runtime.g", ("bubble", "syncGroup"))
+    if gf is None or not gf.spec or not addrs:
+        return [(0, 0)] * len(addrs)
+    a = np.array(addrs, dtype=np.uint64)
+    cols = []
+    for path in ("bubble", "syncGroup"):
+        off = gf.offset(path)
+        if off is None:
+            cols.append(np.zeros(len(a), dtype=np.uint64))
+            continue
+        words, ok = read_words(rt.mem, a + np.uint64(off), 8, core_words(rt.mem))
+        if not ok.all():
+            errors.append(f"{int((~ok).sum())} goroutines: g.{path} unreadable")
+        cols.append(words[:, 0])
+    if not cols[0].any() and not cols[1].any():
+        return [(0, 0)] * len(addrs)
+    return list(zip(cols[0].tolist(), cols[1].tolist()))
+
+
+def _running_cleanups(rt, addr: int) -> bool:
+    gf = rt.layout.fields("runtime.g", ("runningCleanups",))
+    try:
+        return bool(gf is not None and gf.has("runningCleanups")
+                    and gf.read(rt.mem, addr)["runningCleanups"])
+    except DecodeError:
+        return False
 
 
 def labels_printed(rt) -> bool:
@@ -178,10 +264,10 @@ def labels_printed(rt) -> bool:
     return _go_minor(rt.layout.go_version) >= 26 and _debug_flag(rt, "tracebacklabels") == 1
 
 
-def _g_rows(rt, addrs: list, errors: list) -> tuple:
-    """(rows, {field: index}): the G_PATHS fields of each g at addrs as a tuple, read in
-    bulk (an empty tuple for one that cannot be read, with an error)."""
-    gf = rt.layout.fields("runtime.g", G_PATHS)
+def _g_rows(rt, addrs: list, errors: list, paths: tuple) -> tuple:
+    """(rows, {field: index}): these fields of each g at addrs as a tuple, read in bulk
+    (an empty tuple for one that cannot be read, with an error)."""
+    gf = rt.layout.fields("runtime.g", paths)
     if gf is None or not gf.spec:
         return [()] * len(addrs), {}
     spec = sorted((off, fmt[1:], path) for path, (off, fmt, _) in gf.spec.items())
@@ -251,7 +337,7 @@ def _is_system(tab, startpc: int, fing_running):
 class _Headers:
     """goroutineheader: "goroutine N [status...]:" as this version prints it."""
 
-    def __init__(self, rt, minor: int, level: int, at: dict):
+    def __init__(self, rt, minor: int, level: int):
         self.rt, self.minor, self.level = rt, minor, level
         self.st = rt.layout.status
         self.mem = rt.mem
@@ -259,54 +345,53 @@ class _Headers:
         self.bubbles: dict = {}
         self.labels_on = labels_printed(rt)
         self.idle = _idle_in_synctest(rt)
-        self.i_m, self.i_bubble, self.i_group = at.get("m"), at.get("bubble"), at.get("syncGroup")
         self.plain = level < 2 or minor < 22
         self.tails: dict = {}
 
-    def header(self, g, f: tuple) -> str:
-        i = self.i_bubble
-        bubble = f[i] if i is not None and f else 0
-        i = self.i_group
-        group = f[i] if i is not None and f else 0
-        if self.plain and not bubble and not group and not (self.labels_on and g.labels):
-            key = (g.status_code, g.wait_reason, g.scan, g.wait_minutes, g.locked_to_thread)
+    def header(self, rec: tuple, extra: tuple) -> str:
+        """rec: a _records record; extra: its (bubble, syncGroup)."""
+        if self.plain and not extra[0] and not extra[1] and not (self.labels_on and rec[8]):
+            key = (rec[2], rec[4], rec[5], rec[6], rec[7])
             tail = self.tails.get(key)
             if tail is None:
-                tail = self.tails[key] = self._header(g, 0, 0, 0)[len(f"goroutine {g.id}"):]
-            return f"goroutine {g.id}{tail}"
-        return self._header(g, f[self.i_m] if self.i_m is not None and f else 0, bubble, group)
+                tail = self.tails[key] = self._header(rec, extra)[len(f"goroutine {rec[0]}"):]
+            return f"goroutine {rec[0]}{tail}"
+        return self._header(rec, extra)
 
-    def _header(self, g, mp: int, bubble: int, group: int) -> str:
-        st, code = self.st, g.status_code
-        status = g.status
+    def _header(self, rec: tuple, extra: tuple) -> str:
+        gid, addr, code, status, reason, scan, minutes, locked, labels = rec[:9]
+        mp = rec[17]
+        bubble, group = extra
+        st = self.st
         leaked = st.leaked is not None and code == st.leaked
-        if (code == st.waiting or leaked) and g.wait_reason:
-            status = g.wait_reason
-        text = f"goroutine {g.id}"
+        if (code == st.waiting or leaked) and reason:
+            status = reason
+        text = f"goroutine {gid}"
         if not self.plain:
-            text += f" gp={g.addr:#x}" + (f" m={self._mid(mp)} mp={mp:#x}" if mp else " m=nil")
+            text += f" gp={addr:#x}" + (f" m={self._mid(mp)} mp={mp:#x}" if mp else " m=nil")
         text += " [" + status
         if leaked:
             text += " (leaked)"
-        if g.scan:
+        if scan:
             text += " (scan)"
-        if bubble and code == st.waiting and self.idle.get(g.wait_reason) \
+        if bubble and code == st.waiting and self.idle.get(reason) \
                 and not status.endswith("(durable)"):
             text += " (durable)"
-        if g.wait_minutes and g.wait_minutes >= 1:
-            text += f", {g.wait_minutes} minutes"
-        if g.locked_to_thread:
+        if minutes and minutes >= 1:
+            text += f", {minutes} minutes"
+        if locked:
             text += ", locked to thread"
         if bubble:
             text += f", synctest bubble {self._bubble_id(bubble)}"
         if group:
             text += f", synctest group {self._group_root(group)}"
-        if self.labels_on and g.labels:
+        if self.labels_on and labels:
+            labels = labels if isinstance(labels, dict) else dict(labels)
             if self.minor >= 27:
                 return text + "] {" + ", ".join(
-                    f"{_maybe_quoted(k)}: {_maybe_quoted(v)}" for k, v in g.labels.items()) + "}:"
+                    f"{_maybe_quoted(k)}: {_maybe_quoted(v)}" for k, v in labels.items()) + "}:"
             text += " labels:{" + ", ".join(
-                f"{_quoted(k)}: {_quoted(v)}" for k, v in g.labels.items()) + "}"
+                f"{_quoted(k)}: {_quoted(v)}" for k, v in labels.items()) + "}"
         return text + "]:"
 
     def _read_field(self, type_name: str, path: str, addr: int, cache: dict):
@@ -403,6 +488,19 @@ def _maybe_quoted(s: str) -> str:
     return s
 
 
+def _offsets(reader: struct.Struct) -> list:
+    """The byte offsets of the Q words a recipe's struct reads ("<16xQQ8xQ")."""
+    out, pos = [], 0
+    for count, ch in re.findall(r"(\d*)([xQ])", reader.format.lstrip("<")):
+        k = int(count or 1)
+        if ch == "x":
+            pos += k
+        else:
+            out += range(pos, pos + 8 * k, 8)
+            pos += 8 * k
+    return out
+
+
 class _Stacks:
     """The physical unwinds of many goroutines, with recipes (see traceback)."""
 
@@ -438,15 +536,27 @@ class _Stacks:
                         results[i] = self._one(*starts[i])
                     break
                 reader, want, result = recipes[-1]
-                buf, errs = self.mem.gather_fixed([starts[i][1] for i in rest], reader.size)
+                same = self._same(reader, want, [starts[i][1] for i in rest])
                 todo = []
-                for j, (i, words) in enumerate(zip(rest, reader.iter_unpack(buf))):
-                    if words == want and j not in errs:
+                for i, ok in zip(rest, same):
+                    if ok:
                         results[i] = result
                     else:
                         todo.append(i)
             for i in todo:
                 results[i] = self._one(*starts[i])
+
+    def _same(self, reader: struct.Struct, want: tuple, sps: list) -> list:
+        """Whether the stack at each of sps holds the recipe's words: the words read
+        in bulk as columns and compared at once (numpy) where they are 8-aligned."""
+        words = [off // 8 for off in _offsets(reader)]
+        if len(words) == len(want) and reader.size % 8 == 0:
+            top, ok = read_words(self.mem, np.array(sps, dtype=np.uint64), reader.size,
+                                 core_words(self.mem), keep=words)
+            return (np.all(top == np.array(want, dtype=np.uint64)[None, :], axis=1)
+                    & ok).tolist()
+        buf, errs = self.mem.gather_fixed(sps, reader.size)
+        return [w == want and j not in errs for j, w in enumerate(reader.iter_unpack(buf))]
 
     def _one(self, pc, sp, lo, hi, trap):
         key = (pc, hi - sp, trap)
