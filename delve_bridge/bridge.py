@@ -28,7 +28,7 @@ from gdb_go_ext.runtime import walks
 from gdb_go_ext.views import catalog, registry  # noqa: F401  (catalog registers the views)
 from gdb_go_ext.views import maps as mview
 from gdb_go_ext.views import version as vview
-from gdb_go_ext.views.console import WalkProgress
+from gdb_go_ext.views.console import WalkProgress, stderr_is_terminal
 
 from .control import DelveControl, halt_pending
 from .dlv import DlvError, DlvProcess, check_listen
@@ -286,7 +286,7 @@ class Bridge:
         if width is None:
             width = shutil.get_terminal_size((120, 40)).columns if sys.stdout.isatty() else 250
         ctx = registry.Context(self.runtime, color=color, width=width,
-                               progress=WalkProgress if sys.stderr.isatty() else None)
+                               progress=WalkProgress if stderr_is_terminal() else None)
         out = registry.run(ctx, argv)
         return out if isinstance(out, str) else "".join(out)
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 import traceback
 
 import gdb
 
 from ..errors import GoExtError
 from ..views import registry
-from ..views.console import WalkProgress, line_slices
+from ..views.console import WalkProgress, line_slices, stderr_is_terminal
 from . import params, session
 
 _WRITE_SLICE = 1 << 18   # characters per gdb.write of a long output (see emit)
@@ -46,7 +45,7 @@ def emit(text) -> None:
 def context() -> registry.Context:
     return registry.Context(session.runtime, color=params.color_enabled(),
                             width=terminal_width(),
-                            progress=WalkProgress if sys.stderr.isatty() else None,
+                            progress=WalkProgress if stderr_is_terminal() else None,
                             prog_prefix="go ")
 
 

@@ -104,6 +104,7 @@ class GoroutineWalker:
         self._labelled: list = []  # (Goroutine, g.labels) whose labels a walk fills in bulk
         self._shapes: dict = {}    # see _shape
         self._tops_scratch = bytearray()  # reused by _check_group's reads
+        self.allgs_cut = None   # (entries read, entries, error) of an allgs cut short
 
     # --- the list of g pointers
     def g_addrs(self, as_array: bool = False):
@@ -121,17 +122,19 @@ class GoroutineWalker:
             n = MAX_GOROUTINES
         if n == 0:
             return gtable.np.zeros(0, gtable.np.uint64) if as_array else []
+        self.allgs_cut = None
         try:
             raw = self.mem.read(arr, 8 * n)
         except ReadError as e:
-            raw = self._allgs_prefix(arr, n, e)
+            raw = self._allgs_prefix(arr, n, e, say=not as_array)
         if as_array:
             return gtable.np.frombuffer(raw, dtype="<u8", count=len(raw) // 8).copy()
         return list(struct.unpack(f"<{len(raw) // 8}Q", raw))
 
-    def _allgs_prefix(self, arr: int, n: int, err) -> bytes:
+    def _allgs_prefix(self, arr: int, n: int, err, say: bool = True) -> bytes:
         """The readable start of an allgs array that cannot be read whole (a core cut
-        short in it): found by halving, with one line saying how much was lost."""
+        short in it): found by halving, with one line saying how much was lost (say;
+        else allgs_cut = (entries read, entries, error) for the walk's own line)."""
         lo, hi = 0, n + 1   # the first lo entries are readable; the first hi are not
         for _ in range(70):
             if hi - lo <= 1:
@@ -147,8 +150,11 @@ class GoroutineWalker:
         except ReadError:
             raw = b""
         k = len(raw) // 8
-        self.errors.append(f"cannot read runtime.allgs past entry {k} of {n} ({err}):"
-                           f" {n - k} goroutines could not be read")
+        if say:
+            self.errors.append(f"cannot read runtime.allgs past entry {k} of {n} ({err}):"
+                               f" {n - k} goroutines could not be read")
+        else:
+            self.allgs_cut = (k, n, err)
         return raw
 
     def _allglen(self) -> Optional[int]:

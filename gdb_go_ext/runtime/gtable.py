@@ -65,14 +65,22 @@ class _CoreWords:
         data = getattr(getattr(core, "elf", None), "_data", None)
         self._mmap = data if hasattr(data, "madvise") else None
 
-    def release(self) -> None:
-        """Drop the mapping's resident pages (they stay in the page cache)."""
-        if self._mmap is not None:
-            import mmap
-            try:
+    def release(self, offs: Optional[np.ndarray] = None, size: int = 0) -> None:
+        """Drop the mapping's resident pages (they stay in the page cache): those of
+        the file range offs (file offsets of a read of size bytes each) spans, or all."""
+        if self._mmap is None:
+            return
+        import mmap
+        try:
+            if offs is not None and len(offs):
+                start = int(offs.min()) & ~(mmap.PAGESIZE - 1)
+                end = min(int(offs.max()) + size, self.fsize)
+                if end > start:
+                    self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
+            elif offs is None:
                 self._mmap.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError, AttributeError):
-                self._mmap = None
+        except (OSError, ValueError, AttributeError):
+            self._mmap = None
 
     def _view(self, dtype):
         v = self._views.get(dtype)
@@ -200,7 +208,7 @@ def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
                 w[~held] = 0
                 out[lo:lo + m] = w
                 ok[lo:lo + m] = held
-                cw.release()
+                cw.release(offs[held], size)
                 continue
             scratch = _scratch_of(step * size)
         if pw is not None:
@@ -490,7 +498,7 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
             vals = {k: cw.values(goffs + np.uint64(offs[k]), dt) for k, dt in dtypes.items()}
             unread += int(len(held) - np.count_nonzero(held))
             keep_rows(lo, len(goffs), vals.__getitem__, held)
-            cw.release()
+            cw.release(goffs[held], glay.size)
         if cw is None:
             w, unread = 0, 0
     if cw is None:
@@ -515,11 +523,17 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
                     first_err = errors[min(errors)]
             keep_rows(lo, m, rec.__getitem__, ok)
     del st_dt
-    if unread:
-        if first_err is None:
-            first_err = "not in the core file"
-        walker.errors.append(f"{unread} of {n} goroutines in runtime.allgs could not be read "
-                             f"(first: {first_err}); the {n - unread} others are listed")
+    cut = walker.allgs_cut
+    if unread or cut:
+        total = cut[1] if cut else n
+        lost = unread + (total - n)
+        why = []
+        if cut:
+            why.append(f"runtime.allgs is readable up to entry {n}: {cut[2]}")
+        if unread:
+            why.append(f"first unreadable g: {first_err or 'not in the core file'}")
+        walker.errors.append(f"{lost} of {total} goroutines in runtime.allgs could not be read "
+                             f"({'; '.join(why)}); the {total - lost} others are listed")
     cols = {k: v[:w] for k, v in cols.items()}
     for k in GFields._fields:
         if k not in cols:   # absent from the g, or not kept (0; see Base.fields)
@@ -629,7 +643,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             elif shape.code == st.waiting:
                 minutes[grows] = 0
             done += len(rows)
-            if progress and gi % 64 == 63:
+            if progress and (gi % 64 == 63 or len(rows) > 4096):
                 progress(n // 2 + done // 2, n)
     specials = {}
     others = []

@@ -77,9 +77,20 @@ def line_slices(pieces, limit: int):
         yield "".join(batch)
 
 
+def stderr_is_terminal() -> bool:
+    """Whether the process's stderr (fd 2) is a terminal: inside gdb, sys.stderr is
+    gdb's own stream object, which never says it is one."""
+    import os
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
+
+
 class WalkProgress:
-    """A rich progress bar on stderr for a goroutine walk, shown only once the walk has
-    taken a second (and only where the front door says stderr is a terminal)."""
+    """A rich progress bar on stderr (fd 2) for a goroutine walk, shown only once the
+    walk has taken a second (and only where the front door says stderr is a terminal,
+    see stderr_is_terminal)."""
 
     DELAY = 1.0
 
@@ -101,8 +112,11 @@ class WalkProgress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
                 TimeElapsedColumn
+            import sys
+            err = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
             self._bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True),
+                                 TimeElapsedColumn(),
+                                 console=Console(file=err, force_terminal=True),
                                  transient=True)
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=total)
