@@ -1270,10 +1270,48 @@ class Trace:
                 else:
                     bound = _MAX_TIME
                 self._cur_offset = c.offset
-                while advance(c, gen):
+                gs = order.gs
+                gnum = gen.gen
+                while True:
+                    # GoUnblock, GoStart and GoBlock, most of a trace, in their common case
+                    # here (ordering's advance for them, without the call and the queue);
+                    # all else, and anything unusual about these, through advance
+                    ev = None
+                    ms = c.ms
+                    typ = c.typ
+                    if ms is not None and (typ == 21 or typ == 16 or typ == 20):
+                        a = c.args
+                        if typ == 21:  # GoUnblock: no context to check
+                            st = gs.get(a[0]) if a[0] < _S64 else None
+                            if st is not None and st.status == 4 and st.sgen == gnum and \
+                                    a[1] == st.seq + 1:
+                                st.status = 1
+                                st.seq = a[1]
+                                ev = (21, c.time, c.m, ms.p, ms.g, a, None, gen)
+                        elif typ == 16:  # GoStart: on an M with a P and no G
+                            st = gs.get(a[0]) if a[0] < _S64 else None
+                            if st is not None and st.status == 1 and st.sgen == gnum and \
+                                    a[1] == st.seq + 1 and ms.p != NO_ID and ms.g == NO_ID:
+                                st.status = 2
+                                st.seq = a[1]
+                                ev = (16, c.time, c.m, ms.p, NO_ID, a, None, gen)
+                                ms.g = a[0]
+                        else:  # GoBlock: the M's running G, with a P
+                            g = ms.g
+                            st = gs.get(g)
+                            if st is not None and st.status == 2 and ms.p != NO_ID and \
+                                    g != NO_ID:
+                                st.status = 4
+                                ev = (20, c.time, c.m, ms.p, g, a, None, gen)
+                                ms.g = NO_ID
+                    if ev is None and not advance(c, gen):
+                        while queue:
+                            yield fixed(popleft())
+                        self._slow_advance(order, frontier, gen, freq, maxev)
+                        break
                     # the cursor's next event first (a broken one stops the trace before
-                    # the event just queued, as in Go's tryAdvance), inline while it stays
-                    # in its batch
+                    # the event just let through, as in Go's tryAdvance), inline while it
+                    # stays in its batch
                     vals = c.vals
                     i = c.vpos
                     nv = len(vals)
@@ -1289,12 +1327,18 @@ class Trace:
                         t = c.time
                         self._cur_offset = c.offset
                     else:
+                        if ev is not None:
+                            queue.append(ev)
                         _heap_remove(frontier, 0)
                         break
                     if t <= bound:
+                        if ev is not None:
+                            yield fixed(ev)
                         while queue:
                             yield fixed(popleft())
                         continue
+                    if ev is not None:
+                        queue.append(ev)
                     # sift the head down (heapUpdate(0): sifting up from the root is a no-op)
                     k = 0
                     while True:
@@ -1312,11 +1356,6 @@ class Trace:
                         frontier[k], frontier[mi] = frontier[mi], frontier[k]
                         k = mi
                     break
-                else:
-                    while queue:
-                        yield fixed(popleft())
-                    self._slow_advance(order, frontier, gen, freq, maxev)
-                continue
                 continue
             if not frontier and not cpu:
                 # the next generation
