@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_goroutines as bg  # noqa: E402
-from bench_runtime_views import gdb_session  # noqa: E402
+from bench_runtime_views import gdb_session, leaker_modes  # noqa: E402
 
 # (label, command, anchor label, target ratio)
 COMMANDS = [
@@ -78,18 +78,9 @@ def main():
     rows = []
     meta = {"n": a.n, "rounds": a.rounds, "gomaxprocs": 4}
     try:
-        label, go, goroot, env, version = bg.resolve_toolchain(a.toolchain)
-        meta.update(toolchain=label, go_version=version, cpus=os.cpu_count())
-        binary = bg.build_leaker(go, env, work)
-        os.environ["GOMAXPROCS"] = "4"
-        leaker = bg.start_leaker(binary, a.n, work, timeout=300)
-        rows += run_mode("live", ["-p", str(leaker.pid)], work, a.rounds, a.gdb_timeout)
-        if not a.no_core:
-            core = bg.make_core(leaker.pid, work, timeout=1200)
-            bg.kill(leaker)
-            bg.CHILDREN.remove(leaker)
-            rows += run_mode("core", [binary, core], work, a.rounds, a.gdb_timeout)
-            os.unlink(core)
+        version, rows = leaker_modes(
+            a, work, meta, lambda mode, t, args: run_mode(mode, args, work, a.rounds,
+                                                          a.gdb_timeout))
         print("%d goroutines, GOMAXPROCS=4, %s, median of %d gdb sessions, each command first"
               % (a.n, version, a.rounds))
         print("%-5s %-24s %9s  %s" % ("mode", "command", "seconds", "ratio to its anchor"))

@@ -150,6 +150,26 @@ def run_view(name, fn, t, mode, target_args, work, rounds, timeout):
     return rows
 
 
+def leaker_modes(a, work, meta, measure) -> tuple:
+    """(Go version, rows): bench/leaker built with a.toolchain and run with a.n goroutines
+    under GOMAXPROCS=4; measure(mode, Target, gdb target args) on the live process, then
+    (unless a.no_core) on a gcore of it, the rows of both."""
+    label, go, goroot, env, version = bg.resolve_toolchain(a.toolchain)
+    meta.update(toolchain=label, go_version=version, cpus=os.cpu_count())
+    binary = bg.build_leaker(go, env, work)
+    os.environ["GOMAXPROCS"] = "4"   # the leaker inherits it
+    leaker = bg.start_leaker(binary, a.n, work, timeout=300)
+    t = Target(binary, leaker.pid, a.n)
+    rows = measure("live", t, ["-p", str(leaker.pid)])
+    if not a.no_core:
+        core = bg.make_core(leaker.pid, work, timeout=1200)
+        bg.kill(leaker)
+        bg.CHILDREN.remove(leaker)
+        rows += measure("core", t, [binary, core])
+        os.unlink(core)
+    return version, rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=100000, help="goroutines (default 100000)")
@@ -168,23 +188,11 @@ def main():
     rows = []
     meta = {"n": a.n, "rounds": a.rounds, "gomaxprocs": 4}
     try:
-        label, go, goroot, env, version = bg.resolve_toolchain(a.toolchain)
-        meta.update(toolchain=label, go_version=version, cpus=os.cpu_count())
-        binary = bg.build_leaker(go, env, work)
-        os.environ["GOMAXPROCS"] = "4"   # the leaker inherits it
-        leaker = bg.start_leaker(binary, a.n, work, timeout=300)
-        t = Target(binary, leaker.pid, a.n)
-        for name, fn in views.items():
-            rows += run_view(name, fn, t, "live", ["-p", str(leaker.pid)], work, a.rounds,
-                             a.gdb_timeout)
-        if not a.no_core:
-            core = bg.make_core(leaker.pid, work, timeout=1200)
-            bg.kill(leaker)
-            bg.CHILDREN.remove(leaker)
-            for name, fn in views.items():
-                rows += run_view(name, fn, t, "core", [binary, core], work, a.rounds,
-                                 a.gdb_timeout)
-            os.unlink(core)
+        def measure(mode, t, target_args):
+            return [row for name, fn in views.items()
+                    for row in run_view(name, fn, t, mode, target_args, work, a.rounds,
+                                        a.gdb_timeout)]
+        version, rows = leaker_modes(a, work, meta, measure)
         print("%d goroutines, GOMAXPROCS=4, %s, median of %d gdb sessions"
               % (a.n, version, a.rounds))
         print("%-5s %-36s %9s %9s" % ("mode", "command", "seconds", "bytes"))
