@@ -1332,10 +1332,40 @@ class Trace:
                         _heap_remove(frontier, 0)
                         break
                     if t <= bound:
-                        if ev is not None:
+                        if ev is None:
+                            while queue:
+                                yield fixed(popleft())
+                            continue
+                        # fixed(ev) for the three, inline
+                        et = ev[1]
+                        if et <= last_ts:
+                            et = last_ts + 1
+                        if ev[0] == 16:
+                            last_ts = et
+                            yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
+                                     "Goroutine", a[0], "Runnable", "Running", "", ())
+                            continue
+                        if ev[0] == 21:
+                            sid = a[2]
+                            stack = ()
+                            if sid:
+                                stack = gen.stack_cache.get(sid)
+                                if stack is None:  # not made yet (or invalid)
+                                    yield fixed(ev)
+                                    continue
+                            last_ts = et
+                            yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                                     "Goroutine", a[0], "Waiting", "Runnable", "", ())
+                            continue
+                        sid = a[1]
+                        stack = gen.stack_cache.get(sid) if sid else ()
+                        reason = gen.strings.get(a[0]) if a[0] else ""
+                        if stack is None or reason is None:
                             yield fixed(ev)
-                        while queue:
-                            yield fixed(popleft())
+                            continue
+                        last_ts = et
+                        yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                                 "Goroutine", ev[4], "Running", "Waiting", reason, stack)
                         continue
                     if ev is not None:
                         queue.append(ev)
