@@ -445,6 +445,11 @@ class GoroutineWalker:
 
     def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
         """One goroutine by id, with its stack: only its g is decoded in full."""
+        if gtable is not None:
+            with gc_paused():
+                base = gtable.read_base(self, include_dead=True)
+            if base is not None:
+                return self._find_in(base, goid, with_stack)
         addrs = self.g_addrs()
         glay = self.glay
         gsize = glay.size
@@ -469,6 +474,26 @@ class GoroutineWalker:
             self._fill_wait_minutes([g], now)
             return g
         return None
+
+    def _find_in(self, base, goid: int, with_stack: int) -> Optional[Goroutine]:
+        """find over a columnar read of every g (gtable.read_base, dead ones kept)."""
+        hit = gtable.np.flatnonzero(base.cols["goid"] == goid)
+        if not len(hit):
+            return None
+        r = int(hit[0])
+        addr = int(base.addr[r])
+        fields = base.fields(r, self.mem)
+        threads, current_g = base.threads, base.current_g
+        g = self.decode_g(addr, fields, self._walk_start(addr, fields, threads), threads,
+                          current_g, with_stack, True, True)
+        self._fill_in_bulk()
+        now, self.clock = base.now, base.clock
+        since = base.cols["waitsince"]
+        latest = 0 if self.rt.target.is_live or not len(since) else int(since.max())
+        if latest > now:
+            now, self.clock = latest, "core: latest waitsince among goroutines"
+        self._fill_wait_minutes([g], now)
+        return g
 
     def decode_at(self, addrs: list, with_stack: int = 0) -> list:
         """The goroutines whose gs are at addrs (an M's curg, say), each decoded on its own

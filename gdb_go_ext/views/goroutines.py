@@ -73,8 +73,6 @@ def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
     if groups is not None:
         pieces = [groups_text(groups, args.group, color)]
     else:
-        if triage.is_table(shown):
-            shown = list(shown)   # the rows shown, made now (a columnar walk's)
         pieces = table_pieces(shown, args.show_labels, args.depth, color, width)
     pieces.append(summary_line(gs))
     if args.limit and len(gs) > args.limit:
@@ -105,11 +103,9 @@ def _fit(s: str, w: int) -> str:
     return s
 
 
-def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool,
-                 width: int) -> list[str]:
-    """The goroutine table as pieces that join to its text: a 100k-row table is written
-    out piece by piece, never built as one string. Everything but the id repeats across
-    leaked goroutines, so each distinct row tail is built and formatted once."""
+def _table_layout(gs, show_labels: bool, color: bool, width: int, max_id: int) -> tuple:
+    """(header line, each goroutine's tail key, {tail key: its text}, id width) of the
+    table of gs, whose ids go up to max_id (widths follow the distinct tails)."""
     cols = ["", "id", "status", "wait", "user location", "created by"]
     if show_labels:
         cols.append("labels")
@@ -160,8 +156,7 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
             tails[tail] = None
         append(tail)
     caps = [1, 12, 24, 36, 60, 60, 40]
-    ids = [g.id for g in gs]
-    widths = [1, max(2, len(str(max(ids, default=0))))]
+    widths = [1, max(2, len(str(max_id)))]
     for i in range(2, len(cols)):
         longest = max((len(t[i - 2]) for t in tails), default=0)
         widths.append(min(caps[i], max(len(cols[i]), longest)))
@@ -176,7 +171,20 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
             txt = _fit(v, widths[i]).ljust(widths[i])
             cells.append(_c(txt, keys[i], color) if keys[i] else txt)
         tails[t] = "  ".join(cells).rstrip()
-    wid = widths[1]
+    return head, row_tails, tails, widths[1]
+
+
+def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool,
+                 width: int) -> list[str]:
+    """The goroutine table as pieces that join to its text: a 100k-row table is written
+    out piece by piece, never built as one string. Everything but the id repeats across
+    leaked goroutines, so each distinct row tail is built and formatted once. A columnar
+    walk's table: see _columns_table_pieces."""
+    if triage.is_table(gs):
+        return _columns_table_pieces(gs, show_labels, depth, color, width)
+    ids = [g.id for g in gs]
+    head, row_tails, tails, wid = _table_layout(gs, show_labels, color, width,
+                                                max(ids, default=0))
     # each row is "   ID  " and its shared tail: joined as pieces, never as 100k line
     # strings (tens of megabytes of fresh memory, and its page faults, on a first run)
     heads = list(map((f"   {_C['id']}%-{wid}d{_C['reset']}  " if color else f"   %-{wid}d  ").__mod__,
@@ -195,6 +203,60 @@ def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool
     else:
         line_ends = {t: text + "\n" for t, text in tails.items()}
         pieces[2::2] = map(line_ends.__getitem__, row_tails)
+    return pieces
+
+
+def _stack_text(g, depth: int, color: bool) -> str:
+    return "".join(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}\n"
+                   f"          {f.file}:{f.line}\n" for f in (g.stack or ())[:depth])
+
+
+def _columns_table_pieces(t, show_labels: bool, depth: int, color: bool, width: int):
+    """table_pieces of a columnar walk's table, in blocks of lines: rows that share
+    their shape, minutes, locking, parent (and labels, when shown) share a row text,
+    made from the first of them; rows off the fast path and those with a label error
+    have their own. No row becomes an object but those."""
+    import numpy as np
+    from ..runtime.gtable import factorize
+    n = len(t)
+    if not n:
+        return table_pieces([], show_labels, depth, color, width)
+    b = t.base
+    rows = t.base_rows()
+    keyed = [t.shapes_of(), t.minutes_of().astype(np.uint64), t.col("lockedm") != 0,
+             t.col("parent")]
+    if show_labels:
+        keyed.append(t.label_idx_of().astype(np.uint64))
+    codes, firsts = factorize(keyed)
+    reps = [t.row(int(rows[f])) for f in firsts.tolist()]
+    own_rows = list(t.specials) + list(b.label_errs)
+    if own_rows:
+        own = np.flatnonzero(np.isin(rows, np.array(own_rows, dtype=np.int64)))
+        if len(own):
+            codes = codes.copy()
+            for p in own.tolist():
+                codes[p] = len(reps)
+                reps.append(t.row(int(rows[p])))
+    ids = t.col("goid")
+    head, rep_tails, tails, wid = _table_layout(reps, show_labels, color, width, int(ids.max()))
+    if depth and any(g.stack is not None for g in reps):
+        texts = [tails[k] + "\n" + _stack_text(g, depth, color) for g, k in zip(reps, rep_tails)]
+    else:
+        texts = [tails[k] + "\n" for k in rep_tails]
+    fmt = f"   {_C['id']}%-{wid}d{_C['reset']}  " if color else f"   %-{wid}d  "
+    cur = -1
+    if b.current_row >= 0:
+        hit = np.flatnonzero(rows == b.current_row)
+        cur = int(hit[0]) if len(hit) else -1
+    pieces = [_c(head, "head", color) + "\n"]
+    idl, codel = ids.tolist(), codes.tolist()
+    step = 1 << 13
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
+        lines = [fmt % i + texts[c] for i, c in zip(idl[lo:hi], codel[lo:hi])]
+        if lo <= cur < hi:
+            lines[cur - lo] = "*" + lines[cur - lo][1:]
+        pieces.append("".join(lines))
     return pieces
 
 
