@@ -151,9 +151,12 @@ def test_dump_matches_runtime_stack(toolchain, mode, go_target):
     assert set(mine) == set(theirs), (sorted(set(mine) - set(theirs)), sorted(set(theirs) - set(mine)))
     assert len(compared) >= 25, compared
     assert len(dump_compare.blocks(r.block("d2"))) > len(mine)   # system goroutines shown
-    if mode == "core":
-        with Bridge.core(t.binary, t.core, quiet=True) as b:
-            assert b.view(["dump"]).rstrip("\n") == r.block("d1").rstrip("\n")
+    bridge = Bridge.core(t.binary, t.core, quiet=True) if mode == "core" else \
+        Bridge.attach(t.pid, binary=t.binary, quiet=True)
+    with bridge as b:    # the bridge, live too: the same text, argument words included
+        assert b.view(["dump"]).rstrip("\n") == r.block("d1").rstrip("\n")
+        _, _, whole = _compare(truth, b.view(["dump", "--args"]), PARKED, whole=True)
+        assert len(whole) >= 25, whole
 
 
 def test_dump_synctest_bubble(toolchain, tmp_path):
