@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_trace(args) -> int:
     """The registry's `trace` view, run in this process: it needs no target."""
     from gdb_go_ext.errors import GoExtError
-    from gdb_go_ext.views import catalog  # noqa: F401  (registers every view)
-    from gdb_go_ext.views import registry
+    from gdb_go_ext.views import registry, trace  # noqa: F401  (registers only `trace`:
+    # every view's imports, numpy and protobuf among them, would be half a second)
 
     def no_target():
         raise BatchError("trace needs no target and has none")

@@ -67,8 +67,7 @@ class GoroutineSummary:
     blocked_ns: dict = field(default_factory=dict)
     ps: dict = field(default_factory=dict)    # P -> running ns, in the order first run
     transitions: int = 0
-    last_ev: object = None                    # the event of its last transition (a status
-    last_reason: str = ""                     # if none) and its reason
+    last_ev: object = None                    # the event of its last transition (or status)
     last_p: int = -1                          # the P and M it last ran on
     last_m: int = -1
     last_ran_ns: Optional[int] = None         # when it last stopped running
@@ -90,7 +89,7 @@ class GoroutineSummary:
         ev = self.last_ev
         if ev is None:
             return None
-        return Transition(ev.time, ev.from_state, ev.to_state, self.last_reason,
+        return Transition(ev.time, ev.from_state, ev.to_state, ev.reason or "",
                           ev.transition_stack, ev.m, ev.p, ev.g)
 
     @property
@@ -287,6 +286,10 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                                 if pp is not None:
                                     pp.gc_worker_ns += d
                     g.last_ran_ns = t
+                    p = ev.p
+                    if p >= 0:
+                        g.last_p = p
+                        g.last_m = ev.m
                 elif old == "Runnable":
                     g.runnable_ns += d
                     runnable -= 1
@@ -301,17 +304,19 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     g.syscall_ns += d
                 g.state = to
                 g.since = t
-                g.reason = ev.reason or ""
-                if to == "Running" or (frm == "Running" and ev.p >= 0):
-                    g.last_p = ev.p
-                    g.last_m = ev.m
                 if to == "Running":
-                    g.on_p = ev.p
-                    if ev.p >= 0 and ev.p not in g.ps and t >= lo:
-                        g.ps[ev.p] = 0
-                    pp = ps.get(ev.p)
-                    if pp is not None and t >= lo:
-                        pp.goroutines_run += 1
+                    p = ev.p
+                    g.on_p = p
+                    g.last_p = p
+                    g.last_m = ev.m
+                    if t >= lo:
+                        if p >= 0 and p not in g.ps:
+                            g.ps[p] = 0
+                        pp = ps.get(p)
+                        if pp is not None:
+                            pp.goroutines_run += 1
+                elif to == "Waiting":
+                    g.reason = ev.reason
                 elif to == "Runnable":
                     runnable += 1
                     if runnable == 1:
@@ -319,28 +324,27 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                             pp = ps[pid]
                             if pp.gap_since is None:
                                 pp.gap_since = t
-                if frm == "NotExist" and to == "Runnable":
-                    g.created_ns = t
-                    g.created_by = ev.g
-                    g.created_stack = ev.stack
-                    if ev.transition_stack:
-                        g.start_function = ev.transition_stack[0].function
-                        if g.start_function == GC_WORKER_FUNCTION:
-                            g.gc_worker = True
-                elif frm == "Undetermined" and not g.gc_worker and ev.transition_stack \
-                        and any(f.function == GC_WORKER_FUNCTION for f in ev.transition_stack):
-                    g.gc_worker = True      # a worker made before the trace, by its status
+                    if frm == "NotExist":
+                        g.created_ns = t
+                        g.created_by = ev.g
+                        g.created_stack = ev.stack
+                        if ev.transition_stack:
+                            g.start_function = ev.transition_stack[0].function
+                            if g.start_function == GC_WORKER_FUNCTION:
+                                g.gc_worker = True
                 if frm != "Undetermined":
+                    g.last_ev = ev
                     if t >= lo:
                         g.transitions += 1
-                    g.last_ev = ev
-                    g.last_reason = g.reason
-                elif g.last_ev is None or g.last_ev.from_state == "Undetermined":
-                    g.last_ev = ev
-                    g.last_reason = g.reason
+                else:
+                    if g.last_ev is None or g.last_ev.from_state == "Undetermined":
+                        g.last_ev = ev
+                    if not g.gc_worker and ev.transition_stack and any(
+                            f.function == GC_WORKER_FUNCTION for f in ev.transition_stack):
+                        g.gc_worker = True      # a worker made before the trace, by its status
                 if g.timeline is not None and t >= lo and len(g.timeline) < MAX_TIMELINE:
-                    g.timeline.append(Transition(t, frm, to, g.reason, ev.transition_stack,
-                                                 ev.m, ev.p, ev.g))
+                    g.timeline.append(Transition(t, frm, to, ev.reason or "",
+                                                 ev.transition_stack, ev.m, ev.p, ev.g))
             elif res == "Proc":
                 pid = ev.id
                 to = ev.to_state
