@@ -547,7 +547,7 @@ class _M:
 _USER_GO = (True, True, True)  # M, P, G must all be present
 
 
-def _need(m, p, g, mp, pp, gp, what="event"):
+def _need(m, p, g, mp, pp, gp):
     """validateCtx with M/P/G requirements: True = must have, False = must not have,
     None = may have."""
     if mp is True and m == NO_ID:

@@ -14,7 +14,6 @@ seeded random places): the events up to the damage must still be -d=parsed's, on
 one, and we report damage exactly when it fails. Before go1.22 the trace is the old
 format: one line, not read.
 """
-import os
 import random
 import subprocess
 import sys
