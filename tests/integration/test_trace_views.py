@@ -25,9 +25,11 @@ run per toolchain (1.22 on), and one gcore of that run.
   errors), and for xref the trace of another program (the fixture built by another
   toolchain: same functions, other PCs).
 """
+import gzip
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -238,7 +240,6 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
     pprof = tmp_path / "profile.pb.gz"
-    import gzip
     pprof.write_bytes(gzip.compress(b"\x0a\x04\x08\x01\x10\x02" * 10))
     missing = tmp_path / "nope.trace"
     cut = tmp_path / "cut.trace"            # a trace cut in its middle: read up to the cut
@@ -253,7 +254,7 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
     with harness.run_fixture(other_bin, out_dir=str(tmp_path / "other")) as ofp:
         other = ofp.truth("xref")["trace"]
         core = harness.make_core(fp.pid, str(tmp_path / "cores"))
-        try:
+        try:        # (cores are big: never left behind)
             live = harness.run_gdb(binary, pid=fp.pid, commands=[
                 ("trace", f"go trace {path} --json"),
                 ("window", f"go trace {path} --json --window {window[0]}..{window[1]}"),
@@ -300,8 +301,9 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
                 with pytest.raises(Exception) as e:
                     b.view(["xref", other])
                 assert "not a trace of this program" in _one_line(str(e.value))
-        finally:
-            pass
+        except BaseException:
+            shutil.rmtree(str(tmp_path / "cores"), ignore_errors=True)
+            raise
     harness._kill(fp.proc)
     try:
         oncore = harness.run_gdb(binary, core=core, commands=[("xref", f"go xref {path} --json")])
@@ -310,7 +312,7 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
         with Bridge.core(binary, core, quiet=True) as b:
             check_xref(json.loads(b.view(["xref", path, "--json"])), truth, stacks, trs)
     finally:
-        os.unlink(core)
+        shutil.rmtree(str(tmp_path / "cores"), ignore_errors=True)
 
     # no target: gdb with no program, the bridge without dlv, gdb-go; these front doors
     # do not depend on the trace's version: on the newest toolchain of the run only
