@@ -251,12 +251,14 @@ def _columns_table_pieces(t, show_labels: bool, depth: int, color: bool, width: 
     pieces = [_c(head, "head", color) + "\n"]
     idl, codel = ids.tolist(), codes.tolist()
     step = 1 << 13
-    for lo in range(0, n, step):
+    for lo in range(0, n, step):   # a row is two pieces; a block is joined once
         hi = min(n, lo + step)
-        lines = [fmt % i + texts[c] for i, c in zip(idl[lo:hi], codel[lo:hi])]
+        p = [None] * (2 * (hi - lo))
+        p[0::2] = map(fmt.__mod__, idl[lo:hi])
+        p[1::2] = map(texts.__getitem__, codel[lo:hi])
         if lo <= cur < hi:
-            lines[cur - lo] = "*" + lines[cur - lo][1:]
-        pieces.append("".join(lines))
+            p[2 * (cur - lo)] = "*" + p[2 * (cur - lo)][1:]
+        pieces.append("".join(p))
     return pieces
 
 
@@ -472,15 +474,17 @@ def _table_json_pieces(t, body: str, line: _JsonLines):
         addrs = t.col("addr").tolist()
         codes = codes.tolist()
         step = 1 << 13
-        for lo in range(0, n, step):
+        head = ',\n{"id": %d, "addr": "0x%x", '.__mod__
+        for lo in range(0, n, step):   # a line is four pieces; a block is joined once
             hi = min(n, lo + step)
-            if bidx is None:
-                block = "".join([f',\n{{"id": {i}, "addr": "{hex(a)}", {mids[c]}null{ends[c]}'
-                                 for i, a, c in zip(ids[lo:hi], addrs[lo:hi], codes[lo:hi])])
-            else:
-                block = "".join([f',\n{{"id": {i}, "addr": "{hex(a)}", {mids[c]}{btexts[k]}{ends[c]}'
-                                 for i, a, c, k in zip(ids[lo:hi], addrs[lo:hi], codes[lo:hi],
-                                                       bidx[lo:hi])])
+            c = codes[lo:hi]
+            p = [None] * (4 * (hi - lo))
+            p[0::4] = map(head, zip(ids[lo:hi], addrs[lo:hi]))
+            p[1::4] = map(mids.__getitem__, c)
+            p[2::4] = map(btexts.__getitem__, bidx[lo:hi]) if bidx is not None else \
+                ["null"] * (hi - lo)
+            p[3::4] = map(ends.__getitem__, c)
+            block = "".join(p)
             yield block[2:] if lo == 0 else block
     yield "\n]}\n"
 
