@@ -20,6 +20,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Iterator, Optional
 
+from . import gosort
 from . import wire as W
 from .model import Event, Frame, TraceFormatError
 
@@ -500,8 +501,8 @@ def _heap_remove(h, i):
 
 
 def _sort_frontier(h):
-    """slices.SortFunc by time: insertion sort below 13 elements (as pdqsort does, which
-    keeps equal elements in place there); a stable sort above."""
+    """slices.SortFunc by time, in its exact order for equal times: insertion sort up to
+    12 elements (pdqsort's own small case), Go's pdqsort above (gosort.py)."""
     if len(h) <= 12:
         for i in range(1, len(h)):
             j = i
@@ -509,7 +510,7 @@ def _sort_frontier(h):
                 h[j], h[j - 1] = h[j - 1], h[j]
                 j -= 1
     else:
-        h.sort(key=lambda c: c.time)
+        gosort.sort_by(h, key=lambda c: c.time)
 
 
 # ---------------------------------------------------------------------------

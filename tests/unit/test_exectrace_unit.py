@@ -210,3 +210,19 @@ def test_without_numpy_the_same_events(monkeypatch):
         monkeypatch.undo()
         assert tr.error is None and without == with_np
         assert T.compare(list(read_trace(data)), truth(tc)) == []
+
+
+def test_frontier_sort_is_slices_sortfunc():
+    """Go's reader sorts its frontier with slices.SortFunc (pdqsort, not stable): equal
+    times must come out in its order. The truth: slices.SortFunc's permutations of 150
+    arrays with many equal keys (13 to 119 elements: past its insertion sort), recorded
+    from Go."""
+    import json
+    from gdb_go_ext.exectrace.gosort import sort_by
+    with gzip.open(os.path.join(DATA, "slices_sortfunc.json.gz"), "rt") as f:
+        cases = json.load(f)["cases"]
+    assert len(cases) == 150
+    for c in cases:
+        items = list(enumerate(c["keys"]))
+        sort_by(items, key=lambda it: it[1])
+        assert [i for i, _ in items] == c["go_order"]
