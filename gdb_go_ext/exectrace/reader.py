@@ -383,7 +383,8 @@ def _finish_gen(g: _Gen, ver: int):
             if fr[1] and fr[1] not in strings:
                 raise _Broken(f"found invalid file string ID {fr[1]} for stack {sid}", g.offset)
     freq = g.freq
-    g.cpu = sorted(((int(ts * freq), *rest) for ts, *rest in g.cpu), key=lambda s: s[0])
+    g.cpu = [(int(ts * freq), *rest) for ts, *rest in g.cpu]
+    gosort.sort_by(g.cpu, key=lambda s: s[0])  # slices.SortFunc's order for equal times
 
 
 # ---------------------------------------------------------------------------
