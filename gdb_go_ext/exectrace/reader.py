@@ -1059,8 +1059,12 @@ def _wall(sec: int, nsec: int) -> str:
 
 
 class Trace:
-    """One execution trace. Iterate it for its events (once per iteration, streaming);
-    .error is then None or one line saying where damage stopped it."""
+    """One execution trace. Iterate it for its events (each iteration reads the trace
+    again, one generation at a time); .error is then None or one line, "trace cut at byte
+    N: why", when damage stopped it: the events before are those Go's reader gives.
+    .version is the header's wire version ("go1.22", "go1.23" (written by go1.23 and
+    go1.24), "go1.25", "go1.26" (go1.26 and go1.27)); .wire the same as an int (22...);
+    .size the file's size in bytes when known."""
 
     def __init__(self, opener, version: int, size: Optional[int] = None):
         self._opener = opener
