@@ -133,7 +133,8 @@ def make_trace(go, env, mb, dest):
 
 
 def run(argv):
-    """(wall seconds, peak RSS MB) of argv, its output to /dev/null."""
+    """(wall seconds, peak RSS MB, CPU seconds: user + system) of argv, its output to
+    /dev/null."""
     with open(os.devnull, "w") as null:
         t0 = time.perf_counter()
         p = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
@@ -143,7 +144,7 @@ def run(argv):
         p.stderr.close()
     if status != 0:
         raise SystemExit("%s failed (status %d): %s" % (argv[:4], status, err[-2000:]))
-    return dt, ru.ru_maxrss / 1024
+    return dt, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
 
 
 def main():
@@ -170,15 +171,18 @@ def main():
         with open(LOCK, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             t_ours, t_theirs, rss_ours, rss_theirs, t_reader, rss_reader = [], [], [], [], [], []
+            cpu = {"theirs": [], "ours": [], "reader": []}
             for r in range(a.rounds):
-                for name, argv, ts, rs in (("go tool trace " + flag, theirs, t_theirs, rss_theirs),
-                                           ("go trace --json", ours, t_ours, rss_ours),
-                                           ("the reader alone", reader, t_reader, rss_reader)):
-                    dt, rss = run(argv)
+                for name, argv, ts, rs, c in (
+                        ("go tool trace " + flag, theirs, t_theirs, rss_theirs, cpu["theirs"]),
+                        ("go trace --json", ours, t_ours, rss_ours, cpu["ours"]),
+                        ("the reader alone", reader, t_reader, rss_reader, cpu["reader"])):
+                    dt, rss, c_s = run(argv)
                     ts.append(dt)
                     rs.append(rss)
-                    print("round %d: %-22s %7.2f s  peak RSS %6.0f MB" % (r + 1, name, dt, rss),
-                          flush=True)
+                    c.append(c_s)
+                    print("round %d: %-22s %7.2f s  CPU %7.2f s  peak RSS %6.0f MB"
+                          % (r + 1, name, dt, c_s, rss), flush=True)
     mo, mt = statistics.median(t_ours), statistics.median(t_theirs)
     print("trace %.1f MB (%s); medians of %d rounds:" % (size, version, a.rounds))
     print("  go tool trace %-9s %7.2f s, peak RSS %6.0f MB" % (flag, mt, max(rss_theirs)))
@@ -188,6 +192,10 @@ def main():
           "of go trace --json)" % (mr, max(rss_reader), 100 * max(0.0, mo - mr) / mo))
     print("ratio go trace --json / go tool trace %s: %.2f (target <= 1); RSS target < 500 MB"
           % (flag, mo / mt))
+    med = {k: statistics.median(v) for k, v in cpu.items()}
+    print("CPU (user + system, medians; less sensitive to a busy machine): go tool trace %.2f s, "
+          "go trace --json %.2f s (ratio %.2f), the reader alone %.2f s"
+          % (med["theirs"], med["ours"], med["ours"] / med["theirs"], med["reader"]))
 
 
 if __name__ == "__main__":
