@@ -383,9 +383,12 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     continue
                 _account_range(s, name, sk, sid, begun, clip(begun[0], t))
             else:
-                if kind == "RangeBegin" and name == "GC concurrent mark phase" and t >= lo:
-                    s.gc_cycles += 1
-                open_ranges[key] = (t, ev.p)
+                if kind == "RangeBegin":
+                    if name == "GC concurrent mark phase" and t >= lo:
+                        s.gc_cycles += 1
+                    open_ranges[key] = (t, ev.p)
+                elif key not in open_ranges:    # active since before this generation
+                    open_ranges[key] = (t, ev.p)
         elif kind == "Label":
             if ev.g >= 0 or ev.id is not None:
                 gid = ev.id if ev.resource == "Goroutine" and ev.id is not None else ev.g

@@ -11,7 +11,8 @@ run per toolchain (1.22 on), and one gcore of that run.
   test computes from `go tool trace -d=parsed` (-d=1 before Go 1.24) of the same
   toolchain, with the model docs/json.md states (spans from each transition to the next;
   a generation's status that repeats the state continues the span; spans open at the end
-  close at the last event). The same JSON in gdb with no program, through
+  close at the last event); the trace's GC mark and stop-the-world time and each P's
+  sweeps and mark assists from the -d=parsed ranges. The same JSON in gdb with no program, through
   `delve-bridge trace` with no dlv, and through `gdb-go trace` (on the newest toolchain of
   the run: these front doors do not depend on the trace's version).
 - `go xref TRACE`, live and on the core, in gdb and through the bridge: each parked
@@ -154,6 +155,52 @@ def expected_goroutines(text, window=None):
     return gs, trs, pw
 
 
+def expected_gc(text, window=None):
+    """GC time from the -d=parsed ranges: the trace's mark phases and stop-the-worlds, and
+    per P its sweeps (Scope=Proc(N)) and the mark assists begun on it, clipped."""
+    heads = [(int(m[1]), m[2], int(m[3]), m[4], m[5], m[6]) for m in re.finditer(
+        r'^M=-?\d+ P=(-?\d+) G=-?\d+ (Range\w+) Time=(\d+) Name="([^"]*)" '
+        r'Scope=(\w+)(?:\((-?\d+)\))?', text, re.M)]
+    _, first, last = transitions(text)
+    lo, hi = (first + window[0], first + window[1]) if window else (first, last)
+    end = min(hi, last)
+    out = {"gc_mark_ns": 0, "stw_ns": 0, "sweep": {}, "assist": {}}
+    open_ = {}
+
+    def account(name, scope, sid, begin, p, t):
+        d = max(0, min(t, hi) - max(begin, lo))
+        if not d:
+            return
+        if name == "GC concurrent mark phase":
+            out["gc_mark_ns"] += d
+        elif name.startswith("stop-the-world"):
+            out["stw_ns"] += d
+        elif scope == "Proc":
+            out["sweep"][sid] = out["sweep"].get(sid, 0) + d
+        elif name == "GC mark assist":
+            out["assist"][p] = out["assist"].get(p, 0) + d
+    for p, kind, t, name, scope, sid in heads:
+        if t > hi or not (name.startswith("GC") or name.startswith("stop-the-world")):
+            continue
+        key = (name, scope, int(sid) if sid else -1)
+        if kind == "RangeEnd":
+            if key in open_:
+                account(*key, *open_.pop(key), t)
+        elif kind == "RangeBegin" or key not in open_:
+            open_[key] = (t, p)
+    for key, (t, p) in open_.items():
+        account(*key, t, p, end)
+    return out
+
+
+def check_gc(doc, want):
+    assert (doc["trace"]["gc_mark_ns"], doc["trace"]["stw_ns"]) == \
+        (want["gc_mark_ns"], want["stw_ns"]), (doc["trace"], want)
+    for p in doc["ps"]:
+        assert p["gc_sweep_ns"] == want["sweep"].get(p["id"], 0), (p, want)
+        assert p["gc_assist_ns"] == want["assist"].get(p["id"], 0), (p, want)
+
+
 def check_summary(doc, want, want_ps):
     assert {p["id"]: {k: p[k] for k in ("running_ns", "idle_ns", "idle_spans")}
             for p in doc["ps"]} == want_ps
@@ -274,6 +321,10 @@ def test_trace_and_xref(toolchain, traced, tmp_path, request):
                 assert live.error(k) is None, (k, live.error(k), live.stderr[-2000:])
             doc = json.loads(live.block("trace"))
             check_summary(doc, want, want_ps)
+            gc = expected_gc(text)
+            assert gc["gc_mark_ns"] and gc["stw_ns"], gc      # the fixture's runtime.GC()
+            check_gc(doc, gc)
+            check_gc(json.loads(live.block("window")), expected_gc(text, window))
             check_summary(json.loads(live.block("window")),
                           *[x for i, x in enumerate(expected_goroutines(text, window))
                             if i != 1])
