@@ -80,8 +80,11 @@ def _bridge(binary, core):
     return json.loads(p.stdout)
 
 
-def test_core_cut_in_allgs_lists_every_goroutine_it_can(toolchain, tmp_path):
-    with harness.target_for("goroutines", toolchain, "core", work_dir=str(tmp_path)) as t:
+@pytest.mark.parametrize("tc", [harness.matrix_names()[0], harness.matrix_names()[-2]])
+def test_core_cut_in_allgs_lists_every_goroutine_it_can(tc, tmp_path):
+    """(The oldest and the newest but one toolchain: map-form and slice-form labels,
+    with and without parentGoid; the walk is the same code on every other.)"""
+    with harness.target_for("goroutines", tc, "core", work_dir=str(tmp_path)) as t:
         truth = parse_runtime_stacks(t.truth("stacks.txt"))   # {id: ...}
         r = t.gdb([("geo", GEOMETRY), ("full", "go goroutines --json")])
         assert r.error("geo") is None and r.error("full") is None, r.stdout[-2000:]
