@@ -263,7 +263,7 @@ class GoroutineWalker:
         glay = self.glay
         whole, reorder = glay.whole, glay.reorder
         # gs lie one size class apart: live, they are read in runs
-        stride = self._g_stride(addrs)
+        stride = self.g_stride(addrs)
         fast = whole is not None and glay.absent.isdisjoint(_FAST_FIELDS)
         if fast:  # where each field sits in the rows (an absent one: in the 0 added)
             at = glay.at
@@ -362,7 +362,7 @@ class GoroutineWalker:
             self._fill_wait_minutes(others, now)
         return out
 
-    def _g_stride(self, addrs: list) -> int:
+    def g_stride(self, addrs: list) -> int:
         """How far apart gs allocated one after another lie (the size class of a g):
         the commonest distance between neighbours among the first allgs, when it is
         the g's size or a little more; else the g's size."""

@@ -502,7 +502,7 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
         if cw is None:
             w, unread = 0, 0
     if cw is None:
-        stride = walker._g_stride(addrs[:1025].tolist())
+        stride = walker.g_stride(addrs[:1025].tolist())
         dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
                        "offsets": [offs[k] for k in dtypes], "itemsize": stride})
         scratch = bytearray(min(n, CHUNK) * stride)
@@ -684,7 +684,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
 _READERS: dict = {}
 
 
-def _slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
+def slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
     """The word indices (from sp) a recipe's struct reads, or None if not 8-aligned."""
     hit = _READERS.get(reader.format)
     if hit is None:
@@ -711,7 +711,7 @@ def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
     """For each (reader, want) recipe, whether each stack top (at sps) holds it, from
     one read of the words they all need; None for the first where it cannot be
     checked that way (the others are then left out)."""
-    slots = [_slot_words(r) for r, _ in readers]
+    slots = [slot_words(r) for r, _ in readers]
     ok_readers = [i for i, (r, _) in enumerate(readers)
                   if slots[i] is not None and not r.size % 8 and r.size <= TOP_BYTES]
     if 0 not in ok_readers:
@@ -734,7 +734,7 @@ def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
 def _unchecked(mem, cw, sps: np.ndarray, reader: struct.Struct, want: tuple,
                rows: np.ndarray) -> np.ndarray:
     """The rows whose stack tops (at sps) do not hold the recipe's words."""
-    words = _slot_words(reader)
+    words = slot_words(reader)
     size = reader.size
     if words is None or size % 8 or size > TOP_BYTES:
         return rows

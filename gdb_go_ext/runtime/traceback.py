@@ -23,9 +23,6 @@ go line is older) and synctest bubbles are not printed.
 """
 from __future__ import annotations
 
-import collections
-import operator
-import re
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
@@ -36,7 +33,7 @@ from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_Arg
                               _go_minor, func_name_for_print, injected_functions,
                               wrapper_func_id)
 from ..errors import DecodeError
-from .gtable import core_words, read_words
+from .gtable import core_words, read_words, slot_words
 from .layout import Fields
 
 MAX_PHYSICAL = 1024
@@ -208,7 +205,8 @@ def _records(rt, walker, gs, errors: list) -> list:
             if g.status_code < 0:
                 errors.append(f"g at {g.addr:#x}: {g.error}")
         gs = [g for g in gs if g.status_code >= 0]
-        rows, at = _g_rows(rt, [g.addr for g in gs], errors, ("gopc", "startpc", "m"))
+        rows, at = _g_rows(rt, [g.addr for g in gs], errors, ("gopc", "startpc", "m"),
+                             walker.g_stride(walker.g_addrs()))
         i_gopc, i_start, i_m = at.get("gopc"), at.get("startpc"), at.get("m")
         out = [_record_of(g, f[i_gopc] if i_gopc is not None and f else 0,
                           f[i_start] if i_start is not None and f else 0,
@@ -264,9 +262,10 @@ def labels_printed(rt) -> bool:
     return _go_minor(rt.layout.go_version) >= 26 and _debug_flag(rt, "tracebacklabels") == 1
 
 
-def _g_rows(rt, addrs: list, errors: list, paths: tuple) -> tuple:
+def _g_rows(rt, addrs: list, errors: list, paths: tuple, stride: int) -> tuple:
     """(rows, {field: index}): these fields of each g at addrs as a tuple, read in bulk
-    (an empty tuple for one that cannot be read, with an error)."""
+    (an empty tuple for one that cannot be read, with an error); stride: how far apart
+    gs mostly lie, so that they are read in runs as the walk reads them."""
     gf = rt.layout.fields("runtime.g", paths)
     if gf is None or not gf.spec:
         return [()] * len(addrs), {}
@@ -278,10 +277,6 @@ def _g_rows(rt, addrs: list, errors: list, paths: tuple) -> tuple:
         fmt += (f"{off - pos}x" if off > pos else "") + f
         pos = off + struct.calcsize(f)
         at[path] = len(at)
-    # gs of one size class lie a stride apart: read in runs, as the walk reads them
-    near = collections.Counter(map(operator.sub, addrs[1:1025], addrs[:1024]))
-    step = near.most_common(1)[0][0] if near else 0
-    stride = step if gf.size <= step <= gf.size + gf.size // 8 + 16 else gf.size
     rows, errs = rt.mem.unpack_fixed(addrs, struct.Struct(fmt), None, stride)
     rows = list(rows)
     for i, e in errs.items():
@@ -488,19 +483,6 @@ def _maybe_quoted(s: str) -> str:
     return s
 
 
-def _offsets(reader: struct.Struct) -> list:
-    """The byte offsets of the Q words a recipe's struct reads ("<16xQQ8xQ")."""
-    out, pos = [], 0
-    for count, ch in re.findall(r"(\d*)([xQ])", reader.format.lstrip("<")):
-        k = int(count or 1)
-        if ch == "x":
-            pos += k
-        else:
-            out += range(pos, pos + 8 * k, 8)
-            pos += 8 * k
-    return out
-
-
 class _Stacks:
     """The physical unwinds of many goroutines, with recipes (see traceback)."""
 
@@ -549,8 +531,8 @@ class _Stacks:
     def _same(self, reader: struct.Struct, want: tuple, sps: list) -> list:
         """Whether the stack at each of sps holds the recipe's words: the words read
         in bulk as columns and compared at once (numpy) where they are 8-aligned."""
-        words = [off // 8 for off in _offsets(reader)]
-        if len(words) == len(want) and reader.size % 8 == 0:
+        words = slot_words(reader)
+        if words is not None and len(words) == len(want) and reader.size % 8 == 0:
             top, ok = read_words(self.mem, np.array(sps, dtype=np.uint64), reader.size,
                                  core_words(self.mem), keep=words)
             return (np.all(top == np.array(want, dtype=np.uint64)[None, :], axis=1)
