@@ -171,12 +171,6 @@ def targetless(argv: list):
     return None
 
 
-def run_targetless(words: list) -> str:
-    def no_target():
-        raise GoExtError(f"{words[0]} needs no target and has none")
-    return registry.run(registry.Context(no_target, width=120), words)
-
-
 def open_bridge(opts: argparse.Namespace):
     from .bridge import Bridge
     kw = {"dlv": opts.dlv, "direct_memory": not opts.rpc_memory}
@@ -211,7 +205,7 @@ def main(argv=None) -> int:
         alone = targetless(argv)
         if alone is not None:
             debug = debug or "--debug" in alone[0]
-            sys.stdout.write("".join(run_targetless(alone[1])))
+            sys.stdout.write("".join(registry.run_without_target(alone[1])))
             sys.stdout.flush()
             return 0
         opts = parse(argv)

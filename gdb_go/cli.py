@@ -109,11 +109,8 @@ def cmd_trace(args) -> int:
     from gdb_go_ext.views import registry, trace  # noqa: F401  (registers only `trace`:
     # every view's imports, numpy and protobuf among them, would be half a second)
 
-    def no_target():
-        raise BatchError("trace needs no target and has none")
     try:
-        out = registry.run(registry.Context(no_target, prog_prefix=f"{PROG} "),
-                           ["trace"] + args.words)
+        out = registry.run_without_target(["trace"] + args.words, prog_prefix=f"{PROG} ")
     except GoExtError as e:
         if args.debug:
             traceback.print_exc()

@@ -19,7 +19,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from ..errors import UsageError
+from ..errors import GoExtError, UsageError
 from ..gcpause import gc_paused
 from ..runtime import walks
 from .console import write_file
@@ -121,6 +121,14 @@ class Context:
             return walks.walk(rt, **kw)
         with self.progress() as progress:
             return walks.walk(rt, progress=progress, **kw)
+
+
+def run_without_target(words: list, width: int = 120, prog_prefix: str = "") -> Output:
+    """Run a view that needs no target (View.needs_target False) from its words, as a
+    front door with no debugger does: a view that asks for a target anyway gets one line."""
+    def no_target():
+        raise GoExtError(f"{words[0]} needs no target and has none")
+    return run(Context(no_target, width=width, prog_prefix=prog_prefix), words)
 
 
 def lookup(name: str) -> View:
