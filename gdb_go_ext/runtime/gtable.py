@@ -319,17 +319,7 @@ class GoroutineTable(Sequence):
         b = self.base
         g = self.specials.get(r)
         if g is not None:
-            if b.label_idx is not None:
-                li = int(b.label_idx[r])
-                if li >= 0:
-                    g.labels = dict(b.label_sets[li])
-                err = b.label_errs.get(r)
-                if err is not None:
-                    g.error = g.error or err
-            if b.blocked_idx is not None:
-                bi = int(b.blocked_idx[r])
-                g.blocked_on = b.blocked[bi] if bi >= 0 else None
-            return g
+            return self._filled(g, r)
         cols = b.cols
         m = int(self.minutes[r])
         parent = int(cols["parent"][r])
@@ -338,6 +328,11 @@ class GoroutineTable(Sequence):
                       parent or None, r == b.current_row, int(cols["sched_pc"][r]),
                       int(cols["sched_sp"][r]), int(cols["sched_bp"][r]),
                       int(cols["stack_lo"][r]), int(cols["stack_hi"][r]))
+        return self._filled(g, r)
+
+    def _filled(self, g, r: int):
+        """g with row r's labels (and their error) and blocked-on, where the walk read them."""
+        b = self.base
         if b.label_idx is not None:
             li = int(b.label_idx[r])
             if li >= 0:
@@ -347,8 +342,7 @@ class GoroutineTable(Sequence):
                 g.error = g.error or err
         if b.blocked_idx is not None:
             bi = int(b.blocked_idx[r])
-            if bi >= 0:
-                g.blocked_on = b.blocked[bi]
+            g.blocked_on = b.blocked[bi] if bi >= 0 else None
         return g
 
     # --- columns of the selection
