@@ -235,11 +235,10 @@ def _table_filter(t, status, with_, without, labels):
     return t.select(t.base_rows()[mask])
 
 
-class TableGroup:
-    """A Group of a columnar walk: its goroutines made on demand."""
+class _TableRows:
+    """Rows of a columnar walk (base rows, in walk order): their goroutines made on demand."""
 
-    def __init__(self, key: str, table, rows):
-        self.key = key
+    def __init__(self, table, rows):
         self._table = table
         self._rows = rows
 
@@ -251,8 +250,17 @@ class TableGroup:
     def goroutines(self):
         return self._table.select(self._rows)
 
-    def ids(self) -> list:
-        return self._table.base.cols["goid"][self._rows].tolist()
+    def ids(self, n: Optional[int] = None) -> list:
+        rows = self._rows if n is None else self._rows[:n]
+        return self._table.base.cols["goid"][rows].tolist()
+
+
+class TableGroup(_TableRows):
+    """A Group of a columnar walk."""
+
+    def __init__(self, key: str, table, rows):
+        super().__init__(table, rows)
+        self.key = key
 
 
 def _keyed(t, key_of_shape, key_of_labels=None) -> tuple:
@@ -304,27 +312,14 @@ def _table_summary(t) -> dict:
     return {"total": len(t), "by_status": dict(by_status), "by_wait_reason": dict(by_reason)}
 
 
-class TableBucket:
+class TableBucket(_TableRows):
     """A Bucket of a columnar walk (same attributes and methods)."""
 
     def __init__(self, table, status: str, wait_reason: str, frames: tuple, rows):
         self.status = status
         self.wait_reason = wait_reason
         self.frames = frames
-        self._table = table
-        self._rows = rows      # base rows, in walk order
-
-    @property
-    def count(self) -> int:
-        return len(self._rows)
-
-    @property
-    def goroutines(self):
-        return self._table.select(self._rows)
-
-    def ids(self, n: Optional[int] = None) -> list:
-        rows = self._rows if n is None else self._rows[:n]
-        return self._table.base.cols["goid"][rows].tolist()
+        super().__init__(table, rows)
 
     @property
     def has_user_code(self) -> bool:
