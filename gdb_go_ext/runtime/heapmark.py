@@ -1,0 +1,229 @@
+"""The garbage collector's mark, done again from memory: what is live, what each group
+of goroutines alone keeps alive, and the shortest paths from a root to an object.
+
+Everything is columnar over the heap's object slots (heapobjs.HeapObjects): the mark is
+a numpy bool per slot, owners an int32 per slot, the BFS parents int64 per slot. The
+roots come from heaproots (globals through the modules' GC bitmaps, every goroutine's
+frames through their stack maps, finalizers); pointer words of objects from the heap's
+own records (heap bits, malloc headers, span.largeType).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+# a bound on BFS rounds: a chain longer than this is reported, not followed forever
+MAX_DEPTH = 1 << 20
+SHARED = -2        # an owner label: kept alive by more than one group (or by other roots)
+UNREACHED = -1
+
+
+def _roots_values(rootsets, keep=None) -> np.ndarray:
+    """The pointer words of some roots: every word of the root sets, or those whose
+    per-word mask in keep (a list parallel to rootsets) is True."""
+    parts = []
+    for i, rs in enumerate(rootsets):
+        if rs is None or not len(rs.value):
+            continue
+        v = rs.value if keep is None or keep[i] is None else rs.value[keep[i]]
+        parts.append(v.astype(np.uint64, copy=False))
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+
+
+def _children(heap, objs: np.ndarray) -> tuple:
+    """(source object, child object) of every pointer from objs into an allocated slot."""
+    src, _off, val = heap.pointers(objs)
+    if not len(val):
+        return src, src
+    child = heap.locate(val)
+    ok = child >= 0
+    return src[ok], child[ok]
+
+
+def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
+         errors: Optional[list] = None) -> np.ndarray:
+    """The slots reachable from the pointer words `values`, as a bool array; with base
+    (a bool array of slots already marked and closed under reachability), the slots
+    reachable beyond it are added to a copy of it."""
+    marked = np.zeros(heap.n, dtype=bool) if base is None else base.copy()
+    idx = heap.locate(np.asarray(values, dtype=np.uint64))
+    frontier = np.unique(idx[idx >= 0])
+    for _ in range(MAX_DEPTH):
+        frontier = frontier[~marked[frontier]]
+        if not len(frontier):
+            return marked
+        marked[frontier] = True
+        _src, child = _children(heap, frontier)
+        frontier = np.unique(child)
+    if errors is not None:
+        errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
+    return marked
+
+
+def owners(heap, base: np.ndarray, seeds: np.ndarray, labels: np.ndarray,
+           errors: Optional[list] = None) -> np.ndarray:
+    """For each slot, the one group whose roots alone reach it, or SHARED (reached from
+    base, or by two groups), or UNREACHED. base: the mark from every root outside the
+    groups (closed under reachability); seeds: pointer words of the groups' roots, with
+    their group in labels (ints >= 0). Each slot is expanded at most twice: once with
+    its first owner, once more when it turns out to be shared."""
+    label = np.full(heap.n, UNREACHED, dtype=np.int32)
+    label[base] = SHARED
+    idx = heap.locate(np.asarray(seeds, dtype=np.uint64))
+    ok = idx >= 0
+    f_obj, f_lab = idx[ok], np.asarray(labels, dtype=np.int32)[ok]
+    for _ in range(2 * MAX_DEPTH):
+        if not len(f_obj):
+            return label
+        order = np.lexsort((f_lab, f_obj))
+        f_obj, f_lab = f_obj[order], f_lab[order]
+        first = np.flatnonzero(np.r_[True, f_obj[1:] != f_obj[:-1]])
+        obj = f_obj[first]
+        lo = np.minimum.reduceat(f_lab, first)
+        hi = np.maximum.reduceat(f_lab, first)
+        new = np.where(lo == hi, lo, SHARED).astype(np.int32)
+        cur = label[obj]
+        take = cur == UNREACHED
+        clash = (cur >= 0) & (cur != new)
+        final = np.where(take, new, SHARED).astype(np.int32)
+        changed = take | clash
+        obj = obj[changed]
+        label[obj] = final[changed]
+        src, child = _children(heap, obj)
+        f_obj, f_lab = child, label[src]
+    if errors is not None:
+        errors.append(f"the ownership mark stopped after {2 * MAX_DEPTH} rounds")
+    return label
+
+
+@dataclass
+class Retained:
+    """What each group alone keeps alive: bytes and objects per group index."""
+    bytes: np.ndarray
+    objects: np.ndarray
+    errors: list = field(default_factory=list)
+
+
+def retained(heap, base: np.ndarray, seeds: np.ndarray, labels: np.ndarray, groups: int,
+             errors: Optional[list] = None) -> Retained:
+    lab = owners(heap, base, seeds, labels, errors)
+    mine = lab >= 0
+    size = heap.size(np.flatnonzero(mine)).astype(np.float64)
+    owner = lab[mine]
+    nbytes = np.bincount(owner, weights=size, minlength=groups)[:groups].astype(np.int64)
+    nobj = np.bincount(owner, minlength=groups)[:groups].astype(np.int64)
+    return Retained(nbytes, nobj, errors if errors is not None else [])
+
+
+# --- paths ------------------------------------------------------------------------------
+@dataclass
+class Step:
+    """One pointer on a path: from a root word or an object at offset, to object obj."""
+    obj: int          # the slot pointed at
+    offset: int       # where the pointer sits in what points (the root's word offset or the object's)
+
+
+@dataclass
+class Path:
+    root: int         # index of the root word (in the concatenated root words)
+    steps: list       # Step list, the last one into the target object
+
+
+def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tuple:
+    """A breadth-first mark from the root words `values`: (parent, poff, depth) per slot.
+    parent >= 0: the slot whose pointer at byte poff first reached it; parent < 0: a
+    root word, -(word index) - 2, poff 0; depth -1 where not reached."""
+    n = heap.n
+    parent = np.full(n, -1, dtype=np.int64)
+    poff = np.zeros(n, dtype=np.int64)
+    depth = np.full(n, -1, dtype=np.int32)
+    idx = heap.locate(np.asarray(values, dtype=np.uint64))
+    words = np.flatnonzero(idx >= 0)
+    obj = idx[words]
+    obj, first = np.unique(obj, return_index=True)
+    parent[obj] = -words[first] - 2
+    depth[obj] = 0
+    frontier = obj
+    for d in range(1, MAX_DEPTH):
+        if not len(frontier):
+            return parent, poff, depth
+        src, off, val = heap.pointers(frontier)
+        child = heap.locate(val) if len(val) else np.zeros(0, np.int64)
+        ok = child >= 0
+        src, off, child = src[ok], off[ok], child[ok]
+        new = depth[child] < 0
+        src, off, child = src[new], off[new], child[new]
+        child, first = np.unique(child, return_index=True)
+        parent[child] = src[first]
+        poff[child] = off[first]
+        depth[child] = d
+        frontier = child
+    if errors is not None:
+        errors.append(f"the path search stopped after {MAX_DEPTH} levels")
+    return parent, poff, depth
+
+
+def _chain(parent, poff, obj: int, limit: int = 4096) -> tuple:
+    """(root word index, steps) from a root to obj through the BFS parents."""
+    steps = []
+    cur = int(obj)
+    for _ in range(limit):
+        p = int(parent[cur])
+        if p < 0:
+            steps.append(Step(cur, 0))
+            steps.reverse()
+            return -p - 2, steps
+        steps.append(Step(cur, int(poff[cur])))
+        cur = p
+    return None, []
+
+
+def shortest_paths(heap, values: np.ndarray, target: int, max_paths: int,
+                   errors: Optional[list] = None) -> list:
+    """Up to max_paths shortest paths from a root word to slot target, each through a
+    different last pointer: the BFS path, then the ones through the target's other
+    referrers (objects and root words), shortest first."""
+    parent, poff, depth = bfs_parents(heap, values, errors)
+    if depth[target] < 0:
+        return []
+    paths = []
+    root, steps = _chain(parent, poff, target)
+    if root is not None:
+        paths.append(Path(root, steps))
+    if max_paths <= 1:
+        return paths
+    # every other referrer of the target, ordered by its own depth
+    cands = []
+    vals = np.asarray(values, dtype=np.uint64)
+    idx = heap.locate(vals)
+    for w in np.flatnonzero(idx == target)[:max_paths * 4]:
+        if paths and paths[0].root == int(w) and len(paths[0].steps) == 1:
+            continue
+        cands.append((0, -1, int(w), 0))
+    reached = np.flatnonzero(depth >= 0)
+    chunk = 1 << 16
+    for s in range(0, len(reached), chunk):
+        src, off, val = heap.pointers(reached[s:s + chunk])
+        if not len(val):
+            continue
+        hit = heap.locate(val) == target
+        for o, k in zip(src[hit], off[hit]):
+            o, k = int(o), int(k)
+            if paths and len(paths[0].steps) >= 2 and int(parent[target]) == o \
+                    and int(poff[target]) == k:
+                continue
+            cands.append((int(depth[o]) + 1, o, -1, k))
+    cands.sort()
+    for d, o, w, k in cands:
+        if len(paths) >= max_paths:
+            break
+        if o < 0:
+            paths.append(Path(w, [Step(target, 0)]))
+            continue
+        root, steps = _chain(parent, poff, o)
+        if root is None or any(s.obj == target for s in steps):
+            continue
+        paths.append(Path(root, steps + [Step(target, k)]))
+    return paths

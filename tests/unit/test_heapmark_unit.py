@@ -1,0 +1,115 @@
+"""The mark, ownership and path search of runtime/heapmark.py over small hand-made heaps
+whose answers are worked out by hand in each test."""
+import numpy as np
+import pytest
+
+from gdb_go_ext.runtime import heapmark
+
+BASE = 0x10000
+SIZE = 64
+
+
+class FakeHeap:
+    """n objects of SIZE bytes at BASE + i*SIZE; edges[i] = [(offset, j), ...];
+    free: slots not allocated."""
+
+    def __init__(self, n, edges, free=()):
+        self.n = n
+        self.edges = edges
+        self.alloc = np.ones(n, bool)
+        self.alloc[list(free)] = False
+        self.calls = 0
+
+    def locate(self, addrs):
+        a = np.asarray(addrs, dtype=np.uint64).astype(np.int64)
+        i = (a - BASE) // SIZE
+        ok = (a >= BASE) & (i < self.n)
+        out = np.where(ok, i, -1)
+        out[ok] = np.where(self.alloc[i[ok]], i[ok], -1)
+        return out
+
+    def pointers(self, idx):
+        self.calls += 1
+        src, off, val = [], [], []
+        for i in np.asarray(idx).tolist():
+            for o, j in self.edges.get(i, ()):
+                src.append(i)
+                off.append(o)
+                val.append(BASE + j * SIZE + 8)   # interior pointers too
+        return (np.array(src, np.int64), np.array(off, np.int64), np.array(val, np.uint64))
+
+    def size(self, idx):
+        return np.full(len(np.asarray(idx)), SIZE, np.uint64)
+
+    def addr(self, idx):
+        return BASE + np.asarray(idx, np.uint64) * SIZE
+
+
+def ptr(i):
+    return BASE + i * SIZE
+
+
+def test_mark_follows_pointers_stops_on_cycles_and_skips_free_slots():
+    # 0 -> 1 -> 2 -> 0 (a cycle), 2 -> 3 (free), 4 unreached, 5 -> 6 from a second root
+    h = FakeHeap(7, {0: [(0, 1)], 1: [(8, 2)], 2: [(0, 0), (8, 3)], 5: [(0, 6)]}, free=[3])
+    m = heapmark.mark(h, np.array([ptr(0), ptr(5), 0x42, ptr(3)], np.uint64))
+    assert np.flatnonzero(m).tolist() == [0, 1, 2, 5, 6]
+    assert h.calls < 10
+
+
+def test_owners_split_groups_shared_and_base():
+    # group 0 roots 0, group 1 roots 2; 0 -> 1 -> 4; 2 -> 3 -> 4 (4 shared by both),
+    # 2 -> 5 -> 6 and base (other roots) reach 6: only 3 and 5 are group 1's own
+    edges = {0: [(0, 1)], 1: [(0, 4)], 2: [(0, 3), (8, 5)], 3: [(0, 4)], 4: [(0, 7)],
+             5: [(0, 6)]}
+    h = FakeHeap(8, edges)
+    base = heapmark.mark(h, np.array([ptr(6)], np.uint64))
+    lab = heapmark.owners(h, base, np.array([ptr(0), ptr(2)], np.uint64), np.array([0, 1]))
+    assert lab.tolist() == [0, 0, 1, 1, -2, 1, -2, -2]
+    r = heapmark.retained(h, base, np.array([ptr(0), ptr(2)], np.uint64), np.array([0, 1]), 2)
+    assert r.bytes.tolist() == [2 * SIZE, 3 * SIZE] and r.objects.tolist() == [2, 3]
+
+
+def test_owners_shared_late_propagates_to_what_was_owned():
+    # group 0 reaches 1 -> 2 -> 3 first (a long way); group 1 reaches 2 directly, later
+    # in the same search: 2 and 3 become shared, 1 stays group 0's
+    edges = {0: [(0, 1)], 1: [(0, 2)], 2: [(0, 3)], 9: [(0, 8)], 8: [(0, 7)], 7: [(0, 2)]}
+    h = FakeHeap(10, edges)
+    base = np.zeros(10, bool)
+    lab = heapmark.owners(h, base, np.array([ptr(0), ptr(9)], np.uint64), np.array([0, 1]))
+    assert lab[[0, 1]].tolist() == [0, 0]
+    assert lab[[2, 3]].tolist() == [-2, -2]
+    assert lab[[9, 8, 7]].tolist() == [1, 1, 1]
+
+
+def test_shortest_paths_through_distinct_last_pointers():
+    # root words: w0 -> 0, w1 -> 5; 0 -> 1 (off 16) -> 2 (off 24) -> T=3 (off 8);
+    # 5 -> 3 (off 40): the shortest path is w1 -> 5 -> 3, then w0 -> 0 -> 1 -> 2 -> 3
+    edges = {0: [(16, 1)], 1: [(24, 2)], 2: [(8, 3)], 5: [(40, 3)]}
+    h = FakeHeap(6, edges)
+    paths = heapmark.shortest_paths(h, np.array([ptr(0), ptr(5)], np.uint64), 3, 5)
+    assert [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in paths] == [
+        (1, [(5, 0), (3, 40)]),
+        (0, [(0, 0), (1, 16), (2, 24), (3, 8)])]
+    assert heapmark.shortest_paths(h, np.array([ptr(0)], np.uint64), 4, 3) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_graphs_against_a_plain_search(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    edges = {i: [(8 * k, int(j)) for k, j in enumerate(rng.integers(0, n, rng.integers(0, 4)))]
+             for i in range(n)}
+    free = set(rng.integers(0, n, 5).tolist())
+    h = FakeHeap(n, edges, free)
+    roots = rng.integers(0, n, 4)
+    # a plain depth-first search by hand
+    seen, todo = set(), [int(r) for r in roots if int(r) not in free]
+    while todo:
+        i = todo.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        todo += [j for _, j in edges[i] if j not in free]
+    m = heapmark.mark(h, np.array([ptr(int(r)) for r in roots], np.uint64))
+    assert set(np.flatnonzero(m).tolist()) == seen
