@@ -1,0 +1,3 @@
+module heapbig
+
+go 1.22
