@@ -41,6 +41,7 @@ class GoRuntime:
         """The target ran or was written to: drop everything decoded from its memory."""
         self.walks.clear()
         self._label_strings.clear()
+        self.__dict__.pop("_heap", None)   # runtime/heapobjs.read_heap
 
     # the binary, read from disk: pclntab, buildinfo, static data
     @property

@@ -1,0 +1,474 @@
+"""Every object slot of the Go heap (Go 1.22+, the allocation-header heap), as columns.
+
+The heap is read as the runtime keeps it (mheap.go, mbitmap.go, malloc.go):
+  - mheap_.allspans lists every mspan; those in state mSpanInUse hold objects: nelems
+    slots of elemsize bytes from startAddr (a large object: one slot of npages pages);
+  - a slot is allocated when its index is below freeindex (handed out by an mcache since
+    the span was last swept) or its bit in allocBits is set (mspan.isFree);
+  - the pointer words of an object, as the GC's scanobject finds them
+    (typePointersOfUnchecked): none in a noscan span (spanclass & 1); for elemsize <= 512
+    (heapBitsInSpan) one bit per word in the heap bitmap at the span's end (npages *
+    pageSize / 64 bytes, before the Green Tea GC's inline mark bits (spanInlineMarkBits,
+    Go 1.25 with GOEXPERIMENT=greenteagc, 1.26+) where 16 <= elemsize <= 512); for larger
+    objects of a small size class, the malloc header: the object's first word is its
+    *abi.Type and its data starts after it; for large spans, span.largeType; the type's
+    pointer bitmap (rtypes.RType.ptr_mask) repeats every type size up to the slot's end.
+Everything is read in bulk into numpy arrays, no Python object per heap object;
+pointers() works through its objects in chunks, so its memory is bounded by its output.
+Layouts by DWARF field presence (runtime.mspan, runtime.mheap), constants from the
+binary's DWARF with the values every version from 1.22 has used where it has none.
+
+Pure (no gdb): problems become one-line `errors` and a partial result, never an exception.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Optional
+
+import numpy as np
+
+from ..errors import GoExtError
+from .gtable import core_words, read_words
+from .rtypes import rtypes
+
+MAX_SPANS = 1 << 26          # allspans entries read (512 GiB of 8 KiB spans)
+SPAN_CHUNK = 1 << 16         # mspan structs read at once
+OBJ_CHUNK_BYTES = 1 << 24    # object bytes read at once by pointers()
+LARGE_CHUNK_WORDS = 1 << 20  # words of one large object read at once
+MAX_PAGES = 1 << 27          # npages of one span (1 TiB)
+
+SPAN_PATHS = ("startAddr", "npages", "freeindex", "nelems", "allocBits", "spanclass",
+              "state.s", "elemsize", "largeType", "allocCount", "isUserArenaChunk")
+
+# kinds of span, for pointers()
+NOSCAN, HEAPBITS, HEADER, LARGE = 0, 1, 2, 3
+
+
+class HeapLayout:
+    """What the decoder needs of the runtime: mspan fields, constants."""
+
+    def __init__(self, rt):
+        from ..binary.dwarfconst import int_constant
+        elf = getattr(rt, "elf", None)
+
+        def const(names, default):
+            for n in names:
+                v = int_constant(elf, n) if elf is not None else None
+                if v is not None:
+                    return v
+            return default
+        t = rt.target
+        self.span = rt.layout.fields("runtime.mspan", SPAN_PATHS)
+        self.ok = self.span is not None and self.span.has("largeType") and self.span.has("startAddr")
+        mh = t.lookup_type("runtime.mheap")
+        found = mh.find("allspans") if mh is not None else None
+        self.allspans_off = found[0] if found is not None else None
+        self.page_size = const(("runtime.pageSize", "runtime._PageSize"), 8192)
+        self.in_use = const(("runtime.mSpanInUse",), 1)
+        self.min_header = const(("internal/runtime/gc.MinSizeForMallocHeader",
+                                 "runtime.minSizeForMallocHeader"), 512)
+        self.header_size = const(("internal/runtime/gc.MallocHeaderSize",
+                                  "runtime.mallocHeaderSize"), 8)
+        # the Green Tea GC's inline mark bits, at the end of small spans: present in the
+        # binary as a type only when the runtime was built with them
+        imb = t.lookup_type("runtime.spanInlineMarkBits")
+        self.inline_marks = imb.size if imb is not None else 0
+        self.span_size = (self.span.size + 7) // 8 * 8 if self.span is not None else 0
+
+
+class HeapObjects:
+    """Every object slot of the heap's in-use spans (mSpanInUse), columnar."""
+
+    def __init__(self, rt):
+        self.rt = rt
+        self.errors: list = []
+        self.lay = HeapLayout(rt)
+        empty_u = np.zeros(0, dtype=np.uint64)
+        self.span_base = self.span_end = self.span_elemsize = empty_u
+        self.span_nelems = self.span_first = np.zeros(0, dtype=np.int64)
+        self.span_class = np.zeros(0, dtype=np.uint8)
+        self.span_large_type = empty_u
+        self.span_addr = empty_u          # the mspan structs
+        self.span_alloc_bits = empty_u
+        self.span_freeindex = np.zeros(0, dtype=np.int64)
+        self.n = 0
+        self.allocated = np.zeros(0, dtype=bool)
+        self._bitmaps: dict = {}
+        if not self.lay.ok:
+            self.errors.append("the heap views need Go 1.22+ (allocation headers): this runtime's "
+                               "mspan has no largeType")
+            return
+        if self.lay.allspans_off is None:
+            self.errors.append("runtime.mheap has no allspans: the heap cannot be read")
+            return
+        try:
+            ptrs = self._allspans()
+        except GoExtError as e:
+            self.errors.append(f"mheap_.allspans unreadable: {e}")
+            return
+        self._read_spans(ptrs)
+        self._read_alloc_bits()
+
+    # --- reading
+    def _allspans(self) -> np.ndarray:
+        rt = self.rt
+        head = rt.mem.read(rt.global_addr("runtime.mheap_") + self.lay.allspans_off, 16)
+        arr, n = struct.unpack("<QQ", head)
+        if n > MAX_SPANS:
+            self.errors.append(f"mheap_.allspans claims {n} spans: the first {MAX_SPANS} read")
+            n = MAX_SPANS
+        out = []
+        step = 1 << 19
+        for lo in range(0, n, step):
+            m = min(step, n - lo)
+            try:
+                out.append(np.frombuffer(rt.mem.read(arr + 8 * lo, 8 * m), dtype="<u8"))
+            except GoExtError as e:
+                self.errors.append(f"mheap_.allspans unreadable from entry {lo} of {n}: {e}")
+                break
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+    def _read_spans(self, ptrs: np.ndarray) -> None:
+        lay, spec = self.lay, self.lay.span.spec
+        ptrs = ptrs[(ptrs != 0) & (ptrs % np.uint64(8) == 0)]
+        cw = core_words(self.rt.mem)
+        cols: dict = {k: [] for k in spec}
+        addrs = []
+        unread = 0
+        for lo in range(0, len(ptrs), SPAN_CHUNK):
+            a = ptrs[lo:lo + SPAN_CHUNK]
+            words, ok = read_words(self.rt.mem, a, lay.span_size, cw=cw)
+            unread += int((~ok).sum())
+            raw = words[ok].view(np.uint8)
+            for k, (off, fmt, size) in spec.items():
+                dt = np.dtype(fmt)
+                cols[k].append(np.ascontiguousarray(raw[:, off:off + size]).view(dt).ravel())
+            addrs.append(a[ok])
+        if unread:
+            self.errors.append(f"{unread} mspan structs unreadable: their objects are not listed")
+        col = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
+        span_addr = np.concatenate(addrs) if addrs else np.zeros(0, dtype=np.uint64)
+        ps = lay.page_size
+        state = col["state.s"].astype(np.int64)
+        base = col["startAddr"].astype(np.uint64)
+        npages = col["npages"].astype(np.uint64)
+        elemsize = col["elemsize"].astype(np.uint64)
+        nelems = col["nelems"].astype(np.int64)
+        inuse = state == lay.in_use
+        good = inuse & (base != 0) & (base % np.uint64(ps) == 0) & (npages > 0) \
+            & (npages <= np.uint64(MAX_PAGES)) & (elemsize > 0) & (nelems > 0)
+        good &= elemsize.astype(np.float64) * nelems <= npages.astype(np.float64) * ps
+        bad = int((inuse & ~good).sum())
+        if bad:
+            self.errors.append(f"{bad} in-use spans with implausible fields skipped "
+                               "(garbage mspan pointers?)")
+        order = np.argsort(base[good], kind="stable")
+        sel = np.nonzero(good)[0][order]
+        b = base[sel]
+        e = b + npages[sel] * np.uint64(ps)
+        # spans never overlap: one that does is garbage (the first one kept)
+        if len(b) > 1:
+            keep = np.ones(len(b), dtype=bool)
+            overlap = b[1:] < np.maximum.accumulate(e)[:-1]
+            if overlap.any():
+                keep[1:] = ~overlap
+                self.errors.append(f"{int(overlap.sum())} in-use spans overlap others: skipped")
+                sel, b, e = sel[keep], b[keep], e[keep]
+        self.span_base, self.span_end = b, e
+        self.span_elemsize = elemsize[sel]
+        self.span_nelems = nelems[sel]
+        self.span_class = col["spanclass"][sel].astype(np.uint8)
+        self.span_large_type = col["largeType"][sel].astype(np.uint64)
+        self.span_alloc_bits = col["allocBits"][sel].astype(np.uint64)
+        self.span_freeindex = col["freeindex"][sel].astype(np.int64)
+        self.span_addr = span_addr[sel]
+        first = np.zeros(len(sel), dtype=np.int64)
+        if len(sel):
+            np.cumsum(self.span_nelems[:-1], out=first[1:])
+        self.span_first = first
+        self.n = int(self.span_nelems.sum()) if len(sel) else 0
+
+    def _read_alloc_bits(self) -> None:
+        """allocated[i]: slot below its span's freeindex, or its allocBits bit set."""
+        n, ns = self.n, len(self.span_base)
+        nbytes = (self.span_nelems + 7) // 8
+        got = self.rt.mem.gather([(int(a), int(k)) for a, k in
+                                  zip(self.span_alloc_bits.tolist(), nbytes.tolist())])
+        buf = bytearray(int(nbytes.sum()))
+        pos = 0
+        bad = 0
+        for (k, hit) in zip(nbytes.tolist(), got):
+            if hit.__class__ is tuple:
+                b, o = hit
+                buf[pos:pos + k] = b[o:o + k]
+            else:
+                bad += 1
+            pos += k
+        if bad:
+            self.errors.append(f"the alloc bits of {bad} spans unreadable: only their objects "
+                               "below freeindex count as allocated")
+        bits = np.unpackbits(np.frombuffer(bytes(buf), dtype=np.uint8), bitorder="little")
+        byte_first = np.zeros(ns, dtype=np.int64)
+        if ns:
+            np.cumsum(nbytes[:-1], out=byte_first[1:])
+        self.allocated = np.zeros(n, dtype=bool)
+        # in chunks of spans, so the index arrays stay small
+        lo = 0
+        while lo < ns:
+            hi = int(np.searchsorted(self.span_first, self.span_first[lo] + (1 << 22), "left"))
+            hi = max(hi, lo + 1)
+            first, cnt = self.span_first[lo:hi], self.span_nelems[lo:hi]
+            g0, g1 = int(first[0]), int(first[-1] + cnt[-1])
+            local = np.arange(g0, g1, dtype=np.int64) - np.repeat(first, cnt)
+            bitpos = np.repeat(byte_first[lo:hi] * 8, cnt) + local
+            self.allocated[g0:g1] = bits[bitpos].astype(bool) | \
+                (local < np.repeat(self.span_freeindex[lo:hi], cnt))
+            lo = hi
+
+    # --- slots
+    def span_of(self, idx) -> np.ndarray:
+        """The span row of each slot index (-1 where out of range)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        s = np.searchsorted(self.span_first, idx, "right").astype(np.int64) - 1
+        s[(idx < 0) | (idx >= self.n)] = -1
+        return s
+
+    def locate(self, addrs) -> np.ndarray:
+        """The slot index holding each address (interior pointers too), -1 if none or not
+        allocated."""
+        a = np.asarray(addrs, dtype=np.uint64)
+        out = np.full(len(a), -1, dtype=np.int64)
+        if not len(self.span_base) or not len(a):
+            return out
+        s = np.searchsorted(self.span_base, a, "right").astype(np.int64) - 1
+        ok = s >= 0
+        s[~ok] = 0
+        ok &= a < self.span_end[s]
+        j = ((a - self.span_base[s]) // np.where(ok, self.span_elemsize[s], 1)).astype(np.int64)
+        ok &= j < self.span_nelems[s]
+        g = self.span_first[s] + j
+        g[~ok] = 0
+        ok &= self.allocated[g] if self.n else ok
+        out[ok] = g[ok]
+        return out
+
+    def addr(self, idx) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        s = self.span_of(idx)
+        sc = np.maximum(s, 0)
+        out = self.span_base[sc] + (idx - self.span_first[sc]).astype(np.uint64) * self.span_elemsize[sc]
+        out[s < 0] = 0
+        return out
+
+    def size(self, idx) -> np.ndarray:
+        s = self.span_of(idx)
+        out = self.span_elemsize[np.maximum(s, 0)].copy() if len(self.span_base) else \
+            np.zeros(len(s), dtype=np.uint64)
+        out[s < 0] = 0
+        return out
+
+    def span_kind(self, s: np.ndarray) -> np.ndarray:
+        """NOSCAN, HEAPBITS, HEADER or LARGE of each span row."""
+        cls = self.span_class[s]
+        k = np.full(len(s), HEADER, dtype=np.int8)
+        k[self.span_elemsize[s] <= np.uint64(self.lay.min_header)] = HEAPBITS
+        k[(cls >> 1) == 0] = LARGE
+        k[(cls & 1) == 1] = NOSCAN
+        return k
+
+    def type_of(self, idx) -> np.ndarray:
+        """The type address the heap records for each object (its malloc header word, or
+        span.largeType), 0 if none."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.zeros(len(idx), dtype=np.uint64)
+        s = self.span_of(idx)
+        ok = s >= 0
+        k = np.full(len(idx), NOSCAN, dtype=np.int8)
+        k[ok] = self.span_kind(s[ok])
+        large = ok & (k == LARGE)
+        out[large] = self.span_large_type[s[large]]
+        hdr = np.nonzero(ok & (k == HEADER))[0]
+        if len(hdr):
+            w, good = read_words(self.rt.mem, self.addr(idx[hdr]), 8, cw=core_words(self.rt.mem))
+            out[hdr] = np.where(good, w[:, 0], 0)
+        return out
+
+    # --- pointers
+    def pointers(self, idx) -> tuple:
+        """(src, off, value): every word the GC treats as a pointer in each object of idx
+        (slot indices), its byte offset in the object and its value; zero words dropped."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out_s, out_o, out_v = [], [], []
+        s = self.span_of(idx)
+        ok = s >= 0
+        k = np.full(len(idx), NOSCAN, dtype=np.int8)
+        k[ok] = self.span_kind(s[ok])
+        cw = core_words(self.rt.mem)
+        # small objects with heap bits, one size class at a time
+        hb = np.nonzero(k == HEAPBITS)[0]
+        if len(hb):
+            sizes = self.span_elemsize[s[hb]]
+            for es in np.unique(sizes):
+                rows = hb[sizes == es]
+                self._heapbits(idx[rows], s[rows], int(es), cw, out_s, out_o, out_v)
+        hd = np.nonzero(k == HEADER)[0]
+        if len(hd):
+            self._headers(idx[hd], s[hd], cw, out_s, out_o, out_v)
+        for r in np.nonzero(k == LARGE)[0]:
+            self._large(int(idx[r]), int(s[r]), out_s, out_o, out_v)
+        if not out_s:
+            return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                    np.zeros(0, dtype=np.uint64))
+        return np.concatenate(out_s), np.concatenate(out_o), np.concatenate(out_v)
+
+    def _bitmap_rows(self, spans: np.ndarray) -> tuple:
+        """(rows, bits): for each span row in spans its row in bits, a (u, words) bool
+        matrix of the spans' heap bitmaps (one bool per word of the span)."""
+        u, inv = np.unique(spans, return_inverse=True)
+        lay = self.lay
+        npages = ((self.span_end[u] - self.span_base[u]) // np.uint64(lay.page_size)).astype(np.int64)
+        if len(npages) and npages.max() != npages.min():
+            # spans with heap bits are one page; several pages only in user arenas
+            nb = int(npages.max())
+        else:
+            nb = int(npages[0]) if len(npages) else 1
+        nbytes = nb * lay.page_size // 64
+        words = nb * lay.page_size // 8
+        bits = np.zeros((len(u), words), dtype=bool)
+        starts = []
+        for r, sp in enumerate(u.tolist()):
+            size = int(self.span_end[sp] - self.span_base[sp]) // 64
+            start = int(self.span_end[sp]) - size
+            es = int(self.span_elemsize[sp])
+            if lay.inline_marks and 16 <= es <= lay.min_header:
+                start -= lay.inline_marks
+            starts.append((start, size))
+        got = self.rt.mem.gather(starts)
+        bad = 0
+        for r, hit in enumerate(got):
+            if hit.__class__ is tuple:
+                b, o = hit
+                size = starts[r][1]
+                raw = np.frombuffer(bytes(b[o:o + size]), dtype=np.uint8)
+                bits[r, :size * 8] = np.unpackbits(raw, bitorder="little").astype(bool)
+            else:
+                bad += 1
+        if bad:
+            self._error(f"the heap bitmaps of {bad} spans unreadable: their objects' pointers "
+                        "are not listed")
+        del nbytes
+        return inv, bits
+
+    def _error(self, msg: str) -> None:
+        if msg not in self.errors and len(self.errors) < 200:
+            self.errors.append(msg)
+
+    def _heapbits(self, idx, spans, es, cw, out_s, out_o, out_v) -> None:
+        nw = es // 8
+        step = max(1, OBJ_CHUNK_BYTES // es)
+        for lo in range(0, len(idx), step):
+            ii, ss = idx[lo:lo + step], spans[lo:lo + step]
+            addrs = self.addr(ii)
+            inv, bm = self._bitmap_rows(ss)
+            wo = ((addrs - self.span_base[ss]) // np.uint64(8)).astype(np.int64)
+            cols = wo[:, None] + np.arange(nw, dtype=np.int64)[None, :]
+            cols = np.minimum(cols, bm.shape[1] - 1)
+            bits = bm[inv[:, None], cols]
+            words, ok = read_words(self.rt.mem, addrs, es, cw=cw)
+            if not ok.all():
+                self._error(f"{int((~ok).sum())} objects unreadable")
+            sel = bits & (words != 0)
+            r, c = np.nonzero(sel)
+            out_s.append(ii[r])
+            out_o.append(c.astype(np.int64) * 8)
+            out_v.append(words[r, c])
+
+    def _type_words(self, typ: int, nwords: int) -> Optional[np.ndarray]:
+        """Indices of the pointer words in nwords words tiled by the type at typ."""
+        t = rtypes(self.rt).at(typ)
+        if t is None:
+            self._error(f"type {typ:#x} of a heap object is not a type: its pointers are "
+                        "not listed")
+            return None
+        mask = t.ptr_mask() if t.ptrbytes else np.zeros(0, dtype=bool)
+        if mask is None or t.size % 8 or (t.ptrbytes and t.size == 0):
+            self._error(f"type {t.name or hex(typ)}: pointer bitmap unreadable")
+            return None
+        if not t.ptrbytes:
+            return np.zeros(0, dtype=np.int64)
+        tw = t.size // 8
+        pos = np.nonzero(mask)[0].astype(np.int64)
+        reps = -(-nwords // tw)
+        allw = (np.arange(reps, dtype=np.int64)[:, None] * tw + pos[None, :]).ravel()
+        return allw[allw < nwords]
+
+    def _headers(self, idx, spans, cw, out_s, out_o, out_v) -> None:
+        hs = self.lay.header_size
+        addrs = self.addr(idx)
+        tw, ok = read_words(self.rt.mem, addrs, 8, cw=cw)
+        types = np.where(ok, tw[:, 0], 0)
+        es = self.span_elemsize[spans]
+        keyed = np.stack([types, es], axis=1)
+        groups, inv = np.unique(keyed, axis=0, return_inverse=True)
+        inv = inv.ravel()
+        for g, (typ, size) in enumerate(groups.tolist()):
+            if typ == 0:
+                continue
+            rows = np.nonzero(inv == g)[0]
+            nwords = (size - hs) // 8
+            keep = self._type_words(typ, nwords)
+            if keep is None or not len(keep):
+                continue
+            step = max(1, OBJ_CHUNK_BYTES // size)
+            for lo in range(0, len(rows), step):
+                rr = rows[lo:lo + step]
+                words, ok = read_words(self.rt.mem, addrs[rr] + np.uint64(hs), nwords * 8,
+                                       cw=cw, keep=keep)
+                r, c = np.nonzero(words)
+                out_s.append(idx[rr][r])
+                out_o.append(keep[c] * 8 + hs)
+                out_v.append(words[r, c])
+
+    def _large(self, i, s, out_s, out_o, out_v) -> None:
+        typ = int(self.span_large_type[s])
+        if not typ:
+            return
+        base, size = int(self.span_base[s]), int(self.span_elemsize[s])
+        nwords = size // 8
+        t = rtypes(self.rt).at(typ)
+        if t is None:
+            self._error(f"span.largeType {typ:#x} of the object at {base:#x} is not a type")
+            return
+        if not t.ptrbytes or t.size <= 0 or t.size % 8:
+            return
+        mask = t.ptr_mask()
+        if mask is None:
+            self._error(f"type {t.name or hex(typ)}: pointer bitmap unreadable")
+            return
+        tw = t.size // 8
+        pos = np.nonzero(mask)[0].astype(np.int64)
+        for lo in range(0, nwords, LARGE_CHUNK_WORDS):
+            hi = min(nwords, lo + LARGE_CHUNK_WORDS)
+            try:
+                raw = self.rt.mem.read(base + lo * 8, (hi - lo) * 8)
+            except GoExtError as e:
+                self._error(f"the large object at {base:#x} unreadable from +{lo * 8:#x}: {e}")
+                return
+            w = np.frombuffer(raw, dtype="<u8")
+            # the words of this chunk that the tiled mask marks
+            k0, k1 = lo // tw, (hi - 1) // tw + 1
+            allw = (np.arange(k0, k1, dtype=np.int64)[:, None] * tw + pos[None, :]).ravel()
+            allw = allw[(allw >= lo) & (allw < hi)]
+            v = w[allw - lo]
+            nz = v != 0
+            out_s.append(np.full(int(nz.sum()), i, dtype=np.int64))
+            out_o.append(allw[nz] * 8)
+            out_v.append(v[nz])
+
+
+def read_heap(rt) -> HeapObjects:
+    """The heap of the current stop, read once (rt.forget_state drops it)."""
+    h = rt.__dict__.get("_heap")
+    if h is None:
+        h = rt.__dict__["_heap"] = HeapObjects(rt)
+    return h
