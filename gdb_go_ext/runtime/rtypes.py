@@ -144,6 +144,8 @@ class RTypes:
         # the version can (the runtime has no field that says)
         self.tflag_on_demand = const(("internal/abi.TFlagGCMaskOnDemand",),
                                      16 if vt >= (1, 24) else 0)
+        self.tflag_unrolled = const(("internal/abi.TFlagUnrolledBitmap",),
+                                    16 if vt and vt < (1, 24) else 0)
         # KindGCProg (64) exists up to 1.23 only
         self.kind_gcprog = const(("internal/abi.KindGCProg", "runtime.kindGCProg"),
                                  64 if vt and vt < (1, 24) else 0)
@@ -181,8 +183,11 @@ class RTypes:
             tflag, kind = raw[self.o_tflag], raw[self.o_kind]
             gcdata, = struct.unpack_from("<Q", raw, self.o_gcdata)
             str_off, = struct.unpack_from("<i", raw, self.o_str)
+            # Go 1.22/1.23 unroll a large object's GC program into a type of their own,
+            # with no kind: TFlagUnrolledBitmap says GCData is a plain bitmap
+            unrolled = bool(self.tflag_unrolled and tflag & self.tflag_unrolled)
             if size > MAX_TYPE_SIZE or ptrbytes > size or ptrbytes % 8 \
-                    or (kind & self.kind_mask) == 0 or (ptrbytes and not gcdata):
+                    or ((kind & self.kind_mask) == 0 and not unrolled) or (ptrbytes and not gcdata):
                 self._error(f"{addr:#x} is not a type descriptor (size {size}, ptrbytes "
                             f"{ptrbytes}, kind {kind})")
             else:
