@@ -1060,7 +1060,6 @@ def _scan(sc, rec: _Recipe, rows: np.ndarray, goid, sp, lo, hi, extras: dict, ou
           out_tmpl, out_val, out_off, out_addr, cw, errors: _Errors) -> None:
     """The pointer words of the goroutines rows, which share recipe rec."""
     slots = rec.slots
-    extra_tmpl = {k: i for i, k in enumerate(range(3))}
     if slots:
         offs = np.array([s.off for s in slots], dtype=np.int64)
         good = (offs % 8 == 0) & (offs >= 0)
@@ -1127,4 +1126,167 @@ def _scan(sc, rec: _Recipe, rows: np.ndarray, goid, sp, lo, hi, extras: dict, ou
                     out_val.append(np.array([v], dtype=np.uint64))
                     out_off.append(np.zeros(1, np.int64))
                     out_addr.append(np.zeros(1, np.uint64))
-    del extra_tmpl
+
+
+# --- specials --------------------------------------------------------------------------
+MAX_SPANS = 1 << 26
+SPECIALS_PAGE = 8192
+
+
+def _kinds(rt) -> dict:
+    """{special kind code: name} of the kinds markrootSpans scans: from the binary's
+    DWARF constants; where it has none, by the version (the runtime has no field that
+    tells: Go 1.25 put _KindSpecialTinyBlock first and moved the others up)."""
+    from ..binary.dwarfconst import int_constant
+    out = {}
+    for name in ("Finalizer", "Cleanup", "WeakHandle"):
+        v = None
+        try:
+            v = int_constant(rt.elf, "runtime._KindSpecial" + name) if rt.elf is not None else None
+        except Exception:   # no DWARF constants: the fallback below
+            v = None
+        if v is None:
+            minor = rt.layout.version_tuple[1] if len(rt.layout.version_tuple) > 1 else 0
+            v = {"Finalizer": 2 if minor >= 25 else 1,
+                 "Cleanup": 7 if minor >= 25 else (6 if minor == 24 else None),
+                 "WeakHandle": 3 if minor >= 25 else (2 if minor == 24 else None)}[name]
+        if v is not None:
+            out[v] = name
+    return out
+
+
+def _col(mem, cw, addrs: np.ndarray, off: int, size: int) -> tuple:
+    """(values, ok): the size-byte (<= 8, not crossing a word) field at off of each struct."""
+    base = off & ~7
+    w, ok = read_words(mem, addrs + np.uint64(base), 8, cw)
+    v = w[:, 0] >> np.uint64(8 * (off - base))
+    if size < 8:
+        v &= np.uint64((1 << (8 * size)) - 1)
+    return v, ok
+
+
+def special_roots(rt, heap) -> RootSet:
+    """The roots markrootSpans finds in the specials of in-use spans: a finalizer's fn
+    word and the pointer words of the object it is set on (through heap.pointers; the
+    object itself is not a root), a cleanup's function words, a weak handle's handle.
+    heap: HeapObjects (duck-typed: locate, pointers), or None for the special words
+    alone."""
+    errors = _Errors()
+    roots: list = []
+    vals, idxs, offs, addrs = [], [], [], []
+    mem = rt.mem
+    sf = rt.layout.fields("runtime.mspan", ("startAddr", "state.s", "specials", "elemsize",
+                                            "spanclass"))
+    hf = rt.layout.fields("runtime.special", ("next", "offset", "kind"))
+    if sf is None or hf is None or not sf.has("specials") or not hf.has("kind"):
+        return RootSet(errors=["the binary has no runtime.mspan specials: special roots not read"])
+    try:
+        mh = rt.global_addr("runtime.mheap_")
+        t = rt.target.symbol_type("runtime.mheap_")
+        found = t.find("allspans") if t is not None else None
+        if found is None:
+            raise DecodeError("runtime.mheap_ has no allspans")
+        ptr, n = struct.unpack("<QQ", mem.read(mh + found[0], 16))
+    except DecodeError as e:
+        return RootSet(errors=[f"special roots not read: {e}"])
+    if n > MAX_SPANS:
+        errors.add(f"mheap_.allspans holds an implausible {n} spans: the first {MAX_SPANS} read")
+        n = MAX_SPANS
+    spans = _read_region(rt, ptr, 8 * n, "mheap_.allspans", errors).view("<u8") if n else \
+        np.zeros(0, np.uint64)
+    spans = spans[spans != 0]
+    cw = core_words(mem)
+    in_use = int(_const(rt, "runtime.mSpanInUse", 1))
+    state, ok1 = _col(mem, cw, spans, sf.offset("state.s"), 1)
+    specials, ok2 = _col(mem, cw, spans, sf.offset("specials"), 8)
+    bad = int((~(ok1 & ok2)).sum())
+    if bad:
+        errors.add(f"{bad} spans unreadable (their specials not read)")
+    sel = np.flatnonzero(ok1 & ok2 & (state == np.uint64(in_use)) & (specials != 0))
+    kinds = _kinds(rt)
+    types = {name: rt.layout.fields(f"runtime.{tn}", paths) for name, tn, paths in (
+        ("Finalizer", "specialfinalizer", ("fn",)),
+        ("Cleanup", "specialCleanup", ("fn", "cleanup.call", "cleanup.fn", "cleanup.arg")),
+        ("WeakHandle", "specialWeakHandle", ("handle",)))}
+    objects = []    # (root index, object address, span noscan)
+    for s in spans[sel].tolist():
+        try:
+            span = sf.read(mem, s)
+        except DecodeError as e:
+            errors.add(f"span at {s:#x}: {e}")
+            continue
+        base, esize = span["startAddr"] or 0, span["elemsize"] or 0
+        noscan = bool((span["spanclass"] or 0) & 1)
+        sp, seen = span["specials"], set()
+        for _ in range(MAX_SPECIALS):
+            if not sp or sp in seen:
+                break
+            seen.add(sp)
+            try:
+                h = hf.read(mem, sp)
+            except DecodeError as e:
+                errors.add(f"special at {sp:#x} of span {s:#x}: {e}")
+                break
+            kind = kinds.get(h["kind"])
+            if kind is not None:
+                obj = base + (h["offset"] // esize * esize if esize else h["offset"])
+                fl = types.get(kind)
+                what = {"Finalizer": "finalizer", "Cleanup": "cleanup",
+                        "WeakHandle": "weak handle"}[kind]
+                ri = len(roots)
+                roots.append(Root("finalizer" if kind == "Finalizer" else "other",
+                                  f"{what} of {obj:#x}"))
+                try:
+                    words = fl.read(mem, sp) if fl is not None else {}
+                except DecodeError as e:
+                    errors.add(f"{what} special at {sp:#x}: {e}")
+                    words = {}
+                for path, v in words.items():
+                    if v:
+                        vals.append(v)
+                        idxs.append(ri)
+                        offs.append(fl.offset(path))
+                        addrs.append(sp + fl.offset(path))
+                if kind == "Finalizer":
+                    objects.append((ri, obj, noscan))
+            sp = h["next"]
+    value = np.array(vals, dtype=np.uint64)
+    root = np.array(idxs, dtype=np.int32)
+    offset = np.array(offs, dtype=np.int64)
+    addr = np.array(addrs, dtype=np.uint64)
+    # the finalized objects' own pointer words (scanobject), not the objects
+    scan = [(ri, o) for ri, o, noscan in objects if not noscan]
+    if scan and heap is not None:
+        try:
+            at = heap.locate(np.array([o for _, o in scan], dtype=np.uint64))
+            keep = [(ri, int(i)) for (ri, _), i in zip(scan, np.asarray(at).tolist()) if i >= 0]
+            if len(keep) < len(scan):
+                errors.add(f"{len(scan) - len(keep)} objects with finalizers not found in the heap")
+            if keep:
+                src, off, val = heap.pointers(np.array([i for _, i in keep], dtype=np.int64))
+                src = np.asarray(src, dtype=np.int64)
+                # src holds the object indices given: each maps back to its root
+                order = {i: ri for ri, i in keep}
+                r_of = np.array([order.get(int(x), -1) for x in src.tolist()], dtype=np.int32)
+                good = r_of >= 0
+                base = np.asarray(heap.addr(src[good]), dtype=np.uint64) if good.any() else \
+                    np.zeros(0, np.uint64)
+                value = np.concatenate([value, np.asarray(val, dtype=np.uint64)[good]])
+                root = np.concatenate([root, r_of[good]])
+                offset = np.concatenate([offset, np.asarray(off, dtype=np.int64)[good]])
+                addr = np.concatenate([addr, base + np.asarray(off, dtype=np.uint64)[good]])
+        except Exception as e:   # the heap decoder's failure: the special words stand alone
+            errors.add(f"finalized objects' pointers not read: {e}")
+    elif scan:
+        errors.add(f"{len(scan)} objects with finalizers: their pointer words not read (no heap)")
+    return RootSet(roots, value, root, offset, addr, errors.done(),
+                   np.full(len(roots), -1, dtype=np.int64))
+
+
+def _const(rt, name: str, default: int) -> int:
+    from ..binary.dwarfconst import int_constant
+    try:
+        v = int_constant(rt.elf, name) if rt.elf is not None else None
+    except Exception:   # no DWARF constants
+        v = None
+    return default if v is None else v

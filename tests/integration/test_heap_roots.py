@@ -1,0 +1,156 @@
+"""The GC's roots (runtime/heaproots.py) on real gdb, real dlv and real Go binaries of
+the matrix, live and on a core.
+
+The heap fixture (tests/fixtures/heap/main.go) keeps main.tree, main.registry,
+main.table, main.big and main.finalized live from globals, 40 goroutines parked in
+main.holdA and 25 in main.holdB each keeping a buffer (its size in heap.json) live
+across the wait, and one object with a finalizer. What must hold, against what the
+program itself wrote (heap.json) and what its memory says:
+  - globals: each of the five is a global root of its DWARF type whose word points
+    into the heap (the arena the needle of heap.json lies in), and main.registry's
+    heap's own checks (is it the map, are its entries found) belong to the mark;
+  - stacks: every holdA / holdB goroutine has exactly one stack root in its frame of
+    that function, variable "buf" of type []uint8, whose word is the data pointer of a
+    the start of a heap object of the bucket's buffer size (its mspan's elemsize, found
+    as the runtime's spanOf finds it), 40 + 25 distinct buffers;
+  - specials: a finalizer root names main.finalized's object;
+  - no error line; gdb and the bridge (dlv) find the same words on the same core.
+"""
+import json
+import os
+import sys
+
+import harness
+
+sys.path.insert(0, harness.REPO)
+from delve_bridge import Bridge  # noqa: E402
+from gdb_go_ext.binary.pclntab import _go_minor  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# run in gdb (rt from the gdb session) and in this process (rt from the bridge)
+SUMMARY = r'''
+import json as _json
+import numpy as _np
+from gdb_go_ext.runtime import walks as _walks
+from gdb_go_ext.runtime.heaproots import global_roots as _gr, stack_roots as _sr, \
+    special_roots as _spr
+
+
+def span_of(rt, p):
+    """(startAddr, elemsize) of the mspan holding p, as the runtime's spanOf finds it:
+    mheap_.arenas[0][(p + 1<<47) >> 26].spans[p / 8192 % 8192] (linux/amd64)."""
+    mh = rt.global_addr("runtime.mheap_")
+    arenas_off = rt.target.symbol_type("runtime.mheap_").find("arenas")[0]
+    l2 = rt.mem.u64(mh + arenas_off)            # arenas[0] (arenaL1Bits = 0)
+    ai = ((p + (1 << 47)) & ((1 << 64) - 1)) >> 26
+    ha = rt.mem.u64(l2 + 8 * ai)
+    spans_off = rt.type("runtime.heapArena").find("spans")[0]
+    s = rt.mem.u64(ha + spans_off + 8 * ((p >> 13) % 8192))
+    t = rt.type("runtime.mspan")
+    return rt.mem.u64(s + t.find("startAddr")[0]), rt.mem.u64(s + t.find("elemsize")[0])
+
+
+def heaproots_summary(rt):
+    walker, gs = _walks.walk(rt, 0)
+    out = {"errors": []}
+    g = _gr(rt)
+    out["errors"] += g.errors
+    out["globals"] = {}
+    for i, r in enumerate(g.roots):
+        if r.name.startswith("main."):
+            sel = g.root == i
+            out["globals"][r.name] = {"type": r.type_name,
+                                      "words": [[int(o), int(v)] for o, v in
+                                                zip(g.offset[sel], g.value[sel])]}
+    s = _sr(rt, gs)
+    out["errors"] += s.errors
+    holders = {}
+    for i in range(len(s.roots)):
+        r = s.roots[i]
+        if r.name in ("main.holdA", "main.holdB"):
+            sel = _np.flatnonzero(s.root == i)
+            for k in sel.tolist():
+                v = int(s.value[k])
+                start, size = span_of(rt, v)
+                holders.setdefault(r.name, []).append(
+                    [r.goid, r.variable, r.type_name, int(s.offset[k]), v, size,
+                     (v - start) % size if size else None])
+    out["holders"] = holders
+    out["stack_words"] = len(s.value)
+    out["stack_goroutines"] = len(set(s.root_goid.tolist()))
+    sp = _spr(rt, None)
+    out["errors"] += [e for e in sp.errors if "their pointer words not read" not in e]
+    out["finalizers"] = [[r.kind, r.name] for r in sp.roots]
+    out["special_words"] = sorted(int(v) for v in sp.value)
+    return out
+'''
+
+
+def _gdb_summary(t, tmp_path):
+    script = tmp_path / "heaproots_summary.py"
+    script.write_text(SUMMARY + "\nfrom gdb_go_ext.gdb import session as _session\n"
+                      "print('SUMMARY=' + _json.dumps(heaproots_summary(_session.runtime())))\n")
+    r = t.gdb([("summary", "source %s" % script)], timeout=300)
+    assert r.error("summary") is None, r.stderr[-3000:]
+    line = [x for x in r.block("summary").splitlines() if x.startswith("SUMMARY=")]
+    assert line, (r.stdout[-2000:], r.stderr[-3000:])
+    return json.loads(line[0][len("SUMMARY="):])
+
+
+def _bridge_summary(t):
+    ns: dict = {}
+    exec(SUMMARY, ns)
+    b = Bridge.attach(t.pid, binary=t.binary, quiet=True) if t.mode == "live" else \
+        Bridge.core(t.binary, t.core, quiet=True)
+    with b:
+        return ns["heaproots_summary"](b.runtime())
+
+
+def _check(got, truth, toolchain):
+    assert got["errors"] == [], got["errors"]
+    needle = int(truth["needle"], 16)
+    arena = needle >> 26    # heap arenas are 64 MiB: the needle's is the heap here
+    want_types = {"main.tree": "*main.node", "main.registry": "map[string]*main.entry",
+                  "main.table": "[]*main.node", "main.big": "[]*main.entry",
+                  "main.finalized": "*main.entry"}
+    for name, typ in want_types.items():
+        r = got["globals"].get(name)
+        assert r is not None, (name, sorted(got["globals"]))
+        assert r["type"] == typ, (name, r)
+        assert len(r["words"]) == 1 and r["words"][0][0] == 0, (name, r)
+        assert r["words"][0][1] >> 26 == arena, (name, hex(r["words"][0][1]), hex(needle))
+    # a global without pointers is no root; one with a non-heap pointer is (holderSize's
+    # backing array lies in the data section)
+    assert "main.ready" not in got["globals"]
+    for b in truth["buckets"]:
+        # Go 1.27's DWARF names the spilled data pointer of the slice "buf.ptr" (*uint8)
+        is_buf = lambda r: r[1] == "buf" or (r[1] or "").startswith("buf.")
+        rows = [r for r in got["holders"].get(b["function"], []) if is_buf(r)]
+        others = [r for r in got["holders"].get(b["function"], []) if not is_buf(r)]
+        # besides buf, only unnamed words (holdB's select cases: the channels)
+        assert all(r[1] is None for r in others), others[:3]
+        goids = sorted(r[0] for r in rows)
+        assert len(goids) == b["goroutines"] == len(set(goids)), (b, rows[:5])
+        for goid, var, typ, off, value, size, inside in rows:
+            assert (var, typ) in (("buf", "[]uint8"), ("buf.ptr", "*uint8")) and off == 0, \
+                rows[:3]
+            # the start of a heap object of the buffer's size (its span's elemsize)
+            assert size == b["buffer"] and inside == 0, (b, hex(value), size, inside)
+            assert value >> 26 == arena
+        assert len({r[4] for r in rows}) == b["goroutines"]   # each its own buffer
+    fin = got["globals"]["main.finalized"]["words"][0][1]
+    assert ["finalizer", "finalizer of %#x" % fin] in got["finalizers"], got["finalizers"]
+
+
+def test_heap_roots(toolchain, mode, go_target, tmp_path):
+    if _go_minor(harness.toolchain_go_version(toolchain)) < 22:
+        return   # the heap views are for Go 1.22+ (the allocation-header heap)
+    t = go_target("heap")
+    truth = t.truth("heap")
+    got = _gdb_summary(t, tmp_path)
+    _check(got, truth, toolchain)
+    if mode == "core":
+        via_dlv = _bridge_summary(t)
+        _check(via_dlv, truth, toolchain)
+        assert via_dlv == got
