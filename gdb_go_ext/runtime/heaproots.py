@@ -236,10 +236,10 @@ def global_roots(rt) -> RootSet:
                                              "gcbssmask.bytedata")):
             start, end = md.get(lo) or 0, md.get(hi) or 0
             nbits, bitp = md.get(mask_n) or 0, md.get(mask_p) or 0
-            if end <= start:
-                continue
+            if end == start:
+                continue      # (an empty section)
             size = end - start
-            if size > MAX_GLOBAL_BYTES or start % 8:
+            if size <= 0 or size > MAX_GLOBAL_BYTES or start % 8:
                 errors.append(f"module at {md['addr']:#x}: implausible {sec} "
                               f"[{start:#x}, {end:#x})")
                 continue
