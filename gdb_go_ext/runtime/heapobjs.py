@@ -74,6 +74,23 @@ class HeapLayout:
         imb = t.lookup_type("runtime.spanInlineMarkBits")
         self.inline_marks = imb.size if imb is not None else 0
         self.span_size = (self.span.size + 7) // 8 * 8 if self.span is not None else 0
+        # the size classes: each one's object size and span pages, the runtime's own tables
+        self.class_size = self._table(rt, ("internal/runtime/gc.SizeClassToSize",
+                                           "runtime.class_to_size"), "<u2")
+        self.class_npages = self._table(rt, ("internal/runtime/gc.SizeClassToNPages",
+                                             "runtime.class_to_allocnpages"), "<u1")
+
+    @staticmethod
+    def _table(rt, names, dtype) -> Optional[np.ndarray]:
+        for name in names:
+            t, a = rt.target.symbol_type(name), rt.target.symbol_address(name)
+            if t is None or a is None or not t.length or t.length > 256:
+                continue
+            try:
+                return np.frombuffer(rt.mem.read(a, t.size), dtype=dtype).astype(np.int64)
+            except GoExtError:
+                return None
+        return None
 
 
 class HeapObjects:
@@ -93,7 +110,11 @@ class HeapObjects:
         self.span_freeindex = np.zeros(0, dtype=np.int64)
         self.n = 0
         self.allocated = np.zeros(0, dtype=bool)
-        self._bitmaps: dict = {}
+        self._hb_rows: Optional[np.ndarray] = None   # see _heap_bits
+        self._hb = self._hb_loaded = None
+        self._hb_width = 0
+        self._tiles: dict = {}   # (type, words) -> pointer word indices
+        self._rtype_errors = len(rtypes(rt).errors)
         if not self.lay.ok:
             self.errors.append("the heap views need Go 1.22+ (allocation headers): this runtime's "
                                "mspan has no largeType")
@@ -158,6 +179,18 @@ class HeapObjects:
         good = inuse & (base != 0) & (base % np.uint64(ps) == 0) & (npages > 0) \
             & (npages <= np.uint64(MAX_PAGES)) & (elemsize > 0) & (nelems > 0)
         good &= elemsize.astype(np.float64) * nelems <= npages.astype(np.float64) * ps
+        # a small size class: the class's object size and pages (its tables, or at least
+        # what every version's are: up to 32 KiB objects in up to 16 pages)
+        cls = (col["spanclass"].astype(np.int64) >> 1)
+        small = cls != 0
+        if lay.class_size is not None and lay.class_npages is not None:
+            known = small & (cls < len(lay.class_size))
+            c = np.where(known, cls, 0)
+            good &= ~small | (known & (elemsize == lay.class_size[c].astype(np.uint64))
+                              & (npages == lay.class_npages[c].astype(np.uint64)))
+        else:
+            good &= ~small | ((npages <= np.uint64(16)) & (elemsize <= np.uint64(32768)))
+        good &= small | (nelems == 1)
         bad = int((inuse & ~good).sum())
         if bad:
             self.errors.append(f"{bad} in-use spans with implausible fields skipped "
@@ -316,48 +349,56 @@ class HeapObjects:
             self._headers(idx[hd], s[hd], cw, out_s, out_o, out_v)
         for r in np.nonzero(k == LARGE)[0]:
             self._large(int(idx[r]), int(s[r]), out_s, out_o, out_v)
+        types = rtypes(self.rt)
+        for e in types.errors[self._rtype_errors:]:
+            self._error(e)
+        self._rtype_errors = len(types.errors)
         if not out_s:
             return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
                     np.zeros(0, dtype=np.uint64))
         return np.concatenate(out_s), np.concatenate(out_o), np.concatenate(out_v)
 
-    def _bitmap_rows(self, spans: np.ndarray) -> tuple:
-        """(rows, bits): for each span row in spans its row in bits, a (u, words) bool
-        matrix of the spans' heap bitmaps (one bool per word of the span)."""
-        u, inv = np.unique(spans, return_inverse=True)
+    def _heap_bits(self, spans: np.ndarray) -> tuple:
+        """(rows, words): each span's row in words, a (k, w) uint64 matrix holding the
+        heap bitmaps of the spans with heap bits (one bit per word of the span, bit j of
+        word i for word 64 * i + j), read once per heap on first use."""
         lay = self.lay
-        npages = ((self.span_end[u] - self.span_base[u]) // np.uint64(lay.page_size)).astype(np.int64)
-        if len(npages) and npages.max() != npages.min():
-            # spans with heap bits are one page; several pages only in user arenas
-            nb = int(npages.max())
-        else:
-            nb = int(npages[0]) if len(npages) else 1
-        nbytes = nb * lay.page_size // 64
-        words = nb * lay.page_size // 8
-        bits = np.zeros((len(u), words), dtype=bool)
-        starts = []
-        for r, sp in enumerate(u.tolist()):
-            size = int(self.span_end[sp] - self.span_base[sp]) // 64
-            start = int(self.span_end[sp]) - size
-            es = int(self.span_elemsize[sp])
-            if lay.inline_marks and 16 <= es <= lay.min_header:
-                start -= lay.inline_marks
-            starts.append((start, size))
-        got = self.rt.mem.gather(starts)
-        bad = 0
-        for r, hit in enumerate(got):
-            if hit.__class__ is tuple:
-                b, o = hit
-                size = starts[r][1]
-                raw = np.frombuffer(bytes(b[o:o + size]), dtype=np.uint8)
-                bits[r, :size * 8] = np.unpackbits(raw, bitorder="little").astype(bool)
-            else:
-                bad += 1
-        if bad:
-            self._error(f"the heap bitmaps of {bad} spans unreadable: their objects' pointers "
-                        "are not listed")
-        del nbytes
-        return inv, bits
+        if self._hb_rows is None:
+            k = self.span_kind(np.arange(len(self.span_base), dtype=np.int64)) \
+                if len(self.span_base) else np.zeros(0, dtype=np.int8)
+            hb = np.nonzero(k == HEAPBITS)[0]
+            self._hb_rows = np.full(len(self.span_base), -1, dtype=np.int64)
+            self._hb_rows[hb] = np.arange(len(hb), dtype=np.int64)
+            pages = ((self.span_end[hb] - self.span_base[hb]) // np.uint64(lay.page_size)) \
+                if len(hb) else np.zeros(0, dtype=np.uint64)
+            npmax = int(pages.max()) if len(pages) else 1
+            # spans with heap bits are one page (more only in user arena chunks)
+            self._hb_width = npmax * lay.page_size // 512
+            self._hb = np.zeros((len(hb), self._hb_width), dtype=np.uint64)
+            self._hb_loaded = np.zeros(len(hb), dtype=bool)
+        rows = self._hb_rows[spans]
+        need = np.unique(rows[~self._hb_loaded[rows]])
+        if len(need):
+            sp = np.nonzero(np.isin(self._hb_rows, need))[0]   # span rows, in need's order
+            size = ((self.span_end[sp] - self.span_base[sp]) // np.uint64(64)).astype(np.int64)
+            start = self.span_end[sp].astype(np.int64) - size
+            if lay.inline_marks:
+                es = self.span_elemsize[sp]
+                start -= np.where((es >= np.uint64(16)) & (es <= np.uint64(lay.min_header)),
+                                  lay.inline_marks, 0)
+            got = self.rt.mem.gather(list(zip(start.tolist(), size.tolist())))
+            bad = 0
+            for r, hit, k in zip(self._hb_rows[sp].tolist(), got, size.tolist()):
+                if hit.__class__ is tuple:
+                    b, o = hit
+                    self._hb[r, :k // 8] = np.frombuffer(b, dtype="<u8", count=k // 8, offset=o)
+                else:
+                    bad += 1
+            self._hb_loaded[need] = True
+            if bad:
+                self._error(f"the heap bitmaps of {bad} spans unreadable: their objects' "
+                            "pointers are not listed")
+        return rows, self._hb
 
     def _error(self, msg: str) -> None:
         if msg not in self.errors and len(self.errors) < 200:
@@ -369,15 +410,15 @@ class HeapObjects:
         for lo in range(0, len(idx), step):
             ii, ss = idx[lo:lo + step], spans[lo:lo + step]
             addrs = self.addr(ii)
-            inv, bm = self._bitmap_rows(ss)
+            rows, hb = self._heap_bits(ss)
             wo = ((addrs - self.span_base[ss]) // np.uint64(8)).astype(np.int64)
-            cols = wo[:, None] + np.arange(nw, dtype=np.int64)[None, :]
-            cols = np.minimum(cols, bm.shape[1] - 1)
-            bits = bm[inv[:, None], cols]
+            wi = wo[:, None] + np.arange(nw, dtype=np.int64)[None, :]
+            col = np.minimum(wi >> 6, hb.shape[1] - 1)
+            bits = (hb[rows[:, None], col] >> (wi & 63).astype(np.uint64)) & np.uint64(1)
             words, ok = read_words(self.rt.mem, addrs, es, cw=cw)
             if not ok.all():
-                self._error(f"{int((~ok).sum())} objects unreadable")
-            sel = bits & (words != 0)
+                self._error(f"{int((~ok).sum())} objects unreadable: their pointers are not listed")
+            sel = (bits != 0) & (words != 0)
             r, c = np.nonzero(sel)
             out_s.append(ii[r])
             out_o.append(c.astype(np.int64) * 8)
@@ -385,6 +426,14 @@ class HeapObjects:
 
     def _type_words(self, typ: int, nwords: int) -> Optional[np.ndarray]:
         """Indices of the pointer words in nwords words tiled by the type at typ."""
+        key = (typ, nwords)
+        if key not in self._tiles:
+            if len(self._tiles) > 4096:
+                self._tiles.clear()
+            self._tiles[key] = self._tile(typ, nwords)
+        return self._tiles[key]
+
+    def _tile(self, typ: int, nwords: int) -> Optional[np.ndarray]:
         t = rtypes(self.rt).at(typ)
         if t is None:
             self._error(f"type {typ:#x} of a heap object is not a type: its pointers are "

@@ -57,6 +57,12 @@ def summary(rt) -> str:
     out["pointer_mismatch"] = sum(1 for k in sample
                                   if mem.u64(int(addrs[k])) != int(val[k]))
     out["pointers_in_heap"] = int((h.locate(val) >= 0).sum())
+    # each span's allocated slots against the count the runtime keeps (mspan.allocCount)
+    ac = rt.target.lookup_type("runtime.mspan").offset("allocCount")
+    counts = [struct.unpack("<H", mem.read(int(a) + ac, 2))[0] for a in h.span_addr.tolist()]
+    got = np.add.reduceat(h.allocated.astype(np.int64), h.span_first) if h.n else []
+    out["alloc_count_mismatch"] = [(hex(int(h.span_base[k])), int(got[k]), c)
+                                   for k, c in enumerate(counts) if got[k] != c][:5]
     sizes = h.size(alloc)
     cls = h.span_class[h.span_of(alloc)]
     out["noscan_49152"] = int(((sizes == 49152) & (cls & 1 == 1)).sum())
@@ -151,6 +157,7 @@ def check(got: dict, needle: dict, truth: dict) -> None:
     d_bytes = got["bytes"] - truth["heap_alloc"]
     assert -16 <= d_objects <= 400, (got["objects"], truth["heap_objects"])
     assert -4096 <= d_bytes <= 32768, (got["bytes"], truth["heap_alloc"])
+    assert got["alloc_count_mismatch"] == [], got["alloc_count_mismatch"]
     assert got["pointer_mismatch"] == 0
     assert got["pointer_words"] >= (truth["tree_nodes"] - 1) + 200 + 1 + truth["map_entries"]
     nf = got["node_fields"]
