@@ -38,6 +38,7 @@ def capture_in_gdb(out_path, truth_dir):
         truth = json.load(f)
     thd.summary(rt)
     thd.needle_facts(rt, int(truth["needle"], 16))
+    exercise_types(rt)
     for name in ("runtime.mheap_", "runtime.firstmoduledata", "main.tree", "main.table",
                  "main.big", "main.registry", "main.finalized", "runtime.inProgress"):
         rec.symbol_address(name)
@@ -51,6 +52,30 @@ def capture_in_gdb(out_path, truth_dir):
     img = image_dict(rec, tt, rt.layout.go_version, truth=truth)
     write_image(out_path, img)
     gdb.write("captured the heap: %d memory ranges into %s\n" % (len(img["memory"]), out_path))
+
+
+def exercise_types(rt):
+    """Read what tests/unit/test_rtypes_unit.py asks of the heap's types: each recorded
+    type, its element, fields and their types, names, masks and built masks."""
+    import numpy as np
+    from gdb_go_ext.runtime.heapobjs import read_heap
+    from gdb_go_ext.runtime.rtypes import rtypes
+    h = read_heap(rt)
+    R = rtypes(rt)
+    alloc = np.flatnonzero(h.allocated)
+    todo = [R.at(int(a)) for a in np.unique(h.type_of(alloc)) if a]
+    seen = set()
+    while todo and len(seen) < 500:
+        t = todo.pop()
+        if t is None or t.addr in seen:
+            continue
+        seen.add(t.addr)
+        t.ptr_mask()
+        if t.kind in (17, 25) and t.ptrbytes:
+            R._build(t, 0)
+        todo.append(t.elem)
+        todo.extend(ft for _, _, ft in t.fields)
+        t.length  # noqa: B018
 
 
 def drive(toolchains):
