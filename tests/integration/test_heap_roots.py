@@ -13,6 +13,8 @@ program itself wrote (heap.json) and what its memory says:
     that function, variable "buf" of type []uint8, whose word is the data pointer of a
     the start of a heap object of the bucket's buffer size (its mspan's elemsize, found
     as the runtime's spanOf finds it), 40 + 25 distinct buffers;
+  - stack objects: each holdB frame holds chB and chC (the select's scase array, a
+    stack object reached from selectgo's argument);
   - specials: a finalizer root names main.finalized's object;
   - no error line; gdb and the bridge (dlv) find the same words on the same core.
 """
@@ -139,6 +141,12 @@ def _check(got, truth, toolchain):
             assert size == b["buffer"] and inside == 0, (b, hex(value), size, inside)
             assert value >> 26 == arena
         assert len({r[4] for r in rows}) == b["goroutines"]   # each its own buffer
+        if b["function"] == "main.holdB":
+            # the select's cases are a stack object of holdB's frame, reached through
+            # selectgo's cas0 argument: each holds its channel, chB and chC
+            chans = {got["globals"][c]["words"][0][1] for c in ("main.chB", "main.chC")}
+            for goid in goids:
+                assert chans <= {r[4] for r in others if r[0] == goid}, (goid, others[:4])
     fin = got["globals"]["main.finalized"]["words"][0][1]
     assert ["finalizer", "finalizer of %#x" % fin] in got["finalizers"], got["finalizers"]
 
