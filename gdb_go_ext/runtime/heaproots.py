@@ -1129,7 +1129,8 @@ def _scan(sc, rec: _Recipe, rows: np.ndarray, goid, sp, lo, hi, extras: dict, ou
 
 
 # --- specials --------------------------------------------------------------------------
-MAX_SPANS = 1 << 26
+MAX_SPANS = 1 << 24                   # 128 GiB of heap in one-page spans
+MAX_SPAN_ERRORS = 64                  # unreadable spans or specials before giving up
 SPECIALS_PAGE = 8192
 
 
@@ -1192,8 +1193,11 @@ def special_roots(rt, heap) -> RootSet:
     if n > MAX_SPANS:
         errors.add(f"mheap_.allspans holds an implausible {n} spans: the first {MAX_SPANS} read")
         n = MAX_SPANS
-    spans = _read_region(rt, ptr, 8 * n, "mheap_.allspans", errors).view("<u8") if n else \
-        np.zeros(0, np.uint64)
+    try:
+        spans = np.frombuffer(bytes(mem.read(ptr, 8 * n)), dtype="<u8") if n else \
+            np.zeros(0, np.uint64)
+    except DecodeError as e:
+        return RootSet(errors=[f"special roots not read: mheap_.allspans ({n} spans): {e}"])
     spans = spans[spans != 0]
     cw = core_words(mem)
     in_use = int(_const(rt, "runtime.mSpanInUse", 1))
@@ -1209,11 +1213,17 @@ def special_roots(rt, heap) -> RootSet:
         ("Cleanup", "specialCleanup", ("fn", "cleanup.call", "cleanup.fn", "cleanup.arg")),
         ("WeakHandle", "specialWeakHandle", ("handle",)))}
     objects = []    # (root index, object address, span noscan)
+    failures = 0
     for s in spans[sel].tolist():
+        if failures >= MAX_SPAN_ERRORS:
+            errors.add(f"more than {MAX_SPAN_ERRORS} spans or specials unreadable: the rest "
+                       "not read")
+            break
         try:
             span = sf.read(mem, s)
         except DecodeError as e:
             errors.add(f"span at {s:#x}: {e}")
+            failures += 1
             continue
         base, esize = span["startAddr"] or 0, span["elemsize"] or 0
         noscan = bool((span["spanclass"] or 0) & 1)
@@ -1226,6 +1236,7 @@ def special_roots(rt, heap) -> RootSet:
                 h = hf.read(mem, sp)
             except DecodeError as e:
                 errors.add(f"special at {sp:#x} of span {s:#x}: {e}")
+                failures += 1
                 break
             kind = kinds.get(h["kind"])
             if kind is not None:
