@@ -1290,8 +1290,95 @@ def special_roots(rt, heap) -> RootSet:
             errors.add(f"finalized objects' pointers not read: {e}")
     elif scan:
         errors.add(f"{len(scan)} objects with finalizers: their pointer words not read (no heap)")
-    return RootSet(roots, value, root, offset, addr, errors.done(),
+    q = _queued(rt, errors)
+    if q[0]:
+        base = len(roots)
+        roots.extend(q[0])
+        value = np.concatenate([value, np.array(q[1], dtype=np.uint64)])
+        root = np.concatenate([root, np.array(q[2], dtype=np.int32) + base])
+        offset = np.concatenate([offset, np.array(q[3], dtype=np.int64)])
+        addr = np.concatenate([addr, np.array(q[4], dtype=np.uint64)])
+    return RootSet(roots, value, root.astype(np.int32), offset, addr, errors.done(),
                    np.full(len(roots), -1, dtype=np.int64))
+
+
+MAX_QUEUE_BLOCKS = 1 << 16
+
+
+def _queued(rt, errors: _Errors) -> tuple:
+    """The finalizers queued to run (markroot's fixedRootFinalizers: each finBlock of
+    runtime.allfin, its first cnt entries' fn, arg, fint and ot) and, from Go 1.25, the
+    cleanups queued (fixedRootCleanups: each cleanupBlock of gcCleanups.all, its first n
+    cleanupFns' call, fn and arg): (roots, values, root indices, offsets, addresses)."""
+    roots, vals, idxs, offs, addrs = [], [], [], [], []
+    mem = rt.mem
+    for head_sym, path, count, arr, words, kind, what in (
+            ("runtime.allfin", None, "cnt", "fin", ("fn", "arg", "fint", "ot"), "finalizer",
+             "queued finalizer"),
+            ("runtime.gcCleanups", "all", "n", "cleanups", ("call", "fn", "arg"), "other",
+             "queued cleanup")):
+        try:
+            a = rt.target.symbol_address(head_sym)
+            t = rt.target.symbol_type(head_sym)
+        except DecodeError:
+            continue
+        if not a or t is None:
+            continue
+        if path is not None:
+            found = t.find(path)
+            if found is None:
+                continue
+            a += found[0]
+            t = found[1]
+            inner = t.find("value") if t.kind != "ptr" else None
+            if inner is not None:
+                a += inner[0]
+                t = inner[1]
+        block_t = getattr(t, "elem", None)
+        if block_t is None and path is not None:     # an atomic.UnsafePointer
+            block_t = rt.target.lookup_type("runtime.cleanupBlock")
+        if block_t is None:
+            continue
+        link = block_t.find("alllink") or block_t.find("cleanupBlockHeader.alllink")
+        cnt = block_t.find(count) or block_t.find("cleanupBlockHeader." + count)
+        arr_f = block_t.find(arr)
+        if link is None or cnt is None or arr_f is None or arr_f[1].elem is None:
+            continue
+        et = arr_f[1].elem
+        woffs = [(w, et.find(w)[0]) for w in words if et.find(w) is not None]
+        try:
+            b = mem.ptr(a)
+        except DecodeError as e:
+            errors.add(f"{head_sym}: {e}")
+            continue
+        seen: set = set()
+        for _ in range(MAX_QUEUE_BLOCKS):
+            if not b or b in seen:
+                break
+            seen.add(b)
+            try:
+                raw = mem.read(b, block_t.size)
+            except DecodeError as e:
+                errors.add(f"{what} block at {b:#x}: {e}")
+                break
+            n = struct.unpack_from("<I", raw, cnt[0])[0]
+            n = min(n, arr_f[1].length or 0)
+            for k in range(n):
+                base = arr_f[0] + k * et.size
+                ws = [(w, o, _u64(raw, base + o)[0]) for w, o in woffs]
+                if not any(v for _, _, v in ws):
+                    continue
+                arg = dict((w, v) for w, _, v in ws).get("arg", 0)
+                ri = len(roots)
+                roots.append(Root(kind, f"{what} of {arg:#x}"))
+                for w, o, v in ws:
+                    if v:
+                        vals.append(v)
+                        idxs.append(ri)
+                        offs.append(o)
+                        addrs.append(b + base + o)
+            b = _u64(raw, link[0])[0]
+    return roots, vals, idxs, offs, addrs
 
 
 def _const(rt, name: str, default: int) -> int:
