@@ -8,4 +8,5 @@ from . import pprof  # noqa: F401
 from . import dump  # noqa: F401
 from . import xref  # noqa: F401
 from . import trace  # noqa: F401
+from . import heap  # noqa: F401
 from .registry import VIEWS  # noqa: F401

@@ -98,7 +98,8 @@ def _gdb_both(t, commands, base):
 
 
 # views BASE did not have: `help go` lists them too
-NEW_VIEWS = ("threads", "chan", "gc", "sched", "pprof", "dump", "xref", "trace")  # (each filtered only where present)
+NEW_VIEWS = ("threads", "chan", "gc", "sched", "pprof", "dump", "xref", "trace", "heap",
+             "paths")  # (each filtered only where present)
 
 
 def _without_new_views(text):

@@ -1,0 +1,485 @@
+"""The heap a program keeps: live bytes by size class, type and root; what each leak
+bucket (or goroutine) alone keeps alive; the shortest paths from a root to an object.
+
+Pure: a GoRuntime's heap (runtime/heapobjs.py), its roots (runtime/heaproots.py) and
+the mark (runtime/heapmark.py) in; plain models out, formatted by views/heap.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..binary import types as T
+from ..errors import NotGoError
+from ..runtime import heapmark
+
+PAGE = 8192
+MAX_SMALL = 32768          # the largest small size class
+MIN_HEADER = 512           # objects above this in a small scan span start with a type word
+
+
+def require_heap(rt) -> None:
+    """The heap views read the allocation-header heap of Go 1.22+ (mspan.largeType)."""
+    rt.require_process()
+    span = rt.layout.fields("runtime.mspan", ("largeType",))
+    if span is None or not span.has("largeType"):
+        raise NotGoError(f"the heap views need Go 1.22 or later (the allocation-header heap); "
+                         f"this program is {rt.layout.go_version}")
+
+
+@dataclass
+class HeapState:
+    """One stop's heap, its roots and their full mark, kept for the views that follow."""
+    heap: object
+    roots: list                 # RootSet list: globals, stacks, specials
+    marked: np.ndarray
+    errors: list = field(default_factory=list)
+    types: Optional[tuple] = None          # object_types(): (type id per slot, names)
+    recorded: Optional[np.ndarray] = None  # per slot: the heap records its type
+
+    @property
+    def globals(self):
+        return self.roots[0]
+
+    @property
+    def stacks(self):
+        return self.roots[1]
+
+    @property
+    def specials(self):
+        return self.roots[2]
+
+    def values(self) -> np.ndarray:
+        return heapmark._roots_values(self.roots)
+
+
+def heap_state(rt, gs) -> HeapState:
+    """The heap of this stop, marked from every root (kept on the heap model, which the
+    runtime forgets when the target moves)."""
+    from ..runtime.heapobjs import read_heap
+    from ..runtime.heaproots import global_roots, special_roots, stack_roots
+    heap = read_heap(rt)
+    cached = getattr(heap, "_gdb_go_ext_state", None)
+    if cached is not None:
+        return cached
+    errors = list(heap.errors)
+    roots = [global_roots(rt), stack_roots(rt, gs), special_roots(rt, heap)]
+    for rs in roots:
+        errors += [e for e in rs.errors if e not in errors]
+    marked = heapmark.mark(heap, heapmark._roots_values(roots), errors=errors)
+    state = HeapState(heap, roots, marked, errors)
+    heap._gdb_go_ext_state = state
+    return state
+
+
+# --- go heap ------------------------------------------------------------------------
+@dataclass
+class Tally:
+    name: str
+    objects: int
+    bytes: int
+
+
+@dataclass
+class HeapReport:
+    live_bytes: int
+    live_objects: int
+    by_class: list      # (size_class, elem_size, objects, bytes)
+    by_type: list       # Tally
+    by_root: list       # (kind, name, objects, bytes)
+    errors: list
+
+
+def _span_of(heap, idx: np.ndarray) -> np.ndarray:
+    return np.searchsorted(heap.span_first, idx, side="right") - 1
+
+
+def _tally(keys: np.ndarray, sizes: np.ndarray) -> tuple:
+    """(unique keys, counts, byte sums), biggest first."""
+    if not len(keys):
+        return keys, keys, keys
+    u, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
+    order = np.lexsort((u, -sums))
+    return u[order], counts[order], sums[order]
+
+
+def _package(symbol: str) -> str:
+    """The package of a global's symbol: "net/http.DefaultClient" -> "net/http"."""
+    slash = symbol.rfind("/")
+    dot = symbol.find(".", slash + 1)
+    return symbol[:dot] if dot > 0 else symbol
+
+
+def heap_report(rt, gs) -> HeapReport:
+    st = heap_state(rt, gs)
+    heap = st.heap
+    live = np.flatnonzero(st.marked)
+    sizes = heap.size(live).astype(np.int64)
+    spans = _span_of(heap, live)
+    # by size class (0: large objects, a span each)
+    cls = (heap.span_class[spans] >> 1).astype(np.int64)
+    key = np.where(cls == 0, -sizes, cls)
+    u, counts, sums = _tally(key, sizes)
+    by_class = []
+    for k, n, b in zip(u.tolist(), counts.tolist(), sums.tolist()):
+        by_class.append((k if k > 0 else 0, -k if k <= 0 else b // n, n, b))
+    # by type: what the heap records; else the static type of a typed pointer to it
+    tid, names = object_types(rt, st)
+    ids = tid[live]
+    by_type = []
+    if len(live):
+        u, inv = np.unique(ids, return_inverse=True)
+        cnt = np.bincount(inv)
+        byt = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
+        for k in np.lexsort((u, -byt)).tolist():
+            t = int(u[k])
+            if t >= 0:
+                by_type.append(Tally(names[t].name, int(cnt[k]), int(byt[k])))
+        # the rest by size
+        rest = ids < 0
+        if rest.any():
+            su, sc = np.unique(sizes[rest], return_counts=True)
+            by_type += [Tally(f"untyped {int(z)} B", int(c), int(z) * int(c))
+                        for z, c in zip(su.tolist(), sc.tolist())]
+        by_type.sort(key=lambda t: (-t.bytes, t.name))
+    # by root: each package's globals, every goroutine stack, the finalizers
+    by_root = []
+    g = st.globals
+    if len(g.value):
+        pkgs = np.array([_package(r.name) for r in g.roots] or [""], dtype=object)
+        word_pkg = pkgs[g.root] if len(g.roots) else pkgs[:0]
+        for p in sorted(set(word_pkg.tolist())):
+            m = heapmark.mark(heap, g.value[word_pkg == p])
+            n = int(m.sum())
+            if n:
+                by_root.append(("globals", p, n, int(heap.size(np.flatnonzero(m)).sum())))
+    for kind, rs in (("stacks", st.stacks), ("finalizers", st.specials)):
+        if len(rs.value):
+            m = heapmark.mark(heap, rs.value)
+            n = int(m.sum())
+            if n:
+                by_root.append((kind, "goroutine stacks" if kind == "stacks" else "finalizers",
+                                n, int(heap.size(np.flatnonzero(m)).sum())))
+    by_root.sort(key=lambda r: (-r[3], r[1]))
+    return HeapReport(int(sizes.sum()), len(live), by_class, by_type, by_root, st.errors)
+
+
+def _has_header(sizes: np.ndarray, recorded: np.ndarray) -> np.ndarray:
+    """Whether each object starts with a malloc header word (a recorded type, small)."""
+    return recorded & (sizes > MIN_HEADER) & (sizes <= MAX_SMALL)
+
+
+class Ty:
+    """The type of what an object holds (one value, or an array of them): the runtime's
+    type descriptor where the heap records one (rtypes.RType), else the DWARF type of
+    the pointer that reached it (binary.types.GoType)."""
+
+    __slots__ = ("name", "go", "r")
+
+    def __init__(self, name: str, go=None, r=None):
+        self.name, self.go, self.r = name, go, r
+
+    @property
+    def size(self) -> int:
+        return (self.r.size if self.r is not None else self.go.size if self.go is not None
+                else 0)
+
+    def via(self, rt, off: int) -> str:
+        """The field or index path of the word at off in what the object holds."""
+        if self.r is not None:
+            from ..runtime.rtypes import rtypes
+            return rtypes(rt).field_path(self.r, off)
+        size = self.size
+        if self.go is None or not size:
+            return f"+{off:#x}"
+        i, rest = divmod(off, size)
+        inner = field_path(self.go, rest)[0]
+        return (f"[{i}]" if i else "") + inner
+
+    def pointee(self, rt, off: int) -> Optional["Ty"]:
+        """The type of what the pointer word at off points at, where the type says."""
+        size = self.size
+        if not size:
+            return None
+        off %= size
+        if self.r is not None:
+            return _r_pointee(rt, self.r, off)
+        return _go_pointee(rt, self.go, off)
+
+
+def _r_pointee(rt, t, off: int) -> Optional[Ty]:
+    from ..runtime import rtypes as R
+    for _ in range(32):
+        if t is None:
+            return None
+        k = t.kind
+        if k == R.KIND_STRUCT:
+            hit = None
+            for _name, o, ft in t.fields:
+                if o <= off < o + max(ft.size, 1):
+                    hit = (o, ft)
+            if hit is None:
+                return None
+            off -= hit[0]
+            t = hit[1]
+        elif k == R.KIND_ARRAY:
+            e = t.elem
+            if e is None or e.size <= 0:
+                return None
+            off %= e.size
+            t = e
+        elif off:
+            return None
+        elif k in (R.KIND_PTR, R.KIND_SLICE):
+            e = t.elem
+            return Ty(e.name, None, e) if e is not None else None
+        elif k == R.KIND_STRING:
+            return Ty("string bytes")
+        else:   # maps, chans, funcs: their runtime structs, by DWARF
+            go = _gotype(rt, t.name)
+            return _go_pointee(rt, go, 0) if go is not None else None
+    return None
+
+
+def _go_pointee(rt, t: Optional[T.GoType], off: int) -> Optional[Ty]:
+    _, ft = field_path(t, off) if t is not None else (None, None)
+    if ft is None:
+        return None
+    if ft.kind in (T.PTR, T.SLICE) and ft.elem is not None:
+        return Ty(ft.elem.name, ft.elem)   # a slice: its backing array holds them
+    if ft.kind == T.STRING:
+        return Ty("string bytes")
+    if ft.kind == T.MAP:
+        header = ft.extra.get("header")
+        if callable(header) and not isinstance(header, T.GoType):
+            header = header()
+            ft.extra["header"] = header
+        return Ty(header.name, header) if header is not None else None
+    if ft.kind == T.CHAN:
+        hchan = _gotype(rt, "runtime.hchan")
+        return Ty("runtime.hchan", hchan) if hchan is not None else None
+    return None
+
+
+MAX_TYPE_ROUNDS = 256
+
+
+def object_types(rt, st: HeapState) -> tuple:
+    """(type id per slot, -1 where unknown; the Ty of each id): the type the heap
+    records (malloc header, span.largeType), else the static type of the first typed
+    pointer that reaches it, from a DWARF-typed root (a global, a frame variable) or
+    from the field of a typed object, breadth first. Kept on the state."""
+    if st.types is not None:
+        return st.types
+    from ..runtime.rtypes import rtypes
+    reg = rtypes(rt)
+    heap = st.heap
+    tid = np.full(heap.n, -1, dtype=np.int32)
+    recorded = np.zeros(heap.n, dtype=bool)
+    tys: list = []
+    ids: dict = {}
+
+    def intern(ty: Ty) -> int:
+        i = ids.get(ty.name)
+        if i is None:
+            i = ids[ty.name] = len(tys)
+            tys.append(ty)
+        return i
+
+    live = np.flatnonzero(st.marked)
+    rec = heap.type_of(live)
+    by_addr: dict = {}
+    for i in np.flatnonzero(rec).tolist():
+        a = int(rec[i])
+        if a not in by_addr:
+            r = reg.at(a)
+            by_addr[a] = intern(Ty(r.name, None, r)) if r is not None and r.name else -1
+        if by_addr[a] >= 0:
+            tid[live[i]] = by_addr[a]
+            recorded[live[i]] = True
+    # one pointer away from typed roots
+    for rs in (st.globals, st.stacks):
+        if not len(rs.value):
+            continue
+        idx = heap.locate(rs.value)
+        for w in np.flatnonzero(idx >= 0).tolist():
+            o = int(idx[w])
+            if tid[o] >= 0:
+                continue
+            r = rs.roots[int(rs.root[w])]
+            ty = _go_pointee(rt, _gotype(rt, getattr(r, "type_name", None)), int(rs.offset[w]))
+            if ty is not None:
+                tid[o] = intern(ty)
+    # then field by field, breadth first
+    frontier = np.flatnonzero(tid >= 0)
+    for _ in range(MAX_TYPE_ROUNDS):
+        if not len(frontier):
+            break
+        src, off, val = heap.pointers(frontier)
+        if not len(val):
+            break
+        child = heap.locate(val)
+        ok = child >= 0
+        src, off, child = src[ok], off[ok], child[ok]
+        ok = tid[child] < 0
+        src, off, child = src[ok], off[ok], child[ok]
+        sizes = heap.size(src).astype(np.int64)
+        data = off - np.where(_has_header(sizes, recorded[src]), 8, 0)
+        src_ids = tid[src]
+        for t in np.unique(src_ids).tolist():
+            ty = tys[t]
+            if not ty.size:
+                continue
+            m = np.flatnonzero(src_ids == t)
+            rel = data[m] % ty.size
+            for r in np.unique(rel).tolist():
+                p = ty.pointee(rt, int(r))
+                if p is not None:
+                    c = child[m[rel == r]]
+                    tid[c[tid[c] < 0]] = intern(p)
+        new = np.unique(child)
+        frontier = new[tid[new] >= 0]
+    st.types = (tid, tys)
+    st.recorded = recorded
+    return st.types
+
+
+# --- types along a path ------------------------------------------------------------------
+def _gotype(rt, name: Optional[str]) -> Optional[T.GoType]:
+    """The DWARF type of a name: a debugger may not look up "*T" or "[]T" by name, so
+    those are made from T."""
+    if not name:
+        return None
+    cache = rt.__dict__.setdefault("_heap_gotypes", {})
+    if name in cache:
+        return cache[name]
+    cache[name] = None          # (a recursive name stops here)
+    try:
+        t = rt.target.lookup_type(name)
+    except Exception:   # a debugger's lookup of a name it cannot parse
+        t = None
+    if t is None and name == "string":   # gdb has no Go string type by that name
+        t = T.GoType(name, T.STRING, 2 * rt.layout.ptr_size)
+    elif t is None and name.startswith("*"):
+        e = _gotype(rt, name[1:])
+        t = T.GoType(name, T.PTR, rt.layout.ptr_size, elem=e) if e is not None else None
+    elif t is None and name.startswith("[]"):
+        e = _gotype(rt, name[2:])
+        t = T.GoType(name, T.SLICE, 3 * rt.layout.ptr_size, elem=e) if e is not None else None
+    cache[name] = t
+    return t
+
+
+def field_path(t: Optional[T.GoType], off: int, depth: int = 8) -> tuple:
+    """(the field or index path at byte off in a value of type t, the type there)."""
+    path = ""
+    for _ in range(depth):
+        if t is None:
+            break
+        if off == 0 and t.kind not in (T.STRUCT, T.ARRAY):
+            return path, t
+        if t.kind == T.STRUCT:
+            hit = None
+            for f in t.fields:
+                ft = f.type
+                if f.offset <= off < f.offset + max(ft.size, 1):
+                    hit = f
+            if hit is None:
+                break
+            path += ("." if path else "") + hit.name
+            off -= hit.offset
+            t = hit.type
+        elif t.kind == T.ARRAY and t.elem is not None and t.elem.size:
+            i = off // t.elem.size
+            path += f"[{i}]"
+            off -= i * t.elem.size
+            t = t.elem
+        else:
+            break
+    return (path + (f"+{off:#x}" if off else "")) or f"+{off:#x}", None
+
+
+# --- go stacks --retained / go goroutines --retained -----------------------------------------
+def retained_by(rt, gs, group_of_goid: dict, groups: int) -> heapmark.Retained:
+    """What the goroutines of each group alone keep alive (group_of_goid: goid -> group
+    index in range(groups)); goroutines in no group count as other roots."""
+    st = heap_state(rt, gs)
+    heap = st.heap
+    s = st.stacks
+    goids = np.array([r.goid if r.goid is not None else -1 for r in s.roots] or [-1],
+                     dtype=np.int64)
+    lut = np.array([group_of_goid.get(int(g), -1) for g in goids.tolist()], dtype=np.int64)
+    word_group = lut[s.root] if len(s.roots) else np.zeros(0, np.int64)
+    mine = word_group >= 0
+    errors = list(st.errors)
+    base = heapmark.mark(heap, heapmark._roots_values(
+        [st.globals, s, st.specials], [None, ~mine, None]), errors=errors)
+    return heapmark.retained(heap, base, s.value[mine], word_group[mine], groups, errors)
+
+
+# --- go paths -------------------------------------------------------------------------------
+@dataclass
+class PathStep:
+    address: int          # the object's start
+    size: int
+    type: Optional[str]
+    via: str              # the field path, index or offset of the pointer in what points
+
+
+@dataclass
+class HeapPath:
+    root: object          # heaproots.Root
+    root_via: str         # where in the root the first pointer sits
+    steps: list           # PathStep list, the last one the object holding ADDR
+
+
+def paths_to(rt, gs, addr: int, max_paths: int) -> tuple:
+    """(the object holding addr as (start, size, type) or None, [HeapPath], errors)."""
+    st = heap_state(rt, gs)
+    heap = st.heap
+    target = int(heap.locate(np.array([addr], dtype=np.uint64))[0])
+    if target < 0:
+        return None, [], st.errors
+    tid, tys = object_types(rt, st)
+
+    def obj_info(o):
+        a = np.array([o])
+        t = int(tid[o])
+        return int(heap.addr(a)[0]), int(heap.size(a)[0]), tys[t] if t >= 0 else None
+
+    # the concatenated root words, in order, and their root sets
+    sets = [rs for rs in st.roots if len(rs.value)]
+    values = heapmark._roots_values(sets)
+    starts = np.cumsum([0] + [len(rs.value) for rs in sets])
+    errors = list(st.errors)
+    found = heapmark.shortest_paths(heap, values, target, max_paths, errors)
+    out = []
+    for p in found:
+        k = int(np.searchsorted(starts, p.root, side="right") - 1)
+        rs, w = sets[k], p.root - int(starts[k])
+        root = rs.roots[int(rs.root[w])]
+        roff = int(rs.offset[w])
+        gt = _gotype(rt, getattr(root, "type_name", None))
+        via = field_path(gt, roff)[0] if gt is not None else f"+{roff:#x}"
+        if roff == 0 and gt is not None and gt.kind in (T.PTR, T.MAP, T.CHAN, T.SLICE):
+            via = ""    # the variable itself
+        steps = []
+        prev = None
+        for s in p.steps:
+            a, sz, ty = obj_info(s.obj)
+            if prev is None:
+                step_via = via
+            elif prev[2] is None:
+                step_via = f"+{s.offset:#x}"
+            else:
+                hdr = 8 if st.recorded[prev[3]] and MIN_HEADER < prev[1] <= MAX_SMALL else 0
+                step_via = prev[2].via(rt, s.offset - hdr) if s.offset >= hdr else \
+                    f"+{s.offset:#x}"
+            steps.append(PathStep(a, sz, ty.name if ty is not None else None, step_via))
+            prev = (a, sz, ty, s.obj)
+        out.append(HeapPath(root, via, steps))
+    obj = obj_info(target)
+    return (obj[0], obj[1], obj[2].name if obj[2] is not None else None), out, errors

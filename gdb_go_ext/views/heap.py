@@ -1,0 +1,134 @@
+"""`heap` and `paths`: the live heap found by redoing the GC's mark from memory, and
+the shortest paths from a root to the object holding an address (Go 1.22+)."""
+from __future__ import annotations
+
+from ..analysis import heapreport
+from ..errors import UsageError
+from .console import json_text
+from .gc import size_text
+from .registry import View, add_output_args, register
+
+
+def _heap_args(p):
+    p.add_argument("--top", type=int, default=20, metavar="N",
+                   help="show the N biggest types and size classes (default 20)")
+    add_output_args(p)
+
+
+def _heap_run(ctx, args):
+    if args.top <= 0:
+        raise UsageError("--top takes a positive number")
+    rt = ctx.runtime()
+    heapreport.require_heap(rt)
+    _walker, gs = ctx.walk(rt, depth=0)
+    r = heapreport.heap_report(rt, gs)
+    if args.json:
+        return json_text({
+            "go_version": rt.layout.go_version,
+            "live_bytes": r.live_bytes, "live_objects": r.live_objects,
+            "by_class": [{"size_class": c, "elem_size": s, "objects": n, "bytes": b}
+                         for c, s, n, b in r.by_class],
+            "by_type": [{"type": t.name, "objects": t.objects, "bytes": t.bytes}
+                        for t in r.by_type[:args.top]],
+            "by_root": [{"kind": k, "name": name, "objects": n, "bytes": b}
+                        for k, name, n, b in r.by_root],
+            "errors": r.errors})
+    out = [f"live heap: {r.live_bytes} bytes ({size_text(r.live_bytes)}) in "
+           f"{r.live_objects} objects\n"]
+
+    def table(title, head, rows):
+        if not rows:
+            return
+        rows = [head] + rows
+        w = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        out.append(f"\n{title}\n")
+        for row in rows:
+            out.append("  " + "  ".join(c.rjust(w[i]) if i < len(head) - 1 else c
+                                        for i, c in enumerate(row)).rstrip() + "\n")
+
+    table("by type", ("bytes", "objects", "type"),
+          [(str(t.bytes), str(t.objects), t.name) for t in r.by_type[:args.top]])
+    table("by size class", ("bytes", "objects", "class", "size"),
+          [(str(b), str(n), str(c) if c else "large", str(s))
+           for c, s, n, b in sorted(r.by_class, key=lambda x: -x[3])[:args.top]])
+    table("by root (reachable from; roots share objects)", ("bytes", "objects", "root"),
+          [(str(b), str(n), f"globals of {name}" if k == "globals" else name)
+           for k, name, n, b in r.by_root])
+    out += [f"warning: {e}\n" for e in r.errors]
+    return "".join(out)
+
+
+register(View(
+    "heap", "The live heap, by type, size class and root, from a mark done as the GC does.",
+    _heap_run, _heap_args,
+    doc="""Marks from the GC's own roots (globals through the modules' GC bitmaps, every
+goroutine's frames through their stack maps, finalizers) with the heap's own pointer
+records (heap bits, malloc headers, span.largeType). Types are the runtime's where the
+heap records one, else the static type of a typed pointer to the object, else
+"untyped N B". Go 1.22 and later."""))
+
+
+def _paths_args(p):
+    p.add_argument("addr", metavar="ADDR", help="an address inside the object (hex or decimal)")
+    p.add_argument("--max", type=int, default=3, metavar="N", help="at most N paths (default 3)")
+    add_output_args(p)
+
+
+def _root_json(r) -> dict:
+    return {"kind": r.kind, "name": r.name, "goid": r.goid,
+            "variable": getattr(r, "variable", None), "type": getattr(r, "type_name", None)}
+
+
+def _root_text(r) -> str:
+    if r.kind == "stack":
+        var = f" {r.variable}" if getattr(r, "variable", None) else ""
+        return f"goroutine {r.goid} {r.name}{var}"
+    return f"{r.kind} {r.name}" if r.kind != "global" else r.name
+
+
+def _paths_run(ctx, args):
+    try:
+        addr = int(args.addr, 0)
+    except ValueError:
+        raise UsageError(f"not an address: {args.addr!r}") from None
+    if args.max <= 0:
+        raise UsageError("--max takes a positive number")
+    rt = ctx.runtime()
+    heapreport.require_heap(rt)
+    _walker, gs = ctx.walk(rt, depth=0)
+    obj, paths, errors = heapreport.paths_to(rt, gs, addr, args.max)
+    if args.json:
+        return json_text({
+            "go_version": rt.layout.go_version, "address": f"{addr:#x}",
+            "object": None if obj is None else
+            {"address": f"{obj[0]:#x}", "size": obj[1], "type": obj[2]},
+            "paths": [{"root": _root_json(p.root),
+                       "steps": [{"via": s.via, "address": f"{s.address:#x}", "size": s.size,
+                                  "type": s.type} for s in p.steps]} for p in paths],
+            "errors": errors})
+    if obj is None:
+        return f"{addr:#x} is not inside a live heap object\n" + \
+            "".join(f"warning: {e}\n" for e in errors)
+    out = [f"{addr:#x} is in the {obj[1]}-byte object at {obj[0]:#x}"
+           + (f" ({obj[2]})" if obj[2] else "") + "\n"]
+    if not paths:
+        out.append("no root reaches it: it is garbage the GC has not swept yet\n")
+    for i, p in enumerate(paths, 1):
+        out.append(f"\npath {i} ({len(p.steps)} pointer{'s' if len(p.steps) != 1 else ''}):\n")
+        out.append(f"  {_root_text(p.root)}" + (f" ({p.root.type_name})"
+                                                if getattr(p.root, "type_name", None) else "") + "\n")
+        for s in p.steps:
+            via = s.via if not s.via or s.via.startswith(("[", "+", "*")) else "." + s.via
+            out.append(f"    {via + ' ' if via else ''}-> {s.address:#x} "
+                       f"({s.type or 'untyped'}, {s.size} B)\n")
+    out += [f"warning: {e}\n" for e in errors]
+    return "".join(out)
+
+
+register(View(
+    "paths", "The shortest paths from a root (a global, a goroutine's frame) to the object "
+             "holding ADDR.",
+    _paths_run, _paths_args,
+    doc="""Each step names the field or index the pointer sits in where the type is known
+(a DWARF-typed root, a type the heap records, or the static type of the pointer that
+reached it), else its offset. Go 1.22 and later."""))
