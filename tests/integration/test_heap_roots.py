@@ -162,3 +162,162 @@ def test_heap_roots(toolchain, mode, go_target, tmp_path):
         via_dlv = _bridge_summary(t)
         _check(via_dlv, truth, toolchain)
         assert via_dlv == got
+
+
+# --- against the runtime's own record of every frame's pointer slots ----------------------
+DUMP_SRC = os.path.join(harness.REPO, "tests", "data", "heaproots", "heapdump")
+
+
+def _build_dump_program(toolchain):
+    """tests/data/heaproots/heapdump built with the toolchain (cached by source hash)."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(DUMP_SRC)):
+        with open(os.path.join(DUMP_SRC, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
+    info = harness.toolchain(toolchain)
+    h.update(json.dumps([info["version"], info.get("env", {})], sort_keys=True).encode())
+    final = os.path.join(harness.cache_dir(), "builds", toolchain,
+                         "heaproots-dump-" + h.hexdigest()[:16])
+    binary = os.path.join(final, "heapdump")
+    if os.access(binary, os.X_OK):
+        return binary
+    os.makedirs(os.path.dirname(final), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(final))
+    try:
+        p = subprocess.run([info["go"], "build", "-o", os.path.join(tmp, "heapdump"), "."],
+                           cwd=DUMP_SRC, env=harness.go_env(toolchain), capture_output=True,
+                           text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            assert os.access(binary, os.X_OK)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return binary
+
+
+def parse_heapdump(data):
+    """{goid: [(sp, size, function, [pointer slot offsets from sp])]} of the goroutines of
+    a runtime heap dump (runtime/heapdump.go's records), read up to its first OS thread."""
+    pos = 0
+    hdr = b"go1.7 heap dump\n"
+    assert data.startswith(hdr)
+    pos = len(hdr)
+
+    def uv():
+        nonlocal pos
+        v = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            v |= (b & 0x7f) << shift
+            shift += 7
+            if b < 0x80:
+                return v
+
+    def mem():
+        nonlocal pos
+        n = uv()
+        pos += n
+        return data[pos - n:pos]
+
+    def fields():
+        out = []
+        while True:
+            kind = uv()
+            if kind == 0:
+                return out
+            out.append(uv())
+
+    gs, cur = {}, None
+    for _ in range(10_000_000):
+        tag = uv()
+        if tag == 1:      # object
+            uv(), mem(), fields()
+        elif tag == 2:    # other root
+            mem(), uv()
+        elif tag == 3:    # type
+            uv(), uv(), mem(), uv()
+        elif tag == 4:    # goroutine
+            uv(), uv()
+            goid = uv()
+            uv(), uv(), uv(), uv(), uv(), mem(), uv(), uv(), uv(), uv()
+            cur = gs[goid] = []
+        elif tag == 5:    # stack frame
+            sp = uv()
+            uv(), uv()
+            frame = mem()
+            uv(), uv(), uv()
+            name = mem().decode()
+            cur.append((sp, len(frame), name, fields()))
+        elif tag == 6:    # params
+            uv(), uv(), uv(), uv(), mem(), mem(), uv()
+        elif tag == 8:    # itab
+            uv(), uv()
+        elif tag == 14:   # defer
+            for _ in range(7):
+                uv()
+        elif tag == 15:   # panic
+            for _ in range(6):
+                uv()
+        elif tag in (0, 9):
+            break
+        else:
+            raise AssertionError("heap dump record %d at %d" % (tag, pos))
+    return gs
+
+
+def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
+    """Every parked goroutine's pointer words (of the program's 32) found by stack_roots against the runtime's
+    own heap dump of the same stacks (runtime/debug.WriteHeapDump: each frame's pointer
+    slots from its locals and args stack maps at the frame's pc): each slot the dump
+    lists that holds a heap pointer now (the goroutines stayed parked) is a root word,
+    and each root word the dump does not list lies in a frame with stack objects (which
+    the heap dump leaves out and the GC scans)."""
+    if _go_minor(harness.toolchain_go_version(toolchain)) < 22:
+        return
+    binary = _build_dump_program(toolchain)
+    from gdb_go_ext.runtime import walks
+    from gdb_go_ext.runtime.heaproots import FUNCDATA_StackObjects, stack_roots
+    with harness.run_fixture(binary, args=[str(tmp_path)], out_dir=str(tmp_path)) as fp:
+        with open(tmp_path / "heapdump", "rb") as f:
+            dump = parse_heapdump(f.read())
+        with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
+            rt = b.runtime()
+            walker, gs = walks.walk(rt, 0)
+            s = stack_roots(rt, gs)
+            assert s.errors == []
+            rows = {g.id: g for g in gs}
+            waiting = rt.layout.status.waiting
+            checked = slots = extra = 0
+            for goid, frames in dump.items():
+                g = rows.get(goid)
+                # the program's parked goroutines (the runtime's own, e.g. GC workers, may
+                # have moved between the dump and now)
+                if goid == 1 or g is None or g.status_code != waiting or \
+                        not any(f[2].startswith("main.") for f in frames):
+                    continue
+                mine = {int(a) for a, r in zip(s.addr, s.root) if s.root_goid[r] == goid and a}
+                listed = set()
+                for sp, size, name, offs in frames:
+                    for off in offs:
+                        a = sp + off
+                        listed.add(a)
+                        v = rt.mem.u64(a)
+                        if v and not g.stack_lo <= v < g.stack_hi:
+                            slots += 1
+                            assert a in mine, (toolchain, goid, name, hex(a), hex(v))
+                for a in mine - listed:
+                    fr = [f for f in frames if f[0] <= a < f[0] + f[1]]
+                    assert fr, (goid, hex(a))
+                    fn = rt.pclntab.lookup_func(fr[0][2])
+                    assert rt.pclntab.funcdata_addr(fn, FUNCDATA_StackObjects) is not None, \
+                        (goid, fr[0][2], hex(a))
+                    extra += 1
+                checked += 1
+            assert checked >= 32 and slots >= 32 * 2, (checked, slots)

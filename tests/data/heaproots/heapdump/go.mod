@@ -1,0 +1,3 @@
+module heapdump
+
+go 1.22
