@@ -114,7 +114,8 @@ class HeapObjects:
         self._hb = self._hb_loaded = None
         self._hb_width = 0
         self._tiles: dict = {}   # (type, words) -> pointer word indices
-        self._rtype_errors = len(rtypes(rt).errors)
+        rtypes(rt).forget_dynamic()
+        self._rtype_errors = 0
         if not self.lay.ok:
             self.errors.append("the heap views need Go 1.22+ (allocation headers): this runtime's "
                                "mspan has no largeType")

@@ -197,6 +197,16 @@ class RTypes:
         self._cache[addr] = t
         return t
 
+    def forget_dynamic(self) -> None:
+        """A new stop: drop the descriptors outside the modules' type sections (those the
+        runtime made in memory it may since have freed: unrolled GC programs) and the
+        error lines; the modules' own descriptors never change and stay."""
+        mods = self.modules()
+        self._cache = {a: t for a, t in self._cache.items()
+                       if t is not None and any(lo <= a < hi for lo, hi in mods)}
+        self.errors.clear()
+        self._seen_errors.clear()
+
     # --- names
     def modules(self) -> list:
         """[(types, etypes)] of every module (runtime.firstmoduledata and its .next)."""
