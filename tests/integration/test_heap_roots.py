@@ -202,8 +202,9 @@ def _build_dump_program(toolchain):
 
 
 def parse_heapdump(data):
-    """{goid: [(sp, size, function, [pointer slot offsets from sp])]} of the goroutines of
-    a runtime heap dump (runtime/heapdump.go's records), read up to its first OS thread."""
+    """({goid: [(sp, size, function, [pointer slot offsets from sp])]}, {"data"/"bss":
+    (address, [pointer slot offsets])}, [objects with a finalizer]) of a runtime heap
+    dump (runtime/heapdump.go's records), read up to its memstats."""
     pos = 0
     hdr = b"go1.7 heap dump\n"
     assert data.startswith(hdr)
@@ -234,7 +235,7 @@ def parse_heapdump(data):
                 return out
             out.append(uv())
 
-    gs, cur = {}, None
+    gs, cur, sections, finalizers = {}, None, {}, []
     for _ in range(10_000_000):
         tag = uv()
         if tag == 1:      # object
@@ -265,11 +266,20 @@ def parse_heapdump(data):
         elif tag == 15:   # panic
             for _ in range(6):
                 uv()
-        elif tag in (0, 9):
+        elif tag == 9:    # OS thread
+            uv(), uv(), uv()
+        elif tag in (12, 13):   # data, bss: the first module's, with its gcdata/gcbss mask
+            a = uv()
+            mem()
+            sections["data" if tag == 12 else "bss"] = (a, fields())
+        elif tag == 7:    # finalizer special
+            finalizers.append(uv())
+            uv(), uv(), uv(), uv()
+        elif tag in (0, 10, 11):
             break
         else:
             raise AssertionError("heap dump record %d at %d" % (tag, pos))
-    return gs
+    return gs, sections, finalizers
 
 
 def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
@@ -278,15 +288,18 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
     slots from its locals and args stack maps at the frame's pc): each slot the dump
     lists that holds a heap pointer now (the goroutines stayed parked) is a root word,
     and each root word the dump does not list lies in a frame with stack objects (which
-    the heap dump leaves out and the GC scans)."""
+    the heap dump leaves out and the GC scans). And the dump's data and bss pointer slots
+    (the modules' gcdata/gcbss masks) holding a word are exactly global_roots' words; its
+    finalizer records are special_roots' finalizers."""
     if _go_minor(harness.toolchain_go_version(toolchain)) < 22:
         return
     binary = _build_dump_program(toolchain)
     from gdb_go_ext.runtime import walks
-    from gdb_go_ext.runtime.heaproots import FUNCDATA_StackObjects, stack_roots
+    from gdb_go_ext.runtime.heaproots import (FUNCDATA_StackObjects, global_roots,
+                                              special_roots, stack_roots)
     with harness.run_fixture(binary, args=[str(tmp_path)], out_dir=str(tmp_path)) as fp:
         with open(tmp_path / "heapdump", "rb") as f:
-            dump = parse_heapdump(f.read())
+            dump, sections, finalizers = parse_heapdump(f.read())
         with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
             rt = b.runtime()
             walker, gs = walks.walk(rt, 0)
@@ -321,3 +334,15 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
                     extra += 1
                 checked += 1
             assert checked >= 32 and slots >= 32 * 2, (checked, slots)
+            # the globals: exactly the dump's data and bss pointer slots that hold a word
+            g = global_roots(rt)
+            assert g.errors == []
+            want = set()
+            for name in ("data", "bss"):
+                base, offs = sections[name]
+                want |= {base + o for o in offs if rt.mem.u64(base + o)}
+            assert want and {int(a) for a in g.addr} == want
+            # the finalizer specials (os.Stdin, Stdout, Stderr's files)
+            sp = special_roots(rt, None)
+            assert finalizers and sorted(r.name for r in sp.roots if r.kind == "finalizer") \
+                == sorted("finalizer of %#x" % o for o in finalizers)
