@@ -110,6 +110,7 @@ class HeapObjects:
         self.span_freeindex = np.zeros(0, dtype=np.int64)
         self.n = 0
         self.allocated = np.zeros(0, dtype=bool)
+        self.span_kinds = np.zeros(0, dtype=np.int8)
         self._hb_rows: Optional[np.ndarray] = None   # see _heap_bits
         self._hb = self._hb_loaded = None
         self._hb_width = 0
@@ -130,6 +131,7 @@ class HeapObjects:
             return
         self._read_spans(ptrs)
         self._read_alloc_bits()
+        self.span_kinds = self.span_kind(np.arange(len(self.span_base), dtype=np.int64))
 
     # --- reading
     def _allspans(self) -> np.ndarray:
@@ -286,9 +288,10 @@ class HeapObjects:
         out[ok] = g[ok]
         return out
 
-    def addr(self, idx) -> np.ndarray:
+    def addr(self, idx, s: Optional[np.ndarray] = None) -> np.ndarray:
+        """The address of each slot (0 where out of range); s: their span rows, if known."""
         idx = np.asarray(idx, dtype=np.int64)
-        s = self.span_of(idx)
+        s = self.span_of(idx) if s is None else s
         sc = np.maximum(s, 0)
         out = self.span_base[sc] + (idx - self.span_first[sc]).astype(np.uint64) * self.span_elemsize[sc]
         out[s < 0] = 0
@@ -334,17 +337,19 @@ class HeapObjects:
         idx = np.asarray(idx, dtype=np.int64)
         out_s, out_o, out_v = [], [], []
         s = self.span_of(idx)
-        ok = s >= 0
-        k = np.full(len(idx), NOSCAN, dtype=np.int8)
-        k[ok] = self.span_kind(s[ok])
+        k = np.where(s >= 0, self.span_kinds[np.maximum(s, 0)] if len(self.span_kinds)
+                     else NOSCAN, NOSCAN)
         cw = core_words(self.rt.mem)
         # small objects with heap bits, one size class at a time
         hb = np.nonzero(k == HEAPBITS)[0]
         if len(hb):
             sizes = self.span_elemsize[s[hb]]
-            for es in np.unique(sizes):
-                rows = hb[sizes == es]
-                self._heapbits(idx[rows], s[rows], int(es), cw, out_s, out_o, out_v)
+            if len(hb) == 1 or (sizes == sizes[0]).all():
+                self._heapbits(idx[hb], s[hb], int(sizes[0]), cw, out_s, out_o, out_v)
+            else:
+                for es in np.unique(sizes):
+                    rows = hb[sizes == es]
+                    self._heapbits(idx[rows], s[rows], int(es), cw, out_s, out_o, out_v)
         hd = np.nonzero(k == HEADER)[0]
         if len(hd):
             self._headers(idx[hd], s[hd], cw, out_s, out_o, out_v)
@@ -378,8 +383,9 @@ class HeapObjects:
             self._hb = np.zeros((len(hb), self._hb_width), dtype=np.uint64)
             self._hb_loaded = np.zeros(len(hb), dtype=bool)
         rows = self._hb_rows[spans]
-        need = np.unique(rows[~self._hb_loaded[rows]])
+        need = rows[~self._hb_loaded[rows]]
         if len(need):
+            need = np.unique(need)
             sp = np.nonzero(np.isin(self._hb_rows, need))[0]   # span rows, in need's order
             size = ((self.span_end[sp] - self.span_base[sp]) // np.uint64(64)).astype(np.int64)
             start = self.span_end[sp].astype(np.int64) - size
@@ -410,7 +416,7 @@ class HeapObjects:
         step = max(1, OBJ_CHUNK_BYTES // es)
         for lo in range(0, len(idx), step):
             ii, ss = idx[lo:lo + step], spans[lo:lo + step]
-            addrs = self.addr(ii)
+            addrs = self.addr(ii, ss)
             rows, hb = self._heap_bits(ss)
             wo = ((addrs - self.span_base[ss]) // np.uint64(8)).astype(np.int64)
             wi = wo[:, None] + np.arange(nw, dtype=np.int64)[None, :]
@@ -454,7 +460,7 @@ class HeapObjects:
 
     def _headers(self, idx, spans, cw, out_s, out_o, out_v) -> None:
         hs = self.lay.header_size
-        addrs = self.addr(idx)
+        addrs = self.addr(idx, spans)
         tw, ok = read_words(self.rt.mem, addrs, 8, cw=cw)
         types = np.where(ok, tw[:, 0], 0)
         es = self.span_elemsize[spans]
