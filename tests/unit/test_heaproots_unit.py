@@ -261,3 +261,40 @@ def _sleb(v):
             out.append(b)
             return bytes(out)
         out.append(b | 0x80)
+
+
+def test_a_thread_stopped_anywhere_is_scanned_conservatively(image):
+    """A running goroutine's innermost frame (a thread stopped at any instruction, where
+    no stack map holds) is scanned word by word, as the runtime scans an asynchronously
+    preempted frame: a superset of what its stack map says at a call."""
+    rt = runtime_of(image)
+    walker, gs = walks.walk(rt, 0)
+    rows = [g for g in gs if g.user is not None and g.user.function == "main.holdA"][:1]
+    g = rows[0]
+    precise = H.stack_roots(rt, rows)
+    g.status_code, g.thread = rt.layout.status.running, 1
+    trap = H.stack_roots(rt, [g])
+    assert trap.errors == [] and precise.errors == []
+    assert set(precise.value.tolist()) <= set(trap.value.tolist())
+    assert set(precise.addr.tolist()) <= set(trap.addr.tolist())
+    assert len(trap.value) >= len(precise.value)
+
+
+def test_stack_roots_are_made_on_demand_and_merge(image):
+    rt = runtime_of(image)
+    g, s, gs = roots(rt)
+    assert isinstance(s.roots, H.StackRoots) and len(s.roots) == len(s.root_goid)
+    first = s.roots[0]
+    assert first.kind == "stack" and first.goid == int(s.root_goid[0])
+    assert [r.goid for r in s.roots[:3]] == s.root_goid[:3].tolist()
+    both = list(g.roots) + s.roots
+    assert len(both) == len(g.roots) + len(s.roots)
+    sp = H.special_roots(rt, None)
+    m = H.merge(g, s, sp)
+    assert len(m.value) == len(g.value) + len(s.value) + len(sp.value)
+    assert len(m.roots) == len(g.roots) + len(s.roots) + len(sp.roots)
+    assert m.errors == g.errors + s.errors + sp.errors
+    assert m.roots[int(m.root[len(g.value)])].kind == "stack"
+    assert m.roots[int(m.root[0])].kind == "global"
+    assert (m.root_goid[:len(g.roots)] == -1).all()
+    assert (m.root_goid[len(g.roots):len(g.roots) + len(s.roots)] == s.root_goid).all()
