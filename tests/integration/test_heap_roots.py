@@ -354,3 +354,14 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
             sp = special_roots(rt, None)
             assert finalizers and sorted(r.name for r in sp.roots if r.kind == "finalizer") \
                 == sorted("finalizer of %#x" % o for o in finalizers)
+
+
+def test_heap_roots_pie(toolchain, tmp_path):
+    """A position-independent build, loaded at a bias: symbols, stack maps, stack objects'
+    masks and DWARF names are read from the file at the load bias (on the oldest toolchain
+    of the heap views and go1.26.6, on a core, through the bridge)."""
+    if toolchain not in ("go1.22.10", "go1.26.6"):
+        return
+    with harness.target_for("heap", toolchain, "core", str(tmp_path), pie=True) as t:
+        got = _bridge_summary(t)
+        _check(got, t.truth("heap"), toolchain)
