@@ -244,6 +244,7 @@ def parse_heapdump(data):
             out.append(uv())
 
     gs, cur, sections, finalizers = {}, None, {}, []
+    defers, gaddr = {}, {}
     for _ in range(10_000_000):
         tag = uv()
         if tag == 1:      # object
@@ -253,8 +254,9 @@ def parse_heapdump(data):
         elif tag == 3:    # type
             uv(), uv(), mem(), uv()
         elif tag == 4:    # goroutine
-            uv(), uv()
-            goid = uv()
+            ga = uv()
+            uv()
+            goid = gaddr[ga] = uv()
             uv(), uv(), uv(), uv(), uv(), mem(), uv(), uv(), uv(), uv()
             cur = gs[goid] = []
         elif tag == 5:    # stack frame
@@ -268,9 +270,9 @@ def parse_heapdump(data):
             uv(), uv(), uv(), uv(), mem(), mem(), uv()
         elif tag == 8:    # itab
             uv(), uv()
-        elif tag == 14:   # defer
-            for _ in range(7):
-                uv()
+        elif tag == 14:   # defer: d, gp, sp, pc, fn, fn.fn, link
+            d, gp, _, _, fn, _, _ = [uv() for _ in range(7)]
+            defers.setdefault(gaddr.get(gp), []).append((d, fn))
         elif tag == 15:   # panic
             for _ in range(6):
                 uv()
@@ -287,7 +289,7 @@ def parse_heapdump(data):
             break
         else:
             raise AssertionError("heap dump record %d at %d" % (tag, pos))
-    return gs, sections, finalizers
+    return gs, sections, finalizers, defers
 
 
 def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
@@ -296,7 +298,8 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
     slots from its locals and args stack maps at the frame's pc): each slot the dump
     lists that holds a heap pointer now (the goroutines stayed parked) is a root word,
     and each root word the dump does not list lies in a frame with stack objects (which
-    the heap dump leaves out and the GC scans). And the dump's data and bss pointer slots
+    the heap dump leaves out and the GC scans); its defer records (heap ones, in a loop)
+    and their funcs are root words of their goroutines. And the dump's data and bss pointer slots
     (the modules' gcdata/gcbss masks) holding a word are exactly global_roots' words; its
     finalizer records are special_roots' finalizers."""
     if _go_minor(harness.toolchain_go_version(toolchain)) < 22:
@@ -307,7 +310,7 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
                                               special_roots, stack_roots)
     with harness.run_fixture(binary, args=[str(tmp_path)], out_dir=str(tmp_path)) as fp:
         with open(tmp_path / "heapdump", "rb") as f:
-            dump, sections, finalizers = parse_heapdump(f.read())
+            dump, sections, finalizers, defers = parse_heapdump(f.read())
         with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
             rt = b.runtime()
             walker, gs = walks.walk(rt, 0)
@@ -342,6 +345,17 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
                     extra += 1
                 checked += 1
             assert checked >= 32 and slots >= 32 * 2, (checked, slots)
+            # the defer records scanstack adds: each deferring goroutine's 3 records (a
+            # defer in a loop: on the heap), the records and their funcs are its roots
+            deferring = [goid for goid, frames in dump.items()
+                         if any(f[2] == "main.deferring" for f in frames)]
+            assert len(deferring) == 8
+            for goid in deferring:
+                recs = defers.get(goid, [])
+                assert len(recs) == 3, recs
+                mine = {int(v) for v, r in zip(s.value, s.root) if s.root_goid[r] == goid}
+                for d, fn in recs:
+                    assert d in mine and (fn in mine or not fn), (goid, hex(d), hex(fn))
             # the globals: exactly the dump's data and bss pointer slots that hold a word
             g = global_roots(rt)
             assert g.errors == []
