@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 )
 
 type small struct {
@@ -56,6 +57,16 @@ func main() {
 		go hold(bufLen[0])
 	}
 	ready.Wait()
+	// a sleeping goroutine keeps the runtime from declaring a deadlock
+	slept := make(chan bool)
+	go func() {
+		time.Sleep(time.Millisecond)
+		slept <- true
+		for {
+			time.Sleep(time.Hour)
+		}
+	}()
+	<-slept
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
