@@ -68,10 +68,25 @@ def heap_state(rt, gs) -> HeapState:
     roots = [global_roots(rt), stack_roots(rt, gs), special_roots(rt, heap)]
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
-    marked = heapmark.mark(heap, heapmark._roots_values(roots), errors=errors)
-    state = HeapState(heap, roots, marked, errors)
+    marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors)
+    state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
     heap._gdb_go_ext_state = state
     return state
+
+
+def _fold_truncation(rt, errors: list) -> list:
+    """On a core cut short, the reads past the cut as one line: what lies before the cut
+    is marked, and the rest of the lines are other problems."""
+    direct = getattr(rt.target, "direct", None)
+    warn = getattr(direct, "warning", lambda: None)()
+    if not warn:
+        return errors
+    cut = [e for e in errors if "truncated core" in e]
+    rest = [e for e in errors if "truncated core" not in e]
+    if not cut:
+        return [warn] + rest
+    return [f"{warn}; {len(cut)} of the heap's tables lie past the cut, so only what they "
+            f"describe before it is marked (first: {cut[0]})"] + rest
 
 
 # --- go heap ------------------------------------------------------------------------
@@ -100,7 +115,9 @@ def _tally(keys: np.ndarray, sizes: np.ndarray) -> tuple:
     """(unique keys, counts, byte sums), biggest first."""
     if not len(keys):
         return keys, keys, keys
-    u, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    u = heapmark.unique(keys)
+    inv = np.searchsorted(u, keys)
+    counts = np.bincount(inv, minlength=len(u))
     sums = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
     order = np.lexsort((u, -sums))
     return u[order], counts[order], sums[order]
@@ -131,8 +148,9 @@ def heap_report(rt, gs) -> HeapReport:
     ids = tid[live]
     by_type = []
     if len(live):
-        u, inv = np.unique(ids, return_inverse=True)
-        cnt = np.bincount(inv)
+        u = heapmark.unique(ids)
+        inv = np.searchsorted(u, ids)
+        cnt = np.bincount(inv, minlength=len(u))
         byt = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
         for k in np.lexsort((u, -byt)).tolist():
             t = int(u[k])
@@ -141,7 +159,8 @@ def heap_report(rt, gs) -> HeapReport:
         # the rest by size
         rest = ids < 0
         if rest.any():
-            su, sc = np.unique(sizes[rest], return_counts=True)
+            su = heapmark.unique(sizes[rest])
+            sc = np.bincount(np.searchsorted(su, sizes[rest]), minlength=len(su))
             by_type += [Tally(f"untyped {int(z)} B", int(c), int(z) * int(c))
                         for z, c in zip(su.tolist(), sc.tolist())]
         by_type.sort(key=lambda t: (-t.bytes, t.name))
@@ -289,6 +308,7 @@ def object_types(rt, st: HeapState) -> tuple:
             tys.append(ty)
         return i
 
+    pointees: dict = {}
     live = np.flatnonzero(st.marked)
     rec = heap.type_of(live)
     by_addr: dict = {}
@@ -300,51 +320,78 @@ def object_types(rt, st: HeapState) -> tuple:
         if by_addr[a] >= 0:
             tid[live[i]] = by_addr[a]
             recorded[live[i]] = True
-    # one pointer away from typed roots
+    # one pointer away from typed roots: per (root type, offset), not per word
     for rs in (st.globals, st.stacks):
         if not len(rs.value):
             continue
         idx = heap.locate(rs.value)
-        for w in np.flatnonzero(idx >= 0).tolist():
-            o = int(idx[w])
-            if tid[o] >= 0:
+        hit = np.flatnonzero(idx >= 0)
+        if not len(hit):
+            continue
+        tnames, tname_of_root = _root_type_names(rs)
+        key = tname_of_root[rs.root[hit]].astype(np.int64) * (1 << 32) + \
+            (rs.offset[hit].astype(np.int64) & 0xFFFFFFFF)
+        keys, first = heapmark.unique_first(key)
+        inv = np.searchsorted(keys, key)
+        for k, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
+            name = tnames[kv >> 32] if kv >> 32 < len(tnames) else None
+            off = int(rs.offset[hit[f]])
+            ty = _go_pointee(rt, _gotype(rt, name), off) if name else None
+            if ty is None:
                 continue
-            r = rs.roots[int(rs.root[w])]
-            ty = _go_pointee(rt, _gotype(rt, getattr(r, "type_name", None)), int(rs.offset[w]))
-            if ty is not None:
-                tid[o] = intern(ty)
+            objs = idx[hit[inv == k]]
+            tid[objs[tid[objs] < 0]] = intern(ty)
     # then field by field, breadth first
     frontier = np.flatnonzero(tid >= 0)
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        src, off, val = heap.pointers(frontier)
-        if not len(val):
+        src, off, child = heapmark.edges(heap, frontier)
+        if not len(child):
             break
-        child = heap.locate(val)
-        ok = child >= 0
-        src, off, child = src[ok], off[ok], child[ok]
         ok = tid[child] < 0
         src, off, child = src[ok], off[ok], child[ok]
         sizes = heap.size(src).astype(np.int64)
         data = off - np.where(_has_header(sizes, recorded[src]), 8, 0)
         src_ids = tid[src]
-        for t in np.unique(src_ids).tolist():
+        for t in heapmark.unique(src_ids).tolist():
             ty = tys[t]
             if not ty.size:
                 continue
             m = np.flatnonzero(src_ids == t)
             rel = data[m] % ty.size
-            for r in np.unique(rel).tolist():
-                p = ty.pointee(rt, int(r))
+            for r in heapmark.unique(rel).tolist():
+                if (t, r) not in pointees:
+                    pointees[(t, r)] = ty.pointee(rt, int(r))
+                p = pointees[(t, r)]
                 if p is not None:
                     c = child[m[rel == r]]
                     tid[c[tid[c] < 0]] = intern(p)
-        new = np.unique(child)
+        new = heapmark.unique(child)
         frontier = new[tid[new] >= 0]
     st.types = (tid, tys)
     st.recorded = recorded
     return st.types
+
+
+def _root_type_names(rs) -> tuple:
+    """(distinct type names, the index of each root's type name in them; -1 for none),
+    from a stack root set's columns where it has them, not a Root object per root."""
+    roots = rs.roots
+    templates, tmpl = getattr(roots, "templates", None), getattr(roots, "tmpl", None)
+    if templates is not None and tmpl is not None:
+        names = [t[2] for t in templates]
+        return names, np.asarray(tmpl, dtype=np.int64)
+    names: list = []
+    pos: dict = {}
+    out = np.empty(len(roots), dtype=np.int64)
+    for i, r in enumerate(roots):
+        n = getattr(r, "type_name", None)
+        if n not in pos:
+            pos[n] = len(names)
+            names.append(n)
+        out[i] = pos[n]
+    return names, out
 
 
 # --- types along a path ------------------------------------------------------------------
@@ -409,10 +456,17 @@ def retained_by(rt, gs, group_of_goid: dict, groups: int) -> heapmark.Retained:
     st = heap_state(rt, gs)
     heap = st.heap
     s = st.stacks
-    goids = np.array([r.goid if r.goid is not None else -1 for r in s.roots] or [-1],
-                     dtype=np.int64)
-    lut = np.array([group_of_goid.get(int(g), -1) for g in goids.tolist()], dtype=np.int64)
-    word_group = lut[s.root] if len(s.roots) else np.zeros(0, np.int64)
+    goids = np.asarray(s.root_goid, dtype=np.int64)
+    if len(goids) and len(group_of_goid):
+        keys = np.fromiter(group_of_goid.keys(), dtype=np.int64, count=len(group_of_goid))
+        vals = np.fromiter(group_of_goid.values(), dtype=np.int64, count=len(group_of_goid))
+        order = np.argsort(keys)
+        keys, vals = keys[order], vals[order]
+        at = np.clip(np.searchsorted(keys, goids), 0, len(keys) - 1)
+        lut = np.where(keys[at] == goids, vals[at], -1)
+    else:
+        lut = np.full(len(goids), -1, dtype=np.int64)
+    word_group = lut[s.root] if len(goids) else np.zeros(0, np.int64)
     mine = word_group >= 0
     errors = list(st.errors)
     base = heapmark.mark(heap, heapmark._roots_values(

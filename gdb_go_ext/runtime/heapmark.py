@@ -20,6 +20,25 @@ SHARED = -2        # an owner label: kept alive by more than one group (or by ot
 UNREACHED = -1
 
 
+def unique(a: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an int array. (numpy 2's np.unique hashes: 60 times
+    slower than a sort on a million random slot indices.)"""
+    if len(a) < 2:
+        return np.asarray(a)
+    b = np.sort(a)
+    return b[np.r_[True, b[1:] != b[:-1]]]
+
+
+def unique_first(a: np.ndarray) -> tuple:
+    """(the sorted distinct values, the index of each one's first occurrence in a)."""
+    if not len(a):
+        return a, np.zeros(0, np.int64)
+    order = np.argsort(a, kind="stable")
+    b = a[order]
+    m = np.r_[True, b[1:] != b[:-1]]
+    return b[m], order[m]
+
+
 def _roots_values(rootsets, keep=None) -> np.ndarray:
     """The pointer words of some roots: every word of the root sets, or those whose
     per-word mask in keep (a list parallel to rootsets) is True."""
@@ -32,14 +51,67 @@ def _roots_values(rootsets, keep=None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
-def _children(heap, objs: np.ndarray) -> tuple:
-    """(source object, child object) of every pointer from objs into an allocated slot."""
-    src, _off, val = heap.pointers(objs)
+class Graph:
+    """The pointers between the objects of a full mark, kept so that every later pass
+    (types, the marks per root, owners, paths) reads no memory: for each source slot,
+    its pointers' offsets and target slots, sorted by source (CSR). covered: the slots
+    whose pointers it holds."""
+
+    def __init__(self, n: int, src: np.ndarray, off: np.ndarray, child: np.ndarray,
+                 covered: np.ndarray):
+        order = np.argsort(src, kind="stable")
+        small = n < (1 << 31)
+        self.child = child[order].astype(np.int32 if small else np.int64)
+        self.off = off[order].astype(np.int32 if int(off.max(initial=0)) < (1 << 31)
+                                     else np.int64)
+        self.start = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n), out=self.start[1:])
+        self.covered = covered
+
+    def edges(self, objs: np.ndarray) -> tuple:
+        """(source, offset, target) of every pointer from objs (all covered)."""
+        starts = self.start[objs]
+        lens = self.start[objs + 1] - starts
+        total = int(lens.sum())
+        if not total:
+            z = np.zeros(0, np.int64)
+            return z, z, z
+        src = np.repeat(objs, lens)
+        first = np.cumsum(lens) - lens
+        pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts, lens)
+        return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
+
+
+def _read_edges(heap, objs: np.ndarray) -> tuple:
+    src, off, val = heap.pointers(objs)
     if not len(val):
-        return src, src
+        z = np.zeros(0, np.int64)
+        return z, z, z
     child = heap.locate(val)
     ok = child >= 0
-    return src[ok], child[ok]
+    return src[ok], off[ok], child[ok]
+
+
+def edges(heap, objs: np.ndarray) -> tuple:
+    """(source, offset, target slot) of every pointer from objs into an allocated slot:
+    from the heap's Graph where it covers them, else read."""
+    g = getattr(heap, "graph", None)
+    if not len(objs):
+        z = np.zeros(0, np.int64)
+        return z, z, z
+    if g is None:
+        return _read_edges(heap, objs)
+    cov = g.covered[objs]
+    if cov.all():
+        return g.edges(objs)
+    a, b = g.edges(objs[cov]), _read_edges(heap, objs[~cov])
+    return tuple(np.concatenate([x, y]) for x, y in zip(a, b))
+
+
+def _children(heap, objs: np.ndarray) -> tuple:
+    """(source object, child object) of every pointer from objs into an allocated slot."""
+    src, _off, child = edges(heap, objs)
+    return src, child
 
 
 def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
@@ -49,16 +121,39 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     reachable beyond it are added to a copy of it."""
     marked = np.zeros(heap.n, dtype=bool) if base is None else base.copy()
     idx = heap.locate(np.asarray(values, dtype=np.uint64))
-    frontier = np.unique(idx[idx >= 0])
+    frontier = unique(idx[idx >= 0])
     for _ in range(MAX_DEPTH):
         frontier = frontier[~marked[frontier]]
         if not len(frontier):
             return marked
         marked[frontier] = True
         _src, child = _children(heap, frontier)
-        frontier = np.unique(child)
+        frontier = unique(child[~marked[child]])
     if errors is not None:
         errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
+    return marked
+
+
+def full_mark(heap, values: np.ndarray, errors: Optional[list] = None) -> np.ndarray:
+    """mark() from every root, keeping the pointers it followed as heap.graph."""
+    marked = np.zeros(heap.n, dtype=bool)
+    idx = heap.locate(np.asarray(values, dtype=np.uint64))
+    frontier = unique(idx[idx >= 0])
+    parts = []
+    for _ in range(MAX_DEPTH):
+        frontier = frontier[~marked[frontier]]
+        if not len(frontier):
+            break
+        marked[frontier] = True
+        src, off, child = _read_edges(heap, frontier)
+        parts.append((src, off, child))
+        frontier = unique(child[~marked[child]])
+    else:
+        if errors is not None:
+            errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
+    cat = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
+           for k in range(3)]
+    heap.graph = Graph(heap.n, cat[0], cat[1], cat[2], marked)
     return marked
 
 
@@ -142,20 +237,17 @@ def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tupl
     idx = heap.locate(np.asarray(values, dtype=np.uint64))
     words = np.flatnonzero(idx >= 0)
     obj = idx[words]
-    obj, first = np.unique(obj, return_index=True)
+    obj, first = unique_first(obj)
     parent[obj] = -words[first] - 2
     depth[obj] = 0
     frontier = obj
     for d in range(1, MAX_DEPTH):
         if not len(frontier):
             return parent, poff, depth
-        src, off, val = heap.pointers(frontier)
-        child = heap.locate(val) if len(val) else np.zeros(0, np.int64)
-        ok = child >= 0
-        src, off, child = src[ok], off[ok], child[ok]
+        src, off, child = edges(heap, frontier)
         new = depth[child] < 0
         src, off, child = src[new], off[new], child[new]
-        child, first = np.unique(child, return_index=True)
+        child, first = unique_first(child)
         parent[child] = src[first]
         poff[child] = off[first]
         depth[child] = d
@@ -205,10 +297,10 @@ def shortest_paths(heap, values: np.ndarray, target: int, max_paths: int,
     reached = np.flatnonzero(depth >= 0)
     chunk = 1 << 16
     for s in range(0, len(reached), chunk):
-        src, off, val = heap.pointers(reached[s:s + chunk])
-        if not len(val):
+        src, off, child = edges(heap, reached[s:s + chunk])
+        if not len(child):
             continue
-        hit = heap.locate(val) == target
+        hit = child == target
         for o, k in zip(src[hit], off[hit]):
             o, k = int(o), int(k)
             if paths and len(paths[0].steps) >= 2 and int(parent[target]) == o \

@@ -13,6 +13,7 @@ reachable. The truth:
 - the address of an object reachable only through the global map main.registry.
 """
 import json
+import os
 import sys
 
 import pytest
@@ -139,3 +140,41 @@ def test_heap_needs_go_1_22(toolchain):
         assert len(err.strip().splitlines()) == 1
     assert r.block("after") == "alive"
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_heap_on_a_core_cut_in_the_heap(tmp_path):
+    """A core cut short in the middle of a heap arena (at the needle, laid out as the
+    kernel writes one): `go heap` and `go paths` give what they can read, with one
+    warning line, in gdb and through the bridge; gdb stays usable."""
+    import subprocess
+    from test_goroutines_scale import file_offset, kernel_layout
+    tc = harness.matrix_names()[-2]
+    with harness.target_for("heap", tc, "core") as t:
+        truth = t.truth("heap")
+        whole = str(tmp_path / "whole.core")
+        kernel_layout(t.core, whole)
+        at = file_offset(whole, int(truth["needle"], 16))
+        assert at is not None
+        cut = str(tmp_path / "cut.core")
+        with open(whole, "rb") as src, open(cut, "wb") as dst:
+            dst.write(src.read(at))
+        os.remove(whole)
+        r = harness.run_gdb(t.binary, core=cut, commands=[
+            ("heap", "go heap --json"), ("text", "go heap --top 3"),
+            ("paths", "go paths %s" % truth["needle"]),
+            ("after", "python print('still usable')")], timeout=300)
+        bridge = subprocess.run([sys.executable, "-m", "delve_bridge", "core", t.binary, cut,
+                                 "heap", "--json"], capture_output=True, text=True,
+                                timeout=300, cwd=harness.REPO)
+    assert "Traceback" not in r.stdout + r.stderr + bridge.stderr
+    assert r.block("after").strip() == "still usable"
+    for out in (r.block("heap"), bridge.stdout):
+        got = json.loads(out)
+        # a partial result (the spans' own memory is mapped above the arenas, so past
+        # the cut: nothing can be located) and one line that says why
+        assert got["live_bytes"] < truth["heap_alloc"], got["live_bytes"]
+        assert len(got["errors"]) == 1, got["errors"]
+        assert got["errors"][0].startswith("the core file is truncated (")
+    text = r.block("text")
+    assert text.startswith("live heap: ") and "warning: " in text
+    assert r.error("paths") is None

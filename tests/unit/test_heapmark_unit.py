@@ -113,3 +113,31 @@ def test_random_graphs_against_a_plain_search(seed):
         todo += [j for _, j in edges[i] if j not in free]
     m = heapmark.mark(h, np.array([ptr(int(r)) for r in roots], np.uint64))
     assert set(np.flatnonzero(m).tolist()) == seen
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_kept_graph_answers_as_memory_does(seed):
+    """After full_mark keeps the pointers it followed, marks, owners and paths read
+    no memory and answer as they do when reading it."""
+    rng = np.random.default_rng(100 + seed)
+    n = 80
+    edges = {i: [(8 * k, int(j)) for k, j in enumerate(rng.integers(0, n, rng.integers(0, 4)))]
+             for i in range(n)}
+    roots = np.array([ptr(int(r)) for r in rng.integers(0, n, 5)], np.uint64)
+    plain = FakeHeap(n, edges)
+    kept = FakeHeap(n, edges)
+    full = heapmark.full_mark(kept, roots)
+    assert (full == heapmark.mark(plain, roots)).all()
+    calls = kept.calls
+    sub = roots[:2]
+    assert (heapmark.mark(kept, sub) == heapmark.mark(plain, sub)).all()
+    base = heapmark.mark(plain, roots[:1])
+    seeds, labels = roots[1:], np.arange(len(roots) - 1)
+    assert (heapmark.owners(kept, base, seeds, labels) ==
+            heapmark.owners(plain, base, seeds, labels)).all()
+    for target in np.flatnonzero(full)[:10].tolist():
+        a = heapmark.shortest_paths(kept, roots, target, 3)
+        b = heapmark.shortest_paths(plain, roots, target, 3)
+        assert [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in a] == \
+            [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in b]
+    assert kept.calls == calls     # nothing read after the full mark
