@@ -94,7 +94,8 @@ class RootSet:
         return len(self.value)
 
     def __repr__(self) -> str:
-        return f"RootSet({len(self.roots)} roots, {len(self.value)} words, {len(self.errors)} errors)"
+        return (f"RootSet({len(self.roots)} roots, {len(self.value)} words, "
+                f"{len(self.errors)} errors)")
 
 
 def merge(*sets: RootSet) -> RootSet:
@@ -977,7 +978,8 @@ def stack_roots(rt, goroutines) -> RootSet:
         errors.add(f"{k} goroutines: sp outside their stack (not scanned)")
         bad_rows |= ~ok_start
     depth = np.where(ok_start, hi - sp, 0).astype(np.uint64)
-    keys = np.stack([pc, depth, trap.astype(np.uint64)], axis=1) if n else np.zeros((0, 3), np.uint64)
+    keys = np.stack([pc, depth, trap.astype(np.uint64)], axis=1) if n else \
+        np.zeros((0, 3), np.uint64)
     order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0])) if n else np.zeros(0, np.int64)
     order = order[ok_start[order]]
     if len(order):
@@ -1131,7 +1133,6 @@ def _scan(sc, rec: _Recipe, rows: np.ndarray, goid, sp, lo, hi, extras: dict, ou
 # --- specials --------------------------------------------------------------------------
 MAX_SPANS = 1 << 24                   # 128 GiB of heap in one-page spans
 MAX_SPAN_ERRORS = 64                  # unreadable spans or specials before giving up
-SPECIALS_PAGE = 8192
 
 
 def _kinds(rt) -> dict:

@@ -1,3 +1,3 @@
 module heapdump
 
-go 1.22
+go 1.19
