@@ -19,14 +19,31 @@ def render(*renderables, color: bool = False, width: int = 120) -> str:
 
 def write_file(path: str, text) -> str:
     """Write a view (a string, or a list of pieces of one) to -o FILE; the line to show
-    instead. One sentence if it cannot."""
+    instead. One sentence if it cannot.
+
+    A regular file that exists is written over in place and then cut at the end of
+    what was written (also when the writing stops early), which leaves the same bytes
+    as truncating it first: rewriting a 1.3 GB JSON dump that way reuses its blocks
+    and cached pages, where truncating frees them and ext4 then writes the new ones
+    back on close (auto_da_alloc), about a second at 1M goroutines."""
+    import os
+    import stat
     from ..errors import GoExtError
     try:
-        with open(path, "w", encoding="utf-8") as f:
-            if isinstance(text, str):
-                f.write(text)
-            else:
-                f.writelines(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        with open(fd, "w", encoding="utf-8") as f:
+            try:
+                if isinstance(text, str):
+                    f.write(text)
+                else:
+                    f.writelines(text)
+            finally:
+                if regular:
+                    f.truncate()
     except OSError as e:
         raise GoExtError(f"cannot write {path}: {e.strerror or e}") from None
     return f"wrote {path}\n"
