@@ -357,9 +357,13 @@ class TableBucket(_TableRows):
         if bi is None:
             return []
         blocked = self._table.base.blocked
-        u, counts = self._per(bi)
-        return [(blocked[i], n) for i, n in _counted((i, n) for i, n in zip(u, counts)
-                                                     if i >= 0)[:3]]
+        # the three most common, ties in order of first row (_counted's order), without
+        # a Python step per distinct object (a quarter million at 1M goroutines)
+        u, first, counts = np.unique(bi[self._rows], return_index=True, return_counts=True)
+        some = u >= 0
+        u, first, counts = u[some], first[some], counts[some]
+        top = np.lexsort((first, -counts))[:3]
+        return [(blocked[int(u[j])], int(counts[j])) for j in top.tolist()]
 
 
 def _table_bucket(t, similar: bool) -> list:

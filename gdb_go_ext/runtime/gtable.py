@@ -82,6 +82,62 @@ class _CoreWords:
         except (OSError, ValueError, AttributeError):
             self._mmap = None
 
+    def read_strided(self, addrs: np.ndarray, size: int, stride: int, buf) -> Optional[np.ndarray]:
+        """size bytes at each of addrs into buf (a bytearray) at i * stride, copied from
+        the file with one pread per run of ranges that lie stride apart in it (gs of one
+        size class, 17 to a span): which of them the core holds (the others zeros), or
+        None without a file to read. Where the mapping would fault in and give back
+        every page of the gs, this copies them once (a third of the time at 1M)."""
+        fd = self._fd()
+        if fd is None:
+            return None
+        import os
+        m = len(addrs)
+        offs, held = self.locate(addrs, size)
+        mv = memoryview(buf)
+        if not held.all():
+            for i in np.flatnonzero(~held).tolist():
+                mv[i * stride:i * stride + size] = bytes(size)
+        o = offs.astype(np.int64)
+        new = np.ones(m, dtype=bool)
+        new[1:] = (np.diff(o) != stride) | ~held[1:] | ~held[:-1]
+        starts = np.flatnonzero(new & held)
+        ends = np.append(np.flatnonzero(new)[1:], m)
+        ends = ends[np.searchsorted(np.flatnonzero(new), starts)]
+        try:
+            for a, b, off in zip(starts.tolist(), ends.tolist(), o[starts].tolist()):
+                want = (b - a - 1) * stride + size
+                got = os.preadv(fd, [mv[a * stride:a * stride + want]], off)
+                if got != want:
+                    for i in range(a, b):
+                        if (i - a) * stride + size > got:
+                            held[i] = False
+                            mv[i * stride:i * stride + size] = bytes(size)
+        except OSError:
+            return None
+        return held
+
+    def __del__(self):
+        fd = getattr(self, "_file", None)
+        if fd is not None and fd is not False:
+            import os
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _fd(self):
+        fd = getattr(self, "_file", False)
+        if fd is False:
+            import os
+            path = getattr(self.core, "path", None)
+            try:
+                fd = os.open(path, os.O_RDONLY) if path else None
+            except OSError:
+                fd = None
+            self._file = fd
+        return fd
+
     def _view(self, dtype):
         v = self._views.get(dtype)
         if v is None:
@@ -481,7 +537,26 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
             kept_addrs[w:w + j] = addrs[lo:lo + m][keep]
         w += j
 
-    if cw is not None:
+    if cw is not None and cw._fd() is not None:
+        stride = walker.g_stride(addrs[:1025].tolist())
+        dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
+                       "offsets": [offs[k] for k in dtypes], "itemsize": stride})
+        scratch = bytearray(min(n, CORE_CHUNK) * stride + stride)
+        for lo in range(0, n, CORE_CHUNK):
+            if progress and not lo % (CORE_CHUNK * 8):
+                progress(lo // 2, n)
+            chunk = addrs[lo:lo + CORE_CHUNK]
+            m = len(chunk)
+            held = cw.read_strided(chunk, glay.size, stride, scratch)
+            if held is None:
+                cw = None
+                w, unread = 0, 0
+                break
+            unread += int(m - np.count_nonzero(held))
+            keep_rows(lo, m, np.frombuffer(scratch, dtype=dt, count=m).__getitem__, held)
+        else:
+            cw = False
+    if cw:
         for lo in range(0, n, CORE_CHUNK):
             if progress and not lo % (CORE_CHUNK * 8):
                 progress(lo // 2, n)
@@ -495,7 +570,7 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
             cw.release(goffs[held], glay.size)
         if cw is None:
             w, unread = 0, 0
-    if cw is None:
+    if cw is None:   # (False: read above)
         stride = walker.g_stride(addrs[:1025].tolist())
         dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
                        "offsets": [offs[k] for k in dtypes], "itemsize": stride})
@@ -860,14 +935,13 @@ class BlockedTable(Sequence):
 
 
 def _distinct_rows(m: np.ndarray) -> tuple:
-    """(distinct rows of a uint64 matrix, per row its index there)."""
+    """(distinct rows of a uint64 matrix, per row its index there): numbered by first
+    row (factorize), where sorting the rows as bytes took half a second at 1M."""
     m = np.ascontiguousarray(m)
     if not len(m):
         return m, np.zeros(0, np.int64)
-    u, inv = np.unique(m.view(np.dtype((np.void, m.shape[1] * 8))).reshape(-1),
-                       return_inverse=True)
-    return np.frombuffer(u.tobytes(), dtype=np.uint64).reshape(len(u), m.shape[1]), \
-        inv.reshape(-1)
+    codes, firsts = factorize([m[:, j] for j in range(m.shape[1])])
+    return m[firsts], codes
 
 
 def fill_blocked(walker, base: Base) -> None:

@@ -203,6 +203,7 @@ class CoreMem:
     """Reads of the segments a core file holds in full (filesz == memsz)."""
 
     def __init__(self, path: str):
+        self.path = path
         self.elf = ElfFile.open(path)
         segs = sorted((s for s in self.elf.segments if s.type == PT_LOAD and s.filesz == s.memsz
                        and s.filesz > 0), key=lambda s: s.vaddr)

@@ -428,10 +428,22 @@ def _blocked_texts(blocked, line: _JsonLines) -> list:
     segments = getattr(blocked, "segments", None)
     if segments is None:
         return [line.blocked(on) for on in blocked]
+    import numpy as np
     out = []
     for kind, m in segments:
         head = '"semaphore ' if kind == "sema" else '"channel '
-        out += [head + ", ".join([hex(a) for a in row if a]) + '"' for row in m.tolist()]
+        texts = np.empty(len(m), dtype=object)
+        # rows are packed to the left (k addresses, then zeros): the rows of one k at once
+        nz = np.count_nonzero(m, axis=1)
+        packed = (nz == np.count_nonzero(np.cumprod(m != 0, axis=1), axis=1)) & (nz != 0)
+        for k in np.unique(nz[packed]).tolist():
+            rows = np.flatnonzero(packed & (nz == k))
+            fmt = (head + ", ".join(["0x%x"] * k) + '"').__mod__
+            texts[rows] = list(map(fmt, m[rows, 0].tolist() if k == 1 else
+                                   zip(*m[rows, :k].T.tolist())))
+        for i in np.flatnonzero(~packed).tolist():
+            texts[i] = head + ", ".join([hex(a) for a in m[i].tolist() if a]) + '"'
+        out += texts.tolist()
     return out
 
 
