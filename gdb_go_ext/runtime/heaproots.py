@@ -355,8 +355,9 @@ class _FuncInfo:
 
 
 class _StackScanner:
-    def __init__(self, rt, errors: _Errors):
+    def __init__(self, rt, errors: _Errors, names: bool = True):
         self.rt, self.errors = rt, errors
+        self.use_names = names
         self.tab = rt.pclntab
         self.mem = rt.mem
         self.injected = injected_functions(rt.layout.go_version)
@@ -450,7 +451,7 @@ class _StackScanner:
 
     def template(self, function: str, fn_entry: int, cfa_off: int, pc: int) -> tuple:
         """(template id, offset in it) of the frame word at CFA + cfa_off, at pc."""
-        var = self.names.variable(fn_entry, cfa_off, function, pc)
+        var = self.names.variable(fn_entry, cfa_off, function, pc) if self.use_names else None
         if var is None:
             key = (function, None)
             base = 0
@@ -949,16 +950,18 @@ def _extras(rt, addr: np.ndarray, lo: np.ndarray, hi: np.ndarray, errors: _Error
     return out
 
 
-def stack_roots(rt, goroutines) -> RootSet:
+def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
     """The pointer words of every goroutine's stack as scanstack finds them (see the
     module's doc). goroutines: a walk's GoroutineTable (its columns are used) or any
     iterable of Goroutine-like rows (id, addr, pc, sp, stack_lo, stack_hi, status_code,
-    thread)."""
+    thread). names=False: no DWARF read (variable and type_name None, offsets from the
+    frame's CFA): the same words, without the first call's naming cost (about 0.6 s
+    of 1.0 on a core of 100k goroutines)."""
     errors = _Errors()
     goid, gaddr, pc, sp, lo, hi, trap = _g_rows(rt, goroutines)
     n = len(goid)
     try:
-        sc = _StackScanner(rt, errors)
+        sc = _StackScanner(rt, errors, names)
     except DecodeError as e:
         return RootSet(errors=[f"stacks not scanned: {e}"])
     extras = _extras(rt, gaddr, lo, hi, errors)

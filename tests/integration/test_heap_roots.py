@@ -319,6 +319,11 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
             walker, gs = walks.walk(rt, 0)
             s = stack_roots(rt, gs)
             assert s.errors == []
+            # without DWARF names: the same words at the same places
+            bare = stack_roots(rt, gs, names=False)
+            assert sorted(zip(bare.addr.tolist(), bare.value.tolist())) == \
+                sorted(zip(s.addr.tolist(), s.value.tolist()))
+            assert all(r.variable is None for r in bare.roots)
             rows = {g.id: g for g in gs}
             waiting = rt.layout.status.waiting
             checked = slots = extra = 0
