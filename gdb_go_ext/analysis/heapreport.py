@@ -65,6 +65,7 @@ def heap_state(rt, gs) -> HeapState:
     if cached is not None:
         return cached
     errors = list(heap.errors)
+    # (with DWARF's names and types of frame variables: they type what they point at)
     roots = [global_roots(rt), stack_roots(rt, gs), special_roots(rt, heap)]
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
@@ -125,6 +126,8 @@ def _tally(keys: np.ndarray, sizes: np.ndarray) -> tuple:
 
 def _package(symbol: str) -> str:
     """The package of a global's symbol: "net/http.DefaultClient" -> "net/http"."""
+    if symbol.startswith("0x"):
+        return "data without a symbol"
     slash = symbol.rfind("/")
     dot = symbol.find(".", slash + 1)
     return symbol[:dot] if dot > 0 else symbol
@@ -148,14 +151,17 @@ def heap_report(rt, gs) -> HeapReport:
     ids = tid[live]
     by_type = []
     if len(live):
-        u = heapmark.unique(ids)
-        inv = np.searchsorted(u, ids)
+        arrays = holds_array(st, live, ids, sizes)
+        key = np.where(ids >= 0, ids.astype(np.int64) * 2 + arrays, -1)
+        u = heapmark.unique(key)
+        inv = np.searchsorted(u, key)
         cnt = np.bincount(inv, minlength=len(u))
         byt = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
         for k in np.lexsort((u, -byt)).tolist():
             t = int(u[k])
             if t >= 0:
-                by_type.append(Tally(names[t].name, int(cnt[k]), int(byt[k])))
+                by_type.append(Tally(("[]" if t & 1 else "") + names[t >> 1].name,
+                                     int(cnt[k]), int(byt[k])))
         # the rest by size
         rest = ids < 0
         if rest.any():
@@ -184,6 +190,16 @@ def heap_report(rt, gs) -> HeapReport:
                                 n, int(heap.size(np.flatnonzero(m)).sum())))
     by_root.sort(key=lambda r: (-r[3], r[1]))
     return HeapReport(int(sizes.sum()), len(live), by_class, by_type, by_root, st.errors)
+
+
+def holds_array(st: HeapState, objs: np.ndarray, ids: np.ndarray,
+                sizes: np.ndarray) -> np.ndarray:
+    """Whether each typed object holds an array of its type (a slice's backing array, a
+    make([]T, n)): room for two or more values after its malloc header."""
+    tys = st.types[1]
+    tsize = np.array([t.size for t in tys] + [0], dtype=np.int64)[ids]   # (-1: the 0)
+    data = sizes - np.where(_has_header(sizes, st.recorded[objs]), 8, 0)
+    return (tsize > 0) & (data >= 2 * tsize)
 
 
 def _has_header(sizes: np.ndarray, recorded: np.ndarray) -> np.ndarray:
@@ -474,6 +490,17 @@ def retained_by(rt, gs, group_of_goid: dict, groups: int) -> heapmark.Retained:
     return heapmark.retained(heap, base, s.value[mine], word_group[mine], groups, errors)
 
 
+def retained_each(rt, gs) -> tuple:
+    """(goids, bytes, objects), biggest first: what each goroutine alone keeps alive
+    (every goroutine its own group)."""
+    st = heap_state(rt, gs)
+    goids = heapmark.unique(np.asarray(st.stacks.root_goid, dtype=np.int64))
+    goids = goids[goids >= 0]
+    kept = retained_by(rt, gs, dict(zip(goids.tolist(), range(len(goids)))), len(goids))
+    order = np.lexsort((goids, -kept.bytes))
+    return goids[order], kept.bytes[order], kept.objects[order], kept.errors
+
+
 # --- go paths -------------------------------------------------------------------------------
 @dataclass
 class PathStep:
@@ -532,8 +559,17 @@ def paths_to(rt, gs, addr: int, max_paths: int) -> tuple:
                 hdr = 8 if st.recorded[prev[3]] and MIN_HEADER < prev[1] <= MAX_SMALL else 0
                 step_via = prev[2].via(rt, s.offset - hdr) if s.offset >= hdr else \
                     f"+{s.offset:#x}"
-            steps.append(PathStep(a, sz, ty.name if ty is not None else None, step_via))
+            steps.append(PathStep(a, sz, _held(st, s.obj, sz, ty), step_via))
             prev = (a, sz, ty, s.obj)
         out.append(HeapPath(root, via, steps))
     obj = obj_info(target)
-    return (obj[0], obj[1], obj[2].name if obj[2] is not None else None), out, errors
+    return (obj[0], obj[1], _held(st, target, obj[1], obj[2])), out, errors
+
+
+def _held(st: HeapState, obj: int, size: int, ty) -> Optional[str]:
+    """What an object holds, by name: T, or []T for an array of them."""
+    if ty is None:
+        return None
+    o = np.array([obj])
+    arr = holds_array(st, o, st.types[0][o], np.array([size], dtype=np.int64))[0]
+    return ("[]" if arr else "") + ty.name

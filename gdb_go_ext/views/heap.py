@@ -52,7 +52,8 @@ def _heap_run(ctx, args):
           [(str(b), str(n), str(c) if c else "large", str(s))
            for c, s, n, b in sorted(r.by_class, key=lambda x: -x[3])[:args.top]])
     table("by root (reachable from; roots share objects)", ("bytes", "objects", "root"),
-          [(str(b), str(n), f"globals of {name}" if k == "globals" else name)
+          [(str(b), str(n), f"globals of {name}" if k == "globals" and " " not in name
+            else name)
            for k, name, n, b in r.by_root])
     out += [f"warning: {e}\n" for e in r.errors]
     return "".join(out)

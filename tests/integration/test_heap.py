@@ -50,6 +50,8 @@ def check_heap(got, truth):
     # the tree's nodes (64 B, reached from main.tree through typed pointers)
     types = {t["type"]: t for t in got["by_type"]}
     assert types["main.node"]["objects"] >= truth["tree_nodes"], types.get("main.node")
+    # the buffers, typed by the frames' []byte variables that hold them
+    assert types["[]uint8"]["objects"] >= sum(holders.values()), types.get("[]uint8")
     # roots: main's globals reach the tree, the map and the tables; the stacks reach the
     # buffers
     roots = {(r["kind"], r["name"]): r for r in got["by_root"]}
@@ -99,6 +101,7 @@ def test_heap_matches_the_runtime(toolchain, mode, go_target):
                ("paths", f"go paths {needle} --json --max 3"),
                ("text", "go heap --top 5"), ("rtext", "go stacks --retained --min 10"),
                ("ptext", f"go paths {needle}"),
+               ("buf", f"go paths {truth['buffer_a']} --json"),
                ("bad", "go paths nowhere"), ("none", "go paths 0x10"),
                ("after", "python print('still usable')")], timeout=300)
     assert r.error("heap") is None, r.stderr[-3000:]
@@ -108,6 +111,16 @@ def test_heap_matches_the_runtime(toolchain, mode, go_target):
     check_retained(retained, truth)
     paths = json.loads(r.block("paths"))
     check_paths(paths, truth)
+
+    # a buffer only a goroutine's frame holds: the path is that frame's variable
+    buf = json.loads(r.block("buf"))
+    assert buf["errors"] == [] and len(buf["paths"]) == 1, buf
+    root = buf["paths"][0]["root"]
+    assert root["kind"] == "stack" and root["name"] == "main.holdA", root
+    assert root["variable"] in ("buf", "buf.ptr"), root     # (1.27's DWARF: buf.ptr)
+    assert [int(s["address"], 16) for s in buf["paths"][0]["steps"]] == \
+        [int(truth["buffer_a"], 16)]
+    assert buf["paths"][0]["steps"][0]["type"] == "[]uint8"
 
     text = r.block("text")
     assert f"live heap: {got['live_bytes']} bytes" in text
