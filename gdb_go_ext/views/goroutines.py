@@ -580,13 +580,23 @@ def _run(ctx, args):
     rt = ctx.runtime()
     walker, gs = ctx.walk(rt, depth=args.depth, include_dead=args.all, want_blocked=args.json,
                           want_labels=want_labels)
+    if args.retained:
+        from .heap import goroutines_retained
+        return goroutines_retained(rt, gs, walker.errors, args, ctx.color)
     return goroutines_view(rt.layout.go_version, gs, walker.errors, walker.clock, args,
                            ctx.color, ctx.width)
 
 
+def _args(p):
+    add_goroutines_args(p)
+    p.add_argument("--retained", action="store_true",
+                   help="the goroutines that alone keep the most heap alive, biggest first "
+                        "(--limit N, default 20; Go 1.22+)")
+
+
 register(View(
     "goroutines", "List every goroutine from runtime.allgs: status, wait reason, locations, labels.",
-    _run, add_goroutines_args,
+    _run, _args,
     doc="""Filter with -s, -with/-without KIND SUBSTR, -label; group with -group KIND;
 -t DEPTH adds stacks. `*` marks the goroutine on the selected thread.""",
     word_choices={"-with": triage.KINDS, "-without": triage.KINDS, "-group": triage.GROUP_KINDS}))

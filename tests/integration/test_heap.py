@@ -76,6 +76,19 @@ def check_retained(got, truth):
         assert sum(b["retained_objects"] for b in bs) >= want["goroutines"]
 
 
+def check_each(got, truth):
+    """go goroutines --retained: every holder goroutine alone keeps its own buffer."""
+    assert got["errors"] == [], got["errors"]
+    for want in truth["buckets"]:
+        mine = [g for g in got["goroutines"]
+                if (g["user"] or {}).get("function") == want["function"]]
+        assert len(mine) == want["goroutines"], (want, len(mine))
+        for g in mine:
+            assert want["buffer"] <= g["retained_bytes"] <= 1.05 * want["buffer"], g
+    kept = [g["retained_bytes"] for g in got["goroutines"]]
+    assert kept == sorted(kept, reverse=True)
+
+
 def check_paths(got, truth):
     needle = int(truth["needle"], 16)
     assert got["errors"] == [], got["errors"]
@@ -102,6 +115,8 @@ def test_heap_matches_the_runtime(toolchain, mode, go_target):
                ("text", "go heap --top 5"), ("rtext", "go stacks --retained --min 10"),
                ("ptext", f"go paths {needle}"),
                ("buf", f"go paths {truth['buffer_a']} --json"),
+               ("each", "go goroutines --retained --limit 1000 --json"),
+               ("each_text", "go goroutines --retained --limit 3 -with userloc main.holdB"),
                ("bad", "go paths nowhere"), ("none", "go paths 0x10"),
                ("after", "python print('still usable')")], timeout=300)
     assert r.error("heap") is None, r.stderr[-3000:]
@@ -122,6 +137,12 @@ def test_heap_matches_the_runtime(toolchain, mode, go_target):
         [int(truth["buffer_a"], 16)]
     assert buf["paths"][0]["steps"][0]["type"] == "[]uint8"
 
+    each = json.loads(r.block("each"))
+    check_each(each, truth)
+    lines = r.block("each_text").splitlines()
+    assert len(lines) >= 5 and all("main.holdB" in l and "8192 B" in l for l in lines[1:4])
+    assert lines[4].startswith(f"{truth['buckets'][1]['goroutines']} goroutines; the 3 ")
+
     text = r.block("text")
     assert f"live heap: {got['live_bytes']} bytes" in text
     assert "main.node" in text and "by size class" in text
@@ -138,6 +159,8 @@ def test_heap_matches_the_runtime(toolchain, mode, go_target):
         bridged = json.loads(b.view(["heap", "--json"]))
         assert bridged == got
         check_retained(json.loads(b.view(["stacks", "--retained", "--json"])), truth)
+        check_each(json.loads(b.view(["goroutines", "--retained", "--limit", "1000",
+                                      "--json"])), truth)
         check_paths(json.loads(b.view(["paths", needle, "--json"])), truth)
 
 
