@@ -581,10 +581,48 @@ def _run(ctx, args):
     walker, gs = ctx.walk(rt, depth=args.depth, include_dead=args.all, want_blocked=args.json,
                           want_labels=want_labels)
     if args.retained:
-        from .heap import goroutines_retained
         return goroutines_retained(rt, gs, walker.errors, args, ctx.color)
     return goroutines_view(rt.layout.go_version, gs, walker.errors, walker.clock, args,
                            ctx.color, ctx.width)
+
+
+def goroutines_retained(rt, gs, errors: list, args, color: bool) -> str:
+    """`go goroutines --retained`: the goroutines (after the filters) that alone keep
+    the most heap alive, biggest first, at most --limit (default 20)."""
+    import numpy as np
+    from ..analysis import heapreport
+    from .console import json_text
+    from .gc import size_text
+    heapreport.require_heap(rt)
+    picked = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
+    ids = np.asarray(picked.ids() if triage.is_table(picked) else [g.id for g in picked],
+                     dtype=np.int64)
+    goids, nbytes, nobj, kept_errors = heapreport.retained_each(rt, gs)
+    keep = np.isin(goids, ids)
+    goids, nbytes, nobj = goids[keep], nbytes[keep], nobj[keep]
+    n = args.limit or 20
+    top = goids[:n].tolist()
+    where = {int(g): i for i, g in enumerate(ids.tolist())}
+    rows = [picked[where[g]] for g in top if g in where]
+    errors = list(errors) + [e for e in kept_errors if e not in errors]
+    if args.json:
+        return json_text({
+            "go_version": rt.layout.go_version, "total": len(ids),
+            "goroutines": [dict(goroutine_json(g, False), retained_bytes=int(b),
+                                retained_objects=int(o))
+                           for g, b, o in zip(rows, nbytes.tolist(), nobj.tolist())],
+            "errors": errors})
+    table = [("id", "retains", "objects", "status", "user location")]
+    for g, b, o in zip(rows, nbytes.tolist(), nobj.tolist()):
+        what = g.wait_reason or g.status
+        table.append((str(g.id), f"{b} B ({size_text(b)})", str(o), what, _loc(g.user)))
+    w = [max(len(r[i]) for r in table) for i in range(4)]
+    out = ["  ".join(c.rjust(w[i]) if i < 3 else c.ljust(w[i])
+                     for i, c in enumerate(r[:4])) + "  " + r[4] + "\n" for r in table]
+    out.append(f"{len(ids)} goroutines; the {len(rows)} that alone keep the most heap alive"
+               + (" (--limit N for more)" if len(ids) > len(rows) else "") + "\n")
+    out += [f"warning: {e}\n" for e in errors]
+    return "".join(out)
 
 
 def _args(p):
