@@ -82,6 +82,20 @@ class _CoreWords:
         except (OSError, ValueError, AttributeError):
             self._mmap = None
 
+    def words_var(self, mem, addrs: np.ndarray, sizes: np.ndarray, sels: np.ndarray) -> Optional[tuple]:
+        """(words, ok): of the sizes[i] bytes at addrs[i], the words sels[i] (a row of
+        word indices per range), and whether the core holds each range; None where a
+        range is not 8-aligned in the file. The pages read are given back (release):
+        callers pass ranges in address order, so each page is faulted in once."""
+        offs, held = self.locate(addrs, sizes)
+        if np.any(offs % np.uint64(8)):
+            return None
+        w = self._view(np.dtype("<u8"))[(offs // np.uint64(8)).astype(np.int64)[:, None] + sels]
+        w[~held] = 0
+        if held.any():
+            self.release(offs[held], int(sizes.max()))
+        return w, held
+
     def read_strided(self, addrs: np.ndarray, size: int, stride: int, buf) -> Optional[np.ndarray]:
         """size bytes at each of addrs into buf (a bytearray) at i * stride, copied from
         the file with one pread per run of ranges that lie stride apart in it (gs of one
@@ -153,10 +167,11 @@ class _CoreWords:
         i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
         ok = i >= 0
         i[~ok] = 0
-        end = addrs + np.uint64(size)
+        size = np.asarray(size, dtype=np.uint64)   # (one for all, or one per range)
+        end = addrs + size
         ok &= (end <= self.ends[i]) & (end >= addrs)
         offs = addrs - self.vaddrs[i] + self.offs[i]
-        ok &= offs + np.uint64(size) <= np.uint64(self.fsize)
+        ok &= offs + size <= np.uint64(self.fsize)
         offs[~ok] = 0
         return offs, ok
 
@@ -663,7 +678,8 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                     at("goid") == 1, at("sched_pc"), hi - sp]
         codes, firsts, members = factorize(key_cols, members=True)
         done = 0
-        for gi, (f0, rows) in enumerate(zip(firsts.tolist(), members)):
+        plans = []   # per group: (key, shape, rows, bad, readers, key2)
+        for f0, rows in zip(firsts.tolist(), members):
             key = tuple(int(c[f0]) for c in key_cols)
             key = key[:4] + (bool(key[4]),) + key[5:] + (depth, False)
             s0, lo0, hi0 = int(sp[f0]), int(lo[f0]), int(hi[f0])
@@ -671,31 +687,35 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             if shape is None:
                 shape = walker._shape(key, s0, lo0 or s0, hi0)
             known = walker._shapes.get(key) is shape
-            si = intern(shape.new.args)
-            grows = fast[rows]
             pre = base.prechecked.get(key)
+            bad = readers = key2 = None
             if shape.reader is None or not known:
                 bad = rows
             elif not shape.reader.size:
                 bad = rows[:0]
             elif pre is not None and len(pre) == len(rows):
                 bad = rows[~pre]
-            elif depth != PRECHECK_DEPTH:
-                # the stacks' depth is checked in the same reads, for the view that follows
-                key2 = key[:-2] + (PRECHECK_DEPTH, False)
-                shape2 = walker._shapes.get(key2)
-                if shape2 is None:
-                    shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
+            else:
                 readers = [(shape.reader, shape.want)]
-                if walker._shapes.get(key2) is shape2 and shape2.reader is not None and \
-                        shape2.reader.size:
-                    readers.append((shape2.reader, shape2.want))
-                same = _same_tops(mem, cw, sp[rows], readers)
-                if len(same) > 1:
+                if depth != PRECHECK_DEPTH:
+                    # the stacks' depth is checked in the same reads, for the view that follows
+                    key2 = key[:-2] + (PRECHECK_DEPTH, False)
+                    shape2 = walker._shapes.get(key2)
+                    if shape2 is None:
+                        shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
+                    if walker._shapes.get(key2) is shape2 and shape2.reader is not None and \
+                            shape2.reader.size:
+                        readers.append((shape2.reader, shape2.want))
+            plans.append((key, shape, rows, bad, readers, key2))
+        checks = _check_tops(mem, cw, sp, plans)
+        for gi, (key, shape, rows, bad, readers, key2) in enumerate(plans):
+            si = intern(shape.new.args)
+            grows = fast[rows]
+            if bad is None:
+                same = checks[gi]
+                if key2 is not None and len(same) > 1:
                     base.prechecked[key2] = same[1]
                 bad = rows if same[0] is None else rows[~same[0]]
-            else:
-                bad = _unchecked(mem, cw, sp[rows], shape.reader, shape.want, rows)
             shape_idx[grows] = si
             if len(bad):
                 for j in bad.tolist():
@@ -800,16 +820,84 @@ def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
     return out
 
 
-def _unchecked(mem, cw, sps: np.ndarray, reader: struct.Struct, want: tuple,
-               rows: np.ndarray) -> np.ndarray:
-    """The rows whose stack tops (at sps) do not hold the recipe's words."""
-    words = slot_words(reader)
-    size = reader.size
-    if words is None or size % 8 or size > TOP_BYTES:
-        return rows
-    top, ok = read_words(mem, sps, size, cw, keep=words)
-    same = np.all(top == np.array(want, dtype=np.uint64)[None, :], axis=1) & ok
-    return rows[~same]
+def _check_tops(mem, cw, sp: np.ndarray, plans: list) -> list:
+    """_same_tops of each plan (settle's groups) that has readers, else None: on a core
+    the tops of every group at once, in address order, so that each page of stacks
+    (two 2 KB stacks of goroutines of two shapes, mostly) is faulted in and given back
+    once, not once per group (see _CoreWords.words_var)."""
+    out: list = [None] * len(plans)
+    todo = [i for i, p in enumerate(plans) if p[4] is not None]
+    if cw is not None and len(todo) > 1:
+        todo = _merged_tops(mem, cw, sp, plans, todo, out)
+    for i in todo:
+        out[i] = _same_tops(mem, cw, sp[plans[i][2]], plans[i][4])
+    return out
+
+
+def _merged_tops(mem, pw, sp: np.ndarray, plans: list, todo: list, out: list) -> list:
+    """_check_tops over a core (pw: its _CoreWords): fills out[i] for the plans it can
+    read together; the others (returned) are read group by group."""
+    rest, take = [], []
+    for i in todo:
+        readers = plans[i][4]
+        slots = [slot_words(r) for r, _ in readers]
+        ok_readers = []
+        for j, (r, _) in enumerate(readers):   # (as _same_tops: up to the first it cannot)
+            if slots[j] is None or r.size % 8 or r.size > TOP_BYTES:
+                break
+            ok_readers.append(j)
+        if not ok_readers:
+            out[i] = [None]
+            continue
+        size = max(readers[j][0].size for j in ok_readers)
+        if len(ok_readers) > 2:
+            rest.append(i)
+            continue
+        union = sorted(set().union(*(slots[j].tolist() for j in ok_readers)))
+        take.append((i, ok_readers, slots, union, size))
+    if len(take) < 2:
+        return rest + [t[0] for t in take]
+    K = max(len(t[3]) for t in take)
+    G = len(take)
+    sel = np.zeros((G, K), dtype=np.int64)
+    want = np.zeros((G, 2, K), dtype=np.uint64)
+    care = np.zeros((G, 2, K), dtype=bool)
+    sizes = np.zeros(G, dtype=np.uint64)
+    for g, (i, ok_readers, slots, union, size) in enumerate(take):
+        sel[g, :len(union)] = union
+        sel[g, len(union):] = union[-1]
+        sizes[g] = size
+        pos = {w: k for k, w in enumerate(union)}
+        for j in ok_readers:
+            ks = [pos[w] for w in slots[j].tolist()]
+            want[g, j, ks] = np.array(plans[i][4][j][1], dtype=np.uint64)
+            care[g, j, ks] = True
+    rows = [plans[t[0]][2] for t in take]
+    gid = np.repeat(np.arange(G), [len(r) for r in rows])
+    allrows = np.concatenate(rows)
+    addrs = sp[allrows].astype(np.uint64)
+    if np.any(addrs % np.uint64(8)):
+        return rest + [t[0] for t in take]
+    n = len(addrs)
+    order = np.argsort(addrs, kind="stable")
+    match = np.zeros((n, 2), dtype=bool)
+    okall = np.zeros(n, dtype=bool)
+    step = 1 << 13
+    for lo in range(0, n, step):
+        idx = order[lo:lo + step]
+        g = gid[idx]
+        got = pw.words_var(mem, addrs[idx], sizes[g], sel[g])
+        if got is None:
+            return rest + [t[0] for t in take]
+        w, ok = got
+        for j in (0, 1):
+            match[idx, j] = np.all((w == want[g, j]) | ~care[g, j], axis=1)
+        okall[idx] = ok
+    bounds = np.cumsum([0] + [len(r) for r in rows])
+    for g, (i, ok_readers, _, _, _) in enumerate(take):
+        a, b = int(bounds[g]), int(bounds[g + 1])
+        out[i] = [match[a:b, j] & okall[a:b] for j in ok_readers]
+    return rest
 
 
 # ---------------------------------------------------------------------------
