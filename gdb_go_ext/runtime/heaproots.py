@@ -374,6 +374,32 @@ class _StackScanner:
                         m.get("rodata") or 0) for m in mods]
 
     # -- per function
+    def _map_slots(self, rec, fn, name: str, which: str, sm, pcdata: int, continpc: int,
+                   start_of, fsp: int, hi: int, sp: int, fp: int, npc: int) -> None:
+        """The words a frame's locals or args stack map marks as pointers, as the recipe's
+        slots; start_of(nbits): the address of the map's first word."""
+        if sm[0] == "bad":
+            self.errors.add(f"{name}: bad {which} stack map (n={sm[1]}, nbit={sm[2]})")
+            return
+        if sm[1] <= 0:
+            return
+        if not 0 <= pcdata < sm[0]:
+            self.errors.add(f"{name}: stack map index {pcdata} of {sm[0]} at "
+                            f"{continpc:#x} ({which} not scanned)")
+            return
+        index = FUNCDATA_LocalsPointerMaps if which == "locals" else FUNCDATA_ArgsPointerMaps
+        bits = self._bitmap(fn, index, sm, pcdata)
+        if bits is None:
+            self.errors.add(f"{name}: {which} stack map unreadable")
+            return
+        start = start_of(len(bits))
+        low = fsp if which == "locals" else -1
+        for i in np.flatnonzero(bits).tolist():
+            a = start + 8 * i
+            if low <= a and a + 8 <= hi:
+                t, vo = self.template(name, fn.entry, a - fp, npc)
+                rec.slots.append(_Slot(a - sp, t, vo, 0))
+
     def _stackmap(self, fn, index: int):
         raw = self.tab.funcdata_bytes(fn, index, 8)
         if raw is None or len(raw) < 8:
@@ -520,47 +546,15 @@ class _StackScanner:
             npc = continpc - 1 if continpc != fn.entry else continpc
             if fi.error:
                 self.errors.add(fi.error)
-            # locals: nbit words below varp
+            # locals: nbit words below varp; args at argp
             if varp - fsp > 0 and fi.locals is not None:
-                sm = fi.locals
-                if sm[0] == "bad":
-                    self.errors.add(f"{name}: bad locals stack map (n={sm[1]}, nbit={sm[2]})")
-                elif sm[1] > 0:
-                    if not 0 <= pcdata < sm[0]:
-                        self.errors.add(f"{name}: stack map index {pcdata} of {sm[0]} at "
-                                        f"{continpc:#x} (locals not scanned)")
-                    else:
-                        bits = self._bitmap(fn, FUNCDATA_LocalsPointerMaps, sm, pcdata)
-                        if bits is None:
-                            self.errors.add(f"{name}: locals stack map unreadable")
-                        else:
-                            start = varp - 8 * len(bits)
-                            for i in np.flatnonzero(bits).tolist():
-                                a = start + 8 * i
-                                if fsp <= a < hi:
-                                    t, vo = self.template(name, fn.entry, a - fp, npc)
-                                    rec.slots.append(_Slot(a - sp, t, vo, 0))
+                self._map_slots(rec, fn, name, "locals", fi.locals, pcdata, continpc,
+                                lambda n: varp - 8 * n, fsp, hi, sp, fp, npc)
             elif varp - fsp > 0 and fi.locals is None and fi.error is None:
                 self.errors.add(f"{name}: frame without a locals stack map (not scanned)")
-            # args at argp
             if fi.args_words and fi.args is not None:
-                sm = fi.args
-                if sm[0] == "bad":
-                    self.errors.add(f"{name}: bad args stack map (n={sm[1]}, nbit={sm[2]})")
-                elif sm[1] > 0:
-                    if not 0 <= pcdata < sm[0]:
-                        self.errors.add(f"{name}: stack map index {pcdata} of {sm[0]} at "
-                                        f"{continpc:#x} (args not scanned)")
-                    else:
-                        bits = self._bitmap(fn, FUNCDATA_ArgsPointerMaps, sm, pcdata)
-                        if bits is None:
-                            self.errors.add(f"{name}: args stack map unreadable")
-                        else:
-                            for i in np.flatnonzero(bits).tolist():
-                                a = argp + 8 * i
-                                if a + 8 <= hi:
-                                    t, vo = self.template(name, fn.entry, a - fp, npc)
-                                    rec.slots.append(_Slot(a - sp, t, vo, 0))
+                self._map_slots(rec, fn, name, "args", fi.args, pcdata, continpc,
+                                lambda n: argp, fsp, hi, sp, fp, npc)
             # stack objects: scanned when a pointer reaches them
             for off, size, words in fi.objects:
                 obj = (varp if off < 0 else argp) + off
