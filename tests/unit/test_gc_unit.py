@@ -23,6 +23,9 @@ from gdb_go_ext.views.gc import render_text, to_json  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  # noqa: E402
 
 IMAGES, IDS = images("gc")
+# a decode of bad input must end; the bound is loose so that a busy machine (two test
+# workers and a benchmark on two cores took 8 s once) does not fail it
+HANG_SECONDS = 30
 _MOMENT = ("last_gc_ago_ns", "clock", "last_gc_nanotime")
 
 
@@ -194,7 +197,7 @@ def _fuzz_one(image, corruptions):
     render_text(s, 300)
     assert all(isinstance(e, str) and "\n" not in e for e in got["errors"])
     assert len(got["pauses"]) <= 256
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < HANG_SECONDS
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=IDS)

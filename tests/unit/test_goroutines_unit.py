@@ -27,6 +27,9 @@ from image import ImageTarget, cached_image, copy_memory, images, poke, unmap  #
 from truth import parse_runtime_stacks  # noqa: E402
 
 IMAGES, IDS = images("goroutines")
+# a decode of bad input must end; the bound is loose so that a busy machine (two test
+# workers and a benchmark on two cores took 8 s once) does not fail it
+HANG_SECONDS = 30
 
 
 
@@ -495,7 +498,7 @@ def _fuzz_one(image, corruptions):
             json.dumps(w.errors)
         except DecodeError:  # allowed by the contract; the walker in fact never raises
             pass
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < HANG_SECONDS
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=IDS)

@@ -27,6 +27,9 @@ from gdb_go_ext.views.sched import in_text, sched_json, sched_text, scheddetail_
 from image import ImageTarget, cached_image, copy_memory, images, poke  # noqa: E402
 
 IMAGES, IDS = images("goroutines")
+# a decode of bad input must end; the bound is loose so that a busy machine (two test
+# workers and a benchmark on two cores took 8 s once) does not fail it
+HANG_SECONDS = 30
 _TABLES = {}
 
 
@@ -104,7 +107,7 @@ def test_allp_longer_than_the_memory_behind_it(image):
     poke(mem, a + 8, struct.pack("<QQ", 1 << 40, 1 << 40))
     t0 = time.monotonic()
     s, _ = decode(image, mem)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < HANG_SECONDS
     assert any("absurd length" in e for e in s.errors)
 
 
@@ -166,7 +169,7 @@ def test_global_runq_cycle_and_break(image, size):
     poke(mem, gs[1] + link, gs[0].to_bytes(8, "little"))      # a cycle
     t0 = time.monotonic()
     s, _ = decode(image, mem)
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < HANG_SECONDS
     ids = [word(rt, gs[0] + goid), word(rt, gs[1] + goid)]
     assert s.global_runq == ids and s.global_runq_size == size
     assert any("has a cycle after 2 goroutines" in e for e in s.errors)
