@@ -38,6 +38,7 @@ import numpy as np
 from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions
 from ..errors import DecodeError
 from .gtable import core_words, read_words, slot_words
+from .rtypes import read_modules
 
 FUNCDATA_ArgsPointerMaps = 0
 FUNCDATA_LocalsPointerMaps = 1
@@ -141,37 +142,14 @@ class _Errors(list):
 
 
 # --- modules ---------------------------------------------------------------------------
-_MD_PATHS = ("data", "edata", "bss", "ebss", "noptrbss", "enoptrbss", "rodata", "gofunc",
-             "end", "epclntab", "gcdatamask.n", "gcdatamask.bytedata", "gcbssmask.n",
-             "gcbssmask.bytedata", "next")
-
-
 def modules(rt, errors: list) -> list:
-    """Each module's moduledata fields (_MD_PATHS -> value), from runtime.firstmoduledata
-    along .next (bounded, cycles stopped)."""
-    fl = rt.layout.fields("runtime.moduledata", _MD_PATHS)
+    """Each module's moduledata fields (rtypes.read_modules), for a binary whose
+    moduledata has the GC's data/bss masks."""
+    fl = rt.layout.fields("runtime.moduledata", ("data", "gcdatamask.n"))
     if fl is None or not fl.has("data") or not fl.has("gcdatamask.n"):
         errors.append("the binary has no runtime.moduledata with gcdatamask: global roots not read")
         return []
-    try:
-        addr = rt.global_addr("runtime.firstmoduledata")
-    except DecodeError as e:
-        errors.append(str(e))
-        return []
-    out, seen = [], set()
-    for _ in range(MAX_MODULES):
-        if not addr or addr in seen:
-            break
-        seen.add(addr)
-        try:
-            md = fl.read(rt.mem, addr)
-        except DecodeError as e:
-            errors.append(f"moduledata at {addr:#x}: {e}")
-            break
-        md["addr"] = addr
-        out.append(md)
-        addr = md.get("next") or 0
-    return out
+    return read_modules(rt, errors)
 
 
 def _bias(rt) -> int:

@@ -41,6 +41,39 @@ MAX_MODULES = 256
 MAX_NAME = 1 << 12
 
 
+# the moduledata fields any decoder reads (absent ones read as None)
+MODULE_PATHS = ("types", "etypes", "data", "edata", "bss", "ebss", "noptrbss", "enoptrbss",
+                "rodata", "gofunc", "end", "epclntab", "gcdatamask.n", "gcdatamask.bytedata",
+                "gcbssmask.n", "gcbssmask.bytedata", "next")
+
+
+def read_modules(rt, errors: list) -> list:
+    """Each module's moduledata fields (MODULE_PATHS -> value, "addr": where it is), from
+    runtime.firstmoduledata along .next (bounded, cycles stopped); problems as lines."""
+    fl = rt.layout.fields("runtime.moduledata", MODULE_PATHS)
+    if fl is None:
+        errors.append("the binary has no type runtime.moduledata")
+        return []
+    addr = rt.target.symbol_address("runtime.firstmoduledata")
+    if addr is None:
+        errors.append("the binary has no symbol runtime.firstmoduledata")
+        return []
+    out, seen = [], set()
+    for _ in range(MAX_MODULES):
+        if not addr or addr in seen:
+            break
+        seen.add(addr)
+        try:
+            md = fl.read(rt.mem, addr)
+        except GoExtError as e:
+            errors.append(f"moduledata at {addr:#x}: {e}")
+            break
+        md["addr"] = addr
+        out.append(md)
+        addr = md.get("next") or 0
+    return out
+
+
 class RType:
     """One abi.Type: addr, size, ptrbytes, kind (Kind_ & KindMask), tflag, name."""
 
@@ -209,27 +242,16 @@ class RTypes:
 
     # --- names
     def modules(self) -> list:
-        """[(types, etypes)] of every module (runtime.firstmoduledata and its .next)."""
+        """[(types, etypes)] of every module (read_modules)."""
         if self._modules is None:
-            self._modules = []
-            md_t = self.rt.target.lookup_type("runtime.moduledata")
-            md = self.rt.target.symbol_address("runtime.firstmoduledata")
-            if md_t is None or md is None or md_t.field("types") is None:
-                self._error("runtime.firstmoduledata not found: type names unknown")
-                return self._modules
-            ot, oe = md_t.offset("types"), md_t.offset("etypes")
-            on = md_t.offset("next") if md_t.field("next") is not None else None
-            seen = set()
-            while md and md not in seen and len(seen) < MAX_MODULES:
-                seen.add(md)
-                raw = self._read(md, md_t.size)
-                if raw is None:
-                    self._error(f"moduledata at {md:#x} is unreadable")
-                    break
-                types, etypes = struct.unpack_from("<Q", raw, ot)[0], struct.unpack_from("<Q", raw, oe)[0]
-                if types < etypes:
-                    self._modules.append((types, etypes))
-                md = struct.unpack_from("<Q", raw, on)[0] if on is not None else 0
+            errors: list = []
+            self._modules = [(m["types"], m["etypes"]) for m in read_modules(self.rt, errors)
+                             if m.get("types") and m.get("etypes")
+                             and m["types"] < m["etypes"]]
+            for e in errors:
+                self._error(e)
+            if not self._modules and not errors:
+                self._error("no module's type section found: type names unknown")
         return self._modules
 
     def _name_at(self, p: int) -> Optional[str]:

@@ -25,6 +25,7 @@ sys.path.insert(0, HERE)
 from gdb_go_ext.runtime import heaproots as H  # noqa: E402
 from gdb_go_ext.runtime import walks  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
+from gdb_go_ext.runtime.rtypes import MODULE_PATHS  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, poke, unmap  # noqa: E402
 
 IMAGES = sorted(glob.glob(os.path.join(HERE, "data", "heaproots", "heap-*.json.gz")))
@@ -124,7 +125,7 @@ def test_special_roots_take_the_finalized_objects_words_from_the_heap(image):
 
 
 def _moduledata(rt):
-    fl = rt.layout.fields("runtime.moduledata", H._MD_PATHS)
+    fl = rt.layout.fields("runtime.moduledata", MODULE_PATHS)
     return rt.target.symbol_address("runtime.firstmoduledata"), fl
 
 
