@@ -16,8 +16,6 @@ from ..errors import NotGoError
 from ..runtime import heapmark
 
 PAGE = 8192
-MAX_SMALL = 32768          # the largest small size class
-MIN_HEADER = 512           # objects above this in a small scan span start with a type word
 
 
 def require_heap(rt) -> None:
@@ -37,7 +35,6 @@ class HeapState:
     marked: np.ndarray
     errors: list = field(default_factory=list)
     types: Optional[tuple] = None          # object_types(): (type id per slot, names)
-    recorded: Optional[np.ndarray] = None  # per slot: the heap records its type
 
     @property
     def globals(self):
@@ -108,10 +105,6 @@ class HeapReport:
     errors: list
 
 
-def _span_of(heap, idx: np.ndarray) -> np.ndarray:
-    return np.searchsorted(heap.span_first, idx, side="right") - 1
-
-
 def _tally(keys: np.ndarray, sizes: np.ndarray) -> tuple:
     """(unique keys, counts, byte sums), biggest first."""
     if not len(keys):
@@ -138,7 +131,7 @@ def heap_report(rt, gs) -> HeapReport:
     heap = st.heap
     live = np.flatnonzero(st.marked)
     sizes = heap.size(live).astype(np.int64)
-    spans = _span_of(heap, live)
+    spans = heap.span_of(live)
     # by size class (0: large objects, a span each)
     cls = (heap.span_class[spans] >> 1).astype(np.int64)
     key = np.where(cls == 0, -sizes, cls)
@@ -198,13 +191,16 @@ def holds_array(st: HeapState, objs: np.ndarray, ids: np.ndarray,
     make([]T, n)): room for two or more values after its malloc header."""
     tys = st.types[1]
     tsize = np.array([t.size for t in tys] + [0], dtype=np.int64)[ids]   # (-1: the 0)
-    data = sizes - np.where(_has_header(sizes, st.recorded[objs]), 8, 0)
+    data = sizes - header_bytes(st.heap, objs)
     return (tsize > 0) & (data >= 2 * tsize)
 
 
-def _has_header(sizes: np.ndarray, recorded: np.ndarray) -> np.ndarray:
-    """Whether each object starts with a malloc header word (a recorded type, small)."""
-    return recorded & (sizes > MIN_HEADER) & (sizes <= MAX_SMALL)
+def header_bytes(heap, objs: np.ndarray) -> np.ndarray:
+    """The malloc header before each object's data (0 where it has none), as the heap's
+    span kinds say."""
+    from ..runtime.heapobjs import HEADER
+    kind = heap.span_kind(np.maximum(heap.span_of(objs), 0))
+    return np.where(kind == HEADER, heap.lay.header_size, 0).astype(np.int64)
 
 
 class Ty:
@@ -313,7 +309,6 @@ def object_types(rt, st: HeapState) -> tuple:
     reg = rtypes(rt)
     heap = st.heap
     tid = np.full(heap.n, -1, dtype=np.int32)
-    recorded = np.zeros(heap.n, dtype=bool)
     tys: list = []
     ids: dict = {}
 
@@ -327,15 +322,15 @@ def object_types(rt, st: HeapState) -> tuple:
     pointees: dict = {}
     live = np.flatnonzero(st.marked)
     rec = heap.type_of(live)
-    by_addr: dict = {}
-    for i in np.flatnonzero(rec).tolist():
-        a = int(rec[i])
-        if a not in by_addr:
-            r = reg.at(a)
-            by_addr[a] = intern(Ty(r.name, None, r)) if r is not None and r.name else -1
-        if by_addr[a] >= 0:
-            tid[live[i]] = by_addr[a]
-            recorded[live[i]] = True
+    have = np.flatnonzero(rec)
+    kinds = heapmark.unique(rec[have])       # per distinct type descriptor, not per object
+    kind_ids = []
+    for a in kinds.tolist():
+        r = reg.at(int(a))
+        kind_ids.append(intern(Ty(r.name, None, r)) if r is not None and r.name else -1)
+    if len(have):
+        got = np.array(kind_ids, dtype=np.int32)[np.searchsorted(kinds, rec[have])]
+        tid[live[have]] = got
     # one pointer away from typed roots: per (root type, offset), not per word
     for rs in (st.globals, st.stacks):
         if not len(rs.value):
@@ -367,8 +362,7 @@ def object_types(rt, st: HeapState) -> tuple:
             break
         ok = tid[child] < 0
         src, off, child = src[ok], off[ok], child[ok]
-        sizes = heap.size(src).astype(np.int64)
-        data = off - np.where(_has_header(sizes, recorded[src]), 8, 0)
+        data = off - header_bytes(heap, src)
         src_ids = tid[src]
         for t in heapmark.unique(src_ids).tolist():
             ty = tys[t]
@@ -386,7 +380,6 @@ def object_types(rt, st: HeapState) -> tuple:
         new = heapmark.unique(child)
         frontier = new[tid[new] >= 0]
     st.types = (tid, tys)
-    st.recorded = recorded
     return st.types
 
 
@@ -556,7 +549,7 @@ def paths_to(rt, gs, addr: int, max_paths: int) -> tuple:
             elif prev[2] is None:
                 step_via = f"+{s.offset:#x}"
             else:
-                hdr = 8 if st.recorded[prev[3]] and MIN_HEADER < prev[1] <= MAX_SMALL else 0
+                hdr = int(header_bytes(heap, np.array([prev[3]]))[0])
                 step_via = prev[2].via(rt, s.offset - hdr) if s.offset >= hdr else \
                     f"+{s.offset:#x}"
             steps.append(PathStep(a, sz, _held(st, s.obj, sz, ty), step_via))
