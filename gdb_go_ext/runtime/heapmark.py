@@ -108,35 +108,13 @@ def edges(heap, objs: np.ndarray) -> tuple:
     return tuple(np.concatenate([x, y]) for x, y in zip(a, b))
 
 
-def _children(heap, objs: np.ndarray) -> tuple:
-    """(source object, child object) of every pointer from objs into an allocated slot."""
-    src, _off, child = edges(heap, objs)
-    return src, child
-
-
 def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
-         errors: Optional[list] = None) -> np.ndarray:
+         errors: Optional[list] = None, keep: bool = False) -> np.ndarray:
     """The slots reachable from the pointer words `values`, as a bool array; with base
     (a bool array of slots already marked and closed under reachability), the slots
-    reachable beyond it are added to a copy of it."""
+    reachable beyond it are added to a copy of it. keep: read every pointer from
+    memory and keep those followed as heap.graph (the full mark, from every root)."""
     marked = np.zeros(heap.n, dtype=bool) if base is None else base.copy()
-    idx = heap.locate(np.asarray(values, dtype=np.uint64))
-    frontier = unique(idx[idx >= 0])
-    for _ in range(MAX_DEPTH):
-        frontier = frontier[~marked[frontier]]
-        if not len(frontier):
-            return marked
-        marked[frontier] = True
-        _src, child = _children(heap, frontier)
-        frontier = unique(child[~marked[child]])
-    if errors is not None:
-        errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
-    return marked
-
-
-def full_mark(heap, values: np.ndarray, errors: Optional[list] = None) -> np.ndarray:
-    """mark() from every root, keeping the pointers it followed as heap.graph."""
-    marked = np.zeros(heap.n, dtype=bool)
     idx = heap.locate(np.asarray(values, dtype=np.uint64))
     frontier = unique(idx[idx >= 0])
     parts = []
@@ -145,16 +123,23 @@ def full_mark(heap, values: np.ndarray, errors: Optional[list] = None) -> np.nda
         if not len(frontier):
             break
         marked[frontier] = True
-        src, off, child = _read_edges(heap, frontier)
-        parts.append((src, off, child))
+        src, off, child = _read_edges(heap, frontier) if keep else edges(heap, frontier)
+        if keep:
+            parts.append((src, off, child))
         frontier = unique(child[~marked[child]])
     else:
         if errors is not None:
             errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
-    cat = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
-           for k in range(3)]
-    heap.graph = Graph(heap.n, cat[0], cat[1], cat[2], marked)
+    if keep:
+        cat = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
+               for k in range(3)]
+        heap.graph = Graph(heap.n, cat[0], cat[1], cat[2], marked)
     return marked
+
+
+def full_mark(heap, values: np.ndarray, errors: Optional[list] = None) -> np.ndarray:
+    """mark() from every root, keeping the pointers it followed as heap.graph."""
+    return mark(heap, values, errors=errors, keep=True)
 
 
 def owners(heap, base: np.ndarray, seeds: np.ndarray, labels: np.ndarray,
@@ -186,7 +171,7 @@ def owners(heap, base: np.ndarray, seeds: np.ndarray, labels: np.ndarray,
         changed = take | clash
         obj = obj[changed]
         label[obj] = final[changed]
-        src, child = _children(heap, obj)
+        src, _off, child = edges(heap, obj)
         f_obj, f_lab = child, label[src]
     if errors is not None:
         errors.append(f"the ownership mark stopped after {2 * MAX_DEPTH} rounds")
