@@ -214,3 +214,24 @@ def test_heap_on_a_core_cut_in_the_heap(tmp_path):
     text = r.block("text")
     assert text.startswith("live heap: ") and "warning: " in text
     assert r.error("paths") is None
+
+
+@pytest.mark.parametrize("tc", ["go1.22.10", "go1.26.6"])
+def test_heap_on_a_pie_core(tc):
+    """A position-independent build (globals, types and pclntab at a load bias): the same
+    truth on a core, in gdb and through the bridge."""
+    if tc not in harness.matrix_names():
+        pytest.skip(f"{tc} is not in the matrix")
+    with harness.target_for("heap", tc, "core", pie=True) as t:
+        truth = t.truth("heap")
+        r = t.gdb([("heap", "go heap --json"), ("paths", f"go paths {truth['needle']} --json"),
+                   ("retained", "go stacks --retained --json")], timeout=300)
+        assert r.error("heap") is None, r.stderr[-3000:]
+        got = json.loads(r.block("heap"))
+        check_heap(got, truth)
+        check_paths(json.loads(r.block("paths")), truth)
+        check_retained(json.loads(r.block("retained")), truth)
+        with open_bridge(t) as b:
+            assert json.loads(b.view(["heap", "--json"])) == got
+            check_paths(json.loads(b.view(["paths", truth["needle"], "--json"])), truth)
+    assert "Traceback" not in r.stdout + r.stderr
