@@ -184,13 +184,14 @@ class _CoreWords:
 
 
 CORE_CHUNK = 1 << 12   # rows per core read: at most this many pages resident at once
+LIVE_CHUNK = 1 << 15   # ranges per live read: 32 calls, for the read threads to share
 
 
 class _ProcWords:
     """Reads of many ranges of one size from a stopped process with process_vm_readv,
-    the iovecs built by numpy (1024 ranges a call); a batch the call cannot read whole
-    is read again afterwards through the memory's own gather_fixed, range by range.
-    (Two threads, each with half the batches, were measured no faster at 1M.)"""
+    the iovecs built by numpy (1024 ranges a call, the calls spread over the process
+    source's threads: see direct.READ_THREADS); a batch the call cannot read whole is
+    read again afterwards through the memory's own gather_fixed, range by range."""
 
     def __init__(self, proc):
         self.proc = proc
@@ -198,17 +199,21 @@ class _ProcWords:
     def _batches(self, addrs: np.ndarray, size: int, out: np.ndarray, lo: int, hi: int,
                  failed: list) -> None:
         """Batches of 1024 ranges lo..hi into out's rows; those not read whole into failed."""
-        fn, pid = self.proc._readv, self.proc.pid
-        iov = np.empty((1024, 2), dtype=np.uint64)
-        iov[:, 1] = size
-        local = np.empty(2, dtype=np.uint64)
-        base = out.ctypes.data
-        for b in range(lo, hi, 1024):
-            m = min(1024, hi - b)
-            iov[:m, 0] = addrs[b:b + m]
-            local[0] = base + b * size
-            local[1] = m * size
-            got = fn(pid, local.ctypes.data, 1, iov.ctypes.data, m, 0) if fn is not None else -1
+        n = hi - lo
+        if n <= 0:
+            return
+        remote = np.empty((n, 2), dtype=np.uint64)
+        remote[:, 0] = addrs[lo:hi]
+        remote[:, 1] = size
+        firsts = np.arange(lo, hi, 1024, dtype=np.uint64)
+        counts = np.minimum(np.uint64(hi) - firsts, np.uint64(1024))
+        local = np.empty((len(firsts), 2), dtype=np.uint64)
+        local[:, 0] = np.uint64(out.ctypes.data) + firsts * np.uint64(size)
+        local[:, 1] = counts * np.uint64(size)
+        lp, rp = local.ctypes.data, remote.ctypes.data
+        calls = [(lp + 16 * k, 1, rp + 16 * 1024 * k, m) for k, m in enumerate(counts.tolist())]
+        for (b, m), (got, _) in zip(zip(firsts.tolist(), counts.tolist()),
+                                    self.proc.readv_calls(calls)):
             if got != m * size:
                 failed.append((b, m))
 
@@ -256,17 +261,24 @@ def _scratch_of(nbytes: int) -> np.ndarray:
 def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
     """(words, ok): of the size bytes (a multiple of 8) at each of addrs, the words
     keep (indices; all when None) as a (n, len(keep)) uint64 matrix, and whether each
-    range could be read (rows that could not are zeros). Read in chunks into one
+    could be read (rows that could not are zeros; only the bytes from the first word
+    kept to the last are read). Read in chunks into one
     reused buffer: a core from its mapping (see _CoreWords.release), a live process
     with process_vm_readv, anything else through mem.gather_fixed."""
     n = len(addrs)
     nw = size // 8
     sel = np.arange(nw, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64)
     addrs = addrs.astype(np.uint64, copy=False)
+    if keep is not None and len(sel) and (sel.min() or sel.max() < nw - 1):
+        # only the bytes from the first word kept to the last
+        first = int(sel.min())
+        addrs = addrs + np.uint64(8 * first)
+        size = 8 * (int(sel.max()) - first + 1)
+        sel = sel - first
     out = np.zeros((n, len(sel)), dtype=np.uint64)
     ok = np.zeros(n, dtype=bool)
     pw = _proc_words(mem) if cw is None else None
-    step = CORE_CHUNK if cw is not None else 1 << 12
+    step = CORE_CHUNK if cw is not None else LIVE_CHUNK
     scratch = _scratch_of(step * size) if cw is None else None
     for lo in range(0, n, step):
         a = addrs[lo:lo + step]
@@ -466,14 +478,19 @@ def factorize(cols: list, members: bool = False) -> tuple:
             h ^= c.astype(np.uint64, copy=False)
             h *= _MIX
             h ^= h >> np.uint64(29)
-    order = np.argsort(h, kind="stable")
+    order = np.argsort(h)   # (not stable: each code's first row is its least)
     hs = h[order]
     starts = np.flatnonzero(np.concatenate(([True], hs[1:] != hs[:-1])))
-    first = order[starts]
+    first = np.minimum.reduceat(order, starts)
     counts = np.diff(np.append(starts, n))
     inv = np.empty(n, dtype=np.int64)
     inv[order] = np.repeat(np.arange(len(starts)), counts)
-    if not all(np.array_equal(c, c[first][inv]) for c in cols):
+    collided = not all(np.array_equal(c, c[first][inv]) for c in cols)
+    if not collided and members:
+        # each code's rows in row order: a stable sort of the codes (radix when small)
+        small = np.uint16 if len(starts) <= 1 << 16 else np.int64
+        order = np.argsort(inv.astype(small), kind="stable")
+    if collided:
         order = np.lexsort(cols[::-1])
         srt = [c[order] for c in cols]
         new = np.ones(n, dtype=bool)
