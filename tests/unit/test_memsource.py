@@ -232,6 +232,71 @@ def test_gather_fixed_strided_runs(pattern, guarded, source, scratch):
         assert runs < len(addrs) // 4 and sum(iovecs) < 2 * runs
 
 
+def test_gather_fixed_strided_runs_on_threads(pattern, guarded, monkeypatch):
+    """Runs cut into calls of about call_bytes, spread over the read threads, failing
+    ones among them: the same bytes and unread indices as reading range by range, and
+    most calls made on the read threads, not gdb's."""
+    import threading
+    from gdb_go_ext.target import direct
+    monkeypatch.setattr(direct, "_CALL_BYTES", 64)
+    _buf, base, data = pattern
+    size, stride = 24, 40
+    addrs, want = _strided(base, data, guarded, stride, size)
+    src = ProcMem(os.getpid())
+    try:
+        callers = []
+        readv = src._readv
+        src._readv = lambda *a: callers.append(threading.current_thread().name) or readv(*a)
+        buf, unread = src.gather_fixed(addrs, size, None, stride)
+    finally:
+        src.close()
+    assert sorted(unread) == [i for i, w in enumerate(want) if w is None]
+    for i, w in enumerate(want):
+        assert bytes(buf[i * stride:i * stride + size]) == (w if w is not None else bytes(size))
+    on_threads = sum(name == "gdb_go_ext-readv" for name in callers)
+    assert on_threads > len(callers) // 2, callers[:20]
+
+
+def test_read_pool_interrupt_waits_for_every_part():
+    """Ctrl-C while the read threads work: the parts are told to stop, the caller
+    waits for all of them before the interrupt goes on, and the pool still works."""
+    import threading
+    import time
+    from gdb_go_ext.target import direct
+    pool = direct._pool()
+    started, release, finished = threading.Event(), threading.Event(), []
+
+    def part(p, stop):
+        started.set()
+        release.wait(5)
+        finished.append((p, stop.is_set()))
+        return p
+
+    def interrupt():
+        started.wait(5)
+        time.sleep(0.05)
+        release.set()
+        raise KeyboardInterrupt
+
+    orig = threading.Semaphore.acquire
+    calls = []
+
+    def acquire(self, *a, **k):   # the first wait is interrupted, as by SIGINT
+        calls.append(1)
+        if len(calls) == 1:
+            interrupt()
+        return orig(self, *a, **k)
+
+    threading.Semaphore.acquire = acquire
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.map(part, [1, 2, 3])
+    finally:
+        threading.Semaphore.acquire = orig
+    assert sorted(p for p, _ in finished) == [1, 2, 3]
+    assert pool.map(lambda p, stop: p * 2, [1, 2]) == [2, 4]
+
+
 def test_memory_gather_fixed_strided_reports_read_errors(pattern, guarded):
     _buf, base, data = pattern
     t = _DirectTarget()
