@@ -273,6 +273,67 @@ class _ProcWords:
 
     def read(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
         """size bytes at each of addrs into out (n, size) uint8; ok[i] False where not."""
+        if not self._merged(mem, addrs, size, out, ok):
+            self._ranges(mem, addrs, size, out, ok)
+
+    def _merged(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> bool:
+        """read() of ranges that lie close together (sudogs, label sets: small objects of
+        one size class, allocated one after another): in address order, ranges less
+        than MERGE_GAP apart are read as one, with what lies between. False, having
+        read nothing, where that would not save a quarter of the cost."""
+        from ..target.direct import _CALL_BYTES, _IOV_MAX
+        n = len(addrs)
+        a = addrs.astype(np.uint64, copy=False)
+        if n < 256 or size % 8 or not _dense(a, size) or np.any(a % np.uint64(8)):
+            return False
+        if np.all(a[1:] >= a[:-1]):
+            order, s = np.arange(n), a
+        else:
+            order = np.argsort(a)
+            s = a[order]
+        new = np.ones(n, dtype=bool)
+        new[1:] = (s[1:] - s[:-1]) > np.uint64(size + MERGE_GAP)
+        part = (s - s[0]) // np.uint64(_CALL_BYTES)   # long runs cut, for the threads
+        new[1:] |= part[1:] != part[:-1]
+        firsts = np.flatnonzero(new)
+        lasts = np.append(firsts[1:], n) - 1
+        starts = s[firsts]
+        lens = s[lasts] + np.uint64(size) - starts
+        # (a range costs about as much as RANGE_BYTES copied)
+        if len(firsts) * RANGE_BYTES + int(lens.sum()) > n * (RANGE_BYTES + size) * 3 // 4:
+            return False
+        place = np.cumsum(lens) - lens
+        buf = _merge_scratch(int(place[-1] + lens[-1]))
+        remote = np.empty((len(firsts), 2), dtype=np.uint64)
+        remote[:, 0], remote[:, 1] = starts, lens
+        local = np.empty_like(remote)
+        local[:, 0], local[:, 1] = np.uint64(buf.ctypes.data) + place, lens
+        call = (np.arange(len(firsts)) // _IOV_MAX) * (1 << 40) + place // np.uint64(_CALL_BYTES)
+        cuts = np.flatnonzero(np.diff(call)) + 1
+        lo, hi = np.append(0, cuts), np.append(cuts, len(firsts))
+        lp, rp = local.ctypes.data, remote.ctypes.data
+        got = self.proc.readv_calls([(lp + 16 * x, y - x, rp + 16 * x, y - x)
+                                     for x, y in zip(lo.tolist(), hi.tolist())])
+        run = np.cumsum(new) - 1
+        offs = (place[run] + (s - starts[run])) // np.uint64(8)
+        words = buf.view(np.uint64)[offs.astype(np.int64)[:, None] +
+                                    np.arange(size // 8, dtype=np.int64)[None, :]]
+        out[order] = words.view(np.uint8).reshape(n, size)
+        short = np.array([g for g, _ in got], dtype=np.int64) != np.add.reduceat(lens, lo)
+        if short.any():   # those calls' ranges one by one
+            bad_run = np.zeros(len(firsts), dtype=bool)
+            for k in np.flatnonzero(short).tolist():
+                bad_run[lo[k]:hi[k]] = True
+            rows = order[bad_run[run]]
+            sub_out = np.zeros((len(rows), size), dtype=np.uint8)
+            sub_ok = np.ones(len(rows), dtype=bool)
+            self._ranges(mem, a[rows], size, sub_out, sub_ok)
+            out[rows] = sub_out
+            ok[rows] = sub_ok
+        return True
+
+    def _ranges(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
+        """read(), range by range (1024 a call)."""
         failed: list = []
         self._batches(addrs, size, out, 0, len(addrs), failed)
         for b, m in failed:
@@ -280,6 +341,33 @@ class _ProcWords:
             out[b:b + m] = np.frombuffer(buf, dtype=np.uint8, count=m * size).reshape(m, size)
             for i in errors:
                 ok[b + i] = False
+
+
+# a remote range costs process_vm_readv about as much as copying RANGE_BYTES (0.8 us
+# against 0.6 ns a byte, on this VM); ranges up to MERGE_GAP apart are read as one
+RANGE_BYTES = 1300
+MERGE_GAP = 1024
+
+
+def _dense(addrs: np.ndarray, size: int) -> bool:
+    """Whether ranges at addrs mostly lie within MERGE_GAP of one another in address
+    order, for _merged to pay: the median gap of a sample of about 1024, scaled."""
+    n = len(addrs)
+    if n < 256:
+        return False
+    step = max(1, n // 1024)
+    smp = np.sort(addrs[::step].astype(np.uint64, copy=False))
+    return float(np.median(np.diff(smp))) / step <= size + MERGE_GAP
+
+
+def _merge_scratch(nbytes: int) -> np.ndarray:
+    """A reused buffer of at least nbytes (8-aligned) for _ProcWords._merged."""
+    if len(_merge_buf[0]) < nbytes + 8:
+        _merge_buf[0] = np.zeros(max(nbytes + 8, 1 << 16) // 8 + 1, dtype=np.uint64).view(np.uint8)
+    return _merge_buf[0]
+
+
+_merge_buf = [np.zeros(0, dtype=np.uint8)]
 
 
 def _proc_words(mem) -> Optional[_ProcWords]:
@@ -343,6 +431,10 @@ def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
     ok = np.zeros(n, dtype=bool)
     pw = _proc_words(mem) if cw is None else None
     step = CORE_CHUNK if cw is not None else LIVE_CHUNK
+    order = None
+    if pw is not None and n > step and _dense(addrs, size):
+        order = np.argsort(addrs)   # chunks in address order, so each is dense (_merged)
+        addrs = addrs[order]
     scratch = _scratch_of(step * size) if cw is None else None
     for lo in range(0, n, step):
         a = addrs[lo:lo + step]
@@ -371,6 +463,10 @@ def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
         out[lo:lo + m] = buf.view("<u8")[:, sel]
         ok[lo:lo + m] = good
     out[~ok] = 0
+    if order is not None:
+        back = np.empty_like(order)
+        back[order] = np.arange(n)
+        return out[back], ok[back]
     return out, ok
 
 

@@ -485,17 +485,20 @@ def _table_json_pieces(t, body: str, line: _JsonLines):
         ids = t.col("goid").tolist()
         addrs = t.col("addr").tolist()
         codes = codes.tolist()
-        step = 1 << 13
-        head = ',\n{"id": %d, "addr": "0x%x", '.__mod__
-        for lo in range(0, n, step):   # a line is four pieces; a block is joined once
+        step = 1 << 10   # blocks of about 1.3 MB: warm, reused memory (1 << 13: 0.25 s slower at 1M)
+        for lo in range(0, n, step):   # a line is eight pieces; a block is joined once
             hi = min(n, lo + step)
+            k = hi - lo
             c = codes[lo:hi]
-            p = [None] * (4 * (hi - lo))
-            p[0::4] = map(head, zip(ids[lo:hi], addrs[lo:hi]))
-            p[1::4] = map(mids.__getitem__, c)
-            p[2::4] = map(btexts.__getitem__, bidx[lo:hi]) if bidx is not None else \
-                ["null"] * (hi - lo)
-            p[3::4] = map(ends.__getitem__, c)
+            p = [None] * (8 * k)
+            p[0::8] = [',\n{"id": '] * k
+            p[1::8] = map(str, ids[lo:hi])
+            p[2::8] = [', "addr": "'] * k
+            p[3::8] = map(hex, addrs[lo:hi])
+            p[4::8] = ['", '] * k
+            p[5::8] = map(mids.__getitem__, c)
+            p[6::8] = map(btexts.__getitem__, bidx[lo:hi]) if bidx is not None else ["null"] * k
+            p[7::8] = map(ends.__getitem__, c)
             block = "".join(p)
             yield block[2:] if lo == 0 else block
     yield "\n]}\n"

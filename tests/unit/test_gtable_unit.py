@@ -110,3 +110,89 @@ def test_factorize_numbers_by_first_row_and_survives_collisions(monkeypatch):
             assert first.tolist() == [keys.index(k) for k in seen]
             assert [m.tolist() for m in members] == \
                 [[i for i, c in enumerate(want) if c == j] for j in range(len(seen))]
+
+
+class _Mem:
+    """A Memory over this process's ProcMem: gather_fixed's errors as Memory has them."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def gather_fixed(self, addrs, size, scratch=None, stride=0):
+        buf, unread = self.proc.gather_fixed(addrs, size, scratch, stride)
+        return buf, {i: "unreadable" for i in unread}
+
+
+@pytest.fixture(scope="module")
+def own_memory():
+    """64 KB of known bytes, then a PROT_NONE page (process_vm_readv fails there, the
+    pread fallback does not), then 4 KB more; and ProcWords over this process."""
+    import ctypes
+    import mmap
+    import random
+    from gdb_go_ext.target.direct import ProcMem
+    page = mmap.PAGESIZE
+    m = mmap.mmap(-1, 16 * page + page + page, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    data = bytes(random.Random(5).randrange(256) for _ in range(len(m)))
+    m[:] = data
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mprotect(ctypes.c_void_p(base + 16 * page), page, 0) == 0
+    proc = ProcMem(os.getpid())
+    yield gtable._ProcWords(proc), _Mem(proc), base, data, 16 * page
+    proc.close()
+    libc.mprotect(ctypes.c_void_p(base + 16 * page), page, 3)
+
+
+@pytest.mark.parametrize("stride", [112, 2048], ids=["dense-merged", "sparse-one-by-one"])
+def test_proc_words_read_merged_and_not(own_memory, monkeypatch, stride):
+    """_ProcWords.read, ranges close together (read merged, by the read threads) or far
+    apart (range by range), some in a PROT_NONE page or unmapped: the same bytes as the
+    memory holds, and ok False exactly where a range cannot be read (unmapped)."""
+    import numpy as np
+    from gdb_go_ext.target import direct
+    monkeypatch.setattr(direct, "_CALL_BYTES", 4096)   # many calls: the threads share them
+    pw, mem, base, data, guard = own_memory
+    size = 24
+    offs = list(range(8, len(data) - size, stride))
+    rng = np.random.default_rng(3)
+    rng.shuffle(offs)
+    addrs = [base + o for o in offs] + [4096 + 64 * i for i in range(40)]   # + unmapped
+    n = len(addrs)
+    out = np.zeros((n, size), dtype=np.uint8)
+    ok = np.ones(n, dtype=bool)
+    merged = []
+    real = pw._merged
+    monkeypatch.setattr(pw, "_merged", lambda *a: merged.append(real(*a)) or merged[-1])
+    pw.read(mem, np.array(addrs, dtype=np.uint64), size, out, ok)
+    assert merged == [stride < 1024]
+    for i, a in enumerate(addrs):
+        o = a - base
+        readable = 0 <= o   # (the PROT_NONE page: through /proc/PID/mem, as a tracer)
+        assert ok[i] == readable, (i, o)
+        if readable:
+            assert bytes(out[i]) == data[o:o + size], (i, o)
+
+
+def test_proc_words_read_strided_runs_and_holes(own_memory, monkeypatch):
+    """_ProcWords.read_strided (the live walk's read of the gs): runs stride apart cut
+    into many calls, a run across the PROT_NONE page and unmapped ranges among them:
+    the bytes the memory holds at i * stride, and the unreadable ones reported."""
+    import numpy as np
+    from gdb_go_ext.target import direct
+    monkeypatch.setattr(direct, "_CALL_BYTES", 2048)
+    pw, mem, base, data, guard = own_memory
+    size, stride = 40, 56
+    offs = list(range(0, len(data) - size, stride))
+    addrs = [base + o for o in offs]
+    addrs[100:103] = [4096, 4096 + stride, 4096 + 2 * stride]
+    n = len(addrs)
+    buf = bytearray(n * stride)
+    held, errs = pw.read_strided(mem, np.array(addrs, dtype=np.uint64), size, stride, buf)
+    for i, a in enumerate(addrs):
+        o = a - base
+        readable = 0 <= o   # (the PROT_NONE page: through /proc/PID/mem, as a tracer)
+        assert held[i] == readable, (i, o)
+        assert (i in errs) == (not readable)
+        want = data[o:o + size] if readable else bytes(size)
+        assert bytes(buf[i * stride:i * stride + size]) == want, (i, o)
