@@ -79,8 +79,11 @@ class _ReadPool:
                 waited += 1
         except BaseException:
             stop.set()
-            while waited < len(parts):
-                done.acquire()
+            while waited < len(parts):   # (each part ends within a call: ~1 ms)
+                try:
+                    done.acquire()
+                except KeyboardInterrupt:   # a second Ctrl-C: still wait
+                    continue
                 waited += 1
             raise
         for box in boxes:
