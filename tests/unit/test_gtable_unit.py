@@ -196,3 +196,22 @@ def test_proc_words_read_strided_runs_and_holes(own_memory, monkeypatch):
         assert (i in errs) == (not readable)
         want = data[o:o + size] if readable else bytes(size)
         assert bytes(buf[i * stride:i * stride + size]) == want, (i, o)
+
+
+def test_factorize_many_codes_keeps_row_order():
+    """More codes than a uint16 holds (the members' sort is then not a radix sort):
+    codes by first row, each code's rows in row order."""
+    import numpy as np
+    rng = np.random.default_rng(11)
+    n = 150_000
+    col = rng.integers(0, 80_000, n).astype(np.uint64)
+    codes, first, members = gtable.factorize([col], members=True)
+    seen: dict = {}
+    want = [seen.setdefault(v, len(seen)) for v in col.tolist()]
+    assert len(seen) > 1 << 16
+    assert codes.tolist() == want
+    for j in (0, 1, len(seen) // 2, len(seen) - 1):
+        assert int(first[j]) == want.index(j)
+        m = members[j].tolist()
+        assert m == sorted(m) and all(want[i] == j for i in m)
+        assert len(m) == want.count(j)
