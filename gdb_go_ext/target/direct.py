@@ -93,6 +93,7 @@ class _ReadPool:
 
 
 _POOL: list = []
+os.register_at_fork(after_in_child=_POOL.clear)   # (a forked child has none of the threads)
 
 
 def _pool() -> _ReadPool:

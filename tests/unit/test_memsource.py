@@ -393,3 +393,28 @@ def test_core_gather_fixed_matches_segments(tmp_path, truncate):
     # gather: the same ranges as views into the core's mapping, None where not held
     for i, (w, hit) in enumerate(zip(expect, mem.gather([(a, size) for a in addrs]))):
         assert _bytes(hit, size) == w, f"range {i} at {addrs[i]:#x}"
+
+
+def test_read_pool_in_a_forked_child_is_its_own():
+    """A child forked after the read threads started gets a pool of its own (a fork
+    copies no threads): its reads spread over threads still end."""
+    from gdb_go_ext.target import direct
+    direct._pool()
+    pid = os.fork()
+    if pid == 0:   # the child: a map over the pool must not wait on the parent's threads
+        try:
+            ok = direct._pool().map(lambda p, stop: p + 1, [1, 2, 3]) == [2, 3, 4]
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    import time
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the child's read pool hung")
