@@ -30,8 +30,7 @@ _IOV_MAX = 1024
 # that, not by the copy: at 1M on this 2-vCPU VM, 1 thread 0.65-0.80 s, 2 threads
 # 0.46-0.55 s, 4 threads 0.36-0.55 s, 8 no better.
 READ_THREADS = 4
-import os as _o
-_CALL_BYTES = int(_o.environ.get('CALLB', 1 << 20))   # at most about this much a call when a read is cut into calls
+_CALL_BYTES = 1 << 20   # at most about this much a call when a read is cut into calls
 # signals the read threads never take, so that gdb's main thread gets Ctrl-C
 _ASYNC_SIGNALS = set(signal.valid_signals()) - {
     signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGTRAP,
