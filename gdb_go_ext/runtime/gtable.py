@@ -83,7 +83,8 @@ class _CoreWords:
         except (OSError, ValueError, AttributeError):
             self._mmap = None
 
-    def words_var(self, mem, addrs: np.ndarray, sizes: np.ndarray, sels: np.ndarray) -> Optional[tuple]:
+    def words_var(self, mem, addrs: np.ndarray, sizes: np.ndarray,
+                  sels: np.ndarray) -> Optional[tuple]:
         """(words, ok): of the sizes[i] bytes at addrs[i], the words sels[i] (a row of
         word indices per range), and whether the core holds each range; None where a
         range is not 8-aligned in the file. The pages read are given back (release):
@@ -197,34 +198,49 @@ class _ProcWords:
     def __init__(self, proc):
         self.proc = proc
 
+    def _readv(self, remote: np.ndarray, local: np.ndarray) -> tuple:
+        """process_vm_readv of the ranges of remote into those of local ((n, 2) uint64
+        iovec tables, address and length), in calls of up to IOV_MAX ranges and about
+        _CALL_BYTES, spread over the read threads: (lo, hi, short), each call's first
+        range and the one after its last, and whether it read less than all of them."""
+        from ..target.direct import _CALL_BYTES, _IOV_MAX
+        lens = remote[:, 1]
+        done = np.cumsum(lens) - lens
+        call = (np.arange(len(remote)) // _IOV_MAX) * (1 << 40) + done // np.uint64(_CALL_BYTES)
+        cuts = np.flatnonzero(np.diff(call)) + 1
+        lo, hi = np.append(0, cuts), np.append(cuts, len(remote))
+        lp, rp = local.ctypes.data, remote.ctypes.data
+        got = self.proc.readv_calls([(lp + 16 * x, y - x, rp + 16 * x, y - x)
+                                     for x, y in zip(lo.tolist(), hi.tolist())])
+        short = np.array([g for g, _ in got], dtype=np.int64) != \
+            np.add.reduceat(lens, lo).astype(np.int64)
+        return lo, hi, short
+
     def _batches(self, addrs: np.ndarray, size: int, out: np.ndarray, lo: int, hi: int,
                  failed: list) -> None:
-        """Batches of 1024 ranges lo..hi into out's rows; those not read whole into failed."""
+        """Ranges lo..hi into out's rows; the (first, count) of those calls did not
+        read whole into failed."""
         n = hi - lo
         if n <= 0:
             return
         remote = np.empty((n, 2), dtype=np.uint64)
         remote[:, 0] = addrs[lo:hi]
         remote[:, 1] = size
-        firsts = np.arange(lo, hi, 1024, dtype=np.uint64)
-        counts = np.minimum(np.uint64(hi) - firsts, np.uint64(1024))
-        local = np.empty((len(firsts), 2), dtype=np.uint64)
-        local[:, 0] = np.uint64(out.ctypes.data) + firsts * np.uint64(size)
-        local[:, 1] = counts * np.uint64(size)
-        lp, rp = local.ctypes.data, remote.ctypes.data
-        calls = [(lp + 16 * k, 1, rp + 16 * 1024 * k, m) for k, m in enumerate(counts.tolist())]
-        for (b, m), (got, _) in zip(zip(firsts.tolist(), counts.tolist()),
-                                    self.proc.readv_calls(calls)):
-            if got != m * size:
-                failed.append((b, m))
+        local = np.empty_like(remote)
+        local[:, 0] = np.uint64(out.ctypes.data) + np.arange(lo, hi, dtype=np.uint64) * \
+            np.uint64(size)
+        local[:, 1] = size
+        c_lo, c_hi, short = self._readv(remote, local)
+        for k in np.flatnonzero(short).tolist():
+            failed.append((lo + int(c_lo[k]), int(c_hi[k] - c_lo[k])))
 
     def read_strided(self, mem, addrs: np.ndarray, size: int, stride: int, buf) -> tuple:
         """size bytes at each of addrs into buf (a bytearray) at i * stride: (held, errors),
-        which could be read and the errors of the others (index -> error; zeros). Ranges that lie stride apart (gs of one size class)
-        are read as one run, cut every call_bytes so that the threads share them; the
-        iovecs built by numpy. A call not read whole is read again range by range
-        through the memory's own gather_fixed."""
-        from ..target.direct import _CALL_BYTES, _IOV_MAX
+        which could be read and the errors of the others (index -> error; their bytes
+        zeros). Ranges that lie stride apart (gs of one size class) are read as one run,
+        cut every _CALL_BYTES so that the threads share them (see _readv). A call not
+        read whole is read again range by range through the memory's gather_fixed."""
+        from ..target.direct import _CALL_BYTES
         m = len(addrs)
         held = np.ones(m, dtype=bool)
         errs: dict = {}
@@ -233,37 +249,25 @@ class _ProcWords:
         a = addrs.astype(np.uint64, copy=False)
         new = np.ones(m, dtype=bool)
         new[1:] = np.diff(a) != np.uint64(stride)
-        per = max(1, _CALL_BYTES // stride)
-        new[::per] = True
+        new[::max(1, _CALL_BYTES // stride)] = True
         firsts = np.flatnonzero(new)
         counts = np.diff(np.append(firsts, m))
-        lens = (counts - 1) * stride + size
         remote = np.empty((len(firsts), 2), dtype=np.uint64)
         remote[:, 0] = a[firsts]
-        remote[:, 1] = lens
+        remote[:, 1] = (counts - 1) * stride + size
         local = np.empty_like(remote)
         arr = (ctypes.c_char * len(buf)).from_buffer(buf)
         try:
             local[:, 0] = np.uint64(ctypes.addressof(arr)) + firsts.astype(np.uint64) * \
                 np.uint64(stride)
-            local[:, 1] = lens
-            # calls of up to IOV_MAX runs and about call_bytes
-            done = np.cumsum(lens) - lens
-            call = (np.arange(len(firsts)) // _IOV_MAX) * (1 << 40) + done // _CALL_BYTES
-            cuts = np.flatnonzero(np.diff(call)) + 1
-            lo = np.append(0, cuts)
-            hi = np.append(cuts, len(firsts))
-            lp, rp = local.ctypes.data, remote.ctypes.data
-            calls = [(lp + 16 * x, y - x, rp + 16 * x, y - x)
-                     for x, y in zip(lo.tolist(), hi.tolist())]
-            got = self.proc.readv_calls(calls)
+            local[:, 1] = remote[:, 1]
+            lo, hi, short = self._readv(remote, local)
         finally:
             del arr
-        want = np.add.reduceat(lens, lo)
-        for k in np.flatnonzero(np.array([g for g, _ in got], dtype=np.int64) != want).tolist():
+        mv = memoryview(buf)
+        for k in np.flatnonzero(short).tolist():
             r0, r1 = int(firsts[lo[k]]), (int(firsts[hi[k]]) if hi[k] < len(firsts) else m)
             data, errors = mem.gather_fixed(a[r0:r1].tolist(), size)
-            mv = memoryview(buf)
             for i in range(r1 - r0):
                 mv[(r0 + i) * stride:(r0 + i) * stride + size] = data[i * size:(i + 1) * size]
             for i, e in errors.items():
@@ -281,7 +285,7 @@ class _ProcWords:
         one size class, allocated one after another): in address order, ranges less
         than MERGE_GAP apart are read as one, with what lies between. False, having
         read nothing, where that would not save a quarter of the cost."""
-        from ..target.direct import _CALL_BYTES, _IOV_MAX
+        from ..target.direct import _CALL_BYTES
         n = len(addrs)
         a = addrs.astype(np.uint64, copy=False)
         if n < 256 or size % 8 or not _dense(a, size) or np.any(a % np.uint64(8)):
@@ -303,23 +307,17 @@ class _ProcWords:
         if len(firsts) * RANGE_BYTES + int(lens.sum()) > n * (RANGE_BYTES + size) * 3 // 4:
             return False
         place = np.cumsum(lens) - lens
-        buf = _merge_scratch(int(place[-1] + lens[-1]))
+        buf = _scratch_of(int(place[-1] + lens[-1]), "merged")
         remote = np.empty((len(firsts), 2), dtype=np.uint64)
         remote[:, 0], remote[:, 1] = starts, lens
         local = np.empty_like(remote)
         local[:, 0], local[:, 1] = np.uint64(buf.ctypes.data) + place, lens
-        call = (np.arange(len(firsts)) // _IOV_MAX) * (1 << 40) + place // np.uint64(_CALL_BYTES)
-        cuts = np.flatnonzero(np.diff(call)) + 1
-        lo, hi = np.append(0, cuts), np.append(cuts, len(firsts))
-        lp, rp = local.ctypes.data, remote.ctypes.data
-        got = self.proc.readv_calls([(lp + 16 * x, y - x, rp + 16 * x, y - x)
-                                     for x, y in zip(lo.tolist(), hi.tolist())])
+        lo, hi, short = self._readv(remote, local)
         run = np.cumsum(new) - 1
         offs = (place[run] + (s - starts[run])) // np.uint64(8)
         words = buf.view(np.uint64)[offs.astype(np.int64)[:, None] +
                                     np.arange(size // 8, dtype=np.int64)[None, :]]
         out[order] = words.view(np.uint8).reshape(n, size)
-        short = np.array([g for g, _ in got], dtype=np.int64) != np.add.reduceat(lens, lo)
         if short.any():   # those calls' ranges one by one
             bad_run = np.zeros(len(firsts), dtype=bool)
             for k in np.flatnonzero(short).tolist():
@@ -360,16 +358,6 @@ def _dense(addrs: np.ndarray, size: int) -> bool:
     return float(np.median(np.diff(smp))) / step <= size + MERGE_GAP
 
 
-def _merge_scratch(nbytes: int) -> np.ndarray:
-    """A reused buffer of at least nbytes (8-aligned) for _ProcWords._merged."""
-    if len(_merge_buf[0]) < nbytes + 8:
-        _merge_buf[0] = np.zeros(max(nbytes + 8, 1 << 16) // 8 + 1, dtype=np.uint64).view(np.uint8)
-    return _merge_buf[0]
-
-
-_merge_buf = [np.zeros(0, dtype=np.uint8)]
-
-
 def _proc_words(mem) -> Optional[_ProcWords]:
     direct = getattr(mem.target, "direct", None)
     if direct is None or not hasattr(direct, "_readv") or not hasattr(direct, "pid"):
@@ -391,13 +379,17 @@ def core_words(mem) -> Optional[_CoreWords]:
     return cw
 
 
-_scratch = [np.zeros(0, dtype=np.uint8)]   # reused by reads: warm pages, not fresh ones
+_scratch: dict = {}   # reused by reads, by use: warm pages, not fresh ones
 
 
-def _scratch_of(nbytes: int) -> np.ndarray:
-    if len(_scratch[0]) < nbytes:
-        _scratch[0] = np.zeros(max(nbytes, 1 << 16), dtype=np.uint8)
-    return _scratch[0]
+def _scratch_of(nbytes: int, use: str = "read") -> np.ndarray:
+    """A reused uint8 buffer of at least nbytes, 8-aligned, one per use (a read into
+    one may go on into another: read_words into "read", _merged into "merged")."""
+    buf = _scratch.get(use)
+    if buf is None or len(buf) < nbytes:
+        words = max(nbytes, 1 << 16) // 8 + 1
+        buf = _scratch[use] = np.zeros(words, dtype=np.uint64).view(np.uint8)
+    return buf
 
 
 def _touched(shape, dtype) -> np.ndarray:
@@ -463,10 +455,10 @@ def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
         out[lo:lo + m] = buf.view("<u8")[:, sel]
         ok[lo:lo + m] = good
     out[~ok] = 0
-    if order is not None:
-        back = np.empty_like(order)
-        back[order] = np.arange(n)
-        return out[back], ok[back]
+    if order is not None:   # back in the callers' order
+        rows_out, rows_ok = np.empty_like(out), np.empty_like(ok)
+        rows_out[order], rows_ok[order] = out, ok
+        return rows_out, rows_ok
     return out, ok
 
 
@@ -645,12 +637,12 @@ def factorize(cols: list, members: bool = False) -> tuple:
     counts = np.diff(np.append(starts, n))
     inv = _touched(n, np.int64)
     inv[order] = np.repeat(np.arange(len(starts)), counts)
-    collided = not all(np.array_equal(c, c[first][inv]) for c in cols)
-    if not collided and members:
-        # each code's rows in row order: a stable sort of the codes (radix when small)
-        small = np.uint16 if len(starts) <= 1 << 16 else np.int64
-        order = np.argsort(inv.astype(small), kind="stable")
-    if collided:
+    if all(np.array_equal(c, c[first][inv]) for c in cols):
+        if members:
+            # each code's rows in row order: a stable sort of the codes (radix when small)
+            small = np.uint16 if len(starts) <= 1 << 16 else np.int64
+            order = np.argsort(inv.astype(small), kind="stable")
+    else:   # a collision: exact
         order = np.lexsort(cols[::-1])
         srt = [c[order] for c in cols]
         new = np.ones(n, dtype=bool)
@@ -978,25 +970,36 @@ def slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
 PRECHECK_DEPTH = 64   # go stacks' default depth: checked along with a first walk's
 
 
+def _top_words(readers: list) -> Optional[tuple]:
+    """What checking stack tops against (reader, want) recipes reads: (k, slots,
+    union, size), the first k recipes (up to the first that cannot be checked by
+    words: not 8-aligned, or longer than TOP_BYTES), each one's word indices, the
+    words they need together and the bytes from the top that hold them; None when
+    the first cannot."""
+    slots = []
+    for r, _ in readers:
+        words = slot_words(r)
+        if words is None or r.size % 8 or r.size > TOP_BYTES:
+            break
+        slots.append(words)
+    if not slots:
+        return None
+    k = len(slots)
+    union = sorted(set().union(*(w.tolist() for w in slots)))
+    return k, slots, union, max(readers[i][0].size for i in range(k))
+
+
 def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
     """For each (reader, want) recipe, whether each stack top (at sps) holds it, from
     one read of the words they all need; None for the first where it cannot be
     checked that way (the others are then left out)."""
-    slots = [slot_words(r) for r, _ in readers]
-    ok_readers = [i for i, (r, _) in enumerate(readers)
-                  if slots[i] is not None and not r.size % 8 and r.size <= TOP_BYTES]
-    if 0 not in ok_readers:
+    plan = _top_words(readers)
+    if plan is None:
         return [None]
-    ok_readers = [i for i in ok_readers]
-    union = sorted(set().union(*(slots[i].tolist() for i in ok_readers)))
+    k, slots, union, size = plan
     pos = {w: j for j, w in enumerate(union)}
-    size = max(readers[i][0].size for i in ok_readers)
-    tests = []
-    for i in range(len(readers)):
-        if i not in ok_readers:
-            break
-        tests.append(([pos[w] for w in slots[i].tolist()],
-                      np.array(readers[i][1], dtype=np.uint64)[None, :]))
+    tests = [([pos[w] for w in slots[i].tolist()],
+              np.array(readers[i][1], dtype=np.uint64)[None, :]) for i in range(k)]
     n = len(sps)
     out = [np.zeros(n, dtype=bool) for _ in tests]
     for lo in range(0, n, LIVE_CHUNK):   # compared a chunk at a time: no (n, words) matrix
@@ -1025,22 +1028,14 @@ def _merged_tops(mem, pw, sp: np.ndarray, plans: list, todo: list, out: list) ->
     read together; the others (returned) are read group by group."""
     rest, take = [], []
     for i in todo:
-        readers = plans[i][4]
-        slots = [slot_words(r) for r, _ in readers]
-        ok_readers = []
-        for j, (r, _) in enumerate(readers):   # (as _same_tops: up to the first it cannot)
-            if slots[j] is None or r.size % 8 or r.size > TOP_BYTES:
-                break
-            ok_readers.append(j)
-        if not ok_readers:
+        plan = _top_words(plans[i][4])
+        if plan is None:
             out[i] = [None]
-            continue
-        size = max(readers[j][0].size for j in ok_readers)
-        if len(ok_readers) > 2:
+        elif plan[0] > 2:
             rest.append(i)
-            continue
-        union = sorted(set().union(*(slots[j].tolist() for j in ok_readers)))
-        take.append((i, ok_readers, slots, union, size))
+        else:
+            k, slots, union, size = plan
+            take.append((i, list(range(k)), slots, union, size))
     if len(take) < 2:
         return rest + [t[0] for t in take]
     K = max(len(t[3]) for t in take)
