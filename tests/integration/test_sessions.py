@@ -124,6 +124,16 @@ for gid in PARKED:
     if g is not None and g.sp and g.stack_hi > g.sp:
         stacks[gid] = (g.sp - 256, g.stack_hi)
 
+def baseline():
+    """Plain `bt` of every thread, before any command of ours."""
+    sel = gdb.selected_thread().num
+    out = {}
+    for th in gdb.selected_inferior().threads():
+        th.switch()
+        out[th.num] = gdb.execute("bt", to_string=True)
+    gdb.execute("thread %d" % sel, to_string=True)
+    return out
+
 def selection():
     th = gdb.selected_thread()
     f = gdb.selected_frame()
@@ -170,6 +180,7 @@ def run(cmd, delay):
     print("\nCMD END", flush=True)   # (an interrupted command may end mid-line)
     return out, err
 
+print("BASELINE " + json.dumps(baseline()), flush=True)
 for i, (cmd, kind, delay) in enumerate(PLAN):
     before = snapshot()
     out, err = run(cmd, delay)
@@ -270,6 +281,14 @@ def test_gdb_session_never_harms_the_target(session_tc, seed, tmp_path):
                 assert out.startswith("#%d " % k), ctx
             elif kind == "ctx" and cmd.endswith("p $pc") and err is None:
                 assert "0x" in out, ctx
+        # plain gdb after our commands: bt as it was before any of them, frame K is #K
+        base = json.loads(next(l[9:] for l in r.stdout.splitlines() if l.startswith("BASELINE ")))
+        plain = [x for x in results if x["kind"] == "plain" and x["err"] is None]
+        for x in plain:
+            if x["cmd"] == "bt":
+                assert x["out"].strip() == base[str(x["before"]["sel"][0])].strip(), (where, x)
+            elif x["cmd"].startswith("frame "):
+                assert x["out"].startswith("#%s " % x["cmd"].split()[1]), (where, x)
         interrupted = [x for x in results if x["kind"] == "interrupt"]
         assert any(x["err"] for x in interrupted), interrupted   # a SIGINT landed in one
         for x in interrupted:
