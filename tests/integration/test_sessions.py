@@ -347,3 +347,50 @@ def test_bridge_session_never_harms_the_target(session_tc, seed, tmp_path):
                     if arg[0] == "goroutine" and "--json" not in arg:
                         assert out.startswith("#0 ") or "goroutine" in out, ctx
         assert_beats_on(fp, "after the bridge session with %s" % where)
+
+
+# (command, refused with) -- as gdb reads it: abbreviations, aliases, wrappers
+TABLE = [
+    ("finish", REFUSED_RESUME), ("fin", REFUSED_RESUME), ("c", REFUSED_RESUME),
+    ("fg", REFUSED_RESUME), ("continue 3", REFUSED_RESUME), ("step", REFUSED_RESUME),
+    ("si", REFUSED_RESUME), ("until", REFUSED_RESUME), ("advance 1", REFUSED_RESUME),
+    ("jump 1", REFUSED_RESUME), ("return", REFUSED_RESUME), ("call main.goid()", REFUSED_RESUME),
+    ("detach", REFUSED_RESUME), ("deta", REFUSED_RESUME), ("kill", REFUSED_RESUME),
+    ("quit", REFUSED_RESUME), ("signal SIGINT", REFUSED_RESUME), ("run", REFUSED_RESUME),
+    ("with print pretty -- continue", REFUSED_RESUME),
+    ("thread apply all continue", "runs commands of its own"),
+    ("t a 1 bt", "runs commands of its own"), ("frame apply 1 p 1", "runs commands of its own"),
+    ("python print(1)", "runs commands of its own"), ("source /dev/null", "runs commands of its own"),
+    ("| bt | cat", "runs commands of its own"), ("pipe bt | cat", "runs commands of its own"),
+    ("myresume", "runs commands of its own"),
+    ("p $rip = 0", REFUSED_ASSIGN), ("set var $rsp = 8", REFUSED_ASSIGN),
+    ("p $pc++", REFUSED_ASSIGN), ("output $rbp -= 8", REFUSED_ASSIGN),
+    ("p main.goid()", "may-call-functions is off"),
+    # not refused
+    ("p $pc == 0", None), ("p -pretty -- $sp", None), ('printf "pc=%#x\\n", $pc', None),
+    ("info frame", None), ("frame 3", None), ("up 2", None), ("bt 2", None),
+    ("with print pretty -- info locals", None), ("x/2gx $sp", None), ("info registers rip", None),
+]
+
+
+def test_refused_commands_table(tmp_path):
+    """Each command gdb would resume with, write with or wrap is refused in one line,
+    named as gdb reads it; the rest run; the program beats on after the detach."""
+    tc = TOOLCHAINS[-1]
+    binary = harness.build("selfcheck", tc)
+    with harness.run_fixture(binary) as fp:
+        gid = fp.truth("meta")["parked"]["select"][0]
+        cmds = [("define", "define myresume\ncontinue\nend")]
+        cmds += [("%d" % i, "go goroutine %d %s" % (gid, cmd)) for i, (cmd, _) in enumerate(TABLE)]
+        cmds += [("after", "p $pc"), ("may", "show may-call-functions")]
+        r = harness.run_gdb(binary, pid=fp.pid, commands=cmds)
+        assert r.error("define") is None, r.error("define")
+        for i, (cmd, want) in enumerate(TABLE):
+            err = r.error("%d" % i)
+            if want is None:
+                assert err is None, (cmd, err)
+            else:
+                assert err and want in err and err.startswith("go goroutine: "), (cmd, err)
+        assert r.error("after") is None and "is on" in r.block("may")
+        assert "Traceback" not in r.stdout + r.stderr
+        assert_beats_on(fp, "after the refused commands")
