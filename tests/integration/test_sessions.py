@@ -12,9 +12,11 @@ must be unchanged, and a `go ...` command must leave the user's thread and frame
 selected. After detaching, the program must keep beating "ok" and stay alive. The same
 through delve-bridge (views, goroutine backtraces, continue/halt rounds, detach).
 
-Seeds: fixed ones per toolchain, plus one new seed per run from the clock, printed;
-replay one with GDB_GO_EXT_SESSION_SEED=N (it replaces the new one).
+Toolchains: go1.19, go1.22.10 and go1.26.6 (or those named with --toolchain). Seeds:
+three fixed ones, plus one new seed per run, in the test id (newseedN) and in every
+failure; replay one with GDB_GO_EXT_SESSION_SEED=N (it replaces the new one).
 """
+import hashlib
 import json
 import os
 import random
@@ -31,7 +33,20 @@ from gdb_go_ext.errors import GoExtError  # noqa: E402
 
 TOOLCHAINS = ("go1.19", "go1.22.10", "go1.26.6")
 FIXED_SEEDS = (1901, 2210, 2606)
-NEW_SEED = int(os.environ.get("GDB_GO_EXT_SESSION_SEED") or time.time_ns() % 1000003)
+
+
+def _new_seed():
+    """GDB_GO_EXT_SESSION_SEED, else new per run; one value for every xdist worker of a run
+    (they collect the same test ids), from the run's id that xdist gives them."""
+    if os.environ.get("GDB_GO_EXT_SESSION_SEED"):
+        return int(os.environ["GDB_GO_EXT_SESSION_SEED"])
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run:
+        return int(hashlib.sha1(run.encode()).hexdigest(), 16) % 1000003
+    return time.time_ns() % 1000003
+
+
+NEW_SEED = _new_seed()
 print("test_sessions: new seed this run: %d (replay: GDB_GO_EXT_SESSION_SEED=%d)"
       % (NEW_SEED, NEW_SEED), file=sys.stderr)
 
@@ -41,9 +56,9 @@ REFUSED_ASSIGN = "nothing is written"
 
 def pytest_generate_tests(metafunc):
     if "session_tc" in metafunc.fixturenames:
-        want = metafunc.config.getoption("toolchain") or TOOLCHAINS
-        tcs = [t for t in TOOLCHAINS if t in want] or list(TOOLCHAINS[-1:])
-        seeds = [("seed%d" % s, s) for s in FIXED_SEEDS] + [("new", NEW_SEED)]
+        # these three, or the toolchains named with --toolchain
+        tcs = list(metafunc.config.getoption("toolchain") or TOOLCHAINS)
+        seeds = [("seed%d" % s, s) for s in FIXED_SEEDS] + [("newseed%d" % NEW_SEED, NEW_SEED)]
         metafunc.parametrize("session_tc,seed", [(t, s) for t in tcs for _, s in seeds],
                              ids=["%s-%s" % (t, n) for t in tcs for n, _ in seeds])
 
