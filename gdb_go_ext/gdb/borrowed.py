@@ -37,8 +37,8 @@ SAVED = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r1
          "r12", "r13", "r14", "r15", "rip", "eflags", "orig_rax", "fs_base", "gs_base")
 _U64 = (1 << 64) - 1
 
-# gdb's own names (the first of `help WORD`'s first line) of commands that resume the
-# program, end or leave it, or change its state
+# commands (gdb's names; gdb_command_name finds them under any alias or abbreviation)
+# that resume the program, end it or leave it, or change its state
 RESUMING = frozenset("""continue next step stepi nexti finish until advance jump run start
 starti signal queue-signal kill detach attach call return reverse-continue reverse-next
 reverse-step reverse-stepi reverse-nexti reverse-finish record checkpoint restart
@@ -275,6 +275,7 @@ def run_borrowed(g, command: str) -> None:
     if any(r not in saved for r in LENT):
         raise GoExtError("cannot read the selected thread's registers")
     try:
+        # g.bp: the frame pointer saved with pc/sp (sched.bp, or syscallbp in a syscall)
         _write_frame0({"rip": g.pc, "rsp": g.sp, "rbp": g.bp})
         _guarded(command)
     finally:
