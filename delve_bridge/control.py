@@ -35,20 +35,41 @@ from gdb_go_ext.target.base import (EXITED, HIT, INTERRUPT, REG_NAMES, STOPPED, 
 from .rpc import Client, ConnectionLost, RPCError
 
 
+def _running(address) -> Optional[bool]:
+    """dlv's State.Running, asked on a second connection; None if it does not say."""
+    try:
+        with Client(address) as second:
+            st = second.call("State", {"NonBlocking": True}, timeout=10).get("State") or {}
+        return bool(st.get("Running"))
+    except RPCError:
+        return None
+
+
 def halt_pending(client: Client, rid: int) -> dict:
     """Halt through a second connection (the first waits on our `continue`, request rid)
-    and return that continue's answer."""
-    try:
-        with Client(client.address) as second:
-            second.call("Command", {"name": "halt"}, timeout=30)
-    except RPCError:
-        pass    # it may have stopped by itself meanwhile: the answer below says
-    try:
-        return client.wait(rid, timeout=30) or {}
-    except ConnectionLost:
-        raise
-    except RPCError:
-        return {}
+    and return that continue's answer.
+
+    A halt that reaches dlv before it has begun the continue sent just before is lost,
+    and the continue then runs on: while no answer comes, halt again, but only while
+    dlv says the program runs (a halt of a stopped program leaves a signal queued)."""
+    waits = (0.25, 0.5, 1, 2, 2, 5, 10, 30)
+    for attempt, wait in enumerate(waits):
+        if attempt == 0 or _running(client.address) is not False:
+            try:
+                with Client(client.address) as second:
+                    # (a halt that races the continue can go unanswered until its
+                    # connection closes: do not wait long for it)
+                    second.call("Command", {"name": "halt"}, timeout=3)
+            except RPCError:
+                pass    # it may have stopped by itself meanwhile: the answer below says
+        try:
+            return client.wait(rid, timeout=wait) or {}
+        except ConnectionLost:
+            if client.closed or attempt == len(waits) - 1:
+                raise
+        except RPCError:
+            return {}
+    return {}
 
 
 class _Signals:

@@ -11,6 +11,7 @@ from ..binary import types as T
 from ..target import Thread
 from ..target.base import first_direct, not_live
 from ..target.direct import CoreMem, open_source
+from . import borrowed
 from .control import GdbControl
 
 
@@ -172,34 +173,20 @@ class GdbTarget:
                 raise GoExtError(f"cannot read the value of {expr}: {e}") from None
 
     def run_in_goroutine(self, g, command: str) -> None:
-        """Run a gdb command with the goroutine's pc/sp/bp in place, live only; always restore."""
+        """Run a gdb command in the goroutine's context, live only (gdb/borrowed.py): on its
+        thread if it runs, else with its pc/sp/bp lent to the selected thread; registers,
+        memory and the selected thread and frame are as before when it returns."""
         if not self.is_live:
             raise GoExtError("running a command in a goroutine's context needs a live process "
                              "(on a core, `go goroutine ID` gives its backtrace)")
         if g.status == "running" and g.thread:
             for th in self.inferior.threads():
                 if th.ptid[1] == g.thread:
-                    prev = gdb.selected_thread()
-                    th.switch()
-                    try:
-                        gdb.execute(command)
-                    finally:
-                        prev.switch()
+                    borrowed.run_on_thread(th, command)
                     return
         if not g.pc or not g.sp:
             raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
-        frame = gdb.newest_frame()
-        saved = {r: int(frame.read_register(r)) for r in ("rip", "rsp", "rbp")}
-        bp = g.bp   # the frame pointer saved with pc/sp (sched.bp, or syscallbp in a syscall)
-        try:
-            gdb.execute(f"set $rip = {g.pc:#x}", to_string=True)
-            gdb.execute(f"set $rsp = {g.sp:#x}", to_string=True)
-            gdb.execute(f"set $rbp = {bp:#x}", to_string=True)
-            gdb.execute(command)
-        finally:
-            for r, v in saved.items():
-                gdb.execute(f"set ${r} = {v:#x}", to_string=True)
-            gdb.execute("select-frame 0", to_string=True)
+        borrowed.run_borrowed(g, command)
 
     def selected_thread(self) -> Optional[int]:
         thread = gdb.selected_thread()
@@ -209,6 +196,8 @@ class GdbTarget:
         """Execution control for probes (gdb/control.py): a live amd64 program, stopped."""
         if not self.is_live:
             raise not_live(self.has_process)
+        if borrowed.active:
+            raise GoExtError("a probe cannot run in a goroutine's borrowed context")
         return GdbControl(self.inferior)
 
     def threads(self) -> list[Thread]:

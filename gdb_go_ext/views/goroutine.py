@@ -41,4 +41,5 @@ register(View(
     _run, _arguments, completes=COMPLETE_GOROUTINE, tail_command=True,
     doc="""goroutine ID            backtrace, live or on a core (registers untouched)
 goroutine ID CMD...     gdb, live only: run CMD with that goroutine's registers,
-                        restored afterwards (e.g. `info locals`, `frame 2`)"""))
+                        restored afterwards (e.g. `info locals`, `frame 2`); commands
+                        that would resume or change the program are refused"""))
