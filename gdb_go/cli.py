@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "gdb (the words are the view's: see `gdb-go trace --help`).",
                        add_help=False)
     t.add_argument("words", nargs=argparse.REMAINDER, metavar="FILE ...")
+    from gdb_go import mapwatch   # eBPF: `mapwatch PID EXPR`
+    mapwatch.add_parser(sub)
     return p
 
 
@@ -283,6 +285,9 @@ def main(argv=None) -> int:
             return cmd_diff(args)
         if args.command == "trace":
             return cmd_trace(args)
+        if args.command == "mapwatch":
+            from gdb_go.mapwatch import cmd_mapwatch
+            return cmd_mapwatch(args)
         raise BatchError(f"unknown command {args.command}")
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
