@@ -10,8 +10,9 @@ its probe sites in the binary, by looking, never by Go version:
   uprobe there sees the flags of the compare: CF or ZF set means the function is about
   to grow its stack and start again, so that hit is skipped;
 * every RET of the function (with --found): the starts of the pcsp table's ranges
-  where the frame is gone (SP delta 0) and the byte is 0xc3. pcsp changes only at
-  instruction boundaries, so these are whole instructions;
+  where the frame is gone (SP delta 0), past one-byte NOPs, on a 0xc3 byte. pcsp
+  changes only at instruction boundaries, so these are whole instructions (the
+  tests check them against objdump on every toolchain);
 * the functions' code ranges: a call whose return address lies inside a probed
   function (go1.27's mapaccess1_fast64 calling mapaccess2_fast64) is the inner half
   of a call already counted.
@@ -77,16 +78,22 @@ def stack_check_jbe(code: bytes) -> Optional[int]:
     return None
 
 
-def ret_addresses(pclntab, func) -> list[int]:
-    """Every RET of func: where pcsp says the frame is gone, on a 0xc3 byte."""
+def ret_addresses(pclntab, func, code: bytes) -> list[int]:
+    """Every RET of func (code: its bytes): where pcsp says the frame is gone (after the
+    entry), a 0xc3 byte, after nothing but one-byte NOPs (0x90)."""
     if not func.pcsp:
         return []
     ends, vals = pclntab._pcvalue_table(func.entry, func.pcsp)
     out = []
     start = func.entry
     for end, val in zip(ends, vals):
-        if val == 0 and start != func.entry and start < func.end:
-            out.append(start)
+        if val == 0 and start != func.entry:
+            pos = start - func.entry
+            stop = min(end, func.end) - func.entry
+            while pos < stop and code[pos] == 0x90:
+                pos += 1
+            if pos < stop and code[pos] == 0xC3:
+                out.append(func.entry + pos)
         start = end
     return out
 
@@ -110,7 +117,7 @@ def find_sites(elf, pclntab, probes: list[P.Probe], found: bool):
             errors.append(f"{p.function}: no stack check (cmp 0x10(%r14); jbe) at its entry: "
                           "not probed")
             continue
-        rets = [a for a in ret_addresses(pclntab, f) if code[a - f.entry] == 0xC3]
+        rets = ret_addresses(pclntab, f, code)
         if found and not rets:
             errors.append(f"{p.function}: no RET found: not probed")
             continue
