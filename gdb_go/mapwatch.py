@@ -124,7 +124,7 @@ def run(args) -> str:
     map_addr = int.from_bytes(raw, "little")
     if map_addr == 0:
         raise GoExtError(f"{args.expr} is a nil map")
-    rep = ebpf.probe_map(pid=pid, elf=elf, pclntab=pclntab, map_addr=map_addr,
+    rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=pclntab, map_addr=map_addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
                          found=args.found,
                          wait=_window(pid, args.seconds, args.expr, map_addr))

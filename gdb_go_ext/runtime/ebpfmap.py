@@ -318,3 +318,64 @@ def pclntab_symbolizer(pclntab, bias: int) -> Callable[[int], Optional[dict]]:
         cache[ret] = loc
         return loc
     return sym
+
+
+# --- the probe ----------------------------------------------------------------------------
+PROGRAM = "mapwatch"
+
+
+def probe_map(*, pid: int, elf, pclntab, map_addr: int, map_type_name: str, key_t,
+              goid_off: int, found: bool, wait, values=None) -> dict:
+    """Count the lookups of the map at map_addr in process pid while wait(n_uprobes)
+    runs (it returns how the window ended: "timeout", "interrupt", "exited", ...), then
+    remove every uprobe and return the report (runtime/ebpfmap.py's build_report).
+
+    elf/pclntab: the process's executable (link-time addresses; the PIE bias comes from
+    /proc/PID/maps)."""
+    import os
+    import time
+    from ..target.ebpf import BpfObject
+    exe = f"/proc/{pid}/exe"
+    if not os.path.exists(f"/proc/{pid}"):
+        raise GoExtError(f"no process {pid}")
+    probes = P.resolve_entries([n for n in P.probe_functions(key_t) if n in P.FUNCTIONS],
+                               P.pclntab_lookup(pclntab))
+    if not probes:
+        raise GoExtError("the binary has none of the runtime's map access functions")
+    sites, ranges, errors = find_sites(elf, pclntab, probes, found)
+    if not sites:
+        raise GoExtError("no map access function could be probed: " + "; ".join(errors))
+    bias = pie_bias(pid, exe, elf)
+    zv = elf.symbol("runtime.zeroVal")
+    zeroval = zv[0] + bias if zv else 0
+    if found and not zeroval:
+        errors.append("no runtime.zeroVal symbol: mapaccess1's found/missing is unknown")
+    stats: dict = {}
+    with BpfObject() as bpf:
+        bpf.update("config", b"\0" * 4,
+                   config_bytes(map_addr, zeroval, goid_off, key_t, found, ranges, bias))
+        stopped_by = "error"
+        t0 = t1 = time.monotonic()
+        try:
+            for s in sites:
+                bpf.attach_uprobe(PROGRAM, pid, exe, file_offset(elf, s.address), s.cookie)
+            t0 = time.monotonic()
+            stopped_by = wait(len(sites))
+        finally:
+            t1 = time.monotonic()
+            errors.extend(bpf.detach())     # first stop counting, then read
+        for i, name in enumerate(STATS):
+            v = bpf.lookup("stats", i.to_bytes(4, "little"), 8)
+            stats[name] = int.from_bytes(v, "little") if v else 0
+        counts = [(k, int.from_bytes(v, "little"))
+                  for k, v in bpf.items("counts", MKEY.size, 8)]
+        gor = [(int.from_bytes(k, "little"), int.from_bytes(v, "little"))
+               for k, v in bpf.items("goroutines", 8, 8)]
+        callers = [(k, int.from_bytes(v, "little"))
+                   for k, v in bpf.items("callers", CKEY.size, 8)]
+        pend = [v for _, v in bpf.items("pendings", 8, PENDING.size)] if found else []
+    return build_report(
+        map_addr=map_addr, map_type=map_type_name, key_t=key_t, probes=probes, sites=sites,
+        bias=bias, counts=counts, goroutines=gor, callers=callers, pendings=pend, stats=stats,
+        seconds=t1 - t0, stopped_by=stopped_by, errors=errors, found=found,
+        symbolize=pclntab_symbolizer(pclntab, bias), values=values)

@@ -24,6 +24,12 @@ _STOPPED = {
 }
 
 
+def _stopped(rep: dict) -> str:
+    if rep.get("engine") == "ebpf" and rep["stopped_by"] == "timeout":
+        return "after --seconds seconds"
+    return _STOPPED.get(rep["stopped_by"], rep["stopped_by"])
+
+
 def _where(c) -> str:
     if not c:
         return "?"
@@ -37,7 +43,7 @@ def render_text(rep: dict, color: bool = False, width: int = 120, keys: int = 20
         f"map {rep['map']} {rep['type']}: {s['hits']} hits in {s['seconds']}s"
         f" ({rate if rate is not None else '-'} hits/s), {s['found']} found, "
         f"{s['missing']} missing" + (f", {s['unknown']} unknown" if s["unknown"] else "")
-        + f"; stopped {_STOPPED.get(rep['stopped_by'], rep['stopped_by'])}",
+        + f"; stopped {_stopped(rep)}",
         "probes: " + ", ".join(p["function"] for p in rep["probes"])
         + f"; {rep['other_map_calls']} calls on other maps ignored",
     ]
@@ -124,6 +130,7 @@ def _run_ebpf(ctx, args):
     from ..binary.elf import ElfFile
     from ..binary.pclntab import PCLineTable
     from ..errors import GoExtError, UsageError
+    from ..runtime import ebpfmap
     from ..runtime.maps import decode_map
     from ..runtime.values import ValueDecoder
     from ..target import ebpf
@@ -166,7 +173,7 @@ def _run_ebpf(ctx, args):
                 left.extend(control.finish())
         return why
 
-    rep = ebpf.probe_map(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf), map_addr=addr,
+    rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf), map_addr=addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
                          found=args.found, wait=wait, values=lambda raw: dec(raw, 0))
     rep["errors"].extend(left)
