@@ -47,22 +47,25 @@ def ebpf(fp, sampler, expr, seconds, found, out):
         raise SystemExit("gdb-go mapwatch failed: %s%s" % (line, p.stderr.read()))
     t0 = time.monotonic()
     p.wait()
-    t1 = time.monotonic()
     rep = json.load(open(path))
-    return rep["summary"]["hits_per_second"] or 0.0, sampler.rate(t0 + 0.2, t1 - 0.2)
+    # the window: from the uprobes in to the deadline (not the detach and report after it)
+    return rep["summary"]["hits_per_second"] or 0.0, sampler.rate(t0 + 0.2, t0 + seconds - 0.1)
 
 
 def breakpoints(binary, fp, sampler, expr, seconds, out):
     path = os.path.join(out, "b.json")
-    t1 = time.monotonic()
+    clock = "python import time; print('CLOCK', time.monotonic())"
     r = harness.run_gdb(binary, pid=fp.pid, commands=[
+        ("t0", clock),
         ("probe", "go mapwatch %s --max-hits 1000000 --timeout %s --json -o %s"
-         % (expr, seconds, path))], timeout=seconds + 120)
-    t2 = time.monotonic()
+         % (expr, seconds, path)),
+        ("t1", clock)], timeout=seconds + 120)
     if r.error("probe"):
         raise SystemExit("probe failed: %s" % r.error("probe"))
+    t0, t1 = (float(r.block(b).split()[-1]) for b in ("t0", "t1"))
     rep = json.load(open(path))
-    return rep["summary"]["hits_per_second"] or 0.0, sampler.rate(t2 - seconds, t2 - 0.2)
+    # CLOCK_MONOTONIC is the machine's: gdb's window on the sampler's clock
+    return rep["summary"]["hits_per_second"] or 0.0, sampler.rate(t0 + 0.2, t1 - 0.1)
 
 
 def main():
