@@ -4,6 +4,8 @@ gdb run in batch for you.
     gdb-go dump BINARY CORE... [--format text|json|pprof|stacks] [-o DIR] [-j N]
     gdb-go diff BINARY OLDCORE NEWCORE [--similar] [--json] [--min N] [-o FILE]
     gdb-go trace FILE [--goroutine ID] [--p] [--window T0..T1] [--json] [-o FILE]
+    gdb-go mapwatch PID EXPR [--found] [--seconds S] [--json] [-o FILE]   (eBPF, no gdb:
+        gdb_go/mapwatch.py)
 
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
