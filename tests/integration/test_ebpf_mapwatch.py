@@ -191,6 +191,9 @@ def test_gdbgo_counts_are_exact(toolchain, pie, tmp_path):
                 reps[m] = json.load(f)
             assert reps[m]["stopped_by"] == "interrupt"
             _check(reps[m], seq, name, True)
+        # some of the deep goroutines' lookups grew the stack in the map function and
+        # started it again: counted once above, and seen (on every toolchain, 2-4 of them)
+        assert reps["main.intMap"]["restarts_skipped"] > 0
         _assert_no_uprobe_left(fx.pid, reps.values())
         # the probed RETs are objdump's
         elf, bias, sites = _entry_sites(fx.pid)
