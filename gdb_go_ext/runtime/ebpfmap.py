@@ -149,7 +149,6 @@ def pie_bias(pid: int, exe_path: str, elf) -> int:
             parts = line.split()
             if len(parts) < 6:
                 continue
-            dev_major, _, dev_minor = parts[3].partition(":")
             if int(parts[4]) != st.st_ino or int(parts[2], 16) != 0:
                 continue
             start = int(parts[0].split("-")[0], 16)
