@@ -149,6 +149,7 @@ do_install() {
     fi
 
     write_gdb_script "$site" "$extra_path"
+    build_bpf || say "no eBPF mapwatch: the BPF object was not built (continuing)"
     install_gdbinit_block
     install_launcher "$mode"
     # >>> hook: dlv default (issue 5) >>>
@@ -161,6 +162,27 @@ do_install() {
     # <<< hook: dlv default <<<
     say "installed ($mode) in $((SECONDS - t0))s; in gdb: source gdb_go_ext"
 }
+
+# >>> hook: eBPF mapwatch (issue 27) >>>
+# `mapwatch --ebpf` loads $HOME_DIR/bpf/mapwatch.bpf.o, compiled here from the project's
+# own C (gdb_go_ext/target/bpf/mapwatch.bpf.c) with clang -target bpf and libbpf-dev's
+# headers; as root with apt-get they are installed when missing (build time only).
+build_bpf() {
+    local src="$REPO/gdb_go_ext/target/bpf/mapwatch.bpf.c" out="$HOME_DIR/bpf/mapwatch.bpf.o"
+    if { ! command -v clang >/dev/null || [[ ! -f /usr/include/bpf/bpf_helpers.h ]]; } \
+        && command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
+        say "installing clang and libbpf-dev to build the eBPF mapwatch probe"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            clang libbpf-dev >&2 \
+            || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install \
+                 -y -q --no-install-recommends clang libbpf-dev >&2; } || return 1
+    fi
+    command -v clang >/dev/null || return 1
+    mkdir -p "$HOME_DIR/bpf"
+    clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$src" -o "$out.tmp" >&2 \
+        && mv -f "$out.tmp" "$out" && say "built $out"
+}
+# <<< hook: eBPF mapwatch <<<
 
 write_gdb_script() {
     local site="$1" extra="$2" tmp extra_line=""

@@ -4,6 +4,8 @@ gdb run in batch for you.
     gdb-go dump BINARY CORE... [--format text|json|pprof|stacks] [-o DIR] [-j N]
     gdb-go diff BINARY OLDCORE NEWCORE [--similar] [--json] [--min N] [-o FILE]
     gdb-go trace FILE [--goroutine ID] [--p] [--window T0..T1] [--json] [-o FILE]
+    gdb-go mapwatch PID EXPR [--found] [--seconds S] [--json] [-o FILE]   (eBPF, no gdb:
+        gdb_go/mapwatch.py)
 
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
@@ -100,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "gdb (the words are the view's: see `gdb-go trace --help`).",
                        add_help=False)
     t.add_argument("words", nargs=argparse.REMAINDER, metavar="FILE ...")
+    from gdb_go import mapwatch   # eBPF: `mapwatch PID EXPR`
+    mapwatch.add_parser(sub)
     return p
 
 
@@ -283,6 +287,9 @@ def main(argv=None) -> int:
             return cmd_diff(args)
         if args.command == "trace":
             return cmd_trace(args)
+        if args.command == "mapwatch":
+            from gdb_go.mapwatch import cmd_mapwatch
+            return cmd_mapwatch(args)
         raise BatchError(f"unknown command {args.command}")
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

@@ -24,6 +24,12 @@ _STOPPED = {
 }
 
 
+def _stopped(rep: dict) -> str:
+    if rep.get("engine") == "ebpf" and rep["stopped_by"] == "timeout":
+        return "after --seconds seconds"
+    return _STOPPED.get(rep["stopped_by"], rep["stopped_by"])
+
+
 def _where(c) -> str:
     if not c:
         return "?"
@@ -37,7 +43,7 @@ def render_text(rep: dict, color: bool = False, width: int = 120, keys: int = 20
         f"map {rep['map']} {rep['type']}: {s['hits']} hits in {s['seconds']}s"
         f" ({rate if rate is not None else '-'} hits/s), {s['found']} found, "
         f"{s['missing']} missing" + (f", {s['unknown']} unknown" if s["unknown"] else "")
-        + f"; stopped {_STOPPED.get(rep['stopped_by'], rep['stopped_by'])}",
+        + f"; stopped {_stopped(rep)}",
         "probes: " + ", ".join(p["function"] for p in rep["probes"])
         + f"; {rep['other_map_calls']} calls on other maps ignored",
     ]
@@ -64,8 +70,23 @@ def render_text(rep: dict, color: bool = False, width: int = 120, keys: int = 20
         for c in s["top_callers"]:
             t.add_row(Text(_where(c)), str(c["hits"]), str(c["found"]), str(c["missing"]))
         out += "\n" + render(t, color=color, width=width)
+    if rep.get("engine") == "ebpf":
+        out += ebpf_lines(rep)
     for e in rep["errors"]:
         out += f"error: {e}\n"
+    return out
+
+
+def ebpf_lines(rep: dict) -> str:
+    """What only the eBPF probe has: goroutines, restarts skipped, the key cut."""
+    s = rep["summary"]
+    out = (f"\neBPF: {len(rep['uprobes'])} uprobes, every call counted in the kernel; "
+           f"{len(s['by_goroutine'])} goroutines, {len(s['callers'])} call sites, "
+           f"{rep['restarts_skipped']} stack-growth restarts skipped"
+           + ("" if rep["found_tracked"] else "; found/missing not tracked (--found)") + "\n")
+    if rep.get("string_key_bytes"):
+        out += (f"string keys are cut at {rep['string_key_bytes']} bytes"
+                + (" (some were)" if rep.get("keys_truncated") else "") + "\n")
     return out
 
 
@@ -84,6 +105,79 @@ def add_mapwatch_args(p) -> None:
                    help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+    p.add_argument("--ebpf", action="store_true",
+                   help="count in the kernel with eBPF uprobes: the program runs freely "
+                   "for --seconds, every lookup counted (needs CAP_BPF)")
+    p.add_argument("--found", action="store_true",
+                   help="with --ebpf: also tell found from missing (probes every RET)")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help=f"with --ebpf: count for S seconds (default {DEFAULT_TIMEOUT:g})")
+
+
+def _target_pid(target):
+    for obj, attr in ((target, "pid"), (getattr(target, "direct", None), "pid"),
+                      (target, "_pid")):
+        v = getattr(obj, attr, None) if obj is not None else None
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def _run_ebpf(ctx, args):
+    """`--ebpf`: the map resolved while stopped, the program let run for --seconds with
+    the uprobes in, then stopped again as the user had it, every uprobe removed."""
+    import time
+    from ..binary.elf import ElfFile
+    from ..binary.pclntab import PCLineTable
+    from ..errors import GoExtError, UsageError
+    from ..runtime import ebpfmap
+    from ..runtime.maps import decode_map
+    from ..runtime.values import ValueDecoder
+    from ..target import ebpf
+    from .maps import resolve_map
+    seconds = DEFAULT_TIMEOUT if args.seconds is None else args.seconds
+    if not seconds > 0:
+        raise UsageError("--seconds must be more than 0")
+    why = ebpf.problem()
+    if why:
+        raise GoExtError(f"eBPF cannot run here: {why} (mapwatch without --ebpf still can)")
+    rt = ctx.runtime()
+    control = rt.target.control()   # live, stopped: or one sentence why not
+    pid = _target_pid(rt.target)
+    if pid is None:
+        raise GoExtError("--ebpf needs the program's local process id (a process on this "
+                         "machine)")
+    shown, mt, addr = resolve_map(rt, " ".join(args.expr))
+    if addr == 0:
+        raise GoExtError(f"{shown} is a nil map")
+    key_t = decode_map(rt, mt, 0).key_type or mt.key
+    g = rt.target.lookup_type("runtime.g")
+    goid = g.find("goid") if g is not None else None
+    if key_t is None or goid is None:
+        raise GoExtError("the debug info lacks the map's key type or runtime.g.goid")
+    elf = ElfFile.open(f"/proc/{pid}/exe")
+    dec = ValueDecoder(rt).decoder(key_t)
+    left: list = []
+
+    def wait(n: int) -> str:
+        why = "error"
+        try:
+            control.begin()
+            why = control.resume(time.monotonic() + seconds)
+        except KeyboardInterrupt:
+            why = "interrupt"
+        finally:
+            try:
+                left.extend(control.remove_all())
+            finally:
+                left.extend(control.finish())
+        return why
+
+    rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf), map_addr=addr,
+                         map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
+                         found=args.found, wait=wait, values=lambda raw: dec(raw, 0))
+    rep["errors"].extend(left)
+    return rep
 
 
 def _run(ctx, args):
@@ -94,6 +188,12 @@ def _run(ctx, args):
         raise UsageError("--max-hits must be 1 or more")
     if not args.timeout > 0:
         raise UsageError("--timeout must be more than 0 seconds")
+    if args.ebpf:
+        rep = _run_ebpf(ctx, args)
+        return json_text(rep) if args.json else render_text(rep, color=ctx.color,
+                                                             width=ctx.width)
+    if args.found or args.seconds is not None:
+        raise UsageError("--found and --seconds go with --ebpf (without it: --timeout)")
     rt = ctx.runtime()
     control = rt.target.control()   # live, amd64, stopped: or one sentence why not
     shown, mt, addr = resolve_map(rt, " ".join(args.expr))
@@ -112,4 +212,10 @@ Breakpoints go at the entry of the runtime's map access functions for the
 map's key type (with --writes also mapassign/mapdelete); hits on other maps
 are let through at once. The program runs until --max-hits hits on this map
 (default 1000) or --timeout seconds (default 10), or Ctrl-C, then stops again;
-every breakpoint is removed on every way out. Needs a live process (amd64)."""))
+every breakpoint is removed on every way out. Needs a live process (amd64).
+
+--ebpf counts every call in the kernel instead (eBPF uprobes at each function's
+stack check, and with --found at its RETs): the program runs freely for
+--seconds (default 10) or until Ctrl-C, then is stopped again as it was, every
+uprobe removed. The JSON adds per key and op found/missing, every goroutine and
+every call site. Needs root (CAP_BPF, CAP_PERFMON) and a local process."""))

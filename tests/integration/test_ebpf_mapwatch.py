@@ -1,0 +1,331 @@
+"""`mapwatch --ebpf` against the ebpflookups fixture's own record of its lookups.
+
+The fixture (tests/fixtures/ebpflookups/main.go) waits for a stdin line, so the
+uprobes are in first, then makes a known sequence of lookups in main.intMap and
+main.strMap (keys present and missing, m[k] and v, ok := m[k], five goroutines
+plus 600 fresh ones calling 0..599 frames deep, decoy maps of the same types read
+alongside) and writes every lookup it made to sequence.json. Every count the
+probe reports must equal the sequence's: per key, op and found/missing; per
+goroutine; per call site (function and line). Afterwards the program's text read
+from /proc holds no int3 where a uprobe was. The RETs we probe are checked against
+objdump's disassembly of the same functions.
+
+Runs on every toolchain of the matrix, plain and PIE, through `gdb-go mapwatch PID`;
+gdb and the bridge once, on go1.26.6. Skipped, with the reason, only on a machine
+where eBPF cannot run (no CAP_BPF, no uprobe PMU, no libbpf.so.1, no BPF object).
+"""
+import collections
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+import harness
+
+sys.path.insert(0, harness.REPO)
+from gdb_go_ext.binary.elf import ElfFile  # noqa: E402
+from gdb_go_ext.binary.pclntab import PCLineTable  # noqa: E402
+from gdb_go_ext.runtime import ebpfmap, probes  # noqa: E402
+from gdb_go_ext.target import ebpf  # noqa: E402
+
+GDB_TC = "go1.26.6"
+NO_EBPF = ebpf.problem()
+pytestmark = pytest.mark.skipif(NO_EBPF is not None, reason=f"eBPF cannot run: {NO_EBPF}")
+MAPS = {"main.intMap": "int", "main.strMap": "str"}
+
+
+def _gdb_go():
+    return [sys.executable, "-m", "gdb_go"]
+
+
+class Fixture:
+    """The ebpflookups fixture, started and waiting for its stdin line."""
+
+    def __init__(self, binary):
+        self.out = tempfile.mkdtemp(prefix="ebpflookups-")
+        self.proc = subprocess.Popen([binary, self.out], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY"), (line, self.proc.stderr.read())
+
+    def go(self):
+        """Make the lookups; wait until the fixture wrote them."""
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line.startswith("DONE"), (line, self.proc.stderr.read())
+        with open(os.path.join(self.out, "sequence.json")) as f:
+            return json.load(f)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def _entry_sites(pid):
+    """(address, original byte) of each map function's jbe, loaded addresses."""
+    exe = "/proc/%d/exe" % pid
+    elf = ElfFile.open(exe)
+    pcl = PCLineTable.from_elf(elf)
+    found = probes.resolve_entries(list(probes.FUNCTIONS), probes.pclntab_lookup(pcl))
+    sites, _, _ = ebpfmap.find_sites(elf, pcl, [p for p in found if p.op in ("access1", "access2")],
+                                     True)
+    bias = ebpfmap.pie_bias(pid, exe, elf)
+    return elf, bias, sites
+
+
+def _text_bytes(pid, addrs):
+    with open("/proc/%d/mem" % pid, "rb") as mem:
+        out = {}
+        for a in addrs:
+            mem.seek(a)
+            out[a] = mem.read(1)[0]
+        return out
+
+
+def _wait_probed(pid, addr, timeout=60):
+    """Until the program's text holds a uprobe's int3 at addr (the probes are in)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _text_bytes(pid, [addr])[addr] == 0xCC:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no uprobe appeared at %#x" % addr)
+
+
+def _assert_no_uprobe_left(pid, reps):
+    elf = ElfFile.open("/proc/%d/exe" % pid)
+    bias = ebpfmap.pie_bias(pid, "/proc/%d/exe" % pid, elf)
+    addrs = {int(u["address"], 16) for r in reps for u in r["uprobes"]}
+    assert addrs
+    now = _text_bytes(pid, addrs)
+    for a in addrs:
+        assert now[a] == elf.read_vaddr(a - bias, 1)[0], "uprobe left at %#x" % a
+
+
+def _expected(seq, name, found):
+    keys, gor, callers = collections.Counter(), collections.Counter(), collections.Counter()
+    for e in seq:
+        if e["map"] != name:
+            continue
+        key = e["key"]
+        if isinstance(key, str) and len(key.encode()) > ebpfmap.KEY_BYTES:
+            key = (key[:ebpfmap.KEY_BYTES], len(key))
+        keys[(json.dumps(key), e["op"], e["found"] if found else None)] += 1
+        gor[e["g"]] += 1
+        callers[(e["func"], e["line"], e["found"] if found else None)] += 1
+    return keys, gor, callers
+
+
+def _got(rep, found):
+    s = rep["summary"]
+    keys = collections.Counter()
+    for k in s["keys"]:
+        key = (k["key"], k["length"]) if k.get("truncated") else k["key"]
+        for op, d in k["by_op"].items():
+            if found:
+                keys[(json.dumps(key), op, True)] += d["found"]
+                keys[(json.dumps(key), op, False)] += d["missing"]
+                assert d["hits"] == d["found"] + d["missing"], k
+            else:
+                keys[(json.dumps(key), op, None)] += d["hits"]
+    gor = collections.Counter({d["goroutine"]: d["hits"] for d in s["by_goroutine"]})
+    callers = collections.Counter()
+    for c in s["callers"]:
+        if found:
+            callers[(c["function"], c["line"], True)] += c["found"]
+            callers[(c["function"], c["line"], False)] += c["missing"]
+        else:
+            callers[(c["function"], c["line"], None)] += c["hits"]
+    return +keys, +gor, +callers
+
+
+def _check(rep, seq, name, found):
+    exp, got = _expected(seq, name, found), _got(rep, found)
+    for what, e, g in zip(("keys", "goroutines", "callers"), exp, got):
+        diff = {k: (e[k], g[k]) for k in set(e) | set(g) if e[k] != g[k]}
+        assert not diff, "%s %s (expected, got): %s" % (name, what, sorted(diff.items())[:20])
+    s = rep["summary"]
+    assert s["hits"] == sum(exp[0].values())
+    assert rep["engine"] == "ebpf" and rep["errors"] == [], rep["errors"]
+    assert s["unknown"] == (0 if found else s["hits"])
+    if name == "str":
+        assert rep["string_key_bytes"] == ebpfmap.KEY_BYTES and rep["keys_truncated"]
+
+
+def _cli(pid, expr, out, found=True):
+    p = subprocess.Popen(_gdb_go() + ["mapwatch", str(pid), expr, "--json", "-o", out,
+                                      "--seconds", "120"] + (["--found"] if found else []),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=harness.REPO)
+    line = p.stderr.readline()
+    assert re.match(r"watching %s \(map 0x[0-9a-f]+, \d+ probes\)$" % re.escape(expr),
+                    line.strip()), (line, p.stderr.read() if p.poll() is not None else "")
+    return p
+
+
+@pytest.mark.parametrize("pie", [False, True], ids=["plain", "pie"])
+def test_gdbgo_counts_are_exact(toolchain, pie, tmp_path):
+    binary = harness.build("ebpflookups", toolchain, pie=pie)
+    fx = Fixture(binary)
+    try:
+        outs = {m: str(tmp_path / (m + ".json")) for m in MAPS}
+        ps = {m: _cli(fx.pid, m, outs[m]) for m in MAPS}
+        seq = fx.go()
+        for m, p in ps.items():
+            p.send_signal(signal.SIGINT)
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+        reps = {}
+        for m, name in MAPS.items():
+            with open(outs[m]) as f:
+                reps[m] = json.load(f)
+            assert reps[m]["stopped_by"] == "interrupt"
+            _check(reps[m], seq, name, True)
+        # some of the deep goroutines' lookups grew the stack in the map function and
+        # started it again: counted once above, and seen (on every toolchain, 2-4 of them)
+        assert reps["main.intMap"]["restarts_skipped"] > 0
+        _assert_no_uprobe_left(fx.pid, reps.values())
+        # the probed RETs are objdump's
+        elf, bias, sites = _entry_sites(fx.pid)
+        ours = collections.defaultdict(set)
+        for s in sites:
+            if s.kind == ebpfmap.KIND_RET:
+                ours[s.probe.symbol].add(s.address)
+        dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary],
+                             capture_output=True, text=True).stdout
+        theirs, fn = collections.defaultdict(set), None
+        for line in dis.splitlines():
+            m = re.match(r"^([0-9a-f]+) <(.+)>:$", line)
+            if m:
+                fn = m.group(2)
+            elif fn in ours and re.match(r"^\s*[0-9a-f]+:\s+ret", line):
+                theirs[fn].add(int(line.split(":")[0], 16))
+        assert ours == theirs
+    finally:
+        fx.close()
+
+
+def test_gdbgo_counts_without_found(tmp_path):
+    binary = harness.build("ebpflookups", GDB_TC)
+    fx = Fixture(binary)
+    try:
+        out = str(tmp_path / "int.json")
+        p = _cli(fx.pid, "main.intMap", out, found=False)
+        seq = fx.go()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        with open(out) as f:
+            rep = json.load(f)
+        _check(rep, seq, "int", False)
+        _assert_no_uprobe_left(fx.pid, [rep])
+    finally:
+        fx.close()
+
+
+def _probed_in_window(fx, function, run):
+    """run() probes with the program running; the lookups are made once a uprobe is in
+    (at function's jbe)."""
+    _, bias, sites = _entry_sites(fx.pid)
+    entry = next(s for s in sites if s.kind == ebpfmap.KIND_ENTRY
+                 and s.probe.function == function)
+    seq = []
+
+    def feed():
+        _wait_probed(fx.pid, entry.address + bias)
+        seq.extend(fx.go())
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    result = run()
+    t.join(60)
+    return seq, result
+
+
+def test_gdb_ebpf_counts_are_exact(tmp_path):
+    binary = harness.build("ebpflookups", GDB_TC)
+    fx = Fixture(binary)
+    try:
+        out = str(tmp_path / "gdb.json")
+        seq, res = _probed_in_window(fx, "runtime.mapaccess1_fast64", lambda: harness.run_gdb(pid=fx.pid, commands=[
+            ("probe", "go mapwatch main.intMap --ebpf --found --seconds 12 --json -o %s" % out),
+            ("bps", "info breakpoints")], timeout=120))
+        assert "No breakpoints" in res.block("bps"), res.block("bps")
+        with open(out) as f:
+            rep = json.load(f)
+        assert rep["stopped_by"] == "timeout"
+        _check(rep, seq, "int", True)
+        _assert_no_uprobe_left(fx.pid, [rep])
+        assert fx.proc.poll() is None
+    finally:
+        fx.close()
+
+
+def test_bridge_ebpf_counts_are_exact(tmp_path):
+    from delve_bridge import Bridge
+    binary = harness.build("ebpflookups", GDB_TC)
+    fx = Fixture(binary)
+    try:
+        with Bridge.attach(fx.pid, binary=binary, quiet=True) as b:
+            seq, text = _probed_in_window(fx, "runtime.mapaccess1_faststr", lambda: b.view(
+                ["mapwatch", "main.strMap", "--ebpf", "--found", "--seconds", "12", "--json"]))
+        rep = json.loads(text)
+        _check(rep, seq, "str", True)
+        _assert_no_uprobe_left(fx.pid, [rep])
+        assert fx.proc.poll() is None
+    finally:
+        fx.close()
+
+
+def _progress(lines):
+    for line in reversed(lines):
+        if line.startswith("PROGRESS "):
+            return int(line.split()[1]), time.monotonic()
+    return None
+
+
+def _rate(fp, seconds):
+    a = _progress(fp.stdout_lines)
+    time.sleep(seconds)
+    b = _progress(fp.stdout_lines)
+    return (b[0] - a[0]) / (b[1] - a[1])
+
+
+def test_sigkill_of_the_prober_removes_every_uprobe():
+    """SIGKILL mid-run: the kernel removes the uprobes, the program runs on at full speed
+    within a second, never stopped."""
+    binary = harness.build("lookups", GDB_TC)
+    with harness.run_fixture(binary, args=("tight",)) as fp:
+        time.sleep(0.5)
+        free = _rate(fp, 1.0)
+        p = subprocess.Popen(_gdb_go() + ["mapwatch", str(fp.pid), "main.intMap", "--found",
+                                          "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=harness.REPO)
+        assert p.stderr.readline().startswith("watching main.intMap")
+        probed = _rate(fp, 1.0)
+        p.kill()
+        p.wait()
+        t0 = time.monotonic()
+        elf = ElfFile.open("/proc/%d/exe" % fp.pid)
+        pcl = PCLineTable.from_elf(elf)
+        f = pcl.lookup_func("runtime.mapaccess1_fast64")
+        jbe = f.entry + ebpfmap.stack_check_jbe(elf.read_vaddr(f.entry, 32))
+        while _text_bytes(fp.pid, [jbe])[jbe] == 0xCC:
+            assert time.monotonic() - t0 < 1.0, "a uprobe outlived its prober by 1 s"
+            time.sleep(0.01)
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
+        after = _rate(fp, 1.0)
+        print("lookups loop: free %.0f/s, probed %.0f/s, after SIGKILL %.0f/s"
+              % (free, probed, after))
+        assert fp.proc.poll() is None
+        assert probed < free and after > 2 * probed, (free, probed, after)
