@@ -1,15 +1,17 @@
 """Target over gdb's Python API: memory, symbols, DWARF types, threads."""
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Optional
 
 import gdb  # noqa: F401  (only the gdb/ package may import it)
 
-from ..errors import GoExtError, NotGoError, ReadError
+from ..errors import DecodeError, GoExtError, NotGoError, ReadError
 from ..binary import types as T
+from ..binary.generics import named_in_frame
 from ..target import Thread
-from ..target.base import first_direct, not_live
+from ..target.base import Scope, first_direct, not_live
 from ..target.direct import CoreMem, open_source
 from .control import GdbControl
 
@@ -149,27 +151,95 @@ class GdbTarget:
         objs = gdb.objfiles()
         return objs[0].filename if objs else None
 
-    # expressions, evaluated by gdb in the selected frame
-    def evaluate(self, expr: str, name: str) -> tuple:
-        val = None
-        try:
-            sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
-            if sym is not None and sym.is_variable:
-                val = sym.value()
-        except gdb.error:
+    # expressions, evaluated by gdb in the selected frame (or a Scope's)
+    def evaluate(self, expr: str, name: str, scope: Optional[Scope] = None) -> tuple:
+        with self._in_scope(scope) as frame:
             val = None
-        if val is None:
-            val = _evaluate(expr, name)
-        t = self._types.convert(val.type)
-        if t.kind not in (T.MAP, T.CHAN, T.PTR):
-            return t, None
-        try:
-            return t, int(val.cast(gdb.lookup_type("uintptr")))
-        except gdb.error:
             try:
-                return t, int(val)
-            except (gdb.error, ValueError) as e:
-                raise GoExtError(f"cannot read the value of {expr}: {e}") from None
+                sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+                if sym is not None and sym.is_variable:
+                    val = sym.value()
+            except gdb.error:
+                val = None
+            if val is None:
+                val = _evaluate(expr, name)
+            t = self._types.convert(val.type)
+            function = _frame_function(frame)
+            t = named_in_frame(t, function, self._elf())
+            if t.kind not in (T.MAP, T.CHAN, T.PTR):
+                return t, None
+            try:
+                return t, int(val.cast(gdb.lookup_type("uintptr")))
+            except gdb.error:
+                try:
+                    return t, int(val)
+                except (gdb.error, ValueError) as e:
+                    raise GoExtError(f"cannot read the value of {expr}: {e}") from None
+
+    def _elf(self):
+        """The program's ElfFile (its symbol names), or None."""
+        if getattr(self, "_elf_file", 0) == 0:
+            from ..binary.elf import ElfFile
+            path = self.executable()
+            try:
+                self._elf_file = ElfFile.open(path) if path else None
+            except (OSError, DecodeError):
+                self._elf_file = None
+        return self._elf_file
+
+    @contextlib.contextmanager
+    def _in_scope(self, scope: Optional[Scope]):
+        """Select frame scope.frame of goroutine scope.goroutine for the body; the user's
+        thread, frame and (live, for a parked goroutine) registers are restored after."""
+        try:
+            here = gdb.selected_frame()
+        except gdb.error:
+            here = None
+        if scope is None:
+            yield here
+            return
+        thread = gdb.selected_thread()
+        saved = None
+        try:
+            g = scope.g
+            if g is not None:
+                on = [th for th in self.inferior.threads()
+                      if g.status == "running" and g.thread and th.ptid[1] == g.thread]
+                if on:
+                    on[0].switch()
+                elif not self.is_live:
+                    raise GoExtError(
+                        f"goroutine {g.id} is {g.status}, not running on a thread: on a core gdb "
+                        f"has no registers for it (delve-bridge evaluates in any goroutine)")
+                elif not g.pc or not g.sp:
+                    raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
+                else:
+                    # registers of frame 0 only: `set $rip` in an outer frame writes its
+                    # saved slot on the stack, i.e. the program's memory
+                    gdb.newest_frame().select()
+                    top = gdb.newest_frame()
+                    saved = {r: int(top.read_register(r)) for r in ("rip", "rsp", "rbp")}
+                    for r, v in (("rip", g.pc), ("rsp", g.sp), ("rbp", g.bp)):
+                        gdb.execute(f"set ${r} = {v:#x}", to_string=True)
+            frame = here if scope.frame is None and g is None else gdb.newest_frame()
+            for _ in range(scope.frame or 0):
+                frame = frame.older() if frame is not None else None
+            if frame is None:
+                who = f"goroutine {g.id}" if g is not None else "the selected thread"
+                raise GoExtError(f"{who} has no frame {scope.frame}")
+            frame.select()
+            yield frame
+        finally:
+            if saved is not None:
+                gdb.newest_frame().select()
+                for r, v in saved.items():
+                    gdb.execute(f"set ${r} = {v:#x}", to_string=True)
+            if thread is not None and thread.is_valid():
+                thread.switch()
+            if here is not None and here.is_valid():
+                here.select()
+            elif saved is not None:
+                gdb.execute("select-frame 0", to_string=True)
 
     def run_in_goroutine(self, g, command: str) -> None:
         """Run a gdb command with the goroutine's pc/sp/bp in place, live only; always restore."""
@@ -236,6 +306,13 @@ class GdbTarget:
                 if frame is not None and frame.is_valid():
                     frame.select()
         return out
+
+
+def _frame_function(frame) -> Optional[str]:
+    try:
+        return frame.name() if frame is not None and frame.is_valid() else None
+    except gdb.error:
+        return None
 
 
 def _core_path() -> Optional[str]:

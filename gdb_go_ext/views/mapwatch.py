@@ -10,6 +10,7 @@ from rich.text import Text
 from .values import go_quote
 from .console import json_text, render
 from .registry import COMPLETE_SYMBOL, View, register
+from .scope import add_scope_args, scope_of
 
 __all__ = ["render_text"]
 
@@ -82,6 +83,7 @@ def add_mapwatch_args(p) -> None:
                    help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--writes", action="store_true",
                    help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
+    add_scope_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
@@ -96,7 +98,7 @@ def _run(ctx, args):
         raise UsageError("--timeout must be more than 0 seconds")
     rt = ctx.runtime()
     control = rt.target.control()   # live, amd64, stopped: or one sentence why not
-    shown, mt, addr = resolve_map(rt, " ".join(args.expr))
+    shown, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
     rep = probes.run_mapwatch(control, rt, shown, mt, addr, args.max_hits, args.timeout,
                               args.writes)
     if args.json:
