@@ -6,6 +6,7 @@ import re
 from typing import Optional
 
 import gdb  # noqa: F401  (only the gdb/ package may import it)
+import gdb.unwinder
 
 from ..errors import DecodeError, GoExtError, NotGoError, ReadError
 from ..binary import types as T
@@ -190,7 +191,10 @@ class GdbTarget:
     @contextlib.contextmanager
     def _in_scope(self, scope: Optional[Scope]):
         """Select frame scope.frame of goroutine scope.goroutine for the body; the user's
-        thread, frame and (live, for a parked goroutine) registers are restored after."""
+        thread and frame are selected again after. A goroutine running on a thread is
+        that thread's stack; a parked one is reached through _GoroutineFrames, which
+        makes its saved pc/sp/bp the caller of the selected thread's frame 0: nothing
+        is written (so it works on a core too), and its frame K is gdb's frame K+1."""
         try:
             here = gdb.selected_frame()
         except gdb.error:
@@ -199,30 +203,22 @@ class GdbTarget:
             yield here
             return
         thread = gdb.selected_thread()
-        saved = None
+        spliced = False
         try:
             g = scope.g
+            skip = 0
             if g is not None:
                 on = [th for th in self.inferior.threads()
                       if g.status == "running" and g.thread and th.ptid[1] == g.thread]
                 if on:
                     on[0].switch()
-                elif not self.is_live:
-                    raise GoExtError(
-                        f"goroutine {g.id} is {g.status}, not running on a thread: on a core gdb "
-                        f"has no registers for it (delve-bridge evaluates in any goroutine)")
                 elif not g.pc or not g.sp:
                     raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
                 else:
-                    # registers of frame 0 only: `set $rip` in an outer frame writes its
-                    # saved slot on the stack, i.e. the program's memory
-                    gdb.newest_frame().select()
-                    top = gdb.newest_frame()
-                    saved = {r: int(top.read_register(r)) for r in ("rip", "rsp", "rbp")}
-                    for r, v in (("rip", g.pc), ("rsp", g.sp), ("rbp", g.bp)):
-                        gdb.execute(f"set ${r} = {v:#x}", to_string=True)
+                    _GOROUTINE_FRAMES.splice(g.pc, g.sp, g.bp)
+                    spliced, skip = True, 1
             frame = here if scope.frame is None and g is None else gdb.newest_frame()
-            for _ in range(scope.frame or 0):
+            for _ in range((scope.frame or 0) + skip):
                 frame = frame.older() if frame is not None else None
             if frame is None:
                 who = f"goroutine {g.id}" if g is not None else "the selected thread"
@@ -230,16 +226,12 @@ class GdbTarget:
             frame.select()
             yield frame
         finally:
-            if saved is not None:
-                gdb.newest_frame().select()
-                for r, v in saved.items():
-                    gdb.execute(f"set ${r} = {v:#x}", to_string=True)
+            if spliced:
+                _GOROUTINE_FRAMES.splice(None)
             if thread is not None and thread.is_valid():
                 thread.switch()
             if here is not None and here.is_valid():
                 here.select()
-            elif saved is not None:
-                gdb.execute("select-frame 0", to_string=True)
 
     def run_in_goroutine(self, g, command: str) -> None:
         """Run a gdb command with the goroutine's pc/sp/bp in place, live only; always restore."""
@@ -306,6 +298,44 @@ class GdbTarget:
                 if frame is not None and frame.is_valid():
                     frame.select()
         return out
+
+
+class _GoroutineFrames(gdb.unwinder.Unwinder):
+    """While spliced: the caller of the selected thread's frame 0 is a parked goroutine's
+    top frame (its saved pc, sp, bp); gdb's own unwinders walk on from there. Only
+    frames are described, no register is written."""
+
+    def __init__(self):
+        super().__init__("gdb_go_ext goroutine frames")
+        self.regs = None
+
+    def splice(self, pc: Optional[int], sp: int = 0, bp: int = 0) -> None:
+        self.regs = None if pc is None else (pc, sp, bp)
+        gdb.invalidate_cached_frames()
+
+    def __call__(self, pending):
+        if self.regs is None or pending.level() != 0:
+            return None
+        pc, sp, bp = self.regs
+        rip, rsp = pending.read_register("rip"), pending.read_register("rsp")
+        # frame 0 says its stack lies just below the goroutine's, else gdb stops at the
+        # goroutine's first frame ("previous frame inner to this frame")
+        info = pending.create_unwind_info(_FrameId(gdb.Value(sp - 16).cast(rsp.type), rip))
+        info.add_saved_register("rip", gdb.Value(pc).cast(rip.type))
+        info.add_saved_register("rsp", gdb.Value(sp).cast(rsp.type))
+        info.add_saved_register("rbp", gdb.Value(bp).cast(pending.read_register("rbp").type))
+        return info
+
+
+class _FrameId:
+    """The frame's own id (gdb.Values of its sp and pc), as gdb's unwinder API wants it."""
+
+    def __init__(self, sp: "gdb.Value", pc: "gdb.Value"):
+        self.sp, self.pc = sp, pc
+
+
+_GOROUTINE_FRAMES = _GoroutineFrames()
+gdb.unwinder.register_unwinder(None, _GOROUTINE_FRAMES, replace=True)
 
 
 def _frame_function(frame) -> Optional[str]:
