@@ -27,7 +27,7 @@ from gdb_go_ext.binary import types as T
 from gdb_go_ext.binary.elf import PT_NOTE, ElfFile
 from gdb_go_ext.target import Thread
 from gdb_go_ext.target.base import Scope, first_direct, not_live
-from gdb_go_ext.binary.generics import is_shape, named_in_frame
+from gdb_go_ext.binary.generics import is_shape
 
 from gdb_go_ext.binary.dwarf import DwarfTypes
 from .rpc import Client, ConnectionLost, RPCError
@@ -298,7 +298,7 @@ class DelveTarget:
         tname = var.get("type") or ""
         t = self.lookup_type(tname) or T.GoType(tname or "value of unknown type", T.UNKNOWN, 0)
         if is_shape(t.name):
-            t = named_in_frame(t, self._frame_function(scope), self.elf)
+            t = T.named_in_frame(t, self._frame_function(scope), self.elf)
         addr = var.get("addr") or 0
         if t.kind not in (T.MAP, T.CHAN, T.PTR) or not addr:
             return t, None

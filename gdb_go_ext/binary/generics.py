@@ -130,17 +130,14 @@ def instantiate(type_name: str, args: dict[str, str]) -> str:
     return pattern.sub(lambda m: args[m.group(0)], type_name)
 
 
-def named_in_frame(t, function: Optional[str], elf):
-    """GoType `t` of a value in a frame of `function`, renamed as Go names it when
-    its name has shapes (a copy: the shape type itself is shared by every
-    instantiation). `elf`: the program's ElfFile (its dictionary symbols), or None."""
-    if t is None or not function or elf is None or not is_shape(t.name):
-        return t
+
+def name_in_frame(type_name: str, function: Optional[str], elf) -> str:
+    """A type name of a value in a frame of `function`, as Go names it (its shapes
+    replaced by the frame's type arguments where the program's dictionary symbols
+    tell them). `elf`: the program's ElfFile, or None."""
+    if not function or elf is None or not is_shape(type_name):
+        return type_name
     prefix = dictionary_prefix(function)
     if prefix is None:
-        return t
-    name = instantiate(t.name, type_arguments(function, elf.symbols_with_prefix(prefix)))
-    if name == t.name:
-        return t
-    from .types import renamed
-    return renamed(t, name)
+        return type_name
+    return instantiate(type_name, type_arguments(function, elf.symbols_with_prefix(prefix)))

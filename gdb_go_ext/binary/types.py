@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Hashable, Optional, Protocol
 
 from ..errors import DecodeError
-from .generics import is_param_typedef, underlying_name
+from .generics import is_param_typedef, name_in_frame, underlying_name
 
 # Kinds, spelled like reflect.Kind where one exists.
 BOOL = "bool"
@@ -115,6 +115,15 @@ def renamed(t: GoType, name: str) -> GoType:
     gt = GoType(name, t.kind, t.size, t.fields, elem=t._elem, key=t._key, length=t.length,
                 extra=dict(t.extra))
     return gt
+
+
+def named_in_frame(t: Optional[GoType], function: Optional[str], elf) -> Optional[GoType]:
+    """`t`, for a value in a frame of generic `function`, renamed as Go names it (a
+    copy: the shape type is shared by every instantiation of that shape)."""
+    if t is None:
+        return t
+    name = name_in_frame(t.name, function, elf)
+    return t if name == t.name else renamed(t, name)
 
 
 def scalar_format(t: GoType) -> Optional[str]:

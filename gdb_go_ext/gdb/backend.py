@@ -10,7 +10,6 @@ import gdb.unwinder
 
 from ..errors import DecodeError, GoExtError, NotGoError, ReadError
 from ..binary import types as T
-from ..binary.generics import named_in_frame
 from ..target import Thread
 from ..target.base import Scope, first_direct, not_live
 from ..target.direct import CoreMem, open_source
@@ -166,7 +165,7 @@ class GdbTarget:
                 val = _evaluate(expr, name)
             t = self._types.convert(val.type)
             function = _frame_function(frame)
-            t = named_in_frame(t, function, self._elf())
+            t = T.named_in_frame(t, function, self._elf())
             if t.kind not in (T.MAP, T.CHAN, T.PTR):
                 return t, None
             try:

@@ -66,6 +66,11 @@ def _compare(got, want, what):
     assert _canon(got["entries"]) == _canon(want["entries"]), (what, got["entries"], want)
 
 
+def _check_chan(got):
+    """p.ready of the generic function's *parked argument: closed before it parked."""
+    assert got["type"] == "chan struct {}" and got["closed"] is True, got
+
+
 def test_generic_maps_in_gdb(toolchain, mode, go_target):
     t = go_target("generics")
     truth = t.truth("generics")
@@ -76,7 +81,9 @@ def test_generic_maps_in_gdb(toolchain, mode, go_target):
     checks = _checks(truth) + _parked_checks(truth, frames)
     gid = gids[0]
     cmds = [(n, "go " + " ".join(argv) + " --json") for n, argv, _ in checks]
-    cmds += [("where", "frame"),
+    k = frames[gid]
+    cmds += [("chan", f"go chan p.ready --goroutine {gid} --frame {k} --json"),
+             ("where", "frame"),
              ("no goroutine", "go map s --goroutine 999999 --frame 1"),
              ("no frame", f"go map s --goroutine {gid} --frame 5000"),
              ("not here", f"go map s --goroutine {gid} --frame 0"),
@@ -87,6 +94,7 @@ def test_generic_maps_in_gdb(toolchain, mode, go_target):
     for name, argv, want in checks:
         assert r.error(name) is None, (name, r.error(name), r.stdout[-3000:])
         _compare(json.loads(r.block(name)), want, name)
+    _check_chan(json.loads(r.block("chan")))
     assert "no goroutine 999999" in r.error("no goroutine")
     assert f"goroutine {gid} has no frame 5000" in r.error("no frame")
     assert "s" in (r.error("not here") or "")
@@ -112,6 +120,8 @@ def test_generic_maps_through_the_bridge(toolchain, mode, go_target):
         for name, argv, want in checks:
             _compare(json.loads(b.view(argv + ["--json"])), want, name)
         gid = truth["parked"][0]["goid"]
+        _check_chan(json.loads(b.view(["chan", "p.ready", "--goroutine", str(gid),
+                                       "--frame", str(frames[gid]), "--json"])))
         for argv, words in ((["map", "s", "--goroutine", "999999"], "no goroutine 999999"),
                             (["map", "s", "--goroutine", str(gid), "--frame", "0"],
                              f"frame 0 of goroutine {gid}"),
