@@ -164,8 +164,7 @@ class GdbTarget:
             if val is None:
                 val = _evaluate(expr, name)
             t = self._types.convert(val.type)
-            function = _frame_function(frame)
-            t = T.named_in_frame(t, function, self._elf())
+            t = self.go_named(t)
             if t.kind not in (T.MAP, T.CHAN, T.PTR):
                 return t, None
             try:
@@ -175,6 +174,14 @@ class GdbTarget:
                     return t, int(val)
                 except (gdb.error, ValueError) as e:
                     raise GoExtError(f"cannot read the value of {expr}: {e}") from None
+
+    def go_named(self, t: T.GoType) -> T.GoType:
+        """`t`, a type of the selected frame, named as Go names it (generic code)."""
+        try:
+            frame = gdb.selected_frame()
+        except gdb.error:
+            return t
+        return T.named_in_frame(t, _frame_function(frame), self._elf())
 
     def _elf(self):
         """The program's ElfFile (its symbol names), or None."""

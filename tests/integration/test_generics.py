@@ -83,6 +83,7 @@ def test_generic_maps_in_gdb(toolchain, mode, go_target):
     cmds = [(n, "go " + " ".join(argv) + " --json") for n, argv, _ in checks]
     k = frames[gid]
     cmds += [("chan", f"go chan p.ready --goroutine {gid} --frame {k} --json"),
+             ("print named", "print 'main.gIndex'"), ("print generic", "print 'main.gSet'"),
              ("where", "frame"),
              ("no goroutine", "go map s --goroutine 999999 --frame 1"),
              ("no frame", f"go map s --goroutine {gid} --frame 5000"),
@@ -95,6 +96,11 @@ def test_generic_maps_in_gdb(toolchain, mode, go_target):
         assert r.error(name) is None, (name, r.error(name), r.stdout[-3000:])
         _compare(json.loads(r.block(name)), want, name)
     _check_chan(json.loads(r.block("chan")))
+    for block, var in (("print named", "main.gIndex"), ("print generic", "main.gSet")):
+        want = truth["globals"][var]   # the pretty printer names named and generic map types
+        text = r.block(block)
+        assert f"{want['type']} len {want['len']}" in text, text
+        assert all(f'["{k}"] = ' in text for k, _ in want["entries"]), text
     assert "no goroutine 999999" in r.error("no goroutine")
     assert f"goroutine {gid} has no frame 5000" in r.error("no frame")
     assert "s" in (r.error("not here") or "")
