@@ -259,23 +259,40 @@ class DelveTarget:
                                                  "MaxStringLen": 0, "MaxArrayValues": 0,
                                                  "MaxStructFields": 0}})
 
-    def _frame_function(self, scope: Optional[Scope]) -> Optional[str]:
-        """The function of the frame an expression was evaluated in (Delve numbers frames
-        as its `stack` does), or None."""
+    def _frame(self, scope: Optional[Scope]) -> tuple:
+        """(function, words) of the frame an expression was evaluated in (Delve numbers
+        frames as its `stack` does): words are the frame and its argument spill slots,
+        where a generic body keeps its dictionary pointer, when the goroutine's stack
+        bounds are known (scope.g); else []. (None, []) if Delve does not say."""
         gid, frame = _dlv_scope(scope)
         try:
             if gid < 0:
                 st = self.client.call("State", {"NonBlocking": True}).get("State") or {}
                 gid = (st.get("selectedGoroutine") or st.get("currentGoroutine") or {}).get("id") or -1
             if gid < 0:
-                return None
+                return None, []
             r = self.client.call("Stacktrace", {"Id": gid, "Depth": frame, "Full": False})
         except ConnectionLost:
             raise
         except RPCError:
-            return None
+            return None, []
         locs = r.get("Locations") or []
-        return ((locs[frame].get("function") or {}).get("name")) if len(locs) > frame else None
+        if len(locs) <= frame:
+            return None, []
+        function = (locs[frame].get("function") or {}).get("name")
+        g = scope.g if scope is not None else None
+        hi = getattr(g, "stack_hi", 0)
+        if not hi:
+            return function, []
+        cfa = hi + (locs[frame].get("FrameOffset") or 0)
+        sp = hi + (locs[frame - 1].get("FrameOffset") or 0) if frame > 0 else getattr(g, "sp", 0)
+        if not sp or not sp < cfa or cfa - sp > 1 << 16:
+            return function, []
+        try:
+            data = self.read(sp, cfa - sp + 64)
+        except ReadError:
+            return function, []
+        return function, list(struct.unpack(f"<{len(data) // 8}Q", data[:len(data) - len(data) % 8]))
 
     def evaluate(self, expr: str, name: str, scope: Optional[Scope] = None) -> tuple:
         """A global from the binary itself; anything else Delve evaluates in the selected
@@ -298,7 +315,8 @@ class DelveTarget:
         tname = var.get("type") or ""
         t = self.lookup_type(tname) or T.GoType(tname or "value of unknown type", T.UNKNOWN, 0)
         if is_shape(t.name):
-            t = T.named_in_frame(t, self._frame_function(scope), self.elf)
+            function, words = self._frame(scope)
+            t = T.named_in_frame(t, function, self.elf, words, self.symbol_address)
         addr = var.get("addr") or 0
         if t.kind not in (T.MAP, T.CHAN, T.PTR) or not addr:
             return t, None

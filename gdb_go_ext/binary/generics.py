@@ -131,13 +131,35 @@ def instantiate(type_name: str, args: dict[str, str]) -> str:
 
 
 
-def name_in_frame(type_name: str, function: Optional[str], elf) -> str:
-    """A type name of a value in a frame of `function`, as Go names it (its shapes
-    replaced by the frame's type arguments where the program's dictionary symbols
-    tell them). `elf`: the program's ElfFile, or None."""
+
+def _unresolved(function: str, args: dict) -> bool:
+    parts = _bracket(function)
+    return parts is not None and any(is_shape(a) and a not in args for a in split_args(parts[1]))
+
+
+def name_in_frame(type_name: str, function: Optional[str], elf, frame_words=None,
+                  address_of=None) -> str:
+    """A type name of a value in a frame of `function`, as Go names it: its shapes
+    replaced by the frame's type arguments, told by the names of the program's
+    dictionary symbols (`elf`: its ElfFile, or None). Where two instantiations share a
+    shape, the dictionary the frame runs with decides: the one whose address
+    (`address_of(symbol)`, loaded) is among `frame_words` (the words of the frame and
+    its argument spill slots, where the body keeps its dictionary pointer), if exactly
+    one is; otherwise that shape stays."""
     if not function or elf is None or not is_shape(type_name):
         return type_name
     prefix = dictionary_prefix(function)
     if prefix is None:
         return type_name
-    return instantiate(type_name, type_arguments(function, elf.symbols_with_prefix(prefix)))
+    names = elf.symbols_with_prefix(prefix)
+    args = type_arguments(function, names)
+    if _unresolved(function, args) and frame_words and address_of is not None and len(names) > 1:
+        by_addr = {}
+        for n in names:
+            a = address_of(n)
+            if a:
+                by_addr[a] = n
+        hits = {by_addr[w] for w in frame_words if w in by_addr}
+        if len(hits) == 1:
+            args = type_arguments(function, hits)
+    return instantiate(type_name, args)

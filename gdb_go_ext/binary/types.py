@@ -117,12 +117,14 @@ def renamed(t: GoType, name: str) -> GoType:
     return gt
 
 
-def named_in_frame(t: Optional[GoType], function: Optional[str], elf) -> Optional[GoType]:
+def named_in_frame(t: Optional[GoType], function: Optional[str], elf, frame_words=None,
+                   address_of=None) -> Optional[GoType]:
     """`t`, for a value in a frame of generic `function`, renamed as Go names it (a
-    copy: the shape type is shared by every instantiation of that shape)."""
+    copy: the shape type is shared by every instantiation of that shape); see
+    generics.name_in_frame for frame_words and address_of."""
     if t is None:
         return t
-    name = name_in_frame(t.name, function, elf)
+    name = name_in_frame(t.name, function, elf, frame_words, address_of)
     return t if name == t.name else renamed(t, name)
 
 

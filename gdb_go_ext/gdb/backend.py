@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import struct
 from typing import Optional
 
 import gdb  # noqa: F401  (only the gdb/ package may import it)
@@ -10,6 +11,7 @@ import gdb.unwinder
 
 from ..errors import DecodeError, GoExtError, NotGoError, ReadError
 from ..binary import types as T
+from ..binary.generics import is_shape
 from ..target import Thread
 from ..target.base import Scope, first_direct, not_live
 from ..target.direct import CoreMem, open_source
@@ -181,7 +183,23 @@ class GdbTarget:
             frame = gdb.selected_frame()
         except gdb.error:
             return t
-        return T.named_in_frame(t, _frame_function(frame), self._elf())
+        if not is_shape(t.name):
+            return t
+        return T.named_in_frame(t, _frame_function(frame), self._elf(), self._frame_words(frame),
+                                self.symbol_address)
+
+    def _frame_words(self, frame) -> list:
+        """The words from the frame's sp to its caller's sp (the CFA) and the argument spill
+        slots above it: where a generic body keeps its dictionary pointer."""
+        try:
+            sp = int(frame.read_register("rsp"))
+            caller = frame.older()
+            cfa = int(caller.read_register("rsp")) if caller is not None else sp
+            n = max(0, min(cfa - sp, 1 << 16)) + 64
+            data = self.read(sp, n - n % 8)
+        except (gdb.error, ReadError, ValueError):
+            return []
+        return list(struct.unpack(f"<{len(data) // 8}Q", data))
 
     def _elf(self):
         """The program's ElfFile (its symbol names), or None."""

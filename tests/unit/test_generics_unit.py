@@ -103,3 +103,23 @@ def test_shape_types_are_their_underlying_kind_and_params_are_named():
 ])
 def test_typed_address_casts(text, want):
     assert parse_cast(text) == want
+
+
+class _Elf:
+    def __init__(self, names):
+        self.names = names
+
+    def symbols_with_prefix(self, prefix):
+        return [n for n in self.names if n.startswith(prefix)]
+
+
+def test_two_instantiations_of_one_shape_told_apart_by_the_frames_dictionary():
+    names = ["main..dict.parkSet[string]", "main..dict.parkSet[main.Name]"]
+    where = {"main..dict.parkSet[string]": 0x4febc0, "main..dict.parkSet[main.Name]": 0x4fec00}
+    fn, t = "main.parkSet[go.shape.string]", "main.Set[go.shape.string]"
+    elf = _Elf(names)
+    assert G.name_in_frame(t, fn, elf) == t                       # names alone cannot tell
+    assert G.name_in_frame(t, fn, elf, [0, 0x4fec00, 7], where.get) == "main.Set[main.Name]"
+    assert G.name_in_frame(t, fn, elf, [0x4febc0, 1], where.get) == "main.Set[string]"
+    assert G.name_in_frame(t, fn, elf, [0x4febc0, 0x4fec00], where.get) == t   # both: unknown
+    assert G.name_in_frame(t, fn, elf, [5, 6], where.get) == t
