@@ -112,9 +112,8 @@ class GoType:
 
 def renamed(t: GoType, name: str) -> GoType:
     """A copy of `t` under another name (same layout, fields, key, elem, header)."""
-    gt = GoType(name, t.kind, t.size, t.fields, elem=t._elem, key=t._key, length=t.length,
-                extra=dict(t.extra))
-    return gt
+    return GoType(name, t.kind, t.size, t.fields, elem=t._elem, key=t._key, length=t.length,
+                  extra=dict(t.extra))
 
 
 def named_in_frame(t: Optional[GoType], function: Optional[str], elf, frame_words=None,

@@ -42,11 +42,11 @@ def resolve_chan(rt, text: str, scope=None) -> tuple:
         return None, int(m.group(1), 0)
     cast = parse_cast(text)
     if cast:
-        tname, addr, indirect = cast
+        tname, addr, indirect, path = cast
         tname = re.sub(r"^<-\s*chan", "<-chan", tname)
-        t, addr = typed_address(rt, tname, addr, indirect)
+        t, addr = typed_address(rt, tname, addr, indirect, path)
         if t.kind != T.CHAN:
-            raise GoExtError(f"the program has no channel type {tname}")
+            raise GoExtError(f"{text} is a {t.name}, not a channel")
         return t, addr
     name = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
     t, addr = rt.target.evaluate(text, name, scope) if scope is not None \

@@ -161,23 +161,47 @@ def render_layout(mc: MapContents, color: bool = False, width: int = 160,
 # ---- --key ----------------------------------------------------------------------
 
 # a typed address, as Go engineers write it: (map[K]V)0x…, (main.Index)(0x…) (ADDR is the
-# map's header), (*main.Index)(0x…) or *(*main.Index)(0x…) (ADDR holds the map)
-_CAST = re.compile(r"^(\*\s*)?\(\s*(\*?)\s*([^()]*?(?:\([^()]*\)[^()]*?)*)\s*\)\s*"
-                   r"(?:\(\s*(0[xX][0-9a-fA-F]+|\d+)\s*\)|(0[xX][0-9a-fA-F]+|\d+))\s*$")
+# map's header), (*main.Index)(0x…) or *(*main.Index)(0x…) (ADDR holds the map), and a
+# field path after a cast to a struct: (*main.Holder)(0x…).inner, ((*main.Holder)(0x…)).inner
+_TYPE = r"([^()]*?(?:\([^()]*\)[^()]*?)*)"
+_ADDR_ARG = r"(?:\(\s*(0[xX][0-9a-fA-F]+|\d+)\s*\)|(0[xX][0-9a-fA-F]+|\d+))"
+_CAST = re.compile(r"^(\*\s*)?\(\s*(\*?)\s*" + _TYPE + r"\s*\)\s*" + _ADDR_ARG + r"\s*$")
+_FIELD_PATH = re.compile(r"^(?:\.\s*[A-Za-z_]\w*\s*)+$")
 
 
-def parse_cast(expr: str) -> Optional[tuple[str, int, bool]]:
-    """(type name, address, is ADDR a pointer to the value?) of a typed address, or None."""
-    m = _CAST.match(expr.strip())
-    if m is None or not m.group(3).strip():
+def parse_cast(expr: str) -> Optional[tuple[str, int, bool, tuple[str, ...]]]:
+    """(type name, address, is ADDR a pointer to the value?, field path) of a typed
+    address, or None."""
+    expr = expr.strip()
+    path: tuple[str, ...] = ()
+    m = _CAST.match(expr)
+    if m is None:   # a cast followed by .field.field, the cast maybe in parentheses
+        head, tail = _split_field_path(expr)
+        if head is None:
+            return None
+        if head.startswith("(") and head.endswith(")") and _CAST.match(head[1:-1]):
+            head = head[1:-1]
+        m = _CAST.match(head)
+        if m is None or m.group(1):
+            return None
+        path = tuple(p.strip() for p in tail.split(".") if p.strip())
+    if not m.group(3).strip():
         return None
     addr = int(m.group(4) or m.group(5), 0)
-    return m.group(3).strip(), addr, bool(m.group(2))
+    return m.group(3).strip(), addr, bool(m.group(2)), path
 
 
-def parse_map_expr(expr: str) -> tuple[str, Optional[tuple[str, int, bool]], str]:
+def _split_field_path(expr: str) -> tuple[Optional[str], str]:
+    """'(*T)(0x10).a.b' -> ('(*T)(0x10)', '.a.b'): the longest field path after a ')'."""
+    i = expr.rfind(")")
+    if i < 0 or not _FIELD_PATH.match(expr[i + 1:].strip() or "-"):
+        return None, ""
+    return expr[:i + 1].strip(), expr[i + 1:]
+
+
+def parse_map_expr(expr: str) -> tuple[str, Optional[tuple], str]:
     """A `map` argument as gdb and delve-bridge take it: (expression as shown,
-    (type name, address, indirect) for a typed address (see parse_cast) or None,
+    (type name, address, indirect, field path) for a typed address (see parse_cast) or None,
     name without 'quotes')."""
     expr = expr.strip()
     if not expr:
@@ -294,19 +318,31 @@ def add_map_args(p) -> None:
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-def typed_address(rt, tname: str, addr: int, indirect: bool) -> tuple:
-    """(GoType, value) of a typed address: the type by name from the debug info; with
-    `indirect`, ADDR holds the value (a (*T)(ADDR) cast), so the word there is read."""
+def typed_address(rt, tname: str, addr: int, indirect: bool, path: tuple = ()) -> tuple:
+    """(GoType, value) of a typed address, computed here (no debugger parses it): the
+    type by name from the debug info; with `indirect`, ADDR holds the value (a
+    (*T)(ADDR) cast); a field path walks a struct at ADDR (through pointers, as Go's
+    selectors do) to the map or channel word, which is read."""
     from ..errors import DecodeError, GoExtError
     t = rt.target.lookup_type(tname)
     if t is None:
         raise GoExtError(f"the program has no type {tname}")
-    if indirect:
-        try:
-            addr = rt.mem.ptr(addr)
-        except DecodeError as e:
-            raise GoExtError(f"cannot read the {tname} at {addr:#x}: {e}") from None
-    return t, addr
+    try:
+        if not path:
+            return t, (rt.mem.ptr(addr) if indirect else addr)
+        where = tname
+        for name in path:
+            if t.kind == T.PTR and t.elem is not None:
+                addr, t = rt.mem.ptr(addr), t.elem
+            f = t.field(name) if t.kind == T.STRUCT else None
+            if f is None:
+                raise GoExtError(f"{where} ({t.name}) has no field {name}")
+            addr, t, where = addr + f.offset, f.type, f"{where}.{name}"
+        if t.kind not in (T.MAP, T.CHAN, T.PTR):
+            return t, None
+        return t, rt.mem.ptr(addr)
+    except DecodeError as e:
+        raise GoExtError(f"cannot read the {tname} at {addr:#x}: {e}") from None
 
 
 def resolve_map(rt, text: str, scope=None) -> tuple:

@@ -45,7 +45,9 @@ def _checks(truth):
     out += [("cast named", ["map", f"(main.Index)({g['main.gIndex']['addr']})"], g["main.gIndex"]),
             ("cast generic", ["map", f"(main.Set[string]){g['main.gSet']['addr']}"], g["main.gSet"]),
             ("cast ptr", ["map", f"(*main.Index)({v['main.gIndex']})"], g["main.gIndex"]),
-            ("cast deref", ["map", f"*(*main.Set[string])({v['main.gSet']})"], g["main.gSet"])]
+            ("cast deref", ["map", f"*(*main.Set[string])({v['main.gSet']})"], g["main.gSet"]),
+            ("cast field", ["map", f"(*main.Cache[string,int])({v['*main.gCache']}).items"],
+             g["main.gCache.items"])]
     return out
 
 

@@ -93,33 +93,17 @@ def test_shape_types_are_their_underlying_kind_and_params_are_named():
 
 
 @pytest.mark.parametrize("text,want", [
-    ("(map[string]int)0xc000012345", ("map[string]int", 0xc000012345, False)),
-    ("(main.Index)(0x10)", ("main.Index", 0x10, False)),
-    ("(main.Set[string]) 0x10", ("main.Set[string]", 0x10, False)),
-    ("(*main.Index)(0x10)", ("main.Index", 0x10, True)),
-    ("*(*main.Index)(16)", ("main.Index", 16, True)),
-    ("(map[string]func() int)0x5", ("map[string]func() int", 5, False)),
+    ("(map[string]int)0xc000012345", ("map[string]int", 0xc000012345, False, ())),
+    ("(main.Index)(0x10)", ("main.Index", 0x10, False, ())),
+    ("(main.Set[string]) 0x10", ("main.Set[string]", 0x10, False, ())),
+    ("(*main.Index)(0x10)", ("main.Index", 0x10, True, ())),
+    ("*(*main.Index)(16)", ("main.Index", 16, True, ())),
+    ("(map[string]func() int)0x5", ("map[string]func() int", 5, False, ())),
+    ("(*main.Holder)(0x10).inner", ("main.Holder", 0x10, True, ("inner",))),
+    ("((*main.Cache[string,int])(0x10)).items", ("main.Cache[string,int]", 0x10, True, ("items",))),
+    ("(*main.Holder)(0x10).in.named", ("main.Holder", 0x10, True, ("in", "named"))),
     ("main.gSet", None), ("(main.x)", None), ("m[\"a\"]", None), ("()0x10", None),
+    ("*(*main.H)(0x10).inner", None), ("f(x).y", None), ("(*main.H)(0x10).", None),
 ])
 def test_typed_address_casts(text, want):
     assert parse_cast(text) == want
-
-
-class _Elf:
-    def __init__(self, names):
-        self.names = names
-
-    def symbols_with_prefix(self, prefix):
-        return [n for n in self.names if n.startswith(prefix)]
-
-
-def test_two_instantiations_of_one_shape_told_apart_by_the_frames_dictionary():
-    names = ["main..dict.parkSet[string]", "main..dict.parkSet[main.Name]"]
-    where = {"main..dict.parkSet[string]": 0x4febc0, "main..dict.parkSet[main.Name]": 0x4fec00}
-    fn, t = "main.parkSet[go.shape.string]", "main.Set[go.shape.string]"
-    elf = _Elf(names)
-    assert G.name_in_frame(t, fn, elf) == t                       # names alone cannot tell
-    assert G.name_in_frame(t, fn, elf, [0, 0x4fec00, 7], where.get) == "main.Set[main.Name]"
-    assert G.name_in_frame(t, fn, elf, [0x4febc0, 1], where.get) == "main.Set[string]"
-    assert G.name_in_frame(t, fn, elf, [0x4febc0, 0x4fec00], where.get) == t   # both: unknown
-    assert G.name_in_frame(t, fn, elf, [5, 6], where.get) == t
