@@ -332,9 +332,16 @@ class TypeBuilder:
         members = r.members(s)
         names = [m[0] for m in members]
         name = underlying_name(gt.name)
-        if name == "string" and names[:2] == ["str", "len"]:
+        # a named string or slice type (type Name string, type IDs []int) is a struct of
+        # that name with the same members as string / []T in Go's DWARF
+        named = "." in name and not name.startswith(("struct", "[]", "map[", "*")) and \
+            bool(members) and r.kind(r.strip(members[0][2])) == PTR
+        if (name == "string" and names[:2] == ["str", "len"]) or \
+                (named and names == ["str", "len"] and
+                 r.name(r.target(r.strip(members[0][2])) or members[0][2]) == "uint8"):
             gt.kind = STRING
-        elif name.startswith("[]") and names[:3] == ["array", "len", "cap"]:
+        elif (name.startswith("[]") and names[:3] == ["array", "len", "cap"]) or \
+                (named and names == ["array", "len", "cap"]):
             arr = r.strip(members[0][2])
             elem = r.target(arr) if arr is not None else None
             gt.kind = SLICE

@@ -84,7 +84,8 @@ def test_generic_maps_in_gdb(toolchain, mode, go_target):
     gid = gids[0]
     cmds = [(n, "go " + " ".join(argv) + " --json") for n, argv, _ in checks]
     k = frames[gid]
-    cmds += [("chan", f"go chan p.ready --goroutine {gid} --frame {k} --json"),
+    cmds += [("frame only", "go map main.gIndex --frame 1 --json"),   # the selected thread's
+             ("chan", f"go chan p.ready --goroutine {gid} --frame {k} --json"),
              ("print named", "print 'main.gIndex'"), ("print generic", "print 'main.gSet'"),
              ("where", "frame"),
              ("no goroutine", "go map s --goroutine 999999 --frame 1"),
@@ -98,6 +99,7 @@ def test_generic_maps_in_gdb(toolchain, mode, go_target):
         assert r.error(name) is None, (name, r.error(name), r.stdout[-3000:])
         _compare(json.loads(r.block(name)), want, name)
     _check_chan(json.loads(r.block("chan")))
+    _compare(json.loads(r.block("frame only")), truth["globals"]["main.gIndex"], "frame only")
     for block, var in (("print named", "main.gIndex"), ("print generic", "main.gSet")):
         want = truth["globals"][var]   # the pretty printer names named and generic map types
         text = r.block(block)
@@ -125,9 +127,14 @@ def test_generic_maps_through_the_bridge(toolchain, mode, go_target):
                   for p in truth["parked"]}
         checks = _checks(truth) + _parked_checks(truth, frames)
         checks.append(("items", ["map", "main.gCache.items"], truth["globals"]["main.gCache.items"]))
+        checks.append(("frame only", ["map", "main.gIndex", "--frame", "1"],
+                       truth["globals"]["main.gIndex"]))
         for name, argv, want in checks:
             _compare(json.loads(b.view(argv + ["--json"])), want, name)
         gid = truth["parked"][0]["goid"]
+        want = truth["parked"][0]["maps"]["local"]   # the Python API takes the same scope
+        mc = b.map("local", frame=frames[gid], goroutine=gid)
+        assert mc.type == want["type"] and _canon(mc.entries) == _canon(want["entries"])
         _check_chan(json.loads(b.view(["chan", "p.ready", "--goroutine", str(gid),
                                        "--frame", str(frames[gid]), "--json"])))
         for argv, words in ((["map", "s", "--goroutine", "999999"], "no goroutine 999999"),

@@ -81,7 +81,13 @@ def test_shape_types_are_their_underlying_kind_and_params_are_named():
     set_t = _Node("main.Set[go.shape.string_0]", T.PTR, 8, _Node("hdr", T.STRUCT, 48),
                   typedef=False)
     param = _Node(".param1", None, target=set_t, typedef=True)
+    named_str = _Node("main.Name", T.STRUCT, 16,    # type Name string, as Go's DWARF has it
+                      members=[("str", 0, _Node("*uint8", T.PTR, 8, u8)), ("len", 8, i64)])
+    lookalike = _Node("main.P", T.STRUCT, 16,       # a struct that merely names its fields so
+                      members=[("str", 0, _Node("*int", T.PTR, 8, i64)), ("len", 8, i64)])
     b = T.TypeBuilder(_Reader(), 8)
+    assert b.convert(named_str).kind == T.STRING
+    assert b.convert(lookalike).kind == T.STRUCT
     assert b.convert(shape_str).kind == T.STRING
     assert b.convert(shape_slice).kind == T.SLICE
     got = b.convert(param)
