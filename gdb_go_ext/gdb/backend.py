@@ -189,8 +189,13 @@ class GdbTarget:
                                 self.symbol_address)
 
     def _frame_words(self, frame) -> list:
-        """The words from the frame's sp to its caller's sp (the CFA) and the argument spill
-        slots above it: where a generic body keeps its dictionary pointer."""
+        """The frame's dictionary pointer where the DWARF says where it is (its `.dict`
+        variable, Go 1.27 on), else the words from the frame's sp to its caller's sp (the
+        CFA) and the argument spill slots above it: where a generic body keeps it."""
+        try:
+            return [int(frame.read_var(".dict"))]
+        except (gdb.error, ValueError, RuntimeError):
+            pass
         try:
             sp = int(frame.read_register("rsp"))
             caller = frame.older()
