@@ -261,9 +261,11 @@ class Bridge:
     def stacks(self, depth: int = 64, similar: bool = False) -> list:
         return triage.bucket(self._walk(depth)[2], similar)
 
-    def map(self, expr: str, limit=None, layout=False, locate=False):
+    def map(self, expr: str, limit=None, layout=False, locate=False, frame=None, goroutine=None):
+        """A map's MapContents; expr is evaluated in frame `frame` of goroutine `goroutine`
+        when given (as the view's --frame/--goroutine)."""
         rt = self.runtime()
-        shown, mt, addr = self.resolve_map(rt, expr)
+        shown, mt, addr = self.resolve_map(rt, expr, frame, goroutine)
         return decode_map(rt, mt, addr, limit=limit, layout=layout, locate=locate)
 
     def version(self) -> dict:
@@ -272,10 +274,14 @@ class Bridge:
     def package_variables(self, pkg: str = "main") -> list:
         return self.target.types.package_variables(pkg)
 
-    def resolve_map(self, rt: GoRuntime, expr: str):
+    def resolve_map(self, rt: GoRuntime, expr: str, frame=None, goroutine=None):
         """(shown, map GoType, header address) for a global, a quoted global,
-        (map[K]V)ADDR, or any expression Delve can evaluate."""
-        return mview.resolve_map(rt, expr)
+        (map[K]V)ADDR, or any expression Delve can evaluate (in frame `frame` of
+        goroutine `goroutine` when given)."""
+        from types import SimpleNamespace
+        from gdb_go_ext.views.scope import scope_of
+        scope = scope_of(rt, SimpleNamespace(frame=frame, goroutine=goroutine))
+        return mview.resolve_map(rt, expr, scope)
 
     # --- views from a command line, output as the gdb commands give it
     def view(self, argv: list, color: Optional[bool] = None, width: Optional[int] = None) -> str:

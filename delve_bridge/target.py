@@ -26,8 +26,8 @@ from gdb_go_ext.errors import DecodeError, GoExtError, ReadError
 from gdb_go_ext.binary import types as T
 from gdb_go_ext.binary.elf import PT_NOTE, ElfFile
 from gdb_go_ext.target import Thread
-from gdb_go_ext.target.base import not_live
-from gdb_go_ext.target.base import first_direct
+from gdb_go_ext.target.base import Scope, first_direct, not_live
+from gdb_go_ext.binary.generics import is_shape
 
 from gdb_go_ext.binary.dwarf import DwarfTypes
 from .rpc import Client, ConnectionLost, RPCError
@@ -250,32 +250,73 @@ class DelveTarget:
         return self._exe
 
     # --- expressions
-    def _eval(self, expr: str) -> dict:
-        """Delve's Eval of expr in the selected goroutine's frame 0: the Variable's type and
-        address, nothing loaded."""
-        return self.client.call("Eval", {"Expr": expr, "Scope": {"GoroutineID": -1, "Frame": 0},
+    def _eval(self, expr: str, scope: Optional[Scope] = None) -> dict:
+        """Delve's Eval of expr in a goroutine's frame (default: the selected goroutine's
+        frame 0): the Variable's type and address, nothing loaded."""
+        gid, frame = _dlv_scope(scope)
+        return self.client.call("Eval", {"Expr": expr, "Scope": {"GoroutineID": gid, "Frame": frame},
                                          "Cfg": {"FollowPointers": False, "MaxVariableRecurse": 0,
                                                  "MaxStringLen": 0, "MaxArrayValues": 0,
                                                  "MaxStructFields": 0}})
 
-    def evaluate(self, expr: str, name: str) -> tuple:
-        """A global from the binary itself; anything else Delve evaluates in the
-        selected goroutine's frame 0."""
+    def _frame(self, scope: Optional[Scope]) -> tuple:
+        """(function, words) of the frame an expression was evaluated in (Delve numbers
+        frames as its `stack` does): words are the frame and its argument spill slots,
+        where a generic body keeps its dictionary pointer, when the goroutine's stack
+        bounds are known (scope.g); else []. (None, []) if Delve does not say."""
+        gid, frame = _dlv_scope(scope)
+        try:
+            if gid < 0:
+                st = self.client.call("State", {"NonBlocking": True}).get("State") or {}
+                gid = (st.get("selectedGoroutine") or st.get("currentGoroutine") or {}).get("id") or -1
+            if gid < 0:
+                return None, []
+            r = self.client.call("Stacktrace", {"Id": gid, "Depth": frame, "Full": False})
+        except ConnectionLost:
+            raise
+        except RPCError:
+            return None, []
+        locs = r.get("Locations") or []
+        if len(locs) <= frame:
+            return None, []
+        function = (locs[frame].get("function") or {}).get("name")
+        g = scope.g if scope is not None else None
+        hi = getattr(g, "stack_hi", 0)
+        if not hi:
+            return function, []
+        cfa = hi + (locs[frame].get("FrameOffset") or 0)
+        sp = hi + (locs[frame - 1].get("FrameOffset") or 0) if frame > 0 else getattr(g, "sp", 0)
+        if not sp or not sp < cfa or cfa - sp > 1 << 16:
+            return function, []
+        try:
+            data = self.read(sp, cfa - sp + 64)
+        except ReadError:
+            return function, []
+        return function, list(struct.unpack(f"<{len(data) // 8}Q", data[:len(data) - len(data) % 8]))
+
+    def evaluate(self, expr: str, name: str, scope: Optional[Scope] = None) -> tuple:
+        """A global from the binary itself; anything else Delve evaluates in the selected
+        goroutine's frame 0, or in frame scope.frame of goroutine scope.goroutine."""
         t, sym = self.symbol_type(name), self.symbol_address(name)
         if t is not None and sym is not None:
             if t.kind not in (T.MAP, T.CHAN, T.PTR):
                 return t, None
             return t, struct.unpack("<Q", self.read(sym, 8))[0]
         try:
-            v = self._eval(name)
+            v = self._eval(name, scope)
         except ConnectionLost:
             raise
         except RPCError as e:
-            raise GoExtError(f"no symbol {name} in the program or the selected frame "
-                             f"({e.message})") from None
+            where = "the selected frame" if scope is None else \
+                f"frame {scope.frame or 0} of goroutine " + \
+                (str(scope.goroutine) if scope.goroutine is not None else "the selected goroutine")
+            raise GoExtError(f"no symbol {name} in the program or {where} ({e.message})") from None
         var = (v or {}).get("Variable") or {}
         tname = var.get("type") or ""
         t = self.lookup_type(tname) or T.GoType(tname or "value of unknown type", T.UNKNOWN, 0)
+        if is_shape(t.name):
+            function, words = self._frame(scope)
+            t = T.named_in_frame(t, function, self.elf, words, self.symbol_address)
         addr = var.get("addr") or 0
         if t.kind not in (T.MAP, T.CHAN, T.PTR) or not addr:
             return t, None
@@ -324,6 +365,13 @@ class DelveTarget:
         self.types.close()
         if self.direct is not None:
             self.direct.close()
+
+
+def _dlv_scope(scope: Optional[Scope]) -> tuple:
+    """(GoroutineID, Frame) of Delve's EvalScope: -1 is the selected goroutine."""
+    if scope is None:
+        return -1, 0
+    return (scope.goroutine if scope.goroutine is not None else -1), (scope.frame or 0)
 
 
 def _plausible_bias(loaded, linked: int) -> bool:

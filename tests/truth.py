@@ -83,7 +83,7 @@ def without_added_fields(text):
 
 # flags added to existing views since the golden outputs were written, as their usage
 # lines show them
-FLAGS_ADDED = (" [--retained]",)
+FLAGS_ADDED = (" [--retained]", " [--frame K] [--goroutine N]")  # --frame/--goroutine: views taking an EXPR
 
 
 def same_but_added(old, new):

@@ -249,6 +249,11 @@ class ElfFile:
         self._load_symbols()
         return self._symtab.get(name)
 
+    def symbols_with_prefix(self, prefix: str) -> list:
+        """The names of every symbol that starts with ``prefix``."""
+        self._load_symbols()
+        return [n for n in self._symtab if n.startswith(prefix)]
+
     def symbol_at(self, addr: int) -> Optional[Tuple[str, int]]:
         """(name, offset) of the function/object symbol containing ``addr``, or None."""
         self._load_symbols()

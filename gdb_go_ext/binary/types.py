@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Hashable, Optional, Protocol
 
 from ..errors import DecodeError
+from .generics import is_param_typedef, name_in_frame, underlying_name
 
 # Kinds, spelled like reflect.Kind where one exists.
 BOOL = "bool"
@@ -107,6 +108,23 @@ class GoType:
 
     def __repr__(self) -> str:
         return f"GoType({self.name!r}, {self.kind}, size={self.size})"
+
+
+def renamed(t: GoType, name: str) -> GoType:
+    """A copy of `t` under another name (same layout, fields, key, elem, header)."""
+    return GoType(name, t.kind, t.size, t.fields, elem=t._elem, key=t._key, length=t.length,
+                  extra=dict(t.extra))
+
+
+def named_in_frame(t: Optional[GoType], function: Optional[str], elf, frame_words=None,
+                   address_of=None) -> Optional[GoType]:
+    """`t`, for a value in a frame of generic `function`, renamed as Go names it (a
+    copy: the shape type is shared by every instantiation of that shape); see
+    generics.name_in_frame for frame_words and address_of."""
+    if t is None:
+        return t
+    name = name_in_frame(t.name, function, elf, frame_words, address_of)
+    return t if name == t.name else renamed(t, name)
 
 
 def scalar_format(t: GoType) -> Optional[str]:
@@ -257,23 +275,29 @@ class TypeBuilder:
 
     def convert(self, node) -> GoType:
         r = self.r
+        name = r.name(node)
+        for _ in range(8):  # DWARF's `.paramN` typedef of a type parameter: name what it is
+            if not (is_param_typedef(name) and r.is_typedef(node) and r.target(node) is not None):
+                break
+            node = r.target(node)
+            name = r.name(node)
         key = r.key(node)
         hit = self.memo.get(key)
         if hit is not None:
             return hit
-        name = r.name(node)
         s = r.strip(node)
         kind = r.kind(s)
         ptr = self.ptr_size
         map_name = self._map_name(node, s, kind)
+        under = underlying_name(name)   # a shape type (generic code) is its underlying type
         if map_name is not None:
             target = r.target(s) if kind == PTR else None
             header = (lambda tt=target, n=map_name: self._map_header(tt, n)) \
                 if target is not None else None
             gt = map_type(name, ptr, header)
-        elif name.startswith("chan ") or name.startswith("<-chan ") or name.startswith("chan<- "):
+        elif under.startswith(("chan ", "<-chan ", "chan<- ")):
             gt = GoType(name, CHAN, ptr, elem=lambda n=node: self._chan_elem(n))
-        elif kind == FUNC or name.startswith("func("):
+        elif kind == FUNC or under.startswith("func("):
             gt = GoType(name, FUNC, ptr)
         elif kind == PTR:
             target = r.target(s)
@@ -307,10 +331,17 @@ class TypeBuilder:
         r = self.r
         members = r.members(s)
         names = [m[0] for m in members]
-        name = gt.name
-        if name == "string" and names[:2] == ["str", "len"]:
+        name = underlying_name(gt.name)
+        # a named string or slice type (type Name string, type IDs []int) is a struct of
+        # that name with the same members as string / []T in Go's DWARF
+        named = "." in name and not name.startswith(("struct", "[]", "map[", "*")) and \
+            bool(members) and r.kind(r.strip(members[0][2])) == PTR
+        if (name == "string" and names[:2] == ["str", "len"]) or \
+                (named and names == ["str", "len"] and
+                 r.name(r.target(r.strip(members[0][2])) or members[0][2]) == "uint8"):
             gt.kind = STRING
-        elif name.startswith("[]") and names[:3] == ["array", "len", "cap"]:
+        elif (name.startswith("[]") and names[:3] == ["array", "len", "cap"]) or \
+                (named and names == ["array", "len", "cap"]):
             arr = r.strip(members[0][2])
             elem = r.target(arr) if arr is not None else None
             gt.kind = SLICE
@@ -348,8 +379,8 @@ class TypeBuilder:
         t = node
         for _ in range(8):
             n = r.name(t)
-            if n.startswith("map["):
-                return n
+            if underlying_name(n).startswith("map["):
+                return underlying_name(n)
             if not r.is_typedef(t):
                 break
             t = r.target(t)

@@ -1,15 +1,19 @@
 """Target over gdb's Python API: memory, symbols, DWARF types, threads."""
 from __future__ import annotations
 
+import contextlib
 import re
+import struct
 from typing import Optional
 
 import gdb  # noqa: F401  (only the gdb/ package may import it)
+import gdb.unwinder
 
-from ..errors import GoExtError, NotGoError, ReadError
+from ..errors import DecodeError, GoExtError, NotGoError, ReadError
 from ..binary import types as T
+from ..binary.generics import is_shape
 from ..target import Thread
-from ..target.base import first_direct, not_live
+from ..target.base import Scope, first_direct, not_live
 from ..target.direct import CoreMem, open_source
 from . import borrowed
 from .control import GdbControl
@@ -150,27 +154,114 @@ class GdbTarget:
         objs = gdb.objfiles()
         return objs[0].filename if objs else None
 
-    # expressions, evaluated by gdb in the selected frame
-    def evaluate(self, expr: str, name: str) -> tuple:
-        val = None
-        try:
-            sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
-            if sym is not None and sym.is_variable:
-                val = sym.value()
-        except gdb.error:
+    # expressions, evaluated by gdb in the selected frame (or a Scope's)
+    def evaluate(self, expr: str, name: str, scope: Optional[Scope] = None) -> tuple:
+        with self._in_scope(scope) as frame:
             val = None
-        if val is None:
-            val = _evaluate(expr, name)
-        t = self._types.convert(val.type)
-        if t.kind not in (T.MAP, T.CHAN, T.PTR):
-            return t, None
-        try:
-            return t, int(val.cast(gdb.lookup_type("uintptr")))
-        except gdb.error:
             try:
-                return t, int(val)
-            except (gdb.error, ValueError) as e:
-                raise GoExtError(f"cannot read the value of {expr}: {e}") from None
+                sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+                if sym is not None and sym.is_variable:
+                    val = sym.value()
+            except gdb.error:
+                val = None
+            if val is None:
+                val = _evaluate(expr, name)
+            t = self._types.convert(val.type)
+            t = self.go_named(t)
+            if t.kind not in (T.MAP, T.CHAN, T.PTR):
+                return t, None
+            try:
+                return t, int(val.cast(gdb.lookup_type("uintptr")))
+            except gdb.error:
+                try:
+                    return t, int(val)
+                except (gdb.error, ValueError) as e:
+                    raise GoExtError(f"cannot read the value of {expr}: {e}") from None
+
+    def go_named(self, t: T.GoType) -> T.GoType:
+        """`t`, a type of the selected frame, named as Go names it (generic code)."""
+        try:
+            frame = gdb.selected_frame()
+        except gdb.error:
+            return t
+        if not is_shape(t.name):
+            return t
+        return T.named_in_frame(t, _frame_function(frame), self._elf(), self._frame_words(frame),
+                                self.symbol_address)
+
+    def _frame_words(self, frame) -> list:
+        """The frame's dictionary pointer where the DWARF says where it is (its `.dict`
+        variable, Go 1.27 on), else the words from the frame's sp to its caller's sp (the
+        CFA) and the argument spill slots above it: where a generic body keeps it."""
+        try:
+            return [int(frame.read_var(".dict"))]
+        except (gdb.error, ValueError, RuntimeError):
+            pass
+        try:
+            sp = int(frame.read_register("rsp"))
+            caller = frame.older()
+            cfa = int(caller.read_register("rsp")) if caller is not None else sp
+            n = max(0, min(cfa - sp, 1 << 16)) + 64
+            data = self.read(sp, n - n % 8)
+        except (gdb.error, ReadError, ValueError):
+            return []
+        return list(struct.unpack(f"<{len(data) // 8}Q", data))
+
+    def _elf(self):
+        """The program's ElfFile (its symbol names), or None."""
+        if getattr(self, "_elf_file", 0) == 0:
+            from ..binary.elf import ElfFile
+            path = self.executable()
+            try:
+                self._elf_file = ElfFile.open(path) if path else None
+            except (OSError, DecodeError):
+                self._elf_file = None
+        return self._elf_file
+
+    @contextlib.contextmanager
+    def _in_scope(self, scope: Optional[Scope]):
+        """Select frame scope.frame of goroutine scope.goroutine for the body; the user's
+        thread and frame are selected again after. A goroutine running on a thread is
+        that thread's stack; a parked one is reached through _GoroutineFrames, which
+        makes its saved pc/sp/bp the caller of the selected thread's frame 0: nothing
+        is written (so it works on a core too), and its frame K is gdb's frame K+1."""
+        try:
+            here = gdb.selected_frame()
+        except gdb.error:
+            here = None
+        if scope is None:
+            yield here
+            return
+        thread = gdb.selected_thread()
+        spliced = False
+        try:
+            g = scope.g
+            skip = 0
+            if g is not None:
+                on = [th for th in self.inferior.threads()
+                      if g.status == "running" and g.thread and th.ptid[1] == g.thread]
+                if on:
+                    on[0].switch()
+                elif not g.pc or not g.sp:
+                    raise GoExtError(f"goroutine {g.id} has no saved registers (status {g.status})")
+                else:
+                    _GOROUTINE_FRAMES.splice(g.pc, g.sp, g.bp)
+                    spliced, skip = True, 1
+            frame = here if scope.frame is None and g is None else gdb.newest_frame()
+            for _ in range((scope.frame or 0) + skip):
+                frame = frame.older() if frame is not None else None
+            if frame is None:
+                who = f"goroutine {g.id}" if g is not None else "the selected thread"
+                raise GoExtError(f"{who} has no frame {scope.frame}")
+            frame.select()
+            yield frame
+        finally:
+            if spliced:
+                _GOROUTINE_FRAMES.splice(None)
+            if thread is not None and thread.is_valid():
+                thread.switch()
+            if here is not None and here.is_valid():
+                here.select()
 
     def run_in_goroutine(self, g, command: str) -> None:
         """Run a gdb command in the goroutine's context, live only (gdb/borrowed.py): on its
@@ -225,6 +316,51 @@ class GdbTarget:
                 if frame is not None and frame.is_valid():
                     frame.select()
         return out
+
+
+class _GoroutineFrames(gdb.unwinder.Unwinder):
+    """While spliced: the caller of the selected thread's frame 0 is a parked goroutine's
+    top frame (its saved pc, sp, bp); gdb's own unwinders walk on from there. Only
+    frames are described, no register is written."""
+
+    def __init__(self):
+        super().__init__("gdb_go_ext goroutine frames")
+        self.regs = None
+
+    def splice(self, pc: Optional[int], sp: int = 0, bp: int = 0) -> None:
+        self.regs = None if pc is None else (pc, sp, bp)
+        gdb.invalidate_cached_frames()
+
+    def __call__(self, pending):
+        if self.regs is None or pending.level() != 0:
+            return None
+        pc, sp, bp = self.regs
+        rip, rsp = pending.read_register("rip"), pending.read_register("rsp")
+        # frame 0 says its stack lies just below the goroutine's, else gdb stops at the
+        # goroutine's first frame ("previous frame inner to this frame")
+        info = pending.create_unwind_info(_FrameId(gdb.Value(sp - 16).cast(rsp.type), rip))
+        info.add_saved_register("rip", gdb.Value(pc).cast(rip.type))
+        info.add_saved_register("rsp", gdb.Value(sp).cast(rsp.type))
+        info.add_saved_register("rbp", gdb.Value(bp).cast(pending.read_register("rbp").type))
+        return info
+
+
+class _FrameId:
+    """The frame's own id (gdb.Values of its sp and pc), as gdb's unwinder API wants it."""
+
+    def __init__(self, sp: "gdb.Value", pc: "gdb.Value"):
+        self.sp, self.pc = sp, pc
+
+
+_GOROUTINE_FRAMES = _GoroutineFrames()
+gdb.unwinder.register_unwinder(None, _GOROUTINE_FRAMES, replace=True)
+
+
+def _frame_function(frame) -> Optional[str]:
+    try:
+        return frame.name() if frame is not None and frame.is_valid() else None
+    except gdb.error:
+        return None
 
 
 def _core_path() -> Optional[str]:

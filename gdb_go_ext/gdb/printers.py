@@ -11,6 +11,7 @@ import gdb
 
 from ..errors import GoExtError
 from ..binary import types as T
+from ..binary.generics import is_param_typedef, is_shape, underlying_name
 from ..runtime.maps import decode_map
 from ..runtime.values import Addr
 from ..views.values import go_text
@@ -39,18 +40,22 @@ def _elements_limit():
 class GoMapPrinter:
     def __init__(self, val: "gdb.Value"):
         self.val = val
+        self.name = val.type.name or str(val.type)
         self.mc = None
         self.err = None
         try:
             rt = session.runtime()
             mt = rt.target.convert_type(val.type)
+            if is_shape(mt.name):   # generic code: as Go names it in the selected frame
+                mt = rt.target.go_named(mt)
+            self.name = mt.name
             addr = int(val.cast(gdb.lookup_type("uintptr")))
             self.mc = decode_map(rt, mt, addr, limit=_elements_limit())
         except (GoExtError, gdb.error, ValueError) as e:
             self.err = str(e).splitlines()[0] if str(e) else type(e).__name__
 
     def to_string(self):
-        name = self.val.type.name or str(self.val.type)
+        name = self.name
         if self.mc is None:
             return f"{name} <{self.err}>"
         mc = self.mc
@@ -79,9 +84,26 @@ def lookup(val: "gdb.Value"):
         name = t.name or str(t)
     except gdb.error:
         return None
-    if name.startswith("map[") and t.strip_typedefs().code == gdb.TYPE_CODE_PTR:
+    if _is_map(t, name) and t.strip_typedefs().code == gdb.TYPE_CODE_PTR:
         return GoMapPrinter(val)
     return None
+
+
+def _is_map(t: "gdb.Type", name: str) -> bool:
+    """A Go map type: map[K]V, a shape of one (generic code), or a named map type
+    (type Index map[string][]int, a type parameter's `.paramN`) over one of those."""
+    for _ in range(8):
+        if underlying_name(name).startswith("map["):
+            return True
+        if t.code == gdb.TYPE_CODE_PTR and not t.name:   # the header: hash<K,V> / map<K,V>
+            target = t.target().strip_typedefs()
+            return target.code == gdb.TYPE_CODE_STRUCT and \
+                (target.name or "").startswith(("hash<", "map<"))
+        if t.code != gdb.TYPE_CODE_TYPEDEF or not (is_param_typedef(name) or "." in name):
+            return False
+        t = t.target()
+        name = t.name or str(t)
+    return False
 
 
 _registered = False

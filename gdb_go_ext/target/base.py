@@ -25,6 +25,17 @@ class Thread:
     current: bool = False   # the thread the debugger has selected
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where an expression is evaluated: frame `frame` (0 the innermost) of goroutine
+    `goroutine` (None: the debugger's selected goroutine/thread). `g` is that goroutine's
+    runtime model (pc, sp, bp, thread, status), for debuggers that need its registers;
+    `frame` None means the debugger's selected frame (gdb's `frame N`, dlv's frame 0)."""
+    goroutine: Optional[int] = None
+    frame: Optional[int] = None
+    g: object = None
+
+
 class Target(Protocol):
     ptr_size: int
     is_live: bool        # a running process (not a core, not the executable alone)
@@ -54,11 +65,13 @@ class Target(Protocol):
         """Which thread the user has selected in the debugger (views mark its goroutine),
         or None where there is no such choice."""
 
-    def evaluate(self, expr: str, name: str) -> tuple:
-        """(GoType, value) of an expression the debugger evaluates in the selected frame
-        (name: expr without 'quotes'): a global, a local, anything of its language. The
-        value is the word itself for a pointer-shaped value (map, chan, pointer), else
-        None. Raises GoExtError with the debugger's reason."""
+    def evaluate(self, expr: str, name: str, scope: Optional[Scope] = None) -> tuple:
+        """(GoType, value) of an expression the debugger evaluates in the selected frame,
+        or in `scope` (name: expr without 'quotes'): a global, a local, anything of its
+        language. The value is the word itself for a pointer-shaped value (map, chan,
+        pointer), else None. Inside generic code the type is named as Go names it (the
+        frame's type arguments in place of its shapes). Raises GoExtError with the
+        debugger's reason."""
 
     def run_in_goroutine(self, g, command: str) -> None:
         """Run a debugger command with a goroutine's registers in place (live only),

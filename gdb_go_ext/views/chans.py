@@ -10,12 +10,12 @@ from ..errors import GoExtError, UsageError
 from ..runtime.chans import HOLDER_NOTE, decode_chan, stack_holders
 from .console import json_text
 from .registry import COMPLETE_SYMBOL, View, register
+from .scope import add_scope_args, scope_of
 from .values import go_quote, json_default
 
 TEXT_LIMIT = 20   # entries of each list shown as text without --limit
 
 _ADDR = re.compile(r"^(?:channel\s+)?(0[xX][0-9a-fA-F]+|\d+),?$")
-_CAST = re.compile(r"^\(\s*((?:<-\s*)?chan\b.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
 
 
 def add_chan_args(p) -> None:
@@ -25,27 +25,32 @@ def add_chan_args(p) -> None:
     p.add_argument("--limit", type=int, metavar="N",
                    help=f"entries of the buffer and of each queue shown (text default "
                         f"{TEXT_LIMIT}; JSON: all)")
+    add_scope_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-def resolve_chan(rt, text: str) -> tuple:
+def resolve_chan(rt, text: str, scope=None) -> tuple:
     """(chan GoType or None, hchan address) of a `chan` argument: a bare address (what
-    `go stacks` prints after "channel"), a typed (chan T)ADDR, or an expression the
-    debugger evaluates."""
+    `go stacks` prints after "channel"), a typed (chan T)ADDR (also a named channel type,
+    and (*T)(ADDR) for the address of a channel variable), or an expression the debugger
+    evaluates (in the selected frame, or `scope`: --frame/--goroutine)."""
+    from .maps import parse_cast, typed_address
     text = text.strip()
     m = _ADDR.match(text)
     if m:
         return None, int(m.group(1), 0)
-    m = _CAST.match(text)
-    if m:
-        tname = re.sub(r"^<-\s*chan", "<-chan", m.group(1).strip())
-        t = rt.target.lookup_type(tname)
-        if t is None or t.kind != T.CHAN:
-            raise GoExtError(f"the program has no channel type {tname}")
-        return t, int(m.group(2), 0)
+    cast = parse_cast(text)
+    if cast:
+        tname, addr, indirect, path = cast
+        tname = re.sub(r"^<-\s*chan", "<-chan", tname)
+        t, addr = typed_address(rt, tname, addr, indirect, path)
+        if t.kind != T.CHAN:
+            raise GoExtError(f"{text} is a {t.name}, not a channel")
+        return t, addr
     name = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
-    t, addr = rt.target.evaluate(text, name)
+    t, addr = rt.target.evaluate(text, name, scope) if scope is not None \
+        else rt.target.evaluate(text, name)
     if t.kind != T.CHAN:
         raise GoExtError(f"{text} is a {t.name}, not a channel")
     return t, addr or 0
@@ -143,7 +148,7 @@ def _run(ctx, args):
     rt = ctx.runtime()
     rt.require_process()
     text = " ".join(args.expr)
-    ct, addr = resolve_chan(rt, text)
+    ct, addr = resolve_chan(rt, text, scope_of(rt, args))
     if not addr:
         what = ct.name if ct is not None else "channel"
         if args.json:

@@ -18,6 +18,7 @@ from ..runtime.values import Addr
 from .values import go_quote, json_shape
 from .console import json_text, render
 from .registry import COMPLETE_SYMBOL, View, register
+from .scope import add_scope_args, scope_of
 
 __all__ = ["to_json", "render_text", "render_layout", "parse_key", "find_key", "render_key"]
 
@@ -159,17 +160,53 @@ def render_layout(mc: MapContents, color: bool = False, width: int = 160,
 
 # ---- --key ----------------------------------------------------------------------
 
-_CAST = re.compile(r"^\(\s*(map\[.*)\)\s*(0[xX][0-9a-fA-F]+|\d+)\s*$")
+# a typed address, as Go engineers write it: (map[K]V)0x…, (main.Index)(0x…) (ADDR is the
+# map's header), (*main.Index)(0x…) or *(*main.Index)(0x…) (ADDR holds the map), and a
+# field path after a cast to a struct: (*main.Holder)(0x…).inner, ((*main.Holder)(0x…)).inner
+_TYPE = r"([^()]*?(?:\([^()]*\)[^()]*?)*)"
+_ADDR_ARG = r"(?:\(\s*(0[xX][0-9a-fA-F]+|\d+)\s*\)|(0[xX][0-9a-fA-F]+|\d+))"
+_CAST = re.compile(r"^(\*\s*)?\(\s*(\*?)\s*" + _TYPE + r"\s*\)\s*" + _ADDR_ARG + r"\s*$")
+_FIELD_PATH = re.compile(r"^(?:\.\s*[A-Za-z_]\w*\s*)+$")
 
 
-def parse_map_expr(expr: str) -> tuple[str, Optional[tuple[str, int]], str]:
+def parse_cast(expr: str) -> Optional[tuple[str, int, bool, tuple[str, ...]]]:
+    """(type name, address, is ADDR a pointer to the value?, field path) of a typed
+    address, or None."""
+    expr = expr.strip()
+    path: tuple[str, ...] = ()
+    m = _CAST.match(expr)
+    if m is None:   # a cast followed by .field.field, the cast maybe in parentheses
+        head, tail = _split_field_path(expr)
+        if head is None:
+            return None
+        if head.startswith("(") and head.endswith(")") and _CAST.match(head[1:-1]):
+            head = head[1:-1]
+        m = _CAST.match(head)
+        if m is None or m.group(1):
+            return None
+        path = tuple(p.strip() for p in tail.split(".") if p.strip())
+    if not m.group(3).strip():
+        return None
+    addr = int(m.group(4) or m.group(5), 0)
+    return m.group(3).strip(), addr, bool(m.group(2)), path
+
+
+def _split_field_path(expr: str) -> tuple[Optional[str], str]:
+    """'(*T)(0x10).a.b' -> ('(*T)(0x10)', '.a.b'): the longest field path after a ')'."""
+    i = expr.rfind(")")
+    if i < 0 or not _FIELD_PATH.match(expr[i + 1:].strip() or "-"):
+        return None, ""
+    return expr[:i + 1].strip(), expr[i + 1:]
+
+
+def parse_map_expr(expr: str) -> tuple[str, Optional[tuple], str]:
     """A `map` argument as gdb and delve-bridge take it: (expression as shown,
-    (type name, address) for a typed `(map[K]V)ADDR` or None, name without 'quotes')."""
+    (type name, address, indirect, field path) for a typed address (see parse_cast) or None,
+    name without 'quotes')."""
     expr = expr.strip()
     if not expr:
         raise UsageError("map needs an expression: a global, a local, or (map[K]V)ADDR")
-    m = _CAST.match(expr)
-    cast = (m.group(1).strip(), int(m.group(2), 0)) if m else None
+    cast = parse_cast(expr)
     name = expr[1:-1] if len(expr) >= 2 and expr[0] == expr[-1] == "'" else expr
     return expr, cast, name
 
@@ -276,22 +313,50 @@ def add_map_args(p) -> None:
     p.add_argument("--key", metavar="K", help="where does the entry with key K live?")
     p.add_argument("--limit", type=int, metavar="N",
                    help="entries to show (and buckets/groups drawn by --layout)")
+    add_scope_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-def resolve_map(rt, text: str) -> tuple:
+def typed_address(rt, tname: str, addr: int, indirect: bool, path: tuple = ()) -> tuple:
+    """(GoType, value) of a typed address, computed here (no debugger parses it): the
+    type by name from the debug info; with `indirect`, ADDR holds the value (a
+    (*T)(ADDR) cast); a field path walks a struct at ADDR (through pointers, as Go's
+    selectors do) to the map or channel word, which is read."""
+    from ..errors import DecodeError, GoExtError
+    t = rt.target.lookup_type(tname)
+    if t is None:
+        raise GoExtError(f"the program has no type {tname}")
+    try:
+        if not path:
+            return t, (rt.mem.ptr(addr) if indirect else addr)
+        where = tname
+        for name in path:
+            if t.kind == T.PTR and t.elem is not None:
+                addr, t = rt.mem.ptr(addr), t.elem
+            f = t.field(name) if t.kind == T.STRUCT else None
+            if f is None:
+                raise GoExtError(f"{where} ({t.name}) has no field {name}")
+            addr, t, where = addr + f.offset, f.type, f"{where}.{name}"
+        if t.kind not in (T.MAP, T.CHAN, T.PTR):
+            return t, None
+        return t, rt.mem.ptr(addr)
+    except DecodeError as e:
+        raise GoExtError(f"cannot read the {tname} at {addr:#x}: {e}") from None
+
+
+def resolve_map(rt, text: str, scope=None) -> tuple:
     """(expression as shown, map GoType, header address) of a map argument: a typed
-    (map[K]V)ADDR, or what the debugger evaluates (a global, a local, any expression)."""
+    address ((map[K]V)ADDR, (main.Index)(ADDR), (*main.Index)(ADDR)), or what the
+    debugger evaluates (a global, a local, any expression) in the selected frame or
+    `scope` (--frame/--goroutine)."""
     from ..errors import GoExtError
     expr, cast, name = parse_map_expr(text)
     if cast:
-        tname, addr = cast
-        t = rt.target.lookup_type(tname)
-        if t is None:
-            raise GoExtError(f"the program has no type {tname}")
+        t, addr = typed_address(rt, *cast)
     else:
-        t, addr = rt.target.evaluate(expr, name)
+        t, addr = rt.target.evaluate(expr, name, scope) if scope is not None \
+            else rt.target.evaluate(expr, name)
     if t.kind != T.MAP:
         raise GoExtError(f"{expr} is a {t.name}, not a map")
     if addr is None:
@@ -305,7 +370,7 @@ def _run(ctx, args):
         raise UsageError("--limit must be 0 or more")
     rt = ctx.runtime()
     rt.require_process()
-    _, mt, addr = resolve_map(rt, " ".join(args.expr))
+    _, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
     # --key searches every entry, so it ignores --limit for decoding
     mc = decode_map(rt, mt, addr, limit=None if args.key is not None else args.limit,
                     layout=args.layout, locate=args.key is not None)
@@ -329,6 +394,8 @@ register(View(
     "map", "Show a Go map: its entries and its real internals (hmap buckets or Swiss tables).",
     _run, add_map_args, completes=COMPLETE_SYMBOL,
     doc="""EXPR is a package-qualified global (main.cache or 'main.cache'), any expression of
-map type the debugger evaluates, or an address with a map type: (map[string]int)0xc000012345.
+map type the debugger evaluates (in the selected frame, or frame K of goroutine N with
+--frame K --goroutine N), or an address with a map type: (map[string]int)0xc000012345,
+(main.Index)(0xc000012345), or (*main.Index)(0xc000045678) for the address of a map variable.
 --layout draws every bucket's tophash (hmap) or every group's control bytes (swiss);
 --key K says where the entry with key K lives (bucket/slot or table/group/slot)."""))

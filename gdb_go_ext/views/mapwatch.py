@@ -10,6 +10,7 @@ from rich.text import Text
 from .values import go_quote
 from .console import json_text, render
 from .registry import COMPLETE_SYMBOL, View, register
+from .scope import add_scope_args, scope_of
 
 __all__ = ["render_text"]
 
@@ -103,6 +104,7 @@ def add_mapwatch_args(p) -> None:
                    help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--writes", action="store_true",
                    help="also watch mapassign and mapdelete (m[k] = v, delete(m, k))")
+    add_scope_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
     p.add_argument("--ebpf", action="store_true",
@@ -196,7 +198,7 @@ def _run(ctx, args):
         raise UsageError("--found and --seconds go with --ebpf (without it: --timeout)")
     rt = ctx.runtime()
     control = rt.target.control()   # live, amd64, stopped: or one sentence why not
-    shown, mt, addr = resolve_map(rt, " ".join(args.expr))
+    shown, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
     rep = probes.run_mapwatch(control, rt, shown, mt, addr, args.max_hits, args.timeout,
                               args.writes)
     if args.json:

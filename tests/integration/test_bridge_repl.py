@@ -65,7 +65,8 @@ def test_completer_offline():
     assert _complete(c, "q") == ["quit"]
     assert "--limit" in _complete(c, "goroutines --l") and "--json" in _complete(c, "goroutines -")
     assert _complete(c, "stacks --m") == ["--min"]
-    assert set(_complete(c, "map main.mSmall --")) == {"--layout", "--key", "--limit", "--json", "--help"}
+    assert set(_complete(c, "map main.mSmall --")) == {"--layout", "--key", "--limit", "--frame",
+                                                       "--goroutine", "--json", "--help"}
     assert _complete(c, "goroutines -with u") == ["userloc"]
     assert _complete(c, "goroutines -with userloc ") == []          # SUBSTR: free text
     assert "status" in _complete(c, "goroutines -group ")
