@@ -31,7 +31,7 @@ class StackFrame:
 
     def to_json(self) -> dict:
         return {"function": self.function, "file": self.file, "line": self.line,
-                "pc": f"{self.pc:#x}", "inlined": self.inlined}
+                "pc": f"{self.pc:#x}", "inlined": self.inlined, "wrapper": self.wrapper}
 
 
 class Unwinder:
