@@ -209,10 +209,10 @@ _PANICS = frozenset(("runtime.gopanic", "panic", "runtime.sigpanic", "runtime.pa
 def elide_wrappers(frames) -> list:
     """frames (innermost first) without the wrappers runtime.Callers, goroutine
     profiles and level-1 tracebacks leave out: every wrapper, unless the frame it
-    called is a panic."""
+    called is a panic. (A frame without a wrapper mark, a dump's, is kept.)"""
     out, callee = [], ""
     for fr in frames:
-        if not (fr.wrapper and callee not in _PANICS):
+        if not (getattr(fr, "wrapper", False) and callee not in _PANICS):
             out.append(fr)
         callee = fr.function
     return out
