@@ -40,6 +40,23 @@ def parse_runtime_stacks(text):
     return out
 
 
+# a wrapper that called one of these stays in a level-1 dump (elideWrapperCalling)
+_PANICS = ("runtime.gopanic", "panic", "runtime.sigpanic", "runtime.panicwrap")
+
+
+def level1_stack(stack):
+    """A view's JSON stack as a level-1 dump (runtime.Stack, debug=2, GOTRACEBACK=all)
+    shows its wrappers: each frame marked "wrapper" left out unless it called a panic.
+    (The crash-dump test holds the frames against the level-2 text, which prints them
+    all; a level-1 comparison through this then holds the marks.)"""
+    out, callee = [], ""
+    for f in stack:
+        if not (f.get("wrapper") and callee not in _PANICS):
+            out.append(f)
+        callee = f["function"]
+    return out
+
+
 def _int_float(text):
     """A JSON number with a fraction: an int when it is a whole number JSON can carry exactly."""
     f = float(text)
@@ -62,23 +79,74 @@ def _canon(entries):
 STACKS_ADDED = ("kind", "addrs")
 
 
-def without_added_fields(text):
+def without_added_fields(text, wrappers=frozenset()):
     """A view's output as the code before the additions wrote it: `stacks --json` with the
     blocked_on entries' kind and addrs removed, after checking that they say what the
-    entry's object text says ("channel 0xa, 0xb" -> ["0xa", "0xb"]). Any other text, or a
-    document without buckets, comes back as it is; a stripped document as its parsed JSON."""
+    entry's object text says ("channel 0xa, 0xb" -> ["0xa", "0xb"]); every JSON stack
+    without the frames marked "wrapper" and without the mark, and a text without the
+    frames of the functions in wrappers (the code before printed no wrapper frame: see
+    without_wrapper_lines). A text or document with nothing of these comes back as it
+    is; a stripped document as its parsed JSON, a stripped text as a text."""
     try:
         doc = json.loads(text)
     except (ValueError, TypeError):
+        if wrappers and isinstance(text, str):
+            return without_wrapper_lines(text, wrappers)
         return text
-    if not isinstance(doc, dict) or "buckets" not in doc:
-        return text
-    for b in doc["buckets"]:
-        for on in b.get("blocked_on", []):
-            kind, addrs = on.pop("kind"), on.pop("addrs")
-            word = "semaphore" if kind == "sema" else "channel"
-            assert on["object"] == "%s %s" % (word, ", ".join(addrs)), on
-    return doc
+    changed = drop_wrapper_frames(doc)
+    if isinstance(doc, dict) and "buckets" in doc:
+        for b in doc["buckets"]:
+            for on in b.get("blocked_on", []):
+                kind, addrs = on.pop("kind"), on.pop("addrs")
+                word = "semaphore" if kind == "sema" else "channel"
+                assert on["object"] == "%s %s" % (word, ", ".join(addrs)), on
+        changed = True
+    return doc if changed else text
+
+
+def drop_wrapper_frames(doc):
+    """Drops, in place, every frame {"function", ..., "wrapper": true} of doc's lists and
+    every frame's "wrapper" mark. Whether any was found."""
+    found = False
+    if isinstance(doc, dict):
+        for v in doc.values():
+            found = drop_wrapper_frames(v) or found
+    elif isinstance(doc, list):
+        if doc and all(isinstance(f, dict) and "wrapper" in f and "function" in f for f in doc):
+            doc[:] = [f for f in doc if not f["wrapper"]]
+            for f in doc:
+                del f["wrapper"]
+            return True
+        for v in doc:
+            found = drop_wrapper_frames(v) or found
+    return found
+
+
+def without_wrapper_lines(text, wrappers):
+    """text without its wrapper frames: a line that is a wrapper's name alone (or with
+    " (inlined)"), and the position line under it (indented further)."""
+    out, lines, i = [], text.split("\n"), 0
+    while i < len(lines):
+        line = lines[i]
+        name = line.strip()
+        if name.endswith(" (inlined)"):
+            name = name[:-len(" (inlined)")]
+        if name in wrappers:
+            indent = len(line) - len(line.lstrip())
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            skip_next = len(nxt) - len(nxt.lstrip()) > indent and ":" in nxt
+            i += 2 if skip_next else 1
+            continue
+        out.append(line)
+        i += 1
+    return "\n".join(out)
+
+
+def wrapper_functions(goroutines_json):
+    """The functions marked "wrapper" in a `goroutines --json -t N` document."""
+    doc = json.loads(goroutines_json)
+    return frozenset(f["function"] for g in doc["goroutines"] for f in g.get("stack") or []
+                     if f.get("wrapper"))
 
 
 # flags added to existing views since the golden outputs were written, as their usage
@@ -86,9 +154,10 @@ def without_added_fields(text):
 FLAGS_ADDED = (" [--retained]", " [--frame K] [--goroutine N]")  # --frame/--goroutine: views taking an EXPR
 
 
-def same_but_added(old, new):
-    """old == new, but for fields added since old was written (see without_added_fields)
-    and flags added to a usage line (FLAGS_ADDED)."""
+def same_but_added(old, new, wrappers=frozenset()):
+    """old == new, but for fields added since old was written (see without_added_fields),
+    flags added to a usage line (FLAGS_ADDED) and the wrapper frames shown since (the
+    functions in wrappers: wrapper_functions)."""
     if old == new:
         return True
     if isinstance(new, str) and "usage: " in new:
@@ -97,5 +166,9 @@ def same_but_added(old, new):
             bare = bare.replace(flag, "")
         if bare == old:
             return True
-    stripped = without_added_fields(new)
-    return stripped is not new and json.loads(old) == stripped
+    stripped = without_added_fields(new, wrappers)
+    if stripped is new:
+        return False
+    if isinstance(stripped, str):
+        return stripped == old
+    return json.loads(old) == stripped

@@ -17,6 +17,7 @@ import gzip
 import time
 
 from ..errors import GoExtError, UsageError
+from ..runtime.stack import elide_wrappers
 from .registry import View, register
 
 # functions a goroutine may start in without being a system goroutine (isSystemGoroutine)
@@ -153,7 +154,8 @@ def build_profile(rt, gs, walker_errors=(), now_ns=None):
     for g in gs:
         if is_system(g):
             continue
-        stack = g.stack or []
+        # the runtime's profile leaves out the wrappers its tracebacks print at level 2
+        stack = elide_wrappers(g.stack) if g.stack else []
         if len(stack) > depth:
             # cut as the runtime cuts, then its expandFinalInlineFrame: the last
             # frame's physical frame whole

@@ -33,12 +33,18 @@ def crash(toolchain, work_dir, pie, mode="crash", fixture="goroutines"):
     return binary, runtime_dump.parse(text), text, core
 
 
-def check_against_dump(data, dump, binary):
-    """Our goroutines JSON against the runtime's dump of the same instant. Goroutines the
-    dump shows running (the crashing one, busy ones not yet stopped) are compared by id
-    only: the runtime prints no stack for them, or one from a signal handler. Returns
-    the goroutines compared in full."""
-    is_elided = runtime_dump.elided_frames(binary, data["go_version"], dump)
+def check_against_dump(data, dump, text):
+    """Our goroutines JSON against the runtime's dump of the same instant, printed at
+    GOTRACEBACK=crash, where the runtime hides no frame (showfuncinfo shows every one above
+    level 1): every frame it printed, innermost first, by function, file:line and pc
+    (none for an inlined frame), wrappers and runtime frames alike; only runtime.goexit,
+    the bottom, is left to the created-by line (runtime_dump.printed_stack). Then the
+    header (status or wait reason, minutes, locked to thread; gp= and m= from Go 1.22)
+    and created by F (in goroutine P from Go 1.21). Goroutines the dump shows running (the
+    crashing one, busy ones not yet stopped) are compared by id only: the runtime prints
+    no stack for them, or one from a signal handler. Returns the goroutines compared in
+    full."""
+    assert runtime_dump.level(text) == 2, text[:2000]
     ours = {g["id"]: g for g in data["goroutines"]}
     assert set(ours) == set(dump), ("ours only", sorted(set(ours) - set(dump)),
                                     "runtime only", sorted(set(dump) - set(ours)))
@@ -51,9 +57,13 @@ def check_against_dump(data, dump, binary):
         state = g["wait_reason"] if g["status"] == "waiting" else g["status"]
         assert state == want["status"], (gid, state, want["header"])
         assert g["locked_to_thread"] == want["locked"], (gid, want["header"])
-        mine = [(f["function"], f["file"], f["line"]) for f in g["stack"]]
-        theirs = [f[:3] for f in want["frames"] if not is_elided(f)]
-        assert mine == theirs, (gid, want["header"])
+        if want["gp"] is not None:
+            assert int(g["addr"], 16) == int(want["gp"], 16), (gid, g["addr"], want["header"])
+            assert g["m"] == (None if want["m"] == "nil" else int(want["m"])), \
+                (gid, g["m"], want["header"])
+        mine = [(f["function"], f["file"], f["line"], None if f["inlined"] else int(f["pc"], 16))
+                for f in g["stack"]]
+        assert mine == runtime_dump.printed_stack(want), (gid, want["header"])
         created = g["created_by"]
         if want["created_by"] is None:
             assert created is None, (gid, created)
@@ -93,9 +103,16 @@ def test_core_matches_runtime_dump(toolchain, pie, tmp_path):
     preempted = [i for i, g in dump.items() if g["status"] != "running" and
                  any(f[0] == "runtime.asyncPreempt" for f in g["frames"])]
     assert preempted, "no async-preempted goroutine in the dump:\n" + text[-4000:]
+    # go statements' closures the runtime prints (abi.FuncIDWrapper): runtime.gcenable's
+    # (.func1 and .func2 before Go 1.22, .gowrap1 and .gowrap2 since) and main.main's
+    # around main.labelled, which calls pprof.Do (main.main.funcN / gowrapN)
+    outer = [runtime_dump.printed_stack(g)[-1][0] for g in dump.values() if g["frames"]]
+    assert sum(f.startswith("runtime.gcenable.") for f in outer) == 2, outer
+    assert any(runtime_dump.printed_stack(g)[-2][0] == "main.labelled" for g in dump.values()
+               if len(g["frames"]) > 2), text[-4000:]
     for name, data in (("gdb", gdb_goroutines(binary, core)),
                        ("bridge", bridge_goroutines(binary, core))):
-        compared = check_against_dump(data, dump, binary)
+        compared = check_against_dump(data, dump, text)
         assert len(compared) >= len(dump) - 8, (name, compared)
         assert set(preempted) <= set(compared), name
 
@@ -113,7 +130,7 @@ def test_core_wait_minutes_match_runtime_dump(tmp_path):
         for name, data in (("gdb", gdb_goroutines(binary, core)),
                            ("bridge", bridge_goroutines(binary, core))):
             assert data["wait_clock"].startswith("core: latest runtime stamp"), (name, data["wait_clock"])
-            check_against_dump(data, dump, binary)
+            check_against_dump(data, dump, text)
         # the table and go stacks say the same minutes, the syscall's too
         sysid, sysg = next((i, g) for i, g in dump.items() if g["status"] == "syscall")
         r = harness.run_gdb(binary, core=core, commands=[
@@ -131,7 +148,7 @@ def test_cgo_extra_m_hidden_as_the_runtime_hides_it(toolchain, tmp_path):
     assert any(f[0] == "main.sleeper" for g in dump.values() for f in g["frames"]), text[-3000:]
     for name, data in (("gdb", gdb_goroutines(binary, core)),
                        ("bridge", bridge_goroutines(binary, core))):
-        check_against_dump(data, dump, binary)
+        check_against_dump(data, dump, text)
     goroot = harness.toolchain(toolchain)["goroot"]
     with open(os.path.join(goroot, "src", "runtime", "runtime2.go")) as f:
         has_deadextra = "_Gdeadextra" in f.read()

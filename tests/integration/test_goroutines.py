@@ -8,7 +8,7 @@ import pytest
 
 import harness
 
-from truth import parse_runtime_stacks  # noqa: F401  (the bridge tests import it from here)
+from truth import level1_stack, parse_runtime_stacks  # noqa: F401  (the bridge tests import it from here)
 
 
 def our_goroutines(t):
@@ -40,7 +40,8 @@ def check_goroutines(data, truth, meta, toolchain):
         assert g["error"] is None, g
         state = g["wait_reason"] if g["status"] == "waiting" else g["status"]
         assert state == want["state"], (gid, g, want)
-        mine = [(f["function"], f["line"]) for f in g["stack"] if f["function"].startswith("main.")]
+        mine = [(f["function"], f["line"]) for f in level1_stack(g["stack"])
+                if f["function"].startswith("main.")]
         theirs = [f for f in want["frames"] if f[0].startswith("main.")]
         assert mine == theirs, (gid, mine, theirs)
         if want["created_by"]:

@@ -17,7 +17,7 @@ sys.path.insert(0, HERE)
 from gdb_go_ext.errors import GoExtError  # noqa: E402
 from gdb_go_ext.runtime import walks  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
-from gdb_go_ext.runtime.stack import StackFrame  # noqa: E402
+from gdb_go_ext.runtime.stack import StackFrame, elide_wrappers  # noqa: E402
 from gdb_go_ext.views import catalog, registry  # noqa: E402,F401
 from gdb_go_ext.views.pprof import is_system, physical_frames  # noqa: E402
 from image import ImageTarget, cached_image, images  # noqa: E402
@@ -72,6 +72,20 @@ def test_physical_frames_group_inlined_calls():
     c = StackFrame("g", "x.go", 3, 0x200, False)
     d = StackFrame("g", "x.go", 3, 0x200, False)   # recursion: same return address
     assert physical_frames([a, b, c, d]) == [(0x100, [a, b]), (0x200, [c]), (0x200, [d])]
+
+
+def test_profiles_elide_wrappers_as_the_runtime_does():
+    """runtime.Callers (tracebackPCs) leaves a wrapper out unless the frame it called is
+    a panic (elideWrapperCalling): a go statement's closure goes, a method value's
+    wrapper that panicked (runtime.panicwrap) stays."""
+    def fr(name, wrapper=False):
+        return StackFrame(name, "x.go", 1, 0x100, False, wrapper=wrapper)
+    go_closure = [fr("runtime.gopark"), fr("main.work"), fr("main.main.gowrap1", True)]
+    assert [f.function for f in elide_wrappers(go_closure)] == ["runtime.gopark", "main.work"]
+    panicked = [fr("panic"), fr("runtime.panicwrap"), fr("main.T.M-fm", True), fr("main.f")]
+    assert elide_wrappers(panicked) == panicked
+    wrapped_panic = [fr("panic"), fr("main.(*T).M", True), fr("main.f")]
+    assert elide_wrappers(wrapped_panic) == wrapped_panic
 
 
 def test_without_protobuf_one_line(monkeypatch, tmp_path):
