@@ -28,7 +28,9 @@ def _frame_json(f) -> dict:
 def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     """The --diff output (text or --json) of the snapshot OLD (read_old) against the
     walk's goroutines."""
-    buckets = dumptext.diff(snap, gs, args.similar)
+    wrappers = dumptext.dump_wrappers(rt, (e.frames for e in snap.entries)) \
+        if snap.level1 else frozenset()
+    buckets = dumptext.diff(snap, gs, args.similar, wrappers, args.depth)
     buckets = [b for b in buckets if max(b.before, b.after) >= args.min]
     before = sum(b.before for b in buckets)
     after = sum(b.after for b in buckets)

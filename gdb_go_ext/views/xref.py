@@ -4,6 +4,7 @@ state of the target now."""
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 from ..analysis import dumptext
 from ..errors import GoExtError
@@ -35,10 +36,25 @@ def _now(g) -> dict:
             "stack": [f.to_json() for f in (g.stack or ())]}
 
 
-def xref(dump: dumptext.Dump, gs) -> list:
+def same_stack(d, g, wrappers=frozenset(), depth: Optional[int] = None) -> bool:
+    """Whether DUMP's goroutine d and goroutine g now have the same stack, on the frames a
+    level-1 dump shows; on the innermost LONG_STACK of them where the runtime cut d's
+    stack or the walk (depth frames) cut g's."""
+    then = dumptext.stack_key(d.frames, level1=True, wrappers=wrappers)
+    now = dumptext.stack_key(g.stack or (), level1=True, wrappers=wrappers)
+    if then == now:
+        return True
+    if d.elided or (depth is not None and len(g.stack or ()) >= depth):
+        return min(len(then), len(now)) > dumptext.LONG_STACK and \
+            dumptext.cut_key(then) == dumptext.cut_key(now)
+    return False
+
+
+def xref(dump: dumptext.Dump, gs, wrappers=frozenset(), depth: Optional[int] = None) -> list:
     """[(id, verdict, then DumpGoroutine or None, now Goroutine or None)]: DUMP's ids in
     its order, then the goroutines alive now that it does not hold (the runtime's own
-    left out, as a level-1 dump hides them, unless DUMP is of level 2)."""
+    left out, as a level-1 dump hides them, unless DUMP is of level 2). Stacks are
+    compared as same_stack does (wrappers: the binary's dumptext.wrapper_names)."""
     by_id = {g.id: g for g in gs}
     out = []
     for d in dump.goroutines:
@@ -46,15 +62,14 @@ def xref(dump: dumptext.Dump, gs) -> list:
         if g is None:
             out.append((d.id, "gone", d, None))
             continue
-        same = (dumptext.stack_key(d.frames, level1=True)
-                == dumptext.stack_key(g.stack or (), level1=True)
-                and d.state == (g.wait_reason or g.status))
+        same = same_stack(d, g, wrappers, depth) and d.state == (g.wait_reason or g.status)
         out.append((d.id, "same" if same else "changed", d, g))
     ids = {d.id for d in dump.goroutines}
     for g in gs:
         if g.id in ids:
             continue
-        if dump.level < 2 and not dumptext.stack_key(g.stack or (), level1=True):
+        if dump.level < 2 and not dumptext.stack_key(g.stack or (), level1=True,
+                                                     wrappers=wrappers):
             continue
         out.append((g.id, "new", None, g))
     return out
@@ -76,7 +91,8 @@ def _run(ctx, args):
         raise GoExtError(f"{args.dump}: {dump.problem}")
     rt = ctx.runtime()
     walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
-    rows = xref(dump, gs)
+    wrappers = dumptext.dump_wrappers(rt, (d.frames for d in dump.goroutines))
+    rows = xref(dump, gs, wrappers, args.depth)
     notes = ([f"{args.dump}: {dump.problem}"] if dump.problem else []) + list(walker.errors)
     if args.json:
         return json_text({"go_version": rt.layout.go_version,
