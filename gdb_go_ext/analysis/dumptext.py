@@ -152,6 +152,8 @@ def _parse(text) -> Dump:
                         if depth == 0:
                             func = func[:k]
                             break
+            if func == "panic":      # Go 1.21+ prints runtime.gopanic so
+                func = "runtime.gopanic"
             if pos.group(4):
                 level = 2
             g.frames.append(DumpFrame(func, pos.group(1), int(pos.group(2)),
@@ -366,12 +368,17 @@ class DiffBucket:
             "shrunk" if self.after < self.before else "same"
 
 
-def _now(gs):
+def _now(gs, skip=frozenset()):
     """(stack, state, count, first ids, their walk positions) per run of goroutines now
     that share a stack and state: per shape of a columnar walk (its first 10 in walk
-    order), else per goroutine. In the order of their first goroutines."""
+    order), else per goroutine. In the order of their first goroutines. The goroutines
+    whose ids are in skip are left out."""
     if is_table(gs):
         shape_idx, ids_all = gs.shapes_of(), gs.ids()
+        keep = None
+        if skip and len(ids_all):
+            keep = np.flatnonzero(~np.isin(ids_all, np.fromiter(skip, dtype=np.int64)))
+            shape_idx = shape_idx[keep]
         if not len(shape_idx):
             return
         u, first, counts = np.unique(shape_idx, return_index=True, return_counts=True)
@@ -380,11 +387,22 @@ def _now(gs):
         for j in np.argsort(first, kind="stable").tolist():
             shape = gs.shapes[int(u[j])]
             rows = np.sort(by_shape[starts[j]:starts[j] + min(int(counts[j]), 10)])
+            if keep is not None:
+                rows = keep[rows]
             yield (shape[8] or (), shape[3] or shape[1], int(counts[j]),
                    ids_all[rows].tolist(), rows.tolist())
         return
     for i, g in enumerate(gs):
-        yield g.stack or (), g.wait_reason or g.status, 1, [g.id], [i]
+        if g.id not in skip:
+            yield g.stack or (), g.wait_reason or g.status, 1, [g.id], [i]
+
+
+def unknown_then(snap: Snapshot) -> list:
+    """The ids of a dump's goroutines it printed without a stack (running on another
+    thread then): neither then nor now do they have a stack to bucket."""
+    if snap.dump is None:
+        return []
+    return [g.id for g in snap.dump.goroutines if not g.frames]
 
 
 def diff(snap: Snapshot, gs, similar: bool = False, wrappers=frozenset(),
@@ -392,8 +410,9 @@ def diff(snap: Snapshot, gs, similar: bool = False, wrappers=frozenset(),
     """DiffBuckets of an earlier snapshot against goroutines now (with .stack), matched by
     stack_key. Against a dump both sides keep only the frames the level-1 dump shows
     (wrappers: the binary's wrapper_names), and goroutines with none left (the
-    runtime's own, hidden at level 1) are left out; a stack the dump cut, or that the
-    walk cut (depth frames), is matched on its innermost LONG_STACK frames."""
+    runtime's own, hidden at level 1) are left out, and so are the goroutines the dump
+    printed without a stack (unknown_then); a stack the dump cut, or that the walk cut
+    (depth frames), is matched on its innermost LONG_STACK frames."""
     level1 = snap.level1
     out: dict = {}
     cut: set = set()     # the cut keys of the dump's cut stacks
@@ -417,7 +436,7 @@ def diff(snap: Snapshot, gs, similar: bool = False, wrappers=frozenset(),
             b.ids.extend(e.ids[: 10 - len(b.ids)])
     now: dict = {}
     firsts: dict = {}    # key -> (walk position, id) of its first goroutines now
-    for frames, state, count, ids, pos in _now(gs):
+    for frames, state, count, ids, pos in _now(gs, frozenset(unknown_then(snap))):
         k = stack_key(frames, similar, level1, wrappers)
         if level1 and not k:
             continue

@@ -34,11 +34,13 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     buckets = [b for b in buckets if max(b.before, b.after) >= args.min]
     before = sum(b.before for b in buckets)
     after = sum(b.after for b in buckets)
+    unknown = dumptext.unknown_then(snap)
     notes = ([f"{args.diff}: {snap.problem}"] if snap.problem else []) + list(walker.errors)
     if args.json:
         return json_text({
             "go_version": rt.layout.go_version, "old": {"path": args.diff, "kind": snap.kind},
             "total": {"before": before, "after": after},
+            "unknown_then": unknown,
             "buckets": [{"change": b.change, "before": b.before, "after": b.after,
                          "states": b.states, "ids": b.ids,
                          "stack": [_frame_json(f) for f in b.frames[: args.depth]]}
@@ -68,4 +70,8 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     lines.append(f"total: {before} -> {after} goroutines ({after - before:+d}); "
                  f"{counts['new']} new, {counts['grown']} grown, {counts['shrunk']} shrunk, "
                  f"{counts['vanished']} vanished, {counts['same']} unchanged buckets")
+    if unknown:
+        shown = ", ".join(map(str, unknown[:10])) + (", …" if len(unknown) > 10 else "")
+        lines.append(f"{len(unknown)} goroutine{'s' if len(unknown) != 1 else ''} {args.diff} "
+                     f"printed without a stack (running then) not counted: {shown}")
     return "\n".join(lines) + "\n" + "".join(f"warning: {e}\n" for e in notes)
