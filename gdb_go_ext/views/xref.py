@@ -39,7 +39,10 @@ def _now(g) -> dict:
 def same_stack(d, g, wrappers=frozenset(), depth: Optional[int] = None) -> bool:
     """Whether DUMP's goroutine d and goroutine g now have the same stack, on the frames a
     level-1 dump shows; on the innermost LONG_STACK of them where the runtime cut d's
-    stack or the walk (depth frames) cut g's."""
+    stack or the walk (depth frames) cut g's. A goroutine the dump printed without a
+    stack (running on another thread then) has nothing to tell it apart."""
+    if not d.frames:
+        return True
     then = dumptext.stack_key(d.frames, level1=True, wrappers=wrappers)
     now = dumptext.stack_key(g.stack or (), level1=True, wrappers=wrappers)
     if then == now:
@@ -189,9 +192,45 @@ def trace_xref(s, gs) -> tuple:
     return rows, unseen
 
 
+def id_ranges(ids, most: int = 8) -> str:
+    """Ids compactly: runs as first-last, at most `most` runs, then "…"."""
+    runs: list = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    parts = [f"{a}" if a == b else f"{a}, {b}" if b == a + 1 else f"{a}-{b}"
+             for a, b in runs[:most]]
+    return ", ".join(parts) + (", …" if len(runs) > most else "")
+
+
+def parked_summary(s, parked: list) -> str:
+    """The goroutines that parked in the trace and never ran again, still waiting now,
+    counted per (reason in the trace, state now): [(reason, now, parked_ns, id)]."""
+    if not parked:
+        return ""
+    from .trace import at
+    groups: dict = {}
+    for reason, now, t, gid in parked:
+        groups.setdefault((reason, now), []).append((t, gid))
+    rows = []
+    for (reason, now), gs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        first, last = at(s, min(gs)[0]), at(s, max(gs)[0])
+        when = first if first == last else f"{first}..{last}"
+        rows.append((str(len(gs)), f"({reason})", f"now {now}", f"at {when}",
+                     "id" + ("s " if len(gs) > 1 else " ") + id_ranges(g for _, g in gs)))
+    w = [max(len(r[k]) for r in rows) for k in range(4)]
+    n = len(parked)
+    return (f"{n} goroutine{'s' if n != 1 else ''} parked in the trace and never ran again "
+            f"(still waiting now):\n"
+            + "".join("  " + "  ".join(c.ljust(x) for c, x in zip(r, w)) + "  " + r[-1] + "\n"
+                      for r in rows))
+
+
 def _run_trace(ctx, args):
     from ..analysis.tracesummary import summarize_trace
-    from .trace import at, open_trace, transition_text
+    from .trace import open_trace, transition_text
     s = summarize_trace(open_trace(args.dump))
     rt = ctx.runtime()
     notes = ([f"{args.dump}: {s.error}"] if s.error else [])
@@ -216,7 +255,7 @@ def _run_trace(ctx, args):
                           "errors": notes})
     table = [("id", "alive", "trace end", "last transition", "last P/M", "now",
               "blocked on", "g", "now at")]
-    parked_lines = []
+    parked_for_good = []
     for t, g in rows:
         now = blocked = addr = where = "-"
         if g is not None:
@@ -229,9 +268,7 @@ def _run_trace(ctx, args):
             where = f"{loc.function} {loc.file.rsplit('/', 1)[-1]}:{loc.line}" if loc else "-"
             parked = t.parked_for_good()
             if parked is not None and g.status == "waiting":
-                parked_lines.append(f"goroutine {t.id}: parked in the trace at {at(s, parked)}"
-                                    f" ({t.last.reason or 'no reason'}) and never ran again;"
-                                    f" now {now}\n")
+                parked_for_good.append((t.last.reason or "no reason", now, parked, t.id))
         pm = (f"P{t.last_p}" if t.last_p >= 0 else "-") + "/" + \
              (f"M{t.last_m}" if t.last_m >= 0 else "-")
         table.append((str(t.id), "yes" if g is not None else "no", t.end_state,
@@ -242,7 +279,7 @@ def _run_trace(ctx, args):
     alive = sum(1 for _, g in rows if g is not None)
     text += (f"{len(rows)} goroutines in {args.dump}: {alive} alive now, "
              f"{len(rows) - alive} gone\n")
-    text += "".join(parked_lines)
+    text += parked_summary(s, parked_for_good)
     if unseen:
         text += f"{len(unseen)} goroutines alive now that the trace never saw:\n"
         urows = [("id", "now", "g", "now at")]
@@ -269,6 +306,7 @@ that DUMP does not hold (new). Stacks are compared on the frames a level-1 dump 
 TRACE is an execution trace (Go 1.22+) of this program, told by its header. For each
 goroutine the trace knows: whether it is alive now, its address, status, wait reason and
 minutes and what it is blocked on; its last transition in the trace (time from the trace's
-start, from->to, reason), the P and M it last ran on, and "parked in the trace at T and
-never ran again" when so; then the goroutines alive now that the trace never saw. A
+start, from->to, reason) and the P and M it last ran on; then how many parked in the trace
+and never ran again and still wait, per reason then and state now, with their ids
+(--json has each one's parked_ns); then the goroutines alive now that the trace never saw. A
 trace of another program (its stack PCs are not this binary's functions) is one line."""))

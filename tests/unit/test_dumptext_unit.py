@@ -368,3 +368,31 @@ def test_goroutines_the_dump_printed_without_a_stack_are_not_counted():
                 g.wait_reason, g.status = "", "running"
         got = [(b.change, b.before, b.after, b.ids) for b in dumptext.diff(snap, now)]
         assert got == [("grown", 1, 2, [3, 6])], got   # 6 is new; 4 and 5 unknown then
+
+
+def test_xref_levels_of_one_stop_and_unknown_stacks():
+    from gdb_go_ext.views import xref
+    names = [f.function for g in dumptext.parse(STOP_LEVEL2).goroutines for f in g.frames]
+    wrappers = dumptext.wrapper_names(_Tab(), 22, names)
+    now = [_G(5, [_F("runtime.gopark", "/go/src/runtime/proc.go", 402),
+                  _F("main.recv", "/src/main.go", 10), _F("main.handle", "/src/main.go", 20)]),
+           _G(6, [_F("main.deferred", "/src/main.go", 50),
+                  _F("runtime.gopanic", "/go/src/runtime/panic.go", 770),
+                  _F("main.boom", "/src/main.go", 60), _F("main.main.func3", "/src/main.go", 44)],
+              "select"),
+           _G(2, [_F("runtime.gopark", "/go/src/runtime/proc.go", 402),
+                  _F("runtime.forcegchelper", "/go/src/runtime/proc.go", 326)], "force gc (idle)")]
+    for text, ids in ((STOP_LEVEL1, [5, 6]), (STOP_LEVEL2, [2, 5, 6])):
+        rows = xref.xref(dumptext.parse(text), now, wrappers)
+        assert sorted((i, v) for i, v, _, _ in rows) == [(i, "same") for i in ids], rows
+    # without the wrappers the go statement's wrapper is a change, as before
+    rows = xref.xref(dumptext.parse(STOP_LEVEL2), now)
+    assert {i: v for i, v, _, _ in rows}[5] == "changed"
+    # printed without a stack (running then): by its state alone
+    dump = dumptext.parse("goroutine 9 [running]:\n"
+                          "\tgoroutine running on other thread; stack unavailable\n")
+    running = _G(9, [_F("main.spin", "/src/main.go", 7)])
+    running.wait_reason, running.status = "", "running"
+    assert [v for _, v, _, _ in xref.xref(dump, [running])] == ["same"]
+    running.wait_reason, running.status = "chan receive", "waiting"
+    assert [v for _, v, _, _ in xref.xref(dump, [running])] == ["changed"]
