@@ -57,7 +57,9 @@ class DumpGoroutine:
     created_by: Optional[tuple] = None     # (function, file, line)
     parent: Optional[int] = None
     complete: bool = True
-    elided: bool = False          # the runtime left frames out (...N frames elided...)
+    elided_at: Optional[int] = None   # the runtime left frames out here (...N frames
+                                      # elided...): the index of the frame after the line;
+                                      # the end of a stack of NEAR_LIMIT frames or more
 
 
 @dataclass
@@ -82,6 +84,13 @@ def _state(inside: str):
         elif p == "locked to thread":
             locked = True
     return state.strip(), minutes, locked
+
+
+# Go 1.19 stops a traceback after 100 frames, the hidden ones counted, and says
+# "...additional frames elided..." only when it printed 100: a level-1 stack printed
+# with this many frames may have been cut without a word, and is matched as cut after
+# its last frame
+NEAR_LIMIT = 90
 
 
 def parse(text) -> Dump:
@@ -121,7 +130,8 @@ def _parse(text) -> Dump:
             if _HEADER.match(line):
                 break
             if line.startswith("...") or line.startswith("\tgoroutine running"):
-                g.elided = g.elided or line.startswith("...")
+                if line.startswith("...") and g.elided_at is None:
+                    g.elided_at = len(g.frames)
                 i += 1
                 continue
             c = _CREATED.match(line)
@@ -160,6 +170,8 @@ def _parse(text) -> Dump:
                                       inlined=pos.group(3) is None and pos.group(4) is None,
                                       pc=int(pos.group(4), 16) if pos.group(4) else None))
             i += 2
+        if g.elided_at is None and len(g.frames) >= NEAR_LIMIT:
+            g.elided_at = len(g.frames)   # perhaps cut with no word said (Go 1.19)
         if i >= n and (not text.endswith("\n") or (g.created_by is None and gid != 1)):
             g.complete = False   # cut in a line, or before its "created by" line
         if gid != 0 and gid not in seen:
@@ -184,9 +196,6 @@ def _parse(text) -> Dump:
 # goroutines; level 2 (system, crash) shows them all, with gp=/fp= besides. A dump of
 # either level, and our own stacks (which drop wrappers and goexit), are compared on
 # what level 1 keeps, so that a dump of one stop at any level reads back unchanged.
-
-LONG_STACK = 40   # frames compared of a stack the runtime cut (...N frames elided...)
-
 
 def shown(function: str, file: str, wrappers=frozenset()) -> bool:
     """Whether a level-1 dump shows this frame (the runtime's showframe, by name): not
@@ -215,10 +224,30 @@ def stack_key(frames, similar: bool = False, level1: bool = False,
     return tuple((f.function, f.file, f.line) for f in frames)
 
 
-def cut_key(key: tuple) -> tuple:
-    """The key of a stack the runtime cut (its innermost LONG_STACK frames, which every
-    level prints), told apart from a whole stack's."""
-    return ("...",) + key[:LONG_STACK]
+def cut_parts(frames, elided_at: int, similar: bool = False, wrappers=frozenset()) -> tuple:
+    """(inner, outer): the keys of the frames a dump printed of a stack it cut, before
+    and after its elision line (Go 1.21+ prints the innermost and outermost 50 frames,
+    Go 1.19 the innermost 100; level 1 counts the frames it shows, level 2 all)."""
+    return (stack_key(frames[:elided_at], similar, True, wrappers),
+            stack_key(frames[elided_at:], similar, True, wrappers))
+
+
+def cut_matches(key: tuple, inner: tuple, outer: tuple, whole: bool = True) -> bool:
+    """Whether the stack with this key (level-1 frames) is one a dump printed cut as
+    inner ... outer. whole: key is of the whole stack; else of its innermost frames only
+    (a walk cut at its depth), and only those are compared."""
+    if not whole:
+        n = min(len(key), len(inner))
+        return n > 0 and key[:n] == inner[:n]
+    return len(key) >= len(inner) + len(outer) and key[:len(inner)] == inner and \
+        (not outer or key[len(key) - len(outer):] == outer)
+
+
+def prefix_of(key: tuple, keys) -> Optional[tuple]:
+    """The one key of keys that key, a stack a walk cut at its depth, begins (None when
+    none or several)."""
+    found = {k for k in keys if len(k) > len(key) and k[:len(key)] == key}
+    return found.pop() if len(found) == 1 else None
 
 
 def wrapper_names(tab, wrapper_id: int, names) -> frozenset:
@@ -264,7 +293,7 @@ class SnapEntry:
     state: str
     frames: list          # DumpFrame
     ids: list
-    elided: bool = False  # a dump's goroutine whose stack the runtime cut
+    elided_at: Optional[int] = None   # a dump's goroutine whose stack the runtime cut
 
 
 @dataclass
@@ -315,7 +344,7 @@ def load_snapshot(data: bytes) -> Snapshot:
     dump = parse(text)
     if not dump.goroutines:
         raise SnapshotError(dump.problem or "not a goroutine dump")
-    entries = [SnapEntry(1, g.state, g.frames, [g.id], g.elided) for g in dump.goroutines]
+    entries = [SnapEntry(1, g.state, g.frames, [g.id], g.elided_at) for g in dump.goroutines]
     return Snapshot("dump", entries, True, dump, dump.problem)
 
 
@@ -411,21 +440,21 @@ def diff(snap: Snapshot, gs, similar: bool = False, wrappers=frozenset(),
     stack_key. Against a dump both sides keep only the frames the level-1 dump shows
     (wrappers: the binary's wrapper_names), and goroutines with none left (the
     runtime's own, hidden at level 1) are left out, and so are the goroutines the dump
-    printed without a stack (unknown_then); a stack the dump cut, or that the walk cut
-    (depth frames), is matched on its innermost LONG_STACK frames."""
+    printed without a stack (unknown_then). A stack the dump cut is matched by the
+    frames it printed before and after its cut (cut_matches; of several, the one with
+    outermost frames and the most frames); a stack the walk cut (depth frames), by its
+    frames."""
     level1 = snap.level1
     out: dict = {}
-    cut: set = set()     # the cut keys of the dump's cut stacks
-    long: dict = {}      # cut key -> whole key of the dump's long stacks it printed whole
+    cuts: dict = {}      # key -> (inner, outer) of the dump's cut stacks
     for e in snap.entries:
         k = stack_key(e.frames, similar, level1, wrappers)
         if level1 and not k:
             continue
-        if level1 and e.elided:
-            k = cut_key(k)
-            cut.add(k)
-        elif level1 and len(k) > LONG_STACK:
-            long.setdefault(cut_key(k), k)
+        if level1 and e.elided_at is not None:
+            parts = cut_parts(e.frames, e.elided_at, similar, wrappers)
+            k = ("...",) + parts
+            cuts[k] = parts
         b = out.get(k)
         if b is None:
             b = out[k] = DiffBucket(0, 0, e.frames, [], [])
@@ -434,18 +463,21 @@ def diff(snap: Snapshot, gs, similar: bool = False, wrappers=frozenset(),
             b.states.append(e.state)
         if len(b.ids) < 10:
             b.ids.extend(e.ids[: 10 - len(b.ids)])
+    whole_then = [k for k in out if k not in cuts]
     now: dict = {}
     firsts: dict = {}    # key -> (walk position, id) of its first goroutines now
     for frames, state, count, ids, pos in _now(gs, frozenset(unknown_then(snap))):
         k = stack_key(frames, similar, level1, wrappers)
         if level1 and not k:
             continue
-        if level1 and k not in out and len(k) > LONG_STACK:
-            ck = cut_key(k)
-            if ck in cut:
-                k = ck
-            elif depth is not None and len(frames) >= depth and ck in long:
-                k = long[ck]
+        if level1 and k not in out:
+            whole = depth is None or len(frames) < depth
+            # of the cut stacks it can be, the one the dump printed most of, its
+            # outermost frames first
+            fits = [(bool(parts[1]), len(parts[0]) + len(parts[1]), ck)
+                    for ck, parts in cuts.items() if cut_matches(k, *parts, whole)]
+            k = (max(fits, key=lambda f: f[:2])[2] if fits else None) \
+                or (None if whole else prefix_of(k, whole_then)) or k
         b = out.get(k)
         if b is None:
             b = out[k] = DiffBucket(0, 0, list(frames), [], [])

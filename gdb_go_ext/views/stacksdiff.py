@@ -8,6 +8,16 @@ from ..errors import GoExtError
 from .console import json_text
 
 
+DIFF_DEPTH = 1024   # frames walked per stack against OLD: whole stacks, so that a stack a
+                    # dump cut (...N frames elided...) is matched by its outermost frames too
+
+
+def walk_depth(args) -> int:
+    """The walk's depth for `go stacks` (DIFF_DEPTH with --diff; -t DEPTH still cuts
+    only what is printed)."""
+    return max(args.depth, DIFF_DEPTH) if args.diff is not None else args.depth
+
+
 def read_old(path: str) -> dumptext.Snapshot:
     """OLD as a snapshot, or a one-line GoExtError."""
     try:
@@ -30,7 +40,7 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     walk's goroutines."""
     wrappers = dumptext.dump_wrappers(rt, (e.frames for e in snap.entries)) \
         if snap.level1 else frozenset()
-    buckets = dumptext.diff(snap, gs, args.similar, wrappers, args.depth)
+    buckets = dumptext.diff(snap, gs, args.similar, wrappers, walk_depth(args))
     buckets = [b for b in buckets if max(b.before, b.after) >= args.min]
     before = sum(b.before for b in buckets)
     after = sum(b.after for b in buckets)

@@ -38,19 +38,19 @@ def _now(g) -> dict:
 
 def same_stack(d, g, wrappers=frozenset(), depth: Optional[int] = None) -> bool:
     """Whether DUMP's goroutine d and goroutine g now have the same stack, on the frames a
-    level-1 dump shows; on the innermost LONG_STACK of them where the runtime cut d's
-    stack or the walk (depth frames) cut g's. A goroutine the dump printed without a
-    stack (running on another thread then) has nothing to tell it apart."""
+    level-1 dump shows (dumptext.cut_matches where the runtime cut d's stack, the
+    innermost frames only where the walk, at depth frames, cut g's). A goroutine the
+    dump printed without a stack (running on another thread then) has nothing to tell
+    it apart."""
     if not d.frames:
         return True
-    then = dumptext.stack_key(d.frames, level1=True, wrappers=wrappers)
     now = dumptext.stack_key(g.stack or (), level1=True, wrappers=wrappers)
-    if then == now:
-        return True
-    if d.elided or (depth is not None and len(g.stack or ()) >= depth):
-        return min(len(then), len(now)) > dumptext.LONG_STACK and \
-            dumptext.cut_key(then) == dumptext.cut_key(now)
-    return False
+    whole = depth is None or len(g.stack or ()) < depth
+    if d.elided_at is not None:
+        inner, outer = dumptext.cut_parts(d.frames, d.elided_at, wrappers=wrappers)
+        return dumptext.cut_matches(now, inner, outer, whole)
+    then = dumptext.stack_key(d.frames, level1=True, wrappers=wrappers)
+    return then == now or (not whole and 0 < len(now) <= len(then) and then[:len(now)] == now)
 
 
 def xref(dump: dumptext.Dump, gs, wrappers=frozenset(), depth: Optional[int] = None) -> list:

@@ -3,6 +3,7 @@ hand-written dumps of each shape, garbage and truncation."""
 import gzip
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -296,11 +297,11 @@ def test_levels_of_one_stop_read_back_the_same():
         assert [(b.change, b.before, b.after) for b in got] == [("same", 1, 1)] * 2, got
 
 
-def _deep(n, elide=False):
+def _deep(n, elide=False, outer="main.main.func1"):
     """A goroutine n calls deep, as a level-2 dump prints it (Go 1.21+: the innermost
     and outermost 50 frames when elide)."""
     frames = [("runtime.gopark", "/go/src/runtime/proc.go", 402)]
-    frames += [("main.deep", "/src/main.go", 5)] * n + [("main.main.func1", "/src/main.go", 9)]
+    frames += [("main.deep", "/src/main.go", 5)] * n + [(outer, "/src/main.go", 9)]
     lines = ["goroutine 7 [chan receive]:"]
     for i, (fn, file, line) in enumerate(frames):
         if elide and 50 <= i < len(frames) - 50:
@@ -311,22 +312,51 @@ def _deep(n, elide=False):
     return "\n".join(lines) + "\ncreated by main.main in goroutine 1\n\t/src/main.go:9 +0x1\n"
 
 
-def test_cut_stacks_match_on_their_innermost_frames():
-    whole = [_F("runtime.gopark", "/go/src/runtime/proc.go", 402)] + \
-        [_F("main.deep", "/src/main.go", 5)] * 150 + [_F("main.main.func1", "/src/main.go", 9)]
+def test_cut_stacks_match_on_the_frames_printed_around_the_cut():
+    def stack(n, outer="main.main.func1"):
+        return [_F("runtime.gopark", "/go/src/runtime/proc.go", 402)] + \
+            [_F("main.deep", "/src/main.go", 5)] * n + [_F(outer, "/src/main.go", 9)]
     cut = _deep(150, elide=True)
     d = dumptext.parse(cut)
-    assert d.goroutines[0].elided and len(d.goroutines[0].frames) == 100
-    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, whole)])
-    assert [(b.change, b.before, b.after) for b in got] == [("same", 1, 1)], got
-    # a shallower stack now is another stack
-    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, whole[:30] + whole[-1:])])
+    assert d.goroutines[0].elided_at == 50 and len(d.goroutines[0].frames) == 100
+    same = [("same", 1, 1)]
+    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, stack(150))])
+    assert [(b.change, b.before, b.after) for b in got] == same, got
+    # another depth of the same recursion from the same go statement is the same cut
+    # stack; a shallower one, or from elsewhere, is another stack
+    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, stack(120))])
+    assert [(b.change, b.before, b.after) for b in got] == same, got
+    for other in (stack(30), stack(150, "main.other")):
+        got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, other)])
+        assert sorted(b.change for b in got) == ["new", "vanished"], got
+    # a stack the walk cut (depth) against a dump that printed it whole: its frames
+    # begin the dump's stack, and no other's
+    whole = dumptext.load_snapshot(_deep(70).encode())
+    got = dumptext.diff(whole, [_G(7, stack(150)[:40])], depth=40)
+    assert [(b.change, b.before, b.after) for b in got] == same, got
+    got = dumptext.diff(whole, [_G(7, stack(150)[:40])])
     assert sorted(b.change for b in got) == ["new", "vanished"], got
-    # a stack the walk cut (depth) against a dump that printed it whole
-    got = dumptext.diff(dumptext.load_snapshot(_deep(60).encode()), [_G(7, whole[:64])], depth=64)
-    assert [(b.change, b.before, b.after) for b in got] == [("same", 1, 1)], got
-    got = dumptext.diff(dumptext.load_snapshot(_deep(60).encode()), [_G(7, whole[:64])])
-    assert sorted(b.change for b in got) == ["new", "vanished"], got
+    two = dumptext.load_snapshot((_deep(70) + "\n" + _deep(80).replace(
+        "goroutine 7 ", "goroutine 8 ")).encode())
+    got = dumptext.diff(two, [_G(7, stack(150)[:40])], depth=40)
+    assert sorted(b.change for b in got) == ["new", "vanished", "vanished"], got
+    # Go 1.19 cuts after 100 frames, hidden ones counted, without a word when it printed
+    # fewer: a stack printed with NEAR_LIMIT frames or more is matched as cut there
+    silent = dumptext.parse(re.sub(r"\.\.\.\d+ frames elided\.\.\.\n", "",
+                                   _deep(150, elide=True)))
+    assert silent.goroutines[0].elided_at == 100
+    d = dumptext.parse(_deep(80))
+    assert d.goroutines[0].elided_at is None and len(d.goroutines[0].frames) == 82
+    # a stack that may be cut after its last frame, and one cut with its outermost
+    # frames printed: each stack now goes to the one that says most of it
+    lines = _deep(96).split("\n")
+    quiet = "\n".join(lines[:1 + 2 * 95] + lines[-3:])     # cut after 95 frames, silently
+    both = dumptext.load_snapshot((quiet + "\n" + _deep(150, True, "main.run").replace(
+        "goroutine 7 ", "goroutine 8 ")).encode())
+    assert [g.elided_at for g in both.dump.goroutines] == [95, 50]
+    got = dumptext.diff(both, [_G(7, stack(96)), _G(8, stack(150, "main.run"))])
+    assert [(b.change, b.before, b.after, b.ids) for b in got] == \
+        [("same", 1, 1, [7]), ("same", 1, 1, [8])], got
 
 
 class _Table:
