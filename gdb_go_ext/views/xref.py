@@ -11,13 +11,15 @@ from ..errors import GoExtError
 from .console import json_text
 from .goroutines import blocked_on_text
 from .registry import View, register
+from .stacksdiff import DIFF_DEPTH
 
 
 def _args(p):
     p.add_argument("dump", metavar="DUMP|TRACE",
                    help="a runtime goroutine dump, a go dump file or an execution trace")
     p.add_argument("-t", dest="depth", type=int, default=100, metavar="DEPTH",
-                   help="frames compared per stack (default 100, the runtime's limit)")
+                   help="frames printed per stack now in --json (default 100); stacks are "
+                        "compared whole")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
@@ -28,12 +30,12 @@ def _then(d) -> dict:
             "stack": [f.to_json() for f in d.frames]}
 
 
-def _now(g) -> dict:
+def _now(g, depth: Optional[int] = None) -> dict:
     return {"addr": f"{g.addr:#x}", "status": g.status, "wait_reason": g.wait_reason,
             "wait_minutes": g.wait_minutes, "locked_to_thread": g.locked_to_thread,
             "blocked_on": blocked_on_text(g.blocked_on) if g.blocked_on else None,
             "user": g.user.to_json() if g.user else None,
-            "stack": [f.to_json() for f in (g.stack or ())]}
+            "stack": [f.to_json() for f in (g.stack or ())[:depth]]}
 
 
 def same_stack(d, g, wrappers=frozenset(), depth: Optional[int] = None) -> bool:
@@ -93,9 +95,10 @@ def _run(ctx, args):
     if not dump.goroutines:
         raise GoExtError(f"{args.dump}: {dump.problem}")
     rt = ctx.runtime()
-    walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
+    depth = max(args.depth, DIFF_DEPTH)     # whole stacks: -t cuts only what is printed
+    walker, gs = ctx.walk(rt, depth=depth, want_blocked=True)
     wrappers = dumptext.dump_wrappers(rt, (d.frames for d in dump.goroutines))
-    rows = xref(dump, gs, wrappers, args.depth)
+    rows = xref(dump, gs, wrappers, depth)
     notes = ([f"{args.dump}: {dump.problem}"] if dump.problem else []) + list(walker.errors)
     if args.json:
         return json_text({"go_version": rt.layout.go_version,
@@ -103,7 +106,7 @@ def _run(ctx, args):
                                    "level": dump.level},
                           "goroutines": [{"id": i, "verdict": v,
                                           "then": _then(d) if d else None,
-                                          "now": _now(g) if g else None}
+                                          "now": _now(g, args.depth) if g else None}
                                          for i, v, d, g in rows],
                           "errors": notes})
     table = [("id", "verdict", "then", "now", "blocked on", "g", "now at")]
