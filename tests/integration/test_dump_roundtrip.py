@@ -114,9 +114,8 @@ def test_go_dump_levels_read_back(toolchain, tmp_path):
                     assert {b["change"] for b in doc["buckets"]} == {"same"}, (k, doc)
             assert "%d same, 0 changed, 0 gone; 0 new" % n2 in r.block("text"), r.block("text")
             with Bridge.attach(fp.pid, binary=binary, quiet=True) as b:
-                bridge = _bridge_views(b, (d1, d2))
-            for p in (d1, d2):
-                check_round_trip(bridge, p, texts[p], "bridge live")
+                bridge = _bridge_views(b, (d2,))
+            check_round_trip(bridge, d2, texts[d2], "bridge live")
             core = harness.make_core(fp.pid, str(tmp_path / "cores"))
         r = harness.run_gdb(binary, core=core, commands=[("dc", "go dump --level 2 -o %s" % dc)]
                             + _views(d1) + _views(d2) + _views(dc), timeout=300)
@@ -213,9 +212,15 @@ def test_runtime_sigquit_dump_read_back(toolchain, tmp_path):
                 os.unlink(os.path.join(str(tmp_path), n))
 
 
+# (test_crash_dump holds every toolchain's crash dump against its core frame by frame)
+PANIC_CASES = ("go1.19", "go1.22.10", "go1.26.6")
+
+
 def test_runtime_panic_dump_read_back(toolchain, tmp_path):
     """GOTRACEBACK=crash and a panic, with busy goroutines (running or preempted at that
     instant) and system goroutines: the runtime's text against its core."""
+    if toolchain not in PANIC_CASES:
+        pytest.skip("a panic's dump is read back on %s only" % ", ".join(PANIC_CASES))
     if harness.core_pattern_problem():
         pytest.skip(harness.core_pattern_problem())
     binary = harness.build("goroutines", toolchain)
