@@ -7,7 +7,7 @@ from .console import json_text
 from .gc import size_text
 from .goroutines import add_stacks_args, stacks_json, stacks_text
 from .registry import View, register
-from .stacksdiff import diff_view, read_old
+from .stacksdiff import diff_view, read_old, walk_depth
 
 
 def _args(p):
@@ -25,7 +25,7 @@ def _run(ctx, args):
         raise UsageError("-t takes a positive number of frames")
     snap = read_old(args.diff) if args.diff is not None else None   # before any walk
     rt = ctx.runtime()
-    walker, gs = ctx.walk(rt, depth=args.depth)
+    walker, gs = ctx.walk(rt, depth=walk_depth(args))
     if snap is not None:
         return diff_view(snap, rt, walker, gs, args)
     buckets = [b for b in triage.bucket(gs, args.similar) if b.count >= args.min]

@@ -8,6 +8,16 @@ from ..errors import GoExtError
 from .console import json_text
 
 
+DIFF_DEPTH = 1024   # frames walked per stack against OLD: whole stacks, so that a stack a
+                    # dump cut (...N frames elided...) is matched by its outermost frames too
+
+
+def walk_depth(args) -> int:
+    """The walk's depth for `go stacks` (DIFF_DEPTH with --diff; -t DEPTH still cuts
+    only what is printed)."""
+    return max(args.depth, DIFF_DEPTH) if args.diff is not None else args.depth
+
+
 def read_old(path: str) -> dumptext.Snapshot:
     """OLD as a snapshot, or a one-line GoExtError."""
     try:
@@ -28,15 +38,19 @@ def _frame_json(f) -> dict:
 def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     """The --diff output (text or --json) of the snapshot OLD (read_old) against the
     walk's goroutines."""
-    buckets = dumptext.diff(snap, gs, args.similar)
+    wrappers = dumptext.dump_wrappers(rt, (e.frames for e in snap.entries)) \
+        if snap.level1 else frozenset()
+    buckets = dumptext.diff(snap, gs, args.similar, wrappers, walk_depth(args))
     buckets = [b for b in buckets if max(b.before, b.after) >= args.min]
     before = sum(b.before for b in buckets)
     after = sum(b.after for b in buckets)
+    unknown = dumptext.unknown_then(snap)
     notes = ([f"{args.diff}: {snap.problem}"] if snap.problem else []) + list(walker.errors)
     if args.json:
         return json_text({
             "go_version": rt.layout.go_version, "old": {"path": args.diff, "kind": snap.kind},
             "total": {"before": before, "after": after},
+            "unknown_then": unknown,
             "buckets": [{"change": b.change, "before": b.before, "after": b.after,
                          "states": b.states, "ids": b.ids,
                          "stack": [_frame_json(f) for f in b.frames[: args.depth]]}
@@ -66,4 +80,8 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     lines.append(f"total: {before} -> {after} goroutines ({after - before:+d}); "
                  f"{counts['new']} new, {counts['grown']} grown, {counts['shrunk']} shrunk, "
                  f"{counts['vanished']} vanished, {counts['same']} unchanged buckets")
+    if unknown:
+        shown = ", ".join(map(str, unknown[:10])) + (", …" if len(unknown) > 10 else "")
+        lines.append(f"{len(unknown)} goroutine{'s' if len(unknown) != 1 else ''} {args.diff} "
+                     f"printed without a stack (running then) not counted: {shown}")
     return "\n".join(lines) + "\n" + "".join(f"warning: {e}\n" for e in notes)

@@ -4,19 +4,22 @@ state of the target now."""
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 from ..analysis import dumptext
 from ..errors import GoExtError
 from .console import json_text
 from .goroutines import blocked_on_text
 from .registry import View, register
+from .stacksdiff import DIFF_DEPTH
 
 
 def _args(p):
     p.add_argument("dump", metavar="DUMP|TRACE",
                    help="a runtime goroutine dump, a go dump file or an execution trace")
     p.add_argument("-t", dest="depth", type=int, default=100, metavar="DEPTH",
-                   help="frames compared per stack (default 100, the runtime's limit)")
+                   help="frames printed per stack now in --json (default 100); stacks are "
+                        "compared whole")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
@@ -27,18 +30,36 @@ def _then(d) -> dict:
             "stack": [f.to_json() for f in d.frames]}
 
 
-def _now(g) -> dict:
+def _now(g, depth: Optional[int] = None) -> dict:
     return {"addr": f"{g.addr:#x}", "status": g.status, "wait_reason": g.wait_reason,
             "wait_minutes": g.wait_minutes, "locked_to_thread": g.locked_to_thread,
             "blocked_on": blocked_on_text(g.blocked_on) if g.blocked_on else None,
             "user": g.user.to_json() if g.user else None,
-            "stack": [f.to_json() for f in (g.stack or ())]}
+            "stack": [f.to_json() for f in (g.stack or ())[:depth]]}
 
 
-def xref(dump: dumptext.Dump, gs) -> list:
+def same_stack(d, g, wrappers=frozenset(), depth: Optional[int] = None) -> bool:
+    """Whether DUMP's goroutine d and goroutine g now have the same stack, on the frames a
+    level-1 dump shows (dumptext.cut_matches where the runtime cut d's stack, the
+    innermost frames only where the walk, at depth frames, cut g's). A goroutine the
+    dump printed without a stack (running on another thread then) has nothing to tell
+    it apart."""
+    if not d.frames:
+        return True
+    now = dumptext.stack_key(g.stack or (), level1=True, wrappers=wrappers)
+    whole = depth is None or len(g.stack or ()) < depth
+    if d.elided_at is not None:
+        inner, outer = dumptext.cut_parts(d.frames, d.elided_at, wrappers=wrappers)
+        return dumptext.cut_matches(now, inner, outer, whole)
+    then = dumptext.stack_key(d.frames, level1=True, wrappers=wrappers)
+    return then == now or (not whole and 0 < len(now) <= len(then) and then[:len(now)] == now)
+
+
+def xref(dump: dumptext.Dump, gs, wrappers=frozenset(), depth: Optional[int] = None) -> list:
     """[(id, verdict, then DumpGoroutine or None, now Goroutine or None)]: DUMP's ids in
     its order, then the goroutines alive now that it does not hold (the runtime's own
-    left out, as a level-1 dump hides them, unless DUMP is of level 2)."""
+    left out, as a level-1 dump hides them, unless DUMP is of level 2). Stacks are
+    compared as same_stack does (wrappers: the binary's dumptext.wrapper_names)."""
     by_id = {g.id: g for g in gs}
     out = []
     for d in dump.goroutines:
@@ -46,15 +67,14 @@ def xref(dump: dumptext.Dump, gs) -> list:
         if g is None:
             out.append((d.id, "gone", d, None))
             continue
-        same = (dumptext.stack_key(d.frames, level1=True)
-                == dumptext.stack_key(g.stack or (), level1=True)
-                and d.state == (g.wait_reason or g.status))
+        same = same_stack(d, g, wrappers, depth) and d.state == (g.wait_reason or g.status)
         out.append((d.id, "same" if same else "changed", d, g))
     ids = {d.id for d in dump.goroutines}
     for g in gs:
         if g.id in ids:
             continue
-        if dump.level < 2 and not dumptext.stack_key(g.stack or (), level1=True):
+        if dump.level < 2 and not dumptext.stack_key(g.stack or (), level1=True,
+                                                     wrappers=wrappers):
             continue
         out.append((g.id, "new", None, g))
     return out
@@ -75,8 +95,10 @@ def _run(ctx, args):
     if not dump.goroutines:
         raise GoExtError(f"{args.dump}: {dump.problem}")
     rt = ctx.runtime()
-    walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
-    rows = xref(dump, gs)
+    depth = max(args.depth, DIFF_DEPTH)     # whole stacks: -t cuts only what is printed
+    walker, gs = ctx.walk(rt, depth=depth, want_blocked=True)
+    wrappers = dumptext.dump_wrappers(rt, (d.frames for d in dump.goroutines))
+    rows = xref(dump, gs, wrappers, depth)
     notes = ([f"{args.dump}: {dump.problem}"] if dump.problem else []) + list(walker.errors)
     if args.json:
         return json_text({"go_version": rt.layout.go_version,
@@ -84,7 +106,7 @@ def _run(ctx, args):
                                    "level": dump.level},
                           "goroutines": [{"id": i, "verdict": v,
                                           "then": _then(d) if d else None,
-                                          "now": _now(g) if g else None}
+                                          "now": _now(g, args.depth) if g else None}
                                          for i, v, d, g in rows],
                           "errors": notes})
     table = [("id", "verdict", "then", "now", "blocked on", "g", "now at")]
@@ -173,9 +195,45 @@ def trace_xref(s, gs) -> tuple:
     return rows, unseen
 
 
+def id_ranges(ids, most: int = 8) -> str:
+    """Ids compactly: runs as first-last, at most `most` runs, then "…"."""
+    runs: list = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    parts = [f"{a}" if a == b else f"{a}, {b}" if b == a + 1 else f"{a}-{b}"
+             for a, b in runs[:most]]
+    return ", ".join(parts) + (", …" if len(runs) > most else "")
+
+
+def parked_summary(s, parked: list) -> str:
+    """The goroutines that parked in the trace and never ran again, still waiting now,
+    counted per (reason in the trace, state now): [(reason, now, parked_ns, id)]."""
+    if not parked:
+        return ""
+    from .trace import at
+    groups: dict = {}
+    for reason, now, t, gid in parked:
+        groups.setdefault((reason, now), []).append((t, gid))
+    rows = []
+    for (reason, now), gs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        first, last = at(s, min(gs)[0]), at(s, max(gs)[0])
+        when = first if first == last else f"{first}..{last}"
+        rows.append((str(len(gs)), f"({reason})", f"now {now}", f"at {when}",
+                     "id" + ("s " if len(gs) > 1 else " ") + id_ranges(g for _, g in gs)))
+    w = [max(len(r[k]) for r in rows) for k in range(4)]
+    n = len(parked)
+    return (f"{n} goroutine{'s' if n != 1 else ''} parked in the trace and never ran again "
+            f"(still waiting now):\n"
+            + "".join("  " + "  ".join(c.ljust(x) for c, x in zip(r, w)) + "  " + r[-1] + "\n"
+                      for r in rows))
+
+
 def _run_trace(ctx, args):
     from ..analysis.tracesummary import summarize_trace
-    from .trace import at, open_trace, transition_text
+    from .trace import open_trace, transition_text
     s = summarize_trace(open_trace(args.dump))
     rt = ctx.runtime()
     notes = ([f"{args.dump}: {s.error}"] if s.error else [])
@@ -200,7 +258,7 @@ def _run_trace(ctx, args):
                           "errors": notes})
     table = [("id", "alive", "trace end", "last transition", "last P/M", "now",
               "blocked on", "g", "now at")]
-    parked_lines = []
+    parked_for_good = []
     for t, g in rows:
         now = blocked = addr = where = "-"
         if g is not None:
@@ -213,9 +271,7 @@ def _run_trace(ctx, args):
             where = f"{loc.function} {loc.file.rsplit('/', 1)[-1]}:{loc.line}" if loc else "-"
             parked = t.parked_for_good()
             if parked is not None and g.status == "waiting":
-                parked_lines.append(f"goroutine {t.id}: parked in the trace at {at(s, parked)}"
-                                    f" ({t.last.reason or 'no reason'}) and never ran again;"
-                                    f" now {now}\n")
+                parked_for_good.append((t.last.reason or "no reason", now, parked, t.id))
         pm = (f"P{t.last_p}" if t.last_p >= 0 else "-") + "/" + \
              (f"M{t.last_m}" if t.last_m >= 0 else "-")
         table.append((str(t.id), "yes" if g is not None else "no", t.end_state,
@@ -226,7 +282,7 @@ def _run_trace(ctx, args):
     alive = sum(1 for _, g in rows if g is not None)
     text += (f"{len(rows)} goroutines in {args.dump}: {alive} alive now, "
              f"{len(rows) - alive} gone\n")
-    text += "".join(parked_lines)
+    text += parked_summary(s, parked_for_good)
     if unseen:
         text += f"{len(unseen)} goroutines alive now that the trace never saw:\n"
         urows = [("id", "now", "g", "now at")]
@@ -253,6 +309,7 @@ that DUMP does not hold (new). Stacks are compared on the frames a level-1 dump 
 TRACE is an execution trace (Go 1.22+) of this program, told by its header. For each
 goroutine the trace knows: whether it is alive now, its address, status, wait reason and
 minutes and what it is blocked on; its last transition in the trace (time from the trace's
-start, from->to, reason), the P and M it last ran on, and "parked in the trace at T and
-never ran again" when so; then the goroutines alive now that the trace never saw. A
+start, from->to, reason) and the P and M it last ran on; then how many parked in the trace
+and never ran again and still wait, per reason then and state now, with their ids
+(--json has each one's parked_ns); then the goroutines alive now that the trace never saw. A
 trace of another program (its stack PCs are not this binary's functions) is one line."""))

@@ -129,3 +129,22 @@ def test_bridge_cli_targetless():
                                                                        ["trace", "f"])
     assert cli.targetless(["core", "b", "c", "trace", "f"]) is None
     assert cli.targetless(["xref", "f"]) is None
+
+
+def test_xref_trace_parked_summary():
+    """go xref TRACE: the goroutines parked for good, counted per reason and state now,
+    their ids as ranges (at most 8 runs, then …), instead of a line each."""
+    assert xref.id_ranges([7, 3, 4, 5, 9, 10, 12]) == "3-5, 7, 9, 10, 12"
+    assert xref.id_ranges(range(0, 40, 2)) == "0, 2, 4, 6, 8, 10, 12, 14, …"
+
+    class S:
+        start_ns = 1_000_000
+    parked = [("chan receive", "chan receive", 3_000_000 + 10_000 * i, 20 + i) for i in range(50)]
+    parked += [("sync", "sync.Mutex.Lock", 2_000_000, 90)]
+    text = xref.parked_summary(S(), parked)
+    lines = text.splitlines()
+    assert lines[0] == "51 goroutines parked in the trace and never ran again (still waiting now):"
+    assert lines[1].split() == ["50", "(chan", "receive)", "now", "chan", "receive", "at",
+                                "+2ms..+2.49ms", "ids", "20-69"], lines[1]
+    assert lines[2].split()[:2] == ["1", "(sync)"] and lines[2].endswith("id 90"), lines[2]
+    assert len(lines) == 3 and xref.parked_summary(S(), []) == ""
