@@ -58,8 +58,8 @@ def emit(text) -> None:
         gdb.write(ascii_text(part) if ascii else part)
 
 
-def context() -> registry.Context:
-    return registry.Context(session.runtime, color=params.color_enabled(),
+def context(from_tty: bool = False) -> registry.Context:
+    return registry.Context(session.runtime, color=params.color_enabled(from_tty),
                             width=terminal_width(),
                             progress=WalkProgress if stderr_is_terminal() else None,
                             prog_prefix="go ")
@@ -103,7 +103,7 @@ class ViewCommand(gdb.Command):
     def invoke(self, arg: str, from_tty: bool) -> None:
         name = self.view.name
         try:
-            emit(registry.run(context(), [name] + gdb.string_to_argv(arg), raw=arg))
+            emit(registry.run(context(from_tty), [name] + gdb.string_to_argv(arg), raw=arg))
         except GoExtError as e:
             if params.debug():
                 traceback.print_exc()
