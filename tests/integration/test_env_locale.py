@@ -48,7 +48,8 @@ def test_gdb_loads_and_prints_in_c_locale(core_target, unset, tmp_path):
         ("stacks", "go stacks"), ("goroutines", "go goroutines -t 2"),
         ("group", "go goroutines -group waitreason"),
         ("version", "go version"), ("json", "go goroutines --json --limit 2"),
-        ("file", f"go goroutines -group waitreason -o {out_file}"), ("bad", "go goroutine 999999")]
+        ("file", f"go goroutines -group waitreason -o {out_file}"), ("bad", "go goroutine 999999"),
+        ("complete", "complete go goroutines --j")]
     r = t.gdb(cmds, env=_c_env(unset))
     assert "could not load" not in r.stdout + r.stderr, r.stdout[:2000]
     help_all = r.block("help")
@@ -58,6 +59,8 @@ def test_gdb_loads_and_prints_in_c_locale(core_target, unset, tmp_path):
         assert r.error(f"help {v}") is None
         assert text.startswith(ascii_text(registry.VIEWS[v].summary)), text[:200]
         assert f"usage: go {v}" in text and "--help" in text
+        flags = {o for a in registry.parser(registry.VIEWS[v], v)._actions for o in a.option_strings}
+        assert all(f in text for f in flags), (v, [f for f in flags if f not in text])
         _assert_ascii(text, f"help go {v}")
     for name in ("stacks", "goroutines", "group", "version", "json"):
         assert r.error(name) is None, r.error(name)
@@ -69,6 +72,7 @@ def test_gdb_loads_and_prints_in_c_locale(core_target, unset, tmp_path):
     assert ELLIPSIS in text and ELLIPSIS not in r.stdout
     assert r.block("group") == ascii_text(text).rstrip("\n")
     assert r.error("bad") and "go goroutine" in r.error("bad")
+    assert r.block("complete") == "go goroutines --json"
 
 
 def _bridge(args, env, stdin=None):
