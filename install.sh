@@ -282,9 +282,11 @@ install_one_launcher() {
         target="$VENV/bin/$name"
     else
         target="$HOME_DIR/$name"
+        local path="\"$PRIVATE_SITE\""
+        if [[ -n "$DEV" ]]; then path+=", \"$REPO\""; fi   # editable: the clone itself
         cat >"$target" <<EOF
 #!/bin/sh
-exec "$GDB_PY" -c 'import sys; sys.path[:0] = ["$PRIVATE_SITE", "$REPO"]; from $module import main; sys.exit(main())' "\$@"
+exec "$GDB_PY" -c 'import sys; sys.path[:0] = [$path]; from $module import main; sys.exit(main())' "\$@"
 EOF
         chmod +x "$target"
     fi
