@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # install.sh: install gdb_go_ext into the Python that gdb itself embeds.
 #
-#   ./install.sh              install (idempotent)
-#   ./install.sh --uninstall  undo everything install did
-#   ./install.sh --test       install, install what the tests need (Go toolchain
-#                             matrix, test-only Python packages), run the suite
-#   ./install.sh --demo       install, then show the extension on examples/leaky,
-#                             live (gdb -p) and from a core (gcore)
+#   ./install.sh              install a copy of this clone (idempotent); the clone
+#                             may then be moved or deleted
+#   ./install.sh --dev        install this clone editable instead (for development:
+#                             edits take effect at the next `source gdb_go_ext`)
+#   ./install.sh --uninstall  undo everything install did (REPL history included)
+#   ./install.sh --test       install a copy of this clone (or with --dev, editable),
+#                             install what the tests need (Go toolchain matrix,
+#                             test-only Python packages), run the suite on this clone
+#   ./install.sh --demo       install as above, then show the extension on
+#                             examples/leaky, live (gdb -p) and from a core (gcore)
 #
 # Environment:
 #   GDB_GO_EXT_HOME   where the venv and the gdb script live
@@ -33,6 +37,7 @@ default_bin_dir() {
 }
 BIN_DIR="${GDB_GO_EXT_BIN:-$(default_bin_dir)}"
 GDB="${GDB:-gdb}"
+DEV=""                                  # --dev: editable install of this clone
 VENV="$HOME_DIR/venv"
 PRIVATE_SITE="$HOME_DIR/site"          # fallback when venv cannot be had
 GDB_DIR="$HOME_DIR/gdb"                 # holds the `gdb_go_ext` gdb script
@@ -131,8 +136,9 @@ do_install() {
         mode=venv
         make_venv
         rm -rf "$PRIVATE_SITE"
-        "$VENV/bin/python" -m pip install -q --upgrade pip >&2 || say "could not upgrade pip (continuing)"
-        "$VENV/bin/python" -m pip install -q -e "$REPO" >&2
+        # wheel: builds our wheel with no download (see install_package)
+        "$VENV/bin/python" -m pip install -q --upgrade pip wheel >&2 || say "could not upgrade pip (continuing)"
+        install_package "" "$VENV/bin/python" -m pip
         site="$(site_dir_of "$VENV/bin/python")"
     else
         mode=private-site
@@ -145,7 +151,11 @@ do_install() {
         # to its compiled wheel), so any pip can --target them.
         "${pip[@]}" install -q --upgrade --target "$PRIVATE_SITE" "${RUNTIME_DEPS[@]}" >&2
         site="$PRIVATE_SITE"
-        extra_path="$REPO"
+        if [[ -n "$DEV" ]]; then
+            extra_path="$REPO"
+        else
+            install_package "$PRIVATE_SITE" "${pip[@]}"
+        fi
     fi
 
     write_gdb_script "$site" "$extra_path"
@@ -160,7 +170,41 @@ do_install() {
         "$dlv_py" -m delve_bridge.install default --cache "$CACHE_DIR" ) \
         || say "could not install a dlv for delve-bridge (continuing)"
     # <<< hook: dlv default <<<
-    say "installed ($mode) in $((SECONDS - t0))s; in gdb: source gdb_go_ext"
+    say "installed ($mode${DEV:+, editable: $REPO}) in $((SECONDS - t0))s; in gdb: source gdb_go_ext"
+}
+
+# install_package TARGET PIP...: this repository, with the pip command PIP (a Python's
+# `-m pip`), into that Python's environment (TARGET "") or into the directory TARGET.
+# --dev: editable, so the clone stays in use. Else a regular copy: one wheel built from a
+# clean copy of the package sources (building in the clone would leave build/ behind,
+# and a stale build/lib), so that the clone may be moved or deleted afterwards.
+install_package() {
+    local target="$1" opts=(-q) tmp whl rc=0 iso=()
+    shift
+    if [[ -n "$target" ]]; then opts+=(--upgrade --target "$target"); fi
+    if [[ -n "$DEV" ]]; then
+        "$@" install "${opts[@]}" -e "$REPO" >&2
+        return
+    fi
+    tmp="$(mktemp -d "${TMPDIR:-/tmp}/gdb_go_ext-build.XXXXXX")"
+    mkdir "$tmp/src"
+    cp -R "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/gdb_go_ext" "$REPO/delve_bridge" \
+        "$REPO/gdb_go" "$tmp/src/"
+    find "$tmp/src" -name __pycache__ -prune -exec rm -rf {} + 2>/dev/null || true
+    # with the setuptools and wheel the Python has, where it has them (no download)
+    if "$1" -c 'import setuptools, wheel, sys
+sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; then
+        iso=(--no-build-isolation)
+    fi
+    "$@" wheel -q --no-deps "${iso[@]}" -w "$tmp/wheel" "$tmp/src" >"$tmp/log" 2>&1 \
+        || { cat "$tmp/log" >&2; rm -rf "$tmp"; die "could not build gdb_go_ext from $REPO"; }
+    whl=("$tmp"/wheel/*.whl)
+    # --force-reinstall --no-deps: the same version number is still new code; then the
+    # dependencies the environment lacks
+    "$@" install "${opts[@]}" --force-reinstall --no-deps "${whl[0]}" >&2 || rc=$?
+    if [[ $rc == 0 && -z "$target" ]]; then "$@" install "${opts[@]}" "${whl[0]}" >&2 || rc=$?; fi
+    rm -rf "$tmp"
+    return "$rc"
 }
 
 # >>> hook: eBPF mapwatch (issue 27) >>>
@@ -199,9 +243,28 @@ _gge_site.addsitedir("$site")
 $extra_line
 # Our environment wins over system packages (e.g. Debian's python3-pygments).
 _gge_sys.path[:] = [p for p in _gge_sys.path if p not in _gge_before] + _gge_before
-import gdb_go_ext.gdb.loader as _gge_loader
-_gge_loader.load()
-del _gge_site, _gge_sys, _gge_before, _gge_loader
+try:
+    import gdb_go_ext.gdb.loader as _gge_loader
+    _gge_loader.load()
+except Exception as _gge_e:
+    # one line now, and the same line from \`go\` (not gdb's own goto-bookmark)
+    import gdb as _gge_gdb
+    _gge_msg = ("gdb_go_ext: cannot load (%s: %s); the install in $HOME_DIR is broken:"
+                " run install.sh again" % (type(_gge_e).__name__, _gge_e)).splitlines()[0]
+    class _GgeBroken(_gge_gdb.Command):
+        """gdb_go_ext did not load (see \`source gdb_go_ext\`)."""
+        def __init__(self, msg):
+            super().__init__("go", _gge_gdb.COMMAND_DATA, _gge_gdb.COMPLETE_NONE, True)
+            self.msg = msg
+        def invoke(self, arg, from_tty):
+            import gdb
+            raise gdb.GdbError(self.msg)
+    _GgeBroken(_gge_msg)
+    _gge_gdb.write(_gge_msg + "\n")
+    del _gge_gdb, _gge_msg, _GgeBroken, _gge_e
+else:
+    del _gge_loader
+del _gge_site, _gge_sys, _gge_before
 end
 EOF
     mv -f "$tmp" "$GDB_DIR/gdb_go_ext"
@@ -241,9 +304,11 @@ install_one_launcher() {
         target="$VENV/bin/$name"
     else
         target="$HOME_DIR/$name"
+        local path="\"$PRIVATE_SITE\""
+        if [[ -n "$DEV" ]]; then path+=", \"$REPO\""; fi   # editable: the clone itself
         cat >"$target" <<EOF
 #!/bin/sh
-exec "$GDB_PY" -c 'import sys; sys.path[:0] = ["$PRIVATE_SITE", "$REPO"]; from $module import main; sys.exit(main())' "\$@"
+exec "$GDB_PY" -c 'import sys; sys.path[:0] = [$path]; from $module import main; sys.exit(main())' "\$@"
 EOF
         chmod +x "$target"
     fi
@@ -275,6 +340,9 @@ do_uninstall() {
     # An empty ~/.gdbinit that only we had written is removed too.
     if [[ -f "$HOME/.gdbinit" && ! -s "$HOME/.gdbinit" ]]; then rm -f "$HOME/.gdbinit"; fi
     rm -rf "$HOME_DIR" "$CACHE_DIR"
+    # the delve-bridge REPL's history (delve_bridge/repl.py history_path)
+    local state="${XDG_STATE_HOME:-$HOME/.local/state}/gdb_go_ext"
+    if [[ -d "$state" ]]; then rm -rf "$state" && say "removed $state (REPL history)"; fi
     say "uninstalled: $HOME_DIR, $CACHE_DIR, the gdbinit block and the launchers are gone."
     say "left alone (shared with other software): Go toolchain modules in \`go env GOMODCACHE\`,"
     say "  apt packages (golang-1.19-go, python3-venv) and the Go build cache."
@@ -416,6 +484,8 @@ do_demo() {
 }
 
 # ---------------------------------------------------------------------------
+if [[ "${1:-}" == --dev ]]; then DEV=1; shift; fi
+if [[ "${2:-}" == --dev && "${1:-}" != --test ]]; then DEV=1; set -- "$1" "${@:3}"; fi
 case "${1:-}" in
     ""|--install) do_install ;;
     --uninstall)  do_uninstall ;;

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import struct
 import sys
 import time
 from typing import Optional
@@ -67,6 +68,91 @@ def sigtrap_pending(pid: int) -> Optional[bool]:
     return False if seen else None
 
 
+def core_truncated(path: str) -> Optional[str]:
+    """What is cut, as gdb's `go` commands say it, when the core file is shorter than
+    its segments say (dlv then fails with a bare EOF); None if whole or not a core."""
+    from gdb_go_ext.target.direct import CoreMem
+    try:
+        c = CoreMem(path)
+        size, expected = c.size, c.expected
+    except (OSError, DecodeError, ValueError) as e:
+        if "truncated" not in str(e):
+            return None
+        # gcore writes the section headers last: a cut core loses them first
+        size, expected = _core_extent(path)
+    if size >= expected:
+        return None
+    return f"the core file {path} is truncated ({size} of {expected} bytes)"
+
+
+def _core_extent(path: str) -> tuple:
+    """(size, the size its ELF and program headers say) of a core file whose section
+    headers are cut off."""
+    from gdb_go_ext.binary.elf import _EHDR, _PHDR, PT_LOAD
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(1 << 20)
+            (_, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
+             _) = _EHDR.unpack_from(head, 0)
+            f.seek(phoff)
+            ph = f.read(phnum * phentsize)
+        ends = [shoff + shnum * shentsize] + [
+            off + filesz for typ, _, off, _, _, filesz, _, _ in
+            (_PHDR.unpack_from(ph, i * phentsize) for i in range(phnum)) if typ == PT_LOAD]
+        return size, max(ends)
+    except (OSError, struct.error):
+        return 0, 0
+
+
+_CAP_SYS_PTRACE = 19
+
+
+def _status_field(pid, name: str) -> Optional[list]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return line.split()[1:]
+    except OSError:
+        pass
+    return None
+
+
+def _user(uid: int) -> str:
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def attach_denied(pid: int) -> Optional[str]:
+    """Why this user may not debug process pid (the kernel lets neither a read of
+    /proc/PID/exe nor dlv's ptrace through), as one sentence with what to do; None when
+    nothing says so."""
+    uids = _status_field(pid, "Uid")
+    caps = _status_field("self", "CapEff")
+    me = os.geteuid()
+    if not uids or (caps and int(caps[0], 16) >> _CAP_SYS_PTRACE & 1):
+        return None
+    owner = int(uids[0])
+    if any(int(u) != me for u in uids[:3]):
+        run_as = f"as {_user(owner)}" if me == 0 else \
+            "as root" if owner == 0 else f"as {_user(owner)} or as root"
+        return (f"process {pid} belongs to {_user(owner)} and you are {_user(me)} without "
+                f"CAP_SYS_PTRACE: permission denied to read /proc/{pid}/exe and to ptrace it "
+                f"(dlv attach); run delve-bridge {run_as}, or with CAP_SYS_PTRACE")
+    try:
+        os.readlink(f"/proc/{pid}/exe")
+    except PermissionError:
+        return (f"permission denied to read /proc/{pid}/exe (process {pid} is not dumpable, "
+                "so ptrace is denied too); run delve-bridge as root or with CAP_SYS_PTRACE")
+    except OSError:
+        pass
+    return None
+
+
 class Bridge:
     """One dlv session. Use Bridge.exec / attach / core / connect, then views; close() ends it."""
 
@@ -114,10 +200,13 @@ class Bridge:
     @classmethod
     def attach(cls, pid: int, binary: Optional[str] = None, dlv: Optional[str] = None,
                direct_memory: bool = True, **kw) -> "Bridge":
+        if not os.path.exists(f"/proc/{pid}"):
+            raise DlvError(f"no process {pid}")
+        denied = attach_denied(pid)
+        if denied:
+            raise DlvError(denied)
         exe = binary or executable_of_pid(pid)
         if exe is None or not os.path.exists(exe):
-            if not os.path.exists(f"/proc/{pid}"):
-                raise DlvError(f"no process {pid}")
             raise DlvError(f"cannot find the executable of process {pid}; pass it with --binary")
         p = DlvProcess("attach", pid=pid, binary=binary, dlv=dlv, go_version=_go_version_of(exe), **kw)
         return cls._started("attach", p, exe, pid, direct_memory=direct_memory)
@@ -129,6 +218,10 @@ class Bridge:
             if not os.path.isfile(f):
                 raise DlvError(f"no such file {f}")
         binary = os.path.abspath(binary)
+        cut = core_truncated(core)
+        if cut:
+            raise DlvError(f"{cut}; dlv cannot open a cut core (was it copied whole, "
+                           "or its disk full while it was written?)")
         p = DlvProcess("core", binary=binary, core=os.path.abspath(core), dlv=dlv,
                        go_version=_go_version_of(binary), **kw)
         return cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)

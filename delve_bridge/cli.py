@@ -29,6 +29,7 @@ import traceback
 from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.views import catalog  # noqa: F401  (registers every view)
 from gdb_go_ext.views import registry
+from gdb_go_ext.views.console import fit_streams_to_locale
 
 
 class _Terminated(BaseException):
@@ -198,6 +199,7 @@ def open_bridge(opts: argparse.Namespace):
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    fit_streams_to_locale()   # ASCII where the locale or the stream cannot hold '\u2026'
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     b = None
     debug = bool(os.environ.get("DELVE_BRIDGE_DEBUG"))

@@ -294,7 +294,7 @@ class Repl:
             elif cmd in ("continue", "halt"):
                 if len(words) > 1:
                     raise UsageError(f"{cmd} takes no arguments")
-                self.bridge.cont() if cmd == "continue" else self.bridge.halt()
+                self.write((self._continue() if cmd == "continue" else self._halt()) + "\n")
             elif cmd in registry.VIEWS:     # --help too: the registry gives the view's help
                 self.write(self.bridge.view(words, color=self.color, width=self._width()))
             else:
@@ -310,10 +310,52 @@ class Repl:
             self.error(f"internal error: {type(e).__name__}: {first}")
         return True
 
+    def _continue(self) -> str:
+        """Let the target run; what happened, in a line."""
+        b = self.bridge
+        if b.mode == "core":
+            return "a core file does not run"
+        if b.exited:
+            return "the program has exited"
+        if getattr(b, "_running_id", None) is not None:
+            return "already running"
+        b.cont()
+        return "running (`halt` stops it; a view halts it too)"
+
+    def _halt(self) -> str:
+        """Stop the target; where it stopped, in a line."""
+        b = self.bridge
+        if b.mode == "core":
+            return "stopped (a core file): " + where(b)
+        running = getattr(b, "_running_id", None) is not None or bool(_state(b).get("Running"))
+        b.halt()
+        if b.exited:
+            return "the program has exited"
+        return ("stopped at " if running else "already stopped at ") + where(b)
+
     def _width(self) -> int:
         if _isatty(self.out):
             return shutil.get_terminal_size((120, 40)).columns
         return 250
+
+
+def _state(bridge) -> dict:
+    try:
+        return bridge.client.call("State", {"NonBlocking": True}, timeout=10).get("State") or {}
+    except Exception:  # a line of the REPL must not fail for want of a detail
+        return {}
+
+
+def where(bridge) -> str:
+    """The stop as dlv's State gives it: function file:line (thread, goroutine)."""
+    st = _state(bridge)
+    th = st.get("currentThread") or {}
+    g = th.get("goroutineID") or (st.get("selectedGoroutine") or {}).get("id")
+    fn = (th.get("function") or {}).get("name") or (f"{th['pc']:#x}" if th.get("pc") else "?")
+    loc = f" {os.path.basename(th['file'])}:{th.get('line')}" if th.get("file") else ""
+    who = ", ".join(x for x in (f"thread {th['id']}" if th.get("id") else "",
+                                f"goroutine {g}" if g else "") if x)
+    return fn + loc + (f" ({who})" if who else "")
 
 
 def _isatty(stream) -> bool:

@@ -28,6 +28,7 @@ import signal
 import sys
 import traceback
 
+from gdb_go_ext.views.console import fit_streams_to_locale
 from gdb_go.run import FORMATS, Batch, BatchError, CoreResult, check_setup, gdb_script_dir
 
 PROG = "gdb-go"
@@ -270,6 +271,7 @@ def cmd_diff(args) -> int:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    fit_streams_to_locale()   # ASCII where the locale or the stream cannot hold '\u2026'
     k = 1 if argv[:1] == ["--debug"] else 0
     if argv[k:k + 1] == ["trace"]:
         # the view's own words, --help included, go to the view's parser

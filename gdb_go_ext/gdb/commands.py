@@ -5,6 +5,7 @@ arguments, runs it on the selected inferior's runtime (session.runtime) and writ
 what it returns. Errors are one line (`set go debug on` shows the traceback)."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import traceback
@@ -13,7 +14,7 @@ import gdb
 
 from ..errors import GoExtError
 from ..views import registry
-from ..views.console import WalkProgress, line_slices, stderr_is_terminal
+from ..views.console import WalkProgress, ascii_text, encodes, line_slices, stderr_is_terminal
 from . import params, session
 
 _WRITE_SLICE = 1 << 18   # characters per gdb.write of a long output (see emit)
@@ -34,16 +35,31 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((120, 40)).columns
 
 
+def host_is_ascii() -> bool:
+    """Whether gdb's host character set (the locale's: ASCII in a C or POSIX locale)
+    cannot hold what the views write; then what gdb is given is ASCII (ascii_text)."""
+    try:
+        return not encodes(gdb.host_charset())
+    except (AttributeError, gdb.error):
+        return False
+
+
+def for_gdb(text: str) -> str:
+    """text as gdb's host character set can hold it (a doc string, an error, a line)."""
+    return ascii_text(text) if host_is_ascii() else text
+
+
 def emit(text) -> None:
     """Show a view's output: a string, or a list of pieces that join to it, in slices of
     whole lines: gdb copies what it is given, and slices reuse the same memory where one
     write of a 13 MB table faults in fresh pages."""
+    ascii = host_is_ascii()
     for part in line_slices([text] if isinstance(text, str) else text, _WRITE_SLICE):
-        gdb.write(part)
+        gdb.write(ascii_text(part) if ascii else part)
 
 
-def context() -> registry.Context:
-    return registry.Context(session.runtime, color=params.color_enabled(),
+def context(from_tty: bool = False) -> registry.Context:
+    return registry.Context(session.runtime, color=params.color_enabled(from_tty),
                             width=terminal_width(),
                             progress=WalkProgress if stderr_is_terminal() else None,
                             prog_prefix="go ")
@@ -58,15 +74,21 @@ class ViewCommand(gdb.Command):
         super().__init__(f"go {self.view.name}", gdb.COMMAND_DATA)
 
     def complete(self, text: str, word: str):
-        """Flags after `-`, the fixed words a flag takes, else what the view's words are.
+        """Flags after `-`, the fixed words a flag takes, a file after -o, else what the
+        view's words are.
 
-        gdb breaks words at `-` and `.`, so candidates are matched against the whole
-        token being typed and returned relative to gdb's word."""
-        word = word or ""
+        gdb first asks which characters end a word (word is None): the file name
+        completer's, which keep `-` and `.` in the word, so that readline shows and
+        inserts whole flags (`--json`, not `json`). Candidates are still matched against
+        the whole token being typed and returned relative to gdb's word."""
+        if word is None:
+            return gdb.COMPLETE_FILENAME
         tokens = text.split()
         current = tokens[-1] if tokens and not text.endswith(" ") else ""
         before = tokens[:-1] if current else tokens
-        if before and before[-1] in self.view.word_choices:
+        if before and before[-1] == "-o":
+            choices = _paths(current)
+        elif before and before[-1] in self.view.word_choices:
             choices = self.view.word_choices[before[-1]]
         elif current.startswith("-"):
             p = registry.parser(self.view, "go " + self.view.name)
@@ -81,11 +103,11 @@ class ViewCommand(gdb.Command):
     def invoke(self, arg: str, from_tty: bool) -> None:
         name = self.view.name
         try:
-            emit(registry.run(context(), [name] + gdb.string_to_argv(arg), raw=arg))
+            emit(registry.run(context(from_tty), [name] + gdb.string_to_argv(arg), raw=arg))
         except GoExtError as e:
             if params.debug():
                 traceback.print_exc()
-            raise gdb.GdbError(f"go {name}: {e}") from None
+            raise gdb.GdbError(for_gdb(f"go {name}: {e}")) from None
         except gdb.GdbError:
             raise
         except KeyboardInterrupt:
@@ -94,8 +116,20 @@ class ViewCommand(gdb.Command):
             if params.debug():
                 traceback.print_exc()
             msg = str(e).splitlines()[0] if str(e) else ""
-            raise gdb.GdbError(f"go {name}: internal error: {type(e).__name__}: {msg}"
-                               " (`set go debug on` shows the traceback)") from None
+            raise gdb.GdbError(for_gdb(f"go {name}: internal error: {type(e).__name__}: {msg}"
+                                       " (`set go debug on` shows the traceback)")) from None
+
+
+def _paths(current: str) -> list[str]:
+    """The files and directories (with a `/`) whose path starts with current."""
+    head, base = os.path.split(current)
+    where = os.path.expanduser(head) or "."
+    try:
+        names = sorted(n for n in os.listdir(where) if n.startswith(base))[:200]
+    except OSError:
+        return []
+    return [os.path.join(head, n) + ("/" if os.path.isdir(os.path.join(where, n)) else "")
+            for n in names]
 
 
 def _global_variables(prefix: str) -> list[str]:
@@ -112,11 +146,17 @@ def _global_variables(prefix: str) -> list[str]:
     return sorted(names)[:200]
 
 
-class GoPrefix(gdb.Command):
-    """Go runtime views: goroutines, stacks, maps, version.
+def prefix_doc() -> str:
+    """`help go`: every view of the registry, one line each."""
+    return "\n".join(["Go runtime views of the program, live or from a core:", ""]
+                     + registry.summaries()
+                     + ["", "`help go VIEW` shows a view's flags. Errors are one line; "
+                        "`set go debug on` shows",
+                        "Python tracebacks. `set go color on|off|auto` controls colour."])
 
-    Errors are one line; `set go debug on` shows Python tracebacks.
-    `set go color on|off|auto` controls colour."""
+
+class GoPrefix(gdb.Command):
+    """Go runtime views (the doc is set from the registry: prefix_doc)."""
 
     def __init__(self):
         super().__init__("go", gdb.COMMAND_DATA, gdb.COMPLETE_COMMAND, True)
@@ -131,14 +171,15 @@ def register() -> list[str]:
     """A `go NAME` command for every view; one that fails to load is reported, the rest
     still load."""
     failed = []
-    GoPrefix()
     try:
         from ..views import catalog  # noqa: F401  (registers every view)
     except Exception as e:
         failed.append(f"views: {e}")
+    type("GoPrefixCommand", (GoPrefix,), {"__doc__": for_gdb(prefix_doc())})()
     for name, view in registry.VIEWS.items():
         try:
-            cls = type(f"Go_{name}_Command", (ViewCommand,), {"__doc__": view.help, "view": view})
+            doc = for_gdb(registry.help_text(view, "go " + name))
+            cls = type(f"Go_{name}_Command", (ViewCommand,), {"__doc__": doc, "view": view})
             cls()
         except Exception as e:  # keep the others usable
             failed.append(f"go {name}: {e}")

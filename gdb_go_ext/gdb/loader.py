@@ -19,9 +19,10 @@ def load() -> None:
         from . import printers; printers.register()  # noqa: E702
         session.connect_events()
         _loaded = True
-    gdb.write(status_line() + "\n")
+    from .commands import for_gdb
+    gdb.write(for_gdb(status_line()) + "\n")
     for f in _failed:
-        gdb.write(f"gdb_go_ext: could not load {f}\n")
+        gdb.write(for_gdb(f"gdb_go_ext: could not load {f}") + "\n")
 
 
 def status_line() -> str:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import gdb
 
@@ -33,8 +32,10 @@ class ShowGo(_Prefix):
 class ColorParam(gdb.Parameter):
     """Colour in go command output: on, off or auto.
 
-    auto follows gdb's own styling: no colour in batch mode, when NO_COLOR is set,
-    or when output is not a terminal."""
+    auto follows gdb's own styling: colour where gdb styles its own output (`show style
+    enabled`, which batch mode and TERM=dumb turn off) and gdb's output is a terminal;
+    none when NO_COLOR is set, nor for a command run from a script or
+    gdb.execute(..., to_string=True)."""
 
     set_doc = "Set colour in go command output."
     show_doc = "Show colour in go command output."
@@ -84,7 +85,10 @@ def debug() -> bool:
 
 
 def color_enabled(to_terminal: bool = True) -> bool:
-    """Whether output should be coloured, per `set go color` and gdb's own styling."""
+    """Whether output should be coloured, per `set go color` and gdb's own styling.
+    to_terminal: the command was typed at gdb's terminal (from_tty). gdb's own stdout
+    is fd 1: sys.stdout inside gdb is gdb's stream object, which never says it is a
+    terminal."""
     choice = _color.value if _color is not None else None
     if choice is not None:
         return bool(choice)
@@ -95,4 +99,7 @@ def color_enabled(to_terminal: bool = True) -> bool:
             return False
     except (gdb.error, RuntimeError):
         return False
-    return to_terminal and sys.stdout.isatty()
+    try:
+        return to_terminal and os.isatty(1)
+    except OSError:
+        return False

@@ -15,6 +15,7 @@ fields already read (at_depth)."""
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import struct
 from collections.abc import Sequence
@@ -133,12 +134,11 @@ class _CoreWords:
             return None
         return held
 
-    def __del__(self):
+    def __del__(self, _close=os.close):   # bound now: no import at interpreter exit
         fd = getattr(self, "_file", None)
         if fd is not None and fd is not False:
-            import os
             try:
-                os.close(fd)
+                _close(fd)
             except OSError:
                 pass
 

@@ -17,6 +17,84 @@ def render(*renderables, color: bool = False, width: int = 120) -> str:
     return "\n".join(line.rstrip() for line in buf.getvalue().split("\n"))
 
 
+# what a stream that cannot hold them shows instead: the characters our views write
+# (and rich's ellipsis), as people wrote them in plain ASCII
+_ASCII_FALLBACK = str.maketrans({
+    "\u2026": "...", "\u00b5": "u", "\u03bc": "u", "\u2013": "-", "\u2014": "--",
+    "\u00d7": "x", "\u2192": "->", "\u2190": "<-", "\u21d2": "=>", "\u2500": "-",
+    "\u2502": "|", "\u251c": "|", "\u2514": "`", "\u250c": "+", "\u2510": "+",
+    "\u2518": "+", "\u253c": "+", "\u2022": "*", "\u00b7": ".", "\u2265": ">=",
+    "\u2264": "<=", "\u2260": "!=", "\u201c": '"', "\u201d": '"', "\u2018": "'",
+    "\u2019": "'", "\u00a0": " "})
+_ASCII_ERRORS = "gdb_go_ext.ascii"
+
+
+def ascii_text(text: str) -> str:
+    """text in ASCII: the characters of _ASCII_FALLBACK as their stand-ins ('\u2026' as
+    '...'), any other as a \\uXXXX escape (as JSON writes it, so JSON stays JSON)."""
+    if text.isascii():
+        return text
+    text = text.translate(_ASCII_FALLBACK)
+    if text.isascii():
+        return text
+    return "".join(c if c < "\x80" else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    n = ord(c)
+    if n < 0x10000:
+        return "\\u%04x" % n
+    n -= 0x10000   # a surrogate pair, as JSON spells it
+    return "\\u%04x\\u%04x" % (0xD800 + (n >> 10), 0xDC00 + (n & 0x3FF))
+
+
+def encodes(encoding) -> bool:
+    """Whether a stream of this encoding can hold what the views write ('\u2026')."""
+    try:
+        "\u2026\u00b5".encode(encoding)
+        return True
+    except (LookupError, UnicodeError, TypeError):
+        return False
+
+
+def locale_encodes() -> bool:
+    """Whether the locale's character set (LC_CTYPE: C or POSIX is ASCII) holds what
+    the views write. Python's UTF-8 mode writes UTF-8 in a C locale; a terminal set up
+    for that locale does not show it."""
+    import locale
+    try:
+        return encodes(locale.nl_langinfo(locale.CODESET) or "ascii")
+    except (AttributeError, ValueError):
+        return True
+
+
+def _ascii_errors(e):
+    if isinstance(e, UnicodeEncodeError):
+        return ascii_text(e.object[e.start:e.end]), e.end
+    raise e
+
+
+def fit_streams_to_locale() -> None:
+    """For a command line front door: where the locale or stdout/stderr cannot hold
+    what the views write, they are written in ASCII (ascii_text). Files written with
+    -o FILE stay UTF-8."""
+    import codecs
+    import sys
+    try:
+        codecs.lookup_error(_ASCII_ERRORS)
+    except LookupError:
+        codecs.register_error(_ASCII_ERRORS, _ascii_errors)
+    ascii_locale = not locale_encodes()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None or not hasattr(stream, "reconfigure"):
+            continue
+        if ascii_locale or not encodes(getattr(stream, "encoding", None)):
+            try:
+                stream.reconfigure(encoding="ascii", errors=_ASCII_ERRORS)
+            except (ValueError, OSError):
+                pass
+
+
 def write_file(path: str, text) -> str:
     """Write a view (a string, or a list of pieces of one) to -o FILE; the line to show
     instead. One sentence if it cannot.

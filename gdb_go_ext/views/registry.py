@@ -172,6 +172,27 @@ def run(ctx: Context, argv: list, raw: Optional[str] = None) -> Output:
     return write_file(out, text) if out else text
 
 
+def help_text(view: View, prog: str) -> str:
+    """A front door's help for one view: its summary line, then its usage, the rest of
+    its help and its flags, as argparse formats them (`help go map`)."""
+    p = parser(view, prog)
+    f = p._get_formatter()
+    f.add_usage(p.usage, p._actions, p._mutually_exclusive_groups)
+    f.add_text(view.doc.strip() or None)
+    for group in p._action_groups:
+        f.start_section(group.title)
+        f.add_text(group.description)
+        f.add_arguments(group._group_actions)
+        f.end_section()
+    return view.summary + "\n\n" + f.format_help().rstrip() + "\n"
+
+
+def summaries(indent: str = "  ") -> list:
+    """Every view of the registry as one line: its name and its summary."""
+    w = max((len(n) for n in VIEWS), default=0)
+    return [f"{indent}{name:<{w}}  {view.summary}" for name, view in VIEWS.items()]
+
+
 def usages(indent: str = "  ", width: Optional[int] = None) -> list:
     """Each view of the registry as its usage line(s) and its summary below them, for
     --help and the REPL's help."""

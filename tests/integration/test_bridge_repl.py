@@ -65,6 +65,7 @@ def test_completer_offline():
     assert _complete(c, "q") == ["quit"]
     assert "--limit" in _complete(c, "goroutines --l") and "--json" in _complete(c, "goroutines -")
     assert _complete(c, "stacks --m") == ["--min"]
+    assert _complete(c, "goroutines --j") == ["--json"]             # with its dashes
     assert set(_complete(c, "map main.mSmall --")) == {"--layout", "--key", "--limit", "--frame",
                                                        "--goroutine", "--json", "--help"}
     assert _complete(c, "goroutines -with u") == ["userloc"]
