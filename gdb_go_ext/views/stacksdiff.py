@@ -39,7 +39,7 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
             "total": {"before": before, "after": after},
             "buckets": [{"change": b.change, "before": b.before, "after": b.after,
                          "states": b.states, "ids": b.ids,
-                         "stack": [_frame_json(f) for f in b.frames[: args.depth]]}
+                         "stack": [_frame_json(f) for f in b.frames[: args.depth or None]]}
                         for b in buckets],
             "errors": notes})
     lines = []
@@ -59,7 +59,7 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
         if b.ids:
             lines.append(f"  ids: {', '.join(map(str, b.ids))}"
                          + (", …" if len(b.ids) < (b.after or b.before) else ""))
-        for f in b.frames[: args.depth]:
+        for f in b.frames[: args.depth or None]:
             lines.append(f"    {f.function}{' (inlined)' if f.inlined else ''}")
             lines.append(f"        {f.file}:{f.line}")
         lines.append("")

@@ -9,30 +9,37 @@ from ..analysis import dumptext
 from ..errors import GoExtError
 from .console import json_text
 from .goroutines import blocked_on_text
-from .registry import View, register
+from .registry import View, count, register
 
 
 def _args(p):
     p.add_argument("dump", metavar="DUMP|TRACE",
                    help="a runtime goroutine dump, a go dump file or an execution trace")
-    p.add_argument("-t", dest="depth", type=int, default=100, metavar="DEPTH",
-                   help="frames compared per stack (default 100, the runtime's limit)")
+    p.add_argument("-t", dest="depth", type=count, default=0, metavar="DEPTH",
+                   help="frames printed per stack in --json (default and 0: all); stacks "
+                        "are compared as the runtime prints them (at most 100 frames)")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-def _then(d) -> dict:
+# frames of a goroutine the runtime's traceback prints (tracebackInnerFrames +
+# tracebackOuterFrames; _TracebackMaxFrames before Go 1.21): what a dump's stack is
+# compared with
+DUMP_FRAMES = 100
+
+
+def _then(d, depth=None) -> dict:
     return {"state": d.state, "wait_minutes": d.minutes, "locked_to_thread": d.locked,
             "addr": f"{d.addr:#x}" if d.addr is not None else None,
-            "stack": [f.to_json() for f in d.frames]}
+            "stack": [f.to_json() for f in d.frames[:depth or None]]}
 
 
-def _now(g) -> dict:
+def _now(g, depth=None) -> dict:
     return {"addr": f"{g.addr:#x}", "status": g.status, "wait_reason": g.wait_reason,
             "wait_minutes": g.wait_minutes, "locked_to_thread": g.locked_to_thread,
             "blocked_on": blocked_on_text(g.blocked_on) if g.blocked_on else None,
             "user": g.user.to_json() if g.user else None,
-            "stack": [f.to_json() for f in (g.stack or ())]}
+            "stack": [f.to_json() for f in (g.stack or ())[:depth or None]]}
 
 
 def xref(dump: dumptext.Dump, gs) -> list:
@@ -47,7 +54,7 @@ def xref(dump: dumptext.Dump, gs) -> list:
             out.append((d.id, "gone", d, None))
             continue
         same = (dumptext.stack_key(d.frames, level1=True)
-                == dumptext.stack_key(g.stack or (), level1=True)
+                == dumptext.stack_key((g.stack or ())[:DUMP_FRAMES], level1=True)
                 and d.state == (g.wait_reason or g.status))
         out.append((d.id, "same" if same else "changed", d, g))
     ids = {d.id for d in dump.goroutines}
@@ -75,7 +82,7 @@ def _run(ctx, args):
     if not dump.goroutines:
         raise GoExtError(f"{args.dump}: {dump.problem}")
     rt = ctx.runtime()
-    walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
+    walker, gs = ctx.walk(rt, depth=1, want_blocked=True)   # whole stacks; -t cuts the printed
     rows = xref(dump, gs)
     notes = ([f"{args.dump}: {dump.problem}"] if dump.problem else []) + list(walker.errors)
     if args.json:
@@ -83,8 +90,8 @@ def _run(ctx, args):
                           "dump": {"path": args.dump, "goroutines": len(dump.goroutines),
                                    "level": dump.level},
                           "goroutines": [{"id": i, "verdict": v,
-                                          "then": _then(d) if d else None,
-                                          "now": _now(g) if g else None}
+                                          "then": _then(d, args.depth) if d else None,
+                                          "now": _now(g, args.depth) if g else None}
                                          for i, v, d, g in rows],
                           "errors": notes})
     table = [("id", "verdict", "then", "now", "blocked on", "g", "now at")]
@@ -180,7 +187,7 @@ def _run_trace(ctx, args):
     rt = ctx.runtime()
     notes = ([f"{args.dump}: {s.error}"] if s.error else [])
     notes += check_same_program(rt, s, args.dump)
-    walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
+    walker, gs = ctx.walk(rt, depth=1, want_blocked=True)   # whole stacks; -t cuts the printed
     notes += list(walker.errors)
     rows, unseen = trace_xref(s, gs)
     if args.json:
@@ -190,7 +197,7 @@ def _run_trace(ctx, args):
                     "last_p": t.last_p if t.last_p >= 0 else None,
                     "last_m": t.last_m if t.last_m >= 0 else None,
                     "parked_ns": t.parked_for_good(),
-                    "now": _now(g) if g is not None else None}
+                    "now": _now(g, args.depth) if g is not None else None}
         return json_text({"go_version": rt.layout.go_version,
                           "trace": {"path": args.dump, "version": s.version,
                                     "start_ns": s.start_ns, "end_ns": s.end_ns,
