@@ -85,6 +85,18 @@ def check_status(status: str, statuses: Iterable[str], wait_reasons: Iterable[st
                      + hint)
 
 
+def check_wait_substring(flag: str, sub: str, wait_reasons: Iterable[str]) -> None:
+    """Reject -with/-without waitreason SUBSTR that no wait reason of this Go version
+    contains (runtime.waitReasonStrings): a filter that can match nothing is a typo."""
+    import difflib
+    reasons = [r for r in wait_reasons if r]
+    if not reasons or any(sub in r for r in reasons):
+        return
+    close = difflib.get_close_matches(sub, reasons, n=1, cutoff=0.6)
+    raise UsageError(f"{flag} waitreason: no wait reason of this Go version contains {sub!r}"
+                     + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
 def apply_filters(gs: Iterable[Goroutine], status: Optional[str] = None,
                   with_: Iterable[tuple[str, str]] = (), without: Iterable[tuple[str, str]] = (),
                   labels: Iterable[str] = ()) -> list[Goroutine]:

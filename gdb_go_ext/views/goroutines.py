@@ -57,8 +57,13 @@ def check_goroutines_args(args: argparse.Namespace, layout=None) -> None:
     kinds, and (with the binary's layout) a -s that is no status or wait reason of
     this Go version."""
     triage.check_kinds(args.with_, args.without, args.group)
-    if layout is not None and args.status:
-        triage.check_status(args.status, known_statuses(layout), layout.wait_reasons)
+    if layout is not None:
+        if args.status:
+            triage.check_status(args.status, known_statuses(layout), layout.wait_reasons)
+        for flag, pairs in (("-with", args.with_), ("-without", args.without)):
+            for kind, sub in pairs:
+                if kind == "waitreason":
+                    triage.check_wait_substring(flag, sub, layout.wait_reasons)
 
 
 def known_statuses(layout) -> list:

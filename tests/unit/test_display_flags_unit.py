@@ -112,6 +112,11 @@ def test_unknown_status_is_one_line_with_the_closest():
         triage.check_status("zzzz", names, reasons)
     assert "wait reason" in str(e.value)
     triage.check_status("anything", names, [])   # no table in the binary: cannot tell
+    triage.check_wait_substring("-with", "chan", reasons)
+    with pytest.raises(UsageError) as e:
+        triage.check_wait_substring("-with", "chan recieve", reasons)
+    assert "'chan receive'" in str(e.value) and "-with waitreason" in str(e.value)
+    triage.check_wait_substring("-without", "whatever", [])
 
 
 @pytest.mark.parametrize("path", IMAGES[:1], ids=IDS[:1])
