@@ -47,7 +47,7 @@ MAP_VIEWS = [
     "go map main.mSmall --key nope", "go map main.mGrowing --key 1000003",
     "go map main.mGrowing --key 1000003 --json",
     "go map main.pt0", "go map main.noSuchThing", "go map main.mSmall --key",
-    "go map main.mSmall --limit -2", "go mapwatch main.mSmall --max-hits 0",
+    "go map main.mSmall --limit -2", "go mapwatch main.mSmall --max-hits -1",
     # values that hold addresses: pointers, channels, funcs, interfaces, nested maps
     "go map main.mPtrVal", "go map main.mPtrVal --json", "go map main.mPtrVal --key 99",
     "go map main.mChanFunc --json --layout", "go map main.mChanFunc", "go map main.mFunc",
@@ -107,8 +107,22 @@ def _without_new_views(text):
                      if not any(l.startswith("go %s -- " % v) for v in NEW_VIEWS))
 
 
+# outputs issue 25 changed on purpose ("display flags only display"), each tested where
+# it is made (tests/integration/test_display_flags.py): -t no longer cuts the stacks that
+# user locations and buckets come from, --limit 0 is all and the JSON summary counts
+# every goroutine, and a negative count is argparse's one usage line
+CHANGED_BY_ISSUE_25 = {
+    "go goroutines -t 5", "go stacks --similar --json -t 3", "go stacks -t 0",
+    "go goroutines --limit 2 --json",
+    "go goroutines --limit -1", "go map main.mSmall --limit -2",
+    "go mapwatch main.mSmall --max-hits -1",
+}
+
+
 def _assert_same(old, new, commands, what):
     for name, _ in commands:
+        if name in CHANGED_BY_ISSUE_25:
+            continue
         got = _without_new_views(new.block(name)) if name == "go" else new.block(name)
         assert same_but_added(old.block(name), got), (what, name)
         assert same_but_added(old.error(name), new.error(name)), \
@@ -164,4 +178,5 @@ def test_views_byte_identical_to_base(toolchain, mode, fixture, go_target):
     old_b, new_b = _bridge(t, views, base), _bridge(t, views, harness.REPO)
     for argv in views:
         k = " ".join(argv)
-        assert same_but_added(old_b[k], new_b[k]), ("bridge", k)
+        if "go " + k not in CHANGED_BY_ISSUE_25:
+            assert same_but_added(old_b[k], new_b[k]), ("bridge", k)
