@@ -200,11 +200,6 @@ def count(text: str) -> int:
     return n
 
 
-def cut(items, n: Optional[int]):
-    """items[:n] for a count flag's n (count): None or 0 keeps them all."""
-    return items[:n] if n else items
-
-
 def add_output_args(p: argparse.ArgumentParser, json_help: str = "machine-readable output") -> None:
     """--json and -o FILE, as every view takes them."""
     p.add_argument("--json", action="store_true", help=json_help)

@@ -74,8 +74,6 @@ def test_count_flags_take_zero_as_all_and_reject_negatives():
     for bad in ("-1", "x", "1.5"):
         with pytest.raises(argparse.ArgumentTypeError):
             registry.count(bad)
-    assert registry.cut([1, 2, 3], 0) == [1, 2, 3] and registry.cut([1, 2, 3], None) == [1, 2, 3]
-    assert registry.cut([1, 2, 3], 2) == [1, 2]
     # every count flag of every view: -1 is one usage line, before any target is asked for
     seen = []
     ctx = registry.Context(lambda: pytest.fail("no target needed"))
