@@ -9,7 +9,8 @@ own goroutine dump (pprof debug=2, OUT/step1.txt) and its counts (OUT/diff.json)
 
 Every view's JSON at -t 1..4 (and --limit N) must equal the full one on everything
 but the cut: goroutines (with -with/-group), stacks (with --retained on Go 1.22+),
-goroutine ID, xref; map --limit / --key. Live and core, gdb and the bridge.
+goroutine ID, xref; map, chan, sched and heap count flags. Live and core, gdb on every
+Go version, the bridge on BRIDGE_TOOLCHAINS.
 """
 import json
 import os
@@ -202,7 +203,53 @@ def _check_retained(get):
             [b["stack"][:n] for b in whole["buckets"]], n
 
 
-def test_display_flags_gdb(toolchain, mode, go_target):
+def _second_commands(toolchain, chan):
+    """Views whose words come from the first run (chan: the channel main.leakA's
+    goroutines wait on), and the count flags of sched and heap."""
+    cmds = [("chan", "go chan %s --json" % chan), ("chan0", "go chan %s --json --limit 0" % chan),
+            ("chan2", "go chan %s --json --limit 2" % chan),
+            ("sched", "go sched --json"), ("sched0", "go sched --json --runq 0")]
+    if _retained_ok(toolchain):
+        cmds += [("heap", "go heap --json"), ("heap0", "go heap --json --top 0"),
+                 ("heap2", "go heap --json --top 2")]
+    return cmds
+
+
+def _check_second(get, names, counts):
+    c = get("chan")
+    assert c["recvq_len"] == counts["main.leakA"] == len(c["recvq"]), c
+    assert get("chan0") == c
+    c2 = get("chan2")
+    assert c2["recvq"] == c["recvq"][:2] and c2["recvq_len"] == c["recvq_len"]
+    assert _without(c2, "recvq") == _without(c, "recvq")
+    assert _without(get("sched0"), "now_ns") == _without(get("sched"), "now_ns")   # (live: a clock)
+    if "heap" in names:
+        h = get("heap")
+        assert get("heap0") == h
+        h2 = get("heap2")
+        assert h2["by_type"] == h["by_type"][:2] and len(h2["by_class"]) == 2
+        assert _without(h2, "by_type", "by_class") == _without(h, "by_type", "by_class")
+
+
+def _leak_chan(doc, user_of, fn):
+    """The channel the goroutines of fn wait on, from a goroutines --json document."""
+    chans = {g["blocked_on"] for g in doc["goroutines"] if user_of.get(g["id"]) == fn}
+    assert len(chans) == 1 and list(chans)[0].startswith("channel 0x"), chans
+    return list(chans)[0].split()[1]
+
+
+def _users(dump):
+    return {gid: [f for f in funcs if f.startswith("main.")][0] for gid, funcs in dump.items()
+            if [f for f in funcs if f.startswith("main.")][:1] and
+            [f for f in funcs if f.startswith("main.")][0] in LEAKS}
+
+
+# the bridge part runs on these (the oldest, the first with --retained, a recent one):
+# what it adds is the same on every version, and CI time is kept
+BRIDGE_TOOLCHAINS = ("go1.19", "go1.22.10", "go1.26.6")
+
+
+def test_display_flags(toolchain, mode, go_target):
     t = go_target("leakdiff", args=("diff",))
     step1 = os.path.join(t.fixture.out_dir, "step1.txt")
     with open(step1) as f:
@@ -232,12 +279,20 @@ def test_display_flags_gdb(toolchain, mode, go_target):
         assert err and "\n" not in err.strip() and word in err, (name, err, r.block(name))
     assert "(showing 1 of" in r.block("after"), r.block("after")
 
+    counts = {f: n[0] for f, n in t.truth("diff").items() if f in LEAKS}
+    chan = _leak_chan(get("g0"), _users(dump), "main.leakA")
+    second = _second_commands(toolchain, chan)
+    r2 = t.gdb(second, timeout=300)
+    for name, _ in second:
+        assert r2.error(name) is None, (name, r2.error(name), r2.stderr[-2000:])
+    _check_second(lambda name: json.loads(r2.block(name)), [n for n, _ in second], counts)
+    if toolchain in BRIDGE_TOOLCHAINS:
+        _bridge_part(toolchain, t, step1, dump)
 
-def test_display_flags_bridge(toolchain, mode, go_target):
-    t = go_target("leakdiff", args=("diff",))
-    step1 = os.path.join(t.fixture.out_dir, "step1.txt")
-    with open(step1) as f:
-        dump = _dump_stacks(f.read())
+
+def _bridge_part(toolchain, t, step1, dump):
+    """The same through the bridge (the views are the same code: its own Target, dlv's
+    memory and its argument path are what it adds)."""
     cmds = _commands(step1)
     with open_bridge(t) as b:
         cache = {}
@@ -255,3 +310,7 @@ def test_display_flags_bridge(toolchain, mode, go_target):
             msg = str(e.value).strip()
             assert "\n" not in msg and word in msg, (name, msg)
         assert "(showing 1 of" in b.view(["goroutines", "--limit", "1"])
+        counts = {f: n[0] for f, n in t.truth("diff").items() if f in LEAKS}
+        second = _second_commands(toolchain, _leak_chan(get("g0"), _users(dump), "main.leakA"))
+        docs = {name: json.loads(b.view(cmd.split()[1:])) for name, cmd in second}
+        _check_second(docs.__getitem__, list(docs), counts)
