@@ -349,10 +349,17 @@ class Bridge:
 
     # --- the Python API
     def goroutines(self, depth: int = 0, include_dead: bool = False) -> list:
+        """Every goroutine; with depth (any number > 0), each with its whole stack."""
         return self._walk(depth, include_dead)[2]
 
     def stacks(self, depth: int = 64, similar: bool = False) -> list:
-        return triage.bucket(self._walk(depth)[2], similar)
+        """Buckets of goroutines by whole stack; each bucket's frames cut at depth
+        (0: all) for display."""
+        buckets = triage.bucket(self._walk(1)[2], similar)
+        if depth:
+            for b in buckets:
+                b.frames = b.frames[:depth]
+        return buckets
 
     def map(self, expr: str, limit=None, layout=False, locate=False, frame=None, goroutine=None):
         """A map's MapContents; expr is evaluated in frame `frame` of goroutine `goroutine`

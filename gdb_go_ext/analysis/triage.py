@@ -64,6 +64,39 @@ def check_kinds(with_=(), without=(), group: Optional[str] = None) -> None:
         raise UsageError(f"unknown group kind {group!r}; one of {', '.join(GROUP_KINDS)}")
 
 
+def check_status(status: str, statuses: Iterable[str], wait_reasons: Iterable[str]) -> None:
+    """Reject a -s STATUS that no goroutine of this Go version can have: not one of
+    its statuses (runtime.gStatusStrings), "waiting", nor one of its wait reasons
+    (runtime.waitReasonStrings); the closest known one is suggested. Without a wait
+    reason table (a binary that has none) anything goes."""
+    import difflib
+    reasons = [r for r in wait_reasons if r]
+    if not status or not reasons:
+        return
+    known = dict.fromkeys([s.lower() for s in statuses if s] + ["waiting"]
+                          + [r.lower() for r in reasons])
+    s = status.lower()
+    if s in known:
+        return
+    close = difflib.get_close_matches(s, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else \
+        "; a status (runnable, running, syscall, waiting, ...) or a wait reason (chan receive, ...)"
+    raise UsageError(f"-s: {status!r} is no goroutine status or wait reason of this Go version"
+                     + hint)
+
+
+def check_wait_substring(flag: str, sub: str, wait_reasons: Iterable[str]) -> None:
+    """Reject -with/-without waitreason SUBSTR that no wait reason of this Go version
+    contains (runtime.waitReasonStrings): a filter that can match nothing is a typo."""
+    import difflib
+    reasons = [r for r in wait_reasons if r]
+    if not reasons or any(sub in r for r in reasons):
+        return
+    close = difflib.get_close_matches(sub, reasons, n=1, cutoff=0.6)
+    raise UsageError(f"{flag} waitreason: no wait reason of this Go version contains {sub!r}"
+                     + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
 def apply_filters(gs: Iterable[Goroutine], status: Optional[str] = None,
                   with_: Iterable[tuple[str, str]] = (), without: Iterable[tuple[str, str]] = (),
                   labels: Iterable[str] = ()) -> list[Goroutine]:

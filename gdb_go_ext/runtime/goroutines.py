@@ -17,7 +17,7 @@ from ..gcpause import gc_paused
 from .clock import core_now
 from ..binary.pclntab import func_name_for_print, injected_functions, wrapper_func_id
 from .layout import GSCAN, GFields
-from .stack import TOP_BYTES, StackFrame, Unwinder
+from .stack import TOP_BYTES, WHOLE_STACK, StackFrame, Unwinder
 from .gmodel import _FAST_FIELDS, _FAST_OPTIONAL, BlockedOn, Goroutine, Location, \
     goroutine_maker  # noqa: F401  (the model; imported from here by the views)
 
@@ -224,7 +224,9 @@ class GoroutineWalker:
     def walk(self, with_stack: int = 0, include_dead: bool = False,
              want_labels: bool = True, want_blocked: bool = True):
         """Every goroutine: a GoroutineTable (columns, rows made on demand; see gtable.py)
-        where numpy and the layout allow, else a list of Goroutines walked row by row."""
+        where numpy and the layout allow, else a list of Goroutines walked row by row.
+        with_stack (true): each keeps its whole stack; a view cuts what it prints."""
+        with_stack = 1 if with_stack else 0
         with gc_paused():
             table = self.walk_table(with_stack, include_dead, want_labels, want_blocked)
             if table is not None:
@@ -242,8 +244,10 @@ class GoroutineWalker:
         return self.table_at(base, with_stack, want_labels, want_blocked)
 
     def table_at(self, base, with_stack: int, want_labels: bool, want_blocked: bool):
-        """The GoroutineTable of base (an earlier walk's g fields) at stack depth
-        with_stack, made once per depth; labels and blocked-on read when wanted."""
+        """The GoroutineTable of base (an earlier walk's g fields), with whole stacks
+        or locations only (with_stack), made once for each; labels and blocked-on
+        read when wanted."""
+        with_stack = 1 if with_stack else 0
         table = base.tables.get(with_stack)
         if table is None:
             table = gtable.settle(self, base, with_stack)
@@ -443,8 +447,9 @@ class GoroutineWalker:
                 pc, sp, trap = regs.pc, regs.sp, True
         return pc, sp, lo or sp, hi or sp + (1 << 20), trap, bp
 
-    def find(self, goid: int, with_stack: int = 256) -> Optional[Goroutine]:
-        """One goroutine by id, with its stack: only its g is decoded in full."""
+    def find(self, goid: int, with_stack: int = 1) -> Optional[Goroutine]:
+        """One goroutine by id, with its whole stack: only its g is decoded in full."""
+        with_stack = 1 if with_stack else 0
         if gtable is not None:
             with gc_paused():
                 base = gtable.read_base(self, include_dead=True)
@@ -499,6 +504,7 @@ class GoroutineWalker:
         """The goroutines whose gs are at addrs (an M's curg, say), each decoded on its own
         without reading every g: a Goroutine each (status "unreadable" with its error for
         a g that cannot be read), None for a dead one. No labels, no blocked-on."""
+        with_stack = 1 if with_stack else 0
         glay = self.glay
         buf, errors = self.mem.gather_fixed(addrs, glay.size)
         threads, current_g = self.thread_map()
@@ -561,7 +567,9 @@ class GoroutineWalker:
         recipe = None
         if code not in self.dead_codes and pc:
             unwinder = self.unwinder
-            frames, err = unwinder.walk(pc, sp, lo, hi, with_stack or 64, not with_stack, trap)
+            # the whole stack (up to the first user frame when no stack is kept): -t
+            # only cuts what a view prints
+            frames, err = unwinder.walk(pc, sp, lo, hi, WHOLE_STACK, not with_stack, trap)
             recipe = unwinder.last_recipe
             cu = self._frame_locs.get(id(frames))
             if cu is None:

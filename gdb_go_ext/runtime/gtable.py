@@ -10,8 +10,8 @@ scanned, with odd stacks) are decoded one by one as before, and kept as objects.
 A GoroutineTable is a sequence of Goroutine rows made on demand, so every consumer that
 iterates a walk keeps working; the views of this project filter, group, bucket and
 write JSON over the columns themselves. Labels and blocked-on are read once per walk,
-in bulk, when a view first asks for them; a walk at another stack depth reuses the g
-fields already read (at_depth)."""
+in bulk, when a view first asks for them; a walk with stacks after one without (or
+the other way round) reuses the g fields already read (table_at)."""
 from __future__ import annotations
 
 import ctypes
@@ -463,7 +463,7 @@ def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
 
 
 class Base:
-    """What a walk read of every g it lists, whatever the stack depth: the g fields as
+    """What a walk read of every g it lists, with stacks or without: the g fields as
     columns (GFields names; absent ones zero), the goroutines off the fast path, the
     threads and the clock; labels and blocked-on once read."""
 
@@ -480,7 +480,7 @@ class Base:
         self.current_row = -1
         self.now = 0
         self.clock = None
-        self.tables: dict = {}  # depth -> GoroutineTable
+        self.tables: dict = {}  # 1 (whole stacks) or 0 (locations only) -> GoroutineTable
         # shape key at PRECHECK_DEPTH -> whether each member's stack top holds its recipe
         self.prechecked: dict = {}
         # labels: per row an index into label_sets (-1: none), errors by row
@@ -506,7 +506,7 @@ class Base:
 
 
 class GoroutineTable(Sequence):
-    """The goroutines of one walk at one stack depth (or a selection of them: rows, an
+    """The goroutines of one walk, with whole stacks or without (or a selection of them: rows, an
     index array into the base, in walk order). Row r is a Goroutine made on demand."""
 
     def __init__(self, base: Base, depth: int, shape_idx, shapes: list, specials: dict,
@@ -821,7 +821,7 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
 
 
 def settle(walker, base: Base, depth: int) -> GoroutineTable:
-    """The goroutines of base at stack depth `depth` (0: locations only)."""
+    """The goroutines of base with whole stacks (depth 1) or locations only (0)."""
 
     cols = base.cols
     n = base.n
@@ -967,7 +967,7 @@ def slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
     return None if hit is False else hit
 
 
-PRECHECK_DEPTH = 64   # go stacks' default depth: checked along with a first walk's
+PRECHECK_DEPTH = 1   # whole stacks (go stacks, -t): checked along with a first walk's
 
 
 def _top_words(readers: list) -> Optional[tuple]:

@@ -13,6 +13,9 @@ from ..errors import DecodeError
 from ..target import Memory
 
 MAX_PHYSICAL_FRAMES = 1024
+# logical frames of a whole stack: what grouping, user locations and retention use;
+# a view's -t DEPTH cuts only what it prints
+WHOLE_STACK = 4 * MAX_PHYSICAL_FRAMES
 TOP_BYTES = 1024   # read first from a stack's top (sp up to hi); most leaked stacks fit
 
 

@@ -6,8 +6,10 @@ selects another thread (the walk marks the goroutine on the selected thread), an
 front door forgets the walks (GoRuntime.forget_state) on each of those. A walk is
 kept only once it is complete: an interrupted one leaves nothing behind.
 
-A columnar walk (gtable.py) keeps the g fields it read: a view at another stack depth,
-or one that wants labels or blocked-on, settles the same fields again instead of
+A walk keeps whole stacks or none (depth: any true value): grouping, user locations
+and retention never depend on a view's -t, which cuts only what it prints.
+A columnar walk (gtable.py) keeps the g fields it read: a view with stacks after one
+without, or one that wants labels or blocked-on, settles the same fields again instead of
 reading every g once more."""
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ KEPT = 3   # list, stacks and a JSON dump of one stop all hit
 def walk(rt, depth: int = 0, include_dead: bool = False, want_blocked: bool = True,
          want_labels: bool = True, progress: Optional[Callable] = None):
     """(walker, goroutines) of the current stop: a kept walk that has at least what is
-    asked for, else a new one. progress(done, total) is called during a new walk."""
+    asked for, else a new one. depth: whole stacks when true, locations only when 0.
+    progress(done, total) is called during a new walk."""
+    depth = 1 if depth else 0
     rt.require_process()
     selected = rt.target.selected_thread()
     for (d, dead, blocked, labels, sel), (walker, gs) in rt.walks.items():

@@ -6,10 +6,10 @@ import re
 from typing import Optional
 
 from ..binary import types as T
-from ..errors import GoExtError, UsageError
+from ..errors import GoExtError
 from ..runtime.chans import HOLDER_NOTE, decode_chan, stack_holders
 from .console import json_text
-from .registry import COMPLETE_SYMBOL, View, register
+from .registry import COMPLETE_SYMBOL, View, count, register
 from .scope import add_scope_args, scope_of
 from .values import go_quote, json_default
 
@@ -22,9 +22,9 @@ def add_chan_args(p) -> None:
     p.add_argument("expr", nargs="+", metavar="EXPR|ADDR",
                    help="the channel: an expression of chan type, (chan T)ADDR, or the "
                         "hchan address as `go stacks` prints it")
-    p.add_argument("--limit", type=int, metavar="N",
-                   help=f"entries of the buffer and of each queue shown (text default "
-                        f"{TEXT_LIMIT}; JSON: all)")
+    p.add_argument("--limit", type=count, metavar="N",
+                   help=f"entries of the buffer and of each queue shown, text and JSON "
+                        f"(0: all; default: text {TEXT_LIMIT}, JSON all)")
     add_scope_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
@@ -143,8 +143,7 @@ def chan_text(cs, by_addr: dict, holders: list, limit: int, errors: list) -> str
 
 
 def _run(ctx, args):
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must be 0 or more")
+    limit = args.limit or None   # (0: all)
     rt = ctx.runtime()
     rt.require_process()
     text = " ".join(args.expr)
@@ -155,22 +154,22 @@ def _run(ctx, args):
             return json_text({"go_version": rt.layout.go_version, "addr": "0x0", "nil": True,
                               "type": what, "errors": []})
         return f"{text} is a nil {what}: a send or receive on it blocks forever\n"
-    cs = decode_chan(rt, addr, ct, args.limit)
+    cs = decode_chan(rt, addr, ct, limit)
     walker, gs = ctx.walk(rt, want_blocked=False, want_labels=False)
     by_addr = {g.addr: g for g in gs}
     waiting = {w.g for w in cs.recvq} | {w.g for w in cs.sendq}
     holders, herrs = stack_holders(rt, gs, addr, waiting)
     errors = list(rt.target.warnings) + cs.errors + herrs
     if args.json:
-        doc = chan_json(rt.layout.go_version, cs, by_addr, holders, args.limit, errors)
+        doc = chan_json(rt.layout.go_version, cs, by_addr, holders, limit, errors)
         if len(doc["recvq"]) + len(doc["sendq"]) + len(doc["buffer"] or ()) < 1000:
             return json_text(doc)
         # large: compact, where json's C encoder is about ten times faster (as json_text)
         import json
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
                           default=json_default) + "\n"
-    return chan_text(cs, by_addr, holders, TEXT_LIMIT if args.limit is None else args.limit,
-                     errors)
+    return chan_text(cs, by_addr, holders,
+                     TEXT_LIMIT if args.limit is None else (limit or 1 << 62), errors)
 
 
 register(View(

@@ -6,7 +6,7 @@ import datetime
 
 from ..runtime.gc import read_gc
 from .console import json_text
-from .registry import View, add_output_args, register
+from .registry import View, add_output_args, count, register
 
 _MAX_INT64 = (1 << 63) - 1
 
@@ -108,8 +108,9 @@ def render_text(s, shown: int) -> str:
 
 def _args(p):
     add_output_args(p, json_help="machine-readable output (every pause of the history)")
-    p.add_argument("--pauses", type=int, default=10, metavar="N",
-                   help="pauses of the history shown as text, most recent first (default 10)")
+    p.add_argument("--pauses", type=count, default=None, metavar="N",
+                   help="pauses of the history shown, most recent first, text and JSON "
+                        "(0: all; default: text 10, JSON all)")
 
 
 def _run(ctx, args):
@@ -117,8 +118,11 @@ def _run(ctx, args):
     rt.require_process()
     s = read_gc(rt)
     if args.json:
-        return json_text(to_json(rt, s))
-    return render_text(s, max(0, args.pauses))
+        out = to_json(rt, s)
+        if args.pauses:
+            out["pauses"] = out["pauses"][:args.pauses]
+        return json_text(out)
+    return render_text(s, 10 if args.pauses is None else (args.pauses or len(s.pauses)))
 
 
 register(View("gc", "The garbage collector: cycles, phase, GOGC, GOMEMLIMIT, heap goal, "

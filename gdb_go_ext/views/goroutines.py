@@ -9,7 +9,7 @@ from typing import Optional
 
 from ..analysis import triage
 from ..runtime.goroutines import BlockedOn, Goroutine
-from .registry import View, register
+from .registry import View, count, register
 
 # ANSI colours for the plain-text renderers (rich is too slow for 100k rows)
 _C = {"id": "\x1b[1m", "status": "\x1b[33m", "loc": "\x1b[36m", "dim": "\x1b[2m",
@@ -32,29 +32,46 @@ def add_goroutines_args(p: argparse.ArgumentParser) -> None:
                    help="only goroutines with this pprof label")
     p.add_argument("-group", dest="group", metavar="KIND",
                    help="group by KIND (" + "|".join(triage.GROUP_KINDS) + ")")
-    p.add_argument("-t", dest="depth", type=int, default=0, metavar="DEPTH",
-                   help="show stacks, up to DEPTH frames")
+    p.add_argument("-t", dest="depth", type=count, default=0, metavar="DEPTH",
+                   help="show stacks, up to DEPTH frames (only what is printed: filters, "
+                        "groups and locations use whole stacks)")
     p.add_argument("-l", dest="show_labels", action="store_true", help="show labels")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
-    p.add_argument("--limit", type=int, default=0, metavar="N", help="show at most N goroutines")
+    p.add_argument("--limit", type=count, default=None, metavar="N",
+                   help="show at most N goroutines (default and 0: all; --retained: default 20)")
 
 
 def add_stacks_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min", type=int, default=1, metavar="N", help="hide buckets smaller than N")
+    p.add_argument("--min", type=count, default=1, metavar="N", help="hide buckets smaller than N")
     p.add_argument("--similar", action="store_true", help="ignore line numbers when bucketing")
-    p.add_argument("-t", dest="depth", type=int, default=64, metavar="DEPTH",
-                   help="frames per stack (default 64)")
+    p.add_argument("-t", dest="depth", type=count, default=64, metavar="DEPTH",
+                   help="frames printed per stack (default 64; 0: all); buckets are made "
+                        "from whole stacks")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-def check_goroutines_args(args: argparse.Namespace) -> None:
-    """Reject bad `goroutines` flags (add_goroutines_args) before any walk."""
-    from ..errors import UsageError
-    if args.depth < 0 or args.limit < 0:
-        raise UsageError("-t and --limit take a number of 0 or more")
+def check_goroutines_args(args: argparse.Namespace, layout=None) -> None:
+    """Reject bad `goroutines` flags (add_goroutines_args) before any walk: unknown
+    kinds, and (with the binary's layout) a -s that is no status or wait reason of
+    this Go version."""
     triage.check_kinds(args.with_, args.without, args.group)
+    if layout is not None:
+        if args.status:
+            triage.check_status(args.status, known_statuses(layout), layout.wait_reasons)
+        for flag, pairs in (("-with", args.with_), ("-without", args.without)):
+            for kind, sub in pairs:
+                if kind == "waitreason":
+                    triage.check_wait_substring(flag, sub, layout.wait_reasons)
+
+
+def known_statuses(layout) -> list:
+    """The status names goroutines of this binary can show (runtime.gStatusStrings,
+    and the names the walk falls back on)."""
+    from ..runtime.layout import _FALLBACK_NAMES
+    return [n for n in layout.status.names if n] + list(_FALLBACK_NAMES.values()) + \
+        ["unreadable"]
 
 
 def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
@@ -69,7 +86,8 @@ def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
     groups = triage.group_by(gs, args.group) if args.group else None
     if args.json:
         return goroutines_json_pieces(go_version, shown, errors, bool(args.depth), clock,
-                                      groups, args.group)
+                                      groups, args.group, depth=args.depth or None,
+                                      summary_of=gs)
     if groups is not None:
         pieces = [groups_text(groups, args.group, color)]
     else:
@@ -287,8 +305,9 @@ def blocked_on_text(on: BlockedOn) -> str:
     return ("semaphore " if on.kind == "sema" else "channel ") + ", ".join(map(hex, on.addrs))
 
 
-def goroutine_json(g: Goroutine, with_stack: bool) -> dict:
-    """One goroutine's object of docs/json.md."""
+def goroutine_json(g: Goroutine, with_stack: bool, depth: Optional[int] = None) -> dict:
+    """One goroutine's object of docs/json.md; its stack (with_stack) cut at depth
+    frames where given (what is printed only: the rest comes from the whole stack)."""
     d = {
         "id": g.id, "addr": f"{g.addr:#x}", "status": g.status,
         "wait_reason": g.wait_reason, "wait_minutes": g.wait_minutes,
@@ -303,14 +322,15 @@ def goroutine_json(g: Goroutine, with_stack: bool) -> dict:
         "error": g.error,
     }
     if with_stack:
-        d["stack"] = [f.to_json() for f in (g.stack or [])]
+        d["stack"] = [f.to_json() for f in (g.stack or [])[:depth]]
     return d
 
 
 def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], with_stack: bool,
-                    clock: Optional[str] = None, groups=None, group_kind=None) -> dict:
+                    clock: Optional[str] = None, groups=None, group_kind=None,
+                    depth: Optional[int] = None) -> dict:
     out = {"go_version": go_version,
-           "goroutines": [goroutine_json(g, with_stack) for g in gs],
+           "goroutines": [goroutine_json(g, with_stack, depth) for g in gs],
            "summary": triage.summary(gs),
            "wait_clock": clock,
            "errors": errors}
@@ -322,19 +342,20 @@ def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], wit
 
 def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[str],
                            with_stack: bool, clock: Optional[str] = None, groups=None,
-                           group_kind=None):
+                           group_kind=None, depth: Optional[int] = None, summary_of=None):
     """The same document as goroutines_json, written fast: one goroutine per line, as
     pieces that join to the text (a list; for a columnar walk, a generator of blocks
     of lines, so a million goroutines are never one string or a million objects).
     Leaked goroutines share their status, locations and frames, so those parts are
-    serialised once per distinct combination and pasted into each line."""
+    serialised once per distinct combination and pasted into each line. summary_of:
+    the goroutines the summary counts, when gs is a --limit's cut of them."""
     import json
     dumps = json.dumps
     head = goroutines_json(go_version, [], errors, with_stack, clock, groups, group_kind)
-    head["summary"] = triage.summary(gs)
+    head["summary"] = triage.summary(gs if summary_of is None else summary_of)
     del head["goroutines"]
     body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
-    line = _JsonLines(with_stack)
+    line = _JsonLines(with_stack, depth)
     if triage.is_table(gs):
         return _table_json_pieces(gs, body, line)
     pieces = [body]
@@ -357,10 +378,11 @@ class _JsonLines:
     parts and labels, its blocked_on text (shared by the goroutines on one channel)
     and an end shared by the parts."""
 
-    def __init__(self, with_stack: bool):
+    def __init__(self, with_stack: bool, depth: Optional[int] = None):
         import json
         self.dumps = json.dumps
         self.with_stack = with_stack
+        self.depth = depth   # frames of each stack printed (None: all)
         self.shared: dict = {}   # all but id, addr, labels and blocked_on -> their JSON text
         self.blocked_texts: dict = {}  # BlockedOn -> its JSON text
         self.keep: list = []     # keeps the stacks whose ids are keys alive
@@ -408,7 +430,7 @@ class _JsonLines:
                      f'"user": {js(g.user)}, "start": {js(g.start)}')
             end = f'"is_current": {"true" if g.is_current else "false"}, "error": {js(g.error)}'
             if self.with_stack:
-                end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())) + "]"
+                end += ', "stack": [' + ", ".join(js(f) for f in (stack or ())[:self.depth]) + "]"
             parts = self.shared[key] = (before, after, f", {end}}}",
                                         f'{before}, "labels": {{}}, {after}, "blocked_on": ')
         if g.labels:
@@ -505,7 +527,9 @@ def _table_json_pieces(t, body: str, line: _JsonLines):
     yield "\n]}\n"
 
 
-def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> str:
+def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8,
+                depth: Optional[int] = None) -> str:
+    """The buckets' text, each stack cut at depth frames (None or 0: all)."""
     lines = []
     for b in buckets:
         ids = ", ".join(map(str, b.ids(sample)))
@@ -532,7 +556,7 @@ def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> s
         labs = b.label_summary()
         if labs:
             lines.append("  labels: " + ", ".join(f"{k} ({n})" for k, n in labs))
-        for f in b.frames:
+        for f in b.frames[:depth or None]:
             name = _c(f.function, "loc", color) if f.user else f.function
             lines.append(f"    {name}{' (inlined)' if f.inlined else ''}")
             lines.append(f"        {f.file}:{f.line}")
@@ -540,8 +564,9 @@ def stacks_text(buckets: list[triage.Bucket], color: bool, sample: int = 8) -> s
     return "\n".join(lines)
 
 
-def bucket_json(b: triage.Bucket, sample: int = 10) -> dict:
-    """One bucket's object of docs/json.md ("stacks")."""
+def bucket_json(b: triage.Bucket, sample: int = 10, depth: Optional[int] = None) -> dict:
+    """One bucket's object of docs/json.md ("stacks"), its stack cut at depth frames
+    (None or 0: all; user_code is of the whole stack)."""
     wr = b.wait_range()
     return {
         "count": b.count,
@@ -553,13 +578,14 @@ def bucket_json(b: triage.Bucket, sample: int = 10) -> dict:
         "blocked_on": [{"object": blocked_on_text(on), "count": n, "kind": on.kind,
                         "addrs": [f"{a:#x}" for a in on.addrs]} for on, n in b.blocked_on()],
         "user_code": b.has_user_code,
-        "stack": [f.to_json() for f in b.frames],
+        "stack": [f.to_json() for f in b.frames[:depth or None]],
     }
 
 
-def stacks_json(go_version: str, buckets: list[triage.Bucket], total: int, errors: list[str]) -> dict:
+def stacks_json(go_version: str, buckets: list[triage.Bucket], total: int, errors: list[str],
+                depth: Optional[int] = None) -> dict:
     return {"go_version": go_version, "total": total,
-            "buckets": [bucket_json(b) for b in buckets], "errors": errors}
+            "buckets": [bucket_json(b, depth=depth) for b in buckets], "errors": errors}
 
 
 def backtrace_text(g: Goroutine, frames, color: bool) -> str:
@@ -582,6 +608,7 @@ def _run(ctx, args):
     want_labels = bool(args.json or args.show_labels or args.labels or args.group == "label"
                        or any(k == "label" for k, _ in args.with_ + args.without))
     rt = ctx.runtime()
+    check_goroutines_args(args, rt.layout)
     walker, gs = ctx.walk(rt, depth=args.depth, include_dead=args.all, want_blocked=args.json,
                           want_labels=want_labels)
     if args.retained:
@@ -604,8 +631,7 @@ def goroutines_retained(rt, gs, errors: list, args, color: bool) -> str:
     goids, nbytes, nobj, kept_errors = heapreport.retained_each(rt, gs)
     keep = np.isin(goids, ids)
     goids, nbytes, nobj = goids[keep], nbytes[keep], nobj[keep]
-    n = args.limit or 20
-    top = goids[:n].tolist()
+    top = goids[:20 if args.limit is None else (args.limit or len(goids))].tolist()
     where = {int(g): i for i, g in enumerate(ids.tolist())}
     rows = [picked[where[g]] for g in top if g in where]
     errors = list(errors) + [e for e in kept_errors if e not in errors]

@@ -6,18 +6,18 @@ from ..analysis import heapreport
 from ..errors import UsageError
 from .console import json_text
 from .gc import size_text
-from .registry import View, add_output_args, register
+from .registry import View, add_output_args, count, register
 
 
 def _heap_args(p):
-    p.add_argument("--top", type=int, default=20, metavar="N",
-                   help="show the N biggest types and size classes (default 20)")
+    p.add_argument("--top", type=count, default=None, metavar="N",
+                   help="show the N biggest types and size classes, text and JSON (0: all; "
+                        "default: text 20, JSON all)")
     add_output_args(p)
 
 
 def _heap_run(ctx, args):
-    if args.top <= 0:
-        raise UsageError("--top takes a positive number")
+    top = args.top or None    # (0: all)
     rt = ctx.runtime()
     heapreport.require_heap(rt)
     _walker, gs = ctx.walk(rt, depth=0)
@@ -27,12 +27,14 @@ def _heap_run(ctx, args):
             "go_version": rt.layout.go_version,
             "live_bytes": r.live_bytes, "live_objects": r.live_objects,
             "by_class": [{"size_class": c, "elem_size": s, "objects": n, "bytes": b}
-                         for c, s, n, b in r.by_class],
+                         for c, s, n, b in _biggest_classes(r.by_class, top)],
             "by_type": [{"type": t.name, "objects": t.objects, "bytes": t.bytes}
-                        for t in r.by_type[:args.top]],
+                        for t in r.by_type[:top]],
             "by_root": [{"kind": k, "name": name, "objects": n, "bytes": b}
                         for k, name, n, b in r.by_root],
             "errors": r.errors})
+    if args.top is None:
+        top = 20
     out = [f"live heap: {r.live_bytes} bytes ({size_text(r.live_bytes)}) in "
            f"{r.live_objects} objects\n"]
 
@@ -47,10 +49,10 @@ def _heap_run(ctx, args):
                                         for i, c in enumerate(row)).rstrip() + "\n")
 
     table("by type", ("bytes", "objects", "type"),
-          [(str(t.bytes), str(t.objects), t.name) for t in r.by_type[:args.top]])
+          [(str(t.bytes), str(t.objects), t.name) for t in r.by_type[:top]])
     table("by size class", ("bytes", "objects", "class", "size"),
           [(str(b), str(n), str(c) if c else "large", str(s))
-           for c, s, n, b in sorted(r.by_class, key=lambda x: -x[3])[:args.top]])
+           for c, s, n, b in sorted(r.by_class, key=lambda x: -x[3])[:top]])
     table("by root (reachable from; roots share objects)", ("bytes", "objects", "root"),
           [(str(b), str(n), f"globals of {name}" if k == "globals" and " " not in name
             else name)
@@ -69,9 +71,18 @@ heap records one, else the static type of a typed pointer to the object, else
 "untyped N B". Go 1.22 and later."""))
 
 
+def _biggest_classes(by_class: list, top) -> list:
+    """The top size classes by bytes (None: all), in their own order."""
+    if top is None or len(by_class) <= top:
+        return by_class
+    keep = set(sorted(range(len(by_class)), key=lambda i: -by_class[i][3])[:top])
+    return [c for i, c in enumerate(by_class) if i in keep]
+
+
 def _paths_args(p):
     p.add_argument("addr", metavar="ADDR", help="an address inside the object (hex or decimal)")
-    p.add_argument("--max", type=int, default=3, metavar="N", help="at most N paths (default 3)")
+    p.add_argument("--max", type=count, default=3, metavar="N",
+                   help="at most N paths (default 3; 0: all)")
     add_output_args(p)
 
 
@@ -92,12 +103,10 @@ def _paths_run(ctx, args):
         addr = int(args.addr, 0)
     except ValueError:
         raise UsageError(f"not an address: {args.addr!r}") from None
-    if args.max <= 0:
-        raise UsageError("--max takes a positive number")
     rt = ctx.runtime()
     heapreport.require_heap(rt)
     _walker, gs = ctx.walk(rt, depth=0)
-    obj, paths, errors = heapreport.paths_to(rt, gs, addr, args.max)
+    obj, paths, errors = heapreport.paths_to(rt, gs, addr, args.max or 1 << 20)
     if args.json:
         return json_text({
             "go_version": rt.layout.go_version, "address": f"{addr:#x}",

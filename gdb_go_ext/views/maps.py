@@ -17,7 +17,7 @@ from ..runtime.maps import CTRL_DELETED, CTRL_EMPTY, TOPHASH_NAMES, MapContents
 from ..runtime.values import Addr
 from .values import go_quote, json_shape
 from .console import json_text, render
-from .registry import COMPLETE_SYMBOL, View, register
+from .registry import COMPLETE_SYMBOL, View, count, register
 from .scope import add_scope_args, scope_of
 
 __all__ = ["to_json", "render_text", "render_layout", "parse_key", "find_key", "render_key"]
@@ -311,8 +311,9 @@ def add_map_args(p) -> None:
     p.add_argument("--layout", action="store_true",
                    help="draw buckets/groups with tophash/control bytes")
     p.add_argument("--key", metavar="K", help="where does the entry with key K live?")
-    p.add_argument("--limit", type=int, metavar="N",
-                   help="entries to show (and buckets/groups drawn by --layout)")
+    p.add_argument("--limit", type=count, metavar="N",
+                   help="entries shown, text and JSON (default and 0: all); with --layout, "
+                        "also the buckets/groups drawn (default 64)")
     add_scope_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
@@ -366,13 +367,12 @@ def resolve_map(rt, text: str, scope=None) -> tuple:
 
 def _run(ctx, args):
     from ..runtime.maps import decode_map
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must be 0 or more")
+    limit = args.limit or None   # (0: all)
     rt = ctx.runtime()
     rt.require_process()
     _, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
-    # --key searches every entry, so it ignores --limit for decoding
-    mc = decode_map(rt, mt, addr, limit=None if args.key is not None else args.limit,
+    # --key searches every entry: --limit cuts only the entries its JSON shows
+    mc = decode_map(rt, mt, addr, limit=None if args.key is not None else limit,
                     layout=args.layout, locate=args.key is not None)
     mc.errors[:0] = rt.target.warnings
     if args.key is not None:
@@ -380,12 +380,15 @@ def _run(ctx, args):
         if args.json:
             out = to_json(mc, layout=args.layout)
             out["lookup"] = key_json(mc, args.key, key)
+            if limit is not None and len(out["entries"]) > limit:
+                out["entries"] = out["entries"][:limit]
+                out["truncated"] = True
             return json_text(out)
         return render_key(mc, args.key, key, color=ctx.color)
     if args.json:
         return json_text(to_json(mc, layout=args.layout))
     if args.layout:
-        rows = args.limit if args.limit is not None else 64
+        rows = 64 if args.limit is None else (limit or 1 << 62)
         return render_layout(mc, color=ctx.color, width=max(ctx.width, 100), max_rows=rows)
     return render_text(mc, color=ctx.color, width=ctx.width)
 

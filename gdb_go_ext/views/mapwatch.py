@@ -9,7 +9,7 @@ from rich.text import Text
 
 from .values import go_quote
 from .console import json_text, render
-from .registry import COMPLETE_SYMBOL, View, register
+from .registry import COMPLETE_SYMBOL, View, count, register
 from .scope import add_scope_args, scope_of
 
 __all__ = ["render_text"]
@@ -98,8 +98,9 @@ DEFAULT_TIMEOUT = 10.0
 def add_mapwatch_args(p) -> None:
     """The flags of `go mapwatch` and delve-bridge's `mapwatch` view."""
     p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
-    p.add_argument("--max-hits", type=int, default=DEFAULT_MAX_HITS, metavar="N",
-                   help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS})")
+    p.add_argument("--max-hits", type=count, default=DEFAULT_MAX_HITS, metavar="N",
+                   help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS}; 0: no "
+                        f"limit, until --timeout)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--writes", action="store_true",
@@ -186,8 +187,6 @@ def _run(ctx, args):
     from ..errors import UsageError
     from ..runtime import probes
     from .maps import resolve_map
-    if args.max_hits < 1:
-        raise UsageError("--max-hits must be 1 or more")
     if not args.timeout > 0:
         raise UsageError("--timeout must be more than 0 seconds")
     if args.ebpf:
@@ -199,7 +198,7 @@ def _run(ctx, args):
     rt = ctx.runtime()
     control = rt.target.control()   # live, amd64, stopped: or one sentence why not
     shown, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
-    rep = probes.run_mapwatch(control, rt, shown, mt, addr, args.max_hits, args.timeout,
+    rep = probes.run_mapwatch(control, rt, shown, mt, addr, args.max_hits or None, args.timeout,
                               args.writes)
     if args.json:
         return json_text(rep)

@@ -188,8 +188,9 @@ def _run(ctx, args):
     except ImportError as e:
         raise UsageError(f"go pprof needs the protobuf library (pip install protobuf): {e}")
     rt = ctx.runtime()
-    # past the runtime's depth: room for the physical frame its cut falls in
-    walker, gs = ctx.walk(rt, depth=_depth(rt.layout.go_version) + 16, want_blocked=False)
+    # whole stacks (the walk the other views share); build_profile cuts them as the
+    # runtime's profile does
+    walker, gs = ctx.walk(rt, depth=1, want_blocked=False)
     prof = build_profile(rt, gs, walker.errors)
     data = gzip.compress(prof.SerializeToString())
     try:

@@ -209,6 +209,18 @@ def usages(indent: str = "  ", width: Optional[int] = None) -> list:
     return lines
 
 
+def count(text: str) -> int:
+    """An argparse type for the count flags of every view (--limit, --top, --max,
+    --pauses, --runq, -t...): a whole number of 0 or more, where 0 means all."""
+    try:
+        n = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"takes a count of 0 or more (0: all), not {n}")
+    return n
+
+
 def add_output_args(p: argparse.ArgumentParser, json_help: str = "machine-readable output") -> None:
     """--json and -o FILE, as every view takes them."""
     p.add_argument("--json", action="store_true", help=json_help)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from ..runtime.sched import SUMMARY, decode_sched
 from .console import json_text
-from .registry import View, add_output_args, register
+from .registry import View, add_output_args, count, register
 
 DEFAULT_RUNQ = 20
 
 
 def _args(p):
     add_output_args(p)
-    p.add_argument("--runq", type=int, metavar="N", default=None,
-                   help=f"show the first N goroutines of the global run queue (default "
-                        f"{DEFAULT_RUNQ}; --json: all of them unless N is given)")
+    p.add_argument("--runq", type=count, metavar="N", default=None,
+                   help=f"show the first N goroutines of the global run queue, text and "
+                        f"JSON (0: all; default: text {DEFAULT_RUNQ}, JSON all)")
     p.add_argument("--format", choices=["scheddetail"], default=None,
                    help="scheddetail: exactly the runtime's own SCHED text "
                         "(GODEBUG=schedtrace=N,scheddetail=1) of this stop")
@@ -22,13 +22,10 @@ def _args(p):
 def _run(ctx, args):
     rt = ctx.runtime()
     rt.require_process()
-    if args.runq is not None and args.runq < 0:
-        from ..errors import UsageError
-        raise UsageError("--runq takes a count of 0 or more")
     if args.format == "scheddetail":
         s = decode_sched(rt, runq_limit=0, with_gs=True, with_where=False)
         return scheddetail_text(s, rt.layout.wait_reasons)
-    limit = args.runq if args.runq is not None else (None if args.json else DEFAULT_RUNQ)
+    limit = (args.runq or None) if args.runq is not None else (None if args.json else DEFAULT_RUNQ)
     s = decode_sched(rt, runq_limit=limit)
     if args.json:
         return json_text(sched_json(s, rt.layout.go_version))

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from ..analysis import heapreport, triage
-from ..errors import UsageError
 from .console import json_text
 from .gc import size_text
 from .goroutines import add_stacks_args, stacks_json, stacks_text
 from .registry import View, register
-from .stacksdiff import diff_view, read_old, walk_depth
+from .stacksdiff import diff_view, read_old
 
 
 def _args(p):
@@ -21,11 +20,9 @@ def _args(p):
 
 
 def _run(ctx, args):
-    if args.depth <= 0:
-        raise UsageError("-t takes a positive number of frames")
     snap = read_old(args.diff) if args.diff is not None else None   # before any walk
     rt = ctx.runtime()
-    walker, gs = ctx.walk(rt, depth=walk_depth(args))
+    walker, gs = ctx.walk(rt, depth=1)   # whole stacks: -t cuts only what is printed
     if snap is not None:
         return diff_view(snap, rt, walker, gs, args)
     buckets = [b for b in triage.bucket(gs, args.similar) if b.count >= args.min]
@@ -35,7 +32,7 @@ def _run(ctx, args):
         group = {goid: i for i, b in enumerate(buckets) for goid in b.ids()}
         kept = heapreport.retained_by(rt, gs, group, len(buckets))
     if args.json:
-        js = stacks_json(rt.layout.go_version, buckets, len(gs), walker.errors)
+        js = stacks_json(rt.layout.go_version, buckets, len(gs), walker.errors, args.depth)
         if kept is not None:
             for i, b in enumerate(js["buckets"]):
                 b["retained_bytes"] = int(kept.bytes[i])
@@ -43,20 +40,20 @@ def _run(ctx, args):
             js["errors"] = js["errors"] + [e for e in kept.errors if e not in js["errors"]]
         return json_text(js)
     if kept is not None:
-        return _retained_text(buckets, kept, ctx.color, len(gs), walker.errors)
-    text = stacks_text(buckets, ctx.color)
+        return _retained_text(buckets, kept, ctx.color, len(gs), walker.errors, args.depth)
+    text = stacks_text(buckets, ctx.color, depth=args.depth)
     text += f"{len(buckets)} buckets of {len(gs)} goroutines\n"
     for e in walker.errors:
         text += f"warning: {e}\n"
     return text
 
 
-def _retained_text(buckets, kept, color, total, errors) -> str:
+def _retained_text(buckets, kept, color, total, errors, depth) -> str:
     """The buckets' text, each with what only its goroutines keep alive, biggest first."""
     order = sorted(range(len(buckets)), key=lambda i: (-int(kept.bytes[i]), i))
     parts = []
     for i in order:
-        text = stacks_text([buckets[i]], color)
+        text = stacks_text([buckets[i]], color, depth=depth)
         head, _, rest = text.partition("\n")
         parts.append(f"{head}\n  retains {int(kept.bytes[i])} bytes "
                      f"({size_text(int(kept.bytes[i]))}) in {int(kept.objects[i])} objects\n"
@@ -70,7 +67,8 @@ def _retained_text(buckets, kept, color, total, errors) -> str:
 register(View(
     "stacks", "Bucket goroutines by identical stack and wait reason, for leak triage.",
     _run, _args,
-    doc="""--similar ignores line numbers; --min N hides small buckets. Stacks that
+    doc="""Buckets are made from whole stacks; -t DEPTH cuts only the frames printed
+(default 64, 0: all). --similar ignores line numbers; --min N hides small buckets. Stacks that
 live only in the standard library sink below user code. --diff OLD prints the
 buckets new, grown, shrunk and vanished since OLD, matched by stack (functions, files
 and lines; functions only with --similar), and a total. --retained adds to each bucket

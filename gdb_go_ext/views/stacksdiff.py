@@ -5,17 +5,8 @@ from __future__ import annotations
 
 from ..analysis import dumptext
 from ..errors import GoExtError
+from ..runtime.stack import WHOLE_STACK
 from .console import json_text
-
-
-DIFF_DEPTH = 1024   # frames walked per stack against OLD: whole stacks, so that a stack a
-                    # dump cut (...N frames elided...) is matched by its outermost frames too
-
-
-def walk_depth(args) -> int:
-    """The walk's depth for `go stacks` (DIFF_DEPTH with --diff; -t DEPTH still cuts
-    only what is printed)."""
-    return max(args.depth, DIFF_DEPTH) if args.diff is not None else args.depth
 
 
 def read_old(path: str) -> dumptext.Snapshot:
@@ -40,7 +31,7 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
     walk's goroutines."""
     wrappers = dumptext.dump_wrappers(rt, (e.frames for e in snap.entries)) \
         if snap.level1 else frozenset()
-    buckets = dumptext.diff(snap, gs, args.similar, wrappers, walk_depth(args))
+    buckets = dumptext.diff(snap, gs, args.similar, wrappers, WHOLE_STACK)
     buckets = [b for b in buckets if max(b.before, b.after) >= args.min]
     before = sum(b.before for b in buckets)
     after = sum(b.after for b in buckets)
@@ -53,7 +44,7 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
             "unknown_then": unknown,
             "buckets": [{"change": b.change, "before": b.before, "after": b.after,
                          "states": b.states, "ids": b.ids,
-                         "stack": [_frame_json(f) for f in b.frames[: args.depth]]}
+                         "stack": [_frame_json(f) for f in b.frames[: args.depth or None]]}
                         for b in buckets],
             "errors": notes})
     lines = []
@@ -73,7 +64,7 @@ def diff_view(snap: dumptext.Snapshot, rt, walker, gs, args):
         if b.ids:
             lines.append(f"  ids: {', '.join(map(str, b.ids))}"
                          + (", …" if len(b.ids) < (b.after or b.before) else ""))
-        for f in b.frames[: args.depth]:
+        for f in b.frames[: args.depth or None]:
             lines.append(f"    {f.function}{' (inlined)' if f.inlined else ''}")
             lines.append(f"        {f.file}:{f.line}")
         lines.append("")

@@ -8,26 +8,28 @@ from typing import Optional
 
 from ..analysis import dumptext
 from ..errors import GoExtError
+from ..runtime.stack import WHOLE_STACK
 from .console import json_text
 from .goroutines import blocked_on_text
-from .registry import View, register
-from .stacksdiff import DIFF_DEPTH
+from .registry import View, count, register
 
 
 def _args(p):
     p.add_argument("dump", metavar="DUMP|TRACE",
                    help="a runtime goroutine dump, a go dump file or an execution trace")
-    p.add_argument("-t", dest="depth", type=int, default=100, metavar="DEPTH",
-                   help="frames printed per stack now in --json (default 100); stacks are "
-                        "compared whole")
+    p.add_argument("-t", dest="depth", type=count, default=0, metavar="DEPTH",
+                   help="frames printed per stack in --json (default and 0: all); stacks "
+                        "are compared whole")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
 
 
-def _then(d) -> dict:
+
+
+def _then(d, depth=None) -> dict:
     return {"state": d.state, "wait_minutes": d.minutes, "locked_to_thread": d.locked,
             "addr": f"{d.addr:#x}" if d.addr is not None else None,
-            "stack": [f.to_json() for f in d.frames]}
+            "stack": [f.to_json() for f in d.frames[:depth or None]]}
 
 
 def _now(g, depth: Optional[int] = None) -> dict:
@@ -35,7 +37,7 @@ def _now(g, depth: Optional[int] = None) -> dict:
             "wait_minutes": g.wait_minutes, "locked_to_thread": g.locked_to_thread,
             "blocked_on": blocked_on_text(g.blocked_on) if g.blocked_on else None,
             "user": g.user.to_json() if g.user else None,
-            "stack": [f.to_json() for f in (g.stack or ())[:depth]]}
+            "stack": [f.to_json() for f in (g.stack or ())[:depth or None]]}
 
 
 def same_stack(d, g, wrappers=frozenset(), depth: Optional[int] = None) -> bool:
@@ -67,7 +69,7 @@ def xref(dump: dumptext.Dump, gs, wrappers=frozenset(), depth: Optional[int] = N
         if g is None:
             out.append((d.id, "gone", d, None))
             continue
-        same = same_stack(d, g, wrappers, depth) and d.state == (g.wait_reason or g.status)
+        same = same_stack(d, g, wrappers) and d.state == (g.wait_reason or g.status)
         out.append((d.id, "same" if same else "changed", d, g))
     ids = {d.id for d in dump.goroutines}
     for g in gs:
@@ -95,17 +97,16 @@ def _run(ctx, args):
     if not dump.goroutines:
         raise GoExtError(f"{args.dump}: {dump.problem}")
     rt = ctx.runtime()
-    depth = max(args.depth, DIFF_DEPTH)     # whole stacks: -t cuts only what is printed
-    walker, gs = ctx.walk(rt, depth=depth, want_blocked=True)
+    walker, gs = ctx.walk(rt, depth=1, want_blocked=True)   # whole stacks; -t cuts the printed
     wrappers = dumptext.dump_wrappers(rt, (d.frames for d in dump.goroutines))
-    rows = xref(dump, gs, wrappers, depth)
+    rows = xref(dump, gs, wrappers, WHOLE_STACK)   # (a stack that long may be cut)
     notes = ([f"{args.dump}: {dump.problem}"] if dump.problem else []) + list(walker.errors)
     if args.json:
         return json_text({"go_version": rt.layout.go_version,
                           "dump": {"path": args.dump, "goroutines": len(dump.goroutines),
                                    "level": dump.level},
                           "goroutines": [{"id": i, "verdict": v,
-                                          "then": _then(d) if d else None,
+                                          "then": _then(d, args.depth) if d else None,
                                           "now": _now(g, args.depth) if g else None}
                                          for i, v, d, g in rows],
                           "errors": notes})
@@ -238,7 +239,7 @@ def _run_trace(ctx, args):
     rt = ctx.runtime()
     notes = ([f"{args.dump}: {s.error}"] if s.error else [])
     notes += check_same_program(rt, s, args.dump)
-    walker, gs = ctx.walk(rt, depth=args.depth, want_blocked=True)
+    walker, gs = ctx.walk(rt, depth=1, want_blocked=True)   # whole stacks; -t cuts the printed
     notes += list(walker.errors)
     rows, unseen = trace_xref(s, gs)
     if args.json:
@@ -248,7 +249,7 @@ def _run_trace(ctx, args):
                     "last_p": t.last_p if t.last_p >= 0 else None,
                     "last_m": t.last_m if t.last_m >= 0 else None,
                     "parked_ns": t.parked_for_good(),
-                    "now": _now(g) if g is not None else None}
+                    "now": _now(g, args.depth) if g is not None else None}
         return json_text({"go_version": rt.layout.go_version,
                           "trace": {"path": args.dump, "version": s.version,
                                     "start_ns": s.start_ns, "end_ns": s.end_ns,

@@ -63,7 +63,8 @@ def test_gc_matches_the_runtime(toolchain, mode, go_target):
     t = go_target("gc")
     truth = t.truth("gc")
     r = t.gdb([("json", "go gc --json"), ("text", "go gc --pauses 3"),
-               ("none", "go gc --pauses 0"), ("bad", "go gc --pauses x"),
+               ("all", "go gc --pauses 0"), ("bad", "go gc --pauses x"),
+               ("negative", "go gc --pauses -1"), ("json2", "go gc --json --pauses 2"),
                ("after", "python print('still usable')")])
     assert r.error("json") is None, r.stderr[-2000:]
     got = json.loads(r.block("json"))
@@ -78,8 +79,15 @@ def test_gc_matches_the_runtime(toolchain, mode, go_target):
     assert [int(x[0]) for x in rows] == [got["num_gc"], got["num_gc"] - 1, got["num_gc"] - 2]
     assert "s before the walk's clock" in text
     assert "not read" not in text and "warning" not in text
-    assert "cycle  pause" not in r.block("none")
+    # --pauses 0 is all of them (as every count flag's 0), in text and JSON alike
+    every = [l.split() for l in r.block("all").splitlines()
+             if l.startswith("  ") and l.split()[0].isdigit()]
+    assert len(every) == len(got["pauses"]) == 256
+    assert "256 in the history, the last 256" in r.block("all")
+    assert json.loads(r.block("json2"))["pauses"] == got["pauses"][:2]
     assert "usage: go gc" in r.error("bad")
+    neg = r.error("negative")
+    assert "--pauses" in neg and "0 or more" in neg and "\n" not in neg.strip()
     assert r.block("after").strip() == "still usable"
     assert "Traceback" not in r.stdout + r.stderr
 

@@ -47,7 +47,7 @@ MAP_VIEWS = [
     "go map main.mSmall --key nope", "go map main.mGrowing --key 1000003",
     "go map main.mGrowing --key 1000003 --json",
     "go map main.pt0", "go map main.noSuchThing", "go map main.mSmall --key",
-    "go map main.mSmall --limit -2", "go mapwatch main.mSmall --max-hits 0",
+    "go map main.mSmall --limit -2", "go mapwatch main.mSmall --max-hits -1",
     # values that hold addresses: pointers, channels, funcs, interfaces, nested maps
     "go map main.mPtrVal", "go map main.mPtrVal --json", "go map main.mPtrVal --key 99",
     "go map main.mChanFunc --json --layout", "go map main.mChanFunc", "go map main.mFunc",
@@ -120,9 +120,23 @@ def _subcommands(text):
     return text[k:] if k >= 0 else text
 
 
+# outputs issue 25 changed on purpose ("display flags only display"), each tested where
+# it is made (tests/integration/test_display_flags.py): -t no longer cuts the stacks that
+# user locations and buckets come from, --limit 0 is all and the JSON summary counts
+# every goroutine, and a negative count is argparse's one usage line
+CHANGED_BY_ISSUE_25 = {
+    "go goroutines -t 5", "go stacks --similar --json -t 3", "go stacks -t 0",
+    "go goroutines --limit 2 --json",
+    "go goroutines --limit -1", "go map main.mSmall --limit -2",
+    "go mapwatch main.mSmall --max-hits -1",
+}
+
+
 def _assert_same(old, new, commands, what):
     wrappers = _wrappers(new, commands)
     for name, _ in commands:
+        if name in CHANGED_BY_ISSUE_25:
+            continue
         if name == "go":
             got, want = _subcommands(_without_new_views(new.block(name))), \
                 _subcommands(old.block(name))
@@ -183,4 +197,11 @@ def test_views_byte_identical_to_base(toolchain, mode, fixture, go_target):
     wrappers = _wrappers(new, commands)
     for argv in views:
         k = " ".join(argv)
-        assert same_but_added(old_b[k], new_b[k], wrappers), ("bridge", k)
+        if name in CHANGED_BY_ISSUE_25:
+            continue
+        if name == "go":
+            got, want = _subcommands(_without_new_views(new.block(name))), \
+                _subcommands(old.block(name))
+        else:
+            got, want = new.block(name), old.block(name)
+        assert same_but_added(want, got, wrappers), (what, name)

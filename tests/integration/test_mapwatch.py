@@ -125,7 +125,7 @@ def test_mapwatch_keys_and_found(toolchain, tmp_path):
          % out),
         ("text", "go mapwatch 'main.strMap' --max-hits 10"),
         ("not-a-map", "go mapwatch main.sink"),
-        ("bad-hits", "go mapwatch main.intMap --max-hits 0"),
+        ("bad-hits", "go mapwatch main.intMap --max-hits -1"),
         "info breakpoints", "maint info breakpoints",
         ("signals", "info signals SIGINT"),
     ]
@@ -171,7 +171,7 @@ def test_mapwatch_keys_and_found(toolchain, tmp_path):
         assert "10 hits" in text and "stopped after --max-hits" in text, text
         assert "main.lookupStr" in text and '"k' in text, text
         assert "is a int64, not a map" in r.error("not-a-map")
-        assert "--max-hits must be 1 or more" in r.error("bad-hits")
+        assert "--max-hits: takes a count of 0 or more" in r.error("bad-hits")
         _assert_no_breakpoints(r)
         # our temporary `handle SIGINT` is gone: the default is back
         assert "SIGINT        Yes\tYes\tNo" in r.block("signals"), r.block("signals")
