@@ -21,6 +21,7 @@ from typing import Optional
 from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
 from gdb_go_ext.binary.elf import ElfFile
+from gdb_go_ext.target.corecheck import check_core
 from gdb_go_ext.runtime.goruntime import GoRuntime
 from gdb_go_ext.runtime.maps import decode_map
 from gdb_go_ext.runtime.version import parse_version
@@ -129,9 +130,16 @@ class Bridge:
             if not os.path.isfile(f):
                 raise DlvError(f"no such file {f}")
         binary = os.path.abspath(binary)
+        # a core of another build decodes into nonsense: refuse it before dlv starts
+        verdict = check_core(core, binary)
+        if verdict.error:
+            raise DlvError(verdict.error + " (as BIN)")
         p = DlvProcess("core", binary=binary, core=os.path.abspath(core), dlv=dlv,
                        go_version=_go_version_of(binary), **kw)
-        return cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)
+        b = cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)
+        if verdict.warning:
+            b.target.warnings.append(verdict.warning)
+        return b
 
     @classmethod
     def connect(cls, address: str, binary: Optional[str] = None, allow_remote: bool = False) -> "Bridge":

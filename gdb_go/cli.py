@@ -228,7 +228,7 @@ def _on_sigterm(signum, frame):
 
 def cmd_diff(args) -> int:
     import tempfile
-    from gdb_go.run import _quote
+    from gdb_go.run import _quote, write_replacing
     if not os.path.isfile(args.binary):
         raise BatchError(f"{args.binary}: no such file")
     gdb = check_setup(args.gdb, gdb_script_dir())
@@ -257,8 +257,7 @@ def cmd_diff(args) -> int:
             sys.stdout.write(text)
             return 0
         try:
-            with open(args.output, "w") as f:
-                f.write(text)
+            write_replacing(args.output, text)
         except OSError as e:
             raise BatchError(f"cannot write {args.output}: {e.strerror or e}") from None
     return 0

@@ -39,6 +39,13 @@ def _name(die) -> Optional[str]:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+
+def no_dwarf_message(path: str) -> str:
+    """What to do about a binary without DWARF (the runtime's type layouts live there)."""
+    return (f"{path} has no DWARF debug info (stripped, or built with -ldflags=-w): load an "
+            "unstripped build of the same source (gdb: `file PATH`; delve-bridge, gdb-go: as "
+            "BIN); a core accepts it as the same build")
+
 class DwarfTypes:
     """lookup_type / symbol_type over one Go binary's DWARF."""
 
@@ -52,7 +59,7 @@ class DwarfTypes:
         self._fh = open(path, "rb")
         self.elf = ELFFile(self._fh)
         if not self.elf.has_dwarf_info():
-            raise DecodeError(f"{path} has no DWARF (built with -w?); the bridge needs it for type layouts")
+            raise DecodeError(no_dwarf_message(path))
         self.dwarf = self.elf.get_dwarf_info()
         self.lock = threading.RLock()
         key = build_id or hashlib.sha256(f"{path}:{os.path.getsize(path)}:{os.path.getmtime(path)}"

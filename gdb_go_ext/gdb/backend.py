@@ -10,6 +10,7 @@ from ..errors import GoExtError, NotGoError, ReadError
 from ..binary import types as T
 from ..target import Thread
 from ..target.base import first_direct, not_live
+from ..target.corecheck import check_core, recorded_executable
 from ..target.direct import CoreMem, open_source
 from .control import GdbControl
 
@@ -88,9 +89,29 @@ class GdbTarget:
         warn = self.direct.warning() if isinstance(self.direct, CoreMem) else None
         if warn:
             self.warnings.append(warn)
+        if self.has_process and not self.is_live:
+            self._check_core()
         self._symbols: dict[str, Optional[int]] = {}
         self._symtypes: dict[str, Optional[T.GoType]] = {}
         self.read = first_direct(self.direct, self._read_gdb)
+
+    def _check_core(self) -> None:
+        """NotGoError unless the core is of the loaded executable (target.corecheck)."""
+        core = self.direct.elf if isinstance(self.direct, CoreMem) else _core_path()
+        if core is None:
+            return
+        prog = gdb.current_progspace()
+        exe = prog.filename if prog is not None else None
+        if not exe:
+            named = recorded_executable(core)
+            raise NotGoError("no executable is loaded with this core" + (
+                f": it was dumped by {named}; load it with `file {named}`" if named else
+                "; load the program that dumped it with `file PATH`"))
+        verdict = check_core(core, exe)
+        if verdict.error:
+            raise NotGoError(verdict.error + " (`file PATH`)")
+        if verdict.warning:
+            self.warnings.append(verdict.warning)
 
     # memory
     def _read_gdb(self, addr: int, size: int) -> bytes:
