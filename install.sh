@@ -182,6 +182,7 @@ _gge_loader.load()
 del _gge_site, _gge_sys, _gge_before, _gge_loader
 end
 EOF
+    chmod 644 "$tmp"   # (mktemp makes it 0600: other users of this install read it too)
     mv -f "$tmp" "$GDB_DIR/gdb_go_ext"
 }
 

@@ -42,9 +42,10 @@ def _name(die) -> Optional[str]:
 
 def no_dwarf_message(path: str) -> str:
     """What to do about a binary without DWARF (the runtime's type layouts live there)."""
-    return (f"{path} has no DWARF debug info (stripped, or built with -ldflags=-w): load an "
-            "unstripped build of the same source (gdb: `file PATH`; delve-bridge, gdb-go: as "
-            "BIN); a core accepts it as the same build")
+    return (f"{path} has no DWARF debug info (stripped, or built with -ldflags=-w): load "
+            "the build it was stripped from (gdb: `file PATH`; delve-bridge, gdb-go: as BIN), "
+            "which has the same build ID; a build made with -ldflags='-s -w' has no such twin "
+            "(build without -s -w, and ship `strip`ped copies)")
 
 class DwarfTypes:
     """lookup_type / symbol_type over one Go binary's DWARF."""

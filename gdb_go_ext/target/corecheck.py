@@ -3,18 +3,19 @@ gdb-go), made before anything is decoded: a core read with another build of the
 program decodes into plausible nonsense (0 goroutines, a nil map, GOGC 132177138).
 
 The kernel (coredump_filter bit 4, on by default) and gdb's gcore both dump the first
-page of the executable's mapping: its ELF header, program headers and build-ID notes.
-The core's Go build ID (else its GNU build-id) must equal the binary's, with one
-exception, a twin: the same build linked with other flags, `-ldflags='-s -w'` above
-all, so that a stripped production binary's core is read with an unstripped build of
-the same source. A Go build ID is actionID(binary)/actionID(main.a)/contentID(main.a)/
-contentID(binary) (cmd/go/internal/work/buildid.go); -s -w changes all parts but the
-third, measured on go1.19, go1.22 and go1.26, and leaves the code and data segments
-where they were (only the read-only segment grows, by the build setting's string).
-A twin is therefore: the same contentID(main.a) (the main package compiled from the same
-source against the same dependencies' export data) and the same executable and
-writable segments. A change only to the body of a function of another package that
-keeps every segment's size is the one rebuild this cannot tell from a twin.
+page of the executable's mapping: its ELF header, program headers and build-ID notes
+(measured for PIE and non-PIE executables). The core's Go build ID (else its GNU
+build-id) must equal the binary's. A stripped production binary's twin is the build it
+was stripped from: `strip` and `objcopy --strip-debug` keep the notes and every
+segment's address, so the two have one build ID and one layout.
+
+A build linked with -ldflags='-s -w' is another build, and is refused: its build ID
+differs in all parts but contentID(main.a) (actionID(binary)/actionID(main.a)/
+contentID(main.a)/contentID(binary), cmd/go/internal/work/buildid.go), and its build
+settings string (`build -ldflags="-s -w"`, in .go.buildinfo and runtime.modinfo) is
+longer: measured with go1.22.10, that moved the pclntab and the tables after the string
+by 0x20 bytes, and in one program every global too. The same contentID(main.a) only
+names the case in the refusal.
 
 A core without that page (coredump_filter without bit 4) cannot be checked: a warning
 says so, and the views go on.
@@ -27,9 +28,7 @@ from typing import Optional
 
 from ..errors import DecodeError
 from ..binary.core import CoreNotes
-from ..binary.elf import PT_LOAD, ElfFile
-
-PF_X, PF_W = 1, 2
+from ..binary.elf import ElfFile
 
 
 @dataclass
@@ -37,7 +36,6 @@ class CoreCheck:
     error: Optional[str] = None      # one line: the core is not of this binary
     warning: Optional[str] = None    # one line: it could not be checked
     recorded: Optional[str] = None   # the executable the core names (NT_FILE, else psinfo)
-    twin: bool = False               # accepted as the same build, linked with other flags
 
 
 def recorded_executable(core) -> Optional[str]:
@@ -80,28 +78,20 @@ def check_core(core, binary) -> CoreCheck:
         return out
     if ids[kind] == mine[kind]:
         return out
-    if kind == "go" and _twins(ids["go"], mine["go"], segs, elf.segments):
-        out.twin = True
-        return out
     label = "Go build ID" if kind == "go" else "GNU build-id"
+    relinked = kind == "go" and _same_main_package(ids["go"], mine["go"])
     out.error = (f"a core of another build: the core's executable "
                  f"{out.recorded or '(unnamed)'} had {label} {ids[kind]}, {name} has "
-                 f"{mine[kind]}; use the very build that dumped the core, or that build "
-                 "unstripped")
+                 f"{mine[kind]}" + (" (the same source linked with other flags, such as "
+                                    "-ldflags='-s -w', which can move globals)" if relinked else "")
+                 + "; use the very build that dumped the core, or that build before `strip`")
     return out
 
 
-def _twins(core_id: str, bin_id: str, core_segs, bin_segs) -> bool:
+def _same_main_package(core_id: str, bin_id: str) -> bool:
+    """The main package's content ID, the third part of a binary's Go build ID, agrees."""
     a, b = core_id.split("/"), bin_id.split("/")
-    return len(a) == 4 and len(b) == 4 and a[2] == b[2] and \
-        _fixed_segments(core_segs) == _fixed_segments(bin_segs)
-
-
-def _fixed_segments(segs) -> list:
-    """(vaddr, memsz, flags) of the executable and writable PT_LOADs (not the read-only
-    one, which the build settings' string lengthens)."""
-    return sorted((s.vaddr, s.memsz, s.flags & 7) for s in segs
-                  if s.type == PT_LOAD and s.flags & (PF_X | PF_W))
+    return len(a) == 4 and len(b) == 4 and a[2] == b[2]
 
 
 def _open(f) -> ElfFile:
