@@ -22,6 +22,7 @@ from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
 from gdb_go_ext.binary.elf import ElfFile
 from gdb_go_ext.target.corecheck import check_core
+from gdb_go_ext.binary.dwarf import has_dwarf, no_dwarf_message
 from gdb_go_ext.runtime.goruntime import GoRuntime
 from gdb_go_ext.runtime.maps import decode_map
 from gdb_go_ext.runtime.version import parse_version
@@ -38,10 +39,18 @@ from .target import DelveTarget, executable_of_pid
 
 
 def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
+    """The binary's Go version; first, DlvError (one line) for a binary without DWARF,
+    which dlv refuses with less to go on ("could not open debug info")."""
     if not binary:
         return None
     try:
-        return parse_version(ElfFile.open(binary).go_version()) or None
+        elf = ElfFile.open(binary)
+    except (OSError, DecodeError):
+        return None
+    if elf.section(".go.buildinfo") is not None and not has_dwarf(elf):
+        raise DlvError(no_dwarf_message(binary))
+    try:
+        return parse_version(elf.go_version()) or None
     except (OSError, DecodeError):
         return None
 

@@ -109,12 +109,30 @@ def cmd_trace(args) -> int:
     from gdb_go_ext.views import registry, trace  # noqa: F401  (registers only `trace`:
     # every view's imports, numpy and protobuf among them, would be half a second)
 
+    from gdb_go.run import _partial_name, _remove
+    words = list(args.words)
+    # -o FILE: the view writes a partial file beside FILE, renamed over it once written,
+    # so that a failed run never cuts an earlier good output
+    i = next((k for k, w in enumerate(words[:-1]) if w == "-o"), None)
+    final = part = None
+    if i is not None and words[i + 1] != "-" and not os.path.isdir(words[i + 1]):
+        final = words[i + 1]
+        part = words[i + 1] = _partial_name(final)
     try:
-        out = registry.run_without_target(["trace"] + args.words, prog_prefix=f"{PROG} ")
+        out = registry.run_without_target(["trace"] + words, prog_prefix=f"{PROG} ")
+        if part is not None and os.path.exists(part):
+            try:
+                os.replace(part, final)
+            except OSError as e:
+                raise BatchError(f"cannot write {final}: {e.strerror or e}") from None
+            out = "".join(out).replace(part, final)
     except GoExtError as e:
         if args.debug:
             traceback.print_exc()
         raise BatchError(str(e)) from None
+    finally:
+        if part is not None:
+            _remove(part)
     sys.stdout.write("".join(out))
     return 0
 

@@ -40,6 +40,11 @@ def _name(die) -> Optional[str]:
 
 
 
+def has_dwarf(elf) -> bool:
+    """Whether an ElfFile carries DWARF (.debug_info, or Go 1.19's compressed .zdebug_info)."""
+    return elf.section(".debug_info") is not None or elf.section(".zdebug_info") is not None
+
+
 def no_dwarf_message(path: str) -> str:
     """What to do about a binary without DWARF (the runtime's type layouts live there)."""
     return (f"{path} has no DWARF debug info (stripped, or built with -ldflags=-w): load "

@@ -279,10 +279,12 @@ class ElfFile:
         return go.decode("utf-8", "replace") if go is not None else None
 
     def _note(self, secname: str, ntype: int, owner: bytes) -> Optional[bytes]:
+        """The note from its section, else from the PT_NOTE segments (a file whose
+        section headers are gone)."""
         data = self.section_data(secname)
-        if data is None:
-            return None
-        for name, typ, desc in parse_notes(data, 64):
+        notes = parse_notes(data, 64) if data is not None else self.segment_notes() \
+            if not self.sections else ()
+        for name, typ, desc in notes:
             if typ == ntype and name == owner:
                 return bytes(desc)
         return None
