@@ -8,7 +8,7 @@ gdb run in batch for you.
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
 a terminal, then a summary: per core, its goroutines, its biggest buckets, and its error.
-A core that cannot be read (truncated, not a core, a core of another binary) is reported
+A core that cannot be read (truncated, not a core, a core of another build) is reported
 on its line and the others go on. `diff` is `go stacks --diff` across two cores: the
 old core's `go stacks --json`, then its diff on the new core. Exit status: 0 when every core was written, 1 when
 any failed, 2 for a bad command line, 130 when interrupted. Errors are one line
