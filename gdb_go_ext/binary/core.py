@@ -83,20 +83,22 @@ class CoreNotes:
                     return bytes(core._mv[off:off + size])
         return None
 
-    def executable_headers(self) -> Optional[Tuple[int, list, dict]]:
+    def executable_headers(self, guess: Optional[int] = None) -> Optional[Tuple[int, list, dict]]:
         """(load address, program headers, build IDs) of the executable from the core's
-        copy of its first page; None where the core holds no such copy."""
+        copy of its first page; None where the core holds no such copy. guess: where
+        the first page would be, for a core without an NT_FILE note."""
         m = self.executable()
-        if m is None:
+        start = m.start if m is not None else guess
+        if start is None:
             return None
-        page = self.read(m.start, PAGE)
+        page = self.read(start, PAGE)
         if page is None:
             return None
         try:
             segs, ids = image_headers(page)
         except DecodeError:
             return None
-        return m.start, segs, ids
+        return start, segs, ids
 
 
 def _file_mappings(desc) -> List[Mapping]:

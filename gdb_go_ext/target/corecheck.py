@@ -28,7 +28,9 @@ from typing import Optional
 
 from ..errors import DecodeError
 from ..binary.core import CoreNotes
-from ..binary.elf import ElfFile
+from ..binary.elf import PT_LOAD, ElfFile
+
+ET_DYN = 3
 
 
 @dataclass
@@ -60,7 +62,7 @@ def check_core(core, binary) -> CoreCheck:
         out.warning = f"cannot check that the core is of this binary: {e}"
         return out
     name = elf.path if isinstance(binary, ElfFile) else binary
-    head = notes.executable_headers()
+    head = notes.executable_headers(_first_page_guess(elf, notes.entry))
     if head is None:
         out.warning = ("cannot check that the core is of " + os.path.basename(name) + ": it holds "
                        "no copy of the executable's ELF headers (coredump_filter without bit 4)")
@@ -92,6 +94,17 @@ def _same_main_package(core_id: str, bin_id: str) -> bool:
     """The main package's content ID, the third part of a binary's Go build ID, agrees."""
     a, b = core_id.split("/"), bin_id.split("/")
     return len(a) == 4 and len(b) == 4 and a[2] == b[2]
+
+
+def _first_page_guess(elf: ElfFile, entry: Optional[int]) -> Optional[int]:
+    """Where binary's first page is loaded, from its own headers (a PIE: moved by the
+    bias AT_ENTRY gives), for a core that names no mapped files."""
+    first = next((s for s in elf.segments if s.type == PT_LOAD and s.offset == 0), None)
+    if first is None:
+        return None
+    if elf.e_type != ET_DYN:
+        return first.vaddr
+    return first.vaddr + entry - elf.entry if entry is not None and entry >= elf.entry else None
 
 
 def _open(f) -> ElfFile:

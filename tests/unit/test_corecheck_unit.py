@@ -108,3 +108,15 @@ def test_damaged_inputs_never_raise(tmp_path):
         assert recorded_executable(core) in (None, EXE)
     v = check_core(_write(tmp_path, "core", _core(_exe(ID))), str(tmp_path / "missing"))
     assert v.error is None and v.warning
+
+
+def test_core_without_nt_file_is_checked_at_the_binarys_address(tmp_path):
+    """No NT_FILE note (an older dumper): the binary's own first LOAD says where to look."""
+    data = bytearray(_core(_exe(ID)))
+    i = data.find(struct.pack("<I", 0x46494C45))
+    data[i:i + 4] = struct.pack("<I", 0x7777)   # the NT_FILE note becomes unknown
+    core = _write(tmp_path, "core", bytes(data))
+    assert check_core(core, _write(tmp_path, "exe", _exe(ID))).error is None
+    other = ID.replace("dddd", "zzzz")
+    v = check_core(core, _write(tmp_path, "other", _exe(other)))
+    assert v.error and "another build" in v.error and "order-service-a" in v.error
