@@ -21,7 +21,7 @@ from typing import Optional
 from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
 from gdb_go_ext.binary.elf import ElfFile
-from gdb_go_ext.target.corecheck import check_core
+from gdb_go_ext.target.corecheck import check_core, check_process, read_proc_mem
 from gdb_go_ext.binary.dwarf import has_dwarf, no_dwarf_message
 from gdb_go_ext.runtime.goruntime import GoRuntime
 from gdb_go_ext.runtime.maps import decode_map
@@ -129,6 +129,10 @@ class Bridge:
             if not os.path.exists(f"/proc/{pid}"):
                 raise DlvError(f"no process {pid}")
             raise DlvError(f"cannot find the executable of process {pid}; pass it with --binary")
+        if binary:   # another build than the process runs reads nonsense: refuse it
+            verdict = check_process(pid, binary, read_proc_mem(pid))
+            if verdict.error:
+                raise DlvError(verdict.error + " (--binary)")
         p = DlvProcess("attach", pid=pid, binary=binary, dlv=dlv, go_version=_go_version_of(exe), **kw)
         return cls._started("attach", p, exe, pid, direct_memory=direct_memory)
 

@@ -10,7 +10,7 @@ from ..errors import GoExtError, NotGoError, ReadError
 from ..binary import types as T
 from ..target import Thread
 from ..target.base import first_direct, not_live
-from ..target.corecheck import check_core, recorded_executable
+from ..target.corecheck import check_core, check_process, recorded_executable
 from ..target.direct import CoreMem, open_source
 from .control import GdbControl
 
@@ -89,11 +89,14 @@ class GdbTarget:
         warn = self.direct.warning() if isinstance(self.direct, CoreMem) else None
         if warn:
             self.warnings.append(warn)
-        if self.has_process and not self.is_live:
-            self._check_core()
         self._symbols: dict[str, Optional[int]] = {}
         self._symtypes: dict[str, Optional[T.GoType]] = {}
         self.read = first_direct(self.direct, self._read_gdb)
+        # a core or a process of another build decodes into nonsense: refuse it
+        if self.has_process and not self.is_live:
+            self._check_core()
+        elif self.is_live:
+            self._check_process()
 
     def _check_core(self) -> None:
         """NotGoError unless the core is of the loaded executable (target.corecheck)."""
@@ -112,6 +115,22 @@ class GdbTarget:
             raise NotGoError(verdict.error + " (`file PATH`)")
         if verdict.warning:
             self.warnings.append(verdict.warning)
+
+    def _check_process(self) -> None:
+        """NotGoError when the loaded executable is not the build the process runs."""
+        prog = gdb.current_progspace()
+        exe = prog.filename if prog is not None else None
+        if not exe:
+            return
+
+        def read(addr, size):
+            try:
+                return self.read(addr, size)
+            except ReadError:
+                return None
+        verdict = check_process(self.inferior.pid, exe, read)
+        if verdict.error:
+            raise NotGoError(verdict.error + " (`file /proc/PID/exe`)")
 
     # memory
     def _read_gdb(self, addr: int, size: int) -> bytes:

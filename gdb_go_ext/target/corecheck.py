@@ -28,7 +28,7 @@ from typing import Optional
 
 from ..errors import DecodeError
 from ..binary.core import CoreNotes
-from ..binary.elf import PT_LOAD, ElfFile
+from ..binary.elf import PT_LOAD, ElfFile, image_headers
 
 ET_DYN = 3
 
@@ -67,7 +67,41 @@ def check_core(core, binary) -> CoreCheck:
         out.warning = ("cannot check that the core is of " + os.path.basename(name) + ": it holds "
                        "no copy of the executable's ELF headers (coredump_filter without bit 4)")
         return out
-    _, segs, ids = head
+    _, _, ids = head
+    out.error, out.warning = _compare(ids, elf, name, out.recorded, "core")
+    return out
+
+
+def check_process(pid: int, binary, read) -> CoreCheck:
+    """The same check for a live process: the first page of its executable's mapping
+    (/proc/PID/maps), read with read(addr, size) (the target's own reads, bytes or None),
+    against binary. A process that cannot be looked at is not checked (no warning)."""
+    out = CoreCheck()
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        start = None
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].rstrip("\n") == exe and int(parts[2], 16) == 0:
+                    start = int(parts[0].split("-")[0], 16)
+                    break
+        elf = _open(binary)
+        page = read(start, 4096) if start is not None else None
+        if page is None:
+            return out
+        _, ids = image_headers(page)
+    except (OSError, ValueError, DecodeError):
+        return out
+    out.recorded = exe.removesuffix(" (deleted)")
+    name = elf.path if isinstance(binary, ElfFile) else binary
+    out.error, _ = _compare(ids, elf, name, out.recorded, "process")
+    return out
+
+
+def _compare(ids: dict, elf: ElfFile, name: str, recorded: Optional[str], what: str) -> tuple:
+    """(error, warning) of the build IDs found in a core or a process (ids) against
+    elf's (name: its path)."""
     mine = {"go": elf.go_build_id(), "gnu": elf.gnu_build_id()}
     kind = "go" if ids.get("go") and mine["go"] else "gnu" if ids.get("gnu") and mine["gnu"] \
         else None
@@ -75,19 +109,18 @@ def check_core(core, binary) -> CoreCheck:
         kind = "go" if ids.get("go") else "gnu"
         mine[kind] = "none"
     if kind is None:
-        out.warning = (f"cannot check that the core is of {os.path.basename(name)}: "
-                       "the two carry no build ID of the same kind")
-        return out
+        return None, (f"cannot check that the {what} is of {os.path.basename(name)}: "
+                      "the two carry no build ID of the same kind")
     if ids[kind] == mine[kind]:
-        return out
+        return None, None
     label = "Go build ID" if kind == "go" else "GNU build-id"
     relinked = kind == "go" and _same_main_package(ids["go"], mine["go"])
-    out.error = (f"a core of another build: the core's executable "
-                 f"{out.recorded or '(unnamed)'} had {label} {ids[kind]}, {name} has "
-                 f"{mine[kind]}" + (" (the same source linked with other flags, such as "
-                                    "-ldflags='-s -w', which can move globals)" if relinked else "")
-                 + "; use the very build that dumped the core, or that build before `strip`")
-    return out
+    return (f"a {what} of another build: the {what}'s executable "
+            f"{recorded or '(unnamed)'} {'had' if what == 'core' else 'has'} {label} {ids[kind]}, {name} has "
+            f"{mine[kind]}" + (" (the same source linked with other flags, such as "
+                               "-ldflags='-s -w', which can move globals)" if relinked else "")
+            + "; use the very build that " + ("dumped the core, or that build before `strip`"
+                                              if what == "core" else "it runs")), None
 
 
 def _same_main_package(core_id: str, bin_id: str) -> bool:
@@ -105,6 +138,23 @@ def _first_page_guess(elf: ElfFile, entry: Optional[int]) -> Optional[int]:
     if elf.e_type != ET_DYN:
         return first.vaddr
     return first.vaddr + entry - elf.entry if entry is not None and entry >= elf.entry else None
+
+
+def read_proc_mem(pid: int):
+    """read(addr, size) -> bytes or None over /proc/PID/mem, for check_process."""
+    def read(addr: int, size: int):
+        try:
+            fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            data = os.pread(fd, size, addr)
+        except (OSError, OverflowError):
+            return None
+        finally:
+            os.close(fd)
+        return data if len(data) == size else None
+    return read
 
 
 def _open(f) -> ElfFile:
