@@ -119,8 +119,8 @@ def _compare(ids: dict, elf: ElfFile, name: str, recorded: Optional[str], what: 
             f"{recorded or '(unnamed)'} {'had' if what == 'core' else 'has'} {label} {ids[kind]}, {name} has "
             f"{mine[kind]}" + (" (the same source linked with other flags, such as "
                                "-ldflags='-s -w', which can move globals)" if relinked else "")
-            + "; use the very build that " + ("dumped the core, or that build before `strip`"
-                                              if what == "core" else "it runs")), None
+            + "; use " + ("the very build that dumped the core, or that build before `strip`"
+                          if what == "core" else "the build the process runs")), None
 
 
 def _same_main_package(core_id: str, bin_id: str) -> bool:
