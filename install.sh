@@ -267,6 +267,7 @@ else:
 del _gge_site, _gge_sys, _gge_before
 end
 EOF
+    chmod 644 "$tmp"   # (mktemp makes it 0600: other users of this install read it too)
     mv -f "$tmp" "$GDB_DIR/gdb_go_ext"
 }
 

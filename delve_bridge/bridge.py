@@ -22,6 +22,8 @@ from typing import Optional
 from gdb_go_ext.analysis import triage
 from gdb_go_ext.errors import DecodeError, GoExtError, UsageError
 from gdb_go_ext.binary.elf import ElfFile
+from gdb_go_ext.target.corecheck import check_core, check_process, read_proc_mem
+from gdb_go_ext.binary.dwarf import has_dwarf, no_dwarf_message
 from gdb_go_ext.runtime.goruntime import GoRuntime
 from gdb_go_ext.runtime.maps import decode_map
 from gdb_go_ext.runtime.version import parse_version
@@ -38,10 +40,18 @@ from .target import DelveTarget, executable_of_pid
 
 
 def _go_version_of(binary: Optional[str]) -> Optional[tuple]:
+    """The binary's Go version; first, DlvError (one line) for a binary without DWARF,
+    which dlv refuses with less to go on ("could not open debug info")."""
     if not binary:
         return None
     try:
-        return parse_version(ElfFile.open(binary).go_version()) or None
+        elf = ElfFile.open(binary)
+    except (OSError, DecodeError):
+        return None
+    if elf.section(".go.buildinfo") is not None and not has_dwarf(elf):
+        raise DlvError(no_dwarf_message(binary))
+    try:
+        return parse_version(elf.go_version()) or None
     except (OSError, DecodeError):
         return None
 
@@ -208,6 +218,10 @@ class Bridge:
         exe = binary or executable_of_pid(pid)
         if exe is None or not os.path.exists(exe):
             raise DlvError(f"cannot find the executable of process {pid}; pass it with --binary")
+        if binary:   # another build than the process runs reads nonsense: refuse it
+            verdict = check_process(pid, binary, read_proc_mem(pid))
+            if verdict.error:
+                raise DlvError(verdict.error + " (--binary)")
         p = DlvProcess("attach", pid=pid, binary=binary, dlv=dlv, go_version=_go_version_of(exe), **kw)
         return cls._started("attach", p, exe, pid, direct_memory=direct_memory)
 
@@ -222,9 +236,16 @@ class Bridge:
         if cut:
             raise DlvError(f"{cut}; dlv cannot open a cut core (was it copied whole, "
                            "or its disk full while it was written?)")
+        # a core of another build decodes into nonsense: refuse it before dlv starts
+        verdict = check_core(core, binary)
+        if verdict.error:
+            raise DlvError(verdict.error + " (as BIN)")
         p = DlvProcess("core", binary=binary, core=os.path.abspath(core), dlv=dlv,
                        go_version=_go_version_of(binary), **kw)
-        return cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)
+        b = cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)
+        if verdict.warning:
+            b.target.warnings.append(verdict.warning)
+        return b
 
     @classmethod
     def connect(cls, address: str, binary: Optional[str] = None, allow_remote: bool = False) -> "Bridge":

@@ -10,7 +10,7 @@ gdb run in batch for you.
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
 a terminal, then a summary: per core, its goroutines, its biggest buckets, and its error.
-A core that cannot be read (truncated, not a core, a core of another binary) is reported
+A core that cannot be read (truncated, not a core, a core of another build) is reported
 on its line and the others go on. `diff` is `go stacks --diff` across two cores: the
 old core's `go stacks --json`, then its diff on the new core. Exit status: 0 when every core was written, 1 when
 any failed, 2 for a bad command line, 130 when interrupted. Errors are one line
@@ -114,12 +114,30 @@ def cmd_trace(args) -> int:
     from gdb_go_ext.views import registry, trace  # noqa: F401  (registers only `trace`:
     # every view's imports, numpy and protobuf among them, would be half a second)
 
+    from gdb_go.run import _partial_name, _remove
+    words = list(args.words)
+    # -o FILE: the view writes a partial file beside FILE, renamed over it once written,
+    # so that a failed run never cuts an earlier good output
+    i = next((k for k, w in enumerate(words[:-1]) if w == "-o"), None)
+    final = part = None
+    if i is not None and words[i + 1] != "-" and not os.path.isdir(words[i + 1]):
+        final = words[i + 1]
+        part = words[i + 1] = _partial_name(final)
     try:
-        out = registry.run_without_target(["trace"] + args.words, prog_prefix=f"{PROG} ")
+        out = registry.run_without_target(["trace"] + words, prog_prefix=f"{PROG} ")
+        if part is not None and os.path.exists(part):
+            try:
+                os.replace(part, final)
+            except OSError as e:
+                raise BatchError(f"cannot write {final}: {e.strerror or e}") from None
+            out = "".join(out).replace(part, final)
     except GoExtError as e:
         if args.debug:
             traceback.print_exc()
         raise BatchError(str(e)) from None
+    finally:
+        if part is not None:
+            _remove(part)
     sys.stdout.write("".join(out))
     return 0
 
@@ -233,7 +251,7 @@ def _on_sigterm(signum, frame):
 
 def cmd_diff(args) -> int:
     import tempfile
-    from gdb_go.run import _quote
+    from gdb_go.run import _quote, write_replacing
     if not os.path.isfile(args.binary):
         raise BatchError(f"{args.binary}: no such file")
     gdb = check_setup(args.gdb, gdb_script_dir())
@@ -262,8 +280,7 @@ def cmd_diff(args) -> int:
             sys.stdout.write(text)
             return 0
         try:
-            with open(args.output, "w") as f:
-                f.write(text)
+            write_replacing(args.output, text)
         except OSError as e:
             raise BatchError(f"cannot write {args.output}: {e.strerror or e}") from None
     return 0

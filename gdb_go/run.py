@@ -14,6 +14,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from gdb_go_ext.target.corecheck import check_core
+
 # format -> (the view's command, without -o; the output file's suffix)
 FORMATS = {
     "text": ("go dump", ".dump.txt"),
@@ -45,8 +47,7 @@ with open(_plan["result"], "w") as _f:
 '''
 
 # what gdb says on stderr that names the core's problem better than the view would
-_GDB_PROBLEMS = ("core file may not match specified executable file",
-                 "is not a core dump", "is truncated", "No such file or directory",
+_GDB_PROBLEMS = ("is not a core dump", "is truncated", "No such file or directory",
                  "Permission denied", "not in executable format")
 
 
@@ -159,27 +160,43 @@ class Batch:
     def _one(self, core, name, res):
         view, _ = FORMATS[self.fmt]
         out = os.path.join(self.out_dir, name)
+        # the view writes beside OUT and the file is renamed over it only once written:
+        # a failed run never deletes nor cuts an earlier good output
+        part = _partial_name(out)
         with tempfile.TemporaryDirectory(prefix="gdb-go-") as tmp:
-            summary = out if self.fmt == "stacks" else os.path.join(tmp, "stacks.json")
-            commands = [["view", f"{view} -o {_quote(out)}"]]
+            summary = part if self.fmt == "stacks" else os.path.join(tmp, "stacks.json")
+            commands = [["view", f"{view} -o {_quote(part)}"]]
             if self.fmt != "stacks":
                 commands.append(["summary", f"{SUMMARY_CMD} -o {_quote(summary)}"])
-            res.error, steps = self.gdb_run(core, commands, tmp)
+            try:
+                res.error, steps = self.gdb_run(core, commands, tmp)
+                if not res.error:
+                    try:
+                        if self.fmt == "stacks":   # (read before the rename: same bytes)
+                            self._summary(part, res)
+                        os.replace(part, out)
+                    except OSError as e:
+                        res.error = f"cannot write {out}: {e.strerror or e}"
+            finally:
+                _remove(part)
             if res.error:
-                _remove(out)
                 return
             res.output = out
             if steps.get("summary"):
                 res.warnings.append("summary: " + steps["summary"])
-                return
-            try:
-                with open(summary) as f:
-                    s = json.load(f)
-                res.total, res.go_version = s.get("total"), s.get("go_version")
-                res.buckets = sorted(s.get("buckets", ()), key=lambda b: -b.get("count", 0))
-                res.warnings += s.get("errors") or []
-            except (OSError, ValueError) as e:
-                res.warnings.append(f"summary unreadable: {e}")
+            elif self.fmt != "stacks":
+                self._summary(summary, res)
+
+    @staticmethod
+    def _summary(path, res):
+        try:
+            with open(path) as f:
+                s = json.load(f)
+            res.total, res.go_version = s.get("total"), s.get("go_version")
+            res.buckets = sorted(s.get("buckets", ()), key=lambda b: -b.get("count", 0))
+            res.warnings += s.get("errors") or []
+        except (OSError, ValueError) as e:
+            res.warnings.append(f"summary unreadable: {e}")
 
     def gdb_run(self, core, commands, tmp):
         """One gdb on core running commands ([name, command] pairs; the first is the one
@@ -187,6 +204,11 @@ class Batch:
         problem = core_problem(core)
         if problem:
             return problem, {}
+        # gdb's own "core file may not match" compares the 15-byte psinfo name with the
+        # file's: it proves nothing. The build IDs do (target/corecheck.py).
+        verdict = check_core(core, self.binary)
+        if verdict.error:
+            return verdict.error, {}
         result = os.path.join(tmp, "result.json")
         env = dict(os.environ, NO_COLOR="1")
         try:
@@ -218,11 +240,6 @@ class Batch:
             tail = said or [ln for ln in (stderr + stdout).splitlines() if ln.strip()][-1:]
             return "gdb ended (status %d) before the views ran%s" % (
                 p.returncode, ": " + tail[-1] if tail else ""), {}
-        mismatch = [s for s in said if "may not match" in s]
-        if mismatch:
-            # the view's own error (garbage memory) says less than gdb's build-ID check
-            said_it = mismatch[0].removeprefix("warning: ").rstrip(".")
-            return f"a core of another binary (gdb: {said_it})", got["steps"]
         if not got.get("loaded") and said:
             return "gdb: " + said[0], got["steps"]
         return got["steps"].get(commands[0][0]), got["steps"]
@@ -266,6 +283,23 @@ def _remove(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def _partial_name(path: str) -> str:
+    """A name beside path (the same file system, for the rename) no other run uses."""
+    d, base = os.path.split(path)
+    return os.path.join(d, f".{base}.{os.getpid()}-{threading.get_ident()}.partial")
+
+
+def write_replacing(path: str, text: str) -> None:
+    """Write text to path through a partial file renamed over it: path is never cut."""
+    part = _partial_name(path)
+    try:
+        with open(part, "w") as f:
+            f.write(text)
+        os.replace(part, path)
+    finally:
+        _remove(part)
 
 
 def _quote(path: str) -> str:

@@ -39,6 +39,19 @@ def _name(die) -> Optional[str]:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+
+def has_dwarf(elf) -> bool:
+    """Whether an ElfFile carries DWARF (.debug_info, or Go 1.19's compressed .zdebug_info)."""
+    return elf.section(".debug_info") is not None or elf.section(".zdebug_info") is not None
+
+
+def no_dwarf_message(path: str) -> str:
+    """What to do about a binary without DWARF (the runtime's type layouts live there)."""
+    return (f"{path} has no DWARF debug info (stripped, or built with -ldflags=-w): load "
+            "the build it was stripped from (gdb: `file PATH`; delve-bridge, gdb-go: as BIN), "
+            "which has the same build ID; a build made with -ldflags='-s -w' has no such twin "
+            "(build without -s -w, and ship `strip`ped copies)")
+
 class DwarfTypes:
     """lookup_type / symbol_type over one Go binary's DWARF."""
 
@@ -52,7 +65,7 @@ class DwarfTypes:
         self._fh = open(path, "rb")
         self.elf = ELFFile(self._fh)
         if not self.elf.has_dwarf_info():
-            raise DecodeError(f"{path} has no DWARF (built with -w?); the bridge needs it for type layouts")
+            raise DecodeError(no_dwarf_message(path))
         self.dwarf = self.elf.get_dwarf_info()
         self.lock = threading.RLock()
         key = build_id or hashlib.sha256(f"{path}:{os.path.getsize(path)}:{os.path.getmtime(path)}"

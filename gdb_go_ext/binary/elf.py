@@ -31,6 +31,8 @@ SHT_SYMTAB = 2
 SHT_NOTE = 7
 STT_FUNC = 2
 STT_OBJECT = 1
+NT_GNU_BUILD_ID = 3   # owner "GNU"
+NT_GO_BUILD_ID = 4    # owner "Go"
 
 # Limits that keep a hostile file from making us allocate or loop forever.
 _MAX_SECTIONS = 65535
@@ -271,33 +273,33 @@ class ElfFile:
     def build_id(self) -> Optional[str]:
         """The GNU build-id as hex (``.note.gnu.build-id``), else the Go build ID
         (``.note.go.buildid``) as text, else None."""
-        gnu = self._note(".note.gnu.build-id", 3, b"GNU")
-        if gnu is not None:
-            return gnu.hex()
-        go = self._note(".note.go.buildid", 4, b"Go")
-        if go is not None:
-            return go.decode("utf-8", "replace")
-        return None
+        return self.gnu_build_id() or self.go_build_id()
+
+    def gnu_build_id(self) -> Optional[str]:
+        gnu = self._note(".note.gnu.build-id", NT_GNU_BUILD_ID, b"GNU")
+        return gnu.hex() if gnu is not None else None
+
+    def go_build_id(self) -> Optional[str]:
+        go = self._note(".note.go.buildid", NT_GO_BUILD_ID, b"Go")
+        return go.decode("utf-8", "replace") if go is not None else None
 
     def _note(self, secname: str, ntype: int, owner: bytes) -> Optional[bytes]:
+        """The note from its section, else from the PT_NOTE segments (a file whose
+        section headers are gone)."""
         data = self.section_data(secname)
-        if data is None:
-            return None
-        off = 0
-        for _ in range(64):
-            if off + 12 > len(data):
-                return None
-            namesz, descsz, typ = struct.unpack_from("<III", data, off)
-            name_start = off + 12
-            desc_start = name_start + ((namesz + 3) & ~3)
-            desc_end = desc_start + descsz
-            if desc_end > len(data):
-                return None
-            name = bytes(data[name_start:name_start + namesz]).rstrip(b"\0")
+        notes = parse_notes(data, 64) if data is not None else self.segment_notes() \
+            if not self.sections else ()
+        for name, typ, desc in notes:
             if typ == ntype and name == owner:
-                return bytes(data[desc_start:desc_end])
-            off = desc_start + ((descsz + 3) & ~3)
+                return bytes(desc)
         return None
+
+    def segment_notes(self):
+        """(owner, type, desc) of every note in the PT_NOTE segments (a core's notes)."""
+        for seg in self.segments:
+            if seg.type == PT_NOTE:
+                end = min(seg.offset + seg.filesz, len(self._data))
+                yield from parse_notes(self._mv[seg.offset:end])
 
     # -- Go build info ----------------------------------------------------------------------
     def go_buildinfo(self) -> BuildInfo:
@@ -387,6 +389,43 @@ def _parse_modinfo(vers: str, mod: str) -> BuildInfo:
             k, _, v = parts[1].partition("=")
             settings[k] = v
     return BuildInfo(vers, path, module, mversion, settings, body)
+
+
+def parse_notes(data, limit: int = 4096):
+    """(owner, type, desc) of each ELF note in data (a note section or segment), at most
+    limit of them; stops quietly where a note runs past the end."""
+    off = 0
+    for _ in range(limit):
+        if off + 12 > len(data):
+            return
+        namesz, descsz, typ = struct.unpack_from("<III", data, off)
+        desc = off + 12 + ((namesz + 3) & ~3)
+        if desc + descsz > len(data):
+            return
+        yield bytes(data[off + 12:off + 12 + namesz]).rstrip(b"\0"), typ, data[desc:desc + descsz]
+        off = desc + ((descsz + 3) & ~3)
+
+
+def image_headers(image) -> Tuple[List[Segment], Dict[str, str]]:
+    """The program headers and build IDs ({"go": ..., "gnu": hex}) of an ELF file from
+    the bytes of its first mapped page(s) (a core's copy of them): only notes that lie
+    wholly in image. DecodeError if image does not start with an ELF64 header."""
+    if len(image) < _EHDR.size or bytes(image[:4]) != b"\x7fELF" or image[4] != 2:
+        raise DecodeError("no ELF64 header")
+    (_, _, _, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = _EHDR.unpack_from(image, 0)
+    if phentsize < _PHDR.size or phoff + phnum * phentsize > len(image):
+        raise DecodeError("program headers beyond the image")
+    segs, ids = [], {}
+    for i in range(min(phnum, 256)):
+        p_type, p_flags, off, vaddr, _, filesz, memsz, _ = _PHDR.unpack_from(image, phoff + i * phentsize)
+        segs.append(Segment(p_type, p_flags, off, vaddr, filesz, memsz))
+        if p_type == PT_NOTE and off + filesz <= len(image):
+            for name, typ, desc in parse_notes(image[off:off + filesz], 64):
+                if name == b"Go" and typ == NT_GO_BUILD_ID:
+                    ids.setdefault("go", bytes(desc).decode("utf-8", "replace"))
+                elif name == b"GNU" and typ == NT_GNU_BUILD_ID:
+                    ids.setdefault("gnu", bytes(desc).hex())
+    return segs, ids
 
 
 def open_elf(path: str) -> ElfFile:

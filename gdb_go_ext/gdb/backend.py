@@ -14,6 +14,7 @@ from ..binary import types as T
 from ..binary.generics import is_shape
 from ..target import Thread
 from ..target.base import Scope, first_direct, not_live
+from ..target.corecheck import check_core, check_process, recorded_executable
 from ..target.direct import CoreMem, open_source
 from . import borrowed
 from .control import GdbControl
@@ -96,6 +97,45 @@ class GdbTarget:
         self._symbols: dict[str, Optional[int]] = {}
         self._symtypes: dict[str, Optional[T.GoType]] = {}
         self.read = first_direct(self.direct, self._read_gdb)
+        # a core or a process of another build decodes into nonsense: refuse it
+        if self.has_process and not self.is_live:
+            self._check_core()
+        elif self.is_live:
+            self._check_process()
+
+    def _check_core(self) -> None:
+        """NotGoError unless the core is of the loaded executable (target.corecheck)."""
+        core = self.direct.elf if isinstance(self.direct, CoreMem) else _core_path()
+        if core is None:
+            return
+        prog = gdb.current_progspace()
+        exe = prog.filename if prog is not None else None
+        if not exe:
+            named = recorded_executable(core)
+            raise NotGoError("no executable is loaded with this core" + (
+                f": it was dumped by {named}; load it with `file {named}`" if named else
+                "; load the program that dumped it with `file PATH`"))
+        verdict = check_core(core, exe)
+        if verdict.error:
+            raise NotGoError(verdict.error + " (`file PATH`)")
+        if verdict.warning:
+            self.warnings.append(verdict.warning)
+
+    def _check_process(self) -> None:
+        """NotGoError when the loaded executable is not the build the process runs."""
+        prog = gdb.current_progspace()
+        exe = prog.filename if prog is not None else None
+        if not exe:
+            return
+
+        def read(addr, size):
+            try:
+                return self.read(addr, size)
+            except ReadError:
+                return None
+        verdict = check_process(self.inferior.pid, exe, read)
+        if verdict.error:
+            raise NotGoError(verdict.error + " (`file /proc/PID/exe`)")
 
     # memory
     def _read_gdb(self, addr: int, size: int) -> bytes:

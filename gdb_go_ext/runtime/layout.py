@@ -361,7 +361,8 @@ class Layouts:
         """NotGoError unless the target is a Go program with its runtime's debug info."""
         self.go_version  # noqa: B018 (reads the version)
         if self.target.lookup_type("runtime.g") is None:
-            raise NotGoError("no DWARF type runtime.g: is this a Go binary built without -w?")
+            from ..binary.dwarf import no_dwarf_message
+            raise NotGoError(no_dwarf_message(self.target.executable() or "the program"))
 
     # the version
     @functools.cached_property

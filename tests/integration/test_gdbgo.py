@@ -90,7 +90,7 @@ def test_dump_many_cores(tc, tmp_path):
                 assert f.read().rstrip("\n") == truth[core][0].rstrip("\n"), name
             assert name in rows[core]
         assert " error " in rows[trunc] and "truncated" in rows[trunc], rows[trunc]
-        assert " error " in rows[other] and "another binary" in rows[other], rows[other]
+        assert " error " in rows[other] and "another build" in rows[other], rows[other]
         assert sorted(os.listdir(out)) == sorted(os.path.basename(c) + ".dump.txt" for c in (a, b))
         assert p.stdout.splitlines()[-1] == "2 of 4 cores written, 2 failed"
 
@@ -160,7 +160,7 @@ def test_diff_two_cores(tc, tmp_path):
         with harness.target_for("version", tc, "core", str(tmp_path / "other")) as other:
             p = _run(_launcher() + ["diff", binary, other.core, core2], str(tmp_path))
         assert p.returncode == 1 and p.stdout == "", (p.stdout, p.stderr)
-        assert p.stderr.count("\n") == 1 and "another binary" in p.stderr, p.stderr
+        assert p.stderr.count("\n") == 1 and "another build" in p.stderr, p.stderr
     finally:
         shutil.rmtree(str(tmp_path / "cores1"), ignore_errors=True)
         shutil.rmtree(str(tmp_path / "cores2"), ignore_errors=True)
