@@ -1,0 +1,220 @@
+"""The scheduler probe (`gdb-go probe-sched PID`, `sched --probe S`): where the uprobe
+goes, what the BPF program is told, and what its counts say (pure Python).
+
+The BPF program (target/bpf/sched.bpf.c) sees every call of runtime.casgstatus, the
+one function every goroutine status change goes through (casgstatus(gp, old, new):
+gp in AX, the statuses in BX and CX). It is nosplit, so the uprobe sits at its entry;
+a build where it has a stack check gets the probe at the check's jbe (the same
+finder as mapwatch's, ebpfmap.stack_check_jbe) with restarts skipped.
+
+By looking, never by version: the status codes from runtime.gStatusStrings (the
+runtime's own defaults where it is missing), the wait reasons' names from
+runtime.waitReasonStrings, the offsets of g.m, g.waitreason, m.p and p.id from DWARF,
+the PIE bias from /proc/PID/maps.
+"""
+from __future__ import annotations
+
+import struct
+from typing import Callable, Optional
+
+from ..errors import GoExtError
+from . import ebpfmap
+
+OBJECT = "sched.bpf.o"
+PROGRAM = "sched"
+FUNCTION = "runtime.casgstatus"
+MAX_PS = 128            # the BPF program's MAX_PS; P ids up to MAX_PS - 2
+NO_P = MAX_PS - 1
+NBUCKETS = 256
+NREASONS = 256
+STATS = ("events", "without_p", "runs_begun_before", "untracked")
+
+CONFIG = struct.Struct("<QQQQQIIIIII")
+GSTATE = struct.Struct("<QIIII")        # ts, status, p, reason, pad
+U64 = struct.Struct("<Q")
+
+
+def bucket_bounds(b: int) -> tuple[int, int]:
+    """[low, high) in ns of delay histogram bucket b (the BPF program's bucket())."""
+    if b < 4:
+        return b, b + 1
+    msb, sub = b // 4 + 1, b % 4
+    return (4 + sub) << (msb - 2), (5 + sub) << (msb - 2)
+
+
+def percentile(hist: dict, q: float) -> Optional[int]:
+    """The upper bound (ns) of the bucket holding the q-quantile, None if empty."""
+    n = sum(hist.values())
+    if not n:
+        return None
+    need = q * n
+    seen = 0
+    for b in sorted(hist):
+        seen += hist[b]
+        if seen >= need:
+            return bucket_bounds(b)[1]
+    return bucket_bounds(max(hist))[1]
+
+
+def field_offset(lookup_type: Callable, type_name: str, field: str) -> int:
+    t = lookup_type(type_name)
+    f = t.find(field) if t is not None else None
+    if f is None:
+        raise GoExtError(f"no {type_name}.{field} in the debug info")
+    return f[0]
+
+
+def probe_site(elf, pclntab) -> tuple[int, bool]:
+    """(link-time address, at a jbe) of casgstatus's probe."""
+    f = pclntab.lookup_func(FUNCTION)
+    if f is None:
+        raise GoExtError(f"the binary has no {FUNCTION}")
+    jbe = ebpfmap.stack_check_jbe(elf.read_vaddr(f.entry, 32))
+    return (f.entry, False) if jbe is None else (f.entry + jbe, True)
+
+
+def read_string_table(read: Callable[[int, int], bytes], addr: int, n: int) -> list[str]:
+    """A runtime [n]string array at addr (loaded address), read through read(addr, size)."""
+    out = []
+    try:
+        raw = read(addr, 16 * n)
+    except OSError:
+        return []
+    for i in range(n):
+        p, ln = struct.unpack_from("<QQ", raw, 16 * i)
+        try:
+            out.append(read(p, min(ln, 256)).decode("utf-8", "replace") if p and ln else "")
+        except OSError:
+            out.append("")
+    return out
+
+
+def build_report(*, pid: int, seconds: float, window_ns: int, stopped_by: str,
+                 site: dict, stats: dict, run_ns: dict, runs: dict, delay_max: dict,
+                 delays: dict, waits: dict, open_runs: dict, waiting_now: dict,
+                 wait_reasons: list, errors: list) -> dict:
+    """The report (docs/json.md, probe-sched). run_ns, runs, delay_max: {P: n};
+    delays: {P: {bucket: n}}; waits: {P: {reason code: n}} (P NO_P: made with no P);
+    open_runs: {P: ns} of runs still going at the window's end; waiting_now:
+    {reason code: goroutines} that parked in the window and wait at its end."""
+    def reason(code: int) -> str:
+        if 0 <= code < len(wait_reasons) and wait_reasons[code]:
+            return wait_reasons[code]
+        return f"wait reason {code}"
+
+    def by_reason(counts: dict) -> dict:
+        out: dict = {}
+        for code, n in counts.items():
+            out[reason(code)] = out.get(reason(code), 0) + n
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    ids = sorted(p for p in set(run_ns) | set(runs) | set(waits) | set(open_runs)
+                 if p != NO_P)
+    ps = []
+    for p in ids:
+        ns = run_ns.get(p, 0) + open_runs.get(p, 0)
+        hist = delays.get(p, {})
+        ps.append({
+            "p": p,
+            "busy": round(ns / window_ns, 4) if window_ns else None,
+            "run_ns": ns,
+            "runs": runs.get(p, 0),
+            "delay": {"count": sum(hist.values()),
+                      "p50_ns": percentile(hist, 0.50), "p99_ns": percentile(hist, 0.99),
+                      "max_ns": delay_max.get(p) if hist else None,
+                      "buckets": [{"le_ns": bucket_bounds(b)[1], "count": n}
+                                  for b, n in sorted(hist.items())]},
+            "blocked": by_reason(waits.get(p, {})),
+        })
+    total: dict = {}
+    for p, counts in waits.items():
+        for code, n in counts.items():
+            total[code] = total.get(code, 0) + n
+    return {
+        "engine": "ebpf",
+        "pid": pid,
+        "seconds": round(seconds, 3),
+        "stopped_by": stopped_by,
+        "probe": site,
+        "transitions": stats.get("events", 0),
+        "runs_begun_before": stats.get("runs_begun_before", 0),
+        "ps": ps,
+        "blocked": by_reason(total),
+        "blocked_without_p": by_reason(waits.get(NO_P, {})),
+        "waiting_at_end": by_reason(waiting_now),
+        "errors": list(errors) + ([f"{stats['untracked']} transitions of goroutines not "
+                                   "tracked (the BPF map was full)"]
+                                  if stats.get("untracked") else []),
+    }
+
+
+def probe_sched(*, pid: int, elf, pclntab, lookup_type: Callable, statuses,
+                wait_reasons: list, wait) -> dict:
+    """Probe process pid's scheduler while wait(n_uprobes) runs (it returns how the
+    window ended: "timeout", "interrupt", "exited", ...), remove the uprobe, and return
+    the report. statuses: layout.Statuses; lookup_type(name) -> GoType (DWARF)."""
+    import os
+    import time
+    from ..target.ebpf import BpfObject
+    exe = f"/proc/{pid}/exe"
+    if not os.path.exists(f"/proc/{pid}"):
+        raise GoExtError(f"no process {pid}")
+    offs = [field_offset(lookup_type, *tf) for tf in (
+        ("runtime.g", "m"), ("runtime.m", "p"), ("runtime.p", "id"),
+        ("runtime.g", "waitreason"))]
+    addr, at_jbe = probe_site(elf, pclntab)
+    bias = ebpfmap.pie_bias(pid, exe, elf)
+    site = {"function": FUNCTION, "address": f"{addr + bias:#x}",
+            "at": "stack check jbe" if at_jbe else "entry"}
+    errors: list = []
+    stats: dict = {}
+    with BpfObject(name=OBJECT) as bpf:
+        stopped_by = "error"
+        start = time.monotonic_ns()
+        bpf.update("config", b"\0" * 4, CONFIG.pack(
+            start, *offs, statuses.runnable, statuses.running, statuses.syscall,
+            statuses.waiting, statuses.dead, int(at_jbe)))
+        end = start
+        try:
+            bpf.attach_uprobe(PROGRAM, pid, exe, ebpfmap.file_offset(elf, addr), 0)
+            start = time.monotonic_ns()     # the window begins with the probe in
+            bpf.update("config", b"\0" * 4, CONFIG.pack(
+                start, *offs, statuses.runnable, statuses.running, statuses.syscall,
+                statuses.waiting, statuses.dead, int(at_jbe)))
+            stopped_by = wait(1)
+        finally:
+            end = time.monotonic_ns()
+            errors.extend(bpf.detach())     # first stop counting, then read
+
+        def u64(name: str, i: int) -> int:
+            v = bpf.lookup(name, i.to_bytes(4, "little"), 8)
+            return int.from_bytes(v, "little") if v else 0
+        for i, name in enumerate(STATS):
+            stats[name] = u64("stats", i)
+        run_ns, runs, delay_max, delays, waits = {}, {}, {}, {}, {}
+        open_runs: dict = {}
+        waiting_now: dict = {}
+        for _, v in bpf.items("gstates", 8, GSTATE.size):
+            ts, status, p, reason, _ = GSTATE.unpack(v)
+            if status == statuses.running and p != NO_P:
+                open_runs[p] = open_runs.get(p, 0) + max(0, end - max(ts, start))
+            elif status == statuses.waiting:
+                waiting_now[reason] = waiting_now.get(reason, 0) + 1
+        for p in range(MAX_PS):
+            if p != NO_P:
+                for name, d in (("run_ns", run_ns), ("runs", runs), ("delay_max", delay_max)):
+                    v = u64(name, p)
+                    if v:
+                        d[p] = v
+            if p in runs or p in run_ns or p == NO_P:
+                h = {b: n for b in range(NBUCKETS) if (n := u64("delays", p * NBUCKETS + b))}
+                if h:
+                    delays[p] = h
+                w = {r: n for r in range(NREASONS) if (n := u64("waits", p * NREASONS + r))}
+                if w:
+                    waits[p] = w
+    return build_report(pid=pid, seconds=(end - start) / 1e9, window_ns=end - start,
+                        stopped_by=stopped_by, site=site, stats=stats, run_ns=run_ns,
+                        runs=runs, delay_max=delay_max, delays=delays, waits=waits,
+                        open_runs=open_runs, waiting_now=waiting_now,
+                        wait_reasons=wait_reasons, errors=errors)
