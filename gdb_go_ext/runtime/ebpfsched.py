@@ -14,7 +14,9 @@ the PIE bias from /proc/PID/maps.
 """
 from __future__ import annotations
 
+import re
 import struct
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ..errors import GoExtError
@@ -27,9 +29,13 @@ MAX_PS = 128            # the BPF program's MAX_PS; P ids up to MAX_PS - 2
 NO_P = MAX_PS - 1
 NBUCKETS = 256
 NREASONS = 256
-STATS = ("events", "without_p", "runs_begun_before", "untracked")
+STATS = ("events", "without_p", "runs_begun_before", "untracked", "out_of_step")
+KIND_CAS, KIND_SYSENTER, KIND_SYSEXIT = 0, 1, 2
+SYSCALL_FUNCTIONS = (("runtime.reentersyscall", KIND_SYSENTER),
+                     ("runtime.exitsyscall", KIND_SYSEXIT))
+LOCK_CMPXCHG = re.compile(rb"\xf0[\x40-\x4f]?\x0f\xb1")
 
-CONFIG = struct.Struct("<QQQQQIIIIII")
+CONFIG = struct.Struct("<QQQQQIIIIII")     # start, 4 offsets, 5 statuses, pad
 GSTATE = struct.Struct("<QIIII")        # ts, status, p, reason, pad
 U64 = struct.Struct("<Q")
 
@@ -64,13 +70,36 @@ def field_offset(lookup_type: Callable, type_name: str, field: str) -> int:
     return f[0]
 
 
-def probe_site(elf, pclntab) -> tuple[int, bool]:
-    """(link-time address, at a jbe) of casgstatus's probe."""
+@dataclass(frozen=True)
+class Site:
+    function: str
+    kind: int           # KIND_*
+    address: int        # link-time
+    at_jbe: bool        # at a stack check's jbe (restarts skipped), else the entry
+
+    @property
+    def cookie(self) -> int:
+        return self.kind | int(self.at_jbe) << 8
+
+
+def _site(elf, func, kind: int) -> Site:
+    jbe = ebpfmap.stack_check_jbe(elf.read_vaddr(func.entry, 32))
+    return Site(func.name, kind, func.entry + (jbe or 0), jbe is not None)
+
+
+def probe_sites(elf, pclntab) -> list:
+    """casgstatus's probe; and where reentersyscall and exitsyscall switch Running <->
+    Syscall with their own compare-and-swap (a `lock cmpxchg` in their code, Go 1.26),
+    those two functions' too."""
     f = pclntab.lookup_func(FUNCTION)
     if f is None:
         raise GoExtError(f"the binary has no {FUNCTION}")
-    jbe = ebpfmap.stack_check_jbe(elf.read_vaddr(f.entry, 32))
-    return (f.entry, False) if jbe is None else (f.entry + jbe, True)
+    sites = [_site(elf, f, KIND_CAS)]
+    for name, kind in SYSCALL_FUNCTIONS:
+        g = pclntab.lookup_func(name)
+        if g is not None and LOCK_CMPXCHG.search(elf.read_vaddr(g.entry, g.end - g.entry)):
+            sites.append(_site(elf, g, kind))
+    return sites
 
 
 def read_string_table(read: Callable[[int, int], bytes], addr: int, n: int) -> list[str]:
@@ -90,7 +119,7 @@ def read_string_table(read: Callable[[int, int], bytes], addr: int, n: int) -> l
 
 
 def build_report(*, pid: int, seconds: float, window_ns: int, stopped_by: str,
-                 site: dict, stats: dict, run_ns: dict, runs: dict, delay_max: dict,
+                 sites: list, stats: dict, run_ns: dict, runs: dict, delay_max: dict,
                  delays: dict, waits: dict, open_runs: dict, waiting_now: dict,
                  wait_reasons: list, errors: list) -> dict:
     """The report (docs/json.md, probe-sched). run_ns, runs, delay_max: {P: n};
@@ -135,9 +164,10 @@ def build_report(*, pid: int, seconds: float, window_ns: int, stopped_by: str,
         "pid": pid,
         "seconds": round(seconds, 3),
         "stopped_by": stopped_by,
-        "probe": site,
+        "probes": sites,
         "transitions": stats.get("events", 0),
         "runs_begun_before": stats.get("runs_begun_before", 0),
+        "out_of_step": stats.get("out_of_step", 0),
         "ps": ps,
         "blocked": by_reason(total),
         "blocked_without_p": by_reason(waits.get(NO_P, {})),
@@ -162,26 +192,28 @@ def probe_sched(*, pid: int, elf, pclntab, lookup_type: Callable, statuses,
     offs = [field_offset(lookup_type, *tf) for tf in (
         ("runtime.g", "m"), ("runtime.m", "p"), ("runtime.p", "id"),
         ("runtime.g", "waitreason"))]
-    addr, at_jbe = probe_site(elf, pclntab)
+    sites = probe_sites(elf, pclntab)
     bias = ebpfmap.pie_bias(pid, exe, elf)
-    site = {"function": FUNCTION, "address": f"{addr + bias:#x}",
-            "at": "stack check jbe" if at_jbe else "entry"}
+    shown = [{"function": st.function, "address": f"{st.address + bias:#x}",
+              "at": "stack check jbe" if st.at_jbe else "entry"} for st in sites]
     errors: list = []
     stats: dict = {}
     with BpfObject(name=OBJECT) as bpf:
         stopped_by = "error"
         start = time.monotonic_ns()
-        bpf.update("config", b"\0" * 4, CONFIG.pack(
-            start, *offs, statuses.runnable, statuses.running, statuses.syscall,
-            statuses.waiting, statuses.dead, int(at_jbe)))
-        end = start
-        try:
-            bpf.attach_uprobe(PROGRAM, pid, exe, ebpfmap.file_offset(elf, addr), 0)
-            start = time.monotonic_ns()     # the window begins with the probe in
+        def configure():
             bpf.update("config", b"\0" * 4, CONFIG.pack(
                 start, *offs, statuses.runnable, statuses.running, statuses.syscall,
-                statuses.waiting, statuses.dead, int(at_jbe)))
-            stopped_by = wait(1)
+                statuses.waiting, statuses.dead, 0))
+        configure()
+        end = start
+        try:
+            for st in sites:
+                bpf.attach_uprobe(PROGRAM, pid, exe, ebpfmap.file_offset(elf, st.address),
+                                  st.cookie)
+            start = time.monotonic_ns()     # the window begins with the probes in
+            configure()
+            stopped_by = wait(len(sites))
         finally:
             end = time.monotonic_ns()
             errors.extend(bpf.detach())     # first stop counting, then read
@@ -214,7 +246,7 @@ def probe_sched(*, pid: int, elf, pclntab, lookup_type: Callable, statuses,
                 if w:
                     waits[p] = w
     return build_report(pid=pid, seconds=(end - start) / 1e9, window_ns=end - start,
-                        stopped_by=stopped_by, site=site, stats=stats, run_ns=run_ns,
+                        stopped_by=stopped_by, sites=shown, stats=stats, run_ns=run_ns,
                         runs=runs, delay_max=delay_max, delays=delays, waits=waits,
                         open_runs=open_runs, waiting_now=waiting_now,
                         wait_reasons=wait_reasons, errors=errors)

@@ -124,10 +124,9 @@ def _reasons(d: dict) -> str:
 
 def probe_text(rep: dict) -> str:
     """The scheduler probe's report (runtime.ebpfsched.build_report) as text."""
-    pr = rep["probe"]
+    probes = ", ".join(f"{pr['function']} {pr['at']}" for pr in rep["probes"])
     out = [f"scheduler of process {rep['pid']}: {rep['seconds']}s probed, "
-           f"{rep['transitions']} status changes seen ({pr['function']} "
-           f"{pr['at']} {pr['address']}); stopped "
+           f"{rep['transitions']} status changes seen ({probes}); stopped "
            f"{_STOPPED.get(rep['stopped_by'], rep['stopped_by'])}\n\n"]
     rows = [("P", "busy", "runs", "delay p50", "p99", "max", "blocked (parked, by wait reason)")]
     for p in rep["ps"]:

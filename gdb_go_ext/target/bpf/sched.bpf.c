@@ -4,7 +4,12 @@
 // function (no stack check, never restarted), so every call is one transition
 // (should a build have a stack check, the probe sits at its jbe and skips restarts).
 // amd64 Go register ABI: AX gp, BX oldval, CX newval; R14 the current g (often
-// g0), whose m.p is the P making the transition. Counts in the kernel:
+// g0), whose m.p is the P making the transition.
+// Where the runtime switches Running <-> Syscall with its own compare-and-swap
+// (Go 1.26's reentersyscall and exitsyscall fast paths), two more uprobes, told
+// apart by the attach cookie: at reentersyscall (R14 leaves Running for Syscall) and
+// at exitsyscall (R14 is about to run again; a slow path then shows in casgstatus).
+// Counts in the kernel:
 //  * per P: nanoseconds goroutines ran on it (Running to anything else), the
 //    transitions to Running, and a log-linear histogram and the max of the delay
 //    from Runnable to Running;
@@ -32,19 +37,26 @@ struct regs {
 #define FLAG_CF 0x1
 #define FLAG_ZF 0x40
 
+#define KIND_CAS 0
+#define KIND_SYSENTER 1
+#define KIND_SYSEXIT 2
+// cookie: kind | at_jbe << 8
+#define COOKIE_KIND(c) ((c) & 0xff)
+#define COOKIE_AT_JBE(c) (((c) >> 8) & 1)
+
 enum stat {
-	STAT_EVENTS,        // casgstatus calls seen
+	STAT_EVENTS,        // transitions seen
 	STAT_NO_P,          // transitions made with no P
 	STAT_RUN_UNSEEN,    // runs ended whose start was before the window
 	STAT_FULL,          // a goroutine not tracked: the map was full
+	STAT_OUT_OF_STEP,   // a goroutine left Running while we had it in another state
 	STAT_N,
 };
 
 struct config {
 	u64 start_ns;       // the window's start (bpf_ktime_get_ns's clock)
 	u64 g_m, m_p, p_id, g_waitreason;
-	u32 runnable, running, syscall, waiting, dead;
-	u32 at_jbe;         // probed at a stack check's jbe: skip CF or ZF (a restart)
+	u32 runnable, running, syscall, waiting, dead, pad;
 };
 
 struct gstate {
@@ -150,17 +162,53 @@ static __always_inline u32 current_p(struct config *c, struct regs *r)
 	return (u32)id;
 }
 
-static __always_inline void end_run(struct config *c, struct gstate *s, u32 p, u64 now)
+// A run of the goroutine s tracks ends now: its time to the P it ran on (the one it
+// started on; else the one ending it).
+static __always_inline void end_run(struct gstate *s, u32 p, u64 now)
 {
-	u64 from = s ? s->ts : 0;
-	if (!s || s->status != c->running) {
-		add(&stats, STAT_RUN_UNSEEN, 1);
-		from = c->start_ns;
-	} else if (s->p != NO_P) {
+	if (s->p != NO_P)
 		p = s->p;
+	if (p != NO_P && now > s->ts)
+		add(&run_ns, p, now - s->ts);
+}
+
+static __always_inline void track(u64 gp, struct gstate *s, u64 now, u32 status, u32 p,
+				  u32 reason)
+{
+	if (s) {
+		s->ts = now;
+		s->status = status;
+		s->p = p;
+		s->reason = reason;
+	} else {
+		struct gstate ns = {.ts = now, .status = status, .p = p, .reason = reason};
+		if (bpf_map_update_elem(&gstates, &gp, &ns, BPF_ANY))
+			add(&stats, STAT_FULL, 1);
 	}
-	if (p != NO_P && now > from)
-		add(&run_ns, p, now - from);
+}
+
+// reentersyscall / exitsyscall (their own CAS): the current g leaves or resumes Running.
+static __always_inline int on_syscall(struct config *c, struct regs *r, u32 kind, u32 p,
+				      u64 now)
+{
+	u64 gp = r->r14;
+	struct gstate *s = bpf_map_lookup_elem(&gstates, &gp);
+	if (kind == KIND_SYSENTER) {
+		if (s && s->status != c->running)
+			return 0;
+		if (s)
+			end_run(s, p, now);
+		else
+			end_run(&(struct gstate){.ts = c->start_ns, .p = NO_P}, p, now);
+		track(gp, s, now, c->syscall, p, 0);
+		return 0;
+	}
+	if (s && s->status == c->running)
+		return 0;
+	if (p != NO_P)
+		add(&runs, p, 1);
+	track(gp, s, now, c->running, p, 0);   // its P, if it has none yet: the one ending the run
+	return 0;
 }
 
 SEC("uprobe")
@@ -170,22 +218,31 @@ int sched(struct regs *r)
 	struct config *c = bpf_map_lookup_elem(&config, &zero);
 	if (!c)
 		return 0;
-	if (c->at_jbe && (r->flags & (FLAG_CF | FLAG_ZF)))
+	u64 cookie = bpf_get_attach_cookie(r);
+	if (COOKIE_AT_JBE(cookie) && (r->flags & (FLAG_CF | FLAG_ZF)))
 		return 0;
 	u64 now = bpf_ktime_get_ns();
-	u64 gp = r->ax;
-	u32 old = (u32)r->bx, new = (u32)r->cx;
 	add(&stats, STAT_EVENTS, 1);
 	u32 p = current_p(c, r);
 	if (p == NO_P)
 		add(&stats, STAT_NO_P, 1);
+	u32 kind = COOKIE_KIND(cookie);
+	if (kind != KIND_CAS)
+		return on_syscall(c, r, kind, p, now);
+
+	u64 gp = r->ax;
+	u32 old = (u32)r->bx, new = (u32)r->cx;
 	struct gstate *s = bpf_map_lookup_elem(&gstates, &gp);
-
-	if (old == c->running)
-		end_run(c, s, p, now);
-	else if (s && s->status == c->running)
-		end_run(c, s, p, now);   // it left Running without casgstatus (preempted for a scan)
-
+	if (s && s->status == c->running) {
+		end_run(s, p, now);   // (old is not Running: it left without casgstatus, e.g. preempted for a scan)
+	} else if (old == c->running) {
+		if (s) {
+			add(&stats, STAT_OUT_OF_STEP, 1);
+		} else {
+			add(&stats, STAT_RUN_UNSEEN, 1);   // running since before the window
+			end_run(&(struct gstate){.ts = c->start_ns, .p = NO_P}, p, now);
+		}
+	}
 	if (new == c->running && p != NO_P) {
 		add(&runs, p, 1);
 		if (old == c->runnable && s && s->status == c->runnable && now >= s->ts) {
@@ -209,16 +266,7 @@ int sched(struct regs *r)
 			bpf_map_delete_elem(&gstates, &gp);
 		return 0;
 	}
-	if (s) {
-		s->ts = now;
-		s->status = new;
-		s->p = p;
-		s->reason = reason;
-	} else {
-		struct gstate ns = {.ts = now, .status = new, .p = p, .reason = reason};
-		if (bpf_map_update_elem(&gstates, &gp, &ns, BPF_ANY))
-			add(&stats, STAT_FULL, 1);
-	}
+	track(gp, s, now, new, p, reason);
 	return 0;
 }
 
