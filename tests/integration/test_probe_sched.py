@@ -278,3 +278,44 @@ def test_gdbgo_probe_sched_errors_are_one_line():
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("gdb-go: "), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def _progress(lines):
+    for line in reversed(lines):
+        if line.startswith("PROGRESS "):
+            return int(line.split()[1]), time.monotonic()
+    return None
+
+
+def _rate(fp, seconds):
+    a = _progress(fp.stdout_lines)
+    time.sleep(seconds)
+    b = _progress(fp.stdout_lines)
+    return (b[0] - a[0]) / (b[1] - a[1])
+
+
+def test_sigkill_of_probe_sched_removes_its_uprobes():
+    """SIGKILL mid-run: the kernel removes the uprobe within a second, the program runs on
+    (a channel ping-pong: every hop a park and a wake-up, so every hop is probed)."""
+    binary = harness.build("schedprobe", GDB_TC)
+    with harness.run_fixture(binary, args=("pingpong",)) as fp:
+        time.sleep(0.3)
+        free = _rate(fp, 1.0)
+        p = subprocess.Popen(_gdb_go() + ["probe-sched", str(fp.pid), "--seconds", "60"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=harness.REPO)
+        assert p.stderr.readline().startswith("probing the scheduler of %d" % fp.pid)
+        elf, addr, bias = _site(fp.pid)
+        assert _byte_at(fp.pid, addr + bias) == 0xCC
+        probed = _rate(fp, 1.0)
+        p.kill()
+        p.wait()
+        t0 = time.monotonic()
+        while _byte_at(fp.pid, addr + bias) == 0xCC:
+            assert time.monotonic() - t0 < 1.0, "a uprobe outlived its prober by 1 s"
+            time.sleep(0.01)
+        _assert_no_uprobe_left(fp.pid)
+        after = _rate(fp, 1.0)
+        print("ping-pong hops/s: free %.0f, probed %.0f, after SIGKILL %.0f"
+              % (free, probed, after))
+        assert fp.proc.poll() is None and after > 0
