@@ -3,8 +3,10 @@ goes, what the BPF program is told, and what its counts say (pure Python).
 
 The BPF program (target/bpf/sched.bpf.c) sees every call of runtime.casgstatus, the
 one function every goroutine status change goes through (casgstatus(gp, old, new):
-gp in AX, the statuses in BX and CX). It is nosplit, so the uprobe sits at its entry;
-a build where it has a stack check gets the probe at the check's jbe (the same
+gp in AX, the statuses in BX and CX). It is nosplit: the uprobe sits on the jb of its
+first check (status_check_jb: the arguments still in their registers, and a jump the
+kernel emulates, ~10x cheaper than the single-stepped first instruction), else at its
+entry; a build where it has a stack check gets the probe at the check's jbe (the same
 finder as mapwatch's, ebpfmap.stack_check_jbe) with restarts skipped.
 
 By looking, never by version: the status codes from runtime.gStatusStrings (the
@@ -70,6 +72,27 @@ def field_offset(lookup_type: Callable, type_name: str, field: str) -> int:
     return f[0]
 
 
+# casgstatus's opening, where its arguments are still in their registers: the frame
+# set up (push %rbp; mov %rsp,%rbp; sub $N,%rsp, or sub $N,%rsp; mov %rbp,d(%rsp);
+# lea d(%rsp),%rbp), AX, BX, CX stored to the frame and nothing else written, then
+# `bt $0xc,%ebx` (oldval's _Gscan bit) and its `jb`. A uprobe on that jb is emulated by
+# the kernel (a conditional jump), not single-stepped as one on the first instruction is.
+_SUB_RSP = rb"(?:\x48\x83\xec.|\x48\x81\xec.{4})"
+_OPENING = re.compile(
+    rb"(?:\x55\x48\x89\xe5" + _SUB_RSP + rb"|" + _SUB_RSP
+    + rb"\x48\x89\x6c\x24.\x48\x8d\x6c\x24.)"
+    rb"(?:\x48\x89\x44\x24.|\x48\x89\x84\x24.{4}|\x89\x5c\x24.|\x89\x9c\x24.{4}"
+    rb"|\x89\x4c\x24.|\x89\x8c\x24.{4}){0,3}"
+    rb"\x0f\xba\xe3\x0c\x90*(?=\x72)", re.DOTALL)
+
+
+def status_check_jb(code: bytes):
+    """Offset of the jb on oldval's _Gscan bit in casgstatus's first bytes, where AX,
+    BX and CX still hold its arguments; None if its opening is not the one we know."""
+    m = _OPENING.match(code)
+    return m.end() if m else None
+
+
 @dataclass(frozen=True)
 class Site:
     function: str
@@ -77,9 +100,16 @@ class Site:
     address: int        # link-time
     at_jbe: bool        # at a stack check's jbe (restarts skipped), else the entry
 
+    at_jb: bool = False     # casgstatus: at its status check's jb
+
     @property
     def cookie(self) -> int:
         return self.kind | int(self.at_jbe) << 8
+
+    @property
+    def at(self) -> str:
+        return ("status check jb" if self.at_jb else
+                "stack check jbe" if self.at_jbe else "entry")
 
 
 def _site(elf, func, kind: int) -> Site:
@@ -94,7 +124,9 @@ def probe_sites(elf, pclntab) -> list:
     f = pclntab.lookup_func(FUNCTION)
     if f is None:
         raise GoExtError(f"the binary has no {FUNCTION}")
-    sites = [_site(elf, f, KIND_CAS)]
+    site = _site(elf, f, KIND_CAS)
+    jb = None if site.at_jbe else status_check_jb(elf.read_vaddr(f.entry, 64))
+    sites = [site if jb is None else Site(f.name, KIND_CAS, f.entry + jb, False, True)]
     for name, kind in SYSCALL_FUNCTIONS:
         g = pclntab.lookup_func(name)
         if g is not None and LOCK_CMPXCHG.search(elf.read_vaddr(g.entry, g.end - g.entry)):
@@ -195,7 +227,7 @@ def probe_sched(*, pid: int, elf, pclntab, lookup_type: Callable, statuses,
     sites = probe_sites(elf, pclntab)
     bias = ebpfmap.pie_bias(pid, exe, elf)
     shown = [{"function": st.function, "address": f"{st.address + bias:#x}",
-              "at": "stack check jbe" if st.at_jbe else "entry"} for st in sites]
+              "at": st.at} for st in sites]
     errors: list = []
     stats: dict = {}
     with BpfObject(name=OBJECT) as bpf:

@@ -54,3 +54,18 @@ def test_report_names_reasons_and_keeps_no_p_apart():
     assert rep["blocked_without_p"] == {"sleep": 1}
     assert rep["waiting_at_end"] == {"chan receive": 1}
     assert p0["delay"]["max_ns"] == 5000 and p1["delay"]["count"] == 0
+
+
+def test_status_check_jb_in_both_openings():
+    # go1.19: sub/mov/lea, spills, bt, nop, jb
+    old = bytes.fromhex("4883ec40" "48896c2438" "488d6c2438" "4889442448" "895c2450"
+                        "894c2454" "0fbae30c" "90" "720a" "0fbae10c")
+    assert S.status_check_jb(old) == 32 and old[32] == 0x72
+    # go1.21+: push/mov/sub, spills (any order), bt, jb
+    new = bytes.fromhex("55" "4889e5" "4883ec58" "4889442468" "895c2470" "894c2474"
+                        "0fbae30c" "720b")
+    assert S.status_check_jb(new) == 25 and new[25] == 0x72
+    # a write to a register on the way (mov %rdx,%rax): not where the arguments are kept
+    assert S.status_check_jb(bytes.fromhex("55" "4889e5" "4883ec58" "4889d0" "0fbae30c"
+                                           "720b")) is None
+    assert S.status_check_jb(bytes.fromhex("55" "4889e5" "4883ec58" "0fbae30c" "750b")) is None
