@@ -205,14 +205,19 @@ def test_gdbgo_probe_sched_matches_the_trace(toolchain, pie, tmp_path):
         # exitsyscall switching the status with their own lock cmpxchg
         dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary],
                              capture_output=True, text=True).stdout
-        own_cas, fn = set(), None
+        own_cas, fn, insn = set(), None, {}
         for line in dis.splitlines():
             m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
             if m:
                 fn = m.group(1)
             elif fn in ("runtime.reentersyscall", "runtime.exitsyscall") and "lock cmpxchg" in line:
                 own_cas.add(fn)
+            elif fn == "runtime.casgstatus" and re.match(r"^\s*[0-9a-f]+:\s", line):
+                insn[int(line.split(":")[0], 16)] = line.split("\t")[-1].split()[0]
         assert {p["function"] for p in rep["probes"][1:]} == own_cas, (rep["probes"], own_cas)
+        # casgstatus's probe is on objdump's jb (the _Gscan check), its registers untouched
+        _, addr, _ = _site(fx.pid)
+        assert insn[addr] == "jb" and rep["probes"][0]["at"] == "status check jb", insn.get(addr)
         _assert_no_uprobe_left(fx.pid)
         assert fx.proc.poll() is None
     finally:
