@@ -27,7 +27,7 @@ from . import ebpfmap
 OBJECT = "sched.bpf.o"
 PROGRAM = "sched"
 FUNCTION = "runtime.casgstatus"
-MAX_PS = 128            # the BPF program's MAX_PS; P ids up to MAX_PS - 2
+MAX_PS = 512            # the BPF program's MAX_PS; P ids up to MAX_PS - 2
 NO_P = MAX_PS - 1
 NBUCKETS = 256
 NREASONS = 256
@@ -221,6 +221,10 @@ def probe_sched(*, pid: int, elf, pclntab, lookup_type: Callable, statuses,
     exe = f"/proc/{pid}/exe"
     if not os.path.exists(f"/proc/{pid}"):
         raise GoExtError(f"no process {pid}")
+    g = lookup_type("runtime.g")
+    wr = g.find("waitreason") if g is not None else None
+    if wr is not None and wr[1] is not None and wr[1].size not in (None, 1):
+        raise GoExtError(f"runtime.g.waitreason is {wr[1].size} bytes: the probe reads one")
     offs = [field_offset(lookup_type, *tf) for tf in (
         ("runtime.g", "m"), ("runtime.m", "p"), ("runtime.p", "id"),
         ("runtime.g", "waitreason"))]

@@ -30,7 +30,7 @@ struct regs {
 	u64 orig_ax, ip, cs, flags, sp, ss;
 };
 
-#define MAX_PS 128              // P ids 0..MAX_PS-2; MAX_PS-1: no P
+#define MAX_PS 512              // P ids 0..MAX_PS-2; MAX_PS-1: no P
 #define NO_P (MAX_PS - 1)
 #define NBUCKETS 256            // delay histogram: 4 buckets per power of two
 #define NREASONS 256
