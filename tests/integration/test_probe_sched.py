@@ -245,10 +245,15 @@ def test_gdb_sched_probe_matches_the_trace(tmp_path):
     try:
         out = str(tmp_path / "gdb.json")
         counts, res = _probed_in_window(fx, lambda: harness.run_gdb(pid=fx.pid, commands=[
-            ("probe", "go sched --probe 5 --json -o %s" % out),
+            ("bad", "go sched --probe -1"),
+            ("mixed", "go sched --probe 1 --runq 3"),
+            ("probe", "go sched --probe 8 --json -o %s" % out),
             ("text", "go sched --probe 0.2"),
             ("bps", "info breakpoints")], timeout=120))
         assert "No breakpoints" in res.block("bps"), res.block("bps")
+        for name, said in (("bad", "more than 0"), ("mixed", "--probe goes alone")):
+            err = res.error(name) or ""
+            assert said in err and "Traceback" not in res.block(name), (name, res.block(name))
         assert re.search(r"^P\s+busy\s+runs\s+delay p50", res.block("text"), re.M), \
             res.block("text")
         with open(out) as f:
@@ -268,7 +273,7 @@ def test_bridge_sched_probe_matches_the_trace():
     try:
         with Bridge.attach(fx.pid, binary=binary, quiet=True) as b:
             counts, text = _probed_in_window(fx, lambda: b.view(
-                ["sched", "--probe", "5", "--json"]))
+                ["sched", "--probe", "8", "--json"]))
         rep = json.loads(text)
         _check(rep, counts, fx, GDB_TC)
         _assert_no_uprobe_left(fx.pid)
