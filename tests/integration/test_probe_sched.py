@@ -227,15 +227,19 @@ def test_gdbgo_probe_sched_matches_the_trace(toolchain, pie, tmp_path):
 def _probed_in_window(fx, run):
     """run() probes with the program running; the workload starts once the uprobe is in."""
     counts = {}
+    done = []
 
     def feed():
         _wait_probed(fx.pid)
         counts.update(fx.go())
+        done.append(time.monotonic())
     t = threading.Thread(target=feed, daemon=True)
     t.start()
     result = run()
+    ended = time.monotonic()
     t.join(60)
     assert counts, "the fixture's workload did not run in the window"
+    assert done[0] < ended, "the workload outlasted the probe's window (a slow machine?)"
     return counts, result
 
 
