@@ -208,14 +208,14 @@ sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; then
 }
 
 # >>> hook: eBPF mapwatch (issue 27) >>>
-# `mapwatch --ebpf` loads $HOME_DIR/bpf/mapwatch.bpf.o, compiled here from the project's
-# own C (gdb_go_ext/target/bpf/mapwatch.bpf.c) with clang -target bpf and libbpf-dev's
-# headers; as root with apt-get they are installed when missing (build time only).
+# `mapwatch --ebpf` and `probe-sched` load $HOME_DIR/bpf/{mapwatch,sched}.bpf.o, compiled
+# here from the project's own C (gdb_go_ext/target/bpf/*.bpf.c) with clang -target bpf and
+# libbpf-dev's headers; as root with apt-get they are installed when missing (build time only).
 build_bpf() {
-    local src="$REPO/gdb_go_ext/target/bpf/mapwatch.bpf.c" out="$HOME_DIR/bpf/mapwatch.bpf.o"
+    local src out name
     if { ! command -v clang >/dev/null || [[ ! -f /usr/include/bpf/bpf_helpers.h ]]; } \
         && command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
-        say "installing clang and libbpf-dev to build the eBPF mapwatch probe"
+        say "installing clang and libbpf-dev to build the eBPF probes"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
             clang libbpf-dev >&2 \
             || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install \
@@ -223,8 +223,11 @@ build_bpf() {
     fi
     command -v clang >/dev/null || return 1
     mkdir -p "$HOME_DIR/bpf"
-    clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$src" -o "$out.tmp" >&2 \
-        && mv -f "$out.tmp" "$out" && say "built $out"
+    for name in mapwatch sched; do
+        src="$REPO/gdb_go_ext/target/bpf/$name.bpf.c" out="$HOME_DIR/bpf/$name.bpf.o"
+        clang -O2 -g -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$src" \
+            -o "$out.tmp" >&2 && mv -f "$out.tmp" "$out" && say "built $out" || return 1
+    done
 }
 # <<< hook: eBPF mapwatch <<<
 

@@ -6,6 +6,8 @@ gdb run in batch for you.
     gdb-go trace FILE [--goroutine ID] [--p] [--window T0..T1] [--json] [-o FILE]
     gdb-go mapwatch PID EXPR [--found] [--seconds S] [--json] [-o FILE]   (eBPF, no gdb:
         gdb_go/mapwatch.py)
+    gdb-go probe-sched PID [--seconds S] [--json] [-o FILE]   (eBPF, no gdb:
+        gdb_go/probesched.py)
 
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
 pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
@@ -105,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("words", nargs=argparse.REMAINDER, metavar="FILE ...")
     from gdb_go import mapwatch   # eBPF: `mapwatch PID EXPR`
     mapwatch.add_parser(sub)
+    from gdb_go import probesched   # eBPF: `probe-sched PID`
+    probesched.add_parser(sub)
     return p
 
 
@@ -309,6 +313,10 @@ def main(argv=None) -> int:
         if args.command == "mapwatch":
             from gdb_go.mapwatch import cmd_mapwatch
             return cmd_mapwatch(args)
+        if args.command == "probe-sched":
+            from gdb_go.mapwatch import cmd_mapwatch
+            from gdb_go.probesched import run
+            return cmd_mapwatch(args, run=run)
         raise BatchError(f"unknown command {args.command}")
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")

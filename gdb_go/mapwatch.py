@@ -33,8 +33,9 @@ def add_parser(sub) -> None:
     m.add_argument("-o", dest="output", metavar="FILE", help="write the report to FILE")
 
 
-def _window(pid: int, seconds, shown: str, map_addr: int):
-    """wait(n_uprobes): until the deadline, SIGINT/SIGTERM or the process's end."""
+def _window(pid: int, seconds, announce):
+    """wait(n_uprobes): until the deadline, SIGINT/SIGTERM or the process's end.
+    announce(n_uprobes): the stderr line once the probes are in."""
     def wait(n: int) -> str:
         stop = threading.Event()
         why = ["timeout"]
@@ -44,7 +45,7 @@ def _window(pid: int, seconds, shown: str, map_addr: int):
             stop.set()
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            sys.stderr.write(f"watching {shown} (map {map_addr:#x}, {n} probes)\n")
+            sys.stderr.write(announce(n) + "\n")
             sys.stderr.flush()
             deadline = None if seconds is None else time.monotonic() + seconds
             while not stop.is_set():
@@ -127,13 +128,14 @@ def run(args) -> str:
     rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=pclntab, map_addr=map_addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
                          found=args.found,
-                         wait=_window(pid, args.seconds, args.expr, map_addr))
+                         wait=_window(pid, args.seconds, lambda n: f"watching {args.expr} "
+                                      f"(map {map_addr:#x}, {n} probes)"))
     if args.json:
         return json_text(rep)
     return render_text(rep)
 
 
-def cmd_mapwatch(args) -> int:
+def cmd_mapwatch(args, run=run) -> int:
     from gdb_go.run import BatchError
     from gdb_go_ext.errors import GoExtError
     try:

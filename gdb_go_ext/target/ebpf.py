@@ -1,8 +1,9 @@
 """eBPF uprobes through the system's libbpf.so.1 (ctypes): the only native code of the
 extension. Used by `mapwatch --ebpf` (runtime/ebpfmap.py decides where to probe and
-what the counts mean; this module loads, attaches, reads and removes).
+what the counts mean) and the scheduler probe (runtime/ebpfsched.py); this module
+loads, attaches, reads and removes.
 
-The BPF object is compiled from gdb_go_ext/target/bpf/mapwatch.bpf.c by ./install.sh
+The BPF objects are compiled from gdb_go_ext/target/bpf/*.bpf.c by ./install.sh
 (clang -target bpf) into $GDB_GO_EXT_HOME/bpf/. Uprobes are attached through the perf
 `uprobe` PMU (libbpf's bpf_program__attach_uprobe_opts), at file offsets of the
 program's executable, for one process only, each with a cookie the program reads
@@ -31,7 +32,7 @@ class EbpfUnavailable(GoExtError):
     """eBPF cannot run here: one line naming what is missing."""
 
 
-def object_candidates() -> list[str]:
+def object_candidates(name: str = OBJECT_NAME) -> list[str]:
     """Where ./install.sh may have put the compiled object, in order."""
     homes = []
     if os.environ.get("GDB_GO_EXT_HOME"):
@@ -40,13 +41,13 @@ def object_candidates() -> list[str]:
         if "/venv/lib/" in p:
             homes.append(p.split("/venv/lib/")[0])
     homes.append(os.path.join(os.path.expanduser("~"), ".local", "share", "gdb_go_ext"))
-    out = [os.path.join(h, "bpf", OBJECT_NAME) for h in homes]
-    out.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", OBJECT_NAME))
+    out = [os.path.join(h, "bpf", name) for h in homes]
+    out.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf", name))
     return list(dict.fromkeys(out))
 
 
-def find_object() -> Optional[str]:
-    for p in object_candidates():
+def find_object(name: str = OBJECT_NAME) -> Optional[str]:
+    for p in object_candidates(name):
         if os.path.isfile(p):
             return p
     return None
@@ -112,18 +113,19 @@ def _on_print(level, fmt, ap):
 _print_cb = _PRINT_FN(_on_print)
 
 
-def problem() -> Optional[str]:
-    """Why eBPF uprobes cannot run here (one line naming what is missing), or None."""
+def problem(name: str = OBJECT_NAME) -> Optional[str]:
+    """Why eBPF uprobes cannot run here (one line naming what is missing), or None.
+    name: the BPF object wanted (mapwatch.bpf.o, sched.bpf.o)."""
     if platform.machine() not in ("x86_64", "AMD64"):
-        return f"eBPF mapwatch needs amd64 (this is {platform.machine()})"
+        return f"eBPF probes need amd64 (this is {platform.machine()})"
     if not os.path.isdir(UPROBE_PMU):
         return f"no uprobe PMU ({UPROBE_PMU} is missing: a kernel without CONFIG_UPROBE_EVENTS)"
     try:
         _libbpf()
     except OSError:
         return f"no {LIBBPF} (install Debian's libbpf1)"
-    if find_object() is None:
-        return (f"no compiled BPF object ({OBJECT_NAME}): run ./install.sh with clang and "
+    if find_object(name) is None:
+        return (f"no compiled BPF object ({name}): run ./install.sh with clang and "
                 "libbpf-dev installed")
     caps = _caps()
     if caps is not None:
@@ -150,13 +152,13 @@ def _why(what: str, err: int) -> str:
 class BpfObject:
     """One loaded BPF object, its uprobe links, and its maps. close() removes everything."""
 
-    def __init__(self, path: Optional[str] = None):
-        why = problem()
+    def __init__(self, path: Optional[str] = None, name: str = OBJECT_NAME):
+        why = problem(name)
         if why:
             raise EbpfUnavailable(why)
         self.lib = lib = _libbpf()
         lib.libbpf_set_print(ctypes.cast(_print_cb, ctypes.c_void_p))
-        self.path = path or find_object()
+        self.path = path or find_object(name)
         self.links: list[int] = []
         self.obj = lib.bpf_object__open_file(self.path.encode(), None)
         if not self.obj:

@@ -126,10 +126,31 @@ def _target_pid(target):
     return None
 
 
+def free_run(control, seconds: float, left: list):
+    """wait(n_uprobes) for an eBPF probe: the stopped program let run for seconds (or
+    until Ctrl-C) through its Control, then stopped again as it was; what could not
+    be undone goes to left. Returns how the window ended."""
+    import time
+
+    def wait(n: int) -> str:
+        why = "error"
+        try:
+            control.begin()
+            why = control.resume(time.monotonic() + seconds)
+        except KeyboardInterrupt:
+            why = "interrupt"
+        finally:
+            try:
+                left.extend(control.remove_all())
+            finally:
+                left.extend(control.finish())
+        return why
+    return wait
+
+
 def _run_ebpf(ctx, args):
     """`--ebpf`: the map resolved while stopped, the program let run for --seconds with
     the uprobes in, then stopped again as the user had it, every uprobe removed."""
-    import time
     from ..binary.elf import ElfFile
     from ..binary.pclntab import PCLineTable
     from ..errors import GoExtError, UsageError
@@ -161,21 +182,7 @@ def _run_ebpf(ctx, args):
     elf = ElfFile.open(f"/proc/{pid}/exe")
     dec = ValueDecoder(rt).decoder(key_t)
     left: list = []
-
-    def wait(n: int) -> str:
-        why = "error"
-        try:
-            control.begin()
-            why = control.resume(time.monotonic() + seconds)
-        except KeyboardInterrupt:
-            why = "interrupt"
-        finally:
-            try:
-                left.extend(control.remove_all())
-            finally:
-                left.extend(control.finish())
-        return why
-
+    wait = free_run(control, seconds, left)
     rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf), map_addr=addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
                          found=args.found, wait=wait, values=lambda raw: dec(raw, 0))

@@ -17,9 +17,48 @@ def _args(p):
     p.add_argument("--format", choices=["scheddetail"], default=None,
                    help="scheddetail: exactly the runtime's own SCHED text "
                         "(GODEBUG=schedtrace=N,scheddetail=1) of this stop")
+    p.add_argument("--probe", type=float, metavar="S", default=None,
+                   help="let the program run S seconds under an eBPF probe of its "
+                        "scheduler: per P busy fraction, runnable->running delay, "
+                        "goroutines blocked by wait reason (needs CAP_BPF; live, local)")
+
+
+def _run_probe(ctx, args):
+    """--probe S: the program runs freely for S seconds under the casgstatus uprobe
+    (runtime/ebpfsched.py), then is stopped again as it was."""
+    from ..binary.elf import ElfFile
+    from ..binary.pclntab import PCLineTable
+    from ..errors import GoExtError, UsageError
+    from ..runtime import ebpfsched
+    from ..target import ebpf
+    from .mapwatch import _target_pid, free_run
+    if args.format or args.runq is not None:
+        raise UsageError("--probe goes alone (with --json, -o)")
+    if not args.probe > 0:
+        raise UsageError("--probe takes a number of seconds more than 0")
+    why = ebpf.problem(ebpfsched.OBJECT)
+    if why:
+        raise GoExtError(f"eBPF cannot run here: {why}")
+    rt = ctx.runtime()
+    control = rt.target.control()   # live, stopped: or one sentence why not
+    pid = _target_pid(rt.target)
+    if pid is None:
+        raise GoExtError("--probe needs the program's local process id (a process on "
+                         "this machine)")
+    elf = ElfFile.open(f"/proc/{pid}/exe")
+    left: list = []
+    rep = ebpfsched.probe_sched(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf),
+                                lookup_type=rt.target.lookup_type,
+                                statuses=rt.layout.status,
+                                wait_reasons=rt.layout.wait_reasons,
+                                wait=free_run(control, args.probe, left))
+    rep["errors"].extend(left)
+    return json_text(rep) if args.json else probe_text(rep)
 
 
 def _run(ctx, args):
+    if args.probe is not None:
+        return _run_probe(ctx, args)
     rt = ctx.runtime()
     rt.require_process()
     if args.format == "scheddetail":
@@ -61,6 +100,50 @@ def sched_json(s, go_version: str) -> dict:
 
 
 # --- text ---------------------------------------------------------------------------
+def duration_text(ns) -> str:
+    """1.2ms, 850µs, 3.40s, 120ns; "-" for None."""
+    if ns is None:
+        return "-"
+    for unit, size in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= size:
+            v = ns / size
+            return f"{v:.3g}{unit}" if v < 1000 else f"{v:.0f}{unit}"
+    return f"{ns}ns"
+
+
+_STOPPED = {"timeout": "after its seconds", "interrupt": "on interrupt",
+            "exited": "the program exited"}
+
+
+def _reasons(d: dict) -> str:
+    return ", ".join(f"{r} {n}" for r, n in d.items()) or "-"
+
+
+def probe_text(rep: dict) -> str:
+    """The scheduler probe's report (runtime.ebpfsched.build_report) as text."""
+    probes = ", ".join(f"{pr['function']} {pr['at']}" for pr in rep["probes"])
+    out = [f"scheduler of process {rep['pid']}: {rep['seconds']}s probed, "
+           f"{rep['transitions']} status changes seen ({probes}); stopped "
+           f"{_STOPPED.get(rep['stopped_by'], rep['stopped_by'])}\n\n"]
+    rows = [("P", "busy", "runs", "delay p50", "p99", "max", "blocked (parked, by wait reason)")]
+    for p in rep["ps"]:
+        d = p["delay"]
+        rows.append((str(p["p"]), "-" if p["busy"] is None else f"{p['busy']:.2f}",
+                     str(p["runs"]), ("≤" if d["p50_ns"] else "") + duration_text(d["p50_ns"]),
+                     ("≤" if d["p99_ns"] else "") + duration_text(d["p99_ns"]),
+                     duration_text(d["max_ns"]), _reasons(p["blocked"])))
+    out.append(_table(rows))
+    out.append(f"\nblocked, all Ps: {_reasons(rep['blocked'])}\n")
+    if rep["blocked_without_p"]:
+        out.append(f"blocked with no P: {_reasons(rep['blocked_without_p'])}\n")
+    out.append(f"still waiting at the end (of those that parked): "
+               f"{_reasons(rep['waiting_at_end'])}\n")
+    out.append("busy: run time per second of the window; delay: runnable to running, "
+               "on the P it ran on (p50/p99: a histogram bucket's upper bound)\n")
+    out += [f"error: {e}\n" for e in rep["errors"]]
+    return "".join(out)
+
+
 def _v(v) -> str:
     if v is None:
         return "?"
@@ -185,4 +268,10 @@ register(View("sched", "The scheduler: Ps, Ms, run queues and timers.", _run, _a
                   "order with runnext marked, free gs, timers and the next one), each M (its\n"
                   "thread, P, curg and where it is), and the global run queue.\n"
                   "--format scheddetail prints what GODEBUG=schedtrace=N,scheddetail=1 would\n"
-                  "have printed at this stop, in the target's own version's format."))
+                  "have printed at this stop, in the target's own version's format.\n"
+                  "--probe S lets the program run S seconds with an eBPF uprobe on\n"
+                  "runtime.casgstatus counting in the kernel, then stops it again as it was:\n"
+                  "per P the busy fraction (run time per second), the runnable->running\n"
+                  "delay (p50, p99, max) and the goroutines that parked, by wait reason\n"
+                  "(names from runtime.waitReasonStrings). Needs root (CAP_BPF, CAP_PERFMON)\n"
+                  "and a local process; `gdb-go probe-sched PID` does it with no debugger."))

@@ -88,8 +88,9 @@ def test_problem_without_object(monkeypatch):
         ebpf._libbpf()
     except OSError:
         pytest.skip("no libbpf.so.1 here")
-    monkeypatch.setattr(ebpf, "find_object", lambda: None)
-    assert "no compiled BPF object" in ebpf.problem()
+    monkeypatch.setattr(ebpf, "find_object", lambda name=ebpf.OBJECT_NAME: None)
+    assert "no compiled BPF object (mapwatch.bpf.o)" in ebpf.problem()
+    assert "no compiled BPF object (sched.bpf.o)" in ebpf.problem("sched.bpf.o")
 
 
 def test_gdbgo_mapwatch_bad_pid_is_one_line():
