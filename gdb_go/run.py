@@ -14,12 +14,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-# format -> (the view's command, without -o; the output file's suffix)
+# format -> (the view's command, without -o, or with {out} where the file goes; the
+# output file's suffix)
 FORMATS = {
     "text": ("go dump", ".dump.txt"),
     "json": ("go goroutines --json -t 64", ".goroutines.json"),
     "pprof": ("go pprof", ".pb.gz"),
     "stacks": ("go stacks --json", ".stacks.json"),
+    "heap": ("go heap --pprof {out}", ".heap.pb.gz"),
+    "retained": ("go stacks --retained --pprof {out}", ".retained.pb.gz"),
 }
 SUMMARY_CMD = "go stacks --json"
 
@@ -161,7 +164,8 @@ class Batch:
         out = os.path.join(self.out_dir, name)
         with tempfile.TemporaryDirectory(prefix="gdb-go-") as tmp:
             summary = out if self.fmt == "stacks" else os.path.join(tmp, "stacks.json")
-            commands = [["view", f"{view} -o {_quote(out)}"]]
+            commands = [["view", view.format(out=_quote(out)) if "{out}" in view
+                         else f"{view} -o {_quote(out)}"]]
             if self.fmt != "stacks":
                 commands.append(["summary", f"{SUMMARY_CMD} -o {_quote(summary)}"])
             res.error, steps = self.gdb_run(core, commands, tmp)
