@@ -570,6 +570,7 @@ def _held(st: HeapState, obj: int, size: int, ty) -> Optional[str]:
 
 # --- go heap --pprof: reference chains ----------------------------------------------------
 MAX_CHAIN_STEPS = 32
+UNTYPED_OFFSETS = 256       # a step in an untyped object past this: "[]" (any word)
 CUT = "…"
 _INDEX = None
 
@@ -637,6 +638,7 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
     parent, poff, depth = heapmark.bfs_parents(heap, values, errors)
     tid, tys = object_types(rt, st)
     sizes_all = heap.size(live).astype(np.int64)
+    tsize = np.array([t.size for t in tys] + [0], dtype=np.int64)
 
     # path ids: a path is (its parent path, one frame); path 0 is the empty path
     path_parent, path_frame = [-1], [-1]
@@ -669,7 +671,6 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
     unreached = 0
     # depth 0: the root word that first reached each object
     root_paths: dict = {}
-    hdr_cache: dict = {}
     via_cache: dict = {}
     cut = fid(CUT)
     for b in range(len(bounds) - 1):
@@ -713,38 +714,43 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
                 pp = ext[np.searchsorted(up, pp)]
             pid[objs] = pp
             continue
-        # the field path of each pointer in its parent, per (parent type, offset)
+        # the field path of each pointer in its parent, per (parent type, offset); in
+        # an array of values, per offset in one value (any element: "[]")
         pt = tid[par].astype(np.int64)
         off = poff[objs] - header_bytes(heap, par)
-        arr = np.zeros(len(objs), dtype=bool)
         typed = pt >= 0
         if typed.any():
-            arr[typed] = holds_array(st, par[typed], pt[typed].astype(np.int32),
-                                     heap.size(par[typed]).astype(np.int64))
-        key = (pt + 1) * (1 << 33) + np.where(arr, 1 << 32, 0) + (off & 0xFFFFFFFF)
+            tp = par[typed]
+            arr = holds_array(st, tp, pt[typed].astype(np.int32),
+                              heap.size(tp).astype(np.int64))
+            tsz = tsize[pt[typed]]
+            o = off[typed]
+            off[typed] = np.where(arr & (tsz > 0), o % np.maximum(tsz, 1) + tsz, o)
+        untyped = ~typed
+        # (an untyped object: its offsets, those past UNTYPED_OFFSETS as any element)
+        off[untyped & (off >= UNTYPED_OFFSETS)] = -1
+        key = (pt + 1) * (1 << 32) + (off & 0xFFFFFFFF)
         keys, first = heapmark.unique_first(key)
         inv = np.searchsorted(keys, key)
         step = np.empty(len(keys), dtype=np.int64)
         for j, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
             sid = via_cache.get(kv)
             if sid is None:
-                t, o, a = int(pt[f]), int(off[f]), bool(arr[f])
-                if t < 0 or o < 0:
-                    via = f"+{int(poff[objs[f]]):#x}"
+                t, o = int(pt[f]), int(off[f])
+                if t < 0:
+                    via = f"+{o:#x}" if o >= 0 else "[]"
                 else:
-                    ty = tys[t]
-                    size = ty.size
-                    if a and size:
-                        o = o % size + size     # any element: "[1]..." -> "[]..."
-                    via = collapse_indices(ty.via(rt, o))
+                    via = collapse_indices(tys[t].via(rt, o)) if o >= 0 else f"+{o:#x}"
                 sid = via_cache[kv] = fid(via) if via else -1
             step[j] = sid
         pp = pid[par]
-        pair = np.stack([pp, step[inv]], axis=1)
-        upair, pinv = np.unique(pair, axis=0, return_inverse=True)
-        ext = np.array([p if f < 0 else extend(p, f) for p, f in upair.tolist()],
+        pair = pp * (1 << 32) + (step[inv] + 1)
+        upair = heapmark.unique(pair)
+        pinv = np.searchsorted(upair, pair)
+        ext = np.array([p if f < 0 else extend(p, f)
+                        for p, f in zip((upair >> 32).tolist(), ((upair & 0xFFFFFFFF) - 1).tolist())],
                        dtype=np.int64)
-        pid[objs] = ext[np.asarray(pinv).reshape(-1)]
+        pid[objs] = ext[pinv]
     if unreached:
         errors.append(f"{unreached} live objects not reached by the breadth-first mark")
     # the objects' types: as `go heap` names them
@@ -755,9 +761,11 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
         arrays[typed] = holds_array(st, live[typed], ids[typed].astype(np.int32),
                                     sizes_all[typed])
     leaf_key = np.where(typed, ids * 2 + arrays, -sizes_all - 1)
-    skey = np.stack([np.maximum(pid[live], 0), leaf_key], axis=1)
-    ukey, sinv = np.unique(skey, axis=0, return_inverse=True)
-    sinv = np.asarray(sinv).reshape(-1)
+    leaves = heapmark.unique(leaf_key)
+    skey = np.maximum(pid[live], 0) * len(leaves) + np.searchsorted(leaves, leaf_key)
+    usk = heapmark.unique(skey)
+    sinv = np.searchsorted(usk, skey)
+    ukey = [(int(k) // len(leaves), int(leaves[k % len(leaves)])) for k in usk.tolist()]
     cnt = np.bincount(sinv, minlength=len(ukey))
     byt = np.bincount(sinv, weights=sizes_all.astype(np.float64),
                       minlength=len(ukey)).astype(np.int64)
@@ -775,7 +783,7 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
         return out
 
     samples = []
-    for (p, lk), n, b in zip(ukey.tolist(), cnt.tolist(), byt.tolist()):
+    for (p, lk), n, b in zip(ukey, cnt.tolist(), byt.tolist()):
         leaf = (("[]" if lk & 1 else "") + tys[lk >> 1].name) if lk >= 0 else \
             f"untyped {-lk - 1} B"
         samples.append(ChainSample(chain_of(p) + (leaf,), n, b))
