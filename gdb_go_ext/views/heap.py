@@ -15,12 +15,17 @@ def _heap_args(p):
     p.add_argument("--pprof", metavar="FILE",
                    help="write the live heap as a pprof profile (gzipped) whose stacks are "
                         "reference chains: root, fields, type")
+    p.add_argument("--chain-depth", type=int, default=heapreport.MAX_CHAIN_STEPS, metavar="N",
+                   help="with --pprof: at most N pointer steps per chain, the rest one \"…\" "
+                        f"frame (default {heapreport.MAX_CHAIN_STEPS})")
     add_output_args(p)
 
 
 def _heap_run(ctx, args):
     if args.top <= 0:
         raise UsageError("--top takes a positive number")
+    if args.chain_depth <= 0:
+        raise UsageError("--chain-depth takes a positive number")
     rt = ctx.runtime()
     heapreport.require_heap(rt)
     _walker, gs = ctx.walk(rt, depth=0)
@@ -67,7 +72,7 @@ def _heap_run(ctx, args):
 def _heap_pprof(rt, gs, args):
     from .pprof import ProfileBuilder, require_protobuf, write_profile
     require_protobuf("go heap --pprof")
-    c = heapreport.reference_chains(rt, gs)
+    c = heapreport.reference_chains(rt, gs, args.chain_depth)
     b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")],
                        ("space", "bytes"), 1)
     b.prof.default_sample_type = b.s("inuse_space")
@@ -101,7 +106,7 @@ stacks are reference chains, for `go tool pprof -http`'s flame graph: each objec
 on the chain by which a breadth-first mark first reached it, from its root (a global,
 or a frame's function and variable; goroutines are not told apart, so goroutines parked
 alike add up) through the field paths `go paths` names (indices as []) to its type;
-past 32 pointer steps the rest of a chain is one "…" frame."""))
+past 32 pointer steps (--chain-depth N) the rest of a chain is one "…" frame."""))
 
 
 def _paths_args(p):

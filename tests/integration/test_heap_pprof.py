@@ -138,11 +138,13 @@ def test_heap_profiles(toolchain, request, tmp_path):
     mode = _mode(request, toolchain)
     go = _go(toolchain)
     hp, rp = str(tmp_path / "heap.pb.gz"), str(tmp_path / "retained.pb.gz")
+    cp = str(tmp_path / "cut.pb.gz")
     with harness.target_for("heap", toolchain, mode, str(tmp_path)) as t:
         truth = t.truth("heap")
         r = t.gdb([("heap", "go heap --json"), ("pp", f"go heap --pprof {hp}"),
                    ("ret", "go stacks --retained --json"),
                    ("rp", f"go stacks --retained --pprof {rp}"),
+                   ("cut", f"go heap --pprof {cp} --chain-depth 3"),
                    ("bad", "go stacks --pprof x.pb.gz"),
                    ("after", "python print('still usable')")], timeout=300)
         assert r.error("heap") is None, r.stderr[-3000:]
@@ -157,6 +159,17 @@ def test_heap_profiles(toolchain, request, tmp_path):
         chains = check_heap_profile(go, toolchain, hp, heap, truth)
         retained = json.loads(r.block("ret"))
         buckets = check_retained_profile(go, toolchain, rp, retained)
+        # cut after 3 steps: the same totals; the tree's deep nodes on one "…" chain
+        cut = raw_samples(go, toolchain, cp)
+        assert (sum(s[0] for s in cut), sum(s[1] for s in cut)) == \
+            (heap["live_objects"], heap["live_bytes"])
+        deep = [s for s in cut if "…" in s[2]]
+        assert deep and all(s[2].index("…") == len(s[2]) - 2 for s in deep), deep
+        # (root, 3 steps, "…", type; main.table reaches tree.left as soon as main.tree)
+        tree = [s for s in deep if s[2][0] in ("main.tree", "main.table")
+                and s[2][-1] == "main.node"]
+        assert len(tree) >= 4 and all(len(s[2]) == 6 for s in tree), tree
+        assert sum(s[0] for s in tree) >= truth["tree_nodes"] - 15, tree
 
         bhp, brp = str(tmp_path / "bridge-heap.pb.gz"), str(tmp_path / "bridge-ret.pb.gz")
         with open_bridge(t) as b:
