@@ -25,9 +25,10 @@ from test_heap import _version, open_bridge
 sys.path.insert(0, harness.REPO)
 
 SAMPLE = re.compile(r"^\s+(\d+)\s+(\d+): ([\d ]+)$")
-# (pprof prints a name it shortens, as "a<b>", with the full name after the line)
-LOCATION = re.compile(r"^\s+(\d+): 0x[0-9a-f]+ M=\d+ (.*) \S*:\d+:\d+ s=\d+(?:\((.*)\))?$")
-INLINED = re.compile(r"^\s+(.*) \S*:\d+:\d+ s=\d+(?:\((.*)\))?$")
+# (pprof prints a name it shortens, as "a<b>", with the full name after the line; before
+# Go 1.23 no column)
+LOCATION = re.compile(r"^\s+(\d+): 0x[0-9a-f]+ M=\d+ (.*) \S*:\d+(?::\d+)? s=\d+(?:\((.*)\))?$")
+INLINED = re.compile(r"^\s+(.*) \S*:\d+(?::\d+)? s=\d+(?:\((.*)\))?$")
 TOTAL = re.compile(r" of (\d+)B? total")
 
 
@@ -177,7 +178,13 @@ def test_heap_profiles(toolchain, request, tmp_path):
             b.view(["stacks", "--retained", "--pprof", brp])
         assert (got["live_bytes"], got["live_objects"], got["errors"]) == \
             (heap["live_bytes"], heap["live_objects"], [])
-        assert sorted(raw_samples(go, toolchain, bhp)) == sorted(chains)
+        bridged = raw_samples(go, toolchain, bhp)
+        if mode == "live":
+            # (the runtime's own objects may be reached another way after a detach and a
+            # new attach: its Ms, its timers; the fixture's heap may not)
+            bridged, chains = ([s for s in x if s[2][0].startswith("main.")]
+                               for x in (bridged, chains))
+        assert sorted(bridged) == sorted(chains)
         assert sorted(raw_samples(go, toolchain, brp)) == sorted(buckets)
 
 
