@@ -662,7 +662,7 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
             path_frame.append(f)
         return i
 
-    pid = np.full(heap.n, -1, dtype=np.int64)
+    pid = np.full(heap.n, -1, dtype=np.int32)     # each slot's path (less its type)
     d = depth[live]
     order = np.argsort(d, kind="stable")
     by_depth = live[order]
@@ -707,7 +707,7 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
             continue
         par = parent[objs]
         if lvl > max_steps:
-            pp = pid[par]
+            pp = pid[par].astype(np.int64)
             if lvl == max_steps + 1:
                 up = heapmark.unique(pp)
                 ext = np.array([extend(int(p), cut) for p in up.tolist()], dtype=np.int64)
@@ -743,12 +743,12 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
                     via = collapse_indices(tys[t].via(rt, o)) if o >= 0 else f"+{o:#x}"
                 sid = via_cache[kv] = fid(via) if via else -1
             step[j] = sid
-        pp = pid[par]
+        pp = pid[par].astype(np.int64)
         pair = pp * (1 << 32) + (step[inv] + 1)
         upair = heapmark.unique(pair)
         pinv = np.searchsorted(upair, pair)
-        ext = np.array([p if f < 0 else extend(p, f)
-                        for p, f in zip((upair >> 32).tolist(), ((upair & 0xFFFFFFFF) - 1).tolist())],
+        ext = np.array([p if f < 0 else extend(p, f) for p, f in
+                        zip((upair >> 32).tolist(), ((upair & 0xFFFFFFFF) - 1).tolist())],
                        dtype=np.int64)
         pid[objs] = ext[pinv]
     if unreached:
@@ -762,7 +762,8 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
                                     sizes_all[typed])
     leaf_key = np.where(typed, ids * 2 + arrays, -sizes_all - 1)
     leaves = heapmark.unique(leaf_key)
-    skey = np.maximum(pid[live], 0) * len(leaves) + np.searchsorted(leaves, leaf_key)
+    skey = np.maximum(pid[live], 0).astype(np.int64) * len(leaves) + \
+        np.searchsorted(leaves, leaf_key)
     usk = heapmark.unique(skey)
     sinv = np.searchsorted(usk, skey)
     ukey = [(int(k) // len(leaves), int(leaves[k % len(leaves)])) for k in usk.tolist()]
