@@ -1,7 +1,7 @@
 """The `gdb-go` command (also `python -m gdb_go`): the extension's views over many cores,
 gdb run in batch for you.
 
-    gdb-go dump BINARY CORE... [--format text|json|pprof|stacks] [-o DIR] [-j N]
+    gdb-go dump BINARY CORE... [--format text|json|pprof|stacks|heap|retained] [-o DIR] [-j N]
     gdb-go diff BINARY OLDCORE NEWCORE [--similar] [--json] [--min N] [-o FILE]
     gdb-go trace FILE [--goroutine ID] [--p] [--window T0..T1] [--json] [-o FILE]
     gdb-go mapwatch PID EXPR [--found] [--seconds S] [--json] [-o FILE]   (eBPF, no gdb:
@@ -10,7 +10,8 @@ gdb run in batch for you.
         gdb_go/probesched.py)
 
 writes one file per core into DIR (text: `go dump`; json: `go goroutines --json -t 64`;
-pprof: `go pprof`; stacks: `go stacks --json`), with a progress bar across the cores on
+pprof: `go pprof`; stacks: `go stacks --json`; heap: `go heap --pprof`; retained:
+`go stacks --retained --pprof`), with a progress bar across the cores on
 a terminal, then a summary: per core, its goroutines, its biggest buckets, and its error.
 A core that cannot be read (truncated, not a core, a core of another build) is reported
 on its line and the others go on. `diff` is `go stacks --diff` across two cores: the
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dump", help="write one file per core and a summary",
                        description="Run gdb in batch over each CORE of BINARY and write one "
                        "file per core into DIR: text (go dump), json (go goroutines --json "
-                       "-t 64), pprof (go pprof) or stacks (go stacks --json). Then a "
+                       "-t 64), pprof (go pprof), stacks (go stacks --json), heap (go heap "
+                       "--pprof) or retained (go stacks --retained --pprof). Then a "
                        "summary: goroutines, the biggest buckets and errors, per core.")
     d.add_argument("binary", metavar="BINARY", help="the program the cores are of")
     d.add_argument("cores", metavar="CORE", nargs="+", help="core files")

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 
 from gdb_go_ext.target.corecheck import check_core
 
-# format -> (the view's command, without -o; the output file's suffix)
+# format -> (the view's command, without -o, or with {out} where the file goes; the
+# output file's suffix)
 FORMATS = {
     "text": ("go dump", ".dump.txt"),
     "json": ("go goroutines --json -t 64", ".goroutines.json"),
     "pprof": ("go pprof", ".pb.gz"),
     "stacks": ("go stacks --json", ".stacks.json"),
+    "heap": ("go heap --pprof {out}", ".heap.pb.gz"),
+    "retained": ("go stacks --retained --pprof {out}", ".retained.pb.gz"),
 }
 SUMMARY_CMD = "go stacks --json"
 
@@ -165,7 +168,8 @@ class Batch:
         part = _partial_name(out)
         with tempfile.TemporaryDirectory(prefix="gdb-go-") as tmp:
             summary = part if self.fmt == "stacks" else os.path.join(tmp, "stacks.json")
-            commands = [["view", f"{view} -o {_quote(part)}"]]
+            commands = [["view", view.format(out=_quote(part)) if "{out}" in view
+                         else f"{view} -o {_quote(part)}"]]
             if self.fmt != "stacks":
                 commands.append(["summary", f"{SUMMARY_CMD} -o {_quote(summary)}"])
             try:

@@ -13,14 +13,24 @@ def _heap_args(p):
     p.add_argument("--top", type=count, default=None, metavar="N",
                    help="show the N biggest types and size classes, text and JSON (0: all; "
                         "default: text 20, JSON all)")
+    p.add_argument("--pprof", metavar="FILE",
+                   help="write the live heap as a pprof profile (gzipped) whose stacks are "
+                        "reference chains: root, fields, type")
+    p.add_argument("--chain-depth", type=int, default=heapreport.MAX_CHAIN_STEPS, metavar="N",
+                   help="with --pprof: at most N pointer steps per chain, the rest one \"…\" "
+                        f"frame (default {heapreport.MAX_CHAIN_STEPS})")
     add_output_args(p)
 
 
 def _heap_run(ctx, args):
     top = args.top or None    # (0: all)
+    if args.chain_depth <= 0:
+        raise UsageError("--chain-depth takes a positive number")
     rt = ctx.runtime()
     heapreport.require_heap(rt)
     _walker, gs = ctx.walk(rt, depth=0)
+    if args.pprof:
+        return _heap_pprof(rt, gs, args)
     r = heapreport.heap_report(rt, gs)
     if args.json:
         return json_text({
@@ -61,6 +71,29 @@ def _heap_run(ctx, args):
     return "".join(out)
 
 
+def _heap_pprof(rt, gs, args):
+    from .pprof import ProfileBuilder, require_protobuf, write_profile
+    require_protobuf("go heap --pprof")
+    c = heapreport.reference_chains(rt, gs, args.chain_depth)
+    b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")],
+                       ("space", "bytes"), 1)
+    b.prof.default_sample_type = b.s("inuse_space")
+    for smp in c.samples:
+        b.add_sample([b.name_location(f) for f in reversed(smp.frames)],
+                     [smp.objects, smp.bytes])
+    for e in c.errors:
+        b.comment(f"warning: {e}")
+    size = write_profile(b.prof, args.pprof)
+    if args.json:
+        return json_text({"go_version": rt.layout.go_version, "pprof": args.pprof,
+                          "live_bytes": c.live_bytes, "live_objects": c.live_objects,
+                          "chains": len(c.samples), "errors": c.errors})
+    return (f"wrote the live heap, {c.live_bytes} bytes ({size_text(c.live_bytes)}) in "
+            f"{c.live_objects} objects on {len(c.samples)} reference chains, as a pprof "
+            f"profile ({size} bytes) to {args.pprof}\n"
+            + "".join(f"warning: {e}\n" for e in c.errors))
+
+
 register(View(
     "heap", "The live heap, by type, size class and root, from a mark done as the GC does.",
     _heap_run, _heap_args,
@@ -68,7 +101,14 @@ register(View(
 goroutine's frames through their stack maps, finalizers) with the heap's own pointer
 records (heap bits, malloc headers, span.largeType). Types are the runtime's where the
 heap records one, else the static type of a typed pointer to the object, else
-"untyped N B". Go 1.22 and later."""))
+"untyped N B". Go 1.22 and later.
+
+--pprof FILE writes the live heap as a pprof profile (inuse_objects, inuse_space) whose
+stacks are reference chains, for `go tool pprof -http`'s flame graph: each object once,
+on the chain by which a breadth-first mark first reached it, from its root (a global,
+or a frame's function and variable; goroutines are not told apart, so goroutines parked
+alike add up) through the field paths `go paths` names (indices as []) to its type;
+past 32 pointer steps (--chain-depth N) the rest of a chain is one "…" frame."""))
 
 
 def _biggest_classes(by_class: list, top) -> list:

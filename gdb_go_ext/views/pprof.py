@@ -64,32 +64,38 @@ def physical_frames(stack) -> list:
     return out
 
 
-def build_profile(rt, gs, walker_errors=(), now_ns=None):
-    """The Profile message of goroutines gs (with stacks). No duration, as the
-    runtime's count profiles have none (proto.go build: CPU profiles only)."""
-    from . import profile_proto as P
-    prof = P.Profile()
-    strings = {"": 0}
-    prof.string_table.append("")
+class ProfileBuilder:
+    """One Profile message being built: its string table, the executable's text as
+    mappings, functions and locations made once each, and samples."""
 
-    def s(text: str) -> int:
-        i = strings.get(text)
+    def __init__(self, sample_types, period_type=None, period=0, now_ns=None):
+        from . import profile_proto as P
+        self.prof = prof = P.Profile()
+        self._strings = {"": 0}
+        prof.string_table.append("")
+        if period_type is not None:
+            prof.period_type.type, prof.period_type.unit = (self.s(x) for x in period_type)
+            prof.period = period
+        for typ, unit in sample_types:
+            st = prof.sample_type.add()
+            st.type, st.unit = self.s(typ), self.s(unit)
+        prof.time_nanos = time.time_ns() if now_ns is None else now_ns
+        self._text_ranges = []
+        self._funcs: dict = {}
+        self._locs: dict = {}
+
+    def s(self, text: str) -> int:
+        i = self._strings.get(text)
         if i is None:
-            i = strings[text] = len(prof.string_table)
-            prof.string_table.append(text)
+            i = self._strings[text] = len(self.prof.string_table)
+            self.prof.string_table.append(text)
         return i
 
-    prof.period_type.type, prof.period_type.unit = s("goroutine"), s("count")
-    prof.period = 1
-    st = prof.sample_type.add()
-    st.type, st.unit = s("goroutine"), s("count")
-    start = time.time_ns() if now_ns is None else now_ns
-    prof.time_nanos = start
-
-    # the executable's text, at the load bias
-    text_ranges = []
-    elf = rt.elf
-    if elf is not None:
+    def add_text_mappings(self, rt) -> None:
+        """The executable's text, at the load bias."""
+        prof, elf = self.prof, rt.elf
+        if elf is None:
+            return
         bias = 0
         sym = elf.symbol("runtime.text")
         try:
@@ -111,43 +117,96 @@ def build_profile(rt, gs, walker_errors=(), now_ns=None):
                 m.memory_start = lo
                 m.memory_limit = seg.vaddr + bias + seg.memsz
                 m.file_offset = seg.offset - ((seg.vaddr + bias) - lo)
-                m.filename = s(path)
-                m.build_id = s(build_id)
+                m.filename = self.s(path)
+                m.build_id = self.s(build_id)
                 m.has_functions = m.has_filenames = m.has_line_numbers = True
                 m.has_inline_frames = True
-                text_ranges.append((m.memory_start, m.memory_limit, m.id))
+                self._text_ranges.append((m.memory_start, m.memory_limit, m.id))
 
-    funcs: dict = {}
-    locs: dict = {}      # (address, lines) -> location id
-
-    def func_id(fr) -> int:
-        key = (fr.function, fr.file)
-        fid = funcs.get(key)
+    def func_id(self, function: str, file: str = "") -> int:
+        key = (function, file)
+        fid = self._funcs.get(key)
         if fid is None:
-            f = prof.function.add()
-            fid = f.id = funcs[key] = len(prof.function)
-            f.name = f.system_name = s(fr.function)
-            f.filename = s(fr.file)
+            f = self.prof.function.add()
+            fid = f.id = self._funcs[key] = len(self.prof.function)
+            f.name = f.system_name = self.s(function)
+            f.filename = self.s(file)
         return fid
 
-    def loc_id(pc, frames) -> int:
+    def frames_location(self, pc: int, frames) -> int:
+        """The location of one physical frame at pc: its lines the inlined calls,
+        innermost first."""
         addr = pc - 1 if pc else 0
         key = (addr, tuple((fr.function, fr.file, fr.line) for fr in frames))
-        lid = locs.get(key)
+        lid = self._locs.get(key)
         if lid is None:
-            loc = prof.location.add()
-            lid = loc.id = locs[key] = len(prof.location)
+            loc = self.prof.location.add()
+            lid = loc.id = self._locs[key] = len(self.prof.location)
             loc.address = addr
             for fr in frames:
                 line = loc.line.add()
-                line.function_id = func_id(fr)
+                line.function_id = self.func_id(fr.function, fr.file)
                 line.line = fr.line
-            for lo, hi, mid in text_ranges:
+            for lo, hi, mid in self._text_ranges:
                 if lo <= addr < hi:
                     loc.mapping_id = mid
                     break
         return lid
 
+    def name_location(self, name: str) -> int:
+        """A location that is only a name (no address, file or line): a step of a
+        reference chain."""
+        key = (None, name)
+        lid = self._locs.get(key)
+        if lid is None:
+            loc = self.prof.location.add()
+            lid = loc.id = self._locs[key] = len(self.prof.location)
+            loc.line.add().function_id = self.func_id(name)
+        return lid
+
+    def stack_locations(self, stack) -> list:
+        """The location ids of a stack of logical frames (innermost first)."""
+        return [self.frames_location(pc, frames) for pc, frames in physical_frames(stack)]
+
+    def add_sample(self, location_ids, values, labels=()) -> None:
+        smp = self.prof.sample.add()
+        smp.location_id.extend(location_ids)
+        smp.value.extend(values)
+        for k, v in labels:
+            lab = smp.label.add()
+            lab.key = self.s(str(k))
+            if isinstance(v, int):
+                lab.num = v
+            else:
+                lab.str = self.s(str(v))
+
+    def comment(self, text: str) -> None:
+        self.prof.comment.append(self.s(text))
+
+
+def write_profile(prof, path: str) -> int:
+    """Write a Profile gzipped to path; the bytes written."""
+    data = gzip.compress(prof.SerializeToString())
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise GoExtError(f"cannot write {path}: {e.strerror or e}") from None
+    return len(data)
+
+
+def require_protobuf(what: str) -> None:
+    try:
+        from . import profile_proto  # noqa: F401
+    except ImportError as e:
+        raise UsageError(f"{what} needs the protobuf library (pip install protobuf): {e}")
+
+
+def build_profile(rt, gs, walker_errors=(), now_ns=None):
+    """The Profile message of goroutines gs (with stacks). No duration, as the
+    runtime's count profiles have none (proto.go build: CPU profiles only)."""
+    b = ProfileBuilder([("goroutine", "count")], ("goroutine", "count"), 1, now_ns)
+    b.add_text_mappings(rt)
     depth = _depth(rt.layout.go_version)
     counts: dict = {}
     stack_locs: dict = {}
@@ -166,41 +225,53 @@ def build_profile(rt, gs, walker_errors=(), now_ns=None):
         skey = tuple((fr.pc, fr.function, fr.file, fr.line, fr.inlined) for fr in stack)
         ids = stack_locs.get(skey)
         if ids is None:
-            ids = stack_locs[skey] = tuple(loc_id(pc, frames)
-                                           for pc, frames in physical_frames(stack))
+            ids = stack_locs[skey] = tuple(b.stack_locations(stack))
         key = (ids, tuple(sorted(g.labels.items())) if g.labels else ())
         counts[key] = counts.get(key, 0) + 1
     for (ids, labels), n in counts.items():
-        smp = prof.sample.add()
-        smp.location_id.extend(ids)
-        smp.value.append(n)
-        for k, v in labels:
-            lab = smp.label.add()
-            lab.key, lab.str = s(str(k)), s(str(v))
+        b.add_sample(ids, [n], labels)
     for e in walker_errors:
-        prof.comment.append(s(f"warning: {e}"))
-    return prof
+        b.comment(f"warning: {e}")
+    return b.prof
+
+
+def retained_profile(rt, buckets, kept, walker_errors, args):
+    """`go stacks --retained --pprof FILE`: one sample per bucket that alone keeps heap
+    alive, its stack the bucket's, its values the objects and bytes it retains; the
+    bucket's goroutines as a number label."""
+    require_protobuf("go stacks --retained --pprof")
+    b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")],
+                       ("space", "bytes"), 1)
+    b.prof.default_sample_type = b.s("inuse_space")
+    b.add_text_mappings(rt)
+    total_b = total_n = samples = 0
+    for i, bucket in enumerate(buckets):
+        nb, nobj = int(kept.bytes[i]), int(kept.objects[i])
+        if not nb and not nobj:
+            continue
+        b.add_sample(b.stack_locations(bucket.frames), [nobj, nb],
+                     [("goroutines", bucket.count)])
+        total_b, total_n, samples = total_b + nb, total_n + nobj, samples + 1
+    errors = list(walker_errors) + [e for e in kept.errors if e not in walker_errors]
+    for e in errors:
+        b.comment(f"warning: {e}")
+    size = write_profile(b.prof, args.pprof)
+    return (f"wrote what {samples} of {len(buckets)} buckets alone keep alive, {total_b} bytes "
+            f"in {total_n} objects, as a pprof profile ({size} bytes) to {args.pprof}\n"
+            + "".join(f"warning: {e}\n" for e in errors))
 
 
 def _run(ctx, args):
-    try:
-        from . import profile_proto  # noqa: F401
-    except ImportError as e:
-        raise UsageError(f"go pprof needs the protobuf library (pip install protobuf): {e}")
+    require_protobuf("go pprof")
     rt = ctx.runtime()
     # whole stacks (the walk the other views share); build_profile cuts them as the
     # runtime's profile does
     walker, gs = ctx.walk(rt, depth=1, want_blocked=False)
     prof = build_profile(rt, gs, walker.errors)
-    data = gzip.compress(prof.SerializeToString())
-    try:
-        with open(args.output, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        raise GoExtError(f"cannot write {args.output}: {e.strerror or e}") from None
+    size = write_profile(prof, args.output)
     n = sum(prof.sample[i].value[0] for i in range(len(prof.sample)))
     text = (f"wrote a goroutine profile of {n} goroutines in {len(prof.sample)} samples "
-            f"({len(data)} bytes) to {args.output}\n")
+            f"({size} bytes) to {args.output}\n")
     return text + "".join(f"warning: {e}\n" for e in walker.errors)
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..analysis import heapreport, triage
+from ..errors import UsageError
 from .console import json_text
 from .gc import size_text
 from .goroutines import add_stacks_args, stacks_json, stacks_text
@@ -17,9 +18,14 @@ def _args(p):
     p.add_argument("--retained", action="store_true",
                    help="add the heap bytes and objects only each bucket's goroutines keep "
                         "alive (Go 1.22+)")
+    p.add_argument("--pprof", metavar="FILE",
+                   help="with --retained: write what each bucket alone keeps alive as a pprof "
+                        "profile (gzipped), the bucket's stack as the sample's stack")
 
 
 def _run(ctx, args):
+    if args.pprof and not args.retained:
+        raise UsageError("--pprof goes with --retained")
     snap = read_old(args.diff) if args.diff is not None else None   # before any walk
     rt = ctx.runtime()
     walker, gs = ctx.walk(rt, depth=1)   # whole stacks: -t cuts only what is printed
@@ -31,6 +37,9 @@ def _run(ctx, args):
         heapreport.require_heap(rt)
         group = {goid: i for i, b in enumerate(buckets) for goid in b.ids()}
         kept = heapreport.retained_by(rt, gs, group, len(buckets))
+        if args.pprof:
+            from .pprof import retained_profile
+            return retained_profile(rt, buckets, kept, walker.errors, args)
     if args.json:
         js = stacks_json(rt.layout.go_version, buckets, len(gs), walker.errors, args.depth)
         if kept is not None:
