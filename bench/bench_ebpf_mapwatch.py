@@ -8,7 +8,9 @@ Each round measures:
 1. the target's iterations per second with no probe;
 2. `gdb-go mapwatch PID main.intMap --seconds S`: hits/s counted in the kernel,
    and the target's rate meanwhile;
-3. the same with --found (every RET probed too);
+3. the same with --found (every RET probed too), and with --found --hits (one ring
+   buffer record per hit, read by the prober; the hits dropped because the ring was
+   full are printed);
 4. gdb's breakpoint `go mapwatch main.intMap --max-hits 1000000 --timeout S`;
 5. `gdb-go mapwatch PID main.decoyInt`, a map nobody reads: what a probe costs the
    other maps' lookups (every mapaccess*_fast64 call still runs the BPF program,
@@ -36,11 +38,11 @@ import harness  # noqa: E402
 from bench_mapwatch import Sampler  # noqa: E402
 
 
-def ebpf(fp, sampler, expr, seconds, found, out):
+def ebpf(fp, sampler, expr, seconds, found, out, extra=(), dropped=None):
     path = os.path.join(out, "e.json")
     p = subprocess.Popen([sys.executable, "-m", "gdb_go", "mapwatch", str(fp.pid), expr,
                           "--seconds", str(seconds), "--json", "-o", path]
-                         + (["--found"] if found else []),
+                         + (["--found"] if found else []) + list(extra),
                          stderr=subprocess.PIPE, text=True, cwd=harness.REPO)
     line = p.stderr.readline()
     if not line.startswith("watching"):
@@ -48,6 +50,8 @@ def ebpf(fp, sampler, expr, seconds, found, out):
     t0 = time.monotonic()
     p.wait()
     rep = json.load(open(path))
+    if dropped is not None:
+        dropped.append((rep.get("hits_dropped", 0), len(rep["hits"]) + rep["hits_beyond_max"]))
     # the window: from the uprobes in to the deadline (not the detach and report after it)
     return rep["summary"]["hits_per_second"] or 0.0, sampler.rate(t0 + 0.2, t0 + seconds - 0.1)
 
@@ -75,7 +79,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     binary = harness.build("ebpflookups", args.toolchain)
-    rows = {k: [] for k in ("free", "ebpf", "ebpf --found", "ebpf other map", "gdb breakpoints")}
+    rows = {k: [] for k in ("free", "ebpf", "ebpf --found", "ebpf --found --hits",
+                            "ebpf other map", "gdb breakpoints")}
+    dropped = []
     with tempfile.TemporaryDirectory() as out:
         with harness.run_fixture(binary, args=("loop",)) as fp:
             sampler = Sampler(fp)
@@ -87,6 +93,8 @@ def main():
                     rows["ebpf"].append(ebpf(fp, sampler, "main.intMap", args.seconds, False, out))
                     rows["ebpf --found"].append(ebpf(fp, sampler, "main.intMap", args.seconds,
                                                      True, out))
+                    rows["ebpf --found --hits"].append(ebpf(
+                        fp, sampler, "main.intMap", args.seconds, True, out, ["--hits"], dropped))
                     rows["ebpf other map"].append(ebpf(fp, sampler, "main.decoyInt",
                                                        args.seconds, False, out))
                     rows["gdb breakpoints"].append(breakpoints(binary, fp, sampler,
@@ -104,6 +112,8 @@ def main():
         print("%-18s %14s %16.0f %9.1fx" % (
             name, "%.0f" % statistics.median(hits) if hits else "-", rate,
             free / rate if rate else float("inf")))
+    print("--hits: records read / dropped (ring buffer full) per round: "
+          + ", ".join("%d / %d" % (n, d) for d, n in dropped))
     print("('ebpf other map': main.decoyInt probed, which nobody reads: the cost of a probe "
           "to the other maps' lookups)")
 

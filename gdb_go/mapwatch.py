@@ -27,6 +27,11 @@ def add_parser(sub) -> None:
     m.add_argument("expr", metavar="EXPR", help="a global map variable, e.g. main.cache")
     m.add_argument("--found", action="store_true",
                    help="also tell found from missing (probes every RET: slower)")
+    m.add_argument("--hits", action="store_true",
+                   help="also list every hit in order (key, goroutine, caller, found), "
+                   "from a BPF ring buffer; the counts stay complete")
+    m.add_argument("--max-hits", type=int, default=10000, metavar="N",
+                   help="with --hits: list at most N hits (default 10000; 0: no cap)")
     m.add_argument("--seconds", type=float, default=None, metavar="S",
                    help="stop after S seconds (default: at SIGINT or SIGTERM)")
     m.add_argument("--json", action="store_true", help="the JSON report (docs/json.md)")
@@ -85,6 +90,8 @@ def run(args) -> str:
 
     if args.seconds is not None and not args.seconds > 0:
         raise GoExtError("--seconds must be more than 0")
+    if args.max_hits < 0:
+        raise GoExtError("--max-hits must be 0 (no cap) or more")
     why = ebpf.problem()
     if why:
         raise GoExtError(f"eBPF cannot run here: {why}")
@@ -127,7 +134,7 @@ def run(args) -> str:
         raise GoExtError(f"{args.expr} is a nil map")
     rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=pclntab, map_addr=map_addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
-                         found=args.found,
+                         found=args.found, hits=args.hits, max_hits=args.max_hits,
                          wait=_window(pid, args.seconds, lambda n: f"watching {args.expr} "
                                       f"(map {map_addr:#x}, {n} probes)"))
     if args.json:

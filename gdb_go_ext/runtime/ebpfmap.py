@@ -23,6 +23,7 @@ mapwatch's JSON schema (docs/json.md) plus the complete counts.
 from __future__ import annotations
 
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -37,12 +38,16 @@ OPS = {P.ACCESS1: 1, P.ACCESS2: 2}
 VARIANTS = {P.GENERIC: 0, P.FAST32: 1, P.FAST64: 2, P.FASTSTR: 3}
 MISSING, FOUND, UNKNOWN = 0, 1, 2
 STATS = ("other_map_calls", "restarts_skipped", "nested_skipped", "overwritten",
-         "mismatched_returns", "lost_full", "returns_seen")
+         "mismatched_returns", "lost_full", "returns_seen", "hits_dropped")
+DEFAULT_MAX_HITS = 10000      # --hits: records kept in the report's hits list
+HITS_RING_BYTES = 1 << 24     # --hits: the ring buffer (112 bytes a record: ~150,000)
+IDLE_RING_BYTES = 1 << 12     # without --hits: one page, never written
 
 CONFIG = struct.Struct("<QQQQIIII%dQ%dQ" % (MAX_RANGES, MAX_RANGES))
 MKEY = struct.Struct("<IIQ%ds" % KEY_BYTES)        # func, state, len, data
 CKEY = struct.Struct("<QII")                       # ret, func, state
 PENDING = struct.Struct("<IIQ%dsQQ" % KEY_BYTES)  # mkey, ret, goid
+HIT = struct.Struct("<IIQ%dsQQQ" % KEY_BYTES)     # mkey, goid, ret, t_ns
 U64 = struct.Struct("<Q")
 
 
@@ -157,11 +162,12 @@ def pie_bias(pid: int, exe_path: str, elf) -> int:
 
 
 def config_bytes(map_addr: int, zeroval: int, goid_off: int, key: T.GoType, found: bool,
-                 ranges: list[tuple[int, int]], bias: int) -> bytes:
+                 ranges: list[tuple[int, int]], bias: int, hits: bool = False) -> bytes:
     starts = [s + bias for s, _ in ranges] + [0] * (MAX_RANGES - len(ranges))
     ends = [e + bias for _, e in ranges] + [0] * (MAX_RANGES - len(ranges))
     return CONFIG.pack(map_addr, zeroval, goid_off, key.size or 0,
-                       int(key.kind == T.STRING), int(found), len(ranges), 0, *starts, *ends)
+                       int(key.kind == T.STRING), int(found), len(ranges), int(hits),
+                       *starts, *ends)
 
 
 # --- the counts, read back ------------------------------------------------------------
@@ -188,11 +194,14 @@ def build_report(*, map_addr: int, map_type: str, key_t: T.GoType, probes: list[
                  sites: list[Site], bias: int, counts: list, goroutines: list, callers: list,
                  pendings: list, stats: dict, seconds: float, stopped_by: str,
                  errors: list, symbolize: Callable[[int], Optional[dict]], found: bool,
-                 values=None) -> dict:
+                 values=None, hit_records: Optional[list] = None, max_hits: int = 0,
+                 hits_beyond_max: int = 0, t0_ns: int = 0) -> dict:
     """The report in mapwatch's schema (runtime.probes.report) with the complete counts.
 
     counts: [(MKEY bytes, n)], goroutines: [(goid, n)], callers: [(CKEY bytes, n)],
-    pendings: [PENDING bytes] (calls whose RET the window did not see: unknown)."""
+    pendings: [PENDING bytes] (calls whose RET the window did not see: unknown).
+    hit_records (--hits): [HIT bytes] in the ring buffer's order, at most max_hits (0: no
+    cap); hits_beyond_max: records read past the cap; t0_ns: CLOCK_MONOTONIC at the start."""
     per_key: dict[str, dict] = {}
     by_function: dict[str, int] = {}
     by_op: dict[str, int] = {}
@@ -291,6 +300,17 @@ def build_report(*, map_addr: int, map_type: str, key_t: T.GoType, probes: list[
         "hits": [],
         "summary": summary,
     }
+    if hit_records is not None:
+        rep["hits"] = hit_list(key_t, probes, hit_records, pendings, symbolize, found, values,
+                               max_hits, t0_ns)
+        beyond = hits_beyond_max + max(0, len(hit_records) + len(pendings) - len(rep["hits"]))
+        rep["hits_recorded"] = True
+        rep["max_hits"] = max_hits
+        rep["hits_beyond_max"] = beyond
+        rep["hits_dropped"] = stats.get("hits_dropped", 0)
+        if rep["hits_dropped"]:
+            rep["errors"].append(f"{rep['hits_dropped']} hits dropped from the hits list: the "
+                                 "ring buffer was full (the counts have them)")
     if key_t.kind == T.STRING:
         rep["string_key_bytes"] = KEY_BYTES
         rep["keys_truncated"] = truncated
@@ -298,6 +318,35 @@ def build_report(*, map_addr: int, map_type: str, key_t: T.GoType, probes: list[
         if stats.get(name):
             rep["errors"].append(f"{stats[name]} hits {name.replace('_', ' ')} (BPF counts)")
     return rep
+
+
+def hit_list(key_t, probes, records: list, pendings: list, symbolize, found: bool, values,
+             max_hits: int, t0_ns: int) -> list[dict]:
+    """The report's hits, in the kernel's order, then the calls still pending (found
+    null, t null): mapwatch's per-hit entries (docs/json.md)."""
+    which = {MISSING: False, FOUND: True}
+    out: list[dict] = []
+
+    def add(func, state, length, data, goid, ret, t):
+        if not 0 <= func < len(probes) or (max_hits and len(out) >= max_hits):
+            return
+        p = probes[func]
+        key, cut = decode_key(key_t, data, length, values)
+        h = {"key": key, "found": which.get(state) if found else None,
+             "function": p.function, "op": p.op, "goroutine": goid,
+             "caller": symbolize(ret), "t": t}
+        if cut:
+            h["length"] = length
+            h["truncated"] = True
+        out.append(h)
+
+    for rb in records:
+        func, state, length, data, goid, ret, t_ns = HIT.unpack(rb[:HIT.size])
+        add(func, state, length, data, goid, ret, round((t_ns - t0_ns) / 1e9, 6))
+    for pb in pendings:
+        func, _, length, data, ret, goid = PENDING.unpack(pb)
+        add(func, UNKNOWN, length, data, goid, ret, None)
+    return out
 
 
 def pclntab_symbolizer(pclntab, bias: int) -> Callable[[int], Optional[dict]]:
@@ -324,10 +373,13 @@ PROGRAM = "mapwatch"
 
 
 def probe_map(*, pid: int, elf, pclntab, map_addr: int, map_type_name: str, key_t,
-              goid_off: int, found: bool, wait, values=None) -> dict:
+              goid_off: int, found: bool, wait, values=None, hits: bool = False,
+              max_hits: int = DEFAULT_MAX_HITS) -> dict:
     """Count the lookups of the map at map_addr in process pid while wait(n_uprobes)
     runs (it returns how the window ended: "timeout", "interrupt", "exited", ...), then
     remove every uprobe and return the report (runtime/ebpfmap.py's build_report).
+    hits: also list every call, in order (the ring buffer, read by a thread while the
+    window runs and drained at its end), at most max_hits of them (0: no cap).
 
     elf/pclntab: the process's executable (link-time addresses; the PIE bias comes from
     /proc/PID/maps)."""
@@ -350,11 +402,28 @@ def probe_map(*, pid: int, elf, pclntab, map_addr: int, map_type_name: str, key_
     if found and not zeroval:
         errors.append("no runtime.zeroVal symbol: mapaccess1's found/missing is unknown")
     stats: dict = {}
-    with BpfObject() as bpf:
+    records: list = []
+    beyond = [0]
+
+    def on_record(raw: bytes) -> None:
+        if max_hits and len(records) >= max_hits:
+            beyond[0] += 1
+        else:
+            records.append(raw)
+    ring = {"hits": HITS_RING_BYTES if hits else IDLE_RING_BYTES}
+    with BpfObject(max_entries=ring) as bpf:
         bpf.update("config", b"\0" * 4,
-                   config_bytes(map_addr, zeroval, goid_off, key_t, found, ranges, bias))
+                   config_bytes(map_addr, zeroval, goid_off, key_t, found, ranges, bias, hits))
+        reader = bpf.ring_buffer("hits", on_record) if hits else None
+        stop = threading.Event()
+        poller = None
+        if reader is not None:
+            poller = threading.Thread(target=_poll, args=(reader, stop), daemon=True,
+                                      name="mapwatch-hits")
+            poller.start()
         stopped_by = "error"
         t0 = t1 = time.monotonic()
+        t0_ns = time.monotonic_ns()
         try:
             for s in sites:
                 bpf.attach_uprobe(PROGRAM, pid, exe, file_offset(elf, s.address), s.cookie)
@@ -363,6 +432,11 @@ def probe_map(*, pid: int, elf, pclntab, map_addr: int, map_type_name: str, key_
         finally:
             t1 = time.monotonic()
             errors.extend(bpf.detach())     # first stop counting, then read
+            if reader is not None:
+                stop.set()
+                poller.join()
+                reader.consume()            # what the thread had not read yet
+                reader.free()
         for i, name in enumerate(STATS):
             v = bpf.lookup("stats", i.to_bytes(4, "little"), 8)
             stats[name] = int.from_bytes(v, "little") if v else 0
@@ -377,4 +451,19 @@ def probe_map(*, pid: int, elf, pclntab, map_addr: int, map_type_name: str, key_
         map_addr=map_addr, map_type=map_type_name, key_t=key_t, probes=probes, sites=sites,
         bias=bias, counts=counts, goroutines=gor, callers=callers, pendings=pend, stats=stats,
         seconds=t1 - t0, stopped_by=stopped_by, errors=errors, found=found,
-        symbolize=pclntab_symbolizer(pclntab, bias), values=values)
+        symbolize=pclntab_symbolizer(pclntab, bias), values=values,
+        hit_records=records if hits else None, max_hits=max_hits, hits_beyond_max=beyond[0],
+        t0_ns=t0_ns)
+
+
+def _poll(reader, stop) -> None:
+    """The --hits reader thread: hands records over until stop (signals blocked here, so
+    they go to the main thread: gdb's, or gdb-go's SIGINT/SIGTERM)."""
+    import signal
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.Signals))
+    except (OSError, ValueError, AttributeError):
+        pass
+    while not stop.is_set():
+        if reader.poll(100) < 0:
+            stop.wait(0.1)

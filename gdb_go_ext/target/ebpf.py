@@ -84,6 +84,12 @@ def _libbpf():
                 ("bpf_map__update_elem", I, [P, P, S, P, S, U64]),
                 ("bpf_map__lookup_elem", I, [P, P, S, P, S, U64]),
                 ("bpf_map__get_next_key", I, [P, P, P, S]),
+                ("bpf_map__fd", I, [P]),
+                ("bpf_map__set_max_entries", I, [P, ctypes.c_uint32]),
+                ("ring_buffer__new", P, [I, P, P, P]),
+                ("ring_buffer__poll", I, [P, I]),
+                ("ring_buffer__consume", I, [P]),
+                ("ring_buffer__free", None, [P]),
                 ("libbpf_set_print", P, [P])):
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = res, args
@@ -149,10 +155,46 @@ def _why(what: str, err: int) -> str:
     return msg + (f" (libbpf: {tail})" if tail else "")
 
 
+_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class RingBuffer:
+    """libbpf's ring_buffer over one BPF_MAP_TYPE_RINGBUF map (ring_buffer__new/poll)."""
+
+    def __init__(self, lib, map_fd: int, on_record):
+        def sample(ctx, data, size):
+            try:
+                on_record(ctypes.string_at(data, size))
+            except Exception:   # noqa: BLE001  never unwind through libbpf
+                return -1
+            return 0
+        self.lib = lib
+        self._cb = _SAMPLE_FN(sample)       # kept alive as long as the ring buffer
+        self.rb = lib.ring_buffer__new(map_fd, ctypes.cast(self._cb, ctypes.c_void_p),
+                                       None, None)
+        if not self.rb:
+            raise GoExtError(_why("cannot read the BPF ring buffer", ctypes.get_errno()))
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms for records, hand them over; their number (<0: -errno)."""
+        return self.lib.ring_buffer__poll(self.rb, timeout_ms) if self.rb else 0
+
+    def consume(self) -> int:
+        """Hand over every record there now, without waiting."""
+        return self.lib.ring_buffer__consume(self.rb) if self.rb else 0
+
+    def free(self) -> None:
+        if self.rb:
+            self.lib.ring_buffer__free(self.rb)
+            self.rb = None
+
+
 class BpfObject:
     """One loaded BPF object, its uprobe links, and its maps. close() removes everything."""
 
-    def __init__(self, path: Optional[str] = None, name: str = OBJECT_NAME):
+    def __init__(self, path: Optional[str] = None, name: str = OBJECT_NAME,
+                 max_entries: Optional[dict] = None):
+        """max_entries: {map name: entries} set before the load (a ring buffer's bytes)."""
         why = problem(name)
         if why:
             raise EbpfUnavailable(why)
@@ -163,6 +205,12 @@ class BpfObject:
         self.obj = lib.bpf_object__open_file(self.path.encode(), None)
         if not self.obj:
             raise EbpfUnavailable(_why(f"cannot open {self.path}", ctypes.get_errno()))
+        for mname, n in (max_entries or {}).items():
+            rc = lib.bpf_map__set_max_entries(self._map(mname), n)
+            if rc:
+                lib.bpf_object__close(self.obj)
+                self.obj = None
+                raise GoExtError(_why(f"cannot size BPF map {mname}", -rc))
         rc = lib.bpf_object__load(self.obj)
         if rc:
             err = -rc
@@ -202,6 +250,11 @@ class BpfObject:
             if not self.lib.bpf_map__lookup_elem(m, key, key_size, val, value_size, 0):
                 yield key, val.raw
             cur = ctypes.create_string_buffer(key, key_size)
+
+    def ring_buffer(self, name: str, on_record) -> "RingBuffer":
+        """A reader of the ring buffer map name: on_record(bytes) per record, called from
+        poll()/consume() in the calling thread."""
+        return RingBuffer(self.lib, self.lib.bpf_map__fd(self._map(name)), on_record)
 
     def attach_uprobe(self, program: str, pid: int, binary: str, file_offset: int,
                       cookie: int) -> None:

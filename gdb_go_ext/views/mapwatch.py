@@ -85,6 +85,13 @@ def ebpf_lines(rep: dict) -> str:
            f"{len(s['by_goroutine'])} goroutines, {len(s['callers'])} call sites, "
            f"{rep['restarts_skipped']} stack-growth restarts skipped"
            + ("" if rep["found_tracked"] else "; found/missing not tracked (--found)") + "\n")
+    if rep.get("hits_recorded"):
+        cap = rep["max_hits"]
+        out += (f"hits: {len(rep['hits'])} listed in order"
+                + (f" (at most {cap}; {rep['hits_beyond_max']} more not listed)"
+                   if rep["hits_beyond_max"] else "")
+                + (f"; {rep['hits_dropped']} dropped, the ring buffer was full"
+                   if rep["hits_dropped"] else "") + " (--json has them)\n")
     if rep.get("string_key_bytes"):
         out += (f"string keys are cut at {rep['string_key_bytes']} bytes"
                 + (" (some were)" if rep.get("keys_truncated") else "") + "\n")
@@ -92,15 +99,17 @@ def ebpf_lines(rep: dict) -> str:
 
 
 DEFAULT_MAX_HITS = 1000
+EBPF_MAX_HITS = 10000     # runtime.ebpfmap.DEFAULT_MAX_HITS (not imported: views load light)
 DEFAULT_TIMEOUT = 10.0
 
 
 def add_mapwatch_args(p) -> None:
     """The flags of `go mapwatch` and delve-bridge's `mapwatch` view."""
     p.add_argument("expr", nargs="+", metavar="EXPR", help="the map")
-    p.add_argument("--max-hits", type=count, default=DEFAULT_MAX_HITS, metavar="N",
+    p.add_argument("--max-hits", type=count, default=None, metavar="N",
                    help=f"stop after N hits on this map (default {DEFAULT_MAX_HITS}; 0: no "
-                        f"limit, until --timeout)")
+                        f"limit, until --timeout); with --ebpf --hits: list at most N hits "
+                        f"(default {EBPF_MAX_HITS}; 0: no cap), counting goes on")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                    help=f"stop after S seconds (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--writes", action="store_true",
@@ -113,6 +122,9 @@ def add_mapwatch_args(p) -> None:
                    "for --seconds, every lookup counted (needs CAP_BPF)")
     p.add_argument("--found", action="store_true",
                    help="with --ebpf: also tell found from missing (probes every RET)")
+    p.add_argument("--hits", action="store_true",
+                   help="with --ebpf: also list every hit in order (a BPF ring buffer), "
+                   f"at most --max-hits (default {EBPF_MAX_HITS})")
     p.add_argument("--seconds", type=float, default=None, metavar="S",
                    help=f"with --ebpf: count for S seconds (default {DEFAULT_TIMEOUT:g})")
 
@@ -185,7 +197,9 @@ def _run_ebpf(ctx, args):
     wait = free_run(control, seconds, left)
     rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf), map_addr=addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
-                         found=args.found, wait=wait, values=lambda raw: dec(raw, 0))
+                         found=args.found, wait=wait, values=lambda raw: dec(raw, 0),
+                         hits=args.hits,
+                         max_hits=EBPF_MAX_HITS if args.max_hits is None else args.max_hits)
     rep["errors"].extend(left)
     return rep
 
@@ -200,12 +214,13 @@ def _run(ctx, args):
         rep = _run_ebpf(ctx, args)
         return json_text(rep) if args.json else render_text(rep, color=ctx.color,
                                                              width=ctx.width)
-    if args.found or args.seconds is not None:
-        raise UsageError("--found and --seconds go with --ebpf (without it: --timeout)")
+    if args.found or args.seconds is not None or args.hits:
+        raise UsageError("--found, --hits and --seconds go with --ebpf (without it: --timeout)")
     rt = ctx.runtime()
     control = rt.target.control()   # live, amd64, stopped: or one sentence why not
     shown, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
-    rep = probes.run_mapwatch(control, rt, shown, mt, addr, args.max_hits or None, args.timeout,
+    max_hits = DEFAULT_MAX_HITS if args.max_hits is None else args.max_hits
+    rep = probes.run_mapwatch(control, rt, shown, mt, addr, max_hits or None, args.timeout,
                               args.writes)
     if args.json:
         return json_text(rep)
@@ -226,4 +241,6 @@ every breakpoint is removed on every way out. Needs a live process (amd64).
 stack check, and with --found at its RETs): the program runs freely for
 --seconds (default 10) or until Ctrl-C, then is stopped again as it was, every
 uprobe removed. The JSON adds per key and op found/missing, every goroutine and
-every call site. Needs root (CAP_BPF, CAP_PERFMON) and a local process."""))
+every call site. --hits also lists every hit in order (key, goroutine, caller,
+found), read from a BPF ring buffer, at most --max-hits of them (default 10000);
+the counts stay complete. Needs root (CAP_BPF, CAP_PERFMON) and a local process."""))

@@ -10,6 +10,10 @@ goroutine; per call site (function and line). Afterwards the program's text read
 from /proc holds no int3 where a uprobe was. The RETs we probe are checked against
 objdump's disassembly of the same functions.
 
+With --hits (every gdb-go run on the matrix, and the gdb run) the hits list, read
+from the BPF ring buffer, must be the fixture's own sequence for each goroutine, in
+its order (key, op, found, call site); across goroutines the order may interleave.
+
 Runs on every toolchain of the matrix, plain and PIE, through `gdb-go mapwatch PID`;
 gdb and the bridge once, on go1.26.6. Skipped, with the reason, only on a machine
 where eBPF cannot run (no CAP_BPF, no uprobe PMU, no libbpf.so.1, no BPF object).
@@ -162,9 +166,46 @@ def _check(rep, seq, name, found):
         assert rep["string_key_bytes"] == ebpfmap.KEY_BYTES and rep["keys_truncated"]
 
 
-def _cli(pid, expr, out, found=True):
+def _per_goroutine(seq, name, found):
+    """{goid: [(key, op, found, function, line)]} in the fixture's order."""
+    out = collections.defaultdict(list)
+    for e in seq:
+        if e["map"] == name:
+            key = e["key"]
+            if isinstance(key, str) and len(key.encode()) > ebpfmap.KEY_BYTES:
+                key = (key[:ebpfmap.KEY_BYTES], len(key))
+            out[e["g"]].append((json.dumps(key), e["op"], e["found"] if found else None,
+                                e["func"], e["line"]))
+    return out
+
+
+def _check_hits(rep, seq, name, found, max_hits=None):
+    """--hits: each goroutine's hits are its lookups in the fixture's order (all of them,
+    or with max_hits the first max_hits hits of the window, each a prefix)."""
+    exp = _per_goroutine(seq, name, found)
+    got = collections.defaultdict(list)
+    for h in rep["hits"]:
+        key = (h["key"], h["length"]) if h.get("truncated") else h["key"]
+        got[h["goroutine"]].append((json.dumps(key), h["op"], h["found"],
+                                    h["caller"]["function"], h["caller"]["line"]))
+    assert rep["hits_recorded"] and rep["hits_dropped"] == 0
+    total = sum(len(v) for v in exp.values())
+    if max_hits is None:
+        assert rep["hits_beyond_max"] == 0
+        assert dict(got) == dict(exp)
+    else:
+        assert len(rep["hits"]) == max_hits
+        assert rep["hits_beyond_max"] == total - max_hits
+        for g, hs in got.items():
+            assert hs == exp[g][:len(hs)], g
+    ts = [h["t"] for h in rep["hits"]]
+    assert ts == sorted(ts) and ts[0] >= 0
+
+
+def _cli(pid, expr, out, found=True, extra=()):
     p = subprocess.Popen(_gdb_go() + ["mapwatch", str(pid), expr, "--json", "-o", out,
-                                      "--seconds", "120"] + (["--found"] if found else []),
+                                      "--seconds", "120"] + (["--found"] if found else [])
+                         + list(extra),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          cwd=harness.REPO)
     line = p.stderr.readline()
@@ -179,7 +220,7 @@ def test_gdbgo_counts_are_exact(toolchain, pie, tmp_path):
     fx = Fixture(binary)
     try:
         outs = {m: str(tmp_path / (m + ".json")) for m in MAPS}
-        ps = {m: _cli(fx.pid, m, outs[m]) for m in MAPS}
+        ps = {m: _cli(fx.pid, m, outs[m], extra=["--hits"]) for m in MAPS}
         seq = fx.go()
         for m, p in ps.items():
             p.send_signal(signal.SIGINT)
@@ -191,6 +232,7 @@ def test_gdbgo_counts_are_exact(toolchain, pie, tmp_path):
                 reps[m] = json.load(f)
             assert reps[m]["stopped_by"] == "interrupt"
             _check(reps[m], seq, name, True)
+            _check_hits(reps[m], seq, name, True)
         # some of the deep goroutines' lookups grew the stack in the map function and
         # started it again: counted once above, and seen (on every toolchain, 2-4 of them)
         assert reps["main.intMap"]["restarts_skipped"] > 0
@@ -220,7 +262,7 @@ def test_gdbgo_counts_without_found(tmp_path):
     fx = Fixture(binary)
     try:
         out = str(tmp_path / "int.json")
-        p = _cli(fx.pid, "main.intMap", out, found=False)
+        p = _cli(fx.pid, "main.intMap", out, found=False, extra=["--hits", "--max-hits", "50"])
         seq = fx.go()
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
@@ -228,6 +270,7 @@ def test_gdbgo_counts_without_found(tmp_path):
         with open(out) as f:
             rep = json.load(f)
         _check(rep, seq, "int", False)
+        _check_hits(rep, seq, "int", False, max_hits=50)
         _assert_no_uprobe_left(fx.pid, [rep])
     finally:
         fx.close()
@@ -257,13 +300,15 @@ def test_gdb_ebpf_counts_are_exact(tmp_path):
     try:
         out = str(tmp_path / "gdb.json")
         seq, res = _probed_in_window(fx, "runtime.mapaccess1_fast64", lambda: harness.run_gdb(pid=fx.pid, commands=[
-            ("probe", "go mapwatch main.intMap --ebpf --found --seconds 12 --json -o %s" % out),
+            ("probe", "go mapwatch main.intMap --ebpf --found --hits --seconds 12 --json -o %s"
+             % out),
             ("bps", "info breakpoints")], timeout=120))
         assert "No breakpoints" in res.block("bps"), res.block("bps")
         with open(out) as f:
             rep = json.load(f)
         assert rep["stopped_by"] == "timeout"
         _check(rep, seq, "int", True)
+        _check_hits(rep, seq, "int", True)
         _assert_no_uprobe_left(fx.pid, [rep])
         assert fx.proc.poll() is None
     finally:
@@ -280,6 +325,7 @@ def test_bridge_ebpf_counts_are_exact(tmp_path):
                 ["mapwatch", "main.strMap", "--ebpf", "--found", "--seconds", "12", "--json"]))
         rep = json.loads(text)
         _check(rep, seq, "str", True)
+        assert rep["hits"] == [] and "hits_recorded" not in rep
         _assert_no_uprobe_left(fx.pid, [rep])
         assert fx.proc.poll() is None
     finally:

@@ -70,6 +70,43 @@ def test_report_from_counts():
     assert "2 goroutines, 2 call sites" in text
 
 
+def test_hits_list_from_ring_records():
+    """--hits: the ring buffer's records in their order, the pending call last (found
+    null), cut at max_hits with the rest counted, ring-full drops reported."""
+    probes = [_probe("runtime.mapaccess1_faststr", P.ACCESS1, P.FASTSTR, 0x1000),
+              _probe("runtime.mapaccess2_faststr", P.ACCESS2, P.FASTSTR, 0x2000)]
+    sites = [E.Site(0, probes[0], E.KIND_ENTRY, 0x1004)]
+    where = {0x5000: {"function": "main.f", "file": "m.go", "line": 3}}
+    recs = [E.HIT.pack(0, E.FOUND, 1, b"a", 7, 0x5000, 1_500_000_000),
+            E.HIT.pack(1, E.MISSING, 100, b"x" * 64, 8, 0x5000, 1_750_000_000)]
+    pend = [E.PENDING.pack(1, E.UNKNOWN, 1, b"b", 0x5000, 9)]
+    key_t = T.GoType("string", T.STRING, 16)
+
+    def rep(max_hits, dropped=0):
+        return E.build_report(map_addr=0xc000, map_type="map[string]int", key_t=key_t,
+                              probes=probes, sites=sites, bias=0, counts=[], goroutines=[],
+                              callers=[], pendings=pend, stats={"hits_dropped": dropped},
+                              seconds=1.0, stopped_by="timeout", errors=[],
+                              symbolize=where.get, found=True, hit_records=recs,
+                              max_hits=max_hits, hits_beyond_max=0, t0_ns=1_000_000_000)
+    r = rep(0)
+    assert r["hits"] == [
+        {"key": "a", "found": True, "function": "runtime.mapaccess1_faststr", "op": "access1",
+         "goroutine": 7, "caller": where[0x5000], "t": 0.5},
+        {"key": "x" * 64, "found": False, "function": "runtime.mapaccess2_faststr",
+         "op": "access2", "goroutine": 8, "caller": where[0x5000], "t": 0.75, "length": 100,
+         "truncated": True},
+        {"key": "b", "found": None, "function": "runtime.mapaccess2_faststr", "op": "access2",
+         "goroutine": 9, "caller": where[0x5000], "t": None}]
+    assert r["hits_recorded"] and r["hits_beyond_max"] == 0 and r["errors"] == []
+    r = rep(2, dropped=5)
+    assert [h["key"] for h in r["hits"]] == ["a", "x" * 64] and r["hits_beyond_max"] == 1
+    assert r["hits_dropped"] == 5 and "5 hits dropped" in r["errors"][0]
+    from gdb_go_ext.views.mapwatch import render_text
+    assert ("hits: 2 listed in order (at most 2; 1 more not listed); 5 dropped, the ring "
+            "buffer was full") in render_text(r)
+
+
 @pytest.mark.parametrize("what, patch, says", [
     ("pmu", ("UPROBE_PMU", "/nonexistent/uprobe"), "no uprobe PMU"),
     ("lib", ("LIBBPF", "libbpf-not-here.so.9"), "no libbpf-not-here.so.9"),

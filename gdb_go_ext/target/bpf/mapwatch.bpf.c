@@ -10,6 +10,9 @@
 // amd64 Go register ABI: RBX the map, RCX the key (a string: RCX data, RDI
 // length), R14 the current g, AX the result (&runtime.zeroVal when missing),
 // BL mapaccess2's ok. [RSP] is the return address at both places.
+// With emit_hits (--hits) each counted call is also written to the `hits` ring
+// buffer as one struct hit, in the order they were counted; a record that finds
+// the ring full is counted in STAT_HITS_DROPPED (the counts stay complete).
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
@@ -54,6 +57,7 @@ enum stat {
 	STAT_MISMATCH,      // a RET with a pending call of another return address
 	STAT_FULL,          // a count lost: a BPF map was full
 	STAT_RET_PENDING,   // RETs that completed a pending call
+	STAT_HITS_DROPPED,  // --hits records lost: the ring buffer was full
 	STAT_N,
 };
 
@@ -65,7 +69,7 @@ struct config {
 	u32 key_is_string;   // generic variant: the key is a string header
 	u32 track_found;     // RET probes are attached: leave calls pending
 	u32 nranges;
-	u32 pad;
+	u32 emit_hits;       // --hits: one struct hit per counted call into `hits`
 	u64 range_start[MAX_RANGES];   // the probed functions' code
 	u64 range_end[MAX_RANGES];
 };
@@ -88,6 +92,19 @@ struct pending {
 	u64 ret;
 	u64 goid;
 };
+
+// one counted call (--hits)
+struct hit {
+	struct mkey key;
+	u64 goid;
+	u64 ret;
+	u64 t_ns;            // bpf_ktime_get_ns (CLOCK_MONOTONIC)
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 24);
+} hits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -154,6 +171,19 @@ static __always_inline void stat(u32 which)
 			}                                                             \
 		}                                                                 \
 	} while (0)
+
+static __always_inline void emit(struct config *c, struct mkey *k, u64 goid, u64 ret)
+{
+	if (!c->emit_hits)
+		return;
+	struct hit h;
+	h.key = *k;
+	h.goid = goid;
+	h.ret = ret;
+	h.t_ns = bpf_ktime_get_ns();
+	if (bpf_ringbuf_output(&hits, &h, sizeof(h), 0))
+		stat(STAT_HITS_DROPPED);
+}
 
 static __always_inline int nested(struct config *c, u64 ret)
 {
@@ -247,6 +277,7 @@ static __always_inline int on_entry(struct config *c, struct regs *r, u64 cookie
 	ADD(counts, &p.key);
 	struct ckey ck = {.ret = ret, .func = COOKIE_FUNC(cookie), .state = STATE_UNKNOWN};
 	ADD(callers, &ck);
+	emit(c, &p.key, goid, ret);
 	return 0;
 }
 
@@ -272,12 +303,14 @@ static __always_inline int on_ret(struct config *c, struct regs *r, u64 cookie)
 	else
 		state = STATE_UNKNOWN;
 	struct mkey k = p->key;
+	u64 goid = p->goid;
 	k.state = state;
 	bpf_map_delete_elem(&pendings, &g);
 	stat(STAT_RET_PENDING);
 	ADD(counts, &k);
 	struct ckey ck = {.ret = ret, .func = k.func, .state = state};
 	ADD(callers, &ck);
+	emit(c, &k, goid, ret);
 	return 0;
 }
 
