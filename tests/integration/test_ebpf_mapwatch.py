@@ -375,3 +375,28 @@ def test_sigkill_of_the_prober_removes_every_uprobe():
               % (free, probed, after))
         assert fp.proc.poll() is None
         assert probed < free and after > 2 * probed, (free, probed, after)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+                    reason="needs root and setpriv to drop the capabilities")
+def test_without_capabilities_one_line_and_the_target_runs_on():
+    """Root without CAP_BPF/CAP_PERFMON (a pod without the privilege): gdb-go mapwatch and
+    probe-sched each say which capability is missing, in one line, and never touch the
+    program, which still answers afterwards."""
+    binary = harness.build("ebpflookups", GDB_TC)
+    fx = Fixture(binary)
+    try:
+        drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-bpf,-perfmon,-sys_admin", "--"]
+        for argv in (["mapwatch", str(fx.pid), "main.intMap", "--seconds", "1"],
+                     ["probe-sched", str(fx.pid), "--seconds", "1"]):
+            r = subprocess.run(drop + _gdb_go() + argv, capture_output=True, text=True,
+                               cwd=harness.REPO, timeout=60)
+            assert r.returncode != 0, (argv, r.stdout, r.stderr)
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("gdb-go: "), (argv, r.stderr)
+            assert "CAP_BPF" in lines[0] and "Traceback" not in r.stderr, (argv, r.stderr)
+        assert fx.proc.poll() is None
+        seq = fx.go()               # the program still runs and makes its lookups
+        assert seq
+    finally:
+        fx.close()
