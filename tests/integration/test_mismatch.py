@@ -202,12 +202,23 @@ def test_bridge(toolchain):
     assert _ids(json.loads(p.stdout)) == set(inp.dump["prod"])
 
 
-def _gdbgo(*args, user=None):
-    argv = [os.path.join(os.environ.get("GDB_GO_EXT_BIN") or os.path.join(
-        harness.home_dir(), "bin"), "gdb-go"), *args]
+def _gdbgo_launcher():
+    """The gdb-go that ./install.sh put on PATH (or in the venv)."""
+    if os.environ.get("GDB_GO_EXT_BIN"):
+        return os.path.join(os.environ["GDB_GO_EXT_BIN"], "gdb-go")
+    return shutil.which("gdb-go") or os.path.join(harness.home_dir(), "venv", "bin", "gdb-go")
+
+
+def _gdbgo(*args, user=None, install=None):
+    """gdb-go ARGS; as another user, from `install` (a copy of the venv that user can read:
+    _readable_install), since the real one may sit in root's private home."""
     if user:
-        argv = ["runuser", "-u", user, "--"] + argv
-    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=C_LOCALE,
+        argv = ["runuser", "-u", user, "--",
+                os.path.join(install, "venv", "bin", "python"), "-m", "gdb_go", *args]
+    else:
+        argv = [_gdbgo_launcher(), *args]
+    env = dict(C_LOCALE, GDB_GO_EXT_HOME=install) if user else C_LOCALE
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env,
                           cwd=harness.REPO)
 
 
@@ -267,16 +278,19 @@ def test_not_root(tmp_path):
     os.chmod(os.path.dirname(inp.core["prod"]), 0o755)
     out = tempfile.mkdtemp(prefix="gge-nobody-")
     os.chmod(out, 0o777)
+    install = _readable_install(tmp_path)
     try:
-        p = _gdbgo("dump", inp.bin["rebuilt"], inp.core["dev"], "-o", out, user="nobody")
-        assert p.returncode == 1 and " error " in _one_line(p.stdout, ANOTHER), (p.stdout, p.stderr)
+        p = _gdbgo("dump", inp.bin["rebuilt"], inp.core["dev"], "-o", out, user="nobody",
+                   install=install)
+        assert p.returncode == 1, (p.stdout, p.stderr)
+        assert " error " in _one_line(p.stdout, ANOTHER), (p.stdout, p.stderr)
         p = _gdbgo("dump", inp.bin["dev"], inp.core["prod"], "--format", "stacks", "-o", out,
-                   user="nobody")
+                   user="nobody", install=install)
         assert p.returncode == 0, (p.stdout, p.stderr)
         assert _row(p.stdout, inp.core["prod"]).split()[2] == str(len(inp.dump["prod"]))
         binary = harness.build("version", toolchain)
         with harness.run_fixture(binary, out_dir=str(tmp_path)) as fp:
-            r = _as_nobody_gdb(binary, fp.pid)
+            r = _as_nobody_gdb(binary, fp.pid, install)
         assert "Traceback" not in r.stdout + r.stderr, r.stderr
         assert re.search(r"not permitted|permission", r.stderr + r.stdout, re.I), r.stderr
         err = r.error("g")
@@ -284,11 +298,33 @@ def test_not_root(tmp_path):
         assert r.block("alive").strip() == "alive"
     finally:
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(install, ignore_errors=True)
 
 
-def _as_nobody_gdb(binary, pid):
+def _readable_install(tmp_path):
+    """A copy of this run's install (the venv, hard-linked where it can be, and a gdb
+    script naming the copy) in a folder every user can read, as a shared install would be:
+    the real one may sit in root's private home (CI's does)."""
+    top = tempfile.mkdtemp(prefix="gge-shared-")
+    os.chmod(top, 0o755)
+    venv = os.path.join(top, "venv")
+    real = os.path.join(harness.home_dir(), "venv")
+    if subprocess.run(["cp", "-al", real, venv], capture_output=True).returncode:
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run(["cp", "-a", real, venv], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", venv], check=True)
+    os.mkdir(os.path.join(top, "gdb"))
+    with open(os.path.join(harness.gdb_script_dir(), "gdb_go_ext")) as f:
+        script = f.read().replace(real, venv)
+    with open(os.path.join(top, "gdb", "gdb_go_ext"), "w") as f:
+        f.write(script)
+    os.chmod(os.path.join(top, "gdb", "gdb_go_ext"), 0o644)
+    return top
+
+
+def _as_nobody_gdb(binary, pid, install):
     argv = ["runuser", "-u", "nobody", "--", "gdb", "-nx", "-batch",
-            "-ex", "directory " + harness.gdb_script_dir(), "-ex", "source gdb_go_ext",
+            "-ex", "directory " + os.path.join(install, "gdb"), "-ex", "source gdb_go_ext",
             "-ex", harness._RUNNER,
             "-ex", "python _gge_run('g', 'go goroutines')",
             "-ex", "python _gge_run('alive', 'echo alive\\\\n')", "-p", str(pid), binary]
