@@ -232,19 +232,25 @@ class Bridge:
             if not os.path.isfile(f):
                 raise DlvError(f"no such file {f}")
         binary = os.path.abspath(binary)
-        cut = core_truncated(core)
-        if cut:
-            raise DlvError(f"{cut}; dlv cannot open a cut core (was it copied whole, "
-                           "or its disk full while it was written?)")
         # a core of another build decodes into nonsense: refuse it before dlv starts
         verdict = check_core(core, binary)
         if verdict.error:
             raise DlvError(verdict.error + " (as BIN)")
-        p = DlvProcess("core", binary=binary, core=os.path.abspath(core), dlv=dlv,
-                       go_version=_go_version_of(binary), **kw)
-        b = cls._started("core", p, binary, core=os.path.abspath(core), direct_memory=direct_memory)
-        if verdict.warning:
-            b.target.warnings.append(verdict.warning)
+        cut = core_truncated(core)
+        try:
+            p = DlvProcess("core", binary=binary, core=os.path.abspath(core), dlv=dlv,
+                           go_version=_go_version_of(binary), **kw)
+            b = cls._started("core", p, binary, core=os.path.abspath(core),
+                             direct_memory=direct_memory)
+        except DlvError:
+            if cut:   # (dlv says only EOF)
+                raise DlvError(f"{cut}; dlv cannot open this cut core (was it copied whole, "
+                               "or its disk full while it was written?)") from None
+            raise
+        # a cut core dlv still opens: what lies before the cut, and one line that says so
+        for warning in (verdict.warning, cut):
+            if warning:
+                b.target.warnings.append(warning)
         return b
 
     @classmethod
