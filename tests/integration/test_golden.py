@@ -92,8 +92,13 @@ def _commands(names, t):
 
 
 def _gdb_both(t, commands, base):
-    old = t.gdb(commands, extra_args=["-iex", "python import sys; sys.path.insert(0, %r)" % base])
+    # BASE's package imported before `source gdb_go_ext`, whose script puts the installed
+    # copy first on sys.path: its submodules then come from BASE's folder all the same
+    old = t.gdb(commands, extra_args=[
+        "-iex", "python import sys; sys.path.insert(0, %r); import gdb_go_ext" % base])
     new = t.gdb(commands)
+    if any(name == "go" for name, _ in commands):   # (BASE had no `go chan`: it ran BASE)
+        assert "go chan --" not in old.block("go") and "go chan --" in new.block("go")
     return old, new
 
 
