@@ -294,8 +294,8 @@ def _probed_in_window(fx, function, run):
     return seq, result
 
 
-def test_gdb_ebpf_counts_are_exact(tmp_path):
-    binary = harness.build("ebpflookups", GDB_TC)
+def test_gdb_ebpf_counts_are_exact(toolchain, tmp_path):
+    binary = harness.build("ebpflookups", toolchain)
     fx = Fixture(binary)
     try:
         out = str(tmp_path / "gdb.json")
@@ -315,9 +315,9 @@ def test_gdb_ebpf_counts_are_exact(tmp_path):
         fx.close()
 
 
-def test_bridge_ebpf_counts_are_exact(tmp_path):
+def test_bridge_ebpf_counts_are_exact(toolchain, tmp_path):
     from delve_bridge import Bridge
-    binary = harness.build("ebpflookups", GDB_TC)
+    binary = harness.build("ebpflookups", toolchain)
     fx = Fixture(binary)
     try:
         with Bridge.attach(fx.pid, binary=binary, quiet=True) as b:

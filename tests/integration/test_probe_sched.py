@@ -243,8 +243,8 @@ def _probed_in_window(fx, run):
     return counts, result
 
 
-def test_gdb_sched_probe_matches_the_trace(tmp_path):
-    binary = harness.build("schedprobe", GDB_TC)
+def test_gdb_sched_probe_matches_the_trace(toolchain, tmp_path):
+    binary = harness.build("schedprobe", toolchain)
     fx = Fixture(binary)
     try:
         out = str(tmp_path / "gdb.json")
@@ -263,23 +263,23 @@ def test_gdb_sched_probe_matches_the_trace(tmp_path):
         with open(out) as f:
             rep = json.load(f)
         assert rep["stopped_by"] == "timeout"
-        _check(rep, counts, fx, GDB_TC)
+        _check(rep, counts, fx, toolchain)
         _assert_no_uprobe_left(fx.pid)
         assert fx.proc.poll() is None
     finally:
         fx.close()
 
 
-def test_bridge_sched_probe_matches_the_trace():
+def test_bridge_sched_probe_matches_the_trace(toolchain):
     from delve_bridge import Bridge
-    binary = harness.build("schedprobe", GDB_TC)
+    binary = harness.build("schedprobe", toolchain)
     fx = Fixture(binary)
     try:
         with Bridge.attach(fx.pid, binary=binary, quiet=True) as b:
             counts, text = _probed_in_window(fx, lambda: b.view(
                 ["sched", "--probe", "8", "--json"]))
         rep = json.loads(text)
-        _check(rep, counts, fx, GDB_TC)
+        _check(rep, counts, fx, toolchain)
         _assert_no_uprobe_left(fx.pid)
         assert fx.proc.poll() is None
     finally:
