@@ -76,13 +76,26 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def run(args) -> str:
-    """The report's text; GoExtError (one line) for whatever stops it."""
-    from gdb_go_ext.binary import types as T
+def process_program(pid: int) -> tuple:
+    """(exe path, ElfFile, PCLineTable, DwarfTypes) of a live process's program, or a
+    one-line GoExtError."""
     from gdb_go_ext.binary.dwarf import DwarfTypes
     from gdb_go_ext.binary.elf import ElfFile
     from gdb_go_ext.binary.pclntab import PCLineTable
     from gdb_go_ext.errors import DecodeError, GoExtError
+    exe = f"/proc/{pid}/exe"
+    try:
+        elf = ElfFile.open(exe)
+    except (OSError, DecodeError) as e:
+        raise GoExtError(f"cannot read the program of process {pid}: "
+                         f"{getattr(e, 'strerror', None) or e}") from None
+    return exe, elf, PCLineTable.from_elf(elf), DwarfTypes(exe, elf.build_id())
+
+
+def run(args) -> str:
+    """The report's text; GoExtError (one line) for whatever stops it."""
+    from gdb_go_ext.binary import types as T
+    from gdb_go_ext.errors import GoExtError
     from gdb_go_ext.runtime import ebpfmap
     from gdb_go_ext.target import ebpf
     from gdb_go_ext.views.console import json_text
@@ -96,14 +109,7 @@ def run(args) -> str:
     if why:
         raise GoExtError(f"eBPF cannot run here: {why}")
     pid = args.pid
-    exe = f"/proc/{pid}/exe"
-    try:
-        elf = ElfFile.open(exe)
-    except (OSError, DecodeError) as e:
-        raise GoExtError(f"cannot read the program of process {pid}: "
-                         f"{getattr(e, 'strerror', None) or e}") from None
-    pclntab = PCLineTable.from_elf(elf)
-    types = DwarfTypes(exe, elf.build_id())
+    exe, elf, pclntab, types = process_program(pid)
     sym = elf.symbol(args.expr)
     if sym is None:
         raise GoExtError(f"no global {args.expr} in the program (a global map's name, "

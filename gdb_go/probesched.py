@@ -33,11 +33,8 @@ def add_parser(sub) -> None:
 
 def run(args) -> str:
     """The report's text; GoExtError (one line) for whatever stops it."""
-    from gdb_go.mapwatch import _window
-    from gdb_go_ext.binary.dwarf import DwarfTypes
-    from gdb_go_ext.binary.elf import ElfFile
-    from gdb_go_ext.binary.pclntab import PCLineTable
-    from gdb_go_ext.errors import DecodeError, GoExtError
+    from gdb_go.mapwatch import _window, process_program
+    from gdb_go_ext.errors import GoExtError
     from gdb_go_ext.runtime import ebpfmap, ebpfsched
     from gdb_go_ext.runtime.layout import Statuses
     from gdb_go_ext.target import ebpf
@@ -50,14 +47,7 @@ def run(args) -> str:
     if why:
         raise GoExtError(f"eBPF cannot run here: {why}")
     pid = args.pid
-    exe = f"/proc/{pid}/exe"
-    try:
-        elf = ElfFile.open(exe)
-    except (OSError, DecodeError) as e:
-        raise GoExtError(f"cannot read the program of process {pid}: "
-                         f"{getattr(e, 'strerror', None) or e}") from None
-    pclntab = PCLineTable.from_elf(elf)
-    types = DwarfTypes(exe, elf.build_id())
+    exe, elf, pclntab, types = process_program(pid)
     bias = ebpfmap.pie_bias(pid, exe, elf)
     try:
         fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)

@@ -183,7 +183,7 @@ def _run_ebpf(ctx, args):
     if pid is None:
         raise GoExtError("--ebpf needs the program's local process id (a process on this "
                          "machine)")
-    shown, mt, addr = resolve_map(rt, " ".join(args.expr))
+    shown, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
     if addr == 0:
         raise GoExtError(f"{shown} is a nil map")
     key_t = decode_map(rt, mt, 0).key_type or mt.key
