@@ -13,23 +13,10 @@
 // With emit_hits (--hits) each counted call is also written to the `hits` ring
 // buffer as one struct hit, in the order they were counted; a record that finds
 // the ring full is counted in STAT_HITS_DROPPED (the counts stay complete).
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-typedef unsigned long long u64;
-typedef unsigned int u32;
-typedef unsigned char u8;
-
-// The kernel's struct pt_regs on x86_64 (the uprobe program's context).
-struct regs {
-	u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di;
-	u64 orig_ax, ip, cs, flags, sp, ss;
-};
+#include "go_uprobe.h"
 
 #define KEY_BYTES 64
 #define MAX_RANGES 16
-#define FLAG_CF 0x1
-#define FLAG_ZF 0x40
 
 #define KIND_ENTRY 0
 #define KIND_RET 1
@@ -198,7 +185,8 @@ static __always_inline int nested(struct config *c, u64 ret)
 	return 0;
 }
 
-static __always_inline void read_string(struct mkey *k, u64 data, u64 len)
+// The key's first KEY_BYTES bytes at data; its length stays whole in k->len.
+static __always_inline void read_key_bytes(struct mkey *k, u64 data, u64 len)
 {
 	u64 n = len;
 	k->len = len;
@@ -221,21 +209,13 @@ static __always_inline void read_key(struct config *c, struct regs *r, u32 varia
 		k->len = 4;
 		*(u32 *)k->data = (u32)r->cx;
 	} else if (variant == VAR_FASTSTR) {
-		read_string(k, r->cx, r->di);
+		read_key_bytes(k, r->cx, r->di);
 	} else if (c->key_is_string) {
 		u64 hdr[2] = {0, 0};
 		bpf_probe_read_user(hdr, sizeof(hdr), (void *)r->cx);
-		read_string(k, hdr[0], hdr[1]);
+		read_key_bytes(k, hdr[0], hdr[1]);
 	} else {
-		u64 n = c->key_size;
-		k->len = n;
-		if (n > KEY_BYTES)
-			n = KEY_BYTES;
-		n &= 0x7f;
-		if (n > KEY_BYTES)
-			return;
-		if (n)
-			bpf_probe_read_user(k->data, n, (void *)r->cx);
+		read_key_bytes(k, r->cx, c->key_size);
 	}
 }
 
@@ -245,7 +225,7 @@ static __always_inline int on_entry(struct config *c, struct regs *r, u64 cookie
 		stat(STAT_OTHER_MAP);
 		return 0;
 	}
-	if (r->flags & (FLAG_CF | FLAG_ZF)) {
+	if (restarting_at_jbe(r)) {
 		stat(STAT_RESTART);
 		return 0;
 	}
@@ -317,8 +297,7 @@ static __always_inline int on_ret(struct config *c, struct regs *r, u64 cookie)
 SEC("uprobe")
 int mapwatch(struct regs *r)
 {
-	u32 zero = 0;
-	struct config *c = bpf_map_lookup_elem(&config, &zero);
+	struct config *c = CONFIG_OF(config);
 	if (!c)
 		return 0;
 	u64 cookie = bpf_get_attach_cookie(r);

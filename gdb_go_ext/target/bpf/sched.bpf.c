@@ -17,25 +17,12 @@
 //    the goroutines that parked.
 // Per goroutine (by its g's address) the last transition's time, status and P.
 // Status codes and every offset come from the binary (gStatusStrings, DWARF).
-#include <linux/bpf.h>
-#include <bpf/bpf_helpers.h>
-
-typedef unsigned long long u64;
-typedef unsigned int u32;
-typedef int s32;
-typedef unsigned char u8;
-
-struct regs {
-	u64 r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di;
-	u64 orig_ax, ip, cs, flags, sp, ss;
-};
+#include "go_uprobe.h"
 
 #define MAX_PS 512              // P ids 0..MAX_PS-2; MAX_PS-1: no P
 #define NO_P (MAX_PS - 1)
 #define NBUCKETS 256            // delay histogram: 4 buckets per power of two
 #define NREASONS 256
-#define FLAG_CF 0x1
-#define FLAG_ZF 0x40
 
 #define KIND_CAS 0
 #define KIND_SYSENTER 1
@@ -214,12 +201,11 @@ static __always_inline int on_syscall(struct config *c, struct regs *r, u32 kind
 SEC("uprobe")
 int sched(struct regs *r)
 {
-	u32 zero = 0;
-	struct config *c = bpf_map_lookup_elem(&config, &zero);
+	struct config *c = CONFIG_OF(config);
 	if (!c)
 		return 0;
 	u64 cookie = bpf_get_attach_cookie(r);
-	if (COOKIE_AT_JBE(cookie) && (r->flags & (FLAG_CF | FLAG_ZF)))
+	if (COOKIE_AT_JBE(cookie) && restarting_at_jbe(r))
 		return 0;
 	u64 now = bpf_ktime_get_ns();
 	add(&stats, STAT_EVENTS, 1);
