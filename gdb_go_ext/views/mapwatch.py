@@ -129,13 +129,35 @@ def add_mapwatch_args(p) -> None:
                    help=f"with --ebpf: count for S seconds (default {DEFAULT_TIMEOUT:g})")
 
 
-def _target_pid(target):
+def target_pid(target):
+    """The program's local process id, or None (a remote or core target)."""
     for obj, attr in ((target, "pid"), (getattr(target, "direct", None), "pid"),
                       (target, "_pid")):
         v = getattr(obj, attr, None) if obj is not None else None
         if isinstance(v, int) and v > 0:
             return v
     return None
+
+
+def ebpf_target(ctx, flag: str, bpf_object: str, fallback: str = ""):
+    """What an eBPF window (`--ebpf`, `--probe`) needs of the stopped live program:
+    (runtime, its Control, pid, ElfFile of /proc/PID/exe, its PCLineTable); otherwise
+    one sentence why not (fallback: what still works without eBPF)."""
+    from ..binary.elf import ElfFile
+    from ..binary.pclntab import PCLineTable
+    from ..errors import GoExtError
+    from ..target import ebpf
+    why = ebpf.problem(bpf_object)
+    if why:
+        raise GoExtError(f"eBPF cannot run here: {why}" + (f" ({fallback})" if fallback else ""))
+    rt = ctx.runtime()
+    control = rt.target.control()   # live, stopped: or one sentence why not
+    pid = target_pid(rt.target)
+    if pid is None:
+        raise GoExtError(f"{flag} needs the program's local process id (a process on this "
+                         "machine)")
+    elf = ElfFile.open(f"/proc/{pid}/exe")
+    return rt, control, pid, elf, PCLineTable.from_elf(elf)
 
 
 def free_run(control, seconds: float, left: list):
@@ -163,8 +185,6 @@ def free_run(control, seconds: float, left: list):
 def _run_ebpf(ctx, args):
     """`--ebpf`: the map resolved while stopped, the program let run for --seconds with
     the uprobes in, then stopped again as the user had it, every uprobe removed."""
-    from ..binary.elf import ElfFile
-    from ..binary.pclntab import PCLineTable
     from ..errors import GoExtError, UsageError
     from ..runtime import ebpfmap
     from ..runtime.maps import decode_map
@@ -174,15 +194,8 @@ def _run_ebpf(ctx, args):
     seconds = DEFAULT_TIMEOUT if args.seconds is None else args.seconds
     if not seconds > 0:
         raise UsageError("--seconds must be more than 0")
-    why = ebpf.problem()
-    if why:
-        raise GoExtError(f"eBPF cannot run here: {why} (mapwatch without --ebpf still can)")
-    rt = ctx.runtime()
-    control = rt.target.control()   # live, stopped: or one sentence why not
-    pid = _target_pid(rt.target)
-    if pid is None:
-        raise GoExtError("--ebpf needs the program's local process id (a process on this "
-                         "machine)")
+    rt, control, pid, elf, pclntab = ebpf_target(ctx, "--ebpf", ebpf.OBJECT_NAME,
+                                                 "mapwatch without --ebpf still can")
     shown, mt, addr = resolve_map(rt, " ".join(args.expr), scope_of(rt, args))
     if addr == 0:
         raise GoExtError(f"{shown} is a nil map")
@@ -191,11 +204,10 @@ def _run_ebpf(ctx, args):
     goid = g.find("goid") if g is not None else None
     if key_t is None or goid is None:
         raise GoExtError("the debug info lacks the map's key type or runtime.g.goid")
-    elf = ElfFile.open(f"/proc/{pid}/exe")
     dec = ValueDecoder(rt).decoder(key_t)
     left: list = []
     wait = free_run(control, seconds, left)
-    rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf), map_addr=addr,
+    rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=pclntab, map_addr=addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
                          found=args.found, wait=wait, values=lambda raw: dec(raw, 0),
                          hits=args.hits,

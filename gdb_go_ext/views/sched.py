@@ -26,28 +26,16 @@ def _args(p):
 def _run_probe(ctx, args):
     """--probe S: the program runs freely for S seconds under the casgstatus uprobe
     (runtime/ebpfsched.py), then is stopped again as it was."""
-    from ..binary.elf import ElfFile
-    from ..binary.pclntab import PCLineTable
-    from ..errors import GoExtError, UsageError
+    from ..errors import UsageError
     from ..runtime import ebpfsched
-    from ..target import ebpf
-    from .mapwatch import _target_pid, free_run
+    from .mapwatch import ebpf_target, free_run
     if args.format or args.runq is not None:
         raise UsageError("--probe goes alone (with --json, -o)")
     if not args.probe > 0:
         raise UsageError("--probe takes a number of seconds more than 0")
-    why = ebpf.problem(ebpfsched.OBJECT)
-    if why:
-        raise GoExtError(f"eBPF cannot run here: {why}")
-    rt = ctx.runtime()
-    control = rt.target.control()   # live, stopped: or one sentence why not
-    pid = _target_pid(rt.target)
-    if pid is None:
-        raise GoExtError("--probe needs the program's local process id (a process on "
-                         "this machine)")
-    elf = ElfFile.open(f"/proc/{pid}/exe")
+    rt, control, pid, elf, pclntab = ebpf_target(ctx, "--probe", ebpfsched.OBJECT)
     left: list = []
-    rep = ebpfsched.probe_sched(pid=pid, elf=elf, pclntab=PCLineTable.from_elf(elf),
+    rep = ebpfsched.probe_sched(pid=pid, elf=elf, pclntab=pclntab,
                                 lookup_type=rt.target.lookup_type,
                                 statuses=rt.layout.status,
                                 wait_reasons=rt.layout.wait_reasons,
