@@ -257,29 +257,14 @@ def build_report(*, map_addr: int, map_type: str, key_t: T.GoType, probes: list[
         count_key(func, UNKNOWN, length, data, 1)
         count_caller(ret, UNKNOWN, 1)
 
-    keys = sorted(per_key.values(), key=lambda d: (-d["hits"], P._key_order(d["key"])))
-    for d in keys:
+    for d in per_key.values():
         d["by_op"] = dict(sorted(d["by_op"].items()))
-    top_missing = sorted((d for d in keys if d["missing"]),
-                         key=lambda d: (-d["missing"], P._key_order(d["key"])))[:P.TOP]
-    all_callers = sorted(cmap.values(), key=lambda d: (-d["hits"], d["function"], d["line"]))
-    hits = sum(d["hits"] for d in keys)
-    gor = sorted(({"goroutine": g, "hits": n} for g, n in goroutines),
-                 key=lambda d: (-d["hits"], d["goroutine"]))
-    summary = {
-        "hits": hits, "found": totals["found"], "missing": totals["missing"],
-        "unknown": totals["unknown"], "seconds": round(seconds, 3),
-        "hits_per_second": round(hits / seconds, 1) if seconds > 0 else None,
-        "distinct_keys": len(keys),
-        "by_function": dict(sorted(by_function.items())),
-        "by_op": dict(sorted(by_op.items())),
-        "keys": keys,
-        "top_missing": [{"key": d["key"], "missing": d["missing"], "hits": d["hits"]}
-                        for d in top_missing],
-        "top_callers": all_callers[:P.TOP],
-        "callers": all_callers,
-        "by_goroutine": gor,
-    }
+    summary = P.summary_of(per_key, cmap, (totals["found"], totals["missing"],
+                                           totals["unknown"]), by_function, by_op, seconds)
+    summary["callers"] = sorted(cmap.values(), key=lambda d: (-d["hits"], d["function"],
+                                                               d["line"]))
+    summary["by_goroutine"] = sorted(({"goroutine": g, "hits": n} for g, n in goroutines),
+                                     key=lambda d: (-d["hits"], d["goroutine"]))
     rep = {
         "map": f"{map_addr:#x}",
         "type": map_type,

@@ -353,7 +353,7 @@ def key_id(key: Any) -> str:
     return json.dumps(key, sort_keys=True, ensure_ascii=False, default=hex)
 
 
-def _key_order(key: Any):
+def key_order(key: Any):
     """Numbers in numeric order, before everything else in JSON text order."""
     if isinstance(key, (int, float)) and not isinstance(key, bool):
         return (0, key, "")
@@ -386,21 +386,31 @@ def summarize(hits: list[Hit], elapsed: float, top: int = TOP) -> dict:
         unknown += h.found is None
         by_function[h.function] = by_function.get(h.function, 0) + 1
         by_op[h.op] = by_op.get(h.op, 0) + 1
-    keys = sorted(per_key.values(), key=lambda d: (-d["hits"], _key_order(d["key"])))
+    return summary_of(per_key, callers, (found, missing, unknown), by_function, by_op,
+                      elapsed, top)
+
+
+def summary_of(per_key: dict, callers: dict, totals: tuple, by_function: dict, by_op: dict,
+               seconds: float, top: int = TOP) -> dict:
+    """The summary's JSON (docs/json.md, "mapwatch") from counts per key and per caller
+    (dicts with hits/found/missing/unknown) and the (found, missing, unknown) totals."""
+    found, missing, unknown = totals
+    keys = sorted(per_key.values(), key=lambda d: (-d["hits"], key_order(d["key"])))
     top_missing = sorted((d for d in keys if d["missing"]),
-                         key=lambda d: (-d["missing"], _key_order(d["key"])))[:top]
-    top_callers = sorted(callers.values(), key=lambda d: (-d["hits"], d["function"], d["line"]))
+                         key=lambda d: (-d["missing"], key_order(d["key"])))[:top]
+    all_callers = sorted(callers.values(), key=lambda d: (-d["hits"], d["function"], d["line"]))
+    hits = sum(d["hits"] for d in keys)
     return {
-        "hits": len(hits), "found": found, "missing": missing, "unknown": unknown,
-        "seconds": round(elapsed, 3),
-        "hits_per_second": round(len(hits) / elapsed, 1) if elapsed > 0 else None,
+        "hits": hits, "found": found, "missing": missing, "unknown": unknown,
+        "seconds": round(seconds, 3),
+        "hits_per_second": round(hits / seconds, 1) if seconds > 0 else None,
         "distinct_keys": len(keys),
         "by_function": dict(sorted(by_function.items())),
         "by_op": dict(sorted(by_op.items())),
         "keys": keys,
         "top_missing": [{"key": d["key"], "missing": d["missing"], "hits": d["hits"]}
                         for d in top_missing],
-        "top_callers": top_callers[:top],
+        "top_callers": all_callers[:top],
     }
 
 
