@@ -26,12 +26,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import pytest
 
 import harness
+from uprobe_harness import StdinFixture, gdb_go, probed_in_window, progress_rate, text_bytes
 
 sys.path.insert(0, harness.REPO)
 from gdb_go_ext.binary.elf import ElfFile  # noqa: E402
@@ -45,34 +45,15 @@ pytestmark = pytest.mark.skipif(NO_EBPF is not None, reason=f"eBPF cannot run: {
 MAPS = {"main.intMap": "int", "main.strMap": "str"}
 
 
-def _gdb_go():
-    return [sys.executable, "-m", "gdb_go"]
+def Fixture(binary):
+    """The ebpflookups fixture, started and waiting for its stdin line; go() returns the
+    sequence of lookups it made."""
+    out = tempfile.mkdtemp(prefix="ebpflookups-")
 
-
-class Fixture:
-    """The ebpflookups fixture, started and waiting for its stdin line."""
-
-    def __init__(self, binary):
-        self.out = tempfile.mkdtemp(prefix="ebpflookups-")
-        self.proc = subprocess.Popen([binary, self.out], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.pid = self.proc.pid
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY"), (line, self.proc.stderr.read())
-
-    def go(self):
-        """Make the lookups; wait until the fixture wrote them."""
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line.startswith("DONE"), (line, self.proc.stderr.read())
-        with open(os.path.join(self.out, "sequence.json")) as f:
+    def load():
+        with open(os.path.join(out, "sequence.json")) as f:
             return json.load(f)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+    return StdinFixture([binary, out], load)
 
 
 def _entry_sites(pid):
@@ -87,31 +68,12 @@ def _entry_sites(pid):
     return elf, bias, sites
 
 
-def _text_bytes(pid, addrs):
-    with open("/proc/%d/mem" % pid, "rb") as mem:
-        out = {}
-        for a in addrs:
-            mem.seek(a)
-            out[a] = mem.read(1)[0]
-        return out
-
-
-def _wait_probed(pid, addr, timeout=60):
-    """Until the program's text holds a uprobe's int3 at addr (the probes are in)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if _text_bytes(pid, [addr])[addr] == 0xCC:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no uprobe appeared at %#x" % addr)
-
-
 def _assert_no_uprobe_left(pid, reps):
     elf = ElfFile.open("/proc/%d/exe" % pid)
     bias = ebpfmap.pie_bias(pid, "/proc/%d/exe" % pid, elf)
     addrs = {int(u["address"], 16) for r in reps for u in r["uprobes"]}
     assert addrs
-    now = _text_bytes(pid, addrs)
+    now = text_bytes(pid, addrs)
     for a in addrs:
         assert now[a] == elf.read_vaddr(a - bias, 1)[0], "uprobe left at %#x" % a
 
@@ -208,7 +170,7 @@ def _check_hits(rep, seq, name, found, max_hits=None):
 
 
 def _cli(pid, expr, out, found=True, extra=()):
-    p = subprocess.Popen(_gdb_go() + ["mapwatch", str(pid), expr, "--json", "-o", out,
+    p = subprocess.Popen(gdb_go() + ["mapwatch", str(pid), expr, "--json", "-o", out,
                                       "--seconds", "120"] + (["--found"] if found else [])
                          + list(extra),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -287,16 +249,7 @@ def _probed_in_window(fx, function, run):
     _, bias, sites = _entry_sites(fx.pid)
     entry = next(s for s in sites if s.kind == ebpfmap.KIND_ENTRY
                  and s.probe.function == function)
-    seq = []
-
-    def feed():
-        _wait_probed(fx.pid, entry.address + bias)
-        seq.extend(fx.go())
-    t = threading.Thread(target=feed, daemon=True)
-    t.start()
-    result = run()
-    t.join(60)
-    return seq, result
+    return probed_in_window(fx, entry.address + bias, function, run)
 
 
 def test_gdb_ebpf_counts_are_exact(toolchain, tmp_path):
@@ -337,33 +290,19 @@ def test_bridge_ebpf_counts_are_exact(toolchain, tmp_path):
         fx.close()
 
 
-def _progress(lines):
-    for line in reversed(lines):
-        if line.startswith("PROGRESS "):
-            return int(line.split()[1]), time.monotonic()
-    return None
-
-
-def _rate(fp, seconds):
-    a = _progress(fp.stdout_lines)
-    time.sleep(seconds)
-    b = _progress(fp.stdout_lines)
-    return (b[0] - a[0]) / (b[1] - a[1])
-
-
 def test_sigkill_of_the_prober_removes_every_uprobe():
     """SIGKILL mid-run: the kernel removes the uprobes, the program runs on at full speed
     within a second, never stopped."""
     binary = harness.build("lookups", GDB_TC)
     with harness.run_fixture(binary, args=("tight",)) as fp:
         time.sleep(0.5)
-        free = _rate(fp, 1.0)
-        p = subprocess.Popen(_gdb_go() + ["mapwatch", str(fp.pid), "main.intMap", "--found",
+        free = progress_rate(fp, 1.0)
+        p = subprocess.Popen(gdb_go() + ["mapwatch", str(fp.pid), "main.intMap", "--found",
                                           "--json"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=harness.REPO)
         assert p.stderr.readline().startswith("watching main.intMap")
-        probed = _rate(fp, 1.0)
+        probed = progress_rate(fp, 1.0)
         p.kill()
         p.wait()
         t0 = time.monotonic()
@@ -371,11 +310,11 @@ def test_sigkill_of_the_prober_removes_every_uprobe():
         pcl = PCLineTable.from_elf(elf)
         f = pcl.lookup_func("runtime.mapaccess1_fast64")
         jbe = f.entry + ebpfmap.stack_check_jbe(elf.read_vaddr(f.entry, 32))
-        while _text_bytes(fp.pid, [jbe])[jbe] == 0xCC:
+        while text_bytes(fp.pid, [jbe])[jbe] == 0xCC:
             assert time.monotonic() - t0 < 1.0, "a uprobe outlived its prober by 1 s"
             time.sleep(0.01)
         time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
-        after = _rate(fp, 1.0)
+        after = progress_rate(fp, 1.0)
         print("lookups loop: free %.0f/s, probed %.0f/s, after SIGKILL %.0f/s"
               % (free, probed, after))
         assert fp.proc.poll() is None
@@ -394,7 +333,7 @@ def test_without_capabilities_one_line_and_the_target_runs_on():
         drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-bpf,-perfmon,-sys_admin", "--"]
         for argv in (["mapwatch", str(fx.pid), "main.intMap", "--seconds", "1"],
                      ["probe-sched", str(fx.pid), "--seconds", "1"]):
-            r = subprocess.run(drop + _gdb_go() + argv, capture_output=True, text=True,
+            r = subprocess.run(drop + gdb_go() + argv, capture_output=True, text=True,
                                cwd=harness.REPO, timeout=60)
             assert r.returncode != 0, (argv, r.stdout, r.stderr)
             lines = r.stderr.splitlines()

@@ -26,12 +26,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import pytest
 
 import harness
+from uprobe_harness import StdinFixture, gdb_go, probed_in_window, progress_rate, text_bytes
 
 sys.path.insert(0, harness.REPO)
 from gdb_go_ext.binary.elf import ElfFile  # noqa: E402
@@ -45,30 +45,19 @@ pytestmark = pytest.mark.skipif(NO_EBPF is not None, reason=f"eBPF cannot run: {
 NO_TRACE_READER = ("go1.19", "go1.21.13")     # traces before Go 1.22's format
 
 
-class Fixture:
+class Fixture(StdinFixture):
+    """The schedprobe fixture, waiting for its stdin line; go() runs the (traced) workload
+    and returns its own counts."""
+
     def __init__(self, binary):
         self.dir = tempfile.mkdtemp(prefix="schedprobe-")
         self.trace = os.path.join(self.dir, "trace.out")
         self.counts = os.path.join(self.dir, "counts.json")
-        self.proc = subprocess.Popen([binary, self.trace, self.counts], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.pid = self.proc.pid
-        line = self.proc.stdout.readline()
-        assert line.startswith("READY"), (line, self.proc.stderr.read())
 
-    def go(self):
-        """Run the workload (traced); its own counts once done."""
-        self.proc.stdin.write("go\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        assert line.startswith("DONE"), (line, self.proc.stderr.read())
-        with open(self.counts) as f:
-            return json.load(f)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        def load():
+            with open(self.counts) as f:
+                return json.load(f)
+        super().__init__([binary, self.trace, self.counts], load)
 
 
 def _site(pid):
@@ -80,19 +69,7 @@ def _site(pid):
 
 
 def _byte_at(pid, addr):
-    with open("/proc/%d/mem" % pid, "rb") as mem:
-        mem.seek(addr)
-        return mem.read(1)[0]
-
-
-def _wait_probed(pid, timeout=60):
-    _, addr, bias = _site(pid)
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if _byte_at(pid, addr + bias) == 0xCC:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no uprobe appeared on runtime.casgstatus")
+    return text_bytes(pid, [addr])[addr]
 
 
 def _assert_no_uprobe_left(pid):
@@ -176,17 +153,13 @@ def _check(rep, counts, fx, toolchain):
         _check_against_trace(rep, counts, fx.trace)
 
 
-def _gdb_go():
-    return [sys.executable, "-m", "gdb_go"]
-
-
 @pytest.mark.parametrize("pie", [False, True], ids=["plain", "pie"])
 def test_gdbgo_probe_sched_matches_the_trace(toolchain, pie, tmp_path):
     binary = harness.build("schedprobe", toolchain, pie=pie)
     fx = Fixture(binary)
     try:
         out = str(tmp_path / "sched.json")
-        p = subprocess.Popen(_gdb_go() + ["probe-sched", str(fx.pid), "--json", "-o", out,
+        p = subprocess.Popen(gdb_go() + ["probe-sched", str(fx.pid), "--json", "-o", out,
                                           "--seconds", "120"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=harness.REPO)
@@ -226,21 +199,8 @@ def test_gdbgo_probe_sched_matches_the_trace(toolchain, pie, tmp_path):
 
 def _probed_in_window(fx, run):
     """run() probes with the program running; the workload starts once the uprobe is in."""
-    counts = {}
-    done = []
-
-    def feed():
-        _wait_probed(fx.pid)
-        counts.update(fx.go())
-        done.append(time.monotonic())
-    t = threading.Thread(target=feed, daemon=True)
-    t.start()
-    result = run()
-    ended = time.monotonic()
-    t.join(60)
-    assert counts, "the fixture's workload did not run in the window"
-    assert done[0] < ended, "the workload outlasted the probe's window (a slow machine?)"
-    return counts, result
+    _, addr, bias = _site(fx.pid)
+    return probed_in_window(fx, addr + bias, "runtime.casgstatus", run)
 
 
 def test_gdb_sched_probe_matches_the_trace(toolchain, tmp_path):
@@ -287,25 +247,11 @@ def test_bridge_sched_probe_matches_the_trace(toolchain):
 
 
 def test_gdbgo_probe_sched_errors_are_one_line():
-    r = subprocess.run(_gdb_go() + ["probe-sched", "999999999", "--seconds", "1"],
+    r = subprocess.run(gdb_go() + ["probe-sched", "999999999", "--seconds", "1"],
                        capture_output=True, text=True, cwd=harness.REPO, timeout=60)
     assert r.returncode == 1
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("gdb-go: "), r.stderr
     assert "Traceback" not in r.stderr
-
-
-def _progress(lines):
-    for line in reversed(lines):
-        if line.startswith("PROGRESS "):
-            return int(line.split()[1]), time.monotonic()
-    return None
-
-
-def _rate(fp, seconds):
-    a = _progress(fp.stdout_lines)
-    time.sleep(seconds)
-    b = _progress(fp.stdout_lines)
-    return (b[0] - a[0]) / (b[1] - a[1])
 
 
 def test_sigkill_of_probe_sched_removes_its_uprobes():
@@ -314,14 +260,14 @@ def test_sigkill_of_probe_sched_removes_its_uprobes():
     binary = harness.build("schedprobe", GDB_TC)
     with harness.run_fixture(binary, args=("pingpong",)) as fp:
         time.sleep(0.3)
-        free = _rate(fp, 1.0)
-        p = subprocess.Popen(_gdb_go() + ["probe-sched", str(fp.pid), "--seconds", "60"],
+        free = progress_rate(fp, 1.0)
+        p = subprocess.Popen(gdb_go() + ["probe-sched", str(fp.pid), "--seconds", "60"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=harness.REPO)
         assert p.stderr.readline().startswith("probing the scheduler of %d" % fp.pid)
         elf, addr, bias = _site(fp.pid)
         assert _byte_at(fp.pid, addr + bias) == 0xCC
-        probed = _rate(fp, 1.0)
+        probed = progress_rate(fp, 1.0)
         p.kill()
         p.wait()
         t0 = time.monotonic()
@@ -329,7 +275,7 @@ def test_sigkill_of_probe_sched_removes_its_uprobes():
             assert time.monotonic() - t0 < 1.0, "a uprobe outlived its prober by 1 s"
             time.sleep(0.01)
         _assert_no_uprobe_left(fp.pid)
-        after = _rate(fp, 1.0)
+        after = progress_rate(fp, 1.0)
         print("ping-pong hops/s: free %.0f, probed %.0f, after SIGKILL %.0f"
               % (free, probed, after))
         assert fp.proc.poll() is None and after > 0
