@@ -3,21 +3,15 @@ what the non-interactive views print, a bad line gives one sentence and the prom
 Ctrl-C clears the line, Ctrl-D and quit leave; completion of commands, flags, goroutine ids
 and package-level variables; history in $XDG_STATE_HOME; and under a pty, `delve-bridge
 attach PID` then `quit` leaves the target untraced and running with no dlv behind."""
-import fcntl
 import io
 import os
-import pty
-import re
-import select
-import struct
 import subprocess
 import sys
-import termios
-import time
 
 import pytest
 
 import harness
+from pty_session import PtySession
 from test_bridge import _dlv_processes, _tracer
 
 sys.path.insert(0, harness.REPO)
@@ -144,51 +138,6 @@ def test_repl_session(tc, tmp_path):
         assert fp.proc.poll() is None and _tracer(fp.pid) == 0
 
 
-class _Pty:
-    def __init__(self, argv, env, cols=250, rows=50):
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     cwd=harness.REPO, start_new_session=True, close_fds=True)
-        os.close(slave)
-        self.buf = ""
-        self.pos = 0
-
-    def expect(self, pattern, timeout=60):
-        """Read until pattern matches the output (ANSI sequences and \\r dropped) after what
-        earlier calls consumed; return that text up to the end of the match."""
-        deadline = time.time() + timeout
-        rx = re.compile(pattern)
-        while True:
-            clean = _ANSI.sub("", self.buf)
-            m = rx.search(clean, self.pos)
-            if m:
-                got, self.pos = clean[self.pos:m.end()], m.end()
-                return got
-            left = deadline - time.time()
-            if left <= 0:
-                raise AssertionError(f"no {pattern!r} in {clean[self.pos:][-3000:]!r}")
-            r, _, _ = select.select([self.master], [], [], left)
-            if r:
-                try:
-                    data = os.read(self.master, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    raise AssertionError(f"EOF before {pattern!r}; got {clean[self.pos:][-3000:]!r}")
-                self.buf += data.decode("utf-8", "replace")
-
-    def send(self, text):
-        os.write(self.master, text.encode())
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-        os.close(self.master)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 PROMPT = r"\(delve-bridge\) "
 
 
@@ -205,7 +154,8 @@ def test_repl_under_a_terminal_quit_tears_down(tmp_path):
             [sys.executable, "-m", "delve_bridge", "attach", str(fp.pid), "version"],
             capture_output=True, text=True, timeout=120, cwd=harness.REPO, env=env).stdout
         assert "Go" in want_version or "go1" in want_version
-        t = _Pty([sys.executable, "-m", "delve_bridge", "attach", str(fp.pid)], env)
+        t = PtySession([sys.executable, "-m", "delve_bridge", "attach", str(fp.pid)], env,
+                       cols=250, cwd=harness.REPO)
         try:
             t.expect(PROMPT)
             assert _tracer(fp.pid) != 0
@@ -229,20 +179,14 @@ def test_repl_under_a_terminal_quit_tears_down(tmp_path):
             assert t.proc.poll() is None
             t.send("quit\r")
             rc = t.proc.wait(timeout=60)
-            try:
-                while True:
-                    data = os.read(t.master, 65536)
-                    if not data:
-                        break
-                    t.buf += data.decode("utf-8", "replace")
-            except OSError:
-                pass
-            rest = _ANSI.sub("", t.buf)[t.pos:]
+            t.drain()
+            rest = t.rest()
             assert rc == 0, rest
             assert "Traceback" not in rest and "delve-bridge:" not in rest, rest
         finally:
             t.close()
-        t = _Pty([sys.executable, "-m", "delve_bridge", "attach", str(fp.pid)], env)
+        t = PtySession([sys.executable, "-m", "delve_bridge", "attach", str(fp.pid)], env,
+                       cols=250, cwd=harness.REPO)
         try:                                       # Ctrl-D leaves as quit does
             t.expect(PROMPT)
             t.send("\x04")

@@ -2,65 +2,27 @@
 where gdb styles its own output, and not after `set style enabled off`, nor into
 gdb.execute(..., to_string=True); Tab on a flag lists and inserts it with its dashes
 (`--json`, not `json`). One toolchain: none of this depends on the Go version."""
-import fcntl
 import os
-import pty
 import re
-import select
-import struct
-import subprocess
-import termios
-import time
 
 import pytest
 
 import harness
+from pty_session import PtySession
 
 TC = "go1.26.6" if "go1.26.6" in harness.matrix_names() else harness.matrix_names()[-1]
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 PROMPT = "(gdb) "
 
 
-class _Gdb:
-    """gdb on a pty; read() returns the raw bytes (escapes kept) up to a marker."""
-
-    def __init__(self, argv, env, cols=200, rows=50):
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, close_fds=True)
-        os.close(slave)
-        self.buf = ""
-
-    def read_until(self, marker, timeout=90):
-        deadline = time.time() + timeout
-        while marker not in self.buf:
-            left = deadline - time.time()
-            if left <= 0:
-                raise AssertionError(f"no {marker!r} in {self.buf[-3000:]!r}")
-            r, _, _ = select.select([self.master], [], [], left)
-            if r:
-                try:
-                    data = os.read(self.master, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    raise AssertionError(f"EOF before {marker!r}: {self.buf[-3000:]!r}")
-                self.buf += data.decode("utf-8", "replace")
-        got, self.buf = self.buf.split(marker, 1)
-        return got
+class _Gdb(PtySession):
+    """gdb on a pty; read_until() returns the raw bytes (escapes kept) up to a marker."""
 
     def run(self, line):
         """What one command printed, from its echo to the next prompt."""
         os.write(self.master, (line + "\n").encode())
         self.read_until(line.split()[-1])        # the echo of what was typed
         return self.read_until(PROMPT)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=30)
-        os.close(self.master)
 
 
 @pytest.fixture(scope="module")
