@@ -3,7 +3,8 @@
 The README marks the blocks it means to be run: a fenced block whose info string is
 `console on=TARGET`. In such a block a line starting with `(gdb) ` is a gdb command, a
 line starting with `$ ` a shell command, and the lines under a command are what it
-printed (an excerpt: `…` stands for anything, a line of only `…` for lines cut).
+printed (an excerpt: `…` in a line stands for any text, a line of only `…` for lines
+cut; lines cut without one make the test fail).
 TARGET is what the block runs on, as the README says:
 
   leaky    examples/leaky, built with TOOLCHAIN and running: `(gdb)` lines run in
@@ -15,8 +16,8 @@ TARGET is what the block runs on, as the README says:
 
 They run with TOOLCHAIN whatever --toolchain says: the README shows one build's output.
 Each command must end cleanly (gdb: no error; shell: status 0) with no traceback and
-no error line, and its shown lines must appear in its output in order (whitespace runs
-compare as one space). Per target, the `(gdb)` lines run first, in README order, in
+no error line, and its shown lines must be its output as shown (missing_lines says
+exactly how they compare). Per target, the `(gdb)` lines run first, in README order, in
 one gdb session, then the `$` lines in README order (a `$` line may read a file a
 `(gdb)` line wrote); `$ gdb ...` reads a gdbinit holding the `directory` line
 install.sh writes, so `source gdb_go_ext` is found as in a user's session.
@@ -28,6 +29,7 @@ suite itself (test_install.py, test_bridge.py) covers those.
 """
 import concurrent.futures
 import contextlib
+import functools
 import gzip
 import hashlib
 import os
@@ -92,23 +94,31 @@ def _norm(s):
 
 
 def missing_lines(shown, output):
-    """The shown lines that do not appear in output, in order; [] when all do."""
-    actual = [_norm(l) for l in output.splitlines()]
-    i, missing = 0, []
+    """[] when the shown lines are the output's lines as the README shows them, else the
+    excerpt, in a list. Blank lines do not count; whitespace runs compare as one space;
+    `…` in a line stands for any text, and a line of only `…` for any lines (none
+    included). Without a `…` line between them, shown lines are adjacent in the output,
+    and the first and the last shown lines are its first and last."""
+    if not shown:
+        return []
+    actual = [a for a in (_norm(l) for l in output.splitlines()) if a]
+    items = []
     for want in shown:
         w = _norm(want)
-        if not w or w == ELLIPSIS:
-            continue
-        pieces = [p.strip() for p in w.split(ELLIPSIS)]
-        pat = re.compile(".*?".join(re.escape(p) for p in pieces))
-        j = i
-        while j < len(actual) and not pat.search(actual[j]):
-            j += 1
-        if j == len(actual):
-            missing.append(want)
-        else:
-            i = j + 1
-    return missing
+        if w == ELLIPSIS:
+            items.append(None)
+        elif w:
+            items.append(re.compile(".*".join(re.escape(p) for p in w.split(ELLIPSIS))))
+
+    @functools.lru_cache(maxsize=None)
+    def fits(si, ai):
+        if si == len(items):
+            return ai == len(actual)
+        if items[si] is None:
+            return any(fits(si + 1, k) for k in range(ai, len(actual) + 1))
+        return ai < len(actual) and bool(items[si].fullmatch(actual[ai])) and fits(si + 1, ai + 1)
+
+    return [] if fits(0, 0) else ["\n".join(shown)]
 
 
 def bad_lines(text):
@@ -136,9 +146,12 @@ def test_readme_marks_every_command_block():
     blocks = readme_blocks()
     assert {t for t, _ in blocks} <= {"leaky", "lookups", "trace"}
     assert sum(len(c) for _, c in blocks) >= 30
-    assert missing_lines(["a … c", "…", "x"], "a b c\nq\nx  \n") == []
-    assert missing_lines(["x", "a … c"], "a b c\nx\n") == ["a … c"]
-    assert missing_lines(["a  b"], "a b") == [] and missing_lines(["ab"], "a b") == ["ab"]
+    assert missing_lines(["a … c", "…", "x"], "a b c\nq\n\nx  \n") == []
+    assert missing_lines(["a … c", "x"], "a b c\nq\nx\n") != []      # q cut without …
+    assert missing_lines(["x", "a … c"], "a b c\nx\n") != []          # out of order
+    assert missing_lines(["a b"], "a b\nc\n") != []                   # the end cut without …
+    assert missing_lines(["…", "c"], "a b\nc\n") == []
+    assert missing_lines(["a  b"], "a b") == [] and missing_lines(["ab"], "a b") != []
 
 
 # ---------------------------------------------------------------------------
@@ -226,7 +239,7 @@ def _run_shell(cmd, pid, work, env):
     if p.returncode != 0:
         problems.append("exit status %d" % p.returncode)
     problems += ["error line: %s" % l for l in bad_lines(out)]
-    problems += ["not in its output: %r" % l for l in missing_lines(cmd.shown, p.stdout)]
+    problems += ["not its output as shown:\n%s" % l for l in missing_lines(cmd.shown, p.stdout)]
     if problems:
         problems.append("--- output of `%s` ---\n%s" % (text, out[-3000:]))
     return cmd, problems
@@ -245,7 +258,7 @@ def _run_gdb_lines(gdb_cmds, target, pid, work):
         out = r.block(name)
         problems = (["gdb error: %s" % r.error(name)] if r.error(name) else [])
         problems += ["error line: %s" % l for l in bad_lines(out)]
-        problems += ["not in its output: %r" % l for l in missing_lines(c.shown, out)]
+        problems += ["not its output as shown:\n%s" % l for l in missing_lines(c.shown, out)]
         if problems:
             failures.append("%r:\n  %s\n--- output ---\n%s"
                             % (c, "\n  ".join(problems), out[-3000:]))
