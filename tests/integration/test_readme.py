@@ -195,8 +195,11 @@ def _target(name, work):
     if name == "leaky":
         shutil.copy(_build_example("leaky"), os.path.join(work, "leaky"))
         with harness.run_fixture(os.path.join(work, "leaky"), ready="ready") as fp:
-            harness.make_core(fp.pid, work)         # work/core.<pid>
-            yield fp.pid
+            core = harness.make_core(fp.pid, work)  # work/core.<pid>
+            try:
+                yield fp.pid
+            finally:   # cores are big: never left behind in a kept tmp_path
+                os.unlink(core)
     elif name == "lookups":
         with harness.run_fixture(harness.build("lookups", TOOLCHAIN)) as fp:
             yield fp.pid
