@@ -852,7 +852,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                     at("goid") == 1, at("sched_pc"), hi - sp]
         codes, firsts, members = factorize(key_cols, members=True)
         done = 0
-        plans = []   # per group: (key, shape, rows, bad, readers, key2)
+        plans = []   # per group: (key, shape, rows, bad, recipes, key2)
         for f0, rows in zip(firsts.tolist(), members):
             key = tuple(int(c[f0]) for c in key_cols)
             key = key[:4] + (bool(key[4]),) + key[5:] + (depth, False)
@@ -863,23 +863,23 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             known = walker._shapes.get(key) is shape
             pre = base.prechecked.get(key)
             bad = readers = key2 = None
-            if shape.reader is None or not known:
+            if shape.recipe is None or not known:
                 bad = rows
-            elif not shape.reader.size:
+            elif not shape.recipe.size:
                 bad = rows[:0]
             elif pre is not None and len(pre) == len(rows):
                 bad = rows[~pre]
             else:
-                readers = [(shape.reader, shape.want)]
+                readers = [shape.recipe]
                 if depth != PRECHECK_DEPTH:
                     # the stacks' depth is checked in the same reads, for the view that follows
                     key2 = key[:-2] + (PRECHECK_DEPTH, False)
                     shape2 = walker._shapes.get(key2)
                     if shape2 is None:
                         shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
-                    if walker._shapes.get(key2) is shape2 and shape2.reader is not None and \
-                            shape2.reader.size:
-                        readers.append((shape2.reader, shape2.want))
+                    if walker._shapes.get(key2) is shape2 and shape2.recipe is not None and \
+                            shape2.recipe.size:
+                        readers.append(shape2.recipe)
             plans.append((key, shape, rows, bad, readers, key2))
         checks = _check_tops(mem, cw, sp, plans)
         for gi, (key, shape, rows, bad, readers, key2) in enumerate(plans):
@@ -944,62 +944,39 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     return GoroutineTable(base, depth, shape_idx, shapes, specials, minutes, since)
 
 
-_READERS: dict = {}
-
-
-def slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
-    """The word indices (from sp) a recipe's struct reads, or None if not 8-aligned."""
-    hit = _READERS.get(reader.format)
-    if hit is None:
-        pos, words = 0, []
-        for count, ch in re.findall(r"(\d*)([a-zA-Z?])", reader.format.lstrip("<")):
-            k = int(count or 1)
-            if ch == "x":
-                pos += k
-            else:
-                for _ in range(k):
-                    if pos % 8:
-                        _READERS[reader.format] = False
-                        return None
-                    words.append(pos // 8)
-                    pos += 8
-        hit = _READERS[reader.format] = np.array(words, dtype=np.int64)
-    return None if hit is False else hit
-
-
 PRECHECK_DEPTH = 1   # whole stacks (go stacks, -t): checked along with a first walk's
 
 
-def _top_words(readers: list) -> Optional[tuple]:
-    """What checking stack tops against (reader, want) recipes reads: (k, slots,
+def _top_words(recipes: list) -> Optional[tuple]:
+    """What checking stack tops against recipes (stack.Recipe) reads: (k, slots,
     union, size), the first k recipes (up to the first that cannot be checked by
     words: not 8-aligned, or longer than TOP_BYTES), each one's word indices, the
     words they need together and the bytes from the top that hold them; None when
     the first cannot."""
     slots = []
-    for r, _ in readers:
-        words = slot_words(r)
-        if words is None or r.size % 8 or r.size > TOP_BYTES:
+    for r in recipes:
+        words = r.words
+        if words is None or r.size > TOP_BYTES:
             break
         slots.append(words)
     if not slots:
         return None
     k = len(slots)
     union = sorted(set().union(*(w.tolist() for w in slots)))
-    return k, slots, union, max(readers[i][0].size for i in range(k))
+    return k, slots, union, max(recipes[i].size for i in range(k))
 
 
-def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
-    """For each (reader, want) recipe, whether each stack top (at sps) holds it, from
-    one read of the words they all need; None for the first where it cannot be
-    checked that way (the others are then left out)."""
-    plan = _top_words(readers)
+def _same_tops(mem, cw, sps: np.ndarray, recipes: list) -> list:
+    """For each recipe, whether each stack top (at sps) holds it, from one read of
+    the words they all need; None for the first where it cannot be checked that way
+    (the others are then left out)."""
+    plan = _top_words(recipes)
     if plan is None:
         return [None]
     k, slots, union, size = plan
     pos = {w: j for j, w in enumerate(union)}
-    tests = [([pos[w] for w in slots[i].tolist()],
-              np.array(readers[i][1], dtype=np.uint64)[None, :]) for i in range(k)]
+    tests = [([pos[w] for w in slots[i].tolist()], recipes[i].want_words[None, :])
+             for i in range(k)]
     n = len(sps)
     out = [np.zeros(n, dtype=bool) for _ in tests]
     for lo in range(0, n, LIVE_CHUNK):   # compared a chunk at a time: no (n, words) matrix
@@ -1010,7 +987,7 @@ def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
 
 
 def _check_tops(mem, cw, sp: np.ndarray, plans: list) -> list:
-    """_same_tops of each plan (settle's groups) that has readers, else None: on a core
+    """_same_tops of each plan (settle's groups) that has recipes, else None: on a core
     the tops of every group at once, in address order, so that each page of stacks
     (two 2 KB stacks of goroutines of two shapes, mostly) is faulted in and given back
     once, not once per group (see _CoreWords.words_var)."""
@@ -1051,7 +1028,7 @@ def _merged_tops(mem, pw, sp: np.ndarray, plans: list, todo: list, out: list) ->
         pos = {w: k for k, w in enumerate(union)}
         for j in ok_readers:
             ks = [pos[w] for w in slots[j].tolist()]
-            want[g, j, ks] = np.array(plans[i][4][j][1], dtype=np.uint64)
+            want[g, j, ks] = plans[i][4][j].want_words
             care[g, j, ks] = True
     rows = [plans[t[0]][2] for t in take]
     gid = np.repeat(np.arange(G), [len(r) for r in rows])

@@ -9,15 +9,16 @@ conservatively; g.sched.ctxt, the defer chain (fn, link, heap records) and g._pa
 as scanstack adds them. Pointers into the goroutine's own stack are not heap
 pointers and are dropped (they only reach stack objects).
 
-The physical frames come from traceback._unwind (the one unwinder with fp/sp per
-frame). Goroutines repeat a few stacks by the thousand: the goroutines with the same
+The physical frames come from the one unwinder (stack.Unwinder.physical, with fp/sp
+per frame). Goroutines repeat a few stacks by the thousand: the goroutines with the same
 start (pc, stack depth) whose return-address slots hold the same words share one
-"recipe" (where, relative to sp, each pointer slot of each frame lies), checked word
-by word; their slots are then read as numpy columns. Pure (no gdb), bounded, and
+recipe (stack.Recipe; here with where, relative to sp, each pointer slot of each frame
+lies), checked word by word; their slots are then read as numpy columns. Pure (no gdb), bounded, and
 every problem is one line in .errors with the rest of the result kept.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions
+from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions, wrapper_func_id
 from ..errors import DecodeError
-from .gtable import core_words, read_words, slot_words
+from .gtable import core_words, read_words
 from .heaproots import Root, RootSet, _bias, _Errors, _FrameNames, _static_read, modules
+from .stack import Recipe, Unwinder
 
 FUNCDATA_ArgsPointerMaps = 0
 FUNCDATA_LocalsPointerMaps = 1
@@ -58,17 +60,16 @@ class _Slot:
     kind: int
 
 
-class _Recipe:
+class _Scan:
     """How one stack shape is scanned: the slots (relative to sp), the stack objects
-    (lo, hi relative to sp), and the return-address slots that identify the shape."""
+    (lo, hi relative to sp), and the Recipe (return-address slots) of the shape."""
 
-    __slots__ = ("slots", "objects", "check", "want", "error")
+    __slots__ = ("slots", "objects", "recipe", "error")
 
     def __init__(self):
         self.slots: list = []
         self.objects: list = []     # (lo, hi) relative to sp
-        self.check = None           # struct.Struct of the return-address slots
-        self.want: tuple = ()
+        self.recipe: Optional[Recipe] = None
         self.error: Optional[str] = None
 
 
@@ -91,7 +92,9 @@ class _StackScanner:
         self.use_names = names
         self.tab = rt.pclntab
         self.mem = rt.mem
-        self.injected = injected_functions(rt.layout.go_version)
+        version = rt.layout.go_version
+        self.unwinder = Unwinder(rt.mem, rt.pclntab, None, wrapper_func_id(version),
+                                 injected_functions(version))
         # what is read of the binary (per function stack maps, DWARF names) is kept for
         # the life of the GoRuntime: it does not change when the target moves
         static = rt.__dict__.get("_heaproots_static")
@@ -224,21 +227,14 @@ class _StackScanner:
         return t, cfa_off - base
 
     # -- per stack shape
-    def recipe(self, pc: int, sp: int, lo: int, hi: int, trap: bool) -> _Recipe:
-        from .traceback import _unwind
-        rec = _Recipe()
-        try:
-            phys, err, slots = _unwind(self.tab, self.mem, pc, sp, lo, hi, trap, self.injected)
-        except DecodeError as e:
-            phys, err, slots = [], str(e), []
+    def recipe(self, pc: int, sp: int, lo: int, hi: int, trap: bool) -> _Scan:
+        rec = _Scan()
+        phys, err, recipe, complete = self.unwinder.physical(pc, sp, lo, hi, trap)
+        if not complete:
+            phys = []       # (as a stack that cannot be read: none of its frames)
         rec.error = err
-        if slots and all(a[0] < b[0] for a, b in zip(slots, slots[1:])):
-            fmt, pos = "<", 0
-            for off, _ in slots:
-                fmt += f"{off - pos}xQ" if off > pos else "Q"
-                pos = off + 8
-            rec.check = struct.Struct(fmt)
-            rec.want = tuple(v for _, v in slots)
+        if recipe is not None and recipe.offsets:
+            rec.recipe = recipe
         conservative = trap     # a thread stopped anywhere: no stack map holds there
         callee = ""
         for k, (fn, fpc, _sym, fsp, fp) in enumerate(phys):
@@ -443,6 +439,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
         sc.templates.append((name, None, None))
     mem = rt.mem
     cw = core_words(mem)
+    words_at = functools.partial(read_words, cw=cw)
     out_row, out_tmpl, out_val, out_off, out_addr = [], [], [], [], []
 
     # group the goroutines by where their unwind starts, then by recipe
@@ -474,7 +471,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
             cached = recipes.setdefault(key, [])
             matched = np.zeros(len(todo), dtype=bool)
             for rec in cached:
-                m = _matches(mem, cw, rec, sp[todo]) & ~matched
+                m = rec.recipe.matches(mem, sp[todo], words_at) & ~matched
                 if m.any():
                     _scan(sc, rec, todo[m], goid, sp, lo, hi, extras, out_row, out_tmpl,
                           out_val, out_off, out_addr, cw, errors)
@@ -486,7 +483,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
             rec = sc.recipe(int(pc[r0]), int(sp[r0]), int(lo[r0]), int(hi[r0]), bool(trap[r0]))
             if rec.error:
                 errors.add(f"goroutine {int(goid[r0])}: {rec.error} (frames past it not scanned)")
-            if rec.check is not None and len(cached) < MAX_RECIPES:
+            if rec.recipe is not None and len(cached) < MAX_RECIPES:
                 cached.append(rec)
             else:
                 _scan(sc, rec, todo[:1], goid, sp, lo, hi, extras, out_row, out_tmpl, out_val,
@@ -516,24 +513,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
                    goid[root_row].astype(np.int64))
 
 
-def _matches(mem, cw, rec: _Recipe, sps: np.ndarray) -> np.ndarray:
-    """Whether each stack at sps holds the recipe's return addresses."""
-    if rec.check is None:
-        return np.zeros(len(sps), dtype=bool)
-    words = slot_words(rec.check)
-    want = np.array(rec.want, dtype=np.uint64)
-    if words is not None and len(words) == len(want) and rec.check.size % 8 == 0:
-        out = np.zeros(len(sps), dtype=bool)
-        for c in range(0, len(sps), ROW_CHUNK):
-            top, ok = read_words(mem, sps[c:c + ROW_CHUNK], rec.check.size, cw, keep=words)
-            out[c:c + ROW_CHUNK] = np.all(top == want[None, :], axis=1) & ok
-        return out
-    buf, errs = mem.gather_fixed(sps.tolist(), rec.check.size)
-    return np.array([w == rec.want and j not in errs
-                     for j, w in enumerate(rec.check.iter_unpack(buf))], dtype=bool)
-
-
-def _scan(sc, rec: _Recipe, rows: np.ndarray, goid, sp, lo, hi, extras: dict, out_row,
+def _scan(sc, rec: _Scan, rows: np.ndarray, goid, sp, lo, hi, extras: dict, out_row,
           out_tmpl, out_val, out_off, out_addr, cw, errors: _Errors) -> None:
     """The pointer words of the goroutines rows, which share recipe rec."""
     slots = rec.slots
