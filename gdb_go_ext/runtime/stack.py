@@ -98,14 +98,11 @@ class Recipe:
         n = len(sps)
         if not self.offsets:
             return np.ones(n, dtype=bool)
-        words, want = self.words, self.want_words
-        out = np.zeros(n, dtype=bool)
-        if words is not None and read_words is not None:
-            for c in range(0, n, RECIPE_CHUNK):
-                top, ok = read_words(mem, sps[c:c + RECIPE_CHUNK], self.size, keep=words)
-                out[c:c + RECIPE_CHUNK] = np.all(top == want[None, :], axis=1) & ok
-            return out
+        if self.words is not None and read_words is not None:
+            return holding([self], mem, sps, read_words)[0]
         # the tops as bytes, the slots cut out of them (on the 8-byte grid or not)
+        out = np.zeros(n, dtype=bool)
+        want = self.want_words
         cols = (np.array(self.offsets, dtype=np.int64)[:, None] + np.arange(8)).ravel()
         for c in range(0, n, RECIPE_CHUNK):
             part = sps[c:c + RECIPE_CHUNK]
@@ -117,6 +114,119 @@ class Recipe:
                 same[list(errs)] = False
             out[c:c + RECIPE_CHUNK] = same
         return out
+
+
+def _top_words(recipes: list, limit: Optional[int]) -> Optional[tuple]:
+    """What checking stacks against recipes reads: (k, slots, union, size), the first
+    k recipes (up to the first that cannot be checked by words: not 8-aligned, or
+    longer than limit), each one's word indices, the words they need together and the
+    bytes from sp that hold them; None when the first cannot."""
+    slots = []
+    for r in recipes:
+        words = r.words
+        if words is None or (limit is not None and r.size > limit):
+            break
+        slots.append(words)
+    if not slots:
+        return None
+    k = len(slots)
+    union = sorted(set().union(*(w.tolist() for w in slots)))
+    return k, slots, union, max(recipes[i].size for i in range(k))
+
+
+def holding(recipes: list, mem, sps: np.ndarray, read_words, limit: Optional[int] = None) -> list:
+    """For each recipe, whether each stack (at sps) holds it, from one read of the
+    words they all need (read_words: see Recipe.matches); None for the first where it
+    cannot be checked that way (the others are then left out)."""
+    plan = _top_words(recipes, limit)
+    if plan is None:
+        return [None]
+    k, slots, union, size = plan
+    pos = {w: j for j, w in enumerate(union)}
+    tests = [([pos[w] for w in slots[i].tolist()], recipes[i].want_words[None, :])
+             for i in range(k)]
+    n = len(sps)
+    out = [np.zeros(n, dtype=bool) for _ in tests]
+    for lo in range(0, n, RECIPE_CHUNK):   # a chunk at a time: no (n, words) matrix
+        top, ok = read_words(mem, sps[lo:lo + RECIPE_CHUNK], size, keep=union)
+        for o, (cols, want) in zip(out, tests):
+            o[lo:lo + len(ok)] = np.all(top[:, cols] == want, axis=1) & ok
+    return out
+
+
+def check_groups(groups: list, mem, sp: np.ndarray, read_words, core=None,
+                 limit: Optional[int] = None) -> list:
+    """holding of each group, (recipes, rows: indices into sp), or None for a group
+    without recipes. core: a core's words (gtable._CoreWords, words_var): then the
+    stacks of every group are read at once, in address order, so that each page of
+    stacks (two 2 KB stacks of goroutines of two shapes, mostly) is faulted in and
+    given back once, not once per group."""
+    out: list = [None] * len(groups)
+    todo = [i for i, grp in enumerate(groups) if grp is not None]
+    if core is not None and len(todo) > 1:
+        todo = _merged(mem, core, sp, groups, todo, out, limit)
+    for i in todo:
+        recipes, rows = groups[i]
+        out[i] = holding(recipes, mem, sp[rows], read_words, limit)
+    return out
+
+
+def _merged(mem, core, sp: np.ndarray, groups: list, todo: list, out: list, limit) -> list:
+    """check_groups over a core: fills out[i] for the groups it can read together;
+    the others (returned) are read group by group."""
+    rest, take = [], []
+    for i in todo:
+        plan = _top_words(groups[i][0], limit)
+        if plan is None:
+            out[i] = [None]
+        elif plan[0] > 2:
+            rest.append(i)
+        else:
+            k, slots, union, size = plan
+            take.append((i, list(range(k)), slots, union, size))
+    if len(take) < 2:
+        return rest + [t[0] for t in take]
+    K = max(len(t[3]) for t in take)
+    G = len(take)
+    sel = np.zeros((G, K), dtype=np.int64)
+    want = np.zeros((G, 2, K), dtype=np.uint64)
+    care = np.zeros((G, 2, K), dtype=bool)
+    sizes = np.zeros(G, dtype=np.uint64)
+    for g, (i, usable, slots, union, size) in enumerate(take):
+        sel[g, :len(union)] = union
+        sel[g, len(union):] = union[-1]
+        sizes[g] = size
+        pos = {w: k for k, w in enumerate(union)}
+        for j in usable:
+            ks = [pos[w] for w in slots[j].tolist()]
+            want[g, j, ks] = groups[i][0][j].want_words
+            care[g, j, ks] = True
+    rows = [groups[t[0]][1] for t in take]
+    gid = np.repeat(np.arange(G), [len(r) for r in rows])
+    allrows = np.concatenate(rows)
+    addrs = sp[allrows].astype(np.uint64)
+    if np.any(addrs % np.uint64(8)):
+        return rest + [t[0] for t in take]
+    n = len(addrs)
+    order = np.argsort(addrs, kind="stable")
+    match = np.zeros((n, 2), dtype=bool)
+    okall = np.zeros(n, dtype=bool)
+    step = 1 << 13
+    for lo in range(0, n, step):
+        idx = order[lo:lo + step]
+        g = gid[idx]
+        got = core.words_var(mem, addrs[idx], sizes[g], sel[g])
+        if got is None:
+            return rest + [t[0] for t in take]
+        w, ok = got
+        for j in (0, 1):
+            match[idx, j] = np.all((w == want[g, j]) | ~care[g, j], axis=1)
+        okall[idx] = ok
+    bounds = np.cumsum([0] + [len(r) for r in rows])
+    for g, (i, usable, _, _, _) in enumerate(take):
+        a, b = int(bounds[g]), int(bounds[g + 1])
+        out[i] = [match[a:b, j] & okall[a:b] for j in usable]
+    return rest
 
 
 class Unwinder:
