@@ -1,7 +1,14 @@
-"""Unwind a goroutine's stack from memory with the pclntab, like the runtime does.
+"""Unwind a goroutine's stack from memory with the pclntab, like the runtime does
+(traceback.go's unwinder on amd64: fp = sp + pcsp(pc) + 8, the return address at
+fp - 8): the one unwinder, Unwinder, whose walk gives the logical frames (stacks,
+locations) and physical the physical ones with sp/fp (tracebacks, stack roots).
 
 Never touches registers: the start (pc, sp) comes from g.sched, the syscall
 pc/sp, or a thread's registers read by the backend. Works the same on cores.
+
+Each unwind is also a Recipe, the stack slots it read and the words there; the
+goroutines of one start (pc, depth) are checked against it together (Recipe.matches,
+holding, check_groups), for stacks, tracebacks, heap roots and the columnar walk.
 """
 from __future__ import annotations
 
