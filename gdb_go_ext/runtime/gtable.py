@@ -853,7 +853,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                     at("goid") == 1, at("sched_pc"), hi - sp]
         codes, firsts, members = factorize(key_cols, members=True)
         done = 0
-        plans = []   # per group: (key, shape, rows, bad, recipes, key2)
+        plans = []   # per group: (key, shape, rows, bad, readers, key2)
         for f0, rows in zip(firsts.tolist(), members):
             key = tuple(int(c[f0]) for c in key_cols)
             key = key[:4] + (bool(key[4]),) + key[5:] + (depth, False)
