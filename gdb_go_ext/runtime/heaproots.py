@@ -91,7 +91,7 @@ def merge(*sets: RootSet) -> RootSet:
                    cat(addrs, np.uint64), errs, cat(goids, np.int64))
 
 
-class _Errors(list):
+class ErrorLines(list):
     """At most MAX_ERRORS distinct lines, then one line for the rest."""
 
     def __init__(self):
@@ -563,7 +563,7 @@ def special_roots(rt, heap) -> RootSet:
     object itself is not a root), a cleanup's function words, a weak handle's handle.
     heap: HeapObjects (duck-typed: locate, pointers), or None for the special words
     alone."""
-    errors = _Errors()
+    errors = ErrorLines()
     roots: list = []
     vals, idxs, offs, addrs = [], [], [], []
     mem = rt.mem
@@ -696,7 +696,7 @@ def special_roots(rt, heap) -> RootSet:
 MAX_QUEUE_BLOCKS = 1 << 16
 
 
-def _queued(rt, errors: _Errors) -> tuple:
+def _queued(rt, errors: ErrorLines) -> tuple:
     """The finalizers queued to run (markroot's fixedRootFinalizers: each finBlock of
     runtime.allfin, its first cnt entries' fn, arg, fint and ot) and, from Go 1.25, the
     cleanups queued (fixedRootCleanups: each cleanupBlock of gcCleanups.all, its first n

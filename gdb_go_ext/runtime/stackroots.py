@@ -29,7 +29,7 @@ import numpy as np
 from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions, wrapper_func_id
 from ..errors import DecodeError
 from .gtable import core_words, read_words
-from .heaproots import Root, RootSet, _bias, _Errors, _FrameNames, _static_read, modules
+from .heaproots import ErrorLines, Root, RootSet, _FrameNames, _bias, _static_read, modules
 from .stack import Recipe, Unwinder
 
 FUNCDATA_ArgsPointerMaps = 0
@@ -87,7 +87,7 @@ class _FuncInfo:
 
 
 class _StackScanner:
-    def __init__(self, rt, errors: _Errors, names: bool = True):
+    def __init__(self, rt, errors: ErrorLines, names: bool = True):
         self.rt, self.errors = rt, errors
         self.use_names = names
         self.tab = rt.pclntab
@@ -374,7 +374,7 @@ def _g_rows(rt, goroutines) -> tuple:
 _EXTRA_NAMES = ("(g.sched.ctxt)", "(defer record)", "(panic record)")
 
 
-def _extras(rt, addr: np.ndarray, lo: np.ndarray, hi: np.ndarray, errors: _Errors) -> dict:
+def _extras(rt, addr: np.ndarray, lo: np.ndarray, hi: np.ndarray, errors: ErrorLines) -> dict:
     """row -> [(value, extra kind)]: what scanstack adds besides frames: g.sched.ctxt,
     each defer record's fn and link (and a heap record itself), g._panic."""
     out: dict = {}
@@ -425,7 +425,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
     thread). names=False: no DWARF read (variable and type_name None, offsets from the
     frame's CFA): the same words, without the first call's naming cost (about 0.6 s
     of 1.0 on a core of 100k goroutines)."""
-    errors = _Errors()
+    errors = ErrorLines()
     goid, gaddr, pc, sp, lo, hi, trap = _g_rows(rt, goroutines)
     n = len(goid)
     try:
@@ -514,7 +514,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
 
 
 def _scan(sc, rec: _Scan, rows: np.ndarray, goid, sp, lo, hi, extras: dict, out_row,
-          out_tmpl, out_val, out_off, out_addr, cw, errors: _Errors) -> None:
+          out_tmpl, out_val, out_off, out_addr, cw, errors: ErrorLines) -> None:
     """The pointer words of the goroutines rows, which share recipe rec."""
     slots = rec.slots
     if slots:
