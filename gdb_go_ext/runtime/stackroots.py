@@ -227,7 +227,7 @@ class _StackScanner:
         return t, cfa_off - base
 
     # -- per stack shape
-    def recipe(self, pc: int, sp: int, lo: int, hi: int, trap: bool) -> _Scan:
+    def scan_of(self, pc: int, sp: int, lo: int, hi: int, trap: bool) -> _Scan:
         rec = _Scan()
         phys, err, recipe, complete = self.unwinder.physical(pc, sp, lo, hi, trap)
         if not complete:
@@ -480,7 +480,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
             if not len(todo):
                 break
             r0 = int(todo[0])
-            rec = sc.recipe(int(pc[r0]), int(sp[r0]), int(lo[r0]), int(hi[r0]), bool(trap[r0]))
+            rec = sc.scan_of(int(pc[r0]), int(sp[r0]), int(lo[r0]), int(hi[r0]), bool(trap[r0]))
             if rec.error:
                 errors.add(f"goroutine {int(goid[r0])}: {rec.error} (frames past it not scanned)")
             if rec.recipe is not None and len(cached) < MAX_RECIPES:
@@ -490,7 +490,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
                       out_off, out_addr, cw, errors)
                 todo = todo[1:]
         for r in todo.tolist():   # past MAX_RECIPES shapes at one start: one by one
-            rec = sc.recipe(int(pc[r]), int(sp[r]), int(lo[r]), int(hi[r]), bool(trap[r]))
+            rec = sc.scan_of(int(pc[r]), int(sp[r]), int(lo[r]), int(hi[r]), bool(trap[r]))
             _scan(sc, rec, np.array([r]), goid, sp, lo, hi, extras, out_row, out_tmpl, out_val,
                   out_off, out_addr, cw, errors)
     # extras of goroutines whose frames could not be scanned
