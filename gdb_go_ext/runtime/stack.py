@@ -150,6 +150,7 @@ def holding(recipes: list, mem, sps: np.ndarray, read_words, limit: Optional[int
         return [None]
     k, slots, union, size = plan
     pos = {w: j for j, w in enumerate(union)}
+    every = list(range(len(union)))
     tests = [([pos[w] for w in slots[i].tolist()], recipes[i].want_words[None, :])
              for i in range(k)]
     n = len(sps)
@@ -157,7 +158,8 @@ def holding(recipes: list, mem, sps: np.ndarray, read_words, limit: Optional[int
     for lo in range(0, n, RECIPE_CHUNK):   # a chunk at a time: no (n, words) matrix
         top, ok = read_words(mem, sps[lo:lo + RECIPE_CHUNK], size, keep=union)
         for o, (cols, want) in zip(out, tests):
-            o[lo:lo + len(ok)] = np.all(top[:, cols] == want, axis=1) & ok
+            words = top if cols == every else top[:, cols]
+            o[lo:lo + len(ok)] = np.all(words == want, axis=1) & ok
     return out
 
 
