@@ -56,7 +56,8 @@ def heap_state(rt, gs) -> HeapState:
     """The heap of this stop, marked from every root (kept on the heap model, which the
     runtime forgets when the target moves)."""
     from ..runtime.heapobjs import read_heap
-    from ..runtime.heaproots import global_roots, special_roots, stack_roots
+    from ..runtime.heaproots import global_roots, special_roots
+    from ..runtime.stackroots import stack_roots
     heap = read_heap(rt)
     cached = getattr(heap, "_gdb_go_ext_state", None)
     if cached is not None:

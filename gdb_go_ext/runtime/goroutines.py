@@ -17,7 +17,7 @@ from ..gcpause import gc_paused
 from .clock import core_now
 from ..binary.pclntab import func_name_for_print, injected_functions, wrapper_func_id
 from .layout import GSCAN, GFields
-from .stack import TOP_BYTES, WHOLE_STACK, StackFrame, Unwinder
+from .stack import TOP_BYTES, WHOLE_STACK, Recipe, StackFrame, Unwinder
 from .gmodel import _FAST_FIELDS, _FAST_OPTIONAL, BlockedOn, Goroutine, Location, \
     goroutine_maker  # noqa: F401  (the model; imported from here by the views)
 
@@ -36,8 +36,7 @@ _WORD = struct.Struct("<Q")
 class Shape(NamedTuple):
     """What the goroutines of one shape share (see GoroutineWalker._shape): the recipe
     their stack tops are checked against, and their constructor."""
-    reader: Optional[struct.Struct]   # the recipe: words of the stack top it checks
-    want: Optional[tuple]             # and the values they must hold
+    recipe: Optional[Recipe]          # the words of the stack top it checks
     new: Callable                     # goroutine_maker(...) of what they share
     code: int
     wait_reason: str
@@ -390,18 +389,18 @@ class GoroutineWalker:
             shape = self._shape(key, sp, f[i_lo] or sp, f[i_hi])
         group.new, group.wait_reason = shape.new, shape.wait_reason
         group.waiting = shape.code == self.st.waiting
-        reader, want = shape.reader, shape.want
-        if reader is None or self._shapes.get(key) is not shape:
+        recipe = shape.recipe
+        if recipe is None or self._shapes.get(key) is not shape:
             group.unchecked = frozenset(sps)  # no recipe to check against: every one walks alone
             return
-        if not reader.size:  # a walk that read no stack slot: nothing to check
+        if not recipe.size:  # a walk that read no stack slot: nothing to check
             group.unchecked = ()
             return
-        need = len(sps) * reader.size
+        need = len(sps) * recipe.size
         if len(self._tops_scratch) < need:
             self._tops_scratch = bytearray(max(need, 1 << 16))
-        tops, errors = self.mem.unpack_fixed(sps, reader, self._tops_scratch)
-        same = list(map(want.__eq__, tops))
+        tops, errors = self.mem.unpack_fixed(sps, recipe.struct, self._tops_scratch)
+        same = list(map(recipe.want.__eq__, tops))
         if errors or False in same:
             group.unchecked = frozenset(sp for sp, ok in zip(sps, same) if not ok) | \
                 frozenset(sps[i] for i in errors)
@@ -579,11 +578,11 @@ class GoroutineWalker:
                 stack = frames
             if err and not error and (with_stack or user is None):
                 error = f"stack: {err}"
-        shape = Shape(recipe[0] if recipe else None, recipe[1] if recipe else None,
+        shape = Shape(recipe,
                       goroutine_maker(code, tmpl.status, tmpl.scan, tmpl.wait_reason, tmpl.start,
                                       tmpl.created_by, current, user, stack, error),
                       code, tmpl.wait_reason)
-        if recipe is not None and recipe[0].size <= min(hi - sp, TOP_BYTES):
+        if recipe is not None and recipe.size <= min(hi - sp, TOP_BYTES):
             self._shapes[key] = shape  # checkable against the top of the next stack alone
         return shape
 

@@ -15,6 +15,7 @@ the other way round) reuses the g fields already read (table_at)."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import struct
@@ -26,7 +27,7 @@ import numpy as np
 from ..errors import DecodeError, ReadError
 from .gmodel import _FAST_FIELDS, BlockedOn, Goroutine
 from .layout import GSCAN, GFields
-from .stack import TOP_BYTES
+from .stack import TOP_BYTES, check_groups
 
 NS_PER_MINUTE = 60_000_000_000
 CHUNK = 1 << 15   # gs read together on a live target (a bounded buffer)
@@ -863,23 +864,23 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             known = walker._shapes.get(key) is shape
             pre = base.prechecked.get(key)
             bad = readers = key2 = None
-            if shape.reader is None or not known:
+            if shape.recipe is None or not known:
                 bad = rows
-            elif not shape.reader.size:
+            elif not shape.recipe.size:
                 bad = rows[:0]
             elif pre is not None and len(pre) == len(rows):
                 bad = rows[~pre]
             else:
-                readers = [(shape.reader, shape.want)]
+                readers = [shape.recipe]
                 if depth != PRECHECK_DEPTH:
                     # the stacks' depth is checked in the same reads, for the view that follows
                     key2 = key[:-2] + (PRECHECK_DEPTH, False)
                     shape2 = walker._shapes.get(key2)
                     if shape2 is None:
                         shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
-                    if walker._shapes.get(key2) is shape2 and shape2.reader is not None and \
-                            shape2.reader.size:
-                        readers.append((shape2.reader, shape2.want))
+                    if walker._shapes.get(key2) is shape2 and shape2.recipe is not None and \
+                            shape2.recipe.size:
+                        readers.append(shape2.recipe)
             plans.append((key, shape, rows, bad, readers, key2))
         checks = _check_tops(mem, cw, sp, plans)
         for gi, (key, shape, rows, bad, readers, key2) in enumerate(plans):
@@ -944,141 +945,14 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     return GoroutineTable(base, depth, shape_idx, shapes, specials, minutes, since)
 
 
-_READERS: dict = {}
-
-
-def slot_words(reader: struct.Struct) -> Optional[np.ndarray]:
-    """The word indices (from sp) a recipe's struct reads, or None if not 8-aligned."""
-    hit = _READERS.get(reader.format)
-    if hit is None:
-        pos, words = 0, []
-        for count, ch in re.findall(r"(\d*)([a-zA-Z?])", reader.format.lstrip("<")):
-            k = int(count or 1)
-            if ch == "x":
-                pos += k
-            else:
-                for _ in range(k):
-                    if pos % 8:
-                        _READERS[reader.format] = False
-                        return None
-                    words.append(pos // 8)
-                    pos += 8
-        hit = _READERS[reader.format] = np.array(words, dtype=np.int64)
-    return None if hit is False else hit
-
-
 PRECHECK_DEPTH = 1   # whole stacks (go stacks, -t): checked along with a first walk's
 
 
-def _top_words(readers: list) -> Optional[tuple]:
-    """What checking stack tops against (reader, want) recipes reads: (k, slots,
-    union, size), the first k recipes (up to the first that cannot be checked by
-    words: not 8-aligned, or longer than TOP_BYTES), each one's word indices, the
-    words they need together and the bytes from the top that hold them; None when
-    the first cannot."""
-    slots = []
-    for r, _ in readers:
-        words = slot_words(r)
-        if words is None or r.size % 8 or r.size > TOP_BYTES:
-            break
-        slots.append(words)
-    if not slots:
-        return None
-    k = len(slots)
-    union = sorted(set().union(*(w.tolist() for w in slots)))
-    return k, slots, union, max(readers[i][0].size for i in range(k))
-
-
-def _same_tops(mem, cw, sps: np.ndarray, readers: list) -> list:
-    """For each (reader, want) recipe, whether each stack top (at sps) holds it, from
-    one read of the words they all need; None for the first where it cannot be
-    checked that way (the others are then left out)."""
-    plan = _top_words(readers)
-    if plan is None:
-        return [None]
-    k, slots, union, size = plan
-    pos = {w: j for j, w in enumerate(union)}
-    tests = [([pos[w] for w in slots[i].tolist()],
-              np.array(readers[i][1], dtype=np.uint64)[None, :]) for i in range(k)]
-    n = len(sps)
-    out = [np.zeros(n, dtype=bool) for _ in tests]
-    for lo in range(0, n, LIVE_CHUNK):   # compared a chunk at a time: no (n, words) matrix
-        top, ok = read_words(mem, sps[lo:lo + LIVE_CHUNK], size, cw, keep=union)
-        for o, (cols, want) in zip(out, tests):
-            o[lo:lo + len(ok)] = np.all(top[:, cols] == want, axis=1) & ok
-    return out
-
-
 def _check_tops(mem, cw, sp: np.ndarray, plans: list) -> list:
-    """_same_tops of each plan (settle's groups) that has readers, else None: on a core
-    the tops of every group at once, in address order, so that each page of stacks
-    (two 2 KB stacks of goroutines of two shapes, mostly) is faulted in and given back
-    once, not once per group (see _CoreWords.words_var)."""
-    out: list = [None] * len(plans)
-    todo = [i for i, p in enumerate(plans) if p[4] is not None]
-    if cw is not None and len(todo) > 1:
-        todo = _merged_tops(mem, cw, sp, plans, todo, out)
-    for i in todo:
-        out[i] = _same_tops(mem, cw, sp[plans[i][2]], plans[i][4])
-    return out
-
-
-def _merged_tops(mem, pw, sp: np.ndarray, plans: list, todo: list, out: list) -> list:
-    """_check_tops over a core (pw: its _CoreWords): fills out[i] for the plans it can
-    read together; the others (returned) are read group by group."""
-    rest, take = [], []
-    for i in todo:
-        plan = _top_words(plans[i][4])
-        if plan is None:
-            out[i] = [None]
-        elif plan[0] > 2:
-            rest.append(i)
-        else:
-            k, slots, union, size = plan
-            take.append((i, list(range(k)), slots, union, size))
-    if len(take) < 2:
-        return rest + [t[0] for t in take]
-    K = max(len(t[3]) for t in take)
-    G = len(take)
-    sel = np.zeros((G, K), dtype=np.int64)
-    want = np.zeros((G, 2, K), dtype=np.uint64)
-    care = np.zeros((G, 2, K), dtype=bool)
-    sizes = np.zeros(G, dtype=np.uint64)
-    for g, (i, ok_readers, slots, union, size) in enumerate(take):
-        sel[g, :len(union)] = union
-        sel[g, len(union):] = union[-1]
-        sizes[g] = size
-        pos = {w: k for k, w in enumerate(union)}
-        for j in ok_readers:
-            ks = [pos[w] for w in slots[j].tolist()]
-            want[g, j, ks] = np.array(plans[i][4][j][1], dtype=np.uint64)
-            care[g, j, ks] = True
-    rows = [plans[t[0]][2] for t in take]
-    gid = np.repeat(np.arange(G), [len(r) for r in rows])
-    allrows = np.concatenate(rows)
-    addrs = sp[allrows].astype(np.uint64)
-    if np.any(addrs % np.uint64(8)):
-        return rest + [t[0] for t in take]
-    n = len(addrs)
-    order = np.argsort(addrs, kind="stable")
-    match = np.zeros((n, 2), dtype=bool)
-    okall = np.zeros(n, dtype=bool)
-    step = 1 << 13
-    for lo in range(0, n, step):
-        idx = order[lo:lo + step]
-        g = gid[idx]
-        got = pw.words_var(mem, addrs[idx], sizes[g], sel[g])
-        if got is None:
-            return rest + [t[0] for t in take]
-        w, ok = got
-        for j in (0, 1):
-            match[idx, j] = np.all((w == want[g, j]) | ~care[g, j], axis=1)
-        okall[idx] = ok
-    bounds = np.cumsum([0] + [len(r) for r in rows])
-    for g, (i, ok_readers, _, _, _) in enumerate(take):
-        a, b = int(bounds[g]), int(bounds[g + 1])
-        out[i] = [match[a:b, j] & okall[a:b] for j in ok_readers]
-    return rest
+    """Whether the stacks of each plan (settle's groups) hold its recipes (see
+    stack.check_groups), the tops of a core's groups read together."""
+    return check_groups([(p[4], p[2]) if p[4] is not None else None for p in plans], mem, sp,
+                        functools.partial(read_words, cw=cw), cw, TOP_BYTES)
 
 
 # ---------------------------------------------------------------------------

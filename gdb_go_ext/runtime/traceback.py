@@ -2,10 +2,10 @@
 printcreatedby, tracebackothers), as a model: what each goroutine's block of a dump
 holds at a given GOTRACEBACK level, with the physical frames' fp/sp/pc.
 
-Pure and bounded. The stack is unwound here once more per goroutine, physical frame by
-physical frame (the walk's Unwinder keeps no sp/fp and must stay fast): (pc, sp) from
-the walk's start, fp = sp + pcsp(pc) + 8, the return address at fp - 8, until a
-top frame (runtime.goexit), as the runtime's unwinder does on amd64.
+Pure and bounded. The stack is unwound once more per goroutine shape, physical frame
+by physical frame (the walk's Unwinder.physical: fp = sp + pcsp(pc) + 8 from the
+walk's start, the return address at fp - 8, until a top frame, runtime.goexit), as the
+runtime's unwinder does on amd64.
 
 What follows the runtime's rules per version (told by what the binary has, and by the
 Go version where only the runtime's code differs):
@@ -23,6 +23,7 @@ go line is older) and synctest bubbles are not printed.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
@@ -30,14 +31,10 @@ from typing import Optional
 import numpy as np
 
 from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_ArgLiveIndex,
-                              _go_minor, func_name_for_print, injected_functions,
-                              wrapper_func_id)
+                              _go_minor, func_name_for_print, wrapper_func_id)
 from ..errors import DecodeError
-from .gtable import core_words, read_words, slot_words
+from .gtable import core_words, read_words
 from .layout import Fields
-
-MAX_PHYSICAL = 1024
-
 
 @dataclass(slots=True)
 class TFrame:
@@ -121,12 +118,12 @@ def traceback(rt, walker, gs, level: int) -> Traceback:
     minor = _go_minor(version)
     rules = _Rules(minor, wrapper_func_id(version), level)
     out = Traceback(version, level)
-    tab, mem = rt.pclntab, rt.mem
+    tab = rt.pclntab
     st = rt.layout.status
     recs = _records(rt, walker, gs, out.errors)
     extra = _extra_fields(rt, [r[1] for r in recs], out.errors)
     heads = _Headers(rt, minor, level)
-    stacks = _Stacks(tab, mem, injected_functions(version), rules, minor)
+    stacks = _Stacks(walker.unwinder, rules, minor)
     fing_running = _finalizer_running(rt)
     system: dict = {}
     creators: dict = {}
@@ -488,10 +485,11 @@ class _Stacks:
 
     MAX_RECIPES = 16
 
-    def __init__(self, tab, mem, injected, rules: "_Rules", minor: int):
-        self.tab, self.mem, self.injected = tab, mem, injected
+    def __init__(self, unwinder, rules: "_Rules", minor: int):
+        self.unwinder, self.tab, self.mem = unwinder, unwinder.tab, unwinder.mem
+        self.read_words = functools.partial(read_words, cw=core_words(self.mem))
         self.rules, self.minor = rules, minor
-        self.recipes: dict = {}     # (pc, hi - sp, trap) -> [(reader, want, result)]
+        self.recipes: dict = {}     # (pc, hi - sp, trap) -> [(Recipe, result)]
         self.results: list = []     # (frames, elided, elided_at, error) per goroutine
 
     def unwind_all(self, starts: list) -> None:
@@ -517,8 +515,9 @@ class _Stacks:
                     for i in rest:
                         results[i] = self._one(*starts[i])
                     break
-                reader, want, result = recipes[-1]
-                same = self._same(reader, want, [starts[i][1] for i in rest])
+                recipe, result = recipes[-1]
+                same = recipe.matches(self.mem, [starts[i][1] for i in rest],
+                                      self.read_words).tolist()
                 todo = []
                 for i, ok in zip(rest, same):
                     if ok:
@@ -528,82 +527,16 @@ class _Stacks:
             for i in todo:
                 results[i] = self._one(*starts[i])
 
-    def _same(self, reader: struct.Struct, want: tuple, sps: list) -> list:
-        """Whether the stack at each of sps holds the recipe's words: the words read
-        in bulk as columns and compared at once (numpy) where they are 8-aligned."""
-        words = slot_words(reader)
-        if words is not None and len(words) == len(want) and reader.size % 8 == 0:
-            top, ok = read_words(self.mem, np.array(sps, dtype=np.uint64), reader.size,
-                                 core_words(self.mem), keep=words)
-            return (np.all(top == np.array(want, dtype=np.uint64)[None, :], axis=1)
-                    & ok).tolist()
-        buf, errs = self.mem.gather_fixed(sps, reader.size)
-        return [w == want and j not in errs for j, w in enumerate(reader.iter_unpack(buf))]
-
     def _one(self, pc, sp, lo, hi, trap):
         key = (pc, hi - sp, trap)
-        try:
-            phys, err, slots = _unwind(self.tab, self.mem, pc, sp, lo, hi, trap, self.injected)
-        except DecodeError as e:
-            return ((), None, 0, str(e))
+        phys, err, recipe, complete = self.unwinder.physical(pc, sp, lo, hi, trap)
+        if not complete:
+            return ((), None, 0, err)
         result = _select(self.tab, phys, sp, self.rules, self.minor) + (err,)
         recipes = self.recipes.setdefault(key, [])
-        if slots and len(recipes) < self.MAX_RECIPES and all(
-                a[0] < b[0] for a, b in zip(slots, slots[1:])):
-            fmt, pos = "<", 0
-            for off, _ in slots:
-                fmt += f"{off - pos}xQ" if off > pos else "Q"
-                pos = off + 8
-            recipes.append((struct.Struct(fmt), tuple(v for _, v in slots), result))
+        if recipe is not None and recipe.offsets and len(recipes) < self.MAX_RECIPES:
+            recipes.append((recipe, result))
         return result
-
-
-def _unwind(tab, mem, pc, sp, lo, hi, trap, injected):
-    """([(func, pc, symbolized pc, sp, fp)] outward from (pc, sp), an error or None,
-    and the stack slots read: (offset from sp, word))."""
-    out, slots = [], []
-    if not pc:
-        return out, "no saved pc", slots
-    if not (lo <= sp < hi):
-        return out, f"sp {sp:#x} outside the stack [{lo:#x}, {hi:#x})", slots
-    base = sp
-    buf = b""
-    for _ in range(MAX_PHYSICAL):
-        key = (pc, trap)
-        info = _PC_CACHE.get(key)
-        if info is None or info[0] is not tab:
-            fn = tab.func_for_pc(pc)
-            if fn is None:
-                return out, f"pc {pc:#x} is not in Go code", slots
-            info = (tab, fn, pc - 1 if not trap and pc > fn.entry else pc, tab.pcsp(fn, pc),
-                    fn.is_topframe or fn.name in ("runtime.goexit", "runtime.mstart",
-                                                  "runtime.rt0_go"),
-                    fn.name in injected)
-            if len(_PC_CACHE) > 1 << 16:
-                _PC_CACHE.clear()
-            _PC_CACHE[key] = info
-        _, fn, sym, delta, top, inj = info
-        if delta < 0:
-            return out, f"no frame size for {fn.name} at {pc:#x}", slots
-        fp = sp + delta + 8
-        out.append((fn, pc, sym, sp, fp))
-        if top:
-            return out, None, slots
-        if fp > hi:
-            return out, f"frame {fp:#x} outside the goroutine stack", slots
-        off = fp - 8 - base
-        if off + 8 > len(buf):
-            buf = mem.read(base, min(hi - base, max(2 * len(buf), off + 1024)))
-        ret = _u64(buf, off)[0]
-        slots.append((off, ret))
-        if ret == 0:
-            return out, None, slots
-        trap = inj
-        pc, sp = ret, fp
-    return out, f"more than {MAX_PHYSICAL} frames", slots
-
-
-_PC_CACHE: dict = {}
 
 
 def _logical(tab, phys):

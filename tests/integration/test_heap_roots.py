@@ -35,8 +35,8 @@ SUMMARY = r'''
 import json as _json
 import numpy as _np
 from gdb_go_ext.runtime import walks as _walks
-from gdb_go_ext.runtime.heaproots import global_roots as _gr, stack_roots as _sr, \
-    special_roots as _spr
+from gdb_go_ext.runtime.heaproots import global_roots as _gr, special_roots as _spr
+from gdb_go_ext.runtime.stackroots import stack_roots as _sr
 
 
 HEAP_GLOBALS = ("main.tree", "main.registry", "main.table", "main.big", "main.finalized")
@@ -309,8 +309,8 @@ def test_stack_slots_are_the_runtimes(toolchain, tmp_path):
     finalizers."""
     binary = _build_dump_program(toolchain)
     from gdb_go_ext.runtime import walks
-    from gdb_go_ext.runtime.heaproots import (FUNCDATA_StackObjects, global_roots,
-                                              special_roots, stack_roots)
+    from gdb_go_ext.runtime.heaproots import global_roots, special_roots
+    from gdb_go_ext.runtime.stackroots import FUNCDATA_StackObjects, stack_roots
     with harness.run_fixture(binary, args=[str(tmp_path)], out_dir=str(tmp_path)) as fp:
         with open(tmp_path / "heapdump", "rb") as f:
             dump, sections, finalizers, defers = parse_heapdump(f.read())

@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
 from gdb_go_ext.runtime import heaproots as H  # noqa: E402
+from gdb_go_ext.runtime import stackroots as SR  # noqa: E402
 from gdb_go_ext.runtime import walks  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.runtime.rtypes import MODULE_PATHS  # noqa: E402
@@ -44,7 +45,7 @@ def runtime_of(image, mem=None):
 
 def roots(rt):
     walker, gs = walks.walk(rt, 0)
-    return H.global_roots(rt), H.stack_roots(rt, gs), gs
+    return H.global_roots(rt), SR.stack_roots(rt, gs), gs
 
 
 def test_images_exist_and_are_small():
@@ -88,7 +89,7 @@ def test_roots_as_the_runtime_laid_them_out(image):
         assert len({v[0] for v in got.values()}) == b["goroutines"]
     assert (s.root_goid >= 0).all() and len(s.root_goid) == len(s.roots)
     # the same words from Goroutine rows as from the walk's columns
-    s2 = H.stack_roots(rt, list(gs))
+    s2 = SR.stack_roots(rt, list(gs))
     assert sorted(s2.value.tolist()) == sorted(s.value.tolist())
     # specials: the finalizer of main.finalized (its fn word: a funcval in the binary)
     sp = H.special_roots(rt, None)
@@ -161,8 +162,8 @@ def _fuzzed(tab, seed):
 
     def fake(fn, index, n):
         data = real(fn, index, n)
-        if index not in (H.FUNCDATA_ArgsPointerMaps, H.FUNCDATA_LocalsPointerMaps,
-                         H.FUNCDATA_StackObjects) or data is None:
+        if index not in (SR.FUNCDATA_ArgsPointerMaps, SR.FUNCDATA_LocalsPointerMaps,
+                         SR.FUNCDATA_StackObjects) or data is None:
             return data
         b = bytearray(data)
         for _ in range(rnd.randint(1, 8)):
@@ -175,14 +176,14 @@ def test_wrong_stack_maps_never_raise_or_hang(image):
     rt = runtime_of(image)
     walker, gs = walks.walk(rt, 0)
     real = rt.pclntab.funcdata_bytes
-    want = H.stack_roots(rt, gs)
+    want = SR.stack_roots(rt, gs)
     lines = 0
     try:
         for seed in range(40):
             rt.__dict__.pop("_heaproots_static", None)
             rt.pclntab.funcdata_bytes = _fuzzed(rt.pclntab, seed)
             t = time.monotonic()
-            s = H.stack_roots(rt, gs)
+            s = SR.stack_roots(rt, gs)
             assert time.monotonic() - t < 10
             assert len(s.errors) <= H.MAX_ERRORS + 1
             assert all(isinstance(e, str) and "\n" not in e for e in s.errors)
@@ -191,13 +192,13 @@ def test_wrong_stack_maps_never_raise_or_hang(image):
         rt.pclntab.funcdata_bytes = real
         rt.__dict__.pop("_heaproots_static", None)
     assert lines > 0      # some of it must have been noticed
-    assert sorted(H.stack_roots(rt, gs).value.tolist()) == sorted(want.value.tolist())
+    assert sorted(SR.stack_roots(rt, gs).value.tolist()) == sorted(want.value.tolist())
 
 
 def test_a_stack_cut_short_is_a_line_and_the_others_are_scanned(image):
     rt0 = runtime_of(image)
     walker, gs = walks.walk(rt0, 0)
-    want = H.stack_roots(rt0, gs)
+    want = SR.stack_roots(rt0, gs)
     holders = [g for g in gs if g.current is not None and g.current.function == "runtime.gopark"
                and g.user is not None and g.user.function == "main.holdA"]
     # (the last: the image holds whole stacks only of each shape's first goroutine, which
@@ -206,7 +207,7 @@ def test_a_stack_cut_short_is_a_line_and_the_others_are_scanned(image):
     mem = unmap(copy_memory(image[2]), victim.sp, victim.stack_hi - victim.sp)
     rt = runtime_of(image, mem)
     walker, gs = walks.walk(rt, 0)
-    s = H.stack_roots(rt, list(gs))
+    s = SR.stack_roots(rt, list(gs))
     assert s.errors and len(s.errors) <= 2, s.errors
     assert victim.id not in set(s.root_goid.tolist())
     assert len(s.value) < len(want.value)
@@ -220,7 +221,7 @@ def test_sp_outside_the_stack_is_a_line(image):
     rows = list(gs)
     bad = rows[0]
     bad.sp = bad.stack_hi + 4096
-    s = H.stack_roots(rt, rows)
+    s = SR.stack_roots(rt, rows)
     assert any("sp outside their stack" in e for e in s.errors)
     assert bad.id not in set(s.root_goid.tolist())
 
@@ -272,9 +273,9 @@ def test_a_thread_stopped_anywhere_is_scanned_conservatively(image):
     walker, gs = walks.walk(rt, 0)
     rows = [g for g in gs if g.user is not None and g.user.function == "main.holdA"][:1]
     g = rows[0]
-    precise = H.stack_roots(rt, rows)
+    precise = SR.stack_roots(rt, rows)
     g.status_code, g.thread = rt.layout.status.running, 1
-    trap = H.stack_roots(rt, [g])
+    trap = SR.stack_roots(rt, [g])
     assert trap.errors == [] and precise.errors == []
     assert set(precise.value.tolist()) <= set(trap.value.tolist())
     assert set(precise.addr.tolist()) <= set(trap.addr.tolist())
@@ -284,7 +285,7 @@ def test_a_thread_stopped_anywhere_is_scanned_conservatively(image):
 def test_stack_roots_are_made_on_demand_and_merge(image):
     rt = runtime_of(image)
     g, s, gs = roots(rt)
-    assert isinstance(s.roots, H.StackRoots) and len(s.roots) == len(s.root_goid)
+    assert isinstance(s.roots, SR.StackRoots) and len(s.roots) == len(s.root_goid)
     first = s.roots[0]
     assert first.kind == "stack" and first.goid == int(s.root_goid[0])
     assert [r.goid for r in s.roots[:3]] == s.root_goid[:3].tolist()

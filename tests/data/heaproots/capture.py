@@ -41,7 +41,8 @@ def capture_in_gdb(out_path, truth_dir):
     from gdb_go_ext.gdb import session
     from gdb_go_ext.runtime import walks
     from gdb_go_ext.runtime.goruntime import GoRuntime
-    from gdb_go_ext.runtime.heaproots import global_roots, special_roots, stack_roots
+    from gdb_go_ext.runtime.heaproots import global_roots, special_roots
+    from gdb_go_ext.runtime.stackroots import stack_roots
     from image import Recorder, TypeTable, image_dict, write_image
 
     inner = session.runtime().target
