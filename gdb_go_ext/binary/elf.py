@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from gdb_go_ext.errors import DecodeError
+from .leb128 import uleb128
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
@@ -354,18 +355,7 @@ class ElfFile:
 
 
 def _varint_string(data, off: int) -> Tuple[str, int]:
-    n = shift = 0
-    for _ in range(10):
-        if off >= len(data):
-            raise DecodeError(".go.buildinfo is truncated")
-        b = data[off]
-        off += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    else:
-        raise DecodeError(".go.buildinfo has a bad varint")
+    n, off = uleb128(data, off, -1, 10, ".go.buildinfo")
     if off + n > len(data):
         raise DecodeError(".go.buildinfo string runs past the section")
     return bytes(data[off:off + n]).decode("utf-8", "replace"), off + n

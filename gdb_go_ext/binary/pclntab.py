@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from gdb_go_ext.errors import DecodeError
+from .leb128 import uleb128
 
 MAGIC_GO118 = 0xFFFFFFF0
 MAGIC_GO120 = 0xFFFFFFF1
@@ -572,17 +573,9 @@ class PCLineTable:
 
 
 def _uvarint(d, p: int, n: int) -> Tuple[int, int]:
-    v = shift = 0
-    for _ in range(5):
-        if p >= n:
-            raise DecodeError("varint runs past end of pclntab")
-        b = d[p]
-        p += 1
-        v |= (b & 0x7F) << shift
-        if b < 0x80:
-            return v & 0xFFFFFFFF, p
-        shift += 7
-    raise DecodeError("varint longer than 5 bytes in pclntab")
+    """A pc-value table's uint32 varint: at most 5 bytes, within n."""
+    v, p = uleb128(d, p, n, 5, "pclntab")
+    return v & 0xFFFFFFFF, p
 
 
 def _scan_moduledata(elf) -> Tuple[Optional[int], Optional[int]]:
