@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -78,6 +79,17 @@ class BuildInfo:
     modinfo: str = ""
 
 
+def open_program(path: Optional[str]) -> Optional["ElfFile"]:
+    """The program's ELF file at path, or None where there is no path, no such file or
+    no usable ELF (its decoders then do without the binary's tables)."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        return ElfFile.open(path)
+    except (DecodeError, OSError):
+        return None
+
+
 def _cstr(buf, off: int, limit: int = 4096) -> str:
     end = off
     stop = min(len(buf), off + limit)
@@ -98,6 +110,11 @@ class ElfFile:
         self._sym_by_addr: Optional[List[Tuple[int, int, str]]] = None
         self._buildinfo: Optional[BuildInfo] = None
         self._parse_headers()
+
+    @property
+    def data(self):
+        """The file's bytes: a read-only mmap (open), or what it was made from."""
+        return self._data
 
     # -- construction -------------------------------------------------------------
     @classmethod

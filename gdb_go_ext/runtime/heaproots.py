@@ -38,7 +38,8 @@ import numpy as np
 from ..binary.framevars import FrameNames
 from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions
 from ..errors import DecodeError
-from .gtable import core_words, read_words, slot_words
+from ..target.bulk import core_words, read_words
+from .gtable import slot_words
 from .rtypes import read_modules
 
 FUNCDATA_ArgsPointerMaps = 0

@@ -33,7 +33,8 @@ from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_Arg
                               _go_minor, func_name_for_print, injected_functions,
                               wrapper_func_id)
 from ..errors import DecodeError
-from .gtable import core_words, read_words, slot_words
+from ..target.bulk import core_words, read_words
+from .gtable import slot_words
 from .layout import Fields
 
 MAX_PHYSICAL = 1024

@@ -14,6 +14,8 @@ from typing import Callable, Iterable, Optional, Protocol
 
 from ..errors import GoExtError, ReadError
 from ..binary.types import GoType
+from .bulk import core_words, read_strided, read_words
+from .direct import scratch_of
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,29 @@ class Memory:
         if stride > shape.size:
             shape = struct.Struct(shape.format + f"{stride - shape.size}x")
         return shape.iter_unpack(buf), errors
+
+    # --- numpy reads of many ranges (target/bulk.py), for the columnar walk and the heap
+    def words(self, addrs, size: int, keep=None) -> tuple:
+        """(words, ok): of the size bytes (a multiple of 8) at each of addrs (uint64),
+        the words keep (indices; all when None) as a uint64 matrix, a row per address,
+        and whether each could be read (rows that could not are zeros). A core is read
+        in place, its pages given back behind the read; a live process in runs and
+        merged neighbours by the read threads; the rest through the debugger."""
+        return read_words(self, addrs, size, core_words(self), keep)
+
+    def read_strided(self, addrs, size: int, stride: int, buf) -> tuple:
+        """(ok, errors): the size bytes at each of addrs (uint64) into buf (a bytearray)
+        at i * stride, runs of ranges stride apart read as one; errors maps the index
+        of each unreadable range to its ReadError (its bytes are zero)."""
+        return read_strided(self, addrs, size, stride, buf)
+
+    @property
+    def core(self):
+        """The core file read directly (CoreMem: numpy reads in place, locate, values,
+        release), or None."""
+        return core_words(self)
+
+    scratch = staticmethod(scratch_of)   # a reused buffer per use, warm pages
 
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
         """Read many (addr, size) ranges with few target calls.
