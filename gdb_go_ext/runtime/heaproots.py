@@ -189,21 +189,9 @@ def _static_read(rt, addr: int, n: int) -> bytes:
 
 
 def _read_region(rt, addr: int, size: int, what: str, errors: list) -> np.ndarray:
-    """size bytes at addr as uint8, in one read, else 64 KiB pieces (unreadable ones
-    zero, one line for them)."""
-    try:
-        return np.frombuffer(bytes(rt.mem.read(addr, size)), dtype=np.uint8)
-    except DecodeError:
-        pass
-    out = np.zeros(size, dtype=np.uint8)
-    step, bad = 1 << 16, 0
-    ranges = [(a, min(step, addr + size - a)) for a in range(addr, addr + size, step)]
-    for (a, n), got in zip(ranges, rt.mem.gather(ranges)):
-        if got.__class__ is not tuple:
-            bad += n
-            continue
-        buf, off = got
-        out[a - addr:a - addr + n] = np.frombuffer(bytes(buf[off:off + n]), dtype=np.uint8)
+    """size bytes at addr as uint8 (Memory.region: unreadable pieces zero, one line
+    for them)."""
+    out, bad = rt.mem.region(addr, size)
     if bad:
         errors.append(f"{what}: {bad} of {size} bytes at {addr:#x} unreadable (read as zero)")
     return out

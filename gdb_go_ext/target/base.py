@@ -12,7 +12,9 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Protocol
 
-from ..errors import GoExtError, ReadError
+import numpy as np
+
+from ..errors import DecodeError, GoExtError, ReadError
 from ..binary.types import GoType
 from .bulk import core_words, read_strided, read_words
 from .direct import scratch_of
@@ -219,6 +221,25 @@ class Memory:
         if stride > shape.size:
             shape = struct.Struct(shape.format + f"{stride - shape.size}x")
         return shape.iter_unpack(buf), errors
+
+    def region(self, addr: int, size: int, piece: int = 1 << 16) -> tuple:
+        """(bytes, unreadable): size bytes at addr as a uint8 array, in one read, else
+        in pieces of piece bytes, those that cannot be read zero; unreadable counts
+        their bytes."""
+        try:
+            return np.frombuffer(bytes(self.read(addr, size)), dtype=np.uint8), 0
+        except DecodeError:
+            pass
+        out = np.zeros(size, dtype=np.uint8)
+        bad = 0
+        ranges = [(a, min(piece, addr + size - a)) for a in range(addr, addr + size, piece)]
+        for (a, n), got in zip(ranges, self.gather(ranges)):
+            if got.__class__ is not tuple:
+                bad += n
+                continue
+            buf, off = got
+            out[a - addr:a - addr + n] = np.frombuffer(bytes(buf[off:off + n]), dtype=np.uint8)
+        return out, bad
 
     # --- numpy reads of many ranges (target/bulk.py), for the columnar walk and the heap
     def words(self, addrs, size: int, keep=None) -> tuple:
