@@ -488,3 +488,61 @@ def test_memory_read_strided_runs_and_holes(own_memory, monkeypatch):
         assert isinstance(errs.get(i, ReadError(0, 0, "")), ReadError)
         want = data[o:o + size] if readable else bytes(size)
         assert bytes(buf[i * stride:i * stride + size]) == want, (i, o)
+
+
+@pytest.mark.parametrize("truncate", [False, True], ids=["whole", "truncated"])
+def test_core_numpy_reads_match_segments(tmp_path, truncate):
+    """CoreMem's numpy reads (what Memory.words and the columnar walk use on a core):
+    words in place, strided copies by preadv, and Memory.words over a core target, each
+    the bytes the core holds, zeros and not-held where it does not (a gap, a segment
+    not in full, the cut of a truncated file)."""
+    import numpy as np
+    from gdb_go_ext.target.direct import CoreMem
+    rnd = random.Random(9)
+    segs = [(0x10000, bytes(rnd.randrange(256) for _ in range(8192)), 8192),
+            (0x40000, bytes(rnd.randrange(256) for _ in range(4096)), 4096),
+            (0x50000, bytes(rnd.randrange(256) for _ in range(2048)), 8192)]  # not in full
+    path = str(tmp_path / "core")
+    offsets = _write_core(path, segs)
+    cut = offsets[1] + 1000 if truncate else None
+    if cut:
+        _write_core(path, segs, cut)
+    core = CoreMem(path)
+    size, stride = 24, 40
+
+    def want(addr):
+        for (vaddr, data, memsz), off in zip(segs[:2], offsets):
+            if vaddr <= addr and addr + size <= vaddr + len(data):
+                if cut and off + addr - vaddr + size > cut:
+                    return None
+                return data[addr - vaddr:addr - vaddr + size]
+        return None
+    addrs = [0x10000 + 8 * rnd.randrange(1000) for _ in range(300)]
+    addrs += [0x10000 + 8192 - 16, 0x20000, 0x40000 + 8 * 100, 0x40000 + 4096 - 8, 0x50000]
+    addrs += [0x10000 + 800 + j * stride for j in range(20)] + [0x40000 + 960 + j * stride
+                                                                 for j in range(10)]
+    exp = [want(a) for a in addrs]
+    assert sum(w is None for w in exp) >= 3
+    a = np.array(addrs, dtype=np.uint64)
+    words, held = core.words(a, size, np.arange(size // 8))
+    assert held.tolist() == [w is not None for w in exp]
+    for i, w in enumerate(exp):
+        assert words[i].tobytes() == (w if w is not None else bytes(size)), i
+    buf = bytearray(b"\xff" * (len(addrs) * stride))
+    held = core.read_strided(a, size, stride, buf)
+    assert held.tolist() == [w is not None for w in exp]
+    for i, w in enumerate(exp):
+        assert bytes(buf[i * stride:i * stride + size]) == (w if w is not None else bytes(size))
+
+    class _CoreTarget:
+        ptr_size, is_live, direct = 8, False, core
+
+        def read(self, addr, n):
+            data = core.read(addr, n)
+            if data is None:
+                raise ReadError(addr, n, "not in the core")
+            return data
+    w2, ok = Memory(_CoreTarget()).words(a, size, keep=[1, 2])
+    assert ok.tolist() == [w is not None for w in exp]
+    assert np.array_equal(w2, np.where(ok[:, None], words[:, 1:3], 0))
+    core.close()
