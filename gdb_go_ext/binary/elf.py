@@ -112,9 +112,19 @@ class ElfFile:
         self._parse_headers()
 
     @property
-    def data(self):
-        """The file's bytes: a read-only mmap (open), or what it was made from."""
-        return self._data
+    def view(self) -> memoryview:
+        """The file's bytes (of its read-only mmap, when made by open)."""
+        return self._mv
+
+    @property
+    def mapping(self) -> Optional[mmap.mmap]:
+        """The read-only mmap of the file (made by open, for madvise), else None."""
+        return self._data if isinstance(self._data, mmap.mmap) else None
+
+    @property
+    def loads(self) -> list:
+        """The PT_LOAD segments, by address."""
+        return self._loads
 
     # -- construction -------------------------------------------------------------
     @classmethod

@@ -385,7 +385,7 @@ class PCLineTable:
         return None if i is None else self.func_at(i)
 
     # -- pc-value tables ---------------------------------------------------------------------------------
-    def _pcvalue_table(self, entry: int, off: int) -> Tuple[List[int], List[int]]:
+    def pcvalue_table(self, entry: int, off: int) -> Tuple[List[int], List[int]]:
         """Decode the pcvalue table at pctab+off into (end_pcs, values): value
         ``values[k]`` holds for pc < ``end_pcs[k]`` (and >= the previous end)."""
         key = (entry, off)
@@ -439,7 +439,7 @@ class PCLineTable:
         """Value of the pcvalue table at ``off`` for ``pc`` (-1 if absent or pc not covered)."""
         if off == 0:
             return -1
-        ends, vals = self._pcvalue_table(func.entry, off)
+        ends, vals = self.pcvalue_table(func.entry, off)
         k = bisect.bisect_right(ends, pc)
         return vals[k] if k < len(vals) else -1
 

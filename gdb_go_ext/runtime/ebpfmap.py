@@ -89,7 +89,7 @@ def ret_addresses(pclntab, func, code: bytes) -> list[int]:
     entry), a 0xc3 byte, after nothing but one-byte NOPs (0x90)."""
     if not func.pcsp:
         return []
-    ends, vals = pclntab._pcvalue_table(func.entry, func.pcsp)
+    ends, vals = pclntab.pcvalue_table(func.entry, func.pcsp)
     out = []
     start = func.entry
     for end, val in zip(ends, vals):
@@ -138,7 +138,7 @@ def find_sites(elf, pclntab, probes: list[P.Probe], found: bool):
 
 def file_offset(elf, vaddr: int) -> int:
     """The file offset of a link-time address of the executable's code."""
-    for seg in elf._loads:
+    for seg in elf.loads:
         if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
             return seg.offset + vaddr - seg.vaddr
     raise GoExtError(f"{vaddr:#x} is not in the executable's file")

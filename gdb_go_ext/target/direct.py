@@ -443,7 +443,7 @@ class CoreMem:
                        and s.filesz > 0), key=lambda s: s.vaddr)
         self.starts = [s.vaddr for s in segs]
         self.segs = segs
-        self.mv = memoryview(self.elf.data)
+        self.mv = self.elf.view
         self.size = len(self.mv)
         self.expected = max((s.offset + s.filesz for s in self.elf.segments
                              if s.type == PT_LOAD), default=0)
@@ -453,8 +453,7 @@ class CoreMem:
         self._np = None      # see _arrays
         self._views: dict = {}
         self._fd = False     # see _file: an fd for preadv, opened on first use
-        data = self.elf.data
-        self._mmap = data if hasattr(data, "madvise") else None
+        self._mmap = self.elf.mapping
 
     def warning(self) -> Optional[str]:
         if not self.truncated:

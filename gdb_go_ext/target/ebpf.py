@@ -20,7 +20,6 @@ import platform
 import sys
 from typing import Iterator, Optional
 
-from ..binary.elf import PT_LOAD
 from ..errors import GoExtError
 
 OBJECT_NAME = "mapwatch.bpf.o"
@@ -298,7 +297,7 @@ def pie_bias(pid: int, exe_path: str, elf) -> int:
     """Where the kernel loaded the executable, less its link-time address
     (/proc/PID/maps: the executable's mapping at file offset 0); 0 for non-PIE."""
     st = os.stat(exe_path)
-    first = min(s.vaddr for s in elf.segments if s.type == PT_LOAD)
+    first = min(s.vaddr for s in elf.loads)
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             parts = line.split()
