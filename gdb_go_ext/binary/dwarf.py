@@ -18,9 +18,6 @@ import os
 import threading
 from typing import Optional
 
-from elftools.common.exceptions import DWARFError, ELFError
-from elftools.construct.core import ConstructError
-
 from ..errors import DecodeError
 from . import types as T
 
@@ -33,9 +30,14 @@ TYPE_TAGS = {"DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
 # DW_ATE_*
 _BOOL, _CFLOAT, _FLOAT, _SIGNED, _SCHAR, _UNSIGNED, _UCHAR = 2, 3, 4, 5, 6, 7, 8
 
-# what pyelftools raises on DWARF it cannot read (a bad form, a cut section, a missing
-# attribute), for readers that read less of it rather than fail
-DWARF_ERRORS = (ELFError, DWARFError, ConstructError, KeyError, IndexError, ValueError)
+def dwarf_errors() -> tuple:
+    """What pyelftools raises on DWARF it cannot read (a bad form, a cut section, a
+    missing attribute), for readers that read less of it rather than fail. Imported
+    when asked (an except clause asks when something was raised): pyelftools takes a
+    tenth of a second to import, and loading the views does not need it."""
+    from elftools.common.exceptions import DWARFError, ELFError
+    from elftools.construct.core import ConstructError
+    return ELFError, DWARFError, ConstructError, KeyError, IndexError, ValueError
 
 
 def die_name(die) -> Optional[str]:
@@ -63,7 +65,7 @@ def open_dwarf(path: Optional[str]):
         if not elf.has_dwarf_info():
             raise DecodeError(no_dwarf_message(path))
         dwarf = elf.get_dwarf_info()
-    except DWARF_ERRORS as e:
+    except dwarf_errors() as e:
         fh.close()
         raise DecodeError(f"{path}: unreadable DWARF ({e})") from None
     except DecodeError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import DecodeError
-from .dwarf import DWARF_ERRORS, die_name, open_dwarf, package_of
+from .dwarf import die_name, dwarf_errors, open_dwarf, package_of
 from .leb128 import sleb128, uleb128
 
 _DW_OP_fbreg, _DW_OP_cfa, _DW_OP_consts, _DW_OP_plus, _DW_OP_piece = 0x91, 0x9c, 0x11, 0x22, 0x93
@@ -117,7 +117,7 @@ class FrameNames:
                         lo = die.attributes.get("DW_AT_low_pc")
                         if lo is not None:
                             subs[lo.value] = die
-        except DWARF_ERRORS:   # malformed DWARF: fewer names, never a failure
+        except dwarf_errors():   # malformed DWARF: fewer names, never a failure
             pass
         return subs
 
@@ -173,7 +173,7 @@ class FrameNames:
                         for at, size, varoff in frame_pieces(expr):
                             size = size or tsize or 8
                             out.append((plo, phi, at, at + size, vname, tname, at - varoff, ptrs))
-        except DWARF_ERRORS:   # malformed DWARF: fewer names
+        except dwarf_errors():   # malformed DWARF: fewer names
             pass
         return out
 
@@ -192,14 +192,14 @@ def _die_type(die) -> tuple:
     """(type name, size, offsets of its pointer words or None when not worked out)."""
     try:
         t = die.get_DIE_from_attribute("DW_AT_type")
-    except DWARF_ERRORS:   # no type attribute
+    except dwarf_errors():   # no type attribute
         return None, None, None
     n = t.attributes.get("DW_AT_name")
     s = t.attributes.get("DW_AT_byte_size")
     budget = [256]
     try:
         ptrs = _ptr_offsets(t, 0, budget)
-    except DWARF_ERRORS:   # an odd type DIE: any word of it may be named
+    except dwarf_errors():   # an odd type DIE: any word of it may be named
         ptrs = None
     return (n.value.decode("utf-8", "replace") if n is not None else None,
             s.value if s is not None else None,

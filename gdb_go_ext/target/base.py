@@ -111,7 +111,9 @@ def first_direct(direct: Optional[DirectSource], debugger_read):
 
 
 class Memory:
-    """Typed reads over a Target, plus bulk reads that coalesce neighbours."""
+    """Typed reads over a Target, plus bulk reads: lists of ranges (gather, gather_fixed,
+    unpack_fixed, bulk) and numpy columns (words, read_strided; target/bulk.py), each
+    from the direct source first and through the debugger for what it cannot read."""
 
     # Requests closer than this are read in one call; chunks never exceed MAX_CHUNK.
     GAP = 4096
