@@ -256,28 +256,34 @@ class ProcMem:
                 here[i * stride:i * stride + size] = np.frombuffer(data, dtype=np.uint8)
 
         # runs at 0 (addresses no iovec can hold) are never read, and end a call
-        valid = a[firsts] != 0
-        for j in np.flatnonzero(~valid).tolist():
-            alone(j)
-        runs = np.flatnonzero(valid)
-        if self._readv is None or not len(runs):
-            for j in runs.tolist():
+        heads = a[firsts]
+        if heads.all():
+            runs, fr, rl, zeros_before = None, firsts, lens, None
+        else:
+            zero = heads == 0
+            for j in np.flatnonzero(zero).tolist():
+                alone(j)
+            runs = np.flatnonzero(~zero)
+            fr, rl, zeros_before = firsts[runs], lens[runs], np.cumsum(zero)[runs]
+        nr = len(fr)
+        if self._readv is None or not nr:
+            for j in (runs.tolist() if runs is not None else range(nr)):
                 alone(j)
             return unread
-        remote = np.empty((len(runs), 2), dtype=np.uint64)
-        remote[:, 0], remote[:, 1] = a[firsts[runs]], lens[runs]
+        remote = np.empty((nr, 2), dtype=np.uint64)
+        remote[:, 0], remote[:, 1] = a[fr], rl
         local = np.empty_like(remote)
-        local[:, 0] = np.uint64(here.ctypes.data) + firsts[runs].astype(np.uint64) * \
-            np.uint64(stride)
-        local[:, 1] = lens[runs]
-        rl = remote[:, 1]
-        done = np.cumsum(rl) - rl
-        cut = np.zeros(len(runs), dtype=bool)
-        cut[1:] = ((np.diff(np.cumsum(~valid)[runs]) != 0)
-                   | (np.diff(np.arange(len(runs)) // IOV_MAX) != 0)
-                   | (np.diff(done // np.uint64(CALL_BYTES)) != 0))
-        lo = np.flatnonzero(cut | (np.arange(len(runs)) == 0))
-        hi = np.append(lo[1:], len(runs))
+        local[:, 0] = np.uint64(here.ctypes.data) + fr.astype(np.uint64) * np.uint64(stride)
+        local[:, 1] = rl
+        # calls: up to IOV_MAX runs and about CALL_BYTES each
+        cut = np.diff(np.cumsum(rl) // np.uint64(CALL_BYTES)) != 0
+        cut[IOV_MAX - 1::IOV_MAX] = True
+        if zeros_before is not None:
+            cut |= np.diff(zeros_before) != 0
+        lo = np.append(0, np.flatnonzero(cut) + 1)
+        hi = np.append(lo[1:], nr)
+        if runs is None:
+            runs = np.arange(nr)
         lp, rp = local.ctypes.data, remote.ctypes.data
         got = self.readv_calls([(lp + 16 * x, y - x, rp + 16 * x, y - x)
                                 for x, y in zip(lo.tolist(), hi.tolist())])
