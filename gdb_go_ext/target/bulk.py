@@ -42,17 +42,18 @@ def zeroed(shape, dtype) -> np.ndarray:
 
 def _through_memory(mem, addrs: np.ndarray, size: int, unread, out: np.ndarray,
                     ok: np.ndarray) -> dict:
-    """Rows unread (indices) of a direct read read again through mem (the debugger):
-    into out's rows, ok False and {index: ReadError} for those it cannot read."""
+    """Rows unread (indices) of a direct read read again through mem (the debugger),
+    in one gather_fixed: into out's rows, ok False and {index: ReadError} for those it
+    cannot read."""
+    idx = list(unread)
+    raw, errs = mem.gather_fixed([int(addrs[i]) for i in idx], size)
+    out[idx] = np.frombuffer(raw, dtype=np.uint8, count=len(idx) * size).reshape(len(idx), size)
     errors = {}
-    for i in unread:
-        raw, errs = mem.gather_fixed([int(addrs[i])], size)
-        if errs:
-            ok[i] = False
-            errors[i] = errs[0]
-            out[i] = 0
-        else:
-            out[i] = np.frombuffer(raw, dtype=np.uint8, count=size)
+    for j, e in errs.items():
+        i = idx[j]
+        ok[i] = False
+        errors[i] = e
+        out[i] = 0
     return errors
 
 
