@@ -382,7 +382,7 @@ def _plausible_bias(loaded, linked: int) -> bool:
 
 def _core_auxv(core: ElfFile) -> Optional[bytes]:
     """The NT_AUXV note of a core file (its PT_NOTE segments), or None."""
-    data = core._mv
+    data = core.view
     for seg in core.segments:
         if seg.type != PT_NOTE:
             continue

@@ -79,8 +79,8 @@ class CoreNotes:
         for s in core.segments:
             if s.type == PT_LOAD and s.vaddr <= addr and addr + size <= s.vaddr + s.filesz:
                 off = s.offset + addr - s.vaddr
-                if off + size <= len(core._mv):
-                    return bytes(core._mv[off:off + size])
+                if off + size <= len(core.view):
+                    return bytes(core.view[off:off + size])
         return None
 
     def executable_headers(self, guess: Optional[int] = None) -> Optional[Tuple[int, list, dict]]:

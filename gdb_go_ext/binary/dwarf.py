@@ -30,14 +30,48 @@ TYPE_TAGS = {"DW_TAG_base_type", "DW_TAG_structure_type", "DW_TAG_pointer_type",
 # DW_ATE_*
 _BOOL, _CFLOAT, _FLOAT, _SIGNED, _SCHAR, _UNSIGNED, _UCHAR = 2, 3, 4, 5, 6, 7, 8
 
+def dwarf_errors() -> tuple:
+    """What pyelftools raises on DWARF it cannot read (a bad form, a cut section, a
+    missing attribute), for readers that read less of it rather than fail. Imported
+    when asked (an except clause asks when something was raised): pyelftools takes a
+    tenth of a second to import, and loading the views does not need it."""
+    from elftools.common.exceptions import DWARFError, ELFError
+    from elftools.construct.core import ConstructError
+    return ELFError, DWARFError, ConstructError, KeyError, IndexError, ValueError
 
-def _name(die) -> Optional[str]:
+
+def die_name(die) -> Optional[str]:
+    """A DIE's DW_AT_name as text, or None."""
     a = die.attributes.get("DW_AT_name")
     if a is None:
         return None
     v = a.value
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
+
+def open_dwarf(path: Optional[str]):
+    """(DWARF, file): pyelftools' DWARFInfo of the binary at path, and the file it
+    reads, to be closed when done; DecodeError without the file, without DWARF (no_dwarf_message), or with DWARF
+    pyelftools cannot read."""
+    from elftools.elf.elffile import ELFFile
+    if not path:
+        raise DecodeError("no executable file is known")
+    try:
+        fh = open(path, "rb")
+    except OSError as e:
+        raise DecodeError(f"cannot open {path}: {e.strerror or e}") from None
+    try:
+        elf = ELFFile(fh)
+        if not elf.has_dwarf_info():
+            raise DecodeError(no_dwarf_message(path))
+        dwarf = elf.get_dwarf_info()
+    except dwarf_errors() as e:
+        fh.close()
+        raise DecodeError(f"{path}: unreadable DWARF ({e})") from None
+    except DecodeError:
+        fh.close()
+        raise
+    return dwarf, fh
 
 
 def has_dwarf(elf) -> bool:
@@ -56,17 +90,9 @@ class DwarfTypes:
     """lookup_type / symbol_type over one Go binary's DWARF."""
 
     def __init__(self, path: str, build_id: Optional[str], ptr_size: int = 8):
-        try:
-            from elftools.elf.elffile import ELFFile
-        except ImportError:
-            raise DecodeError("the Delve bridge needs pyelftools (pip install pyelftools)") from None
         self.path = path
         self.ptr_size = ptr_size
-        self._fh = open(path, "rb")
-        self.elf = ELFFile(self._fh)
-        if not self.elf.has_dwarf_info():
-            raise DecodeError(no_dwarf_message(path))
-        self.dwarf = self.elf.get_dwarf_info()
+        self.dwarf, self._fh = open_dwarf(path)
         self.lock = threading.RLock()
         key = build_id or hashlib.sha256(f"{path}:{os.path.getsize(path)}:{os.path.getmtime(path)}"
                                          .encode()).hexdigest()
@@ -102,7 +128,7 @@ class DwarfTypes:
         if self._index.get("cu_names") is None:
             out = []
             for cu in self.dwarf.iter_CUs():
-                out.append([_name(cu.get_top_DIE()) or "", cu.cu_offset])
+                out.append([die_name(cu.get_top_DIE()) or "", cu.cu_offset])
             self._index["cu_names"] = out
         return self._index["cu_names"]
 
@@ -114,11 +140,11 @@ class DwarfTypes:
         for die in cu.get_top_DIE().iter_children():
             tag = die.tag
             if tag == "DW_TAG_variable":
-                n = _name(die)
+                n = die_name(die)
                 if n and "DW_AT_type" in die.attributes:
                     vars_.setdefault(n, die.offset)
             elif tag in TYPE_TAGS:
-                n = _name(die)
+                n = die_name(die)
                 if n:
                     types.setdefault(n, die.offset)
         self._index["cus"].append(cu_offset)
@@ -155,7 +181,7 @@ class DwarfTypes:
                 return self._vars[name]
             off = self._index["vars"].get(name)
             if off is None:
-                pkg = _package_of(name)
+                pkg = package_of(name)
                 if pkg is not None:
                     self._index_package(pkg)
                     off = self._index["vars"].get(name)
@@ -202,7 +228,7 @@ class _DieReader:
         return die.offset
 
     def name(self, die) -> str:
-        n = _name(die)
+        n = die_name(die)
         if n:
             return n
         if die.tag == "DW_TAG_pointer_type":
@@ -256,15 +282,16 @@ class _DieReader:
         for c in die.iter_children():
             if c.tag != "DW_TAG_member":
                 continue
-            n = _name(c)
+            n = die_name(c)
             loc = c.attributes.get("DW_AT_data_member_location")
             off = loc.value if loc is not None and isinstance(loc.value, int) else 0
             out.append((n, off, _target(c) if n is not None else None))
         return out
 
 
-def _package_of(name: str) -> Optional[str]:
-    """'main.cache' -> 'main'; 'example.com/x/y.v' -> 'example.com/x/y'."""
+def package_of(name: str) -> Optional[str]:
+    """The import path of a name's package: 'main.cache' -> 'main',
+    'example.com/x/y.v' -> 'example.com/x/y', net/http.(*conn).serve -> net/http."""
     slash = name.rfind("/")
     dot = name.find(".", slash + 1)
     if dot <= 0:

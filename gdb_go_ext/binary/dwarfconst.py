@@ -16,6 +16,9 @@ import weakref
 import zlib
 from typing import Optional
 
+from ..errors import DecodeError
+from .leb128 import sleb128, uleb128, uleb128_bytes
+
 DW_TAG_constant = 0x27
 DW_AT_name, DW_AT_type, DW_AT_const_value = 0x03, 0x49, 0x1c
 # forms and their sizes in 32-bit DWARF; None: a LEB128 or a string
@@ -26,30 +29,6 @@ _MAX_SECTION = 1 << 30
 SHF_COMPRESSED = 0x800
 
 _cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _uleb(buf, pos: int) -> tuple[int, int]:
-    out = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        out |= (b & 0x7f) << shift
-        shift += 7
-        if b < 0x80 or shift > 70:
-            return out, pos
-
-
-def _sleb(buf, pos: int) -> tuple[int, int]:
-    out = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        out |= (b & 0x7f) << shift
-        shift += 7
-        if b < 0x80 or shift > 70:
-            if b & 0x40:
-                out -= 1 << shift
-            return out, pos
 
 
 def _section(elf, name: str) -> Optional[bytes]:
@@ -88,21 +67,21 @@ class _Constants:
         pos = 0
         try:
             while pos < len(abbrev):
-                code, pos = _uleb(abbrev, pos)
+                code, pos = uleb128(abbrev, pos)
                 if code == 0:
                     continue   # the end of one CU's table (Go has one)
-                tag, pos = _uleb(abbrev, pos)
+                tag, pos = uleb128(abbrev, pos)
                 pos += 1   # children
                 attrs = []
                 while True:
-                    at, pos = _uleb(abbrev, pos)
-                    form, pos = _uleb(abbrev, pos)
+                    at, pos = uleb128(abbrev, pos)
+                    form, pos = uleb128(abbrev, pos)
                     if at == 0 and form == 0:
                         break
                     attrs.append((at, form))
                 if tag == DW_TAG_constant and attrs and attrs[0] == (DW_AT_name, _STRING):
                     self.abbrevs[code] = attrs[1:]
-        except IndexError:
+        except DecodeError:
             pass
 
     def get(self, name: str) -> Optional[int]:
@@ -111,7 +90,7 @@ class _Constants:
         value = None
         info = self.info
         for code, attrs in self.abbrevs.items() if info is not None else ():
-            needle = _uleb_bytes(code) + name.encode() + b"\0"
+            needle = uleb128_bytes(code) + name.encode() + b"\0"
             at = info.find(needle)
             if at < 0:
                 continue
@@ -120,37 +99,27 @@ class _Constants:
                 for attr, form in attrs:
                     if attr == DW_AT_const_value:
                         if form == _SDATA:
-                            value = _sleb(info, pos)[0]
+                            value = sleb128(info, pos)[0]
                         elif form == _UDATA:
-                            value = _uleb(info, pos)[0]
+                            value = uleb128(info, pos)[0]
                         elif _FORM_SIZE.get(form) in (1, 2, 4, 8):
                             n = _FORM_SIZE[form]
                             value = int.from_bytes(info[pos:pos + n], "little")
                         break
                     if form in (_SDATA, _UDATA):
-                        pos = _uleb(info, pos)[1]
+                        pos = uleb128(info, pos)[1]
                     elif form == _STRING:
                         pos = info.index(b"\0", pos) + 1
                     elif form in _FORM_SIZE:
                         pos += _FORM_SIZE[form]
                     else:
                         break
-            except (IndexError, ValueError):
+            except (DecodeError, ValueError):
                 value = None
             if value is not None:
                 break
         self.values[name] = value
         return value
-
-
-def _uleb_bytes(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7f
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
 
 
 def int_constant(elf, name: str) -> Optional[int]:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import bisect
 import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from gdb_go_ext.errors import DecodeError
+from .leb128 import uleb128
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
@@ -77,6 +79,17 @@ class BuildInfo:
     modinfo: str = ""
 
 
+def open_program(path: Optional[str]) -> Optional["ElfFile"]:
+    """The program's ELF file at path, or None where there is no path, no such file or
+    no usable ELF (its decoders then do without the binary's tables)."""
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        return ElfFile.open(path)
+    except (DecodeError, OSError):
+        return None
+
+
 def _cstr(buf, off: int, limit: int = 4096) -> str:
     end = off
     stop = min(len(buf), off + limit)
@@ -97,6 +110,21 @@ class ElfFile:
         self._sym_by_addr: Optional[List[Tuple[int, int, str]]] = None
         self._buildinfo: Optional[BuildInfo] = None
         self._parse_headers()
+
+    @property
+    def view(self) -> memoryview:
+        """The file's bytes (of its read-only mmap, when made by open)."""
+        return self._mv
+
+    @property
+    def mapping(self) -> Optional[mmap.mmap]:
+        """The read-only mmap of the file (made by open, for madvise), else None."""
+        return self._data if isinstance(self._data, mmap.mmap) else None
+
+    @property
+    def loads(self) -> list:
+        """The PT_LOAD segments, by address."""
+        return self._loads
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -354,18 +382,7 @@ class ElfFile:
 
 
 def _varint_string(data, off: int) -> Tuple[str, int]:
-    n = shift = 0
-    for _ in range(10):
-        if off >= len(data):
-            raise DecodeError(".go.buildinfo is truncated")
-        b = data[off]
-        off += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    else:
-        raise DecodeError(".go.buildinfo has a bad varint")
+    n, off = uleb128(data, off, -1, 10, ".go.buildinfo")
     if off + n > len(data):
         raise DecodeError(".go.buildinfo string runs past the section")
     return bytes(data[off:off + n]).decode("utf-8", "replace"), off + n

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from gdb_go_ext.errors import DecodeError
+from .leb128 import uleb128
 
 MAGIC_GO118 = 0xFFFFFFF0
 MAGIC_GO120 = 0xFFFFFFF1
@@ -384,7 +385,7 @@ class PCLineTable:
         return None if i is None else self.func_at(i)
 
     # -- pc-value tables ---------------------------------------------------------------------------------
-    def _pcvalue_table(self, entry: int, off: int) -> Tuple[List[int], List[int]]:
+    def pcvalue_table(self, entry: int, off: int) -> Tuple[List[int], List[int]]:
         """Decode the pcvalue table at pctab+off into (end_pcs, values): value
         ``values[k]`` holds for pc < ``end_pcs[k]`` (and >= the previous end)."""
         key = (entry, off)
@@ -438,7 +439,7 @@ class PCLineTable:
         """Value of the pcvalue table at ``off`` for ``pc`` (-1 if absent or pc not covered)."""
         if off == 0:
             return -1
-        ends, vals = self._pcvalue_table(func.entry, off)
+        ends, vals = self.pcvalue_table(func.entry, off)
         k = bisect.bisect_right(ends, pc)
         return vals[k] if k < len(vals) else -1
 
@@ -572,17 +573,9 @@ class PCLineTable:
 
 
 def _uvarint(d, p: int, n: int) -> Tuple[int, int]:
-    v = shift = 0
-    for _ in range(5):
-        if p >= n:
-            raise DecodeError("varint runs past end of pclntab")
-        b = d[p]
-        p += 1
-        v |= (b & 0x7F) << shift
-        if b < 0x80:
-            return v & 0xFFFFFFFF, p
-        shift += 7
-    raise DecodeError("varint longer than 5 bytes in pclntab")
+    """A pc-value table's uint32 varint: at most 5 bytes, within n."""
+    v, p = uleb128(d, p, n, 5, "pclntab")
+    return v & 0xFFFFFFFF, p
 
 
 def _scan_moduledata(elf) -> Tuple[Optional[int], Optional[int]]:

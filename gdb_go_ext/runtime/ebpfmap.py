@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 from ..binary import types as T
 from ..errors import DecodeError, GoExtError
+from ..target.ebpf import pie_bias  # noqa: F401 (ebpfmap.pie_bias, for its callers)
 from . import probes as P
 
 KEY_BYTES = 64          # a string key's bytes kept (the BPF program's KEY_BYTES)
@@ -88,7 +89,7 @@ def ret_addresses(pclntab, func, code: bytes) -> list[int]:
     entry), a 0xc3 byte, after nothing but one-byte NOPs (0x90)."""
     if not func.pcsp:
         return []
-    ends, vals = pclntab._pcvalue_table(func.entry, func.pcsp)
+    ends, vals = pclntab.pcvalue_table(func.entry, func.pcsp)
     out = []
     start = func.entry
     for end, val in zip(ends, vals):
@@ -137,28 +138,10 @@ def find_sites(elf, pclntab, probes: list[P.Probe], found: bool):
 
 def file_offset(elf, vaddr: int) -> int:
     """The file offset of a link-time address of the executable's code."""
-    for seg in elf._loads:
+    for seg in elf.loads:
         if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
             return seg.offset + vaddr - seg.vaddr
     raise GoExtError(f"{vaddr:#x} is not in the executable's file")
-
-
-def pie_bias(pid: int, exe_path: str, elf) -> int:
-    """Where the kernel loaded the executable, less its link-time address
-    (/proc/PID/maps: the executable's mapping at file offset 0); 0 for non-PIE."""
-    import os
-    st = os.stat(exe_path)
-    first = min(s.vaddr for s in elf._loads)
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) < 6:
-                continue
-            if int(parts[4]) != st.st_ino or int(parts[2], 16) != 0:
-                continue
-            start = int(parts[0].split("-")[0], 16)
-            return start - (first & ~0xFFF)
-    raise GoExtError(f"cannot find {exe_path} in /proc/{pid}/maps")
 
 
 def config_bytes(map_addr: int, zeroval: int, goid_off: int, key: T.GoType, found: bool,

@@ -6,12 +6,12 @@ forgotten when the target moves (forget_state).
 from __future__ import annotations
 
 import functools
-import os
 import struct
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
 from ..binary import types as T
+from ..binary.elf import open_program
 from .layout import Layouts
 
 
@@ -48,13 +48,7 @@ class GoRuntime:
     def elf(self):
         if not self._elf_tried:
             self._elf_tried = True
-            path = self.target.executable()
-            if path and os.path.exists(path):
-                try:
-                    from ..binary.elf import ElfFile
-                    self._elf = ElfFile.open(path)
-                except (ImportError, DecodeError, OSError):
-                    self._elf = None
+            self._elf = open_program(self.target.executable())
         return self._elf
 
     @functools.cached_property

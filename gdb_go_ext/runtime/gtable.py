@@ -14,9 +14,7 @@ in bulk, when a view first asks for them; a walk with stacks after one without (
 the other way round) reuses the g fields already read (table_at)."""
 from __future__ import annotations
 
-import ctypes
 import functools
-import os
 import re
 import struct
 from collections.abc import Sequence
@@ -25,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DecodeError, ReadError
+from ..target.bulk import CORE_CHUNK, core_words, read_words, zeroed
 from .gmodel import _FAST_FIELDS, BlockedOn, Goroutine
 from .layout import GSCAN, GFields
 from .stack import TOP_BYTES, check_groups
@@ -48,419 +47,6 @@ def _field_dtypes(glay) -> dict:
         for _ in range(int(count or 1)):
             out[next(keys)] = np.dtype("<" + ch)
     return out
-
-
-class _CoreWords:
-    """Vectorised reads straight out of a core file's mapping (target/direct.py's
-    CoreMem): values of one size at many addresses, and which the core holds. The
-    pages a read touched are given back afterwards (release), so a walk over a core
-    of millions of goroutines does not keep gigabytes of it resident."""
-
-    def __init__(self, core):
-        self.core = core
-        self.starts = np.array(core.starts, dtype=np.uint64)
-        segs = core.segs
-        self.ends = np.array([s.vaddr + s.filesz for s in segs], dtype=np.uint64)
-        self.offs = np.array([s.offset for s in segs], dtype=np.uint64)
-        self.vaddrs = np.array([s.vaddr for s in segs], dtype=np.uint64)
-        self.fsize = core.size
-        self._views: dict = {}
-        data = getattr(getattr(core, "elf", None), "_data", None)
-        self._mmap = data if hasattr(data, "madvise") else None
-
-    def release(self, offs: Optional[np.ndarray] = None, size: int = 0) -> None:
-        """Drop the mapping's resident pages (they stay in the page cache): those of
-        the file range offs (file offsets of a read of size bytes each) spans, or all."""
-        if self._mmap is None:
-            return
-        import mmap
-        try:
-            if offs is not None and len(offs):
-                start = int(offs.min()) & ~(mmap.PAGESIZE - 1)
-                end = min(int(offs.max()) + size, self.fsize)
-                if end > start:
-                    self._mmap.madvise(mmap.MADV_DONTNEED, start, end - start)
-            elif offs is None:
-                self._mmap.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError, AttributeError):
-            self._mmap = None
-
-    def words_var(self, mem, addrs: np.ndarray, sizes: np.ndarray,
-                  sels: np.ndarray) -> Optional[tuple]:
-        """(words, ok): of the sizes[i] bytes at addrs[i], the words sels[i] (a row of
-        word indices per range), and whether the core holds each range; None where a
-        range is not 8-aligned in the file. The pages read are given back (release):
-        callers pass ranges in address order, so each page is faulted in once."""
-        offs, held = self.locate(addrs, sizes)
-        if np.any(offs % np.uint64(8)):
-            return None
-        w = self._view(np.dtype("<u8"))[(offs // np.uint64(8)).astype(np.int64)[:, None] + sels]
-        w[~held] = 0
-        if held.any():
-            self.release(offs[held], int(sizes.max()))
-        return w, held
-
-    def read_strided(self, addrs: np.ndarray, size: int, stride: int, buf) -> Optional[np.ndarray]:
-        """size bytes at each of addrs into buf (a bytearray) at i * stride, copied from
-        the file with one pread per run of ranges that lie stride apart in it (gs of one
-        size class, 17 to a span): which of them the core holds (the others zeros), or
-        None without a file to read. Where the mapping would fault in and give back
-        every page of the gs, this copies them once (a third of the time at 1M)."""
-        fd = self._fd()
-        if fd is None:
-            return None
-        import os
-        m = len(addrs)
-        offs, held = self.locate(addrs, size)
-        mv = memoryview(buf)
-        if not held.all():
-            for i in np.flatnonzero(~held).tolist():
-                mv[i * stride:i * stride + size] = bytes(size)
-        o = offs.astype(np.int64)
-        new = np.ones(m, dtype=bool)
-        new[1:] = (np.diff(o) != stride) | ~held[1:] | ~held[:-1]
-        starts = np.flatnonzero(new & held)
-        ends = np.append(np.flatnonzero(new)[1:], m)
-        ends = ends[np.searchsorted(np.flatnonzero(new), starts)]
-        try:
-            for a, b, off in zip(starts.tolist(), ends.tolist(), o[starts].tolist()):
-                want = (b - a - 1) * stride + size
-                got = os.preadv(fd, [mv[a * stride:a * stride + want]], off)
-                if got != want:
-                    for i in range(a, b):
-                        if (i - a) * stride + size > got:
-                            held[i] = False
-                            mv[i * stride:i * stride + size] = bytes(size)
-        except OSError:
-            return None
-        return held
-
-    def __del__(self, _close=os.close):   # bound now: no import at interpreter exit
-        fd = getattr(self, "_file", None)
-        if fd is not None and fd is not False:
-            try:
-                _close(fd)
-            except OSError:
-                pass
-
-    def _fd(self):
-        fd = getattr(self, "_file", False)
-        if fd is False:
-            import os
-            path = getattr(self.core, "path", None)
-            try:
-                fd = os.open(path, os.O_RDONLY) if path else None
-            except OSError:
-                fd = None
-            self._file = fd
-        return fd
-
-    def _view(self, dtype):
-        v = self._views.get(dtype)
-        if v is None:
-            mv = self.core.mv
-            v = self._views[dtype] = np.frombuffer(mv, dtype=dtype,
-                                                   count=len(mv) // dtype.itemsize)
-        return v
-
-    def locate(self, addrs: np.ndarray, size: int) -> tuple:
-        """(file offsets, held) of size bytes at each of addrs (uint64)."""
-        if not len(self.starts):
-            return np.zeros(len(addrs), np.uint64), np.zeros(len(addrs), bool)
-        i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
-        ok = i >= 0
-        i[~ok] = 0
-        size = np.asarray(size, dtype=np.uint64)   # (one for all, or one per range)
-        end = addrs + size
-        ok &= (end <= self.ends[i]) & (end >= addrs)
-        offs = addrs - self.vaddrs[i] + self.offs[i]
-        ok &= offs + size <= np.uint64(self.fsize)
-        offs[~ok] = 0
-        return offs, ok
-
-    def values(self, offs: np.ndarray, dtype) -> Optional[np.ndarray]:
-        """The values of dtype at file offsets (all aligned to its size), else None."""
-        size = dtype.itemsize
-        if len(offs) and np.any(offs % np.uint64(size)):
-            return None
-        return self._view(dtype)[(offs // np.uint64(size)).astype(np.int64)]
-
-
-CORE_CHUNK = 1 << 12   # rows per core read: at most this many pages resident at once
-LIVE_CHUNK = 1 << 15   # ranges per live read: 32 calls, for the read threads to share
-
-
-class _ProcWords:
-    """Reads of many ranges of one size from a stopped process with process_vm_readv,
-    the iovecs built by numpy (1024 ranges a call, the calls spread over the process
-    source's threads: see direct.READ_THREADS); a batch the call cannot read whole is
-    read again afterwards through the memory's own gather_fixed, range by range."""
-
-    def __init__(self, proc):
-        self.proc = proc
-
-    def _readv(self, remote: np.ndarray, local: np.ndarray) -> tuple:
-        """process_vm_readv of the ranges of remote into those of local ((n, 2) uint64
-        iovec tables, address and length), in calls of up to IOV_MAX ranges and about
-        _CALL_BYTES, spread over the read threads: (lo, hi, short), each call's first
-        range and the one after its last, and whether it read less than all of them."""
-        from ..target.direct import _CALL_BYTES, _IOV_MAX
-        lens = remote[:, 1]
-        done = np.cumsum(lens) - lens
-        call = (np.arange(len(remote)) // _IOV_MAX) * (1 << 40) + done // np.uint64(_CALL_BYTES)
-        cuts = np.flatnonzero(np.diff(call)) + 1
-        lo, hi = np.append(0, cuts), np.append(cuts, len(remote))
-        lp, rp = local.ctypes.data, remote.ctypes.data
-        got = self.proc.readv_calls([(lp + 16 * x, y - x, rp + 16 * x, y - x)
-                                     for x, y in zip(lo.tolist(), hi.tolist())])
-        short = np.array([g for g, _ in got], dtype=np.int64) != \
-            np.add.reduceat(lens, lo).astype(np.int64)
-        return lo, hi, short
-
-    def _batches(self, addrs: np.ndarray, size: int, out: np.ndarray, lo: int, hi: int,
-                 failed: list) -> None:
-        """Ranges lo..hi into out's rows; the (first, count) of those calls did not
-        read whole into failed."""
-        n = hi - lo
-        if n <= 0:
-            return
-        remote = np.empty((n, 2), dtype=np.uint64)
-        remote[:, 0] = addrs[lo:hi]
-        remote[:, 1] = size
-        local = np.empty_like(remote)
-        local[:, 0] = np.uint64(out.ctypes.data) + np.arange(lo, hi, dtype=np.uint64) * \
-            np.uint64(size)
-        local[:, 1] = size
-        c_lo, c_hi, short = self._readv(remote, local)
-        for k in np.flatnonzero(short).tolist():
-            failed.append((lo + int(c_lo[k]), int(c_hi[k] - c_lo[k])))
-
-    def read_strided(self, mem, addrs: np.ndarray, size: int, stride: int, buf) -> tuple:
-        """size bytes at each of addrs into buf (a bytearray) at i * stride: (held, errors),
-        which could be read and the errors of the others (index -> error; their bytes
-        zeros). Ranges that lie stride apart (gs of one size class) are read as one run,
-        cut every _CALL_BYTES so that the threads share them (see _readv). A call not
-        read whole is read again range by range through the memory's gather_fixed."""
-        from ..target.direct import _CALL_BYTES
-        m = len(addrs)
-        held = np.ones(m, dtype=bool)
-        errs: dict = {}
-        if not m:
-            return held, errs
-        a = addrs.astype(np.uint64, copy=False)
-        new = np.ones(m, dtype=bool)
-        new[1:] = np.diff(a) != np.uint64(stride)
-        new[::max(1, _CALL_BYTES // stride)] = True
-        firsts = np.flatnonzero(new)
-        counts = np.diff(np.append(firsts, m))
-        remote = np.empty((len(firsts), 2), dtype=np.uint64)
-        remote[:, 0] = a[firsts]
-        remote[:, 1] = (counts - 1) * stride + size
-        local = np.empty_like(remote)
-        arr = (ctypes.c_char * len(buf)).from_buffer(buf)
-        try:
-            local[:, 0] = np.uint64(ctypes.addressof(arr)) + firsts.astype(np.uint64) * \
-                np.uint64(stride)
-            local[:, 1] = remote[:, 1]
-            lo, hi, short = self._readv(remote, local)
-        finally:
-            del arr
-        mv = memoryview(buf)
-        for k in np.flatnonzero(short).tolist():
-            r0, r1 = int(firsts[lo[k]]), (int(firsts[hi[k]]) if hi[k] < len(firsts) else m)
-            data, errors = mem.gather_fixed(a[r0:r1].tolist(), size)
-            for i in range(r1 - r0):
-                mv[(r0 + i) * stride:(r0 + i) * stride + size] = data[i * size:(i + 1) * size]
-            for i, e in errors.items():
-                held[r0 + i] = False
-                errs[r0 + i] = e
-        return held, errs
-
-    def read(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
-        """size bytes at each of addrs into out (n, size) uint8; ok[i] False where not."""
-        if not self._merged(mem, addrs, size, out, ok):
-            self._ranges(mem, addrs, size, out, ok)
-
-    def _merged(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> bool:
-        """read() of ranges that lie close together (sudogs, label sets: small objects of
-        one size class, allocated one after another): in address order, ranges less
-        than MERGE_GAP apart are read as one, with what lies between. False, having
-        read nothing, where that would not save a quarter of the cost."""
-        from ..target.direct import _CALL_BYTES
-        n = len(addrs)
-        a = addrs.astype(np.uint64, copy=False)
-        if n < 256 or size % 8 or not _dense(a, size) or np.any(a % np.uint64(8)):
-            return False
-        if np.all(a[1:] >= a[:-1]):
-            order, s = np.arange(n), a
-        else:
-            order = np.argsort(a)
-            s = a[order]
-        new = np.ones(n, dtype=bool)
-        new[1:] = (s[1:] - s[:-1]) > np.uint64(size + MERGE_GAP)
-        part = (s - s[0]) // np.uint64(_CALL_BYTES)   # long runs cut, for the threads
-        new[1:] |= part[1:] != part[:-1]
-        firsts = np.flatnonzero(new)
-        lasts = np.append(firsts[1:], n) - 1
-        starts = s[firsts]
-        lens = s[lasts] + np.uint64(size) - starts
-        # (a range costs about as much as RANGE_BYTES copied)
-        if len(firsts) * RANGE_BYTES + int(lens.sum()) > n * (RANGE_BYTES + size) * 3 // 4:
-            return False
-        place = np.cumsum(lens) - lens
-        buf = _scratch_of(int(place[-1] + lens[-1]), "merged")
-        remote = np.empty((len(firsts), 2), dtype=np.uint64)
-        remote[:, 0], remote[:, 1] = starts, lens
-        local = np.empty_like(remote)
-        local[:, 0], local[:, 1] = np.uint64(buf.ctypes.data) + place, lens
-        lo, hi, short = self._readv(remote, local)
-        run = np.cumsum(new) - 1
-        offs = (place[run] + (s - starts[run])) // np.uint64(8)
-        words = buf.view(np.uint64)[offs.astype(np.int64)[:, None] +
-                                    np.arange(size // 8, dtype=np.int64)[None, :]]
-        out[order] = words.view(np.uint8).reshape(n, size)
-        if short.any():   # those calls' ranges one by one
-            bad_run = np.zeros(len(firsts), dtype=bool)
-            for k in np.flatnonzero(short).tolist():
-                bad_run[lo[k]:hi[k]] = True
-            rows = order[bad_run[run]]
-            sub_out = np.zeros((len(rows), size), dtype=np.uint8)
-            sub_ok = np.ones(len(rows), dtype=bool)
-            self._ranges(mem, a[rows], size, sub_out, sub_ok)
-            out[rows] = sub_out
-            ok[rows] = sub_ok
-        return True
-
-    def _ranges(self, mem, addrs: np.ndarray, size: int, out: np.ndarray, ok: np.ndarray) -> None:
-        """read(), range by range (1024 a call)."""
-        failed: list = []
-        self._batches(addrs, size, out, 0, len(addrs), failed)
-        for b, m in failed:
-            buf, errors = mem.gather_fixed(addrs[b:b + m].tolist(), size)
-            out[b:b + m] = np.frombuffer(buf, dtype=np.uint8, count=m * size).reshape(m, size)
-            for i in errors:
-                ok[b + i] = False
-
-
-# a remote range costs process_vm_readv about as much as copying RANGE_BYTES (0.8 us
-# against 0.6 ns a byte, on this VM); ranges up to MERGE_GAP apart are read as one
-RANGE_BYTES = 1300
-MERGE_GAP = 1024
-
-
-def _dense(addrs: np.ndarray, size: int) -> bool:
-    """Whether ranges at addrs mostly lie within MERGE_GAP of one another in address
-    order, for _merged to pay: the median gap of a sample of about 1024, scaled."""
-    n = len(addrs)
-    if n < 256:
-        return False
-    step = max(1, n // 1024)
-    smp = np.sort(addrs[::step].astype(np.uint64, copy=False))
-    return float(np.median(np.diff(smp))) / step <= size + MERGE_GAP
-
-
-def _proc_words(mem) -> Optional[_ProcWords]:
-    direct = getattr(mem.target, "direct", None)
-    if direct is None or not hasattr(direct, "_readv") or not hasattr(direct, "pid"):
-        return None
-    return _ProcWords(direct)
-
-
-def core_words(mem) -> Optional[_CoreWords]:
-    direct = getattr(mem.target, "direct", None)
-    if direct is None or not hasattr(direct, "mv") or not hasattr(direct, "segs"):
-        return None
-    cw = getattr(direct, "_gtable_words", None)
-    if cw is None:
-        cw = _CoreWords(direct)
-        try:
-            direct._gtable_words = cw
-        except AttributeError:
-            pass
-    return cw
-
-
-_scratch: dict = {}   # reused by reads, by use: warm pages, not fresh ones
-
-
-def _scratch_of(nbytes: int, use: str = "read") -> np.ndarray:
-    """A reused uint8 buffer of at least nbytes, 8-aligned, one per use (a read into
-    one may go on into another: read_words into "read", _merged into "merged")."""
-    buf = _scratch.get(use)
-    if buf is None or len(buf) < nbytes:
-        words = max(nbytes, 1 << 16) // 8 + 1
-        buf = _scratch[use] = np.zeros(words, dtype=np.uint64).view(np.uint8)
-    return buf
-
-
-def _touched(shape, dtype) -> np.ndarray:
-    """np.zeros(shape, dtype) with its pages faulted in now, in one sweep. At 1M
-    goroutines, filling 100 MB of fresh columns chunk by chunk, as the gs are read,
-    made a first walk 0.3 s slower on this VM (median of 6: 1.53 s against 1.18 s)
-    than touching them first, which costs 0.04-0.05 s."""
-    a = np.empty(shape, dtype=dtype)
-    a.fill(0)
-    return a
-
-
-def read_words(mem, addrs: np.ndarray, size: int, cw=None, keep=None) -> tuple:
-    """(words, ok): of the size bytes (a multiple of 8) at each of addrs, the words
-    keep (indices; all when None) as a (n, len(keep)) uint64 matrix, and whether each
-    could be read (rows that could not are zeros; only the bytes from the first word
-    kept to the last are read). Read in chunks into one
-    reused buffer: a core from its mapping (see _CoreWords.release), a live process
-    with process_vm_readv, anything else through mem.gather_fixed."""
-    n = len(addrs)
-    nw = size // 8
-    sel = np.arange(nw, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64)
-    addrs = addrs.astype(np.uint64, copy=False)
-    if keep is not None and len(sel) and (sel.min() or sel.max() < nw - 1):
-        # only the bytes from the first word kept to the last
-        first = int(sel.min())
-        addrs = addrs + np.uint64(8 * first)
-        size = 8 * (int(sel.max()) - first + 1)
-        sel = sel - first
-    out = _touched((n, len(sel)), np.uint64)
-    ok = np.zeros(n, dtype=bool)
-    pw = _proc_words(mem) if cw is None else None
-    step = CORE_CHUNK if cw is not None else LIVE_CHUNK
-    order = None
-    if pw is not None and n > step and _dense(addrs, size):
-        order = np.argsort(addrs)   # chunks in address order, so each is dense (_merged)
-        addrs = addrs[order]
-    scratch = _scratch_of(step * size) if cw is None else None
-    for lo in range(0, n, step):
-        a = addrs[lo:lo + step]
-        m = len(a)
-        if cw is not None:
-            offs, held = cw.locate(a, size)
-            if not np.any(offs % np.uint64(8)):
-                base = (offs // np.uint64(8)).astype(np.int64)
-                w = cw._view(np.dtype("<u8"))[base[:, None] + sel[None, :]]
-                w[~held] = 0
-                out[lo:lo + m] = w
-                ok[lo:lo + m] = held
-                cw.release(offs[held], size)
-                continue
-            scratch = _scratch_of(step * size)
-        if pw is not None:
-            buf = scratch[:m * size].reshape(m, size)
-            good = np.ones(m, dtype=bool)
-            pw.read(mem, a, size, buf, good)
-        else:
-            raw, errors = mem.gather_fixed(a.tolist(), size, memoryview(scratch).cast("B"))
-            buf = np.frombuffer(raw, dtype=np.uint8, count=m * size).reshape(m, size)
-            good = np.ones(m, dtype=bool)
-            for i in errors:
-                good[i] = False
-        out[lo:lo + m] = buf.view("<u8")[:, sel]
-        ok[lo:lo + m] = good
-    out[~ok] = 0
-    if order is not None:   # back in the callers' order
-        rows_out, rows_ok = np.empty_like(out), np.empty_like(ok)
-        rows_out[order], rows_ok[order] = out, ok
-        return rows_out, rows_ok
-    return out, ok
 
 
 class Base:
@@ -636,7 +222,7 @@ def factorize(cols: list, members: bool = False) -> tuple:
     starts = np.flatnonzero(np.concatenate(([True], hs[1:] != hs[:-1])))
     first = np.minimum.reduceat(order, starts)
     counts = np.diff(np.append(starts, n))
-    inv = _touched(n, np.int64)
+    inv = zeroed(n, np.int64)
     inv[order] = np.repeat(np.arange(len(starts)), counts)
     if all(np.array_equal(c, c[first][inv]) for c in cols):
         if members:
@@ -696,8 +282,8 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
     b.threads, b.current_g = walker.thread_map()
     dtypes = {k: v for k, v in _field_dtypes(glay).items() if k in _COLUMNS}
     offs = glay.offsets
-    cols = {k: _touched(n, dt) for k, dt in dtypes.items()}
-    kept_addrs = _touched(n, np.uint64)
+    cols = {k: zeroed(n, dt) for k, dt in dtypes.items()}
+    kept_addrs = zeroed(n, np.uint64)
     progress = walker.progress
     cw = core_words(mem)
     first_err = None
@@ -722,7 +308,7 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
             kept_addrs[w:w + j] = addrs[lo:lo + m][keep]
         w += j
 
-    if cw is not None and cw._fd() is not None:
+    if cw is not None and cw.has_file():
         stride = walker.g_stride(addrs[:1025].tolist())
         dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
                        "offsets": [offs[k] for k in dtypes], "itemsize": stride})
@@ -760,18 +346,13 @@ def read_base(walker, include_dead: bool) -> Optional[Base]:
         dt = np.dtype({"names": list(dtypes), "formats": list(dtypes.values()),
                        "offsets": [offs[k] for k in dtypes], "itemsize": stride})
         scratch = bytearray(min(n, CHUNK) * stride)
-        pw = _proc_words(mem)
         for lo in range(0, n, CHUNK):
             if progress:
                 progress(lo // 2, n)
             chunk = addrs[lo:lo + CHUNK]
             m = len(chunk)
-            if pw is not None:
-                ok, errors = pw.read_strided(mem, chunk, glay.size, stride, scratch)
-                buf = scratch
-            else:
-                buf, errors = mem.gather_fixed(chunk.tolist(), glay.size, scratch, stride)
-                ok = np.ones(m, dtype=bool)
+            ok, errors = mem.read_strided(chunk, glay.size, stride, scratch)
+            buf = scratch
             if len(buf) < m * stride:   # (a last g short of the stride's padding)
                 buf = bytes(buf) + bytes(m * stride - len(buf))
             rec = np.frombuffer(buf, dtype=dt, count=m)
@@ -839,7 +420,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
 
     shape_idx = np.full(n, -1, dtype=np.int64)
     minutes = np.full(n, -1, dtype=np.int64)
-    since = _touched(n, np.int64)
+    since = zeroed(n, np.int64)
     st = walker.st
     mem = walker.mem
     cw = core_words(mem)

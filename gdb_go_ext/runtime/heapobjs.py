@@ -28,7 +28,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import GoExtError
-from .gtable import core_words, read_words
+from ..target.bulk import core_words, read_words
 from .rtypes import rtypes
 
 MAX_SPANS = 1 << 26          # allspans entries read (512 GiB of 8 KiB spans)

@@ -22,8 +22,9 @@ from typing import Optional
 
 import numpy as np
 
+from ..binary.framevars import FrameNames
 from ..errors import DecodeError
-from .gtable import core_words, read_words
+from ..target.bulk import core_words, read_words
 from .rtypes import read_modules
 
 MAX_MODULES = 64
@@ -142,6 +143,11 @@ def _bias(rt) -> int:
     return hit
 
 
+def frame_names(rt) -> FrameNames:
+    """The DWARF names of the frame slots of rt's executable (binary/framevars.py)."""
+    return FrameNames(rt.target.executable(), _bias(rt))
+
+
 def _static_read(rt, addr: int, n: int) -> bytes:
     """n bytes of read-only data at live address addr: from the executable (rodata is
     not always in a core), else from memory."""
@@ -156,21 +162,9 @@ def _static_read(rt, addr: int, n: int) -> bytes:
 
 
 def _read_region(rt, addr: int, size: int, what: str, errors: list) -> np.ndarray:
-    """size bytes at addr as uint8, in one read, else 64 KiB pieces (unreadable ones
-    zero, one line for them)."""
-    try:
-        return np.frombuffer(bytes(rt.mem.read(addr, size)), dtype=np.uint8)
-    except DecodeError:
-        pass
-    out = np.zeros(size, dtype=np.uint8)
-    step, bad = 1 << 16, 0
-    ranges = [(a, min(step, addr + size - a)) for a in range(addr, addr + size, step)]
-    for (a, n), got in zip(ranges, rt.mem.gather(ranges)):
-        if got.__class__ is not tuple:
-            bad += n
-            continue
-        buf, off = got
-        out[a - addr:a - addr + n] = np.frombuffer(bytes(buf[off:off + n]), dtype=np.uint8)
+    """size bytes at addr as uint8 (Memory.region: unreadable pieces zero, one line
+    for them)."""
+    out, bad = rt.mem.region(addr, size)
     if bad:
         errors.append(f"{what}: {bad} of {size} bytes at {addr:#x} unreadable (read as zero)")
     return out
@@ -267,257 +261,6 @@ def _type_name(rt, name: str, cache: dict) -> Optional[str]:
     return getattr(t, "name", None) or None
 
 
-# --- frame variable names from DWARF ------------------------------------------------------
-_DW_OP_fbreg, _DW_OP_cfa, _DW_OP_consts, _DW_OP_plus, _DW_OP_piece = 0x91, 0x9c, 0x11, 0x22, 0x93
-_DW_OP_plus_uconst, _DW_OP_addr = 0x23, 0x03
-
-
-def _leb(b, i: int, signed: bool) -> tuple:
-    v = shift = 0
-    for _ in range(10):
-        x = b[i]
-        i += 1
-        v |= (x & 0x7f) << shift
-        shift += 7
-        if x < 0x80:
-            if signed and x & 0x40:
-                v -= 1 << shift
-            return v, i
-    raise ValueError("LEB128 too long")
-
-
-def frame_pieces(expr) -> list:
-    """(CFA offset, size, offset in the variable) of each piece of a DWARF location
-    expression that lies in the frame (frame base = the CFA, as Go's subprograms say);
-    pieces in registers are left out. [] for anything else."""
-    b = bytes(expr)
-    out, i, at, varoff = [], 0, None, 0
-    try:
-        for _ in range(64):
-            if i >= len(b):
-                break
-            op = b[i]
-            i += 1
-            if op == _DW_OP_fbreg:
-                at, i = _leb(b, i, True)
-            elif op == _DW_OP_cfa:
-                at = 0
-            elif op == _DW_OP_consts and at is not None:
-                k, i = _leb(b, i, True)
-                if i < len(b) and b[i] == _DW_OP_plus:
-                    i += 1
-                    at += k
-                else:
-                    return []
-            elif op == _DW_OP_plus_uconst and at is not None:
-                k, i = _leb(b, i, False)
-                at += k
-            elif op == _DW_OP_piece:
-                size, i = _leb(b, i, False)
-                if at is not None:
-                    out.append((at, size, varoff))
-                varoff += size
-                at = None
-            elif 0x50 <= op <= 0x6f:      # DW_OP_regN: this piece is in a register
-                at = None
-            elif op == 0x90:               # DW_OP_regx
-                _, i = _leb(b, i, False)
-                at = None
-            else:
-                return out
-    except (ValueError, IndexError):
-        return out
-    if at is not None:
-        out.append((at, None, varoff))
-    return out
-
-
-class _FrameNames:
-    """DWARF names of frame slots: (function entry, CFA offset) -> (variable, type name,
-    the variable's CFA offset). Each package's compile units are read once, when a frame
-    of one of its functions is first named; a binary without DWARF names nothing."""
-
-    MAX_DIES = 1 << 20
-
-    def __init__(self, rt):
-        self.rt = rt
-        self._dwarf = None
-        self._tried = False
-        self._cus: Optional[dict] = None        # package -> [CU]
-        self._subs: dict = {}                   # package -> {low_pc: DIE offset}
-        self._vars: dict = {}                   # entry -> [(lo, hi, name, type, start)]
-
-    def _open(self):
-        if not self._tried:
-            self._tried = True
-            try:
-                from elftools.elf.elffile import ELFFile
-                path = self.rt.target.executable()
-                fh = open(path, "rb")
-                elf = ELFFile(fh)
-                if elf.has_dwarf_info():
-                    self._dwarf = elf.get_dwarf_info()
-                    self._fh = fh
-                else:
-                    fh.close()
-            except Exception:   # no pyelftools, no file, bad DWARF: names are optional
-                self._dwarf = None
-        return self._dwarf
-
-    def _package_subprograms(self, pkg: str) -> dict:
-        subs = self._subs.get(pkg)
-        if subs is not None:
-            return subs
-        subs = self._subs[pkg] = {}
-        d = self._open()
-        if d is None:
-            return subs
-        try:
-            if self._cus is None:
-                self._cus = {}
-                for cu in d.iter_CUs():
-                    a = cu.get_top_DIE().attributes.get("DW_AT_name")
-                    name = a.value.decode("utf-8", "replace") if a is not None else ""
-                    self._cus.setdefault(name, []).append(cu)
-            n = 0
-            for cu in self._cus.get(pkg, ()):
-                for die in cu.get_top_DIE().iter_children():
-                    n += 1
-                    if n > self.MAX_DIES:
-                        break
-                    if die.tag == "DW_TAG_subprogram":
-                        lo = die.attributes.get("DW_AT_low_pc")
-                        if lo is not None:
-                            subs[lo.value] = die
-        except Exception:   # malformed DWARF: fewer names, never a failure
-            pass
-        return subs
-
-    def _function_vars(self, entry: int, name: str) -> list:
-        hit = self._vars.get(entry)
-        if hit is not None:
-            return hit
-        out = self._vars[entry] = []
-        pkg = _package_of(name)
-        if pkg is None:
-            return out
-        die = self._package_subprograms(pkg).get(entry - _bias(self.rt))
-        if die is None:
-            return out
-        d = self._dwarf
-        try:
-            todo, steps = [die], 0
-            while todo and steps < 4096:
-                cur = todo.pop()
-                for c in cur.iter_children():
-                    steps += 1
-                    if c.tag == "DW_TAG_lexical_block":
-                        todo.append(c)
-                        continue
-                    if c.tag not in ("DW_TAG_variable", "DW_TAG_formal_parameter"):
-                        continue
-                    n = c.attributes.get("DW_AT_name")
-                    loc = c.attributes.get("DW_AT_location")
-                    if n is None or loc is None:
-                        continue
-                    vname = n.value.decode("utf-8", "replace")
-                    tname, tsize, ptrs = _die_type(c)
-                    ranges = []    # (lo pc, hi pc or None for all, expression)
-                    if loc.form == "DW_FORM_exprloc" or loc.form.startswith("DW_FORM_block"):
-                        ranges.append((0, None, loc.value))
-                    else:
-                        ll = d.location_lists()
-                        base = die.attributes["DW_AT_low_pc"].value
-                        if ll is not None:
-                            for e in ll.get_location_list_at_offset(loc.value, die=c)[:256]:
-                                if hasattr(e, "base_address"):
-                                    base = e.base_address
-                                    continue
-                                expr = getattr(e, "loc_expr", None)
-                                if expr is None:
-                                    continue
-                                if getattr(e, "is_absolute", False):
-                                    ranges.append((e.begin_offset, e.end_offset, expr))
-                                else:
-                                    ranges.append((base + e.begin_offset, base + e.end_offset,
-                                                   expr))
-                    for plo, phi, expr in ranges:
-                        for at, size, varoff in frame_pieces(expr):
-                            size = size or tsize or 8
-                            out.append((plo, phi, at, at + size, vname, tname, at - varoff, ptrs))
-        except Exception:   # malformed DWARF: fewer names
-            pass
-        return out
-
-    def variable(self, entry: int, cfa_off: int, name: str, pc: int) -> Optional[tuple]:
-        """(variable, type name, its CFA offset) of the frame word at CFA + cfa_off of
-        function name at pc (the pc its stack map is read at), or None."""
-        fpc = pc - _bias(self.rt)
-        for plo, phi, lo, hi, vname, tname, start, ptrs in self._function_vars(entry, name):
-            if lo <= cfa_off < hi and (phi is None or plo <= fpc < phi) \
-                    and (ptrs is None or cfa_off - start in ptrs):
-                return vname, tname, start
-        return None
-
-
-def _die_type(die) -> tuple:
-    """(type name, size, offsets of its pointer words or None when not worked out)."""
-    try:
-        t = die.get_DIE_from_attribute("DW_AT_type")
-    except Exception:   # no type attribute
-        return None, None, None
-    n = t.attributes.get("DW_AT_name")
-    s = t.attributes.get("DW_AT_byte_size")
-    budget = [256]
-    try:
-        ptrs = _ptr_offsets(t, 0, budget)
-    except Exception:   # an odd type DIE: any word of it may be named
-        ptrs = None
-    return (n.value.decode("utf-8", "replace") if n is not None else None,
-            s.value if s is not None else None,
-            frozenset(ptrs) if ptrs is not None else None)
-
-
-def _ptr_offsets(t, depth: int, budget: list) -> Optional[set]:
-    """Offsets of the pointer-shaped words of a DWARF type (Go's: pointers, maps,
-    channels, funcs are pointers; strings, slices and interfaces are structs of them),
-    None when unknown or too big to work out."""
-    for _ in range(8):
-        if t.tag != "DW_TAG_typedef":
-            break
-        t = t.get_DIE_from_attribute("DW_AT_type")
-    budget[0] -= 1
-    if budget[0] < 0 or depth > 6:
-        return None
-    tag = t.tag
-    if tag in ("DW_TAG_pointer_type", "DW_TAG_subroutine_type"):
-        return {0}
-    if tag in ("DW_TAG_base_type",):
-        return set()
-    if tag == "DW_TAG_structure_type":
-        out = set()
-        for m in t.iter_children():
-            if m.tag != "DW_TAG_member":
-                continue
-            loc = m.attributes.get("DW_AT_data_member_location")
-            if loc is None or not isinstance(loc.value, int):
-                return None
-            sub = _ptr_offsets(m.get_DIE_from_attribute("DW_AT_type"), depth + 1, budget)
-            if sub is None:
-                return None
-            out.update(loc.value + o for o in sub)
-        return out
-    if tag == "DW_TAG_array_type":
-        return None   # (element counts need the subrange: any word may be named)
-    return None
-
-
-def _package_of(name: str) -> Optional[str]:
-    """The import path of a function's package: runtime.gopark -> runtime,
-    net/http.(*conn).serve -> net/http, main.main.func1 -> main."""
-    slash = name.rfind("/")
-    dot = name.find(".", slash + 1)
-    return name[:dot] if dot > 0 else None
 
 
 # --- specials --------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import GoExtError
+from ..binary.leb128 import uleb128
+from ..errors import DecodeError, GoExtError
 
 # abi.Kind values (stable since Go 1.0's reflect.Kind)
 KIND_ARRAY, KIND_CHAN, KIND_FUNC, KIND_IFACE, KIND_MAP, KIND_PTR, KIND_SLICE, KIND_STRING, \
@@ -259,15 +260,10 @@ class RTypes:
         head = self._read(p, 11)
         if head is None:
             return None
-        n = shift = 0
-        i = 1
-        while i < len(head):
-            b = head[i]
-            n |= (b & 0x7f) << shift
-            i += 1
-            shift += 7
-            if b < 0x80:
-                break
+        try:
+            n, i = uleb128(head, 1)
+        except DecodeError:
+            return None
         if n > MAX_NAME:
             return None
         data = self._read(p + i, n)
@@ -463,15 +459,8 @@ def run_gc_prog(prog: bytes, limit: int) -> tuple:
 
     def varint():
         nonlocal p
-        v = shift = 0
-        while p < n_prog and shift < 64:
-            b = prog[p]
-            p += 1
-            v |= (b & 0x7f) << shift
-            shift += 7
-            if b < 0x80:
-                return v
-        raise IndexError
+        v, p = uleb128(prog, p, n_prog)
+        return v
     try:
         for _ in range(n_prog + 1):
             inst = prog[p]
@@ -505,7 +494,7 @@ def run_gc_prog(prog: bytes, limit: int) -> tuple:
             if total < n * c:
                 return out[:pos], "GC program longer than the type"
         return out[:pos], "GC program without end"
-    except IndexError:
+    except (IndexError, DecodeError):
         return out[:pos], "GC program truncated"
 
 

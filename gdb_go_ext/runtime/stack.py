@@ -166,7 +166,7 @@ def holding(recipes: list, mem, sps: np.ndarray, read_words, limit: Optional[int
 def check_groups(groups: list, mem, sp: np.ndarray, read_words, core=None,
                  limit: Optional[int] = None) -> list:
     """holding of each group, (recipes, rows: indices into sp), or None for a group
-    without recipes. core: a core's words (gtable._CoreWords, words_var): then the
+    without recipes. core: a core's words (target CoreMem.words): then the
     stacks of every group are read at once, in address order, so that each page of
     stacks (two 2 KB stacks of goroutines of two shapes, mostly) is faulted in and
     given back once, not once per group."""
@@ -224,7 +224,7 @@ def _merged(mem, core, sp: np.ndarray, groups: list, todo: list, out: list, limi
     for lo in range(0, n, step):
         idx = order[lo:lo + step]
         g = gid[idx]
-        got = core.words_var(mem, addrs[idx], sizes[g], sel[g])
+        got = core.words(addrs[idx], sizes[g], sel[g])
         if got is None:
             return rest + [t[0] for t in take]
         w, ok = got

@@ -29,7 +29,7 @@ import numpy as np
 from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions, wrapper_func_id
 from ..errors import DecodeError
 from .gtable import core_words, read_words
-from .heaproots import ErrorLines, Root, RootSet, _FrameNames, _bias, _static_read, modules
+from .heaproots import ErrorLines, Root, RootSet, _bias, _static_read, frame_names, modules
 from .stack import Recipe, Unwinder
 
 FUNCDATA_ArgsPointerMaps = 0
@@ -99,7 +99,7 @@ class _StackScanner:
         # the life of the GoRuntime: it does not change when the target moves
         static = rt.__dict__.get("_heaproots_static")
         if static is None:
-            static = rt.__dict__["_heaproots_static"] = ({}, _FrameNames(rt))
+            static = rt.__dict__["_heaproots_static"] = ({}, frame_names(rt))
         self.funcs, self.names = static
         self.templates: list = []           # (function, variable, type_name)
         self._tmpl_ids: dict = {}

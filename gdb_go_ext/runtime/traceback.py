@@ -33,7 +33,7 @@ import numpy as np
 from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_ArgLiveIndex,
                               _go_minor, func_name_for_print, wrapper_func_id)
 from ..errors import DecodeError
-from .gtable import core_words, read_words
+from ..target.bulk import core_words, read_words
 from .layout import Fields
 
 @dataclass(slots=True)

@@ -12,8 +12,12 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Protocol
 
-from ..errors import GoExtError, ReadError
+import numpy as np
+
+from ..errors import DecodeError, GoExtError, ReadError
 from ..binary.types import GoType
+from .bulk import core_words, read_strided, read_words
+from .direct import scratch_of
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,9 @@ def first_direct(direct: Optional[DirectSource], debugger_read):
 
 
 class Memory:
-    """Typed reads over a Target, plus bulk reads that coalesce neighbours."""
+    """Typed reads over a Target, plus bulk reads: lists of ranges (gather, gather_fixed,
+    unpack_fixed, bulk) and numpy columns (words, read_strided; target/bulk.py), each
+    from the direct source first and through the debugger for what it cannot read."""
 
     # Requests closer than this are read in one call; chunks never exceed MAX_CHUNK.
     GAP = 4096
@@ -217,6 +223,48 @@ class Memory:
         if stride > shape.size:
             shape = struct.Struct(shape.format + f"{stride - shape.size}x")
         return shape.iter_unpack(buf), errors
+
+    def region(self, addr: int, size: int, piece: int = 1 << 16) -> tuple:
+        """(bytes, unreadable): size bytes at addr as a uint8 array, in one read, else
+        in pieces of piece bytes, those that cannot be read zero; unreadable counts
+        their bytes."""
+        try:
+            return np.frombuffer(bytes(self.read(addr, size)), dtype=np.uint8), 0
+        except DecodeError:
+            pass
+        out = np.zeros(size, dtype=np.uint8)
+        bad = 0
+        ranges = [(a, min(piece, addr + size - a)) for a in range(addr, addr + size, piece)]
+        for (a, n), got in zip(ranges, self.gather(ranges)):
+            if got.__class__ is not tuple:
+                bad += n
+                continue
+            buf, off = got
+            out[a - addr:a - addr + n] = np.frombuffer(bytes(buf[off:off + n]), dtype=np.uint8)
+        return out, bad
+
+    # --- numpy reads of many ranges (target/bulk.py), for the columnar walk and the heap
+    def words(self, addrs, size: int, keep=None) -> tuple:
+        """(words, ok): of the size bytes (a multiple of 8) at each of addrs (uint64),
+        the words keep (indices; all when None) as a uint64 matrix, a row per address,
+        and whether each could be read (rows that could not are zeros). A core is read
+        in place, its pages given back behind the read; a live process in runs and
+        merged neighbours by the read threads; the rest through the debugger."""
+        return read_words(self, addrs, size, core_words(self), keep)
+
+    def read_strided(self, addrs, size: int, stride: int, buf) -> tuple:
+        """(ok, errors): the size bytes at each of addrs (uint64) into buf (a bytearray)
+        at i * stride, runs of ranges stride apart read as one; errors maps the index
+        of each unreadable range to its ReadError (its bytes are zero)."""
+        return read_strided(self, addrs, size, stride, buf)
+
+    @property
+    def core(self):
+        """The core file read directly (CoreMem: numpy reads in place, locate, values,
+        release), or None."""
+        return core_words(self)
+
+    scratch = staticmethod(scratch_of)   # a reused buffer per use, warm pages
 
     def bulk(self, requests: Iterable[tuple[int, int]]) -> dict[int, bytes | ReadError]:
         """Read many (addr, size) ranges with few target calls.

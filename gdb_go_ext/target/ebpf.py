@@ -292,3 +292,19 @@ class BpfObject:
     def __exit__(self, *exc):
         self.close()
 
+
+def pie_bias(pid: int, exe_path: str, elf) -> int:
+    """Where the kernel loaded the executable, less its link-time address
+    (/proc/PID/maps: the executable's mapping at file offset 0); 0 for non-PIE."""
+    st = os.stat(exe_path)
+    first = min(s.vaddr for s in elf.loads)
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 6:
+                continue
+            if int(parts[4]) != st.st_ino or int(parts[2], 16) != 0:
+                continue
+            start = int(parts[0].split("-")[0], 16)
+            return start - (first & ~0xFFF)
+    raise GoExtError(f"cannot find {exe_path} in /proc/{pid}/maps")

@@ -22,6 +22,7 @@ import pytest
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
+from gdb_go_ext.binary import framevars  # noqa: E402
 from gdb_go_ext.runtime import heaproots as H  # noqa: E402
 from gdb_go_ext.runtime import stackroots as SR  # noqa: E402
 from gdb_go_ext.runtime import walks  # noqa: E402
@@ -244,14 +245,14 @@ def test_a_cycle_of_specials_ends(image):
 
 def test_frame_pieces_of_dwarf_locations():
     fbreg = lambda k: [0x91] + list(_sleb(k))
-    assert H.frame_pieces([0x9c]) == [(0, None, 0)]
-    assert H.frame_pieces(fbreg(-80)) == [(-80, None, 0)]
+    assert framevars.frame_pieces([0x9c]) == [(0, None, 0)]
+    assert framevars.frame_pieces(fbreg(-80)) == [(-80, None, 0)]
     # a slice: ptr in a register, len on the stack, cap in a register
-    assert H.frame_pieces([0x50, 0x93, 8] + fbreg(-40) + [0x93, 8, 0x51, 0x93, 8]) == \
+    assert framevars.frame_pieces([0x50, 0x93, 8] + fbreg(-40) + [0x93, 8, 0x51, 0x93, 8]) == \
         [(-40, 8, 8)]
-    assert H.frame_pieces([0x9c, 0x11, 0x10, 0x22]) == [(16, None, 0)]
-    assert H.frame_pieces([0x03] + [0] * 8) == []          # a global's address: no frame slot
-    assert H.frame_pieces([0x91]) == []                    # cut short
+    assert framevars.frame_pieces([0x9c, 0x11, 0x10, 0x22]) == [(16, None, 0)]
+    assert framevars.frame_pieces([0x03] + [0] * 8) == []          # a global's address: no frame slot
+    assert framevars.frame_pieces([0x91]) == []                    # cut short
 
 
 def _sleb(v):

@@ -92,3 +92,25 @@ def test_no_import_cycles():
         if n not in state:
             visit(n, [])
     assert cycles == []
+
+
+def test_runtime_reads_only_through_target_and_binary():
+    """runtime/ reaches memory and files only through target/ and binary/: none of its
+    modules imports ctypes, mmap or os.open's kin, or calls open()."""
+    bad = []
+    for name, path in modules().items():
+        if not name.startswith("gdb_go_ext.runtime"):
+            continue
+        for node in ast.walk(ast.parse(open(path).read(), path)):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) \
+                    else [node.module or ""]
+                bad += [(name, m) for m in mods if m.split(".")[0] in ("ctypes", "mmap")]
+            elif isinstance(node, ast.Call):
+                f = node.func
+                if isinstance(f, ast.Name) and f.id == "open":
+                    bad.append((name, "open()"))
+                elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) \
+                        and f.value.id == "os" and f.attr in ("open", "pread", "preadv", "fdopen"):
+                    bad.append((name, f"os.{f.attr}()"))
+    assert bad == []

@@ -238,7 +238,7 @@ def test_gather_fixed_strided_runs_on_threads(pattern, guarded, monkeypatch):
     most calls made on the read threads, not gdb's."""
     import threading
     from gdb_go_ext.target import direct
-    monkeypatch.setattr(direct, "_CALL_BYTES", 64)
+    monkeypatch.setattr(direct, "CALL_BYTES", 64)
     _buf, base, data = pattern
     size, stride = 24, 40
     addrs, want = _strided(base, data, guarded, stride, size)
@@ -418,3 +418,131 @@ def test_read_pool_in_a_forked_child_is_its_own():
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the child's read pool hung")
+
+
+# --- numpy reads of a live process (Memory.words, Memory.read_strided over ProcMem)
+@pytest.fixture(scope="module")
+def own_memory():
+    """64 KB of known bytes, then a PROT_NONE page (process_vm_readv fails there, the
+    pread fallback does not), then 4 KB more; and a Memory over this process."""
+    page = mmap.PAGESIZE
+    m = mmap.mmap(-1, 16 * page + page + page, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    data = bytes(random.Random(5).randrange(256) for _ in range(len(m)))
+    m[:] = data
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.mprotect(ctypes.c_void_p(base + 16 * page), page, 0) == 0
+    t = _DirectTarget()
+    yield t, Memory(t), base, data, 16 * page
+    t.direct.close()
+    libc.mprotect(ctypes.c_void_p(base + 16 * page), page, 3)
+
+
+@pytest.mark.parametrize("stride", [112, 2048], ids=["dense-merged", "sparse-one-by-one"])
+def test_memory_words_merged_and_not(own_memory, monkeypatch, stride):
+    """Memory.words of a live process, ranges close together (read merged, by the read
+    threads) or far apart (runs), some in a PROT_NONE page or unmapped: the same words
+    as the memory holds, and ok False exactly where a range cannot be read (unmapped)."""
+    import numpy as np
+    from gdb_go_ext.target import direct
+    monkeypatch.setattr(direct, "CALL_BYTES", 4096)   # many calls: the threads share them
+    t, mem, base, data, guard = own_memory
+    size = 24
+    offs = list(range(8, len(data) - size, stride))
+    rng = np.random.default_rng(3)
+    rng.shuffle(offs)
+    addrs = [base + o for o in offs] + [4096 + 64 * i for i in range(40)]   # + unmapped
+    merged = []
+    real = t.direct._read_merged
+    monkeypatch.setattr(t.direct, "_read_merged", lambda *a: merged.append(real(*a)) or merged[-1])
+    words, ok = mem.words(np.array(addrs, dtype=np.uint64), size)
+    assert [m is not None for m in merged] == [stride < 1024]
+    for i, a in enumerate(addrs):
+        o = a - base
+        readable = 0 <= o   # (the PROT_NONE page: through /proc/PID/mem, as a tracer)
+        assert ok[i] == readable, (i, o)
+        want = data[o:o + size] if readable else bytes(size)
+        assert words[i].tobytes() == want, (i, o)
+
+
+def test_memory_read_strided_runs_and_holes(own_memory, monkeypatch):
+    """Memory.read_strided (the live walk's read of the gs): runs stride apart cut
+    into many calls, a run across the PROT_NONE page and unmapped ranges among them:
+    the bytes the memory holds at i * stride, and the unreadable ones reported."""
+    import numpy as np
+    from gdb_go_ext.target import direct
+    monkeypatch.setattr(direct, "CALL_BYTES", 2048)
+    t, mem, base, data, guard = own_memory
+    size, stride = 40, 56
+    offs = list(range(0, len(data) - size, stride))
+    addrs = [base + o for o in offs]
+    addrs[100:103] = [4096, 4096 + stride, 4096 + 2 * stride]
+    n = len(addrs)
+    buf = bytearray(b"\xff" * (n * stride))
+    held, errs = mem.read_strided(np.array(addrs, dtype=np.uint64), size, stride, buf)
+    for i, a in enumerate(addrs):
+        o = a - base
+        readable = 0 <= o   # (the PROT_NONE page: through /proc/PID/mem, as a tracer)
+        assert held[i] == readable, (i, o)
+        assert (i in errs) == (not readable)
+        assert isinstance(errs.get(i, ReadError(0, 0, "")), ReadError)
+        want = data[o:o + size] if readable else bytes(size)
+        assert bytes(buf[i * stride:i * stride + size]) == want, (i, o)
+
+
+@pytest.mark.parametrize("truncate", [False, True], ids=["whole", "truncated"])
+def test_core_numpy_reads_match_segments(tmp_path, truncate):
+    """CoreMem's numpy reads (what Memory.words and the columnar walk use on a core):
+    words in place, strided copies by preadv, and Memory.words over a core target, each
+    the bytes the core holds, zeros and not-held where it does not (a gap, a segment
+    not in full, the cut of a truncated file)."""
+    import numpy as np
+    from gdb_go_ext.target.direct import CoreMem
+    rnd = random.Random(9)
+    segs = [(0x10000, bytes(rnd.randrange(256) for _ in range(8192)), 8192),
+            (0x40000, bytes(rnd.randrange(256) for _ in range(4096)), 4096),
+            (0x50000, bytes(rnd.randrange(256) for _ in range(2048)), 8192)]  # not in full
+    path = str(tmp_path / "core")
+    offsets = _write_core(path, segs)
+    cut = offsets[1] + 1000 if truncate else None
+    if cut:
+        _write_core(path, segs, cut)
+    core = CoreMem(path)
+    size, stride = 24, 40
+
+    def want(addr):
+        for (vaddr, data, memsz), off in zip(segs[:2], offsets):
+            if vaddr <= addr and addr + size <= vaddr + len(data):
+                if cut and off + addr - vaddr + size > cut:
+                    return None
+                return data[addr - vaddr:addr - vaddr + size]
+        return None
+    addrs = [0x10000 + 8 * rnd.randrange(1000) for _ in range(300)]
+    addrs += [0x10000 + 8192 - 16, 0x20000, 0x40000 + 8 * 100, 0x40000 + 4096 - 8, 0x50000]
+    addrs += [0x10000 + 800 + j * stride for j in range(20)] + [0x40000 + 960 + j * stride
+                                                                 for j in range(10)]
+    exp = [want(a) for a in addrs]
+    assert sum(w is None for w in exp) >= 3
+    a = np.array(addrs, dtype=np.uint64)
+    words, held = core.words(a, size, np.arange(size // 8))
+    assert held.tolist() == [w is not None for w in exp]
+    for i, w in enumerate(exp):
+        assert words[i].tobytes() == (w if w is not None else bytes(size)), i
+    buf = bytearray(b"\xff" * (len(addrs) * stride))
+    held = core.read_strided(a, size, stride, buf)
+    assert held.tolist() == [w is not None for w in exp]
+    for i, w in enumerate(exp):
+        assert bytes(buf[i * stride:i * stride + size]) == (w if w is not None else bytes(size))
+
+    class _CoreTarget:
+        ptr_size, is_live, direct = 8, False, core
+
+        def read(self, addr, n):
+            data = core.read(addr, n)
+            if data is None:
+                raise ReadError(addr, n, "not in the core")
+            return data
+    w2, ok = Memory(_CoreTarget()).words(a, size, keep=[1, 2])
+    assert ok.tolist() == [w is not None for w in exp]
+    assert np.array_equal(w2, np.where(ok[:, None], words[:, 1:3], 0))
+    core.close()
