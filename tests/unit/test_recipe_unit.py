@@ -17,7 +17,7 @@ sys.path.insert(0, HERE)
 from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.runtime.goroutines import GoroutineWalker  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
-from gdb_go_ext.runtime.gtable import read_words  # noqa: E402
+from gdb_go_ext.target.bulk import read_words  # noqa: E402
 from gdb_go_ext.runtime.stack import Recipe, check_groups, holding  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke  # noqa: E402
 
@@ -44,12 +44,14 @@ def _shape(phys, sp):
 
 
 class _Core:
-    """words_var as a core's mapping gives it (gtable._CoreWords), over a Memory."""
+    """words as a core's mapping gives them (target CoreMem.words), over a Memory."""
 
-    def __init__(self):
+    def __init__(self, mem):
+        self.mem = mem
         self.calls = 0
 
-    def words_var(self, mem, addrs, sizes, sels):
+    def words(self, addrs, sizes, sels):
+        mem = self.mem
         self.calls += 1
         w = np.zeros(sels.shape, dtype=np.uint64)
         held = np.zeros(len(addrs), dtype=bool)
@@ -123,7 +125,7 @@ def test_garbage_holds_no_recipe_and_every_read_agrees(image):
              np.array([row_of[g.sp] for g in members], dtype=np.int64))
             for r, members in recipes] + [None]
     alone = check_groups(plan, rt.mem, sp, words)
-    core = _Core()
+    core = _Core(rt.mem)
     merged = check_groups(plan, rt.mem, sp, words, core)
     assert core.calls > 0 and alone[-1] is None and merged[-1] is None
     for (r, members), a, m in zip(recipes, alone, merged):
