@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DecodeError, ReadError
-from .gmodel import _FAST_FIELDS, BlockedOn, Goroutine
+from .gmodel import BlockedOn, Goroutine
 from .layout import GSCAN, GFields
 from .stack import TOP_BYTES
 
@@ -504,6 +504,23 @@ class Base:
         cols = self.cols
         return GFields._make(int(cols[k][i]) for k in GFields._fields)
 
+    def subset(self, rows: np.ndarray) -> "Base":
+        """A Base of the given rows alone (in that order): the same threads and clock,
+        nothing settled or read in bulk yet."""
+        b = Base()
+        b.n = len(rows)
+        b.cols = {k: v[rows] for k, v in self.cols.items()}
+        b.addr = self.addr[rows]
+        b.fast = self.fast[rows]
+        b.all_fast = bool(b.fast.all())
+        b.special_rows = np.flatnonzero(~b.fast).tolist()
+        b.glay = self.glay
+        b.threads, b.current_g = self.threads, self.current_g
+        hit = np.flatnonzero(rows == self.current_row) if self.current_row >= 0 else ()
+        b.current_row = int(hit[0]) if len(hit) else -1
+        b.now, b.clock = self.now, self.clock
+        return b
+
 
 class GoroutineTable(Sequence):
     """The goroutines of one walk, with whole stacks or without (or a selection of them: rows, an
@@ -680,14 +697,14 @@ _COLUMNS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc",
             "stack_lo", "stack_hi", "gopc", "startpc", "lockedm", "parent", "labels", "waiting")
 
 
-def read_base(walker, include_dead: bool) -> Optional[Base]:
-    """The g fields of every goroutine of runtime.allgs as columns (see Base); None when
-    the layout has no fast path (the walk then goes row by row). Unreadable gs (and
-    dead ones unless include_dead) are dropped chunk by chunk, with one line saying
-    how many could not be read."""
+def read_base(walker, include_dead: bool) -> Base:
+    """The g fields of every goroutine of runtime.allgs as columns (see Base; a field
+    the g lacks reads as 0). Unreadable gs (and dead ones unless include_dead) are
+    dropped chunk by chunk, with one line saying how many could not be read."""
     glay = walker.glay
-    if glay.whole is None or not glay.absent.isdisjoint(_FAST_FIELDS):
-        return None
+    if glay.whole is None:
+        raise DecodeError(f"the g fields the walk reads lie past the g's size ({glay.size} "
+                          "bytes): the binary's DWARF for runtime.g is inconsistent")
     mem = walker.mem
     b = Base()
     addrs = walker.g_addrs(as_array=True)
@@ -857,10 +874,10 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             key = tuple(int(c[f0]) for c in key_cols)
             key = key[:4] + (bool(key[4]),) + key[5:] + (depth, False)
             s0, lo0, hi0 = int(sp[f0]), int(lo[f0]), int(hi[f0])
-            shape = walker._shapes.get(key)
+            shape = walker.remembered_shape(key)
             if shape is None:
-                shape = walker._shape(key, s0, lo0 or s0, hi0)
-            known = walker._shapes.get(key) is shape
+                shape = walker.shape_of(key, s0, lo0 or s0, hi0)
+            known = walker.remembered_shape(key) is shape
             pre = base.prechecked.get(key)
             bad = readers = key2 = None
             if shape.reader is None or not known:
@@ -874,10 +891,10 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                 if depth != PRECHECK_DEPTH:
                     # the stacks' depth is checked in the same reads, for the view that follows
                     key2 = key[:-2] + (PRECHECK_DEPTH, False)
-                    shape2 = walker._shapes.get(key2)
+                    shape2 = walker.remembered_shape(key2)
                     if shape2 is None:
-                        shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
-                    if walker._shapes.get(key2) is shape2 and shape2.reader is not None and \
+                        shape2 = walker.shape_of(key2, s0, lo0 or s0, hi0)
+                    if walker.remembered_shape(key2) is shape2 and shape2.reader is not None and \
                             shape2.reader.size:
                         readers.append((shape2.reader, shape2.want))
             plans.append((key, shape, rows, bad, readers, key2))
@@ -894,9 +911,9 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             if len(bad):
                 for j in bad.tolist():
                     s = int(sp[j])
-                    other = walker._shape(key, s, int(lo[j]) or s, int(hi[j]))
+                    other = walker.shape_of(key, s, int(lo[j]) or s, int(hi[j]))
                     shape_idx[fast[j]] = intern(other.new.args)
-            # wait times, as _walk has them
+            # wait times, as the runtime's goroutineheader counts them
             if shape.wait_reason:
                 ws = cols["waitsince"][grows].astype(np.int64, copy=False)
                 since[grows] = ws
@@ -913,21 +930,19 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     for r in base.special_rows:
         f = base.fields(r, mem)
         try:
-            g = walker._decode_other(int(base.addr[r]), f, base.threads, base.current_g, depth,
-                                     True, False, False)
+            g = walker.decode_other(int(base.addr[r]), f, base.threads, base.current_g, depth)
         except DecodeError as e:   # (as decode_at: one error row)
-            g = walker._decode_other(int(base.addr[r]), e, base.threads, base.current_g, 0,
-                                     True, False, False)
+            g = walker.decode_other(int(base.addr[r]), e, base.threads, base.current_g, 0)
         g.is_current = r == base.current_row
         specials[r] = g
         others.append((r, g))
         shape_idx[r] = intern(tuple(getattr(g, k) for k in SHARED))
-    walker._fill_wait_minutes([g for _, g in others], base.now)
+    walker.fill_wait_minutes([g for _, g in others], base.now)
     for r, g in others:
         since[r] = g.wait_since_ns
         minutes[r] = -1 if g.wait_minutes is None else g.wait_minutes
     # a core whose latest stamp is older than a goroutine's waitsince: all against the
-    # latest waitsince (as _walk)
+    # latest waitsince
     latest = 0 if walker.rt.target.is_live or not n else int(since.max())
     walker.clock = base.clock
     if latest > base.now:
@@ -1155,7 +1170,7 @@ def _slice_label_codes(rt, mem, ptrs: np.ndarray, lay) -> tuple:
         start = len(decoded)
         for u in uniq:
             try:
-                decoded.append(dict(rt._label_entries(bytes(u), 0, k)))
+                decoded.append(dict(rt.label_entries(bytes(u), 0, k)))
             except DecodeError as e:
                 decoded.append(e)
         codes[good] = inv.reshape(-1) + start
@@ -1214,8 +1229,10 @@ def _distinct_rows(m: np.ndarray) -> tuple:
 
 
 def fill_blocked(walker, base: Base) -> None:
-    """What each waiting goroutine is blocked on, from its sudogs (as
-    GoroutineWalker._fill_blocked_on), over the columns: per row an index into
+    """What each waiting goroutine is blocked on, from its sudogs, over the columns: the
+    channel of a chan send or receive (sudog.c), the semaphore of a sync primitive
+    (sudog.elem), a select's channels along its waitlink chain (in case order, each once,
+    at most 64 links; none when the chain cannot be read whole). Per row an index into
     base.blocked (a BlockedTable), -1 for nothing."""
     if base.blocked_idx is not None:
         return
