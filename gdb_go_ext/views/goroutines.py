@@ -72,8 +72,8 @@ def check_goroutines_args(args: argparse.Namespace, layout=None) -> None:
 def known_statuses(layout) -> list:
     """The status names goroutines of this binary can show (runtime.gStatusStrings,
     and the names the walk falls back on)."""
-    from ..runtime.layout import _FALLBACK_NAMES
-    return [n for n in layout.status.names if n] + list(_FALLBACK_NAMES.values()) + \
+    from ..runtime.layout import FALLBACK_NAMES
+    return [n for n in layout.status.names if n] + list(FALLBACK_NAMES.values()) + \
         ["unreadable"]
 
 
