@@ -274,8 +274,8 @@ class GoroutineWalker:
     def find(self, goid: int, with_stack: int = 1) -> Optional[Goroutine]:
         """One goroutine by id, with its whole stack: every g's fields are read as
         columns (dead ones kept), and only its row is settled, labels and blocked-on
-        read. On a core whose latest stamp is older than a goroutine's waitsince, its
-        minutes count against the latest waitsince among all goroutines (as a walk's)."""
+        read. On a core whose latest stamp is older than some g's waitsince, its minutes
+        count against the latest waitsince among all gs."""
         with gc_paused():
             base = gtable.read_base(self, include_dead=True)
         hit = np.flatnonzero(base.cols["goid"] == goid)
