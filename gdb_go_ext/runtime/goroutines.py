@@ -21,7 +21,7 @@ from ..errors import DecodeError, ReadError
 from ..gcpause import gc_paused
 from .clock import core_now
 from ..binary.pclntab import func_name_for_print, injected_functions, wrapper_func_id
-from . import gtable
+from . import gbulk, gtable
 from .layout import GSCAN, GFields
 from .stack import TOP_BYTES, WHOLE_STACK, Unwinder
 from .gmodel import BlockedOn, Goroutine, Location, \
@@ -218,9 +218,9 @@ class GoroutineWalker:
         if table is None:
             table = gtable.settle(self, base, with_stack)
         if want_labels:
-            gtable.fill_labels(self, base)
+            gbulk.fill_labels(self, base)
         if want_blocked:
-            gtable.fill_blocked(self, base)
+            gbulk.fill_blocked(self, base)
         base.tables[with_stack] = table   # (only once complete: an interrupt leaves none)
         return table
 
