@@ -20,7 +20,6 @@ import numpy as np
 
 from ..runtime.traceback import is_exported_runtime
 from ..runtime.stack import elide_wrappers
-from .triage import is_table
 
 # pprof labels (GODEBUG=tracebacklabels=1): Go 1.26 prints them inside the brackets
 # ( labels:{"k": "v"}), Go 1.27 after them ( {k: v})
@@ -400,32 +399,26 @@ class DiffBucket:
 
 
 def _now(gs, skip=frozenset()):
-    """(stack, state, count, first ids, their walk positions) per run of goroutines now
-    that share a stack and state: per shape of a columnar walk (its first 10 in walk
-    order), else per goroutine. In the order of their first goroutines. The goroutines
-    whose ids are in skip are left out."""
-    if is_table(gs):
-        shape_idx, ids_all = gs.shapes_of(), gs.ids()
-        keep = None
-        if skip and len(ids_all):
-            keep = np.flatnonzero(~np.isin(ids_all, np.fromiter(skip, dtype=np.int64)))
-            shape_idx = shape_idx[keep]
-        if not len(shape_idx):
-            return
-        u, first, counts = np.unique(shape_idx, return_index=True, return_counts=True)
-        by_shape = np.argsort(shape_idx, kind="stable")    # rows of each shape, in order
-        starts = np.concatenate(([0], np.cumsum(counts)))
-        for j in np.argsort(first, kind="stable").tolist():
-            shape = gs.shapes[int(u[j])]
-            rows = np.sort(by_shape[starts[j]:starts[j] + min(int(counts[j]), 10)])
-            if keep is not None:
-                rows = keep[rows]
-            yield (shape[8] or (), shape[3] or shape[1], int(counts[j]),
-                   ids_all[rows].tolist(), rows.tolist())
+    """(stack, state, count, first ids, their walk positions) per shape of a walk's
+    table gs (its first 10 in walk order), in the order of their first goroutines.
+    The goroutines whose ids are in skip are left out."""
+    shape_idx, ids_all = gs.shapes_of(), gs.ids()
+    keep = None
+    if skip and len(ids_all):
+        keep = np.flatnonzero(~np.isin(ids_all, np.fromiter(skip, dtype=np.int64)))
+        shape_idx = shape_idx[keep]
+    if not len(shape_idx):
         return
-    for i, g in enumerate(gs):
-        if g.id not in skip:
-            yield g.stack or (), g.wait_reason or g.status, 1, [g.id], [i]
+    u, first, counts = np.unique(shape_idx, return_index=True, return_counts=True)
+    by_shape = np.argsort(shape_idx, kind="stable")    # rows of each shape, in order
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    for j in np.argsort(first, kind="stable").tolist():
+        shape = gs.shapes[int(u[j])]
+        rows = np.sort(by_shape[starts[j]:starts[j] + min(int(counts[j]), 10)])
+        if keep is not None:
+            rows = keep[rows]
+        yield (shape[8] or (), shape[3] or shape[1], int(counts[j]),
+               ids_all[rows].tolist(), rows.tolist())
 
 
 def unknown_then(snap: Snapshot) -> list:
@@ -438,7 +431,8 @@ def unknown_then(snap: Snapshot) -> list:
 
 def diff(snap: Snapshot, gs, similar: bool = False, wrappers=frozenset(),
          depth: Optional[int] = None) -> list:
-    """DiffBuckets of an earlier snapshot against goroutines now (with .stack), matched by
+    """DiffBuckets of an earlier snapshot against goroutines now (a walk's table with
+    whole stacks), matched by
     stack_key. Against a dump both sides keep only the frames the level-1 dump shows
     (wrappers: the binary's wrapper_names), and goroutines with none left (the
     runtime's own, hidden at level 1) are left out, and so are the goroutines the dump

@@ -1,20 +1,18 @@
-"""Filtering, grouping and bucketing of decoded goroutines (pure; shared by every front door)."""
+"""Filtering, grouping and bucketing of a walk's goroutines (pure; shared by every front
+door). Each works over the walk's GoroutineTable (runtime/gtable.py) per shape and per
+label set, not per goroutine: a filter or a group is decided once for the goroutines
+that share a shape (status, wait reason, locations, stack) or a label set, and applied
+to their rows as arrays; a Group or Bucket holds rows, their goroutines made on demand."""
 from __future__ import annotations
 
 import operator
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Iterable, Optional
+
+import numpy as np
 
 from ..errors import UsageError
 from ..runtime.goroutines import BlockedOn, Goroutine, Location
-
-try:
-    import numpy as np
-    from ..runtime.gtable import SHARED
-except ImportError:  # pragma: no cover (no columnar walks then)
-    np = None
-    SHARED = ()
+from ..runtime.gtable import SHARED, GoroutineTable, groups_of
 
 KINDS = ("curloc", "userloc", "goloc", "startloc", "label", "waitreason")
 GROUP_KINDS = KINDS + ("status",)
@@ -97,138 +95,72 @@ def check_wait_substring(flag: str, sub: str, wait_reasons: Iterable[str]) -> No
                      + (f"; did you mean {close[0]!r}?" if close else ""))
 
 
-def apply_filters(gs: Iterable[Goroutine], status: Optional[str] = None,
+def apply_filters(gs: GoroutineTable, status: Optional[str] = None,
                   with_: Iterable[tuple[str, str]] = (), without: Iterable[tuple[str, str]] = (),
-                  labels: Iterable[str] = ()) -> list[Goroutine]:
+                  labels: Iterable[str] = ()) -> GoroutineTable:
+    """The goroutines of gs with status (a status name, "waiting" or a wait reason), each
+    KIND of with_ containing its SUBSTR, none of without's, and every label of labels
+    (KEY or KEY=VALUE), in walk order."""
     with_ = list(with_)
     without = list(without)
     labels = list(labels)
     if not (status or with_ or without or labels):
-        return gs if is_table(gs) else list(gs)
+        return gs
     for kind, _ in with_ + without:
         if kind not in KINDS:
             raise UsageError(f"unknown kind {kind!r}; one of {', '.join(KINDS)}")
-    if is_table(gs):
-        return _table_filter(gs, status, with_, without, labels)
-    out = []
-    for g in gs:
-        if status and not status_matches(g, status):
-            continue
-        if any(sub not in kind_value(g, k) for k, sub in with_):
-            continue
-        if any(sub in kind_value(g, k) for k, sub in without):
-            continue
-        if any(not label_matches(g, spec) for spec in labels):
-            continue
-        out.append(g)
-    return out
+    return _filtered(gs, status, with_, without, labels)
 
 
-@dataclass
-class Group:
-    key: str
-    goroutines: list = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.goroutines)
-
-    def ids(self) -> list:
-        return [g.id for g in self.goroutines]
-
-
-def group_by(gs: Iterable[Goroutine], kind: str) -> list[Group]:
+def group_by(gs: GoroutineTable, kind: str) -> list:
+    """Groups of gs by the text of KIND, most goroutines first, then by key."""
     if kind not in GROUP_KINDS:
         raise UsageError(f"unknown group kind {kind!r}; one of {', '.join(GROUP_KINDS)}")
-    if is_table(gs):
-        return _table_group_by(gs, kind)
-    groups: dict[str, Group] = {}
-    for g in gs:
-        key = kind_value(g, kind)
-        grp = groups.get(key)
-        if grp is None:
-            grp = groups[key] = Group(key)
-        grp.goroutines.append(g)
-    return sorted(groups.values(), key=lambda x: (-x.count, x.key))
+    if kind == "label":
+        keys, codes = _keyed(gs, None, lambda ls: " ".join(f"{k}={v}" for k, v in sorted(ls.items())))
+    else:
+        keys, codes = _keyed(gs, lambda s: kind_value(_Shared(s), kind))
+    rows = gs.base_rows()
+    groups = [Group(k, gs, rows[m]) for k, m in zip(keys, groups_of(codes, len(keys)))]
+    return sorted(groups, key=lambda x: (-x.count, x.key))
 
 
-_STATUS = operator.attrgetter("status")
-_BLOCKED_ON = operator.attrgetter("blocked_on")
-_WAIT_REASON = operator.attrgetter("wait_reason")
+def summary(gs: GoroutineTable) -> dict:
+    """{"total", "by_status", "by_wait_reason"}: counts, most first (ties in order of
+    first goroutine)."""
+    u, counts, _ = gs.shape_counts()
+    shapes = gs.shapes
+    by_status = _counted((shapes[s][1], n) for s, n in zip(u.tolist(), counts.tolist()))
+    by_reason = [(k, n) for k, n in _counted((shapes[s][3], n) for s, n in
+                                              zip(u.tolist(), counts.tolist())) if k != ""]
+    return {"total": len(gs), "by_status": dict(by_status), "by_wait_reason": dict(by_reason)}
 
 
-def summary(gs: list[Goroutine]) -> dict:
-    if is_table(gs):
-        return _table_summary(gs)
-    by_status = Counter(map(_STATUS, gs))
-    by_reason = Counter(map(_WAIT_REASON, gs))
-    by_reason.pop("", None)
-    return {"total": len(gs), "by_status": dict(by_status.most_common()),
-            "by_wait_reason": dict(by_reason.most_common())}
-
-
-@dataclass
-class Bucket:
-    status: str
-    wait_reason: str
-    frames: tuple                  # the shared stack (StackFrame), once
-    goroutines: list = field(default_factory=list)
-
-    @property
-    def count(self) -> int:
-        return len(self.goroutines)
-
-    def ids(self, n: Optional[int] = None) -> list:
-        return [g.id for g in (self.goroutines if n is None else self.goroutines[:n])]
-
-    @property
-    def has_user_code(self) -> bool:
-        return any(f.user for f in self.frames)
-
-    def wait_range(self) -> Optional[tuple[int, int]]:
-        mins = [g.wait_minutes for g in self.goroutines if g.wait_minutes is not None]
-        return (min(mins), max(mins)) if mins else None
-
-    def created_by(self) -> list[tuple[str, int]]:
-        c = Counter(_loc_text(g.created_by) for g in self.goroutines if g.created_by)
-        return c.most_common(3)
-
-    def label_summary(self) -> list[tuple[str, int]]:
-        c = Counter(f"{k}={v}" for g in self.goroutines for k, v in sorted(g.labels.items()))
-        return c.most_common(5)
-
-    def blocked_on(self) -> list[tuple[BlockedOn, int]]:
-        """The three objects most of its goroutines are blocked on, with their counts."""
-        return Counter(filter(None, map(_BLOCKED_ON, self.goroutines))).most_common(3)
-
-
-def bucket(gs: Iterable[Goroutine], similar: bool = False) -> list[Bucket]:
-    """Goroutines with the same stack and wait reason, in one pass (hashing, not pairwise)."""
-    if is_table(gs):
-        return _table_bucket(gs, similar)
-    buckets: dict = {}
-    for g in gs:
-        frames = tuple(g.stack or ())
-        if similar:
-            shape = tuple((f.function, f.file) for f in frames)
-        else:
-            shape = tuple((f.function, f.file, f.line) for f in frames)
-        key = (g.status, g.wait_reason, shape)
-        b = buckets.get(key)
-        if b is None:
-            b = buckets[key] = Bucket(g.status, g.wait_reason, frames)
-        b.goroutines.append(g)
-    return sorted(buckets.values(), key=lambda b: (not b.has_user_code, -b.count, b.wait_reason))
+def bucket(gs: GoroutineTable, similar: bool = False) -> list:
+    """Goroutines with the same stack (functions, files and lines; similar: functions and
+    files) and wait reason, as Buckets: those with user code first, then most goroutines
+    first, then by wait reason. Decided per shape: hashing, not pairwise."""
+    def key(s):
+        frames = tuple(s[8] or ())
+        shape = tuple((f.function, f.file) for f in frames) if similar else \
+            tuple((f.function, f.file, f.line) for f in frames)
+        return (s[1], s[3], shape)
+    keys, codes = _keyed(gs, key)
+    firsts: dict = {}
+    u, first = np.unique(gs.shapes_of(), return_index=True) if len(gs) else ([], [])
+    for s, f in sorted(zip(list(u), list(first)), key=operator.itemgetter(1)):
+        firsts.setdefault(key(gs.shapes[int(s)]), gs.shapes[int(s)])
+    rows = gs.base_rows()
+    out = []
+    for k, m in zip(keys, groups_of(codes, len(keys))):
+        s = firsts[k]
+        out.append(Bucket(gs, s[1], s[3], tuple(s[8] or ()), rows[m]))
+    return sorted(out, key=lambda b: (not b.has_user_code, -b.count, b.wait_reason))
 
 
 # ---------------------------------------------------------------------------
-# the same over a columnar walk (runtime/gtable.py): per shape and per label set, not
-# per goroutine; results equal, item for item and in order, to the functions above
+# per shape and per label set
 # ---------------------------------------------------------------------------
-def is_table(gs) -> bool:
-    return getattr(gs, "shapes", None) is not None and hasattr(gs, "base")
-
-
 class _Shared:
     """What the goroutines of one shape share, as the attributes kind_value and
     status_matches read (labels: a label set's)."""
@@ -245,7 +177,7 @@ def _label_sets(t) -> list:
     return [{}] + list(t.base.label_sets)
 
 
-def _table_filter(t, status, with_, without, labels):
+def _filtered(t, status, with_, without, labels):
     shared = [_Shared(s) for s in t.shapes]
     shape_conds = [(k, sub, True) for k, sub in with_ if k != "label"] + \
         [(k, sub, False) for k, sub in without if k != "label"]
@@ -268,8 +200,8 @@ def _table_filter(t, status, with_, without, labels):
     return t.select(t.base_rows()[mask])
 
 
-class _TableRows:
-    """Rows of a columnar walk (base rows, in walk order): their goroutines made on demand."""
+class _Rows:
+    """Rows of a walk's table (base rows, in walk order): their goroutines made on demand."""
 
     def __init__(self, table, rows):
         self._table = table
@@ -288,8 +220,8 @@ class _TableRows:
         return self._table.base.cols["goid"][rows].tolist()
 
 
-class TableGroup(_TableRows):
-    """A Group of a columnar walk."""
+class Group(_Rows):
+    """The goroutines of one key of group_by."""
 
     def __init__(self, key: str, table, rows):
         super().__init__(table, rows)
@@ -316,17 +248,6 @@ def _keyed(t, key_of_shape, key_of_labels=None) -> tuple:
     return list(keys), ids[src]
 
 
-def _table_group_by(t, kind: str) -> list:
-    if kind == "label":
-        keys, codes = _keyed(t, None, lambda ls: " ".join(f"{k}={v}" for k, v in sorted(ls.items())))
-    else:
-        keys, codes = _keyed(t, lambda s: kind_value(_Shared(s), kind))
-    from ..runtime.gtable import groups_of
-    rows = t.base_rows()
-    groups = [TableGroup(k, t, rows[m]) for k, m in zip(keys, groups_of(codes, len(keys)))]
-    return sorted(groups, key=lambda x: (-x.count, x.key))
-
-
 def _counted(pairs) -> list:
     """(key, count) pairs in order of first occurrence, summed by key, most first
     (Counter.most_common's order)."""
@@ -336,17 +257,10 @@ def _counted(pairs) -> list:
     return sorted(c.items(), key=operator.itemgetter(1), reverse=True)
 
 
-def _table_summary(t) -> dict:
-    u, counts, _ = t.shape_counts()
-    shapes = t.shapes
-    by_status = _counted((shapes[s][1], n) for s, n in zip(u.tolist(), counts.tolist()))
-    by_reason = [(k, n) for k, n in _counted((shapes[s][3], n) for s, n in
-                                              zip(u.tolist(), counts.tolist())) if k != ""]
-    return {"total": len(t), "by_status": dict(by_status), "by_wait_reason": dict(by_reason)}
-
-
-class TableBucket(_TableRows):
-    """A Bucket of a columnar walk (same attributes and methods)."""
+class Bucket(_Rows):
+    """The goroutines of one stack and wait reason (bucket): the stack once (frames),
+    their wait minutes' range, creators, labels and what they are blocked on, most
+    common first."""
 
     def __init__(self, table, status: str, wait_reason: str, frames: tuple, rows):
         self.status = status
@@ -397,23 +311,3 @@ class TableBucket(_TableRows):
         u, first, counts = u[some], first[some], counts[some]
         top = np.lexsort((first, -counts))[:3]
         return [(blocked[int(u[j])], int(counts[j])) for j in top.tolist()]
-
-
-def _table_bucket(t, similar: bool) -> list:
-    def key(s):
-        frames = tuple(s[8] or ())
-        shape = tuple((f.function, f.file) for f in frames) if similar else \
-            tuple((f.function, f.file, f.line) for f in frames)
-        return (s[1], s[3], shape)
-    keys, codes = _keyed(t, key)
-    firsts: dict = {}
-    u, first = np.unique(t.shapes_of(), return_index=True) if len(t) else ([], [])
-    for s, f in sorted(zip(list(u), list(first)), key=operator.itemgetter(1)):
-        firsts.setdefault(key(t.shapes[int(s)]), t.shapes[int(s)])
-    from ..runtime.gtable import groups_of
-    rows = t.base_rows()
-    out = []
-    for k, m in zip(keys, groups_of(codes, len(keys))):
-        s = firsts[k]
-        out.append(TableBucket(t, s[1], s[3], tuple(s[8] or ()), rows[m]))
-    return sorted(out, key=lambda b: (not b.has_user_code, -b.count, b.wait_reason))

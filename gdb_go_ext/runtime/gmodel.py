@@ -1,6 +1,5 @@
-"""The goroutine model a walk produces: Location, BlockedOn, Goroutine (one row).
-
-Shared by the row-by-row walk (goroutines.py) and the columnar one (gtable.py)."""
+"""The goroutine model a walk produces: Location, BlockedOn, Goroutine (one row of a
+GoroutineTable, gtable.py, or a goroutine decoded on its own, goroutines.py)."""
 from __future__ import annotations
 
 import functools
@@ -8,11 +7,6 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
 from .stack import StackFrame
-
-# g fields the fast path of a walk cannot do without; and those it reads as 0 when absent
-_FAST_FIELDS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc", "stack_lo",
-                "stack_hi", "gopc", "startpc")
-_FAST_OPTIONAL = ("sched_bp", "lockedm", "parent", "labels", "waiting")
 
 
 @dataclass(slots=True, eq=False)

@@ -120,7 +120,7 @@ class GoRuntime:
         arr, n = struct.unpack("<QQ", self.mem.read(ptr + lay.offset, 16))
         if n > 4096:
             raise DecodeError(f"implausible label count {n}")
-        return self._label_entries(self.mem.read(arr, n * lay.esize), 0, n) if n else {}
+        return self.label_entries(self.mem.read(arr, n * lay.esize), 0, n) if n else {}
 
     def labels_many(self, ptrs: list) -> list:
         """labels_at for many g.labels pointers, read in bulk: a dict or a DecodeError each."""
@@ -160,7 +160,7 @@ class GoRuntime:
                 raw = bytes(buf[base:base + n * esize])
                 labels = decoded.get(raw)
                 if labels is None:
-                    labels = decoded[raw] = self._label_entries(raw, 0, n)
+                    labels = decoded[raw] = self.label_entries(raw, 0, n)
                 out[i] = dict(labels)
             except DecodeError as e:
                 out[i] = e
@@ -196,7 +196,7 @@ class GoRuntime:
                 out[i] = dict(labels) if labels.__class__ is dict else labels
         return out
 
-    def _label_entries(self, buf, base: int, n: int) -> dict:
+    def label_entries(self, buf, base: int, n: int) -> dict:
         """{key: value} of n label structs at buf[base:]."""
         lay = self.layout.labels
         esize, koff, voff = lay.esize, lay.koff, lay.voff

@@ -18,13 +18,12 @@ import functools
 import re
 import struct
 from collections.abc import Sequence
-from typing import Optional
 
 import numpy as np
 
 from ..errors import DecodeError, ReadError
 from ..target.bulk import CORE_CHUNK, core_words, read_words, zeroed
-from .gmodel import _FAST_FIELDS, BlockedOn, Goroutine
+from .gmodel import Goroutine
 from .layout import GSCAN, GFields
 from .stack import TOP_BYTES, check_groups
 
@@ -90,6 +89,23 @@ class Base:
                 pass
         cols = self.cols
         return GFields._make(int(cols[k][i]) for k in GFields._fields)
+
+    def subset(self, rows: np.ndarray) -> "Base":
+        """A Base of the given rows alone (in that order): the same threads and clock,
+        nothing settled or read in bulk yet."""
+        b = Base()
+        b.n = len(rows)
+        b.cols = {k: v[rows] for k, v in self.cols.items()}
+        b.addr = self.addr[rows]
+        b.fast = self.fast[rows]
+        b.all_fast = bool(b.fast.all())
+        b.special_rows = np.flatnonzero(~b.fast).tolist()
+        b.glay = self.glay
+        b.threads, b.current_g = self.threads, self.current_g
+        hit = np.flatnonzero(rows == self.current_row) if self.current_row >= 0 else ()
+        b.current_row = int(hit[0]) if len(hit) else -1
+        b.now, b.clock = self.now, self.clock
+        return b
 
 
 class GoroutineTable(Sequence):
@@ -267,14 +283,14 @@ _COLUMNS = ("goid", "status", "waitreason", "waitsince", "sched_sp", "sched_pc",
             "stack_lo", "stack_hi", "gopc", "startpc", "lockedm", "parent", "labels", "waiting")
 
 
-def read_base(walker, include_dead: bool) -> Optional[Base]:
-    """The g fields of every goroutine of runtime.allgs as columns (see Base); None when
-    the layout has no fast path (the walk then goes row by row). Unreadable gs (and
-    dead ones unless include_dead) are dropped chunk by chunk, with one line saying
-    how many could not be read."""
+def read_base(walker, include_dead: bool) -> Base:
+    """The g fields of every goroutine of runtime.allgs as columns (see Base; a field
+    the g lacks reads as 0). Unreadable gs (and dead ones unless include_dead) are
+    dropped chunk by chunk, with one line saying how many could not be read."""
     glay = walker.glay
-    if glay.whole is None or not glay.absent.isdisjoint(_FAST_FIELDS):
-        return None
+    if glay.whole is None:
+        raise DecodeError(f"the g fields the walk reads lie past the g's size ({glay.size} "
+                          "bytes): the binary's DWARF for runtime.g is inconsistent")
     mem = walker.mem
     b = Base()
     addrs = walker.g_addrs(as_array=True)
@@ -439,10 +455,10 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             key = tuple(int(c[f0]) for c in key_cols)
             key = key[:4] + (bool(key[4]),) + key[5:] + (depth, False)
             s0, lo0, hi0 = int(sp[f0]), int(lo[f0]), int(hi[f0])
-            shape = walker._shapes.get(key)
+            shape = walker.remembered_shape(key)
             if shape is None:
-                shape = walker._shape(key, s0, lo0 or s0, hi0)
-            known = walker._shapes.get(key) is shape
+                shape = walker.shape_of(key, s0, lo0 or s0, hi0)
+            known = walker.remembered_shape(key) is shape
             pre = base.prechecked.get(key)
             bad = readers = key2 = None
             if shape.recipe is None or not known:
@@ -456,10 +472,10 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                 if depth != PRECHECK_DEPTH:
                     # the stacks' depth is checked in the same reads, for the view that follows
                     key2 = key[:-2] + (PRECHECK_DEPTH, False)
-                    shape2 = walker._shapes.get(key2)
+                    shape2 = walker.remembered_shape(key2)
                     if shape2 is None:
-                        shape2 = walker._shape(key2, s0, lo0 or s0, hi0)
-                    if walker._shapes.get(key2) is shape2 and shape2.recipe is not None and \
+                        shape2 = walker.shape_of(key2, s0, lo0 or s0, hi0)
+                    if walker.remembered_shape(key2) is shape2 and shape2.recipe is not None and \
                             shape2.recipe.size:
                         readers.append(shape2.recipe)
             plans.append((key, shape, rows, bad, readers, key2))
@@ -476,9 +492,9 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
             if len(bad):
                 for j in bad.tolist():
                     s = int(sp[j])
-                    other = walker._shape(key, s, int(lo[j]) or s, int(hi[j]))
+                    other = walker.shape_of(key, s, int(lo[j]) or s, int(hi[j]))
                     shape_idx[fast[j]] = intern(other.new.args)
-            # wait times, as _walk has them
+            # wait times, as the runtime's goroutineheader counts them
             if shape.wait_reason:
                 ws = cols["waitsince"][grows].astype(np.int64, copy=False)
                 since[grows] = ws
@@ -495,21 +511,19 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     for r in base.special_rows:
         f = base.fields(r, mem)
         try:
-            g = walker._decode_other(int(base.addr[r]), f, base.threads, base.current_g, depth,
-                                     True, False, False)
+            g = walker.decode_other(int(base.addr[r]), f, base.threads, base.current_g, depth)
         except DecodeError as e:   # (as decode_at: one error row)
-            g = walker._decode_other(int(base.addr[r]), e, base.threads, base.current_g, 0,
-                                     True, False, False)
+            g = walker.decode_other(int(base.addr[r]), e, base.threads, base.current_g, 0)
         g.is_current = r == base.current_row
         specials[r] = g
         others.append((r, g))
         shape_idx[r] = intern(tuple(getattr(g, k) for k in SHARED))
-    walker._fill_wait_minutes([g for _, g in others], base.now)
+    walker.fill_wait_minutes([g for _, g in others], base.now)
     for r, g in others:
         since[r] = g.wait_since_ns
         minutes[r] = -1 if g.wait_minutes is None else g.wait_minutes
     # a core whose latest stamp is older than a goroutine's waitsince: all against the
-    # latest waitsince (as _walk)
+    # latest waitsince
     latest = 0 if walker.rt.target.is_live or not n else int(since.max())
     walker.clock = base.clock
     if latest > base.now:
@@ -534,221 +548,3 @@ def _check_tops(mem, cw, sp: np.ndarray, plans: list) -> list:
     stack.check_groups), the tops of a core's groups read together."""
     return check_groups([(p[4], p[2]) if p[4] is not None else None for p in plans], mem, sp,
                         functools.partial(read_words, cw=cw), cw, TOP_BYTES)
-
-
-# ---------------------------------------------------------------------------
-# labels and blocked-on, in bulk, once per walk
-# ---------------------------------------------------------------------------
-def fill_labels(walker, base: Base) -> None:
-    """Each goroutine's pprof labels, read in bulk once per walk: per row an index into
-    base.label_sets (distinct sets, each once), errors by row."""
-    if base.label_idx is not None:
-        return
-    rt = walker.rt
-    ptrs = base.cols["labels"]
-    rows = np.flatnonzero(ptrs != 0)
-    idx = np.full(base.n, -1, dtype=np.int64)
-    sets: list = []
-    errs: dict = {}
-    lay = rt.layout.labels
-    if len(rows):
-        p = ptrs[rows].astype(np.uint64)
-        if lay.form == "slice" and lay.esize % 8 == 0:
-            codes, decoded = _slice_label_codes(rt, walker.mem, p, lay)
-        else:
-            decoded = rt.labels_many(p.tolist())
-            codes = np.arange(len(decoded), dtype=np.int64)
-        interned: dict = {}
-        where = []   # per decoded entry: its set, -1 (no labels) or -2 (an error)
-        for d in decoded:
-            if d.__class__ is dict:
-                if not d:
-                    where.append(-1)
-                    continue
-                k = tuple(d.items())
-                i = interned.get(k)
-                if i is None:
-                    i = interned[k] = len(sets)
-                    sets.append(d)
-                where.append(i)
-            else:
-                where.append(-2)
-        w = np.array(where + [-1], dtype=np.int64)[codes]
-        idx[rows] = np.where(w >= 0, w, -1)
-        for j in np.flatnonzero(w == -2).tolist():
-            errs[int(rows[j])] = f"labels: {decoded[int(codes[j])]}"
-    base.label_sets, base.label_errs = sets, errs
-    base.label_idx = idx
-
-
-def _slice_label_codes(rt, mem, ptrs: np.ndarray, lay) -> tuple:
-    """Slice-form labels (Go 1.21+) of many g.labels pointers: (per pointer an index
-    into decoded, decoded: a dict or a DecodeError each). The slice headers are read
-    together, the label arrays of each length together, and each distinct array is
-    decoded once (leaked goroutines share label strings); a pointer whose header or
-    array cannot be read, or holds an implausible count, goes through labels_many."""
-    cw = core_words(mem)
-    head, ok = read_words(mem, ptrs + np.uint64(lay.offset), 16, cw)
-    n = len(ptrs)
-    codes = np.full(n, -1, dtype=np.int64)
-    decoded: list = [{}]
-    codes[:] = 0
-    arr, cnt = head[:, 0], head[:, 1]
-    odd = ~ok | (cnt > np.uint64(4096))
-    live = ~odd & (cnt != 0)
-    for k in np.unique(cnt[live]).tolist():
-        rows = np.flatnonzero(live & (cnt == np.uint64(k)))
-        size = k * lay.esize
-        words, got = read_words(mem, arr[rows], size, cw)
-        odd[rows[~got]] = True
-        good = rows[got]
-        if not len(good):
-            continue
-        w = np.ascontiguousarray(words[got])
-        uniq, inv = np.unique(w.view(np.dtype((np.void, w.shape[1] * 8))).reshape(-1),
-                              return_inverse=True)
-        start = len(decoded)
-        for u in uniq:
-            try:
-                decoded.append(dict(rt._label_entries(bytes(u), 0, k)))
-            except DecodeError as e:
-                decoded.append(e)
-        codes[good] = inv.reshape(-1) + start
-    bad = np.flatnonzero(odd)
-    if len(bad):
-        start = len(decoded)
-        decoded += rt.labels_many(ptrs[bad].tolist())
-        codes[bad] = np.arange(start, start + len(bad))
-    return codes, decoded
-
-
-class BlockedTable(Sequence):
-    """The distinct things goroutines are blocked on, as BlockedOn made on demand:
-    segments of (kind, matrix), a row of the matrix per distinct one (its addresses,
-    zero-padded on the right)."""
-
-    def __init__(self, segments: list):
-        self.segments = segments
-        self.bounds = np.cumsum([0] + [len(m) for _, m in segments])
-        self._made: dict = {}
-
-    def __len__(self) -> int:
-        return int(self.bounds[-1])
-
-    def __iter__(self):
-        made = self._made
-        i = 0
-        for kind, m in self.segments:
-            for row in m.tolist():
-                on = made.get(i)
-                if on is None:
-                    on = made[i] = BlockedOn(kind, tuple(a for a in row if a))
-                yield on
-                i += 1
-
-    def __getitem__(self, i: int):
-        on = self._made.get(i)
-        if on is None:
-            if not 0 <= i < len(self):
-                raise IndexError(i)
-            s = int(np.searchsorted(self.bounds, i, side="right")) - 1
-            kind, m = self.segments[s]
-            on = self._made[i] = BlockedOn(kind, tuple(a for a in m[i - int(self.bounds[s])].tolist()
-                                                       if a))
-        return on
-
-
-def _distinct_rows(m: np.ndarray) -> tuple:
-    """(distinct rows of a uint64 matrix, per row its index there): numbered by first
-    row (factorize), where sorting the rows as bytes took half a second at 1M."""
-    m = np.ascontiguousarray(m)
-    if not len(m):
-        return m, np.zeros(0, np.int64)
-    codes, firsts = factorize([m[:, j] for j in range(m.shape[1])])
-    return m[firsts], codes
-
-
-def fill_blocked(walker, base: Base) -> None:
-    """What each waiting goroutine is blocked on, from its sudogs (as
-    GoroutineWalker._fill_blocked_on), over the columns: per row an index into
-    base.blocked (a BlockedTable), -1 for nothing."""
-    if base.blocked_idx is not None:
-        return
-    idx = np.full(base.n, -1, dtype=np.int64)
-    segments: list = []
-    sudog = walker.layout.sudog
-    cols = base.cols
-    code = cols["status"].astype(np.int64) & ~GSCAN
-    waiting = np.flatnonzero((code == walker.st.waiting) & (cols["waiting"] != 0))
-    if sudog is None or not len(waiting):
-        base.blocked, base.blocked_idx = BlockedTable(segments), idx
-        return
-    o_c, o_elem, o_link, size = sudog
-    mem = walker.mem
-    cw = core_words(mem)
-    reasons = walker.wait_reasons
-    wr = cols["waitreason"][waiting].astype(np.int64)
-    kinds = np.zeros(len(wr), dtype=np.int8)   # 0: none, 1: sema, 2: chan, 3: select
-    for w in np.unique(wr).tolist():
-        reason = reasons[w] if 0 <= w < len(reasons) else f"waitReason({w})"
-        kinds[wr == w] = (3 if "select" in reason else 2 if "chan" in reason
-                          else 1 if o_elem is not None and ("sync" in reason or "sema" in reason)
-                          else 0)
-    sudogs = cols["waiting"][waiting].astype(np.uint64)
-    count = 0
-
-    def add(kind: str, rows: np.ndarray, m: np.ndarray) -> None:
-        nonlocal count
-        have = np.any(m != 0, axis=1)
-        rows, m = rows[have], m[have]
-        distinct, inv = _distinct_rows(m)
-        segments.append((kind, distinct))
-        idx[rows] = inv + count
-        count += len(distinct)
-
-    for kind, k, off in (("sema", 1, o_elem), ("chan", 2, o_c)):
-        sel = kinds == k
-        if not sel.any() or off is None:
-            continue
-        words, ok = read_words(mem, sudogs[sel] + np.uint64(off), 8, cw)
-        words[~ok] = 0
-        add(kind, waiting[sel], words)
-    sel = kinds == 3
-    if sel.any():
-        rows = waiting[sel]
-        m = len(rows)
-        cur = sudogs[sel].copy()
-        active = np.ones(m, dtype=bool)
-        seen: list = []      # the sudog of each round, per row
-        found: list = []     # the channel of each round (0: none)
-        done = np.zeros(m, dtype=bool)
-        nwords = (size + 7) // 8
-        for _ in range(64):
-            act = np.flatnonzero(active)
-            if not len(act):
-                break
-            words, ok = read_words(mem, cur[act], nwords * 8, cw,
-                                   keep=[o_c // 8, (o_link if o_link is not None else o_c) // 8])
-            c = np.zeros(m, dtype=np.uint64)
-            nxt = np.zeros(m, dtype=np.uint64)
-            c[act] = np.where(ok, words[:, 0], 0)
-            if o_link is not None:
-                nxt[act] = np.where(ok, words[:, 1], 0)
-            active[act[~ok]] = False
-            found.append(c)
-            go_on = active & (nxt != 0) & (nxt != cur)
-            for s in seen:
-                go_on &= nxt != s
-            seen.append(cur.copy())
-            done |= active & ~go_on
-            active = go_on
-            cur = np.where(go_on, nxt, cur)
-        fm = np.stack(found, axis=1) if found else np.zeros((m, 1), np.uint64)
-        fm[~done] = 0
-        # each channel once, in case order, packed to the left
-        for j in range(1, fm.shape[1]):
-            for i in range(j):
-                fm[:, j] = np.where(fm[:, j] == fm[:, i], 0, fm[:, j])
-        order = np.argsort(fm == 0, axis=1, kind="stable")
-        add("select", rows, np.take_along_axis(fm, order, axis=1))
-    base.blocked, base.blocked_idx = BlockedTable(segments), idx

@@ -129,7 +129,7 @@ GSCAN = 0x1000   # the bit the GC sets on a status while it scans the g
 
 # the runtime's status codes, for a binary without runtime.gStatusStrings
 _CODES = {"idle": 0, "runnable": 1, "running": 2, "syscall": 3, "waiting": 4, "dead": 6}
-_FALLBACK_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting",
+FALLBACK_NAMES = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting",
                    6: "dead", 8: "enqueue", 9: "copystack", 10: "preempted"}
 
 
@@ -156,7 +156,7 @@ class Statuses:
         names = self.names
         if 0 <= code < len(names) and names[code]:
             return names[code]
-        return _FALLBACK_NAMES.get(code, f"status {code}")
+        return FALLBACK_NAMES.get(code, f"status {code}")
 
 
 # --- pprof labels ------------------------------------------------------------------

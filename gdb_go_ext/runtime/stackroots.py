@@ -28,7 +28,7 @@ import numpy as np
 
 from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions, wrapper_func_id
 from ..errors import DecodeError
-from .gtable import core_words, read_words
+from ..target.bulk import core_words, read_words
 from .heaproots import ErrorLines, Root, RootSet, _bias, _static_read, frame_names, modules
 from .stack import Recipe, Unwinder
 

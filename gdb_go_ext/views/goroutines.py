@@ -7,8 +7,11 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
+import numpy as np
+
 from ..analysis import triage
 from ..runtime.goroutines import BlockedOn, Goroutine
+from ..runtime.gtable import GoroutineTable, factorize
 from .registry import View, count, register
 
 # ANSI colours for the plain-text renderers (rich is too slow for 100k rows)
@@ -69,12 +72,12 @@ def check_goroutines_args(args: argparse.Namespace, layout=None) -> None:
 def known_statuses(layout) -> list:
     """The status names goroutines of this binary can show (runtime.gStatusStrings,
     and the names the walk falls back on)."""
-    from ..runtime.layout import _FALLBACK_NAMES
-    return [n for n in layout.status.names if n] + list(_FALLBACK_NAMES.values()) + \
+    from ..runtime.layout import FALLBACK_NAMES
+    return [n for n in layout.status.names if n] + list(FALLBACK_NAMES.values()) + \
         ["unreadable"]
 
 
-def goroutines_view(go_version: str, gs: list[Goroutine], errors: list[str],
+def goroutines_view(go_version: str, gs: GoroutineTable, errors: list[str],
                     clock: Optional[str], args: argparse.Namespace, color: bool,
                     width: int) -> list[str]:
     """The `goroutines` view of gdb and delve-bridge from a walk's goroutines and the
@@ -192,53 +195,23 @@ def _table_layout(gs, show_labels: bool, color: bool, width: int, max_id: int) -
     return head, row_tails, tails, widths[1]
 
 
-def table_pieces(gs: list[Goroutine], show_labels: bool, depth: int, color: bool,
-                 width: int) -> list[str]:
-    """The goroutine table as pieces that join to its text: a 100k-row table is written
-    out piece by piece, never built as one string. Everything but the id repeats across
-    leaked goroutines, so each distinct row tail is built and formatted once. A columnar
-    walk's table: see _columns_table_pieces."""
-    if triage.is_table(gs):
-        return _columns_table_pieces(gs, show_labels, depth, color, width)
-    ids = [g.id for g in gs]
-    head, row_tails, tails, wid = _table_layout(gs, show_labels, color, width,
-                                                max(ids, default=0))
-    # each row is "   ID  " and its shared tail: joined as pieces, never as 100k line
-    # strings (tens of megabytes of fresh memory, and its page faults, on a first run)
-    heads = list(map((f"   {_C['id']}%-{wid}d{_C['reset']}  " if color else f"   %-{wid}d  ").__mod__,
-                     ids))
-    current = [g.is_current for g in gs]
-    if True in current:
-        i = current.index(True)
-        heads[i] = "*" + heads[i][1:]
-    pieces = [_c(head, "head", color) + "\n"] * (2 * len(gs) + 1)
-    pieces[1::2] = heads
-    if depth and any(g.stack is not None for g in gs):
-        pieces[2::2] = [tails[t] + "\n" + "".join(
-            f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}\n"
-            f"          {f.file}:{f.line}\n" for f in (g.stack or ())[:depth])
-            for g, t in zip(gs, row_tails)]
-    else:
-        line_ends = {t: text + "\n" for t, text in tails.items()}
-        pieces[2::2] = map(line_ends.__getitem__, row_tails)
-    return pieces
-
-
 def _stack_text(g, depth: int, color: bool) -> str:
     return "".join(f"      {_c(f.function, 'loc', color)}{' (inlined)' if f.inlined else ''}\n"
                    f"          {f.file}:{f.line}\n" for f in (g.stack or ())[:depth])
 
 
-def _columns_table_pieces(t, show_labels: bool, depth: int, color: bool, width: int):
-    """table_pieces of a columnar walk's table, in blocks of lines: rows that share
+def table_pieces(gs, show_labels: bool, depth: int, color: bool, width: int) -> list[str]:
+    """The goroutine table of a walk's table gs as pieces that join to its text, in
+    blocks of lines: a 100k-row table is written out block by block, never built as one
+    string. Everything but the id repeats across leaked goroutines: rows that share
     their shape, minutes, locking, parent (and labels, when shown) share a row text,
-    made from the first of them; rows off the fast path and those with a label error
-    have their own. No row becomes an object but those."""
-    import numpy as np
-    from ..runtime.gtable import factorize
-    n = len(t)
+    made once from the first of them; rows off the fast path and those with a label
+    error have their own. No row becomes an object but those."""
+    n = len(gs)
     if not n:
-        return table_pieces([], show_labels, depth, color, width)
+        head, _, _, _ = _table_layout([], show_labels, color, width, 0)
+        return [_c(head, "head", color) + "\n"]
+    t = gs
     b = t.base
     rows = t.base_rows()
     keyed = [t.shapes_of(), t.minutes_of().astype(np.uint64), t.col("lockedm") != 0,
@@ -280,7 +253,7 @@ def _columns_table_pieces(t, show_labels: bool, depth: int, color: bool, width: 
     return pieces
 
 
-def summary_line(gs: list[Goroutine]) -> str:
+def summary_line(gs: GoroutineTable) -> str:
     s = triage.summary(gs)
     parts = [f"{n} {st}" for st, n in s["by_status"].items()]
     line = f"{s['total']} goroutines: " + ", ".join(parts)
@@ -326,50 +299,41 @@ def goroutine_json(g: Goroutine, with_stack: bool, depth: Optional[int] = None) 
     return d
 
 
-def goroutines_json(go_version: str, gs: list[Goroutine], errors: list[str], with_stack: bool,
+def goroutines_json(go_version: str, gs, errors: list[str], with_stack: bool,
                     clock: Optional[str] = None, groups=None, group_kind=None,
                     depth: Optional[int] = None) -> dict:
-    out = {"go_version": go_version,
-           "goroutines": [goroutine_json(g, with_stack, depth) for g in gs],
-           "summary": triage.summary(gs),
-           "wait_clock": clock,
-           "errors": errors}
+    """The `goroutines --json` document of a walk's table gs, goroutine by goroutine
+    (goroutines_json_pieces writes the same text fast)."""
+    return _json_doc(go_version, [goroutine_json(g, with_stack, depth) for g in gs],
+                     triage.summary(gs), errors, clock, groups, group_kind)
+
+
+def _json_doc(go_version: str, goroutines: list, summary: dict, errors: list[str],
+              clock: Optional[str], groups, group_kind) -> dict:
+    out = {"go_version": go_version, "goroutines": goroutines, "summary": summary,
+           "wait_clock": clock, "errors": errors}
     if groups is not None:
         out["groups"] = [{"kind": group_kind, "key": grp.key, "count": grp.count,
                           "ids": grp.ids()} for grp in groups]
     return out
 
 
-def goroutines_json_pieces(go_version: str, gs: list[Goroutine], errors: list[str],
+def goroutines_json_pieces(go_version: str, gs, errors: list[str],
                            with_stack: bool, clock: Optional[str] = None, groups=None,
                            group_kind=None, depth: Optional[int] = None, summary_of=None):
     """The same document as goroutines_json, written fast: one goroutine per line, as
-    pieces that join to the text (a list; for a columnar walk, a generator of blocks
-    of lines, so a million goroutines are never one string or a million objects).
+    pieces that join to the text (a generator of blocks of lines, so a million
+    goroutines are never one string or a million objects).
     Leaked goroutines share their status, locations and frames, so those parts are
     serialised once per distinct combination and pasted into each line. summary_of:
     the goroutines the summary counts, when gs is a --limit's cut of them."""
     import json
     dumps = json.dumps
-    head = goroutines_json(go_version, [], errors, with_stack, clock, groups, group_kind)
-    head["summary"] = triage.summary(gs if summary_of is None else summary_of)
+    head = _json_doc(go_version, [], triage.summary(gs if summary_of is None else summary_of),
+                     errors, clock, groups, group_kind)
     del head["goroutines"]
     body = dumps(head, ensure_ascii=False)[:-1] + ', "goroutines": [\n'
-    line = _JsonLines(with_stack, depth)
-    if triage.is_table(gs):
-        return _table_json_pieces(gs, body, line)
-    pieces = [body]
-    append = pieces.append
-    for g in gs:
-        middle, end = line.parts(g)
-        append(f',\n{{"id": {g.id}, "addr": "{hex(g.addr)}", ')
-        append(middle)
-        append(line.blocked(g.blocked_on) or "null")
-        append(end)
-    if len(pieces) > 1:
-        pieces[1] = pieces[1][2:]  # no comma before the first goroutine
-    append("\n]}\n")
-    return pieces
+    return _table_json_pieces(gs, body, _JsonLines(with_stack, depth))
 
 
 class _JsonLines:
@@ -447,12 +411,8 @@ class _JsonLines:
 def _blocked_texts(blocked, line: _JsonLines) -> list:
     """The JSON text of each of a columnar walk's BlockedOn (quote(blocked_on_text)),
     made from its address rows: hex addresses need no escapes."""
-    segments = getattr(blocked, "segments", None)
-    if segments is None:
-        return [line.blocked(on) for on in blocked]
-    import numpy as np
     out = []
-    for kind, m in segments:
+    for kind, m in blocked.segments:
         head = '"semaphore ' if kind == "sema" else '"channel '
         texts = np.empty(len(m), dtype=object)
         # rows are packed to the left (k addresses, then zeros): the rows of one k at once
@@ -474,8 +434,6 @@ def _table_json_pieces(t, body: str, line: _JsonLines):
     minutes, locking, parent and labels share a middle and an end, made from the first
     of them; rows off the fast path, the current one and those with a label error
     have their own."""
-    import numpy as np
-    from ..runtime.gtable import factorize
     yield body
     n = len(t)
     if n:
@@ -502,7 +460,7 @@ def _table_json_pieces(t, body: str, line: _JsonLines):
                 m, e = line.parts(t.row(int(rows[p])))
                 mids.append(m)
                 ends.append(e)
-        btexts = ["null"] + _blocked_texts(b.blocked, line)
+        btexts = ["null"] + (_blocked_texts(b.blocked, line) if b.blocked_idx is not None else [])
         bidx = (t.blocked_idx_of() + 1).tolist() if b.blocked_idx is not None else None
         ids = t.col("goid").tolist()
         addrs = t.col("addr").tolist()
@@ -620,14 +578,12 @@ def _run(ctx, args):
 def goroutines_retained(rt, gs, errors: list, args, color: bool) -> str:
     """`go goroutines --retained`: the goroutines (after the filters) that alone keep
     the most heap alive, biggest first, at most --limit (default 20)."""
-    import numpy as np
     from ..analysis import heapreport
     from .console import json_text
     from .gc import size_text
     heapreport.require_heap(rt)
     picked = triage.apply_filters(gs, args.status, args.with_, args.without, args.labels)
-    ids = np.asarray(picked.ids() if triage.is_table(picked) else [g.id for g in picked],
-                     dtype=np.int64)
+    ids = np.asarray(picked.ids(), dtype=np.int64)
     goids, nbytes, nobj, kept_errors = heapreport.retained_each(rt, gs)
     keep = np.isin(goids, ids)
     goids, nbytes, nobj = goids[keep], nbytes[keep], nobj[keep]

@@ -149,7 +149,7 @@ def test_diff():
     snap = dumptext.load_snapshot(json.dumps(old).encode())
     now = [_G(i, a) for i in range(5)] + [_G(9, b)] + [_G(10, c)] + [_G(11, sysg)]
     got = {tuple(f.function for f in d.frames): (d.change, d.before, d.after)
-           for d in dumptext.diff(snap, now)}
+           for d in dumptext.diff(snap, _Table(now))}
     assert got == {("runtime.gopark", "main.a"): ("grown", 2, 5),
                    ("runtime.gopark", "main.b"): ("shrunk", 3, 1),
                    ("runtime.gopark", "main.c"): ("new", 0, 1),
@@ -158,12 +158,13 @@ def test_diff():
     dump = ("goroutine 3 [chan receive]:\nmain.a()\n\t/a.go:3 +0x1\n\n"
             "goroutine 4 [chan receive]:\nmain.d()\n\t/d.go:3 +0x1\n")
     got = {d.frames[-1].function: (d.change, d.before, d.after)
-           for d in dumptext.diff(dumptext.load_snapshot(dump.encode()), now)}
+           for d in dumptext.diff(dumptext.load_snapshot(dump.encode()), _Table(now))}
     assert got == {"main.a": ("grown", 1, 5), "main.b": ("new", 0, 1),
                    "main.c": ("new", 0, 1), "main.d": ("vanished", 1, 0)}
     # --similar: functions only
     moved = [_F("runtime.gopark", "/r.go", 1), _F("main.a", "/a.go", 30)]
-    got = [(d.change, d.before, d.after) for d in dumptext.diff(snap, [_G(1, moved)], similar=True)
+    got = [(d.change, d.before, d.after)
+           for d in dumptext.diff(snap, _Table([_G(1, moved)]), similar=True)
            if d.frames[-1].function == "main.a"]
     assert got == [("shrunk", 2, 1)]
 
@@ -293,7 +294,7 @@ def test_levels_of_one_stop_read_back_the_same():
            _G(2, [_F("runtime.gopark", "/go/src/runtime/proc.go", 402),
                   _F("runtime.forcegchelper", "/go/src/runtime/proc.go", 326)])]
     for text in (STOP_LEVEL1, STOP_LEVEL2):
-        got = dumptext.diff(dumptext.load_snapshot(text.encode()), now, wrappers=wrappers)
+        got = dumptext.diff(dumptext.load_snapshot(text.encode()), _Table(now), wrappers=wrappers)
         assert [(b.change, b.before, b.after) for b in got] == [("same", 1, 1)] * 2, got
 
 
@@ -320,25 +321,25 @@ def test_cut_stacks_match_on_the_frames_printed_around_the_cut():
     d = dumptext.parse(cut)
     assert d.goroutines[0].elided_at == 50 and len(d.goroutines[0].frames) == 100
     same = [("same", 1, 1)]
-    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, stack(150))])
+    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), _Table([_G(7, stack(150))]))
     assert [(b.change, b.before, b.after) for b in got] == same, got
     # another depth of the same recursion from the same go statement is the same cut
     # stack; a shallower one, or from elsewhere, is another stack
-    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, stack(120))])
+    got = dumptext.diff(dumptext.load_snapshot(cut.encode()), _Table([_G(7, stack(120))]))
     assert [(b.change, b.before, b.after) for b in got] == same, got
     for other in (stack(30), stack(150, "main.other")):
-        got = dumptext.diff(dumptext.load_snapshot(cut.encode()), [_G(7, other)])
+        got = dumptext.diff(dumptext.load_snapshot(cut.encode()), _Table([_G(7, other)]))
         assert sorted(b.change for b in got) == ["new", "vanished"], got
     # a stack the walk cut (depth) against a dump that printed it whole: its frames
     # begin the dump's stack, and no other's
     whole = dumptext.load_snapshot(_deep(70).encode())
-    got = dumptext.diff(whole, [_G(7, stack(150)[:40])], depth=40)
+    got = dumptext.diff(whole, _Table([_G(7, stack(150)[:40])]), depth=40)
     assert [(b.change, b.before, b.after) for b in got] == same, got
-    got = dumptext.diff(whole, [_G(7, stack(150)[:40])])
+    got = dumptext.diff(whole, _Table([_G(7, stack(150)[:40])]))
     assert sorted(b.change for b in got) == ["new", "vanished"], got
     two = dumptext.load_snapshot((_deep(70) + "\n" + _deep(80).replace(
         "goroutine 7 ", "goroutine 8 ")).encode())
-    got = dumptext.diff(two, [_G(7, stack(150)[:40])], depth=40)
+    got = dumptext.diff(two, _Table([_G(7, stack(150)[:40])]), depth=40)
     assert sorted(b.change for b in got) == ["new", "vanished", "vanished"], got
     # Go 1.19 cuts after 100 frames, hidden ones counted, without a word when it printed
     # fewer: a stack printed with NEAR_LIMIT frames or more is matched as cut there
@@ -354,26 +355,27 @@ def test_cut_stacks_match_on_the_frames_printed_around_the_cut():
     both = dumptext.load_snapshot((quiet + "\n" + _deep(150, True, "main.run").replace(
         "goroutine 7 ", "goroutine 8 ")).encode())
     assert [g.elided_at for g in both.dump.goroutines] == [95, 50]
-    got = dumptext.diff(both, [_G(7, stack(96)), _G(8, stack(150, "main.run"))])
+    got = dumptext.diff(both, _Table([_G(7, stack(96)), _G(8, stack(150, "main.run"))]))
     assert [(b.change, b.before, b.after, b.ids) for b in got] == \
         [("same", 1, 1, [7]), ("same", 1, 1, [8])], got
 
 
 class _Table:
-    """A columnar walk as dumptext reads one: shapes (status at 1, wait reason at 3,
-    stack at 8), each row's shape and id."""
+    """A walk's table as dumptext reads one, of _G goroutines: shapes (status at 1,
+    wait reason at 3, stack at 8), each row's shape and id."""
     base = None
 
-    def __init__(self, rows):
+    def __init__(self, gs):
         self.shapes, self._shape, self._ids, seen = [], [], [], {}
-        for gid, frames, reason in rows:
-            key = (tuple((f.function, f.line) for f in frames), reason)
+        for g in gs:
+            frames = g.stack
+            key = (tuple((f.function, f.file, f.line) for f in frames), g.wait_reason, g.status)
             if key not in seen:
                 seen[key] = len(self.shapes)
-                self.shapes.append((None, "waiting" if reason else "running", None, reason,
+                self.shapes.append((None, g.status, None, g.wait_reason,
                                     None, None, None, None, frames))
             self._shape.append(seen[key])
-            self._ids.append(gid)
+            self._ids.append(g.id)
 
     def shapes_of(self):
         import numpy as np
@@ -392,12 +394,11 @@ def test_goroutines_the_dump_printed_without_a_stack_are_not_counted():
     snap = dumptext.load_snapshot(dump.encode())
     assert dumptext.unknown_then(snap) == [4, 5]
     rows = [(3, spin, ""), (4, spin, ""), (5, spin, ""), (6, spin, "")]
-    for now in ([_G(i, f, r) for i, f, r in rows], _Table(rows)):
-        if not isinstance(now, _Table):
-            for g in now:
-                g.wait_reason, g.status = "", "running"
-        got = [(b.change, b.before, b.after, b.ids) for b in dumptext.diff(snap, now)]
-        assert got == [("grown", 1, 2, [3, 6])], got   # 6 is new; 4 and 5 unknown then
+    now = [_G(i, f, r) for i, f, r in rows]
+    for g in now:
+        g.wait_reason, g.status = "", "running"
+    got = [(b.change, b.before, b.after, b.ids) for b in dumptext.diff(snap, _Table(now))]
+    assert got == [("grown", 1, 2, [3, 6])], got   # 6 is new; 4 and 5 unknown then
 
 
 def test_xref_levels_of_one_stop_and_unknown_stacks():

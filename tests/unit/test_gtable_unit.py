@@ -1,7 +1,9 @@
-"""The columnar walk (runtime/gtable.py) against the row-by-row walk it replaces, on the
-captured images: the same goroutines field by field (the row-by-row walk is the one
-tests/unit/test_goroutines_unit.py holds against runtime.Stack), and every triage
-function and view over the columns equal to the same over the rows made from them."""
+"""The columnar walk (runtime/gtable.py) against the row-by-row walk (rowwalk.py, the
+oracle kept in tests) on the captured images: the same goroutines field by field (the
+walk itself is held against runtime.Stack in tests/unit/test_goroutines_unit.py), find
+equal to the oracle's row, and every triage function and view over the columns equal
+to the same done goroutine by goroutine over the oracle's rows."""
+import json
 import os
 import sys
 
@@ -10,6 +12,7 @@ import pytest
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "unit"))
 
 from gdb_go_ext.analysis import triage  # noqa: E402
 from gdb_go_ext.runtime import gtable  # noqa: E402
@@ -17,6 +20,7 @@ from gdb_go_ext.runtime.goroutines import GoroutineWalker  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.views import goroutines as gv  # noqa: E402
 from image import ImageTarget, cached_image, images  # noqa: E402
+import rowwalk  # noqa: E402
 
 IMAGES, IDS = images("goroutines")
 
@@ -41,13 +45,31 @@ def test_columns_equal_the_row_by_row_walk(path, depth, dead):
     rt = _rt(path)
     table = GoroutineWalker(rt).walk(with_stack=depth, include_dead=dead)
     assert isinstance(table, gtable.GoroutineTable)
-    rows = GoroutineWalker(rt)._walk(depth, dead, True, True)
+    rows = rowwalk.RowWalker(rt).rows(depth, dead, True, True)
     assert [_row(g) for g in table] == [_row(g) for g in rows]
     # a table at another depth from the same g fields equals a fresh walk at it
     other = 64 - depth
     again = table.base.tables.get(other) or gtable.settle(GoroutineWalker(rt), table.base, other)
-    fresh = GoroutineWalker(rt)._walk(other, dead, True, True)
+    fresh = rowwalk.RowWalker(rt).rows(other, dead, True, True)
     assert [_row(g) for g in again] == [_row(g) for g in fresh]
+
+
+@pytest.mark.parametrize("path", IMAGES, ids=IDS)
+def test_find_equals_the_row_by_row_walk(path):
+    """find settles one row of a columnar read of every g: the oracle's goroutine, with
+    its whole stack, labels and blocked-on, for goroutines of every status."""
+    rt = _rt(path)
+    rows = rowwalk.RowWalker(rt).rows(1, True, True, True)
+    picked, seen = [], set()
+    for g in rows:   # the first of each status and wait reason, and the last
+        key = (g.status, g.wait_reason)
+        if g.id >= 0 and (key not in seen or g is rows[-1]):
+            seen.add(key)
+            picked.append(g)
+    walker = GoroutineWalker(rt)
+    for g in picked:
+        assert _row(walker.find(g.id)) == _row(g), g.id
+    assert walker.find(10 ** 9) is None
 
 
 def _same_buckets(a, b):
@@ -68,30 +90,35 @@ FILTERS = [dict(status="waiting"), dict(status="chan receive"), dict(status="run
 def test_triage_and_views_over_columns_equal_over_rows(path):
     rt = _rt(path)
     table = GoroutineWalker(rt).walk(with_stack=64, include_dead=False)
-    rows = list(table)
-    assert triage.summary(table) == triage.summary(rows)
+    rows = rowwalk.RowWalker(rt).rows(64, False, True, True)
+    assert triage.summary(table) == rowwalk.summary(rows)
     for f in FILTERS:
         t2 = triage.apply_filters(table, **f)
-        r2 = triage.apply_filters(rows, **f)
+        r2 = rowwalk.apply_filters(rows, **f)
         assert [g.id for g in t2] == [g.id for g in r2], f
-        assert triage.summary(t2) == triage.summary(r2), f
+        assert triage.summary(t2) == rowwalk.summary(r2), f
     for kind in triage.GROUP_KINDS:
-        a, b = triage.group_by(table, kind), triage.group_by(rows, kind)
+        a, b = triage.group_by(table, kind), rowwalk.group_by(rows, kind)
         assert [(g.key, g.count, g.ids()) for g in a] == [(g.key, g.count, g.ids()) for g in b]
     for similar in (False, True):
-        _same_buckets(triage.bucket(table, similar), triage.bucket(rows, similar))
+        _same_buckets(triage.bucket(table, similar), rowwalk.bucket(rows, similar))
     for labels, depth, color in ((False, 0, False), (True, 0, True), (False, 5, False),
                                  (True, 64, True)):
         assert "".join(gv.table_pieces(table, labels, depth, color, 120)) == \
-            "".join(gv.table_pieces(rows, labels, depth, color, 120))
+            rowwalk.table_text(rows, labels, depth, color, 120)
         assert "".join(gv.table_pieces(table[:3], labels, depth, color, 80)) == \
-            "".join(gv.table_pieces(rows[:3], labels, depth, color, 80))
+            rowwalk.table_text(rows[:3], labels, depth, color, 80)
+        assert "".join(gv.table_pieces(table[:0], labels, depth, color, 80)) == \
+            rowwalk.table_text([], labels, depth, color, 80)
     for with_stack in (False, True):
         groups = triage.group_by(table, "userloc")
-        assert "".join(gv.goroutines_json_pieces("go", table, ["e"], with_stack, "c", groups,
-                                                 "userloc")) == \
-            "".join(gv.goroutines_json_pieces("go", rows, ["e"], with_stack, "c",
-                                              triage.group_by(rows, "userloc"), "userloc"))
+        got = json.loads("".join(gv.goroutines_json_pieces("go", table, ["e"], with_stack, "c",
+                                                           groups, "userloc")))
+        want = {"go_version": "go", "goroutines": [gv.goroutine_json(g, with_stack) for g in rows],
+                "summary": rowwalk.summary(rows), "wait_clock": "c", "errors": ["e"],
+                "groups": [{"kind": "userloc", "key": g.key, "count": g.count, "ids": g.ids()}
+                           for g in rowwalk.group_by(rows, "userloc")]}
+        assert got == want
 
 
 def test_factorize_numbers_by_first_row_and_survives_collisions(monkeypatch):
