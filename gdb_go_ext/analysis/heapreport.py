@@ -29,12 +29,21 @@ def require_heap(rt) -> None:
 
 @dataclass
 class HeapState:
-    """One stop's heap, its roots and their full mark, kept for the views that follow."""
+    """One stop's heap, its roots and their full mark (as bits, one per slot; given as
+    bools, packed), kept for the views that follow."""
     heap: object
     roots: list                 # RootSet list: globals, stacks, specials
     marked: np.ndarray
     errors: list = field(default_factory=list)
     types: Optional[tuple] = None          # object_types(): (type id per slot, names)
+
+    def __post_init__(self):
+        if self.marked.dtype == bool:
+            self.marked = np.packbits(self.marked, bitorder="little")
+
+    def live(self) -> np.ndarray:
+        """The marked slots, in order."""
+        return np.flatnonzero(np.unpackbits(self.marked, count=self.heap.n, bitorder="little"))
 
     @property
     def globals(self):
@@ -52,22 +61,36 @@ class HeapState:
         return heapmark._roots_values(self.roots)
 
 
-def heap_state(rt, gs) -> HeapState:
+def heap_state(rt, gs, progress=None) -> HeapState:
     """The heap of this stop, marked from every root (kept on the heap model, which the
-    runtime forgets when the target moves)."""
+    runtime forgets when the target moves). progress(what, done, total): told how the
+    spans, the roots and the mark go. The C heap's free pages are given back after
+    each (memtrim)."""
+    from ..memtrim import give_back
     from ..runtime.heapobjs import read_heap
     from ..runtime.heaproots import global_roots, special_roots, stack_roots
-    heap = read_heap(rt)
+    heap = read_heap(rt, progress)
     cached = getattr(heap, "_gdb_go_ext_state", None)
     if cached is not None:
         return cached
     errors = list(heap.errors)
+    tell = progress or (lambda what, done, total: None)
     # (with DWARF's names and types of frame variables: they type what they point at)
-    roots = [global_roots(rt), stack_roots(rt, gs), special_roots(rt, heap)]
+    tell("reading roots", 0, 3)
+    roots = [global_roots(rt)]
+    tell("reading roots", 1, 3)
+    roots.append(stack_roots(rt, gs))
+    tell("reading roots", 2, 3)
+    roots.append(special_roots(rt, heap))
+    tell("reading roots", 3, 3)
+    give_back()
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
-    marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors)
+    marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors,
+                                progress=progress)
     state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
+    del marked
+    give_back()
     heap._gdb_go_ext_state = state
     return state
 
@@ -126,10 +149,10 @@ def _package(symbol: str) -> str:
     return symbol[:dot] if dot > 0 else symbol
 
 
-def heap_report(rt, gs) -> HeapReport:
-    st = heap_state(rt, gs)
+def heap_report(rt, gs, progress=None) -> HeapReport:
+    st = heap_state(rt, gs, progress)
     heap = st.heap
-    live = np.flatnonzero(st.marked)
+    live = st.live()
     sizes = heap.size(live).astype(np.int64)
     spans = heap.span_of(live)
     # by size class (0: large objects, a span each)
@@ -320,7 +343,7 @@ def object_types(rt, st: HeapState) -> tuple:
         return i
 
     pointees: dict = {}
-    live = np.flatnonzero(st.marked)
+    live = st.live()
     rec = heap.type_of(live)
     have = np.flatnonzero(rec)
     kinds = heapmark.unique(rec[have])       # per distinct type descriptor, not per object
@@ -629,7 +652,7 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
     st = heap_state(rt, gs)
     heap = st.heap
     errors = list(st.errors)
-    live = np.flatnonzero(st.marked)
+    live = st.live()
     if not len(live):
         return Chains(0, 0, [], errors)
     sets = [rs for rs in st.roots if len(rs.value)]
