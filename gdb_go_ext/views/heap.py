@@ -2,7 +2,7 @@
 the shortest paths from a root to the object holding an address (Go 1.22+)."""
 from __future__ import annotations
 
-from ..analysis import heapreport
+from ..analysis import heapchains, heapreport
 from ..errors import UsageError
 from .console import json_text
 from .gc import size_text
@@ -16,9 +16,9 @@ def _heap_args(p):
     p.add_argument("--pprof", metavar="FILE",
                    help="write the live heap as a pprof profile (gzipped) whose stacks are "
                         "reference chains: root, fields, type")
-    p.add_argument("--chain-depth", type=int, default=heapreport.MAX_CHAIN_STEPS, metavar="N",
+    p.add_argument("--chain-depth", type=int, default=heapchains.MAX_CHAIN_STEPS, metavar="N",
                    help="with --pprof: at most N pointer steps per chain, the rest one \"…\" "
-                        f"frame (default {heapreport.MAX_CHAIN_STEPS})")
+                        f"frame (default {heapchains.MAX_CHAIN_STEPS})")
     add_output_args(p)
 
 
@@ -74,7 +74,7 @@ def _heap_run(ctx, args):
 def _heap_pprof(rt, gs, args):
     from .pprof import ProfileBuilder, require_protobuf, write_profile
     require_protobuf("go heap --pprof")
-    c = heapreport.reference_chains(rt, gs, args.chain_depth)
+    c = heapchains.reference_chains(rt, gs, args.chain_depth)
     b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")],
                        ("space", "bytes"), 1)
     b.prof.default_sample_type = b.s("inuse_space")
