@@ -68,13 +68,13 @@ def _root_frames(rt, root, roff: int) -> tuple:
     return head + ((collapse_indices(via),) if via else ())
 
 
-def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
+def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS, progress=None) -> Chains:
     """Every live object counted once, on the chain by which a breadth-first mark from
     every root first reached it: the root's frames, then one frame per pointer step (the
     field path of the pointer in the object holding it, indices collapsed to "[]"),
     then the object's type. Past max_steps steps the rest of a chain is one CUT frame.
     Identical chains are one sample."""
-    st = heapreport.heap_state(rt, gs)
+    st = heapreport.heap_state(rt, gs, progress)
     heap = st.heap
     errors = list(st.errors)
     live = st.live()

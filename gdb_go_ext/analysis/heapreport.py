@@ -533,9 +533,9 @@ class HeapPath:
     steps: list           # PathStep list, the last one the object holding ADDR
 
 
-def paths_to(rt, gs, addr: int, max_paths: int) -> tuple:
+def paths_to(rt, gs, addr: int, max_paths: int, progress=None) -> tuple:
     """(the object holding addr as (start, size, type) or None, [HeapPath], errors)."""
-    st = heap_state(rt, gs)
+    st = heap_state(rt, gs, progress)
     heap = st.heap
     target = int(heap.locate(np.array([addr], dtype=np.uint64))[0])
     if target < 0:

@@ -35,7 +35,7 @@ def chains_of(monkeypatch, heap, roots, max_steps):
     marked = heapmark.full_mark(heap, rs.value)
     st = heapreport.HeapState(heap, [rs, RootSet(), RootSet()], marked)
     st.types = (np.full(heap.n, -1, np.int32), [])
-    monkeypatch.setattr(heapreport, "heap_state", lambda rt, gs: st)
+    monkeypatch.setattr(heapreport, "heap_state", lambda rt, gs, progress=None: st)
     return heapchains.reference_chains(types.SimpleNamespace(), [], max_steps), rs, marked
 
 
