@@ -149,43 +149,50 @@ def _package(symbol: str) -> str:
     return symbol[:dot] if dot > 0 else symbol
 
 
+CHUNK = 1 << 20      # slots tallied or followed at once (bounded temporaries)
+
+
+def _merge(acc: dict, keys, counts, sums) -> None:
+    for k, n, b in zip(keys.tolist(), counts.tolist(), sums.tolist()):
+        was = acc.get(k, (0, 0))
+        acc[k] = (was[0] + n, was[1] + b)
+
+
+def marked_bytes(heap, m: np.ndarray) -> tuple:
+    """(objects, bytes) of the slots marked in the bool array m: counted per span."""
+    if not heap.n or not len(heap.span_first):
+        return 0, 0
+    per_span = np.add.reduceat(m, heap.span_first, dtype=np.int64)
+    return int(per_span.sum()), int((per_span * heap.span_elemsize.astype(np.int64)).sum())
+
+
 def heap_report(rt, gs, progress=None) -> HeapReport:
     st = heap_state(rt, gs, progress)
     heap = st.heap
     live = st.live()
-    sizes = heap.size(live).astype(np.int64)
-    spans = heap.span_of(live)
-    # by size class (0: large objects, a span each)
-    cls = (heap.span_class[spans] >> 1).astype(np.int64)
-    key = np.where(cls == 0, -sizes, cls)
-    u, counts, sums = _tally(key, sizes)
-    by_class = []
-    for k, n, b in zip(u.tolist(), counts.tolist(), sums.tolist()):
-        by_class.append((k if k > 0 else 0, -k if k <= 0 else b // n, n, b))
     # by type: what the heap records; else the static type of a typed pointer to it
     tid, names = object_types(rt, st)
-    ids = tid[live]
-    by_type = []
-    if len(live):
-        arrays = holds_array(st, live, ids, sizes)
-        key = np.where(ids >= 0, ids.astype(np.int64) * 2 + arrays, -1)
-        u = heapmark.unique(key)
-        inv = np.searchsorted(u, key)
-        cnt = np.bincount(inv, minlength=len(u))
-        byt = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
-        for k in np.lexsort((u, -byt)).tolist():
-            t = int(u[k])
-            if t >= 0:
-                by_type.append(Tally(("[]" if t & 1 else "") + names[t >> 1].name,
-                                     int(cnt[k]), int(byt[k])))
-        # the rest by size
-        rest = ids < 0
-        if rest.any():
-            su = heapmark.unique(sizes[rest])
-            sc = np.bincount(np.searchsorted(su, sizes[rest]), minlength=len(su))
-            by_type += [Tally(f"untyped {int(z)} B", int(c), int(z) * int(c))
-                        for z, c in zip(su.tolist(), sc.tolist())]
-        by_type.sort(key=lambda t: (-t.bytes, t.name))
+    classes: dict = {}
+    typed: dict = {}
+    total = 0
+    for lo in range(0, len(live), CHUNK):
+        objs = live[lo:lo + CHUNK]
+        spans = heap.span_of(objs)
+        sizes = heap.span_elemsize[spans].astype(np.int64)
+        total += int(sizes.sum())
+        # by size class (0: large objects, a span each)
+        cls = (heap.span_class[spans] >> 1).astype(np.int64)
+        _merge(classes, *_tally(np.where(cls == 0, -sizes, cls), sizes))
+        ids = tid[objs]
+        arrays = holds_array(st, objs, ids, sizes)
+        # (untyped: by size, as -1 - size)
+        _merge(typed, *_tally(np.where(ids >= 0, ids.astype(np.int64) * 2 + arrays,
+                                       -1 - sizes), sizes))
+    by_class = [(k if k > 0 else 0, -k if k <= 0 else b // n, n, b) for k, (n, b) in
+                sorted(classes.items(), key=lambda kv: (-kv[1][1], kv[0]))]
+    by_type = [Tally(("[]" if t & 1 else "") + names[t >> 1].name if t >= 0 else
+                     f"untyped {-1 - t} B", n, b) for t, (n, b) in typed.items()]
+    by_type.sort(key=lambda t: (-t.bytes, t.name))
     # by root: each package's globals, every goroutine stack, the finalizers
     by_root = []
     g = st.globals
@@ -193,19 +200,17 @@ def heap_report(rt, gs, progress=None) -> HeapReport:
         pkgs = np.array([_package(r.name) for r in g.roots] or [""], dtype=object)
         word_pkg = pkgs[g.root] if len(g.roots) else pkgs[:0]
         for p in sorted(set(word_pkg.tolist())):
-            m = heapmark.mark(heap, g.value[word_pkg == p])
-            n = int(m.sum())
+            n, nbytes = marked_bytes(heap, heapmark.mark(heap, g.value[word_pkg == p]))
             if n:
-                by_root.append(("globals", p, n, int(heap.size(np.flatnonzero(m)).sum())))
+                by_root.append(("globals", p, n, nbytes))
     for kind, rs in (("stacks", st.stacks), ("finalizers", st.specials)):
         if len(rs.value):
-            m = heapmark.mark(heap, rs.value)
-            n = int(m.sum())
+            n, nbytes = marked_bytes(heap, heapmark.mark(heap, rs.value))
             if n:
                 by_root.append((kind, "goroutine stacks" if kind == "stacks" else "finalizers",
-                                n, int(heap.size(np.flatnonzero(m)).sum())))
+                                n, nbytes))
     by_root.sort(key=lambda r: (-r[3], r[1]))
-    return HeapReport(int(sizes.sum()), len(live), by_class, by_type, by_root, st.errors)
+    return HeapReport(total, len(live), by_class, by_type, by_root, st.errors)
 
 
 def holds_array(st: HeapState, objs: np.ndarray, ids: np.ndarray,
@@ -344,16 +349,19 @@ def object_types(rt, st: HeapState) -> tuple:
 
     pointees: dict = {}
     live = st.live()
-    rec = heap.type_of(live)
-    have = np.flatnonzero(rec)
-    kinds = heapmark.unique(rec[have])       # per distinct type descriptor, not per object
-    kind_ids = []
-    for a in kinds.tolist():
-        r = reg.at(int(a))
-        kind_ids.append(intern(Ty(r.name, None, r)) if r is not None and r.name else -1)
-    if len(have):
-        got = np.array(kind_ids, dtype=np.int32)[np.searchsorted(kinds, rec[have])]
-        tid[live[have]] = got
+    kind_id: dict = {}
+    for lo in range(0, len(live), CHUNK):
+        objs = live[lo:lo + CHUNK]
+        rec = heap.type_of(objs)
+        have = np.flatnonzero(rec)
+        kinds = heapmark.unique(rec[have])    # per distinct type descriptor, not per object
+        for a in kinds.tolist():
+            if a not in kind_id:
+                r = reg.at(int(a))
+                kind_id[a] = intern(Ty(r.name, None, r)) if r is not None and r.name else -1
+        if len(have):
+            got = np.array([kind_id[a] for a in kinds.tolist()], dtype=np.int32)
+            tid[objs[have]] = got[np.searchsorted(kinds, rec[have])]
     # one pointer away from typed roots: per (root type, offset), not per word
     for rs in (st.globals, st.stacks):
         if not len(rs.value):
@@ -380,30 +388,38 @@ def object_types(rt, st: HeapState) -> tuple:
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        src, off, child = heapmark.edges(heap, frontier)
-        if not len(child):
-            break
-        ok = tid[child] < 0
-        src, off, child = src[ok], off[ok], child[ok]
-        data = off - header_bytes(heap, src)
-        src_ids = tid[src]
-        for t in heapmark.unique(src_ids).tolist():
-            ty = tys[t]
-            if not ty.size:
-                continue
-            m = np.flatnonzero(src_ids == t)
-            rel = data[m] % ty.size
-            for r in heapmark.unique(rel).tolist():
-                if (t, r) not in pointees:
-                    pointees[(t, r)] = ty.pointee(rt, int(r))
-                p = pointees[(t, r)]
-                if p is not None:
-                    c = child[m[rel == r]]
-                    tid[c[tid[c] < 0]] = intern(p)
-        new = heapmark.unique(child)
+        found = [_type_children(rt, heap, tid, tys, intern, pointees, frontier[lo:lo + CHUNK])
+                 for lo in range(0, len(frontier), CHUNK)]
+        new = heapmark.unique(np.concatenate(found)) if found else frontier[:0]
         frontier = new[tid[new] >= 0]
     st.types = (tid, tys)
     return st.types
+
+
+def _type_children(rt, heap, tid, tys, intern, pointees, frontier) -> np.ndarray:
+    """One step of object_types from some typed slots: their untyped children typed by
+    the field each pointer sits in; the children reached."""
+    src, off, child = heapmark.edges(heap, frontier)
+    if not len(child):
+        return child
+    ok = tid[child] < 0
+    src, off, child = src[ok], off[ok], child[ok]
+    data = off - header_bytes(heap, src)
+    src_ids = tid[src]
+    for t in heapmark.unique(src_ids).tolist():
+        ty = tys[t]
+        if not ty.size:
+            continue
+        m = np.flatnonzero(src_ids == t)
+        rel = data[m] % ty.size
+        for r in heapmark.unique(rel).tolist():
+            if (t, r) not in pointees:
+                pointees[(t, r)] = ty.pointee(rt, int(r))
+            p = pointees[(t, r)]
+            if p is not None:
+                c = child[m[rel == r]]
+                tid[c[tid[c] < 0]] = intern(p)
+    return child
 
 
 def _root_type_names(rs) -> tuple:

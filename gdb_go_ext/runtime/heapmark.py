@@ -128,8 +128,14 @@ class Graph:
 
     def edges(self, objs: np.ndarray) -> tuple:
         """(source, offset, target) of every pointer from objs (all covered)."""
+        lens = self.count[objs]
+        if len(lens) and int(lens.max()) <= 1:    # (a pointer or none each: no repeats)
+            one = np.flatnonzero(lens)
+            src = objs[one]
+            pos = self.first[src]
+            return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
         starts = self.first[objs].astype(np.int64)
-        lens = self.count[objs].astype(np.int64)
+        lens = lens.astype(np.int64)
         total = int(lens.sum())
         if not total:
             z = np.zeros(0, np.int64)
@@ -198,6 +204,8 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     idx = heap.locate(np.asarray(values, dtype=np.uint64))
     frontier = distinct(idx[idx >= 0], n, scratch)
     done = 0
+    if progress is not None:
+        progress("marking", 0, n)
     for _ in range(MAX_DEPTH):
         frontier = frontier[~marked[frontier]]
         if not len(frontier):
@@ -214,8 +222,9 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
                 if progress is not None:
                     progress("marking", done + lo + len(objs), n)
         else:
-            child = edges(heap, frontier)[2]
-            nxt.append(child[~marked[child]])
+            for lo in range(0, len(frontier), MARK_CHUNK):
+                child = edges(heap, frontier[lo:lo + MARK_CHUNK])[2]
+                nxt.append(child[~marked[child]].astype(_small(n)))
         done += len(frontier)
         child = np.concatenate(nxt) if len(nxt) > 1 else nxt[0] if nxt else \
             np.zeros(0, np.int64)
@@ -324,16 +333,20 @@ def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tupl
     for d in range(1, MAX_DEPTH):
         if not len(frontier):
             return parent, poff, depth
-        src, off, child = edges(heap, frontier)
-        new = depth[child] < 0
-        src, off, child = src[new], off[new], child[new]
-        child, first = unique_first(child)
-        parent[child] = src[first]
-        if len(off) and int(off.max()) >= (1 << 31) and poff.dtype != np.int64:
-            poff = poff.astype(np.int64)
-        poff[child] = off[first]
-        depth[child] = d
-        frontier = child
+        reached = []
+        # (in pieces, in frontier order: a slot reached in an earlier piece keeps it)
+        for lo in range(0, len(frontier), MARK_CHUNK):
+            src, off, child = edges(heap, frontier[lo:lo + MARK_CHUNK])
+            new = depth[child] < 0
+            src, off, child = src[new], off[new], child[new]
+            child, first = unique_first(child)
+            parent[child] = src[first]
+            if len(off) and int(off.max()) >= (1 << 31) and poff.dtype != np.int64:
+                poff = poff.astype(np.int64)
+            poff[child] = off[first]
+            depth[child] = d
+            reached.append(child)
+        frontier = np.sort(np.concatenate(reached)) if len(reached) > 1 else reached[0]
     if errors is not None:
         errors.append(f"the path search stopped after {MAX_DEPTH} levels")
     return parent, poff, depth
