@@ -11,7 +11,11 @@ _trim = None
 
 
 def give_back() -> None:
+    """Collect cyclic garbage (the collector may have been paused through a bulk decode),
+    then hand the C heap's free pages back."""
+    import gc
     global _trim
+    gc.collect()
     if _trim is None:
         try:
             import ctypes

@@ -406,13 +406,17 @@ def _type_children(rt, heap, tid, tys, intern, pointees, frontier) -> np.ndarray
     src, off, child = src[ok], off[ok], child[ok]
     data = off - header_bytes(heap, src)
     src_ids = tid[src]
-    for t in heapmark.unique(src_ids).tolist():
+    types = heapmark.unique(tid[frontier])    # (fewer than the edges)
+    for t in types.tolist():
         ty = tys[t]
         if not ty.size:
             continue
-        m = np.flatnonzero(src_ids == t)
+        m = np.flatnonzero(src_ids == t) if len(types) > 1 else np.arange(len(src_ids))
+        if not len(m):
+            continue
         rel = data[m] % ty.size
-        for r in heapmark.unique(rel).tolist():
+        lo, hi = int(rel.min()), int(rel.max())
+        for r in ([lo] if lo == hi else heapmark.unique(rel).tolist()):
             if (t, r) not in pointees:
                 pointees[(t, r)] = ty.pointee(rt, int(r))
             p = pointees[(t, r)]

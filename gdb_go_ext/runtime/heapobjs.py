@@ -35,6 +35,7 @@ MAX_SPANS = 1 << 26          # allspans entries read (512 GiB of 8 KiB spans)
 SPAN_CHUNK = 1 << 16         # mspan structs read at once
 OBJ_CHUNK_BYTES = 1 << 22    # object bytes read at once by pointers()
 LARGE_CHUNK_WORDS = 1 << 20  # words of one large object read at once
+LOCATE_CHUNK = 1 << 20       # addresses located at once
 MAX_PAGES = 1 << 27          # npages of one span (1 TiB)
 
 SPAN_PATHS = ("startAddr", "npages", "freeindex", "nelems", "allocBits", "spanclass",
@@ -321,6 +322,10 @@ class HeapObjects:
         out = np.full(len(a), -1, dtype=np.int64)
         if not len(self.span_base) or not len(a):
             return out
+        if len(a) > LOCATE_CHUNK:    # (bounded temporaries)
+            for lo in range(0, len(a), LOCATE_CHUNK):
+                out[lo:lo + LOCATE_CHUNK] = self.locate(a[lo:lo + LOCATE_CHUNK])
+            return out
         if self._pages is not None:
             p = (a // np.uint64(self.lay.page_size)).astype(np.int64) - self._page0
             ok = (p >= 0) & (p < len(self._pages))
@@ -437,11 +442,12 @@ class HeapObjects:
             self._hb_width = npmax * lay.page_size // 512
             self._hb = np.zeros((len(hb), self._hb_width), dtype=np.uint64)
             self._hb_loaded = np.zeros(len(hb), dtype=bool)
+            self._hb_spans = hb
         rows = self._hb_rows[spans]
         need = rows[~self._hb_loaded[rows]]
         if len(need):
-            need = np.unique(need)
-            sp = np.nonzero(np.isin(self._hb_rows, need))[0]   # span rows, in need's order
+            need = np.flatnonzero(np.bincount(need, minlength=len(self._hb_loaded)))
+            sp = self._hb_spans[need]      # span rows, in need's order
             size = ((self.span_end[sp] - self.span_base[sp]) // np.uint64(64)).astype(np.int64)
             start = self.span_end[sp].astype(np.int64) - size
             if lay.inline_marks:
