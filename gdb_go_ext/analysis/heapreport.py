@@ -388,25 +388,27 @@ def object_types(rt, st: HeapState) -> tuple:
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        found = [_type_children(rt, heap, tid, tys, intern, pointees, frontier[lo:lo + CHUNK])
-                 for lo in range(0, len(frontier), CHUNK)]
+        found = [_type_children(rt, heap, tid, tys, intern, pointees, piece)
+                 for lo in range(0, len(frontier), CHUNK)
+                 for piece in heapmark.edge_pieces(heap, frontier[lo:lo + CHUNK])]
         new = heapmark.unique(np.concatenate(found)) if found else frontier[:0]
         frontier = new[tid[new] >= 0]
     st.types = (tid, tys)
     return st.types
 
 
-def _type_children(rt, heap, tid, tys, intern, pointees, frontier) -> np.ndarray:
-    """One step of object_types from some typed slots: their untyped children typed by
-    the field each pointer sits in; the children reached."""
-    src, off, child = heapmark.edges(heap, frontier)
+def _type_children(rt, heap, tid, tys, intern, pointees, piece) -> np.ndarray:
+    """One step of object_types over a piece of edges (source, offset, target) from typed
+    slots: their untyped children typed by the field each pointer sits in; the children
+    reached."""
+    src, off, child = piece
     if not len(child):
         return child
     ok = tid[child] < 0
     src, off, child = src[ok], off[ok], child[ok]
     data = off - header_bytes(heap, src)
     src_ids = tid[src]
-    types = heapmark.unique(tid[frontier])    # (fewer than the edges)
+    types = heapmark.unique(tid[src[np.r_[True, src[1:] != src[:-1]]]])   # (src: sorted)
     for t in types.tolist():
         ty = tys[t]
         if not ty.size:

@@ -145,6 +145,29 @@ class Graph:
         pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts, lens)
         return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
 
+    def edge_pieces(self, objs: np.ndarray, limit: int = 1 << 20):
+        """edges(objs) in pieces of about limit pointers (a slot with more: in ranges of
+        its own), so a large array of pointers costs bounded temporaries."""
+        lens = self.count[objs].astype(np.int64)
+        cum = np.cumsum(lens)
+        if not len(cum) or int(cum[-1]) <= limit:
+            yield self.edges(objs)
+            return
+        lo = 0
+        while lo < len(objs):
+            base = int(cum[lo - 1]) if lo else 0
+            hi = int(np.searchsorted(cum, base + limit, "right"))
+            if hi > lo:
+                yield self.edges(objs[lo:hi])
+                lo = hi
+                continue
+            o, first, k = int(objs[lo]), int(self.first[objs[lo]]), int(lens[lo])
+            for a in range(0, k, limit):
+                pos = np.arange(first + a, first + min(k, a + limit), dtype=np.int64)
+                yield (np.full(len(pos), o, dtype=np.int64), self.off[pos].astype(np.int64),
+                       self.child[pos].astype(np.int64))
+            lo += 1
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.first, self.count, self.child, self.off))
 
@@ -186,6 +209,15 @@ def edges(heap, objs: np.ndarray) -> tuple:
     return tuple(np.concatenate([x, y]) for x, y in zip(a, b))
 
 
+def edge_pieces(heap, objs: np.ndarray):
+    """edges() in pieces of bounded size where the heap's Graph covers objs."""
+    g = getattr(heap, "graph", None)
+    if g is not None and len(objs) and g.covered(objs).all():
+        yield from g.edge_pieces(objs)
+    else:
+        yield edges(heap, objs)
+
+
 MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
 
 
@@ -223,8 +255,8 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
                     progress("marking", done + lo + len(objs), n)
         else:
             for lo in range(0, len(frontier), MARK_CHUNK):
-                child = edges(heap, frontier[lo:lo + MARK_CHUNK])[2]
-                nxt.append(child[~marked[child]].astype(_small(n)))
+                for _src, _off, child in edge_pieces(heap, frontier[lo:lo + MARK_CHUNK]):
+                    nxt.append(child[~marked[child]].astype(_small(n)))
         done += len(frontier)
         child = np.concatenate(nxt) if len(nxt) > 1 else nxt[0] if nxt else \
             np.zeros(0, np.int64)
@@ -335,8 +367,8 @@ def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tupl
             return parent, poff, depth
         reached = []
         # (in pieces, in frontier order: a slot reached in an earlier piece keeps it)
-        for lo in range(0, len(frontier), MARK_CHUNK):
-            src, off, child = edges(heap, frontier[lo:lo + MARK_CHUNK])
+        for src, off, child in (e for lo in range(0, len(frontier), MARK_CHUNK)
+                                for e in edge_pieces(heap, frontier[lo:lo + MARK_CHUNK])):
             new = depth[child] < 0
             src, off, child = src[new], off[new], child[new]
             child, first = unique_first(child)

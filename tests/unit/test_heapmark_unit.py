@@ -141,3 +141,23 @@ def test_the_kept_graph_answers_as_memory_does(seed):
         assert [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in a] == \
             [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in b]
     assert kept.calls == calls     # nothing read after the full mark
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_kept_graph_in_bounded_pieces_holds_every_edge_once(seed):
+    """Graph.edge_pieces with a small limit (a slot holding more pointers than the limit
+    split into ranges of its own) gives edges() exactly, in the same order."""
+    rng = np.random.default_rng(300 + seed)
+    n = 50
+    edges = {i: [(8 * k, int(j)) for k, j in enumerate(rng.integers(0, n, rng.integers(0, 9)))]
+             for i in range(n)}
+    h = FakeHeap(n, edges)
+    heapmark.full_mark(h, np.array([ptr(i) for i in range(n)], np.uint64))
+    objs = np.arange(n, dtype=np.int64)
+    whole = h.graph.edges(objs)
+    for limit in (1, 3, 7, 1000):
+        pieces = list(h.graph.edge_pieces(objs, limit))
+        got = [np.concatenate([p[k] for p in pieces]) for k in range(3)]
+        assert all((a == b).all() for a, b in zip(got, whole))
+        if limit < 1000:
+            assert max(len(p[0]) for p in pieces) <= limit
