@@ -406,6 +406,8 @@ def _type_children(rt, heap, tid, tys, intern, pointees, piece) -> np.ndarray:
         return child
     ok = tid[child] < 0
     src, off, child = src[ok], off[ok], child[ok]
+    if not len(child):
+        return child
     data = off - header_bytes(heap, src)
     src_ids = tid[src]
     types = heapmark.unique(tid[src[np.r_[True, src[1:] != src[:-1]]]])   # (src: sorted)
