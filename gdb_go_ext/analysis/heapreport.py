@@ -362,37 +362,45 @@ def object_types(rt, st: HeapState) -> tuple:
         if len(have):
             got = np.array([kind_id[a] for a in kinds.tolist()], dtype=np.int32)
             tid[objs[have]] = got[np.searchsorted(kinds, rec[have])]
-    # one pointer away from typed roots: per (root type, offset), not per word
+    # one pointer away from typed roots: per (root type, offset), not per word; a million
+    # words at a time (an object two roots type differently: the first chunk's, then
+    # the smaller key's)
+    root_ty: dict = {}
     for rs in (st.globals, st.stacks):
-        if not len(rs.value):
-            continue
-        idx = heap.locate(rs.value)
-        hit = np.flatnonzero(idx >= 0)
-        if not len(hit):
-            continue
-        tnames, tname_of_root = _root_type_names(rs)
-        key = tname_of_root[rs.root[hit]].astype(np.int64) * (1 << 32) + \
-            (rs.offset[hit].astype(np.int64) & 0xFFFFFFFF)
-        keys, first = heapmark.unique_first(key)
-        inv = np.searchsorted(keys, key)
-        for k, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
-            name = tnames[kv >> 32] if kv >> 32 < len(tnames) else None
-            off = int(rs.offset[hit[f]])
-            ty = _go_pointee(rt, _gotype(rt, name), off) if name else None
-            if ty is None:
+        tnames, tname_of_root = _root_type_names(rs) if len(rs.value) else ([], None)
+        for lo in range(0, len(rs.value), CHUNK):
+            idx = heap.locate(rs.value[lo:lo + CHUNK])
+            hit = np.flatnonzero(idx >= 0) + lo
+            if not len(hit):
                 continue
-            objs = idx[hit[inv == k]]
-            tid[objs[tid[objs] < 0]] = intern(ty)
+            idx = idx[hit - lo]
+            key = tname_of_root[rs.root[hit]].astype(np.int64) * (1 << 32) + \
+                (rs.offset[hit].astype(np.int64) & 0xFFFFFFFF)
+            keys, first = heapmark.unique_first(key)
+            inv = np.searchsorted(keys, key)
+            for k, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
+                ck = (id(rs), kv)
+                if ck not in root_ty:
+                    name = tnames[kv >> 32] if kv >> 32 < len(tnames) else None
+                    off = int(rs.offset[hit[f]])
+                    root_ty[ck] = _go_pointee(rt, _gotype(rt, name), off) if name else None
+                ty = root_ty[ck]
+                if ty is None:
+                    continue
+                objs = idx[inv == k]
+                tid[objs[tid[objs] < 0]] = intern(ty)
     # then field by field, breadth first
     frontier = np.flatnonzero(tid >= 0)
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        found = [_type_children(rt, heap, tid, tys, intern, pointees, piece)
-                 for lo in range(0, len(frontier), CHUNK)
-                 for piece in heapmark.edge_pieces(heap, frontier[lo:lo + CHUNK])]
-        new = heapmark.unique(np.concatenate(found)) if found else frontier[:0]
-        frontier = new[tid[new] >= 0]
+        found = []
+        for lo in range(0, len(frontier), CHUNK):
+            for piece in heapmark.edge_pieces(heap, frontier[lo:lo + CHUNK]):
+                c = _type_children(rt, heap, tid, tys, intern, pointees, piece)
+                found.append(c[tid[c] >= 0].astype(np.int32))
+        frontier = heapmark.distinct(np.concatenate(found), heap.n) if found else \
+            frontier[:0]
     st.types = (tid, tys)
     return st.types
 
