@@ -402,6 +402,8 @@ def object_types(rt, st: HeapState) -> tuple:
         frontier = heapmark.distinct(np.concatenate(found), heap.n) if found else \
             frontier[:0]
     st.types = (tid, tys)
+    from ..memtrim import give_back
+    give_back()
     return st.types
 
 
