@@ -171,6 +171,8 @@ def heap_report(rt, gs, progress=None) -> HeapReport:
     heap = st.heap
     live = st.live()
     # by type: what the heap records; else the static type of a typed pointer to it
+    if progress is not None:
+        progress("typing objects", 0, 1)
     tid, names = object_types(rt, st)
     classes: dict = {}
     typed: dict = {}

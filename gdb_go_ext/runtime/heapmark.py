@@ -267,6 +267,8 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     if keep:
         graph.close()
         heap.graph = graph
+    if progress is not None:
+        progress("marking", n, n)
     return marked
 
 
