@@ -65,9 +65,48 @@ def distinct(a: np.ndarray, n: int, scratch: Optional[np.ndarray] = None) -> np.
         return unique(a)
     flag = np.zeros(n, dtype=bool) if scratch is None else scratch
     flag[a] = True
-    out = np.flatnonzero(flag)
+    return _flagged(flag)
+
+
+def _flagged(flag: np.ndarray) -> np.ndarray:
+    """The slots flagged, as int32 where they fit, the flags cleared (a block at a time:
+    no int64 index of every slot)."""
+    dt = _small(len(flag))
+    parts = []
+    for lo in range(0, len(flag), 1 << 22):
+        at = np.flatnonzero(flag[lo:lo + (1 << 22)])
+        parts.append((at + lo).astype(dt))
+    out = np.concatenate(parts) if len(parts) != 1 else parts[0]
     flag[out] = False
     return out
+
+
+class _Next:
+    """The next frontier of a mark, gathered as its pieces come: a list of the unmarked
+    children while few, a flag per slot once they are many (a level of millions costs a
+    bool per slot, not an index per pointer)."""
+
+    def __init__(self, n: int, scratch: np.ndarray):
+        self.n, self.flag, self.parts, self.size = n, scratch, [], 0
+        self.flags = False
+
+    def add(self, child: np.ndarray) -> None:
+        if self.flags:
+            self.flag[child] = True
+            return
+        self.parts.append(child.astype(_small(self.n)))
+        self.size += len(child)
+        if self.size >= max(self.n >> 6, 1 << 14):
+            for p in self.parts:
+                self.flag[p] = True
+            self.parts, self.flags = [], True
+
+    def frontier(self) -> np.ndarray:
+        if self.flags:
+            return _flagged(self.flag)
+        if not self.parts:
+            return np.zeros(0, dtype=_small(self.n))
+        return unique(np.concatenate(self.parts) if len(self.parts) > 1 else self.parts[0])
 
 
 class Graph:
@@ -243,24 +282,23 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
         if not len(frontier):
             break
         marked[frontier] = True
-        nxt = []
+        nxt = _Next(n, scratch)
         if keep:
             for lo in range(0, len(frontier), MARK_CHUNK):
-                objs = frontier[lo:lo + MARK_CHUNK]
+                objs = frontier[lo:lo + MARK_CHUNK].astype(np.int64)
                 graph.cover(objs)
                 for src, off, child in _read_pieces(heap, objs):
                     graph.add(src, off, child)
-                    nxt.append(child[~marked[child]].astype(_small(n)))
+                    nxt.add(child[~marked[child]])
                 if progress is not None:
                     progress("marking", done + lo + len(objs), n)
         else:
             for lo in range(0, len(frontier), MARK_CHUNK):
-                for _src, _off, child in edge_pieces(heap, frontier[lo:lo + MARK_CHUNK]):
-                    nxt.append(child[~marked[child]].astype(_small(n)))
+                objs = frontier[lo:lo + MARK_CHUNK].astype(np.int64)
+                for _src, _off, child in edge_pieces(heap, objs):
+                    nxt.add(child[~marked[child]])
         done += len(frontier)
-        child = np.concatenate(nxt) if len(nxt) > 1 else nxt[0] if nxt else \
-            np.zeros(0, np.int64)
-        frontier = distinct(child, n, scratch).astype(np.int64)
+        frontier = nxt.frontier()
     else:
         if errors is not None:
             errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
