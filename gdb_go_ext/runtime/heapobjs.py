@@ -13,8 +13,10 @@ The heap is read as the runtime keeps it (mheap.go, mbitmap.go, malloc.go):
     objects of a small size class, the malloc header: the object's first word is its
     *abi.Type and its data starts after it; for large spans, span.largeType; the type's
     pointer bitmap (rtypes.RType.ptr_mask) repeats every type size up to the slot's end.
-Everything is read in bulk into numpy arrays, no Python object per heap object;
-pointers() works through its objects in chunks, so its memory is bounded by its output.
+Everything is read in bulk into numpy arrays, no Python object per heap object: per
+span, never per slot (the alloc bits stay bits, a pointer's span is one look-up in a page
+table); pointer_pieces() works through its objects a few MiB at a time, so a mark's
+memory is bounded by what it keeps.
 Layouts by DWARF field presence (runtime.mspan, runtime.mheap), constants from the
 binary's DWARF with the values every version from 1.22 has used where it has none.
 
