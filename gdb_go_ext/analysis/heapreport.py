@@ -162,8 +162,16 @@ def marked_bytes(heap, m: np.ndarray) -> tuple:
     """(objects, bytes) of the slots marked in the bool array m: counted per span."""
     if not heap.n or not len(heap.span_first):
         return 0, 0
-    per_span = np.add.reduceat(m, heap.span_first, dtype=np.int64)
-    return int(per_span.sum()), int((per_span * heap.span_elemsize.astype(np.int64)).sum())
+    objects = nbytes = 0
+    first = heap.span_first
+    for a in range(0, len(first), 1 << 14):     # (a block of spans: bounded temporaries)
+        b = min(a + (1 << 14), len(first))
+        end = int(first[b]) if b < len(first) else heap.n
+        per_span = np.add.reduceat(m[int(first[a]):end], first[a:b] - first[a],
+                                   dtype=np.int32).astype(np.int64)
+        objects += int(per_span.sum())
+        nbytes += int((per_span * heap.span_elemsize[a:b].astype(np.int64)).sum())
+    return objects, nbytes
 
 
 def heap_report(rt, gs, progress=None) -> HeapReport:
