@@ -340,9 +340,16 @@ def object_types(rt, st: HeapState) -> tuple:
     """(type id per slot, -1 where unknown; the Ty of each id): the type the heap
     records (malloc header, span.largeType), else the static type of the first typed
     pointer that reaches it, from a DWARF-typed root (a global, a frame variable) or
-    from the field of a typed object, breadth first. Kept on the state."""
-    if st.types is not None:
-        return st.types
+    from the field of a typed object, breadth first. Kept on the state; the C heap's
+    free pages given back once its temporaries are gone."""
+    if st.types is None:
+        from ..memtrim import give_back
+        st.types = _object_types(rt, st)
+        give_back()
+    return st.types
+
+
+def _object_types(rt, st: HeapState) -> tuple:
     from ..runtime.rtypes import rtypes
     reg = rtypes(rt)
     heap = st.heap
@@ -411,10 +418,7 @@ def object_types(rt, st: HeapState) -> tuple:
                 found.append(c[tid[c] >= 0].astype(np.int32))
         frontier = heapmark.distinct(np.concatenate(found), heap.n) if found else \
             frontier[:0]
-    st.types = (tid, tys)
-    from ..memtrim import give_back
-    give_back()
-    return st.types
+    return tid, tys
 
 
 def _type_children(rt, heap, tid, tys, intern, pointees, piece) -> np.ndarray:
