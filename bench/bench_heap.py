@@ -1,23 +1,30 @@
 #!/usr/bin/env python3
-"""Issue 19's speed: the heap views on a ~1 GB live heap, live and on a core.
+"""Issue 29's speed and memory: the heap views on the 0.4 GB and 1.9 GB heaps of
+bench/heapbig, ours against goref (cloudwego/goref, Delve-based) on the same core, in
+the same run.
 
-1. Build bench/heapbig (--toolchain NAME from the matrix, default go1.26.6) and start it:
-   N goroutines (-n, default 1,000,000) each keeping a 1 KiB buffer across a channel
-   receive, plus M small objects (-m, default 10,000,000) reachable from a global. It
-   collects twice and prints runtime.ReadMemStats' HeapAlloc and HeapObjects.
-2. --rounds times (default 2), a fresh `gdb -p PID` under /usr/bin/time -v that loads
-   gdb_go_ext and times, one after the other, `go heap --json -o F` and
-   `go stacks --retained --json -o F`; then another fresh gdb with `go stacks --retained`
-   alone (cold). Peak RSS: /usr/bin/time's maximum resident size of the first gdb. Live bytes and objects are printed against HeapAlloc and HeapObjects.
-3. A gcore of the process and 2 again on the core (--no-core skips it).
-4. viewcore (golang.org/x/debug/cmd/viewcore, if it is installed or --viewcore PATH)
-   `histogram` on the same core, timed, or the line it failed with.
+For each size (--sizes, default 200000x2000000 and 1000000x10000000: N goroutines each
+keeping a 1 KiB buffer across a channel receive, plus M 16-byte objects reachable from
+a global; it collects twice and prints runtime.ReadMemStats' HeapAlloc and HeapObjects):
+1. Build bench/heapbig (--toolchain NAME from the matrix, default go1.26.6), start it,
+   and (--live) time a fresh `gdb -p PID` with `go heap --json -o F` and
+   `go stacks --retained --json -o F`, then `go stacks --retained` in a gdb of its own.
+2. A gcore of the process. --rounds times (default 3), one after the other:
+   - `gdb -batch BIN CORE -ex 'go heap --json -o F'` under /usr/bin/time -v: the
+     whole gdb's wall time (its start included) and peak RSS, and the command's own time;
+   - goref's `grf core BIN CORE` under /usr/bin/time -v: wall time and peak RSS
+     (--goref PATH, or `grf` on PATH; build it from its source with
+     `git clone https://github.com/cloudwego/goref && cd goref && go build ./cmd/grf`).
+   Then, once, the same gdb with go heap and go stacks --retained (the retained
+   bucket) on the core.
+3. Live bytes and objects against HeapAlloc and HeapObjects.
 
-Prints medians and the issue's targets as met / NOT MET. Benchmarks never assert. Run it
-under the bench lock:
+Prints medians, the ratios to goref and the issue's targets as met / NOT MET. Benchmarks
+never assert. The cores are written under --work (default a temporary directory; keep
+a few GB free). Run it under the bench lock:
 
-    flock /tmp/gdb_go_ext-bench.lock python bench/bench_heap.py [-n 1000000] [-m 10000000]
-        [--toolchain go1.26.6] [--rounds 2] [--no-core] [--viewcore PATH]
+    flock /tmp/gdb_go_ext-bench.lock python bench/bench_heap.py [--sizes NxM,...]
+        [--toolchain go1.26.6] [--rounds 3] [--live] [--goref PATH] [--work DIR]
 """
 import argparse
 import json
@@ -111,86 +118,157 @@ def session(mode, target_args, work, timeout, views=("heap", "retained")):
     return res
 
 
-def viewcore_time(viewcore, binary, core, timeout):
-    if not viewcore:
-        return ("not installed: `go install golang.org/x/debug/cmd/viewcore@latest` (the Go "
-                "module proxy here refuses golang.org/x/debug), or --viewcore PATH")
+def timed(argv, timeout):
+    """(wall seconds, peak RSS MB, stdout) of argv under /usr/bin/time -v."""
     t = time.perf_counter()
+    p = subprocess.run(["/usr/bin/time", "-v"] + argv, capture_output=True, text=True,
+                       timeout=timeout, env=dict(os.environ, NO_COLOR="1"))
+    wall = time.perf_counter() - t
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    return wall, (int(rss.group(1)) / 1024 if rss else None), p.stdout, p.returncode, p.stderr
+
+
+def ours_heap(binary, core, work, timeout):
+    """go heap alone on the core in a fresh gdb: (gdb wall s, peak MB, command s, live)."""
+    out = os.path.join(work, "heap-core.json")
+    argv = ["gdb", "-nx", "-batch", "-iex", "set pagination off",
+            "-iex", "set auto-load python-scripts off",
+            "-ex", "directory " + harness.gdb_script_dir(), "-ex", "source gdb_go_ext",
+            "-ex", "python import time; _t = time.perf_counter()",
+            "-ex", "go heap --json -o %s" % out,
+            "-ex", "python print('BENCH heap %f' % (time.perf_counter() - _t))",
+            binary, core]
+    wall, rss, stdout, _rc, _err = timed(argv, timeout)
+    m = re.search(r"BENCH heap ([\d.]+)", stdout)
     try:
-        p = subprocess.run([viewcore, core, "--exe", binary, "histogram"], capture_output=True,
-                           text=True, timeout=timeout)
+        with open(out) as f:
+            h = json.load(f)
+        live = (h["live_bytes"], h["live_objects"], h["errors"])
+    except (OSError, ValueError, KeyError):
+        live = None
+    return wall, rss, float(m.group(1)) if m else None, live
+
+
+def goref(grf, binary, core, work, timeout):
+    """goref on the core: (wall s, peak MB) or (None, error)."""
+    cwd = os.path.join(work, "goref")
+    os.makedirs(cwd, exist_ok=True)
+    try:
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-v", grf, "core", binary, core], cwd=cwd,
+                           capture_output=True, text=True, timeout=timeout)
+        wall = time.perf_counter() - t
     except subprocess.TimeoutExpired:
-        return "gave no answer in %d s" % timeout
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        last = (p.stderr.strip() or p.stdout.strip()).splitlines()[-1:] or ["?"]
-        return "failed after %.1f s: %s" % (dt, last[0][:200])
-    return "%.1f s" % dt
+        return None, "gave no answer in %d s" % timeout
+    if p.returncode:
+        return None, "failed: " + (p.stderr.strip().splitlines() or ["?"])[-1][:200]
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    return wall, int(rss.group(1)) / 1024 if rss else None
+
+
+def one_size(a, binary, n, m, grf):
+    work = tempfile.mkdtemp(prefix="bench-heap-", dir=a.work)
+    p, alloc, objects = start(binary, n, m, a.timeout)
+    res = {"alloc": alloc, "objects": objects, "ours": [], "goref": []}
+    try:
+        if a.live:
+            res["live"] = session("live", [binary, "-p", str(p.pid)], work, a.timeout)
+            cold = session("live", [binary, "-p", str(p.pid)], work, a.timeout, ("retained",))
+            res["live"]["cold --retained"] = cold["cold --retained"]
+        core = bg.make_core(p.pid, work, a.timeout)
+    finally:
+        bg.kill(p)
+    bg.settle()
+    for _ in range(a.rounds):
+        wall, rss, cmd, live = ours_heap(binary, core, work, a.timeout)
+        res["ours"].append((wall, rss, cmd))
+        res["live_heap"] = live
+        bg.log("core  go heap: gdb %.1f s (the command %.1f s), peak RSS %.0f MB"
+               % (wall, cmd or -1, rss or -1))
+        if grf:
+            g = goref(grf, binary, core, work, a.timeout)
+            res["goref"].append(g)
+            bg.log("core  goref:   " + ("%.1f s, peak RSS %.0f MB" % g if g[0] is not None
+                                       else g[1]))
+    res["core"] = session("core", [binary, core], work, a.timeout)
+    shutil.rmtree(work, ignore_errors=True)
+    return res
+
+
+def report(version, n, m, res, met):
+    alloc, objects = res["alloc"], res["objects"]
+    gb = alloc / 1e9
+    print("\n%s, %d goroutines x 1 KiB + %d small objects: HeapAlloc %d (%.2f GB), "
+          "HeapObjects %d" % (version, n, m, alloc, gb, objects))
+    ours = res["ours"]
+    wall = statistics.median(o[0] for o in ours)
+    rss = statistics.median(o[1] for o in ours if o[1])
+    cmd = statistics.median(o[2] for o in ours if o[2])
+    print("  go heap on the core: %.1f s in a fresh gdb (the command %.1f s), gdb peak RSS "
+          "%.0f MB (medians of %d)" % (wall, cmd, rss, len(ours)))
+    live = res.get("live_heap")
+    if live:
+        print("      live_bytes %d (%+.3f%% of HeapAlloc), live_objects %d (%+.3f%%), "
+              "errors %s" % (live[0], 100 * (live[0] - alloc) / alloc, live[1],
+                             100 * (live[1] - objects) / objects, live[2][:3]))
+    core = res.get("core") or {}
+    if core.get("go stacks --retained"):
+        print("  then go stacks --retained %.1f s after go heap (largest bucket retains %s "
+              "bytes); that gdb's peak RSS %.0f MB" % (core["go stacks --retained"]["seconds"],
+                                                     core.get("kept"), core["rss_mb"] or -1))
+    for mode in ("live",):
+        r = res.get(mode)
+        if r and r.get("go heap"):
+            print("  live: go heap %.1f s, go stacks --retained after it %.1f s, in a gdb of "
+                  "its own %.1f s; gdb peak RSS %.0f MB"
+                  % (r["go heap"]["seconds"], r["go stacks --retained"]["seconds"],
+                     (r.get("cold --retained") or {}).get("seconds", -1), r["rss_mb"] or -1))
+    g = [x for x in res["goref"] if x[0] is not None]
+    if g:
+        gw = statistics.median(x[0] for x in g)
+        gr = statistics.median(x[1] for x in g if x[1])
+        print("  goref on the core:   %.1f s, peak RSS %.0f MB (medians of %d)"
+              % (gw, gr, len(g)))
+        print("  ours: %.1fx faster than goref, at %.2fx its peak RSS" % (gw / wall, rss / gr))
+        met.append(("%.1f GB: >= 10x faster than goref" % gb, gw / wall >= 10))
+        met.append(("%.1f GB: <= half goref's peak RSS" % gb, rss <= gr / 2))
+    elif res["goref"]:
+        print("  goref: %s" % res["goref"][0][1])
+    if gb > 1.5:
+        met.append(("%.1f GB: go heap <= 15 s (fresh gdb)" % gb, wall <= 15))
+        met.append(("%.1f GB: gdb peak RSS <= 1 GB" % gb, rss <= 1024))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-n", type=int, default=1000000)
-    ap.add_argument("-m", type=int, default=10000000)
+    ap.add_argument("--sizes", default="200000x2000000,1000000x10000000")
     ap.add_argument("--toolchain", default="go1.26.6")
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--no-core", action="store_true")
-    ap.add_argument("--viewcore", default=shutil.which("viewcore") or os.path.expanduser(
-        "~/go/bin/viewcore"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--live", action="store_true")
+    ap.add_argument("--goref", default=shutil.which("grf") or os.path.expanduser("~/go/bin/grf"))
+    ap.add_argument("--work", default=None)
     ap.add_argument("--timeout", type=int, default=1800)
     a = ap.parse_args()
+    grf = a.goref if a.goref and os.path.exists(a.goref) else None
+    if not grf:
+        bg.log("goref not found (--goref PATH): ours alone")
     _label, go, _goroot, env, version = bg.resolve_toolchain(a.toolchain)
-    work = tempfile.mkdtemp(prefix="bench-heap-")
-    binary = os.path.join(work, "heapbig")
+    build = tempfile.mkdtemp(prefix="bench-heap-bin-", dir=a.work)
+    binary = os.path.join(build, "heapbig")
     b = subprocess.run([go, "build", "-o", binary, "."], cwd=HEAPBIG, env=env,
                        capture_output=True, text=True, timeout=600)
     if b.returncode:
         raise SystemExit("building bench/heapbig failed:\n" + b.stdout + b.stderr)
-    p, alloc, objects = start(binary, a.n, a.m, a.timeout)
-    rows = {}
-    try:
-        for _ in range(a.rounds):
-            rows.setdefault("live", []).append(session("live", [binary, "-p", str(p.pid)],
-                                                       work, a.timeout))
-            cold = session("live", [binary, "-p", str(p.pid)], work, a.timeout, ("retained",))
-            rows["live"][-1]["cold --retained"] = cold["cold --retained"]
-        if not a.no_core:
-            core = bg.make_core(p.pid, work, a.timeout)
-            bg.kill(p)
-            for _ in range(a.rounds):
-                rows.setdefault("core", []).append(session("core", [binary, core], work,
-                                                           a.timeout))
-                cold = session("core", [binary, core], work, a.timeout, ("retained",))
-                rows["core"][-1]["cold --retained"] = cold["cold --retained"]
-            vc = viewcore_time(a.viewcore if a.viewcore and os.path.exists(a.viewcore)
-                               else None, binary, core, min(a.timeout, 600))
-        else:
-            vc = "not run (--no-core)"
-    finally:
-        bg.kill(p)
-    print("\n%s, %d goroutines x 1 KiB + %d small objects: HeapAlloc %d (%.2f GB), "
-          "HeapObjects %d" % (version, a.n, a.m, alloc, alloc / 1e9, objects))
+    results = []
+    for size in a.sizes.split(","):
+        n, m = (int(x) for x in size.lower().split("x"))
+        results.append((n, m, one_size(a, binary, n, m, grf)))
     met = []
-    for mode, rs in rows.items():
-        med = lambda k: statistics.median(r[k]["seconds"] for r in rs if r.get(k))  # noqa: E731
-        heap_s, kept_s = med("go heap"), med("go stacks --retained")
-        cold_s = med("cold --retained")
-        rss = statistics.median(r["rss_mb"] for r in rs if r["rss_mb"])
-        live = rs[0]["live"]
-        print("%-5s go heap %.1f s; go stacks --retained after it %.1f s, in a gdb of its own "
-              "%.1f s (%.2fx go heap); gdb peak RSS %d MB (medians of %d)"
-              % (mode, heap_s, kept_s, cold_s, cold_s / heap_s, rss, len(rs)))
-        if live:
-            print("      live_bytes %d (%.3f%% of HeapAlloc), live_objects %d (%.3f%%), "
-                  "errors %s" % (live[0], 100 * (live[0] - alloc) / alloc, live[1],
-                                 100 * (live[1] - objects) / objects, live[2][:3]))
-        print("      the largest bucket retains %s bytes" % rs[0]["kept"])
-        met.append(("%s go heap < 60 s" % mode, heap_s < 60))
-        met.append(("%s --retained < 2x go heap" % mode, max(kept_s, cold_s) < 2 * heap_s))
-    print("viewcore histogram on the same core: %s" % vc)
+    for n, m, res in results:
+        report(version, n, m, res, met)
     for what, ok in met:
-        print("  %-32s %s" % (what, "met" if ok else "NOT MET"))
-    shutil.rmtree(work, ignore_errors=True)
+        print("  %-40s %s" % (what, "met" if ok else "NOT MET"))
+    shutil.rmtree(build, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,21 @@ def require_heap(rt) -> None:
 
 @dataclass
 class HeapState:
-    """One stop's heap, its roots and their full mark, kept for the views that follow."""
+    """One stop's heap, its roots and their full mark (as bits, one per slot; given as
+    bools, packed), kept for the views that follow."""
     heap: object
     roots: list                 # RootSet list: globals, stacks, specials
     marked: np.ndarray
     errors: list = field(default_factory=list)
     types: Optional[tuple] = None          # object_types(): (type id per slot, names)
+
+    def __post_init__(self):
+        if self.marked.dtype == bool:
+            self.marked = np.packbits(self.marked, bitorder="little")
+
+    def live(self) -> np.ndarray:
+        """The marked slots, in order."""
+        return np.flatnonzero(np.unpackbits(self.marked, count=self.heap.n, bitorder="little"))
 
     @property
     def globals(self):
@@ -52,23 +61,37 @@ class HeapState:
         return heapmark._roots_values(self.roots)
 
 
-def heap_state(rt, gs) -> HeapState:
+def heap_state(rt, gs, progress=None) -> HeapState:
     """The heap of this stop, marked from every root (kept on the heap model, which the
-    runtime forgets when the target moves)."""
+    runtime forgets when the target moves). progress(what, done, total): told how the
+    spans, the roots and the mark go. The C heap's free pages are given back after
+    each (memtrim)."""
+    from ..memtrim import give_back
     from ..runtime.heapobjs import read_heap
     from ..runtime.heaproots import global_roots, special_roots
     from ..runtime.stackroots import stack_roots
-    heap = read_heap(rt)
+    heap = read_heap(rt, progress)
     cached = getattr(heap, "_gdb_go_ext_state", None)
     if cached is not None:
         return cached
     errors = list(heap.errors)
+    tell = progress or (lambda what, done, total: None)
     # (with DWARF's names and types of frame variables: they type what they point at)
-    roots = [global_roots(rt), stack_roots(rt, gs), special_roots(rt, heap)]
+    tell("reading roots", 0, 3)
+    roots = [global_roots(rt)]
+    tell("reading roots", 1, 3)
+    roots.append(stack_roots(rt, gs))
+    tell("reading roots", 2, 3)
+    roots.append(special_roots(rt, heap))
+    tell("reading roots", 3, 3)
+    give_back()
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
-    marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors)
+    marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors,
+                                progress=progress)
     state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
+    del marked
+    give_back()
     heap._gdb_go_ext_state = state
     return state
 
@@ -127,43 +150,60 @@ def _package(symbol: str) -> str:
     return symbol[:dot] if dot > 0 else symbol
 
 
-def heap_report(rt, gs) -> HeapReport:
-    st = heap_state(rt, gs)
+CHUNK = 1 << 20      # slots tallied or followed at once (bounded temporaries)
+
+
+def _merge(acc: dict, keys, counts, sums) -> None:
+    for k, n, b in zip(keys.tolist(), counts.tolist(), sums.tolist()):
+        was = acc.get(k, (0, 0))
+        acc[k] = (was[0] + n, was[1] + b)
+
+
+def marked_bytes(heap, m: np.ndarray) -> tuple:
+    """(objects, bytes) of the slots marked in the bool array m: counted per span."""
+    if not heap.n or not len(heap.span_first):
+        return 0, 0
+    objects = nbytes = 0
+    first = heap.span_first
+    for a in range(0, len(first), 1 << 14):     # (a block of spans: bounded temporaries)
+        b = min(a + (1 << 14), len(first))
+        end = int(first[b]) if b < len(first) else heap.n
+        per_span = np.add.reduceat(m[int(first[a]):end], first[a:b] - first[a],
+                                   dtype=np.int32).astype(np.int64)
+        objects += int(per_span.sum())
+        nbytes += int((per_span * heap.span_elemsize[a:b].astype(np.int64)).sum())
+    return objects, nbytes
+
+
+def heap_report(rt, gs, progress=None) -> HeapReport:
+    st = heap_state(rt, gs, progress)
     heap = st.heap
-    live = np.flatnonzero(st.marked)
-    sizes = heap.size(live).astype(np.int64)
-    spans = heap.span_of(live)
-    # by size class (0: large objects, a span each)
-    cls = (heap.span_class[spans] >> 1).astype(np.int64)
-    key = np.where(cls == 0, -sizes, cls)
-    u, counts, sums = _tally(key, sizes)
-    by_class = []
-    for k, n, b in zip(u.tolist(), counts.tolist(), sums.tolist()):
-        by_class.append((k if k > 0 else 0, -k if k <= 0 else b // n, n, b))
+    live = st.live()
     # by type: what the heap records; else the static type of a typed pointer to it
+    if progress is not None:
+        progress("typing objects", 0, 1)
     tid, names = object_types(rt, st)
-    ids = tid[live]
-    by_type = []
-    if len(live):
-        arrays = holds_array(st, live, ids, sizes)
-        key = np.where(ids >= 0, ids.astype(np.int64) * 2 + arrays, -1)
-        u = heapmark.unique(key)
-        inv = np.searchsorted(u, key)
-        cnt = np.bincount(inv, minlength=len(u))
-        byt = np.bincount(inv, weights=sizes.astype(np.float64)).astype(np.int64)
-        for k in np.lexsort((u, -byt)).tolist():
-            t = int(u[k])
-            if t >= 0:
-                by_type.append(Tally(("[]" if t & 1 else "") + names[t >> 1].name,
-                                     int(cnt[k]), int(byt[k])))
-        # the rest by size
-        rest = ids < 0
-        if rest.any():
-            su = heapmark.unique(sizes[rest])
-            sc = np.bincount(np.searchsorted(su, sizes[rest]), minlength=len(su))
-            by_type += [Tally(f"untyped {int(z)} B", int(c), int(z) * int(c))
-                        for z, c in zip(su.tolist(), sc.tolist())]
-        by_type.sort(key=lambda t: (-t.bytes, t.name))
+    classes: dict = {}
+    typed: dict = {}
+    total = 0
+    for lo in range(0, len(live), CHUNK):
+        objs = live[lo:lo + CHUNK]
+        spans = heap.span_of(objs)
+        sizes = heap.span_elemsize[spans].astype(np.int64)
+        total += int(sizes.sum())
+        # by size class (0: large objects, a span each)
+        cls = (heap.span_class[spans] >> 1).astype(np.int64)
+        _merge(classes, *_tally(np.where(cls == 0, -sizes, cls), sizes))
+        ids = tid[objs]
+        arrays = holds_array(st, objs, ids, sizes)
+        # (untyped: by size, as -1 - size)
+        _merge(typed, *_tally(np.where(ids >= 0, ids.astype(np.int64) * 2 + arrays,
+                                       -1 - sizes), sizes))
+    by_class = [(k if k > 0 else 0, -k if k <= 0 else b // n, n, b) for k, (n, b) in
+                sorted(classes.items(), key=lambda kv: (-kv[1][1], kv[0]))]
+    by_type = [Tally(("[]" if t & 1 else "") + names[t >> 1].name if t >= 0 else
+                     f"untyped {-1 - t} B", n, b) for t, (n, b) in typed.items()]
+    by_type.sort(key=lambda t: (-t.bytes, t.name))
     # by root: each package's globals, every goroutine stack, the finalizers
     by_root = []
     g = st.globals
@@ -171,19 +211,17 @@ def heap_report(rt, gs) -> HeapReport:
         pkgs = np.array([_package(r.name) for r in g.roots] or [""], dtype=object)
         word_pkg = pkgs[g.root] if len(g.roots) else pkgs[:0]
         for p in sorted(set(word_pkg.tolist())):
-            m = heapmark.mark(heap, g.value[word_pkg == p])
-            n = int(m.sum())
+            n, nbytes = marked_bytes(heap, heapmark.mark(heap, g.value[word_pkg == p]))
             if n:
-                by_root.append(("globals", p, n, int(heap.size(np.flatnonzero(m)).sum())))
+                by_root.append(("globals", p, n, nbytes))
     for kind, rs in (("stacks", st.stacks), ("finalizers", st.specials)):
         if len(rs.value):
-            m = heapmark.mark(heap, rs.value)
-            n = int(m.sum())
+            n, nbytes = marked_bytes(heap, heapmark.mark(heap, rs.value))
             if n:
                 by_root.append((kind, "goroutine stacks" if kind == "stacks" else "finalizers",
-                                n, int(heap.size(np.flatnonzero(m)).sum())))
+                                n, nbytes))
     by_root.sort(key=lambda r: (-r[3], r[1]))
-    return HeapReport(int(sizes.sum()), len(live), by_class, by_type, by_root, st.errors)
+    return HeapReport(total, len(live), by_class, by_type, by_root, st.errors)
 
 
 def holds_array(st: HeapState, objs: np.ndarray, ids: np.ndarray,
@@ -303,9 +341,16 @@ def object_types(rt, st: HeapState) -> tuple:
     """(type id per slot, -1 where unknown; the Ty of each id): the type the heap
     records (malloc header, span.largeType), else the static type of the first typed
     pointer that reaches it, from a DWARF-typed root (a global, a frame variable) or
-    from the field of a typed object, breadth first. Kept on the state."""
-    if st.types is not None:
-        return st.types
+    from the field of a typed object, breadth first. Kept on the state; the C heap's
+    free pages given back once its temporaries are gone."""
+    if st.types is None:
+        from ..memtrim import give_back
+        st.types = _object_types(rt, st)
+        give_back()
+    return st.types
+
+
+def _object_types(rt, st: HeapState) -> tuple:
     from ..runtime.rtypes import rtypes
     reg = rtypes(rt)
     heap = st.heap
@@ -321,67 +366,93 @@ def object_types(rt, st: HeapState) -> tuple:
         return i
 
     pointees: dict = {}
-    live = np.flatnonzero(st.marked)
-    rec = heap.type_of(live)
-    have = np.flatnonzero(rec)
-    kinds = heapmark.unique(rec[have])       # per distinct type descriptor, not per object
-    kind_ids = []
-    for a in kinds.tolist():
-        r = reg.at(int(a))
-        kind_ids.append(intern(Ty(r.name, None, r)) if r is not None and r.name else -1)
-    if len(have):
-        got = np.array(kind_ids, dtype=np.int32)[np.searchsorted(kinds, rec[have])]
-        tid[live[have]] = got
-    # one pointer away from typed roots: per (root type, offset), not per word
+    live = st.live()
+    kind_id: dict = {}
+    for lo in range(0, len(live), CHUNK):
+        objs = live[lo:lo + CHUNK]
+        rec = heap.type_of(objs)
+        have = np.flatnonzero(rec)
+        kinds = heapmark.unique(rec[have])    # per distinct type descriptor, not per object
+        for a in kinds.tolist():
+            if a not in kind_id:
+                r = reg.at(int(a))
+                kind_id[a] = intern(Ty(r.name, None, r)) if r is not None and r.name else -1
+        if len(have):
+            got = np.array([kind_id[a] for a in kinds.tolist()], dtype=np.int32)
+            tid[objs[have]] = got[np.searchsorted(kinds, rec[have])]
+    # one pointer away from typed roots: per (root type, offset), not per word; a million
+    # words at a time (an object two roots type differently: the first chunk's, then
+    # the smaller key's)
+    root_ty: dict = {}
     for rs in (st.globals, st.stacks):
-        if not len(rs.value):
-            continue
-        idx = heap.locate(rs.value)
-        hit = np.flatnonzero(idx >= 0)
-        if not len(hit):
-            continue
-        tnames, tname_of_root = _root_type_names(rs)
-        key = tname_of_root[rs.root[hit]].astype(np.int64) * (1 << 32) + \
-            (rs.offset[hit].astype(np.int64) & 0xFFFFFFFF)
-        keys, first = heapmark.unique_first(key)
-        inv = np.searchsorted(keys, key)
-        for k, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
-            name = tnames[kv >> 32] if kv >> 32 < len(tnames) else None
-            off = int(rs.offset[hit[f]])
-            ty = _go_pointee(rt, _gotype(rt, name), off) if name else None
-            if ty is None:
+        tnames, tname_of_root = _root_type_names(rs) if len(rs.value) else ([], None)
+        for lo in range(0, len(rs.value), CHUNK):
+            idx = heap.locate(rs.value[lo:lo + CHUNK])
+            hit = np.flatnonzero(idx >= 0) + lo
+            if not len(hit):
                 continue
-            objs = idx[hit[inv == k]]
-            tid[objs[tid[objs] < 0]] = intern(ty)
+            idx = idx[hit - lo]
+            key = tname_of_root[rs.root[hit]].astype(np.int64) * (1 << 32) + \
+                (rs.offset[hit].astype(np.int64) & 0xFFFFFFFF)
+            keys, first = heapmark.unique_first(key)
+            inv = np.searchsorted(keys, key)
+            for k, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
+                ck = (id(rs), kv)
+                if ck not in root_ty:
+                    name = tnames[kv >> 32] if kv >> 32 < len(tnames) else None
+                    off = int(rs.offset[hit[f]])
+                    root_ty[ck] = _go_pointee(rt, _gotype(rt, name), off) if name else None
+                ty = root_ty[ck]
+                if ty is None:
+                    continue
+                objs = idx[inv == k]
+                tid[objs[tid[objs] < 0]] = intern(ty)
     # then field by field, breadth first
     frontier = np.flatnonzero(tid >= 0)
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        src, off, child = heapmark.edges(heap, frontier)
-        if not len(child):
-            break
-        ok = tid[child] < 0
-        src, off, child = src[ok], off[ok], child[ok]
-        data = off - header_bytes(heap, src)
-        src_ids = tid[src]
-        for t in heapmark.unique(src_ids).tolist():
-            ty = tys[t]
-            if not ty.size:
-                continue
-            m = np.flatnonzero(src_ids == t)
-            rel = data[m] % ty.size
-            for r in heapmark.unique(rel).tolist():
-                if (t, r) not in pointees:
-                    pointees[(t, r)] = ty.pointee(rt, int(r))
-                p = pointees[(t, r)]
-                if p is not None:
-                    c = child[m[rel == r]]
-                    tid[c[tid[c] < 0]] = intern(p)
-        new = heapmark.unique(child)
-        frontier = new[tid[new] >= 0]
-    st.types = (tid, tys)
-    return st.types
+        found = []
+        for lo in range(0, len(frontier), CHUNK):
+            for piece in heapmark.edge_pieces(heap, frontier[lo:lo + CHUNK]):
+                c = _type_children(rt, heap, tid, tys, intern, pointees, piece)
+                found.append(c[tid[c] >= 0].astype(np.int32))
+        frontier = heapmark.distinct(np.concatenate(found), heap.n) if found else \
+            frontier[:0]
+    return tid, tys
+
+
+def _type_children(rt, heap, tid, tys, intern, pointees, piece) -> np.ndarray:
+    """One step of object_types over a piece of edges (source, offset, target) from typed
+    slots: their untyped children typed by the field each pointer sits in; the children
+    reached."""
+    src, off, child = piece
+    if not len(child):
+        return child
+    ok = tid[child] < 0
+    src, off, child = src[ok], off[ok], child[ok]
+    if not len(child):
+        return child
+    data = off - header_bytes(heap, src)
+    src_ids = tid[src]
+    types = heapmark.unique(tid[src[np.r_[True, src[1:] != src[:-1]]]])   # (src: sorted)
+    for t in types.tolist():
+        ty = tys[t]
+        if not ty.size:
+            continue
+        m = np.flatnonzero(src_ids == t) if len(types) > 1 else np.arange(len(src_ids))
+        if not len(m):
+            continue
+        rel = data[m] % ty.size
+        lo, hi = int(rel.min()), int(rel.max())
+        for r in ([lo] if lo == hi else heapmark.unique(rel).tolist()):
+            if (t, r) not in pointees:
+                pointees[(t, r)] = ty.pointee(rt, int(r))
+            p = pointees[(t, r)]
+            if p is not None:
+                c = child[m[rel == r]]
+                tid[c[tid[c] < 0]] = intern(p)
+    return child
 
 
 def _root_type_names(rs) -> tuple:
@@ -511,9 +582,9 @@ class HeapPath:
     steps: list           # PathStep list, the last one the object holding ADDR
 
 
-def paths_to(rt, gs, addr: int, max_paths: int) -> tuple:
+def paths_to(rt, gs, addr: int, max_paths: int, progress=None) -> tuple:
     """(the object holding addr as (start, size, type) or None, [HeapPath], errors)."""
-    st = heap_state(rt, gs)
+    st = heap_state(rt, gs, progress)
     heap = st.heap
     target = int(heap.locate(np.array([addr], dtype=np.uint64))[0])
     if target < 0:
@@ -567,227 +638,3 @@ def _held(st: HeapState, obj: int, size: int, ty) -> Optional[str]:
     o = np.array([obj])
     arr = holds_array(st, o, st.types[0][o], np.array([size], dtype=np.int64))[0]
     return ("[]" if arr else "") + ty.name
-
-
-# --- go heap --pprof: reference chains ----------------------------------------------------
-MAX_CHAIN_STEPS = 32
-UNTYPED_OFFSETS = 256       # a step in an untyped object past this: "[]" (any word)
-CUT = "…"
-_INDEX = None
-
-
-def collapse_indices(via: str) -> str:
-    """A step with its indices collapsed: "[7].next" -> "[].next"."""
-    global _INDEX
-    if _INDEX is None:
-        import re
-        _INDEX = re.compile(r"\[\d+\]")
-    return _INDEX.sub("[]", via)
-
-
-@dataclass
-class ChainSample:
-    frames: tuple         # root first: the root, its steps, then the objects' type
-    objects: int
-    bytes: int
-
-
-@dataclass
-class Chains:
-    live_bytes: int
-    live_objects: int
-    samples: list         # ChainSample list, biggest first
-    errors: list
-
-
-def _root_frames(rt, root, roff: int) -> tuple:
-    """The frames a root adds to a chain: a global's symbol (and the field path of the
-    word inside it), or a frame's function and variable (and the path inside it)."""
-    if root.kind == "global":
-        head = ("data without a symbol",) if root.name.startswith("0x") else (root.name,)
-    elif root.kind == "stack":
-        head = (root.name,) + ((root.variable,) if root.variable else ())
-        if not root.variable:      # a frame word DWARF does not name: no path inside it
-            return head
-    else:                       # finalizers, cleanups, weak handles: by kind, not object
-        return (root.name.split(" of ")[0],)
-    gt = _gotype(rt, root.type_name)
-    if gt is None:
-        via = f"+{roff:#x}" if roff else ""
-    elif roff == 0 and gt.kind in (T.PTR, T.MAP, T.CHAN, T.SLICE):
-        via = ""
-    else:
-        via = field_path(gt, roff)[0]
-    return head + ((collapse_indices(via),) if via else ())
-
-
-def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS) -> Chains:
-    """Every live object counted once, on the chain by which a breadth-first mark from
-    every root first reached it: the root's frames, then one frame per pointer step (the
-    field path of the pointer in the object holding it, indices collapsed to "[]"),
-    then the object's type. Past max_steps steps the rest of a chain is one CUT frame.
-    Identical chains are one sample."""
-    st = heap_state(rt, gs)
-    heap = st.heap
-    errors = list(st.errors)
-    live = np.flatnonzero(st.marked)
-    if not len(live):
-        return Chains(0, 0, [], errors)
-    sets = [rs for rs in st.roots if len(rs.value)]
-    values = heapmark._roots_values(sets)
-    starts = np.cumsum([0] + [len(rs.value) for rs in sets])
-    parent, poff, depth = heapmark.bfs_parents(heap, values, errors)
-    tid, tys = object_types(rt, st)
-    sizes_all = heap.size(live).astype(np.int64)
-    tsize = np.array([t.size for t in tys] + [0], dtype=np.int64)
-
-    # path ids: a path is (its parent path, one frame); path 0 is the empty path
-    path_parent, path_frame = [-1], [-1]
-    frames: list = []
-    frame_id: dict = {}
-    pair_id: dict = {(-1, -1): 0}
-
-    def fid(text: str) -> int:
-        i = frame_id.get(text)
-        if i is None:
-            i = frame_id[text] = len(frames)
-            frames.append(text)
-        return i
-
-    def extend(p: int, f: int) -> int:
-        k = (p, f)
-        i = pair_id.get(k)
-        if i is None:
-            i = pair_id[k] = len(path_parent)
-            path_parent.append(p)
-            path_frame.append(f)
-        return i
-
-    pid = np.full(heap.n, -1, dtype=np.int32)     # each slot's path (less its type)
-    d = depth[live]
-    order = np.argsort(d, kind="stable")
-    by_depth = live[order]
-    d_sorted = d[order]
-    bounds = np.flatnonzero(np.r_[True, d_sorted[1:] != d_sorted[:-1], True])
-    unreached = 0
-    # depth 0: the root word that first reached each object
-    root_paths: dict = {}
-    via_cache: dict = {}
-    cut = fid(CUT)
-    for b in range(len(bounds) - 1):
-        objs = by_depth[bounds[b]:bounds[b + 1]]
-        lvl = int(d_sorted[bounds[b]])
-        if lvl < 0:
-            unreached += len(objs)
-            continue
-        if lvl == 0:
-            w = -parent[objs] - 2
-            k = np.searchsorted(starts, w, side="right") - 1
-            for s in heapmark.unique(k).tolist():
-                rs = sets[s]
-                m = np.flatnonzero(k == s)
-                wi = w[m] - starts[s]
-                tmpl = getattr(rs.roots, "tmpl", None)
-                ri = rs.root[wi].astype(np.int64)
-                who = np.asarray(tmpl, dtype=np.int64)[ri] if tmpl is not None else ri
-                key = who * (1 << 32) + (rs.offset[wi].astype(np.int64) & 0xFFFFFFFF)
-                keys, first = heapmark.unique_first(key)
-                inv = np.searchsorted(keys, key)
-                ids = np.empty(len(keys), dtype=np.int64)
-                for j, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
-                    ck = (s, kv)
-                    p = root_paths.get(ck)
-                    if p is None:
-                        root = rs.roots[int(ri[f])]
-                        p = 0
-                        for text in _root_frames(rt, root, int(rs.offset[wi[f]])):
-                            p = extend(p, fid(text))
-                        root_paths[ck] = p
-                    ids[j] = p
-                pid[objs[m]] = ids[inv]
-            continue
-        par = parent[objs]
-        if lvl > max_steps:
-            pp = pid[par].astype(np.int64)
-            if lvl == max_steps + 1:
-                up = heapmark.unique(pp)
-                ext = np.array([extend(int(p), cut) for p in up.tolist()], dtype=np.int64)
-                pp = ext[np.searchsorted(up, pp)]
-            pid[objs] = pp
-            continue
-        # the field path of each pointer in its parent, per (parent type, offset); in
-        # an array of values, per offset in one value (any element: "[]")
-        pt = tid[par].astype(np.int64)
-        off = poff[objs] - header_bytes(heap, par)
-        typed = pt >= 0
-        if typed.any():
-            tp = par[typed]
-            arr = holds_array(st, tp, pt[typed].astype(np.int32),
-                              heap.size(tp).astype(np.int64))
-            tsz = tsize[pt[typed]]
-            o = off[typed]
-            off[typed] = np.where(arr & (tsz > 0), o % np.maximum(tsz, 1) + tsz, o)
-        untyped = ~typed
-        # (an untyped object: its offsets, those past UNTYPED_OFFSETS as any element)
-        off[untyped & (off >= UNTYPED_OFFSETS)] = -1
-        key = (pt + 1) * (1 << 32) + (off & 0xFFFFFFFF)
-        keys, first = heapmark.unique_first(key)
-        inv = np.searchsorted(keys, key)
-        step = np.empty(len(keys), dtype=np.int64)
-        for j, (kv, f) in enumerate(zip(keys.tolist(), first.tolist())):
-            sid = via_cache.get(kv)
-            if sid is None:
-                t, o = int(pt[f]), int(off[f])
-                if t < 0:
-                    via = f"+{o:#x}" if o >= 0 else "[]"
-                else:
-                    via = collapse_indices(tys[t].via(rt, o)) if o >= 0 else f"+{o:#x}"
-                sid = via_cache[kv] = fid(via) if via else -1
-            step[j] = sid
-        pp = pid[par].astype(np.int64)
-        pair = pp * (1 << 32) + (step[inv] + 1)
-        upair = heapmark.unique(pair)
-        pinv = np.searchsorted(upair, pair)
-        ext = np.array([p if f < 0 else extend(p, f) for p, f in
-                        zip((upair >> 32).tolist(), ((upair & 0xFFFFFFFF) - 1).tolist())],
-                       dtype=np.int64)
-        pid[objs] = ext[pinv]
-    if unreached:
-        errors.append(f"{unreached} live objects not reached by the breadth-first mark")
-    # the objects' types: as `go heap` names them
-    ids = tid[live].astype(np.int64)
-    arrays = np.zeros(len(live), dtype=bool)
-    typed = ids >= 0
-    if typed.any():
-        arrays[typed] = holds_array(st, live[typed], ids[typed].astype(np.int32),
-                                    sizes_all[typed])
-    leaf_key = np.where(typed, ids * 2 + arrays, -sizes_all - 1)
-    leaves = heapmark.unique(leaf_key)
-    skey = np.maximum(pid[live], 0).astype(np.int64) * len(leaves) + \
-        np.searchsorted(leaves, leaf_key)
-    usk = heapmark.unique(skey)
-    sinv = np.searchsorted(usk, skey)
-    ukey = [(int(k) // len(leaves), int(leaves[k % len(leaves)])) for k in usk.tolist()]
-    cnt = np.bincount(sinv, minlength=len(ukey))
-    byt = np.bincount(sinv, weights=sizes_all.astype(np.float64),
-                      minlength=len(ukey)).astype(np.int64)
-    path_frames: dict = {0: ()}
-
-    def chain_of(p: int) -> tuple:
-        todo = []
-        while p not in path_frames:
-            todo.append(p)
-            p = path_parent[p]
-        out = path_frames[p]
-        for q in reversed(todo):
-            out = out + (frames[path_frame[q]],)
-            path_frames[q] = out
-        return out
-
-    samples = []
-    for (p, lk), n, b in zip(ukey, cnt.tolist(), byt.tolist()):
-        leaf = (("[]" if lk & 1 else "") + tys[lk >> 1].name) if lk >= 0 else \
-            f"untyped {-lk - 1} B"
-        samples.append(ChainSample(chain_of(p) + (leaf,), n, b))
-    samples.sort(key=lambda s: (-s.bytes, s.frames))
-    return Chains(int(sizes_all.sum()), len(live), samples, errors)

@@ -2,7 +2,9 @@
 of goroutines alone keeps alive, and the shortest paths from a root to an object.
 
 Everything is columnar over the heap's object slots (heapobjs.HeapObjects): the mark is
-a numpy bool per slot, owners an int32 per slot, the BFS parents int64 per slot. The
+worked out with a bool per slot and kept as bits (analysis/heapreport.HeapState); owners
+(int32 per slot) and BFS parents (int32) are made only for the views that ask, from the
+kept graph (int32 slot indices and offsets). The
 roots come from heaproots (globals through the modules' GC bitmaps, every goroutine's
 frames through their stack maps, finalizers); pointer words of objects from the heap's
 own records (heap bits, malloc headers, span.largeType).
@@ -51,27 +53,128 @@ def _roots_values(rootsets, keep=None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
+def _small(n: int):
+    """The narrowest signed int type for indices below n."""
+    return np.int32 if n < (1 << 31) else np.int64
+
+
+def distinct(a: np.ndarray, n: int, scratch: Optional[np.ndarray] = None) -> np.ndarray:
+    """The sorted distinct values of a (ints in range(n)): through a bool per slot when a
+    is large (a flag and one scan instead of a sort), else by sorting."""
+    if len(a) < max(n >> 6, 1 << 14):
+        return unique(a)
+    flag = np.zeros(n, dtype=bool) if scratch is None else scratch
+    flag[a] = True
+    return _flagged(flag)
+
+
+def _flagged(flag: np.ndarray) -> np.ndarray:
+    """The slots flagged, as int32 where they fit, the flags cleared (a block at a time:
+    no int64 index of every slot)."""
+    dt = _small(len(flag))
+    parts = []
+    for lo in range(0, len(flag), 1 << 22):
+        at = np.flatnonzero(flag[lo:lo + (1 << 22)])
+        parts.append((at + lo).astype(dt))
+    out = np.concatenate(parts) if len(parts) != 1 else parts[0]
+    flag[out] = False
+    return out
+
+
+class _Next:
+    """The next frontier of a mark, gathered as its pieces come: a list of the unmarked
+    children while few, a flag per slot once they are many (a level of millions costs a
+    bool per slot, not an index per pointer)."""
+
+    def __init__(self, n: int, scratch: np.ndarray):
+        self.n, self.flag, self.parts, self.size = n, scratch, [], 0
+        self.flags = False
+
+    def add(self, child: np.ndarray) -> None:
+        if self.flags:
+            self.flag[child] = True
+            return
+        self.parts.append(child.astype(_small(self.n)))
+        self.size += len(child)
+        if self.size >= max(self.n >> 6, 1 << 14):
+            for p in self.parts:
+                self.flag[p] = True
+            self.parts, self.flags = [], True
+
+    def frontier(self) -> np.ndarray:
+        if self.flags:
+            return _flagged(self.flag)
+        if not self.parts:
+            return np.zeros(0, dtype=_small(self.n))
+        return unique(np.concatenate(self.parts) if len(self.parts) > 1 else self.parts[0])
+
+
 class Graph:
     """The pointers between the objects of a full mark, kept so that every later pass
-    (types, the marks per root, owners, paths) reads no memory: for each source slot,
-    its pointers' offsets and target slots, sorted by source (CSR). covered: the slots
-    whose pointers it holds."""
+    (types, the marks per root, owners, paths) reads no memory. Built piece by piece as
+    the mark reads them: each piece sorted by source and appended, so a slot's pointers
+    are the run first[slot] .. first[slot] + count[slot] of child (the target slot) and
+    off (the pointer's byte offset in the source); first is -1 where the graph does not
+    hold the slot's pointers. int32 wherever it fits; the two edge arrays grow in place
+    (realloc), so no second copy of them is ever made."""
 
-    def __init__(self, n: int, src: np.ndarray, off: np.ndarray, child: np.ndarray,
-                 covered: np.ndarray):
-        order = np.argsort(src, kind="stable")
-        small = n < (1 << 31)
-        self.child = child[order].astype(np.int32 if small else np.int64)
-        self.off = off[order].astype(np.int32 if int(off.max(initial=0)) < (1 << 31)
-                                     else np.int64)
-        self.start = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src, minlength=n), out=self.start[1:])
-        self.covered = covered
+    def __init__(self, n: int):
+        self.n = n
+        self.first = np.full(n, -1, dtype=_small(n))
+        self.count = np.zeros(n, dtype=np.int32)
+        self.child = np.zeros(1 << 16, dtype=_small(n))
+        self.off = np.zeros(1 << 16, dtype=np.int32)
+        self.edges_total = 0
+
+    def cover(self, objs: np.ndarray) -> None:
+        """objs (not covered before) are held from now on: their pieces follow."""
+        self.first[objs] = 0
+
+    def add(self, src: np.ndarray, off: np.ndarray, child: np.ndarray) -> None:
+        """One piece of pointers of covered slots (a slot's pieces consecutive)."""
+        k = len(src)
+        if not k:
+            return
+        total = self.edges_total + k
+        if total > len(self.child):
+            cap = max(total, len(self.child) * 3 // 2)
+            self.child.resize(cap, refcheck=False)
+            self.off.resize(cap, refcheck=False)
+        if total >= (1 << 31) and self.first.dtype != np.int64:
+            self.first = self.first.astype(np.int64)
+        if int(off.max()) >= (1 << 31) and self.off.dtype != np.int64:
+            self.off = self.off.astype(np.int64)
+        if k > 1 and not (src[1:] >= src[:-1]).all():
+            order = np.argsort(src, kind="stable")
+            src, off, child = src[order], off[order], child[order]
+        at = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
+        u = src[at]
+        cnt = np.diff(np.r_[at, k]).astype(np.int32)
+        new = self.count[u] == 0
+        self.first[u[new]] = at[new] + self.edges_total
+        self.count[u] += cnt
+        self.child[self.edges_total:total] = child
+        self.off[self.edges_total:total] = off
+        self.edges_total = total
+
+    def close(self) -> None:
+        """The edge arrays cut to their length."""
+        self.child.resize(self.edges_total, refcheck=False)
+        self.off.resize(self.edges_total, refcheck=False)
+
+    def covered(self, objs: np.ndarray) -> np.ndarray:
+        return self.first[objs] >= 0
 
     def edges(self, objs: np.ndarray) -> tuple:
         """(source, offset, target) of every pointer from objs (all covered)."""
-        starts = self.start[objs]
-        lens = self.start[objs + 1] - starts
+        lens = self.count[objs]
+        if len(lens) and int(lens.max()) <= 1:    # (a pointer or none each: no repeats)
+            one = np.flatnonzero(lens)
+            src = objs[one]
+            pos = self.first[src]
+            return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
+        starts = self.first[objs].astype(np.int64)
+        lens = lens.astype(np.int64)
         total = int(lens.sum())
         if not total:
             z = np.zeros(0, np.int64)
@@ -81,15 +184,52 @@ class Graph:
         pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts, lens)
         return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
 
+    def edge_pieces(self, objs: np.ndarray, limit: int = 1 << 20):
+        """edges(objs) in pieces of about limit pointers (a slot with more: in ranges of
+        its own), so a large array of pointers costs bounded temporaries."""
+        lens = self.count[objs].astype(np.int64)
+        cum = np.cumsum(lens)
+        if not len(cum) or int(cum[-1]) <= limit:
+            yield self.edges(objs)
+            return
+        lo = 0
+        while lo < len(objs):
+            base = int(cum[lo - 1]) if lo else 0
+            hi = int(np.searchsorted(cum, base + limit, "right"))
+            if hi > lo:
+                yield self.edges(objs[lo:hi])
+                lo = hi
+                continue
+            o, first, k = int(objs[lo]), int(self.first[objs[lo]]), int(lens[lo])
+            for a in range(0, k, limit):
+                pos = np.arange(first + a, first + min(k, a + limit), dtype=np.int64)
+                yield (np.full(len(pos), o, dtype=np.int64), self.off[pos].astype(np.int64),
+                       self.child[pos].astype(np.int64))
+            lo += 1
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.first, self.count, self.child, self.off))
+
 
 def _read_edges(heap, objs: np.ndarray) -> tuple:
-    src, off, val = heap.pointers(objs)
-    if not len(val):
+    parts = list(_read_pieces(heap, objs))
+    if not parts:
         z = np.zeros(0, np.int64)
         return z, z, z
-    child = heap.locate(val)
-    ok = child >= 0
-    return src[ok], off[ok], child[ok]
+    return tuple(np.concatenate([p[k] for p in parts]).astype(np.int64) for k in range(3))
+
+
+def _read_pieces(heap, objs: np.ndarray):
+    """(source, offset, target slot) of the pointers of objs into allocated slots, read
+    from memory, in the heap's pieces where it gives them (pointer_pieces)."""
+    pieces = heap.pointer_pieces(objs) if hasattr(heap, "pointer_pieces") else \
+        [heap.pointers(objs)]
+    for src, off, val in pieces:
+        if not len(val):
+            continue
+        child = heap.locate(val)
+        ok = child >= 0
+        yield src[ok], off[ok], child[ok]
 
 
 def edges(heap, objs: np.ndarray) -> tuple:
@@ -101,45 +241,79 @@ def edges(heap, objs: np.ndarray) -> tuple:
         return z, z, z
     if g is None:
         return _read_edges(heap, objs)
-    cov = g.covered[objs]
+    cov = g.covered(objs)
     if cov.all():
         return g.edges(objs)
     a, b = g.edges(objs[cov]), _read_edges(heap, objs[~cov])
     return tuple(np.concatenate([x, y]) for x, y in zip(a, b))
 
 
+def edge_pieces(heap, objs: np.ndarray):
+    """edges() in pieces of bounded size where the heap's Graph covers objs."""
+    g = getattr(heap, "graph", None)
+    if g is not None and len(objs) and g.covered(objs).all():
+        yield from g.edge_pieces(objs)
+    else:
+        yield edges(heap, objs)
+
+
+MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
+
+
 def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
-         errors: Optional[list] = None, keep: bool = False) -> np.ndarray:
+         errors: Optional[list] = None, keep: bool = False, progress=None) -> np.ndarray:
     """The slots reachable from the pointer words `values`, as a bool array; with base
     (a bool array of slots already marked and closed under reachability), the slots
     reachable beyond it are added to a copy of it. keep: read every pointer from
-    memory and keep those followed as heap.graph (the full mark, from every root)."""
-    marked = np.zeros(heap.n, dtype=bool) if base is None else base.copy()
+    memory and keep those followed as heap.graph (the full mark, from every root),
+    a frontier of at most MARK_CHUNK slots at a time; progress(what, done, total) is
+    told the slots marked so far."""
+    n = heap.n
+    marked = np.zeros(n, dtype=bool) if base is None else base.copy()
+    scratch = np.zeros(n, dtype=bool)
+    graph = Graph(n) if keep else None
     idx = heap.locate(np.asarray(values, dtype=np.uint64))
-    frontier = unique(idx[idx >= 0])
-    parts = []
+    frontier = distinct(idx[idx >= 0], n, scratch)
+    done = 0
+    if progress is not None:
+        progress("marking", 0, n)
     for _ in range(MAX_DEPTH):
         frontier = frontier[~marked[frontier]]
         if not len(frontier):
             break
         marked[frontier] = True
-        src, off, child = _read_edges(heap, frontier) if keep else edges(heap, frontier)
+        nxt = _Next(n, scratch)
         if keep:
-            parts.append((src, off, child))
-        frontier = unique(child[~marked[child]])
+            for lo in range(0, len(frontier), MARK_CHUNK):
+                objs = frontier[lo:lo + MARK_CHUNK].astype(np.int64)
+                graph.cover(objs)
+                for src, off, child in _read_pieces(heap, objs):
+                    graph.add(src, off, child)
+                    nxt.add(child[~marked[child]])
+                if progress is not None:
+                    progress("marking", done + lo + len(objs), n)
+        else:
+            for lo in range(0, len(frontier), MARK_CHUNK):
+                objs = frontier[lo:lo + MARK_CHUNK].astype(np.int64)
+                for _src, _off, child in edge_pieces(heap, objs):
+                    nxt.add(child[~marked[child]])
+        done += len(frontier)
+        frontier = nxt.frontier()
     else:
         if errors is not None:
             errors.append(f"the mark stopped after {MAX_DEPTH} levels of pointers")
     if keep:
-        cat = [np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, np.int64)
-               for k in range(3)]
-        heap.graph = Graph(heap.n, cat[0], cat[1], cat[2], marked)
+        graph.close()
+        heap.graph = graph
+    if progress is not None:
+        progress("marking", n, n)
     return marked
 
 
-def full_mark(heap, values: np.ndarray, errors: Optional[list] = None) -> np.ndarray:
+def full_mark(heap, values: np.ndarray, errors: Optional[list] = None,
+              progress=None) -> np.ndarray:
     """mark() from every root, keeping the pointers it followed as heap.graph."""
-    return mark(heap, values, errors=errors, keep=True)
+    return mark(heap, values, errors=errors, keep=True, progress=progress)
 
 
 def owners(heap, base: np.ndarray, seeds: np.ndarray, labels: np.ndarray,
@@ -212,12 +386,14 @@ class Path:
 
 
 def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tuple:
-    """A breadth-first mark from the root words `values`: (parent, poff, depth) per slot.
-    parent >= 0: the slot whose pointer at byte poff first reached it; parent < 0: a
-    root word, -(word index) - 2, poff 0; depth -1 where not reached."""
+    """A breadth-first mark from the root words `values`: (parent, poff, depth) per slot
+    (int32 where they fit). parent >= 0: the slot whose pointer at byte poff first
+    reached it; parent < 0: a root word, -(word index) - 2, poff 0; depth -1 where not
+    reached."""
     n = heap.n
-    parent = np.full(n, -1, dtype=np.int64)
-    poff = np.zeros(n, dtype=np.int64)
+    idt = _small(max(n, len(values) + 2))
+    parent = np.full(n, -1, dtype=idt)
+    poff = np.zeros(n, dtype=np.int32)
     depth = np.full(n, -1, dtype=np.int32)
     idx = heap.locate(np.asarray(values, dtype=np.uint64))
     words = np.flatnonzero(idx >= 0)
@@ -229,14 +405,20 @@ def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tupl
     for d in range(1, MAX_DEPTH):
         if not len(frontier):
             return parent, poff, depth
-        src, off, child = edges(heap, frontier)
-        new = depth[child] < 0
-        src, off, child = src[new], off[new], child[new]
-        child, first = unique_first(child)
-        parent[child] = src[first]
-        poff[child] = off[first]
-        depth[child] = d
-        frontier = child
+        reached = []
+        # (in pieces, in frontier order: a slot reached in an earlier piece keeps it)
+        for src, off, child in (e for lo in range(0, len(frontier), MARK_CHUNK)
+                                for e in edge_pieces(heap, frontier[lo:lo + MARK_CHUNK])):
+            new = depth[child] < 0
+            src, off, child = src[new], off[new], child[new]
+            child, first = unique_first(child)
+            parent[child] = src[first]
+            if len(off) and int(off.max()) >= (1 << 31) and poff.dtype != np.int64:
+                poff = poff.astype(np.int64)
+            poff[child] = off[first]
+            depth[child] = d
+            reached.append(child)
+        frontier = np.sort(np.concatenate(reached)) if len(reached) > 1 else reached[0]
     if errors is not None:
         errors.append(f"the path search stopped after {MAX_DEPTH} levels")
     return parent, poff, depth

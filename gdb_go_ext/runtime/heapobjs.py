@@ -13,8 +13,10 @@ The heap is read as the runtime keeps it (mheap.go, mbitmap.go, malloc.go):
     objects of a small size class, the malloc header: the object's first word is its
     *abi.Type and its data starts after it; for large spans, span.largeType; the type's
     pointer bitmap (rtypes.RType.ptr_mask) repeats every type size up to the slot's end.
-Everything is read in bulk into numpy arrays, no Python object per heap object;
-pointers() works through its objects in chunks, so its memory is bounded by its output.
+Everything is read in bulk into numpy arrays, no Python object per heap object: per
+span, never per slot (the alloc bits stay bits, a pointer's span is one look-up in a page
+table); pointer_pieces() works through its objects a few MiB at a time, so a mark's
+memory is bounded by what it keeps.
 Layouts by DWARF field presence (runtime.mspan, runtime.mheap), constants from the
 binary's DWARF with the values every version from 1.22 has used where it has none.
 
@@ -33,8 +35,9 @@ from .rtypes import rtypes
 
 MAX_SPANS = 1 << 26          # allspans entries read (512 GiB of 8 KiB spans)
 SPAN_CHUNK = 1 << 16         # mspan structs read at once
-OBJ_CHUNK_BYTES = 1 << 24    # object bytes read at once by pointers()
+OBJ_CHUNK_BYTES = 1 << 22    # object bytes read at once by pointers()
 LARGE_CHUNK_WORDS = 1 << 20  # words of one large object read at once
+LOCATE_CHUNK = 1 << 20       # addresses located at once
 MAX_PAGES = 1 << 27          # npages of one span (1 TiB)
 
 SPAN_PATHS = ("startAddr", "npages", "freeindex", "nelems", "allocBits", "spanclass",
@@ -96,8 +99,9 @@ class HeapLayout:
 class HeapObjects:
     """Every object slot of the heap's in-use spans (mSpanInUse), columnar."""
 
-    def __init__(self, rt):
+    def __init__(self, rt, progress=None):
         self.rt = rt
+        self.progress = progress      # progress(what, done, total), or None
         self.errors: list = []
         self.lay = HeapLayout(rt)
         empty_u = np.zeros(0, dtype=np.uint64)
@@ -109,7 +113,12 @@ class HeapObjects:
         self.span_alloc_bits = empty_u
         self.span_freeindex = np.zeros(0, dtype=np.int64)
         self.n = 0
-        self.allocated = np.zeros(0, dtype=bool)
+        # the spans' alloc bits as the runtime keeps them (a byte-aligned run per span,
+        # from span_bit0), never a bool per slot
+        self._abits = np.zeros(0, dtype=np.uint8)
+        self.span_bit0 = np.zeros(0, dtype=np.int64)
+        self._pages: Optional[np.ndarray] = None    # see _page_table
+        self._page0 = 0
         self.span_kinds = np.zeros(0, dtype=np.int8)
         self._hb_rows: Optional[np.ndarray] = None   # see _heap_bits
         self._hb = self._hb_loaded = None
@@ -132,6 +141,7 @@ class HeapObjects:
         self._read_spans(ptrs)
         self._read_alloc_bits()
         self.span_kinds = self.span_kind(np.arange(len(self.span_base), dtype=np.int64))
+        self._page_table()
 
     # --- reading
     def _allspans(self) -> np.ndarray:
@@ -168,6 +178,8 @@ class HeapObjects:
                 dt = np.dtype(fmt)
                 cols[k].append(np.ascontiguousarray(raw[:, off:off + size]).view(dt).ravel())
             addrs.append(a[ok])
+            if self.progress is not None:
+                self.progress("reading spans", min(lo + SPAN_CHUNK, len(ptrs)), len(ptrs))
         if unread:
             self.errors.append(f"{unread} mspan structs unreadable: their objects are not listed")
         col = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in cols.items()}
@@ -225,8 +237,9 @@ class HeapObjects:
         self.n = int(self.span_nelems.sum()) if len(sel) else 0
 
     def _read_alloc_bits(self) -> None:
-        """allocated[i]: slot below its span's freeindex, or its allocBits bit set."""
-        n, ns = self.n, len(self.span_base)
+        """The spans' allocBits, each span's run starting at byte span_bit0 // 8 of
+        _abits (a slot is allocated when below its span's freeindex or its bit is set)."""
+        ns = len(self.span_base)
         nbytes = (self.span_nelems + 7) // 8
         got = self.rt.mem.gather([(int(a), int(k)) for a, k in
                                   zip(self.span_alloc_bits.tolist(), nbytes.tolist())])
@@ -243,29 +256,64 @@ class HeapObjects:
         if bad:
             self.errors.append(f"the alloc bits of {bad} spans unreadable: only their objects "
                                "below freeindex count as allocated")
-        bits = np.unpackbits(np.frombuffer(bytes(buf), dtype=np.uint8), bitorder="little")
-        byte_first = np.zeros(ns, dtype=np.int64)
+        self._abits = np.frombuffer(bytes(buf), dtype=np.uint8)
+        self.span_bit0 = np.zeros(ns, dtype=np.int64)
         if ns:
-            np.cumsum(nbytes[:-1], out=byte_first[1:])
-        self.allocated = np.zeros(n, dtype=bool)
-        # in chunks of spans, so the index arrays stay small
-        lo = 0
-        while lo < ns:
-            hi = int(np.searchsorted(self.span_first, self.span_first[lo] + (1 << 22), "left"))
-            hi = max(hi, lo + 1)
-            first, cnt = self.span_first[lo:hi], self.span_nelems[lo:hi]
-            g0, g1 = int(first[0]), int(first[-1] + cnt[-1])
-            local = np.arange(g0, g1, dtype=np.int64) - np.repeat(first, cnt)
-            bitpos = np.repeat(byte_first[lo:hi] * 8, cnt) + local
-            self.allocated[g0:g1] = bits[bitpos].astype(bool) | \
-                (local < np.repeat(self.span_freeindex[lo:hi], cnt))
-            lo = hi
+            np.cumsum(nbytes[:-1] * 8, out=self.span_bit0[1:])
+
+    def _is_allocated(self, s: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Whether slot j (its index in its span) of each span row s is allocated."""
+        bit = self.span_bit0[s] + j
+        got = (self._abits[bit >> 3] >> (bit & 7).astype(np.uint8)) & np.uint8(1)
+        return (got != 0) | (j < self.span_freeindex[s])
+
+    @property
+    def allocated(self) -> np.ndarray:
+        """A bool per slot (made on demand: the heap keeps bits)."""
+        out = np.zeros(self.n, dtype=bool)
+        for lo in range(0, len(self.span_base), 1 << 14):
+            hi = min(lo + (1 << 14), len(self.span_base))
+            cnt = self.span_nelems[lo:hi]
+            g0, g1 = int(self.span_first[lo]), int(self.span_first[hi - 1] + cnt[-1])
+            s = np.repeat(np.arange(lo, hi, dtype=np.int64), cnt)
+            j = np.arange(g0, g1, dtype=np.int64) - self.span_first[s]
+            out[g0:g1] = self._is_allocated(s, j)
+        return out
+
+    def _page_table(self) -> None:
+        """The span row of each heap page from the lowest span to the highest (int32,
+        -1 where none), as the runtime's own spans table does: a pointer's span in one
+        look-up. Not built when the heap's pages are spread too thinly (locate then
+        searches the sorted span bases)."""
+        ns = len(self.span_base)
+        if not ns or ns >= (1 << 31):
+            return
+        ps = self.lay.page_size
+        lo = int(self.span_base[0]) // ps
+        hi = -(-int(self.span_end[-1]) // ps)
+        npages = (self.span_end - self.span_base) // np.uint64(ps)
+        if hi - lo > 2 * int(npages.sum()) + (1 << 20):
+            return
+        pages = np.full(hi - lo, -1, dtype=np.int32)
+        first = (self.span_base // np.uint64(ps)).astype(np.int64) - lo
+        cnt = npages.astype(np.int64)
+        at = np.repeat(first - np.r_[0, np.cumsum(cnt)[:-1]], cnt) + \
+            np.arange(int(cnt.sum()), dtype=np.int64)
+        pages[at] = np.repeat(np.arange(ns, dtype=np.int32), cnt)
+        self._pages, self._page0 = pages, lo
 
     # --- slots
     def span_of(self, idx) -> np.ndarray:
         """The span row of each slot index (-1 where out of range)."""
         idx = np.asarray(idx, dtype=np.int64)
-        s = np.searchsorted(self.span_first, idx, "right").astype(np.int64) - 1
+        if len(idx) > len(self.span_first) and (idx[1:] >= idx[:-1]).all():
+            # sorted (the marked slots, a graph's sources): the spans' first slots placed
+            # among them, not each of them searched for among the spans
+            at = np.searchsorted(idx, self.span_first, "left")
+            s = np.repeat(np.arange(-1, len(self.span_first), dtype=np.int64),
+                          np.diff(np.r_[0, at, len(idx)]))
+        else:
+            s = np.searchsorted(self.span_first, idx, "right").astype(np.int64) - 1
         s[(idx < 0) | (idx >= self.n)] = -1
         return s
 
@@ -276,16 +324,25 @@ class HeapObjects:
         out = np.full(len(a), -1, dtype=np.int64)
         if not len(self.span_base) or not len(a):
             return out
-        s = np.searchsorted(self.span_base, a, "right").astype(np.int64) - 1
-        ok = s >= 0
+        if len(a) > LOCATE_CHUNK:    # (bounded temporaries)
+            for lo in range(0, len(a), LOCATE_CHUNK):
+                out[lo:lo + LOCATE_CHUNK] = self.locate(a[lo:lo + LOCATE_CHUNK])
+            return out
+        if self._pages is not None:
+            p = (a // np.uint64(self.lay.page_size)).astype(np.int64) - self._page0
+            ok = (p >= 0) & (p < len(self._pages))
+            s = self._pages[np.where(ok, p, 0)].astype(np.int64)
+            ok &= s >= 0
+        else:
+            s = np.searchsorted(self.span_base, a, "right").astype(np.int64) - 1
+            ok = s >= 0
         s[~ok] = 0
         ok &= a < self.span_end[s]
         j = ((a - self.span_base[s]) // np.where(ok, self.span_elemsize[s], 1)).astype(np.int64)
         ok &= j < self.span_nelems[s]
-        g = self.span_first[s] + j
-        g[~ok] = 0
-        ok &= self.allocated[g] if self.n else ok
-        out[ok] = g[ok]
+        j[~ok] = 0
+        ok &= self._is_allocated(s, j)
+        out[ok] = self.span_first[s[ok]] + j[ok]
         return out
 
     def addr(self, idx, s: Optional[np.ndarray] = None) -> np.ndarray:
@@ -334,8 +391,17 @@ class HeapObjects:
     def pointers(self, idx) -> tuple:
         """(src, off, value): every word the GC treats as a pointer in each object of idx
         (slot indices), its byte offset in the object and its value; zero words dropped."""
+        parts = list(self.pointer_pieces(idx))
+        if not parts:
+            return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
+                    np.zeros(0, dtype=np.uint64))
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+    def pointer_pieces(self, idx):
+        """pointers() in pieces of about OBJ_CHUNK_BYTES of objects read: each object's
+        pointers in one piece, except a large object's, which come in consecutive
+        pieces of their own (LARGE_CHUNK_WORDS words each)."""
         idx = np.asarray(idx, dtype=np.int64)
-        out_s, out_o, out_v = [], [], []
         s = self.span_of(idx)
         k = np.where(s >= 0, self.span_kinds[np.maximum(s, 0)] if len(self.span_kinds)
                      else NOSCAN, NOSCAN)
@@ -345,24 +411,20 @@ class HeapObjects:
         if len(hb):
             sizes = self.span_elemsize[s[hb]]
             if len(hb) == 1 or (sizes == sizes[0]).all():
-                self._heapbits(idx[hb], s[hb], int(sizes[0]), cw, out_s, out_o, out_v)
+                yield from self._heapbits(idx[hb], s[hb], int(sizes[0]), cw)
             else:
                 for es in np.unique(sizes):
                     rows = hb[sizes == es]
-                    self._heapbits(idx[rows], s[rows], int(es), cw, out_s, out_o, out_v)
+                    yield from self._heapbits(idx[rows], s[rows], int(es), cw)
         hd = np.nonzero(k == HEADER)[0]
         if len(hd):
-            self._headers(idx[hd], s[hd], cw, out_s, out_o, out_v)
+            yield from self._headers(idx[hd], s[hd], cw)
         for r in np.nonzero(k == LARGE)[0]:
-            self._large(int(idx[r]), int(s[r]), out_s, out_o, out_v)
+            yield from self._large(int(idx[r]), int(s[r]))
         types = rtypes(self.rt)
         for e in types.errors[self._rtype_errors:]:
             self._error(e)
         self._rtype_errors = len(types.errors)
-        if not out_s:
-            return (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64),
-                    np.zeros(0, dtype=np.uint64))
-        return np.concatenate(out_s), np.concatenate(out_o), np.concatenate(out_v)
 
     def _heap_bits(self, spans: np.ndarray) -> tuple:
         """(rows, words): each span's row in words, a (k, w) uint64 matrix holding the
@@ -382,11 +444,12 @@ class HeapObjects:
             self._hb_width = npmax * lay.page_size // 512
             self._hb = np.zeros((len(hb), self._hb_width), dtype=np.uint64)
             self._hb_loaded = np.zeros(len(hb), dtype=bool)
+            self._hb_spans = hb
         rows = self._hb_rows[spans]
         need = rows[~self._hb_loaded[rows]]
         if len(need):
-            need = np.unique(need)
-            sp = np.nonzero(np.isin(self._hb_rows, need))[0]   # span rows, in need's order
+            need = np.flatnonzero(np.bincount(need, minlength=len(self._hb_loaded)))
+            sp = self._hb_spans[need]      # span rows, in need's order
             size = ((self.span_end[sp] - self.span_base[sp]) // np.uint64(64)).astype(np.int64)
             start = self.span_end[sp].astype(np.int64) - size
             if lay.inline_marks:
@@ -411,25 +474,31 @@ class HeapObjects:
         if msg not in self.errors and len(self.errors) < 200:
             self.errors.append(msg)
 
-    def _heapbits(self, idx, spans, es, cw, out_s, out_o, out_v) -> None:
+    def _heapbits(self, idx, spans, es, cw):
         nw = es // 8
         step = max(1, OBJ_CHUNK_BYTES // es)
+        full = np.uint64((1 << nw) - 1) if nw < 64 else np.uint64(0xFFFFFFFFFFFFFFFF)
         for lo in range(0, len(idx), step):
             ii, ss = idx[lo:lo + step], spans[lo:lo + step]
             addrs = self.addr(ii, ss)
             rows, hb = self._heap_bits(ss)
+            # each object's nw bits (at most 64) from the one or two bitmap words they lie in
             wo = ((addrs - self.span_base[ss]) // np.uint64(8)).astype(np.int64)
-            wi = wo[:, None] + np.arange(nw, dtype=np.int64)[None, :]
-            col = np.minimum(wi >> 6, hb.shape[1] - 1)
-            bits = (hb[rows[:, None], col] >> (wi & 63).astype(np.uint64)) & np.uint64(1)
+            q, sh = wo >> 6, (wo & 63).astype(np.uint64)
+            low = hb[rows, np.minimum(q, hb.shape[1] - 1)] >> sh
+            nxt = hb[rows, np.minimum(q + 1, hb.shape[1] - 1)]
+            high = np.where(sh == 0, np.uint64(0), nxt << ((np.uint64(64) - sh) & np.uint64(63)))
+            mask = (low | np.where(q + 1 < hb.shape[1], high, np.uint64(0))) & full
+            some = np.flatnonzero(mask)
+            if not len(some):
+                continue
+            ii, addrs, mask = ii[some], addrs[some], mask[some]
             words, ok = read_words(self.rt.mem, addrs, es, cw=cw)
             if not ok.all():
                 self._error(f"{int((~ok).sum())} objects unreadable: their pointers are not listed")
-            sel = (bits != 0) & (words != 0)
-            r, c = np.nonzero(sel)
-            out_s.append(ii[r])
-            out_o.append(c.astype(np.int64) * 8)
-            out_v.append(words[r, c])
+            bits = (mask[:, None] >> np.arange(nw, dtype=np.uint64)[None, :]) & np.uint64(1)
+            r, c = np.nonzero((bits != 0) & (words != 0))
+            yield ii[r], c.astype(np.int64) * 8, words[r, c]
 
     def _type_words(self, typ: int, nwords: int) -> Optional[np.ndarray]:
         """Indices of the pointer words in nwords words tiled by the type at typ."""
@@ -458,7 +527,7 @@ class HeapObjects:
         allw = (np.arange(reps, dtype=np.int64)[:, None] * tw + pos[None, :]).ravel()
         return allw[allw < nwords]
 
-    def _headers(self, idx, spans, cw, out_s, out_o, out_v) -> None:
+    def _headers(self, idx, spans, cw):
         hs = self.lay.header_size
         addrs = self.addr(idx, spans)
         tw, ok = read_words(self.rt.mem, addrs, 8, cw=cw)
@@ -481,11 +550,9 @@ class HeapObjects:
                 words, ok = read_words(self.rt.mem, addrs[rr] + np.uint64(hs), nwords * 8,
                                        cw=cw, keep=keep)
                 r, c = np.nonzero(words)
-                out_s.append(idx[rr][r])
-                out_o.append(keep[c] * 8 + hs)
-                out_v.append(words[r, c])
+                yield idx[rr][r], keep[c] * 8 + hs, words[r, c]
 
-    def _large(self, i, s, out_s, out_o, out_v) -> None:
+    def _large(self, i, s):
         typ = int(self.span_large_type[s])
         if not typ:
             return
@@ -517,14 +584,13 @@ class HeapObjects:
             allw = allw[(allw >= lo) & (allw < hi)]
             v = w[allw - lo]
             nz = v != 0
-            out_s.append(np.full(int(nz.sum()), i, dtype=np.int64))
-            out_o.append(allw[nz] * 8)
-            out_v.append(v[nz])
+            yield np.full(int(nz.sum()), i, dtype=np.int64), allw[nz] * 8, v[nz]
 
 
-def read_heap(rt) -> HeapObjects:
+def read_heap(rt, progress=None) -> HeapObjects:
     """The heap of the current stop, read once (rt.forget_state drops it)."""
     h = rt.__dict__.get("_heap")
     if h is None:
-        h = rt.__dict__["_heap"] = HeapObjects(rt)
+        h = rt.__dict__["_heap"] = HeapObjects(rt, progress)
+    h.progress = None
     return h

@@ -2,11 +2,48 @@
 the shortest paths from a root to the object holding an address (Go 1.22+)."""
 from __future__ import annotations
 
-from ..analysis import heapreport
+import contextlib
+
+from ..analysis import heapchains, heapreport
 from ..errors import UsageError
 from .console import json_text
 from .gc import size_text
 from .registry import View, add_output_args, count, register
+
+
+class _Phases:
+    """progress(what, done, total) for the heap's phases (spans, roots, mark), shown
+    through the front door's progress bars (ctx.progress: one bar per phase, each
+    shown once its phase has taken a second), closed on every exit (Ctrl-C too)."""
+
+    def __init__(self, factory):
+        self.factory = factory
+        self.what = self.bar = None
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if what != self.what:
+            self.close()
+            self.what = what
+            self.bar = self.factory(what).__enter__()
+        self.bar(done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            bar, self.bar = self.bar, None
+            bar.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def progress(ctx):
+    """The heap views' progress: a _Phases on a terminal, else None (nothing shown)."""
+    return _Phases(ctx.progress) if ctx.progress is not None else \
+        contextlib.nullcontext(None)
 
 
 def _heap_args(p):
@@ -16,9 +53,9 @@ def _heap_args(p):
     p.add_argument("--pprof", metavar="FILE",
                    help="write the live heap as a pprof profile (gzipped) whose stacks are "
                         "reference chains: root, fields, type")
-    p.add_argument("--chain-depth", type=int, default=heapreport.MAX_CHAIN_STEPS, metavar="N",
+    p.add_argument("--chain-depth", type=int, default=heapchains.MAX_CHAIN_STEPS, metavar="N",
                    help="with --pprof: at most N pointer steps per chain, the rest one \"…\" "
-                        f"frame (default {heapreport.MAX_CHAIN_STEPS})")
+                        f"frame (default {heapchains.MAX_CHAIN_STEPS})")
     add_output_args(p)
 
 
@@ -30,8 +67,10 @@ def _heap_run(ctx, args):
     heapreport.require_heap(rt)
     _walker, gs = ctx.walk(rt, depth=0)
     if args.pprof:
-        return _heap_pprof(rt, gs, args)
-    r = heapreport.heap_report(rt, gs)
+        with progress(ctx) as prog:
+            return _heap_pprof(rt, gs, args, prog)
+    with progress(ctx) as prog:
+        r = heapreport.heap_report(rt, gs, prog)
     if args.json:
         return json_text({
             "go_version": rt.layout.go_version,
@@ -71,10 +110,10 @@ def _heap_run(ctx, args):
     return "".join(out)
 
 
-def _heap_pprof(rt, gs, args):
+def _heap_pprof(rt, gs, args, prog=None):
     from .pprof import ProfileBuilder, require_protobuf, write_profile
     require_protobuf("go heap --pprof")
-    c = heapreport.reference_chains(rt, gs, args.chain_depth)
+    c = heapchains.reference_chains(rt, gs, args.chain_depth, prog)
     b = ProfileBuilder([("inuse_objects", "count"), ("inuse_space", "bytes")],
                        ("space", "bytes"), 1)
     b.prof.default_sample_type = b.s("inuse_space")
@@ -146,7 +185,8 @@ def _paths_run(ctx, args):
     rt = ctx.runtime()
     heapreport.require_heap(rt)
     _walker, gs = ctx.walk(rt, depth=0)
-    obj, paths, errors = heapreport.paths_to(rt, gs, addr, args.max or 1 << 20)
+    with progress(ctx) as prog:
+        obj, paths, errors = heapreport.paths_to(rt, gs, addr, args.max or 1 << 20, prog)
     if args.json:
         return json_text({
             "go_version": rt.layout.go_version, "address": f"{addr:#x}",

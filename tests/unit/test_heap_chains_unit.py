@@ -1,4 +1,4 @@
-"""The reference chains of `go heap --pprof` (analysis/heapreport.reference_chains) over
+"""The reference chains of `go heap --pprof` (analysis/heapchains.reference_chains) over
 small hand-made heaps: the columnar, memoised chains against a plain walk up each
 object's BFS parents, the cut after max_steps, and the totals."""
 import types
@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from gdb_go_ext.analysis import heapreport
+from gdb_go_ext.analysis import heapchains, heapreport
 from gdb_go_ext.runtime import heapmark
 from gdb_go_ext.runtime.heaproots import Root, RootSet
 
@@ -35,8 +35,8 @@ def chains_of(monkeypatch, heap, roots, max_steps):
     marked = heapmark.full_mark(heap, rs.value)
     st = heapreport.HeapState(heap, [rs, RootSet(), RootSet()], marked)
     st.types = (np.full(heap.n, -1, np.int32), [])
-    monkeypatch.setattr(heapreport, "heap_state", lambda rt, gs: st)
-    return heapreport.reference_chains(types.SimpleNamespace(), [], max_steps), rs, marked
+    monkeypatch.setattr(heapreport, "heap_state", lambda rt, gs, progress=None: st)
+    return heapchains.reference_chains(types.SimpleNamespace(), [], max_steps), rs, marked
 
 
 def plain(heap, rs, marked, max_steps):

@@ -141,3 +141,46 @@ def test_the_kept_graph_answers_as_memory_does(seed):
         assert [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in a] == \
             [(p.root, [(s.obj, s.offset) for s in p.steps]) for p in b]
     assert kept.calls == calls     # nothing read after the full mark
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_kept_graph_in_bounded_pieces_holds_every_edge_once(seed):
+    """Graph.edge_pieces with a small limit (a slot holding more pointers than the limit
+    split into ranges of its own) gives edges() exactly, in the same order."""
+    rng = np.random.default_rng(300 + seed)
+    n = 50
+    edges = {i: [(8 * k, int(j)) for k, j in enumerate(rng.integers(0, n, rng.integers(0, 9)))]
+             for i in range(n)}
+    h = FakeHeap(n, edges)
+    heapmark.full_mark(h, np.array([ptr(i) for i in range(n)], np.uint64))
+    objs = np.arange(n, dtype=np.int64)
+    whole = h.graph.edges(objs)
+    for limit in (1, 3, 7, 1000):
+        pieces = list(h.graph.edge_pieces(objs, limit))
+        got = [np.concatenate([p[k] for p in pieces]) for k in range(3)]
+        assert all((a == b).all() for a, b in zip(got, whole))
+        if limit < 1000:
+            assert max(len(p[0]) for p in pieces) <= limit
+
+
+def test_a_mark_of_many_slots_gathers_its_frontier_in_flags():
+    """A heap large enough that a level's children go through a flag per slot (heapmark
+    _Next past n/64 children) marks what a plain search marks, kept or not."""
+    rng = np.random.default_rng(7)
+    n = 100000
+    targets = rng.integers(0, n, (n, 2))
+    edges = {i: [(0, int(targets[i, 0])), (8, int(targets[i, 1]))] for i in range(0, n, 3)}
+    edges.update({i: [(0, int(targets[i, 0]))] for i in range(1, n, 3)})
+    edges.update({i: [(0, int(targets[i, 0])), (8, int(targets[i, 1])), (16, (i * 7) % n)]
+                  for i in range(2, n, 3)})
+    roots = np.array([ptr(int(r)) for r in rng.integers(0, n, 300)], np.uint64)
+    seen, todo = set(), [int((int(r) - BASE) // SIZE) for r in roots]
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo += [j for _, j in edges.get(i, ())]
+    kept = FakeHeap(n, edges)
+    assert set(np.flatnonzero(heapmark.full_mark(kept, roots)).tolist()) == seen
+    assert set(np.flatnonzero(heapmark.mark(kept, roots)).tolist()) == seen
+    assert set(np.flatnonzero(heapmark.mark(FakeHeap(n, edges), roots)).tolist()) == seen
