@@ -53,23 +53,31 @@ class HeapState:
 
 
 def heap_state(rt, gs) -> HeapState:
-    """The heap of this stop, marked from every root (kept on the heap model, which the
-    runtime forgets when the target moves)."""
+    """The heap of this stop, marked from every root, the stacks of the goroutines gs
+    (kept per stop and per set of goroutines)."""
+    return rt.per_stop(("heapreport.state", _goroutines_key(gs)), lambda: _heap_state(rt, gs))
+
+
+def _goroutines_key(gs) -> tuple:
+    """What the roots depend on of gs: its goroutines (by g address, in order); a stop's
+    goroutine has one stack."""
+    col = getattr(gs, "col", None)
+    if col is not None:   # a GoroutineTable: its column, without making rows
+        return ("table", np.ascontiguousarray(col("addr")).tobytes())
+    return tuple(g.addr for g in gs)
+
+
+def _heap_state(rt, gs) -> HeapState:
     from ..runtime.heapobjs import read_heap
     from ..runtime.heaproots import global_roots, special_roots, stack_roots
     heap = read_heap(rt)
-    cached = getattr(heap, "_gdb_go_ext_state", None)
-    if cached is not None:
-        return cached
     errors = list(heap.errors)
     # (with DWARF's names and types of frame variables: they type what they point at)
     roots = [global_roots(rt), stack_roots(rt, gs), special_roots(rt, heap)]
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
     marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors)
-    state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
-    heap._gdb_go_ext_state = state
-    return state
+    return HeapState(heap, roots, marked, _fold_truncation(rt, errors))
 
 
 def _fold_truncation(rt, errors: list) -> list:
@@ -409,7 +417,7 @@ def _gotype(rt, name: Optional[str]) -> Optional[T.GoType]:
     those are made from T."""
     if not name:
         return None
-    cache = rt.__dict__.setdefault("_heap_gotypes", {})
+    cache = rt.per_binary("heapreport.gotypes", dict)
     if name in cache:
         return cache[name]
     cache[name] = None          # (a recursive name stops here)

@@ -524,7 +524,4 @@ class HeapObjects:
 
 def read_heap(rt) -> HeapObjects:
     """The heap of the current stop, read once (rt.forget_state drops it)."""
-    h = rt.__dict__.get("_heap")
-    if h is None:
-        h = rt.__dict__["_heap"] = HeapObjects(rt)
-    return h
+    return rt.per_stop("heapobjs.heap", lambda: HeapObjects(rt))

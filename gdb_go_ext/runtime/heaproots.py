@@ -154,18 +154,16 @@ def modules(rt, errors: list) -> list:
 
 def _bias(rt) -> int:
     """Live address less file address (a PIE's load bias), 0 when unknown."""
-    hit = rt.__dict__.get("_heaproots_bias")
-    if hit is None:
-        hit = 0
+    def bias():
         try:
             live = rt.target.symbol_address("runtime.firstmoduledata")
             sym = rt.elf.symbol("runtime.firstmoduledata") if rt.elf is not None else None
             if live and sym:
-                hit = live - sym[0]
+                return live - sym[0]
         except DecodeError:
             pass
-        rt.__dict__["_heaproots_bias"] = hit
-    return hit
+        return 0
+    return rt.per_binary("heaproots.bias", bias)
 
 
 def _static_read(rt, addr: int, n: int) -> bytes:
@@ -341,10 +339,7 @@ class _StackScanner:
         self.injected = injected_functions(rt.layout.go_version)
         # what is read of the binary (per function stack maps, DWARF names) is kept for
         # the life of the GoRuntime: it does not change when the target moves
-        static = rt.__dict__.get("_heaproots_static")
-        if static is None:
-            static = rt.__dict__["_heaproots_static"] = ({}, _FrameNames(rt))
-        self.funcs, self.names = static
+        self.funcs, self.names = rt.per_binary("heaproots.static", lambda: ({}, _FrameNames(rt)))
         self.templates: list = []           # (function, variable, type_name)
         self._tmpl_ids: dict = {}
         mods = modules(rt, [])
