@@ -136,8 +136,9 @@ def _run_gdb(side, t, values):
                               prelude=side.prelude, timeout=600)
     texts = {}
     for name, _ in cmds:
-        texts[name] = (r.block(name).replace(out, "{out}"),
-                       (r.error(name) or "").replace(out, "{out}"))
+        error = r.error(name)
+        texts[name] = (r.block(name) + ("\n[gdb error] " + error if error else "")
+                       ).replace(out, "{out}")
     return texts, _files(out)
 
 
