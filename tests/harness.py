@@ -544,6 +544,8 @@ with br:
             out[" ".join(argv)] = br.view(argv, color=False, width=250)
         except GoExtError as e:
             out[" ".join(argv)] = "error: %s" % e
+import gdb_go_ext
+out["(code)"] = gdb_go_ext.__file__   # which code ran
 print(json.dumps(out))
 """
 
@@ -551,7 +553,8 @@ print(json.dumps(out))
 def bridge_views(target, views, path, timeout=300, prelude="", address=None):
     """{" ".join(argv): text} of each view (a list of words) run through the bridge's
     Python API (Bridge.view) with the code at path (REPO, or a commit_tree) on target's
-    live process or core, in one dlv session. prelude: Python run before our imports.
+    live process or core, in one dlv session (and "(code)": the file of the gdb_go_ext
+    package that ran). prelude: Python run before our imports.
     address: of a dlv server already attached to target's process (Bridge.connect, which
     leaves it as it found it: several runs then see one stop)."""
     import sys

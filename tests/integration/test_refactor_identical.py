@@ -132,8 +132,10 @@ class Side:
 def _run_gdb(side, t, values):
     out = side.out("gdb", t.mode)
     cmds = _gdb_commands(t.mode, out, values)
-    r = harness.gdb_with_tree(t, cmds, None if side.tree == harness.REPO else side.tree,
+    code = ("(code)", "python import gdb_go_ext.views.registry as R; print(R.__file__)")
+    r = harness.gdb_with_tree(t, cmds + [code], None if side.tree == harness.REPO else side.tree,
                               prelude=side.prelude, timeout=600)
+    _check_ran(side, r.block("(code)"), t, r.block("go version"), r.block("go heap"))
     texts = {}
     for name, _ in cmds:
         error = r.error(name)
@@ -147,8 +149,20 @@ def _run_bridge(side, t, values, address):
     argvs = _bridge_argvs(t.mode, out, values)
     got = harness.bridge_views(t, [a for _, a in argvs], side.tree, timeout=600,
                                prelude=side.prelude, address=address)
+    _check_ran(side, got["(code)"], t, got["version"], got["heap"])
     texts = {name: got[" ".join(a)].replace(out, "{out}") for name, a in argvs}
     return texts, _files(out)
+
+
+def _check_ran(side, code_file, t, version, heap):
+    """The side's own code ran (not the other's), and decoded the target: a comparison
+    of two failures would prove nothing."""
+    assert os.path.realpath(code_file.strip()).startswith(os.path.realpath(side.tree) + os.sep), \
+        (side.name, code_file)
+    go = harness.toolchain_go_version(t.toolchain)
+    assert go in version, (side.name, version)
+    if int(go.split(".")[1]) >= 22:   # (the heap views need Go 1.22+)
+        assert "live" in heap and "error" not in heap.splitlines()[0], (side.name, heap[:300])
 
 
 def _assert_identical(base, this, what):
