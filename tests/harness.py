@@ -529,6 +529,10 @@ def gdb_with_tree(target, commands, tree, prelude="", **kw):
 
 _BRIDGE_SCRIPT = r"""
 import json, sys
+# the code on PYTHONPATH, not the working directory's (python -c puts it first) nor the
+# editable install's (its finder comes before the path)
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 exec(sys.argv[5])
 from delve_bridge import Bridge
 from gdb_go_ext.errors import GoExtError
