@@ -56,6 +56,14 @@ def pair(i: int, this, base=None) -> tuple:
     return this(i), theirs
 
 
+def gdb_preimport(code: str) -> list:
+    """gdb -iex words that make a later `source gdb_go_ext` run the code in the folder code:
+    its package imported first (tests/harness.gdb_with_tree); [] for this tree's."""
+    if code is None or os.path.realpath(code) == os.path.realpath(REPO):
+        return []
+    return ["-iex", "python import sys; sys.path.insert(0, %r); import gdb_go_ext" % code]
+
+
 def rounds(n: int, this, base=None) -> tuple:
     """([this(i)], [base(i)]) over n rounds (pair); base None: no base runs."""
     mine, theirs = [], []

@@ -13,11 +13,15 @@
 4. viewcore (golang.org/x/debug/cmd/viewcore, if it is installed or --viewcore PATH)
    `histogram` on the same core, timed, or the line it failed with.
 
+With --base COMMIT (bench/basecode.py), every gdb of 2 and 3 is run again with COMMIT's
+code on the same process or core, in the same rounds (the order alternating), and the
+medians and ratios this / COMMIT are printed.
+
 Prints medians and the issue's targets as met / NOT MET. Benchmarks never assert. Run it
 under the bench lock:
 
     flock /tmp/gdb_go_ext-bench.lock python bench/bench_heap.py [-n 1000000] [-m 10000000]
-        [--toolchain go1.26.6] [--rounds 2] [--no-core] [--viewcore PATH]
+        [--toolchain go1.26.6] [--rounds 2] [--no-core] [--viewcore PATH] [--base COMMIT]
 """
 import argparse
 import json
@@ -35,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(REPO, "tests")]
 
+import basecode  # noqa: E402
 import bench_goroutines as bg  # noqa: E402
 import harness  # noqa: E402
 
@@ -68,13 +73,13 @@ def start(binary, n, m, timeout):
     return p, int(hit.group(1)), int(hit.group(2))
 
 
-def session(mode, target_args, work, timeout, views=("heap", "retained")):
+def session(mode, target_args, work, timeout, views=("heap", "retained"), code=None):
     helper = os.path.join(work, "helper.py")
     with open(helper, "w") as f:
         f.write(HELPER)
     heap_out, kept_out = os.path.join(work, "heap.json"), os.path.join(work, "kept.json")
     argv = ["/usr/bin/time", "-v", "gdb", "-nx", "-batch", "-iex", "set pagination off",
-            "-iex", "set auto-load python-scripts off",
+            "-iex", "set auto-load python-scripts off"] + basecode.gdb_preimport(code) + [
             "-ex", "directory " + harness.gdb_script_dir(), "-ex", "source " + helper,
             "-ex", "python _h('load', 'source gdb_go_ext')"]
     if "heap" in views:
@@ -90,7 +95,7 @@ def session(mode, target_args, work, timeout, views=("heap", "retained")):
         if line.startswith("BENCH "):
             r = json.loads(line[6:])
             res[r["name"]] = r
-            bg.log("%s %-24s %8.2f s%s" % (mode, r["name"], r["seconds"],
+            bg.log("%s %-24s %8.2f s%s" % (mode + (" base" if code else ""), r["name"], r["seconds"],
                                           "  ERROR " + r["error"] if r["error"] else ""))
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
     res["rss_mb"] = int(rss.group(1)) / 1024 if rss else None
@@ -138,6 +143,7 @@ def main():
     ap.add_argument("--viewcore", default=shutil.which("viewcore") or os.path.expanduser(
         "~/go/bin/viewcore"))
     ap.add_argument("--timeout", type=int, default=1800)
+    basecode.add_option(ap)
     a = ap.parse_args()
     _label, go, _goroot, env, version = bg.resolve_toolchain(a.toolchain)
     work = tempfile.mkdtemp(prefix="bench-heap-")
@@ -147,21 +153,27 @@ def main():
     if b.returncode:
         raise SystemExit("building bench/heapbig failed:\n" + b.stdout + b.stderr)
     p, alloc, objects = start(binary, a.n, a.m, a.timeout)
-    rows = {}
+    rows, base_rows = {}, {}
+    base = basecode.tree(a.base) if a.base else None
+
+    def measure(mode, target_args, code, into):
+        def run(_i):
+            s = session(mode, target_args, work, a.timeout, code=code)
+            cold = session(mode, target_args, work, a.timeout, ("retained",), code=code)
+            s["cold --retained"] = cold["cold --retained"]
+            into.setdefault(mode, []).append(s)
+        return run
     try:
-        for _ in range(a.rounds):
-            rows.setdefault("live", []).append(session("live", [binary, "-p", str(p.pid)],
-                                                       work, a.timeout))
-            cold = session("live", [binary, "-p", str(p.pid)], work, a.timeout, ("retained",))
-            rows["live"][-1]["cold --retained"] = cold["cold --retained"]
+        live_args = [binary, "-p", str(p.pid)]
+        for i in range(a.rounds):
+            basecode.pair(i, measure("live", live_args, None, rows),
+                          measure("live", live_args, base, base_rows) if base else None)
         if not a.no_core:
             core = bg.make_core(p.pid, work, a.timeout)
             bg.kill(p)
-            for _ in range(a.rounds):
-                rows.setdefault("core", []).append(session("core", [binary, core], work,
-                                                           a.timeout))
-                cold = session("core", [binary, core], work, a.timeout, ("retained",))
-                rows["core"][-1]["cold --retained"] = cold["cold --retained"]
+            for i in range(a.rounds):
+                basecode.pair(i, measure("core", [binary, core], None, rows),
+                              measure("core", [binary, core], base, base_rows) if base else None)
             vc = viewcore_time(a.viewcore if a.viewcore and os.path.exists(a.viewcore)
                                else None, binary, core, min(a.timeout, 600))
         else:
@@ -188,6 +200,16 @@ def main():
         met.append(("%s go heap < 60 s" % mode, heap_s < 60))
         met.append(("%s --retained < 2x go heap" % mode, max(kept_s, cold_s) < 2 * heap_s))
     print("viewcore histogram on the same core: %s" % vc)
+    if base:
+        print("\nagainst %s, measured in the same rounds (this / base: the median of the "
+              "per-round ratios)" % a.base)
+        for mode, rs in rows.items():
+            bs = base_rows.get(mode, [])
+            for k in ("go heap", "go stacks --retained", "cold --retained"):
+                secs = lambda xs: [r[k]["seconds"] if r.get(k) else None for r in xs]  # noqa: E731
+                print(basecode.line("%s %s" % (mode, k), a.base, secs(rs), secs(bs)))
+            print(basecode.line("%s gdb peak RSS" % mode, a.base, [r["rss_mb"] for r in rs],
+                                [r["rss_mb"] for r in bs], "MB"))
     for what, ok in met:
         print("  %-32s %s" % (what, "met" if ok else "NOT MET"))
     shutil.rmtree(work, ignore_errors=True)
