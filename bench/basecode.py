@@ -56,10 +56,11 @@ def pair(i: int, this, base=None) -> tuple:
     return this(i), theirs
 
 
-def gdb_preimport(code: str) -> list:
+def gdb_preimport(code) -> list:
     """gdb -iex words that make a later `source gdb_go_ext` run the code in the folder code:
-    its package imported first (tests/harness.gdb_with_tree); [] for this tree's."""
-    if code is None or os.path.realpath(code) == os.path.realpath(REPO):
+    its package imported first (tests/harness.gdb_with_tree); [] for code None. Give both
+    sides of a comparison code (REPO for this one), so they are loaded the same way."""
+    if code is None:
         return []
     return ["-iex", "python import sys; sys.path.insert(0, %r); import gdb_go_ext" % code]
 

@@ -155,6 +155,7 @@ def main():
     p, alloc, objects = start(binary, a.n, a.m, a.timeout)
     rows, base_rows = {}, {}
     base = basecode.tree(a.base) if a.base else None
+    this = REPO if base else None   # (both loaded the same way: basecode.gdb_preimport)
 
     def measure(mode, target_args, code, into):
         def run(_i):
@@ -166,13 +167,13 @@ def main():
     try:
         live_args = [binary, "-p", str(p.pid)]
         for i in range(a.rounds):
-            basecode.pair(i, measure("live", live_args, None, rows),
+            basecode.pair(i, measure("live", live_args, this, rows),
                           measure("live", live_args, base, base_rows) if base else None)
         if not a.no_core:
             core = bg.make_core(p.pid, work, a.timeout)
             bg.kill(p)
             for i in range(a.rounds):
-                basecode.pair(i, measure("core", [binary, core], None, rows),
+                basecode.pair(i, measure("core", [binary, core], this, rows),
                               measure("core", [binary, core], base, base_rows) if base else None)
             vc = viewcore_time(a.viewcore if a.viewcore and os.path.exists(a.viewcore)
                                else None, binary, core, min(a.timeout, 600))
