@@ -18,6 +18,9 @@ a global; it collects twice and prints runtime.ReadMemStats' HeapAlloc and HeapO
    Then, once, the same gdb with go heap and go stacks --retained (the retained
    bucket) on the core.
 3. Live bytes and objects against HeapAlloc and HeapObjects.
+4. With --base COMMIT (bench/basecode.py): --rounds gdbs with go heap and go stacks
+   --retained on the same core by this tree's code and by COMMIT's, the order alternating,
+   and the ratios this / COMMIT.
 
 Prints medians, the ratios to goref and the issue's targets as met / NOT MET. Benchmarks
 never assert. The cores are written under --work (default a temporary directory; keep
@@ -25,6 +28,7 @@ a few GB free). Run it under the bench lock:
 
     flock /tmp/gdb_go_ext-bench.lock python bench/bench_heap.py [--sizes NxM,...]
         [--toolchain go1.26.6] [--rounds 3] [--live] [--goref PATH] [--work DIR]
+        [--base COMMIT]
 """
 import argparse
 import json
@@ -42,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(REPO, "tests")]
 
+import basecode  # noqa: E402
 import bench_goroutines as bg  # noqa: E402
 import harness  # noqa: E402
 
@@ -75,13 +80,13 @@ def start(binary, n, m, timeout):
     return p, int(hit.group(1)), int(hit.group(2))
 
 
-def session(mode, target_args, work, timeout, views=("heap", "retained")):
+def session(mode, target_args, work, timeout, views=("heap", "retained"), code=None):
     helper = os.path.join(work, "helper.py")
     with open(helper, "w") as f:
         f.write(HELPER)
     heap_out, kept_out = os.path.join(work, "heap.json"), os.path.join(work, "kept.json")
     argv = ["/usr/bin/time", "-v", "gdb", "-nx", "-batch", "-iex", "set pagination off",
-            "-iex", "set auto-load python-scripts off",
+            "-iex", "set auto-load python-scripts off"] + basecode.gdb_preimport(code) + [
             "-ex", "directory " + harness.gdb_script_dir(), "-ex", "source " + helper,
             "-ex", "python _h('load', 'source gdb_go_ext')"]
     if "heap" in views:
@@ -97,7 +102,7 @@ def session(mode, target_args, work, timeout, views=("heap", "retained")):
         if line.startswith("BENCH "):
             r = json.loads(line[6:])
             res[r["name"]] = r
-            bg.log("%s %-24s %8.2f s%s" % (mode, r["name"], r["seconds"],
+            bg.log("%s %-24s %8.2f s%s" % (mode + (" base" if code else ""), r["name"], r["seconds"],
                                           "  ERROR " + r["error"] if r["error"] else ""))
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
     res["rss_mb"] = int(rss.group(1)) / 1024 if rss else None
@@ -191,11 +196,16 @@ def one_size(a, binary, n, m, grf):
             bg.log("core  goref:   " + ("%.1f s, peak RSS %.0f MB" % g if g[0] is not None
                                        else g[1]))
     res["core"] = session("core", [binary, core], work, a.timeout)
+    if a.base:   # the same core by this tree's code and COMMIT's, the order alternating
+        base = basecode.tree(a.base)
+        res["against_base"] = basecode.rounds(
+            a.rounds, lambda _i: session("core", [binary, core], work, a.timeout, code=REPO),
+            lambda _i: session("core", [binary, core], work, a.timeout, code=base))
     shutil.rmtree(work, ignore_errors=True)
     return res
 
 
-def report(version, n, m, res, met):
+def report(version, n, m, res, met, base_commit=None):
     alloc, objects = res["alloc"], res["objects"]
     gb = alloc / 1e9
     print("\n%s, %d goroutines x 1 KiB + %d small objects: HeapAlloc %d (%.2f GB), "
@@ -234,6 +244,15 @@ def report(version, n, m, res, met):
         met.append(("%.1f GB: <= half goref's peak RSS" % gb, rss <= gr / 2))
     elif res["goref"]:
         print("  goref: %s" % res["goref"][0][1])
+    if res.get("against_base"):
+        mine, theirs = res["against_base"]
+        print("  against %s on the same core, in the same rounds (this / base: the median of "
+              "the per-round ratios)" % base_commit)
+        for k in ("go heap", "go stacks --retained"):
+            secs = lambda xs: [r[k]["seconds"] if r.get(k) else None for r in xs]  # noqa: E731
+            print("  " + basecode.line("core " + k, base_commit, secs(mine), secs(theirs)))
+        print("  " + basecode.line("core gdb peak RSS", base_commit, [r["rss_mb"] for r in mine],
+                                   [r["rss_mb"] for r in theirs], "MB"))
     if gb > 1.5:
         met.append(("%.1f GB: go heap <= 15 s (fresh gdb)" % gb, wall <= 15))
         met.append(("%.1f GB: gdb peak RSS <= 1 GB" % gb, rss <= 1024))
@@ -248,6 +267,7 @@ def main():
     ap.add_argument("--goref", default=shutil.which("grf") or os.path.expanduser("~/go/bin/grf"))
     ap.add_argument("--work", default=None)
     ap.add_argument("--timeout", type=int, default=1800)
+    basecode.add_option(ap)
     a = ap.parse_args()
     grf = a.goref if a.goref and os.path.exists(a.goref) else None
     if not grf:
@@ -265,7 +285,7 @@ def main():
         results.append((n, m, one_size(a, binary, n, m, grf)))
     met = []
     for n, m, res in results:
-        report(version, n, m, res, met)
+        report(version, n, m, res, met, a.base)
     for what, ok in met:
         print("  %-40s %s" % (what, "met" if ok else "NOT MET"))
     shutil.rmtree(build, ignore_errors=True)

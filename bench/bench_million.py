@@ -19,15 +19,18 @@
 5. A gcore of the process, and 2-4 again on `BINARY CORE` (--no-core skips it).
 6. With --compare REV: every view of the first round is also run by the code of git
    revision REV (git archive) on the core, and the files compared byte for byte.
+7. With --base COMMIT (bench/basecode.py): each round of 2 and 4 also runs COMMIT's code
+   on the same process or core (the order alternating), and the table adds its medians
+   and the ratios this / COMMIT.
 
 Prints a table and each of the issue's targets as met / NOT MET. Benchmarks never
 assert. Run it under the bench lock:
 
     flock /tmp/gdb_go_ext-bench.lock python bench/bench_million.py [-n 1000000]
         [--toolchain go1.26.6] [--rounds 3] [--dlv PATH] [--no-core] [--compare REV]
+        [--base COMMIT]
 """
 import argparse
-import io
 import json
 import os
 import re
@@ -35,7 +38,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
@@ -43,6 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path[:0] = [HERE, os.path.join(REPO, "tests")]
 
+import basecode  # noqa: E402
 import bench_goroutines as bg  # noqa: E402
 import harness  # noqa: E402
 
@@ -110,18 +113,7 @@ def gdb_run(work, target_args, cmds, loader, timeout, tag):
     return recs, max_rss_mb(err)
 
 
-def loader_of(tree):
-    """gdb -ex words that load gdb_go_ext from tree with the installed environment."""
-    site = os.path.join(harness.home_dir(), "venv", "lib",
-                        "python%d.%d" % sys.version_info[:2], "site-packages")
-    code = ("python\nimport site, sys\nb = list(sys.path)\nsite.addsitedir(%r)\n"
-            "sys.path[:] = [%r] + [p for p in sys.path if p not in b] + b\n"
-            "import gdb_go_ext.gdb.loader as L\nL.load()\nend\n" % (site, tree))
-    path = os.path.join(tempfile.gettempdir(), "mbench-load-%d-%s.gdb" % (os.getpid(),
-                                                                         abs(hash(tree))))
-    with open(path, "w") as f:
-        f.write(code)
-    return ["-ex", "source " + path]
+loader_of = basecode.gdb_loader
 
 
 def rgdb_run(work, target_args, goroot, timeout):
@@ -131,12 +123,14 @@ def rgdb_run(work, target_args, goroot, timeout):
     return recs.get("rgdb", {}).get("seconds")
 
 
-def bridge_run(target_words, out, timeout):
-    """`delve-bridge TARGET goroutines --json -o out` under /usr/bin/time -v: (s, MB, err)."""
+def bridge_run(target_words, out, timeout, code=REPO):
+    """`delve-bridge TARGET goroutines --json -o out` under /usr/bin/time -v, with the code
+    in the folder code: (s, MB, err)."""
     argv = ["/usr/bin/time", "-v", VENV_PY, "-m", "delve_bridge"] + target_words + \
         ["goroutines", "--json", "-o", out]
     t = time.perf_counter()
-    p = bg.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    p = bg.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=code,
+                 env=dict(os.environ, PYTHONPATH=code))
     try:
         so, se = p.communicate(timeout=timeout)
     finally:
@@ -159,18 +153,32 @@ def mode_run(a, mode, target_args, bridge_words, goroot, dlv, dlv_args, work, le
     out = os.path.join(work, "out-" + mode)
     os.makedirs(out, exist_ok=True)
     cmds = [(n, c.format(out=out)) for n, c in OURS]
+
+    def one_round(code, key, tag):
+        def run(i):
+            bg.settle()
+            recs, rss = gdb_run(work, target_args, cmds, loader_of(code), a.timeout,
+                                "%s%s r%d" % (mode, tag, i + 1))
+            res[key].append({"seconds": {k: (r["seconds"] if not r["error"] else None)
+                                         for k, r in recs.items()}, "rss_mb": rss,
+                             "errors": {k: r["error"] for k, r in recs.items() if r["error"]}})
+        return run
+    res["base_rounds"], res["base_bridge"] = [], []
+    base = basecode.tree(a.base) if a.base else None
     for i in range(a.rounds):
-        bg.settle()
-        recs, rss = gdb_run(work, target_args, cmds, loader_of(REPO), a.timeout,
-                            "%s r%d" % (mode, i + 1))
-        res["rounds"].append({"seconds": {k: (r["seconds"] if not r["error"] else None)
-                                          for k, r in recs.items()}, "rss_mb": rss,
-                              "errors": {k: r["error"] for k, r in recs.items() if r["error"]}})
+        basecode.pair(i, one_round(REPO, "rounds", ""),
+                      one_round(base, "base_rounds", " " + a.base) if base else None)
     res["rgdb"] = [rgdb_run(work, target_args, goroot, a.timeout) for _ in range(a.rgdb_rounds)]
     res["bridge"] = []
+    def bridge_round(code, key):
+        def run(i):
+            bg.settle()
+            res[key].append(bridge_run(bridge_words, os.path.join(out, "bridge.json"),
+                                       a.timeout, code))
+        return run
     for i in range(a.rounds):
-        bg.settle()
-        res["bridge"].append(bridge_run(bridge_words, os.path.join(out, "bridge.json"), a.timeout))
+        basecode.pair(i, bridge_round(REPO, "bridge"),
+                      bridge_round(base, "base_bridge") if base else None)
     res["delve"] = []
     if dlv:
         for _ in range(a.dlv_rounds):
@@ -185,12 +193,7 @@ def mode_run(a, mode, target_args, bridge_words, goroot, dlv, dlv_args, work, le
 
 def compare(rev, work, target_args, out):
     """Every view of COMPARE by this tree and by rev on the same target: {name: same?}."""
-    tree = os.path.join(work, "rev-" + rev)
-    if not os.path.isdir(tree):
-        os.makedirs(tree)
-        data = subprocess.run(["git", "-C", REPO, "archive", rev], capture_output=True,
-                              check=True).stdout
-        tarfile.open(fileobj=io.BytesIO(data)).extractall(tree)
+    tree = basecode.tree(rev)
     got = {}
     dirs = {}
     for who, root in (("new", REPO), ("old", tree)):
@@ -248,6 +251,8 @@ def report(res, meta):
     row("Delve ListGoroutines (s)", lambda r: fmt(median(r["delve"])))
     lines.append("(gdb commands: median of %d rounds, each a fresh gdb; runtime-gdb.py %d, "
                  "Delve %d per mode)" % (meta["rounds"], meta["rgdb_rounds"], meta["dlv_rounds"]))
+    if meta.get("base"):
+        lines += base_lines(res, meta["base"])
     lines.append("")
     big = n >= 1_000_000
     targets = []
@@ -293,6 +298,28 @@ def report(res, meta):
     print("\n".join(lines), flush=True)
 
 
+def base_lines(res, commit):
+    """The same measurements by COMMIT's code: this, COMMIT, this / COMMIT per mode."""
+    out = ["", "against %s, measured in the same rounds (this / base: the median of the "
+               "per-round ratios)" % commit]
+    for mode in ("live", "core"):
+        r = res.get(mode)
+        if not r or not r.get("base_rounds"):
+            continue
+        for name, label in (("goroutines", "first go goroutines --limit 5"),
+                            ("stacks", "go stacks --min 1000 after it"),
+                            ("json", "go goroutines --json -t 64 -o F after")):
+            this = [x["seconds"].get(name) for x in r["rounds"]]
+            base = [x["seconds"].get(name) for x in r["base_rounds"]]
+            out.append(basecode.line("%s %s" % (mode, label), commit, this, base))
+        out.append(basecode.line("%s gdb peak RSS" % mode, commit,
+                                 [x["rss_mb"] for x in r["rounds"]],
+                                 [x["rss_mb"] for x in r["base_rounds"]], "MB"))
+        out.append(basecode.line("%s delve-bridge goroutines --json -o F" % mode, commit,
+                                 [b[0] for b in r["bridge"]], [b[0] for b in r["base_bridge"]]))
+    return out
+
+
 def fmt(v, digits=3):
     return None if v is None else ("%.*f" % (digits, v))
 
@@ -328,6 +355,7 @@ def main():
     ap.add_argument("--no-core", action="store_true")
     ap.add_argument("--no-live", action="store_true")
     ap.add_argument("--compare", metavar="REV", help="byte-compare the views with git REV")
+    basecode.add_option(ap)
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--work-dir")
     ap.add_argument("--json", metavar="FILE")
@@ -340,6 +368,7 @@ def main():
         meta = {"n": a.n, "go_version": version, "gdb": bg.gdb_version(), "rounds": a.rounds,
                 "rgdb_rounds": a.rgdb_rounds, "dlv_rounds": a.dlv_rounds if dlv else 0,
                 "dlv_version": bg.dlv_version(dlv) if dlv else None, "compare": a.compare,
+                "base": a.base,
                 "load": "%.1f" % os.getloadavg()[0]}
         binary = bg.build_leaker(go, env, work)
         leaker = bg.start_leaker(binary, a.n, work, timeout=900)

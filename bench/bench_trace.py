@@ -10,9 +10,12 @@ is big enough. Then, alternated over --rounds rounds (default 3), under the benc
   - a Python child that iterates read_trace(FILE) over every Event (--raw: only counts
     them, the same events), timed inside the child from read_trace to the last event.
 Prints each one's wall time (median), our peak RSS (the child's ru_maxrss) and the ratio
-ours / -d=parsed. Benchmarks print; they never assert.
+ours / -d=parsed. With --base COMMIT (bench/basecode.py), COMMIT's reader is timed on the
+same file in the same rounds (the order alternating), and the ratio this / COMMIT printed.
+Benchmarks print; they never assert.
 
     python bench/bench_trace.py [-m 50] [--toolchain go1.26.6] [--rounds 3] [--trace FILE]
+        [--base COMMIT]
 """
 import argparse
 import fcntl
@@ -28,6 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+import basecode  # noqa: E402
 import harness  # noqa: E402
 import exectrace_truth as T  # noqa: E402
 
@@ -71,8 +75,8 @@ def run_go(go, env, path, version):
     return time.perf_counter() - t0
 
 
-def run_ours(path):
-    p = subprocess.run([sys.executable, "-c", CHILD, path, REPO], capture_output=True,
+def run_ours(path, code=REPO):
+    p = subprocess.run([sys.executable, "-c", CHILD, path, code], capture_output=True,
                        text=True, check=True, timeout=3600)
     return json.loads(p.stdout)
 
@@ -83,7 +87,9 @@ def main():
     ap.add_argument("--toolchain", default="go1.26.6")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trace", help="an existing trace instead of generating one")
+    basecode.add_option(ap)
     args = ap.parse_args()
+    base_tree = basecode.tree(args.base) if args.base else None
     info = harness.toolchain(args.toolchain)
     version = harness.toolchain_go_version(args.toolchain)
     env = harness.go_env(args.toolchain)
@@ -94,17 +100,25 @@ def main():
             if not args.trace:
                 make_trace(args.toolchain, args.m, path)
             size = os.path.getsize(path)
-            go_times, our_times, rss = [], [], []
+            go_times, our_times, rss, base_times = [], [], [], []
             info_out = None
             for r in range(args.rounds):
                 go_times.append(run_go(info["go"], env, path, version))
-                out = run_ours(path)
+                out, b = basecode.pair(
+                    r, lambda i: run_ours(path),
+                    (lambda i: run_ours(path, base_tree)) if base_tree else None)
                 our_times.append(out["seconds"])
                 rss.append(out["maxrss_kb"])
                 info_out = out
                 print("round %d: -d=parsed %.2f s, ours %.2f s (%d events), peak RSS %.0f MB"
                       % (r + 1, go_times[-1], our_times[-1], out["events"],
                          out["maxrss_kb"] / 1024), flush=True)
+                if b is not None:
+                    base_times.append(b["seconds"])
+                    print("         %s: %.2f s (%d events, %s)" % (
+                        args.base, b["seconds"], b["events"],
+                        "the same kinds" if b["kinds"] == out["kinds"] else
+                        "OTHER KINDS: %s" % b["kinds"]), flush=True)
     go_med, our_med = statistics.median(go_times), statistics.median(our_times)
     print("trace: %.1f MB from %s, %d events, error: %s" % (size / 1e6, version,
                                                              info_out["events"], info_out["error"]))
@@ -114,6 +128,8 @@ def main():
           % (our_med, our_med / max(info_out["events"], 1) * 1e6))
     print("ratio ours / -d=parsed: %.2f   peak RSS: %.0f MB (max of rounds)"
           % (our_med / go_med, max(rss) / 1024))
+    if args.base:
+        print(basecode.line("exectrace, every Event", args.base, our_times, base_times))
 
 
 if __name__ == "__main__":

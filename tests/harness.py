@@ -488,3 +488,89 @@ def capture_images(fixture, script, toolchains, with_elf=False):
                     subprocess.run(["gzip", "-9n"], stdin=f, stdout=o, check=True)
             sizes += ", elf %d bytes" % os.path.getsize(elf)
         print("%s: %s" % (tc, sizes))
+
+
+# ---------------------------------------------------------------------------
+# the code of another commit, run on the same target (before/after comparisons)
+# ---------------------------------------------------------------------------
+def commit_tree(commit):
+    """COMMIT's gdb_go_ext and delve_bridge, unpacked once (`git archive`) under the cache;
+    its folder (to put first on sys.path), or None when this clone does not hold it."""
+    import io
+    import tarfile
+    sha = subprocess.run(["git", "rev-parse", "--verify", "-q", commit + "^{commit}"],
+                         cwd=REPO, capture_output=True, text=True).stdout.strip()
+    if not sha:
+        return None
+    dest = os.path.join(cache_dir(), "golden", sha)
+    if not os.path.isdir(os.path.join(dest, "gdb_go_ext")):
+        data = subprocess.run(["git", "archive", sha, "gdb_go_ext", "delve_bridge"],
+                              cwd=REPO, capture_output=True, check=True).stdout
+        tmp = dest + ".%d" % os.getpid()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(tmp)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another worker won
+    return dest
+
+
+def gdb_with_tree(target, commands, tree, prelude="", **kw):
+    """target.gdb(commands) with the code of tree (commit_tree) instead of this one's:
+    its package imported before `source gdb_go_ext`, whose script puts the installed copy
+    first on sys.path; its submodules then come from tree's folder all the same. tree
+    None: this tree's. prelude: Python run in gdb before anything of ours is imported."""
+    args = ["-iex", "python " + prelude] if prelude else []
+    if tree is not None:
+        args += ["-iex", "python import sys; sys.path.insert(0, %r); import gdb_go_ext" % tree]
+    return target.gdb(commands, extra_args=args, **kw)
+
+
+_BRIDGE_SCRIPT = r"""
+import json, sys
+# the code on PYTHONPATH, not the working directory's (python -c puts it first) nor the
+# editable install's (its finder comes before the path)
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+exec(sys.argv[5])
+from delve_bridge import Bridge
+from gdb_go_ext.errors import GoExtError
+mode, a, b, views = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+if mode == "connect":
+    br = Bridge.connect(a, binary=b)
+else:
+    br = Bridge.attach(int(a), binary=b, quiet=True) if mode == "live" else Bridge.core(a, b, quiet=True)
+out = {}
+with br:
+    for argv in views:
+        try:
+            out[" ".join(argv)] = br.view(argv, color=False, width=250)
+        except GoExtError as e:
+            out[" ".join(argv)] = "error: %s" % e
+import gdb_go_ext
+out["(code)"] = gdb_go_ext.__file__   # which code ran
+print(json.dumps(out))
+"""
+
+
+def bridge_views(target, views, path, timeout=300, prelude="", address=None):
+    """{" ".join(argv): text} of each view (a list of words) run through the bridge's
+    Python API (Bridge.view) with the code at path (REPO, or a commit_tree) on target's
+    live process or core, in one dlv session (and "(code)": the file of the gdb_go_ext
+    package that ran). prelude: Python run before our imports.
+    address: of a dlv server already attached to target's process (Bridge.connect, which
+    leaves it as it found it: several runs then see one stop)."""
+    import sys
+    env = dict(os.environ, PYTHONPATH=path, NO_COLOR="1")
+    a, b = (str(target.pid), target.binary) if target.mode == "live" else (target.binary, target.core)
+    mode = target.mode
+    if address is not None:
+        mode, a = "connect", address
+    p = subprocess.run([sys.executable, "-c", _BRIDGE_SCRIPT, mode, a, b,
+                        json.dumps(views), prelude],
+                       capture_output=True, text=True, env=env,
+                       timeout=timeout)
+    if p.returncode != 0:
+        raise HarnessError("the bridge failed (%s):\n%s" % (path, p.stderr[-3000:]))
+    return json.loads(p.stdout)

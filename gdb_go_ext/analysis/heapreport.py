@@ -62,18 +62,29 @@ class HeapState:
 
 
 def heap_state(rt, gs, progress=None) -> HeapState:
-    """The heap of this stop, marked from every root (kept on the heap model, which the
-    runtime forgets when the target moves). progress(what, done, total): told how the
+    """The heap of this stop, marked from every root, the stacks of the goroutines gs
+    (kept per stop and per set of goroutines). progress(what, done, total): told how the
     spans, the roots and the mark go. The C heap's free pages are given back after
     each (memtrim)."""
+    return rt.per_stop(("heapreport.state", _goroutines_key(gs)),
+                       lambda: _heap_state(rt, gs, progress))
+
+
+def _goroutines_key(gs) -> tuple:
+    """What the roots depend on of gs: its goroutines (by g address, in order); a stop's
+    goroutine has one stack."""
+    col = getattr(gs, "col", None)
+    if col is not None:   # a GoroutineTable: its column, without making rows
+        return ("table", np.ascontiguousarray(col("addr")).tobytes())
+    return tuple(g.addr for g in gs)
+
+
+def _heap_state(rt, gs, progress) -> HeapState:
     from ..memtrim import give_back
     from ..runtime.heapobjs import read_heap
     from ..runtime.heaproots import global_roots, special_roots
     from ..runtime.stackroots import stack_roots
     heap = read_heap(rt, progress)
-    cached = getattr(heap, "_gdb_go_ext_state", None)
-    if cached is not None:
-        return cached
     errors = list(heap.errors)
     tell = progress or (lambda what, done, total: None)
     # (with DWARF's names and types of frame variables: they type what they point at)
@@ -92,7 +103,6 @@ def heap_state(rt, gs, progress=None) -> HeapState:
     state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
     del marked
     give_back()
-    heap._gdb_go_ext_state = state
     return state
 
 
@@ -481,7 +491,7 @@ def _gotype(rt, name: Optional[str]) -> Optional[T.GoType]:
     those are made from T."""
     if not name:
         return None
-    cache = rt.__dict__.setdefault("_heap_gotypes", {})
+    cache = rt.per_binary("heapreport.gotypes", dict)
     if name in cache:
         return cache[name]
     cache[name] = None          # (a recursive name stops here)

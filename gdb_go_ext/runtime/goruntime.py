@@ -1,12 +1,15 @@
 """One decoded view of a Go process: its target, its layouts (layout.py) and runtime tables.
 
-Built once per target and shared by every decoder; what it decoded from memory is
-forgotten when the target moves (forget_state).
+Built once per target and shared by every decoder. What a decoder keeps on it declares
+its lifetime where it is made: per_stop (what was read of the process's memory, dropped
+by forget_state when the target moves) or per_binary (what follows from the program's
+files, and the layouts: kept as long as the GoRuntime).
 """
 from __future__ import annotations
 
 import functools
 import struct
+from typing import Callable
 
 from ..errors import DecodeError, NotGoError
 from ..target import Memory, Target
@@ -25,10 +28,8 @@ class GoRuntime:
         # early on a target that is not a Go program)
         self.layout = Layouts(target, self.mem, self.elf)
         self.layout.require_go()
-        self._label_strings: dict = {}  # (ptr, len) -> str; label strings are mostly shared
-        # goroutine walks made on the current stop; the front door forgets them when the
-        # target moves (see forget_state)
-        self.walks: dict = {}
+        self._per_stop: dict = {}
+        self._per_binary: dict = {}
 
     def require_process(self) -> None:
         """Goroutines and map contents exist only in a process or a core, not in the file."""
@@ -38,10 +39,36 @@ class GoRuntime:
                              "if gdb said the core is not a core dump, it is damaged or truncated)")
 
     def forget_state(self) -> None:
-        """The target ran or was written to: drop everything decoded from its memory."""
-        self.walks.clear()
-        self._label_strings.clear()
-        self.__dict__.pop("_heap", None)   # runtime/heapobjs.read_heap
+        """The target ran or was written to: drop everything decoded from its memory
+        (every per_stop entry); per_binary entries stay."""
+        self._per_stop.clear()
+
+    # --- caches with a declared lifetime; a key names its module ("heapobjs.heap")
+    def per_stop(self, key, make: Callable):
+        """The value kept under key for this stop: make() the first time after each
+        forget_state. For what is read of the process's memory (it changes when the
+        target runs on, or is written to)."""
+        try:
+            return self._per_stop[key]
+        except KeyError:
+            value = self._per_stop[key] = make()
+            return value
+
+    def per_binary(self, key, make: Callable):
+        """The value kept under key for the life of this GoRuntime (one program, one
+        process or core): make() once. For what follows from the binary's files and
+        never changes when the target runs on (tables, stack maps, DWARF names, the
+        load bias)."""
+        try:
+            return self._per_binary[key]
+        except KeyError:
+            value = self._per_binary[key] = make()
+            return value
+
+    @property
+    def walks(self) -> dict:
+        """The goroutine walks made on the current stop (runtime/walks.py), per stop."""
+        return self.per_stop("walks", dict)
 
     # the binary, read from disk: pclntab, buildinfo, static data
     @property
@@ -201,7 +228,7 @@ class GoRuntime:
         lay = self.layout.labels
         esize, koff, voff = lay.esize, lay.koff, lay.voff
         out = {}
-        cache = self._label_strings
+        cache = self.per_stop("label_strings", dict)  # (ptr, len) -> str; mostly shared
         unpack = _SLICE_HEAD.unpack_from
         for i in range(n):
             k = unpack(buf, base + i * esize + koff)

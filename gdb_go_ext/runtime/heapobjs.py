@@ -589,8 +589,6 @@ class HeapObjects:
 
 def read_heap(rt, progress=None) -> HeapObjects:
     """The heap of the current stop, read once (rt.forget_state drops it)."""
-    h = rt.__dict__.get("_heap")
-    if h is None:
-        h = rt.__dict__["_heap"] = HeapObjects(rt, progress)
+    h = rt.per_stop("heapobjs.heap", lambda: HeapObjects(rt, progress))
     h.progress = None
     return h

@@ -129,18 +129,16 @@ def modules(rt, errors: list) -> list:
 
 def _bias(rt) -> int:
     """Live address less file address (a PIE's load bias), 0 when unknown."""
-    hit = rt.__dict__.get("_heaproots_bias")
-    if hit is None:
-        hit = 0
+    def bias():
         try:
             live = rt.target.symbol_address("runtime.firstmoduledata")
             sym = rt.elf.symbol("runtime.firstmoduledata") if rt.elf is not None else None
             if live and sym:
-                hit = live - sym[0]
+                return live - sym[0]
         except DecodeError:
             pass
-        rt.__dict__["_heaproots_bias"] = hit
-    return hit
+        return 0
+    return rt.per_binary("heaproots.bias", bias)
 
 
 def frame_names(rt) -> FrameNames:

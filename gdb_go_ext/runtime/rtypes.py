@@ -499,8 +499,6 @@ def run_gc_prog(prog: bytes, limit: int) -> tuple:
 
 
 def rtypes(rt) -> RTypes:
-    """The RTypes of a GoRuntime (one per runtime, kept in its __dict__)."""
-    got = rt.__dict__.get("_rtypes")
-    if got is None:
-        got = rt.__dict__["_rtypes"] = RTypes(rt)
-    return got
+    """The RTypes of a GoRuntime, per binary (a new stop drops only the descriptors made
+    at run time: forget_dynamic)."""
+    return rt.per_binary("rtypes", lambda: RTypes(rt))

@@ -185,9 +185,10 @@ def _ms(rt) -> tuple:
 def p_status_names(rt) -> dict:
     """{status code: name}: from the binary's DWARF constants (_Pidle, ... as named in its
     own source) where it has them, else the _P* constants of the runtime's source."""
-    cached = rt.__dict__.get("_p_status_names")
-    if cached is not None:
-        return cached
+    return rt.per_binary("sched.p_status_names", lambda: _p_status_names(rt))
+
+
+def _p_status_names(rt) -> dict:
     names = {}
     try:   # (binary.dwarfconst reads constants out of the ELF file's DWARF)
         from ..binary.dwarfconst import int_constant
@@ -197,9 +198,7 @@ def p_status_names(rt) -> dict:
                 names[v] = c[2:]
     except (ImportError, DecodeError, OSError):
         names = {}
-    out = names or dict(P_STATUS_NAMES)
-    rt.__dict__["_p_status_names"] = out
-    return out
+    return names or dict(P_STATUS_NAMES)
 
 
 def _ps(rt, lay, m_ids: dict, goid_off, now: int, errors: list) -> list:

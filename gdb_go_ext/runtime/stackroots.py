@@ -97,10 +97,8 @@ class _StackScanner:
                                  injected_functions(version))
         # what is read of the binary (per function stack maps, DWARF names) is kept for
         # the life of the GoRuntime: it does not change when the target moves
-        static = rt.__dict__.get("_heaproots_static")
-        if static is None:
-            static = rt.__dict__["_heaproots_static"] = ({}, frame_names(rt))
-        self.funcs, self.names = static
+        self.funcs, self.names = rt.per_binary("stackroots.static",
+                                               lambda: ({}, frame_names(rt)))
         self.templates: list = []           # (function, variable, type_name)
         self._tmpl_ids: dict = {}
         mods = modules(rt, [])

@@ -6,13 +6,6 @@ BASE's tree is taken from git (`git archive`), once per run; where the clone doe
 hold that commit the test says so and skips. Views whose output depends on time
 (mapwatch's rates) are compared elsewhere (test_mapwatch, test_bridge_mapwatch).
 """
-import json
-import os
-import subprocess
-import sys
-import tarfile
-import io
-
 import pytest
 
 import harness
@@ -59,22 +52,10 @@ MAP_VIEWS = [
 
 def _base_tree():
     """BASE's gdb_go_ext and delve_bridge, unpacked once under the cache."""
-    sha = subprocess.run(["git", "rev-parse", "--verify", "-q", BASE + "^{commit}"],
-                         cwd=harness.REPO, capture_output=True, text=True).stdout.strip()
-    if not sha:
+    tree = harness.commit_tree(BASE)
+    if tree is None:
         pytest.skip("this clone does not hold commit %s, the code before the change" % BASE)
-    dest = os.path.join(harness.cache_dir(), "golden", sha)
-    if not os.path.isdir(os.path.join(dest, "gdb_go_ext")):
-        data = subprocess.run(["git", "archive", sha, "gdb_go_ext", "delve_bridge"],
-                              cwd=harness.REPO, capture_output=True, check=True).stdout
-        tmp = dest + ".%d" % os.getpid()
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(tmp)
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            pass  # another worker won
-    return dest
+    return tree
 
 
 def _commands(names, t):
@@ -94,8 +75,7 @@ def _commands(names, t):
 def _gdb_both(t, commands, base):
     # BASE's package imported before `source gdb_go_ext`, whose script puts the installed
     # copy first on sys.path: its submodules then come from BASE's folder all the same
-    old = t.gdb(commands, extra_args=[
-        "-iex", "python import sys; sys.path.insert(0, %r); import gdb_go_ext" % base])
+    old = harness.gdb_with_tree(t, commands, base)
     new = t.gdb(commands)
     if any(name == "go" for name, _ in commands):   # (BASE had no `go chan`: it ran BASE)
         assert "go chan --" not in old.block("go") and "go chan --" in new.block("go")
@@ -152,30 +132,8 @@ def _assert_same(old, new, commands, what):
             (what, name, old.error(name), new.error(name))
 
 
-_BRIDGE_SCRIPT = r"""
-import json, sys
-from delve_bridge import Bridge
-from gdb_go_ext.errors import GoExtError
-mode, a, b, views = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-br = Bridge.attach(int(a), binary=b, quiet=True) if mode == "live" else Bridge.core(a, b, quiet=True)
-out = {}
-with br:
-    for argv in views:
-        try:
-            out[" ".join(argv)] = br.view(argv, color=False, width=250)
-        except GoExtError as e:
-            out[" ".join(argv)] = "error: %s" % e
-print(json.dumps(out))
-"""
-
-
 def _bridge(t, views, path):
-    env = dict(os.environ, PYTHONPATH=path, NO_COLOR="1")
-    a, b = (str(t.pid), t.binary) if t.mode == "live" else (t.binary, t.core)
-    p = subprocess.run([sys.executable, "-c", _BRIDGE_SCRIPT, t.mode, a, b, json.dumps(views)],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return json.loads(p.stdout)
+    return harness.bridge_views(t, views, path)
 
 
 def _bridge_views(commands):
