@@ -127,7 +127,7 @@ def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
-@pytest.mark.xfail(strict=False, reason=REFACTOR_IN_PROGRESS)
+
 def test_no_file_in_gdb_go_ext_over_800_lines():
     long = []
     for name, path in modules().items():
@@ -175,7 +175,7 @@ def private_reaches(name, path, known):
     return out
 
 
-@pytest.mark.xfail(strict=False, reason=REFACTOR_IN_PROGRESS)
+
 def test_no_private_name_reached_across_modules():
     known = modules()
     bad = []
