@@ -1,0 +1,129 @@
+"""The per-M cursors over a generation's batches, and the heap of them by timestamp
+(internal/trace's batchcursor.go)."""
+from . import gosort
+from . import wire as W
+from .base import _Broken
+
+
+class _Cursor:
+    """One M's batches of a generation, and its next event (typ, time, args)."""
+    __slots__ = ("m", "last_ts", "idx", "vals", "vpos", "loaded", "batches", "typ", "time",
+                 "args", "offset", "complete", "btime", "ms")
+
+    def __init__(self, m, batches):
+        self.m = m
+        self.last_ts = 0
+        self.idx = 0
+        self.vals = []
+        self.vpos = 0
+        self.loaded = False
+        self.batches = batches
+        self.typ = 0
+        self.time = 0
+        self.args = ()
+        self.offset = batches[0].offset if batches else 0
+        self.btime = 0
+        self.complete = True
+        self.ms = None
+
+    def next_event(self, freq: float, maxev: int) -> bool:
+        """batchCursor.nextEvent: False at the end of the M's batches."""
+        batches = self.batches
+        while True:
+            if not self.loaded:
+                if self.idx >= len(batches):
+                    return False
+                b = batches[self.idx]
+                self.vals, self.complete = W.uvarints_all(b.data)
+                self.btime = b.time
+                self.vpos = 0
+                self.offset = b.offset
+                self.loaded = True
+            if self.vpos >= len(self.vals):
+                if not self.complete:
+                    raise _Broken("found invalid uvarint", self.offset)
+                self.idx += 1
+                self.vals = []
+                self.loaded = False
+                self.last_ts = 0
+                continue
+            break
+        if self.last_ts == 0:
+            self.last_ts = int(self.btime * freq)
+        vals, i = self.vals, self.vpos
+        typ = vals[i]
+        if typ > maxev:
+            raise _Broken(f"found invalid event type: {typ}", self.offset)
+        n = W.NARGS[typ]
+        if not n:
+            raise _Broken(f"found event without a timestamp: type={typ}", self.offset)
+        if i + n >= len(vals):
+            raise _Broken("found invalid uvarint", self.offset)
+        self.typ = typ
+        self.time = self.last_ts = int(vals[i + 1] * freq) + self.last_ts
+        self.args = vals[i + 2:i + 1 + n]
+        self.vpos = i + 1 + n
+        return True
+
+
+def _sift_up(h, i):
+    while i > 0 and h[(i - 1) // 2].time > h[i].time:
+        j = (i - 1) // 2
+        h[j], h[i] = h[i], h[j]
+        i = j
+    return i
+
+
+def _min3(h, i0, i1, i2):
+    n = len(h)
+    mi = i0
+    mt = h[i0].time if i0 < n else (1 << 63) - 1
+    if i1 < n and h[i1].time < mt:
+        mt = h[i1].time
+        mi = i1
+    if i2 < n and h[i2].time < mt:
+        mi = i2
+    return mi
+
+
+def _sift_down(h, i):
+    while True:
+        m = _min3(h, i, 2 * i + 1, 2 * i + 2)
+        if m == i:
+            return i
+        h[i], h[m] = h[m], h[i]
+        i = m
+
+
+def _heap_insert(h, c):
+    h.append(c)
+    _sift_up(h, len(h) - 1)
+
+
+def _heap_update(h, i):
+    if _sift_up(h, i) != i:
+        return
+    _sift_down(h, i)
+
+
+def _heap_remove(h, i):
+    while i > 0:
+        j = (i - 1) // 2
+        h[j], h[i] = h[i], h[j]
+        i = j
+    h[0], h[-1] = h[-1], h[0]
+    h.pop()
+    _sift_down(h, 0)
+
+
+def _sort_frontier(h):
+    """slices.SortFunc by time, in its exact order for equal times: insertion sort up to
+    12 elements (pdqsort's own small case), Go's pdqsort above (gosort.py)."""
+    if len(h) <= 12:
+        for i in range(1, len(h)):
+            j = i
+            while j > 0 and h[j].time < h[j - 1].time:
+                h[j], h[j - 1] = h[j - 1], h[j]
+                j -= 1
+    else:
+        gosort.sort_by(h, key=lambda c: c.time)
