@@ -3,15 +3,15 @@ int64 view of a varint, and the error that stops a trace at a byte offset."""
 
 NO_ID = -1
 NO_TASK = (1 << 64) - 1
-_S64 = 1 << 63
-_U64 = 1 << 64
+SIGN64 = 1 << 63
+WRAP64 = 1 << 64
 
 
-def _s64(x: int) -> int:
-    return x - _U64 if x >= _S64 else x
+def s64(x: int) -> int:
+    return x - WRAP64 if x >= SIGN64 else x
 
 
-class _Broken(Exception):
+class Broken(Exception):
     """The trace is broken here: message and byte offset."""
 
     def __init__(self, msg: str, offset: int):

@@ -2,10 +2,10 @@
 (internal/trace's batchcursor.go)."""
 from . import gosort
 from . import wire as W
-from .base import _Broken
+from .base import Broken
 
 
-class _Cursor:
+class BatchCursor:
     """One M's batches of a generation, and its next event (typ, time, args)."""
     __slots__ = ("m", "last_ts", "idx", "vals", "vpos", "loaded", "batches", "typ", "time",
                  "args", "offset", "complete", "btime", "ms")
@@ -41,7 +41,7 @@ class _Cursor:
                 self.loaded = True
             if self.vpos >= len(self.vals):
                 if not self.complete:
-                    raise _Broken("found invalid uvarint", self.offset)
+                    raise Broken("found invalid uvarint", self.offset)
                 self.idx += 1
                 self.vals = []
                 self.loaded = False
@@ -53,12 +53,12 @@ class _Cursor:
         vals, i = self.vals, self.vpos
         typ = vals[i]
         if typ > maxev:
-            raise _Broken(f"found invalid event type: {typ}", self.offset)
+            raise Broken(f"found invalid event type: {typ}", self.offset)
         n = W.NARGS[typ]
         if not n:
-            raise _Broken(f"found event without a timestamp: type={typ}", self.offset)
+            raise Broken(f"found event without a timestamp: type={typ}", self.offset)
         if i + n >= len(vals):
-            raise _Broken("found invalid uvarint", self.offset)
+            raise Broken("found invalid uvarint", self.offset)
         self.typ = typ
         self.time = self.last_ts = int(vals[i + 1] * freq) + self.last_ts
         self.args = vals[i + 2:i + 1 + n]
@@ -95,18 +95,18 @@ def _sift_down(h, i):
         i = m
 
 
-def _heap_insert(h, c):
+def heap_insert(h, c):
     h.append(c)
     _sift_up(h, len(h) - 1)
 
 
-def _heap_update(h, i):
+def heap_update(h, i):
     if _sift_up(h, i) != i:
         return
     _sift_down(h, i)
 
 
-def _heap_remove(h, i):
+def heap_remove(h, i):
     while i > 0:
         j = (i - 1) // 2
         h[j], h[i] = h[i], h[j]
@@ -116,7 +116,7 @@ def _heap_remove(h, i):
     _sift_down(h, 0)
 
 
-def _sort_frontier(h):
+def sort_frontier(h):
     """slices.SortFunc by time, in its exact order for equal times: insertion sort up to
     12 elements (pdqsort's own small case), Go's pdqsort above (gosort.py)."""
     if len(h) <= 12:

@@ -3,11 +3,11 @@ the trace's bytes, grouped per M, and the generation's tables - strings, stacks,
 samples, the frequency and (go1.25+) the clock snapshot."""
 from . import gosort
 from . import wire as W
-from .base import NO_ID, _Broken, _s64
+from .base import NO_ID, Broken, s64
 from .model import Frame
 
 
-class _Source:
+class Source:
     """The trace's bytes after the header, read in chunks (a file) or in place (bytes)."""
     CHUNK = 1 << 22
 
@@ -43,7 +43,7 @@ class _Source:
         return have >= n
 
 
-class _Batch:
+class Batch:
     __slots__ = ("m", "time", "data", "exp", "offset")
 
     def __init__(self, m, time, data, exp, offset):
@@ -54,8 +54,8 @@ class _Batch:
         self.offset = offset
 
 
-def _read_batch(src: _Source):
-    """-> (batch, gen), or None at a clean end; raises _Broken like readBatch's errors."""
+def read_batch(src: Source):
+    """-> (batch, gen), or None at a clean end; raises Broken like readBatch's errors."""
     start = src.offset()
     if not src.fill(1):
         return None
@@ -63,41 +63,41 @@ def _read_batch(src: _Source):
     typ = buf[pos]
     if typ == W.EV_END_OF_GENERATION:
         src.pos = pos + 1
-        return _Batch(NO_ID, 0, bytes((typ,)), 0, start), 0
+        return Batch(NO_ID, 0, bytes((typ,)), 0, start), 0
     if typ != W.EV_EVENT_BATCH and typ != W.EV_EXPERIMENTAL_BATCH:
-        raise _Broken(f"expected batch event, got event {typ}", start)
+        raise Broken(f"expected batch event, got event {typ}", start)
     src.fill(2 + 40)
     buf, pos = src.buf, src.pos + 1
     end = len(buf)
     exp = 0
     if typ == W.EV_EXPERIMENTAL_BATCH:
         if pos >= end:
-            raise _Broken("reading experiment: EOF", start)
+            raise Broken("reading experiment: EOF", start)
         exp = buf[pos]
         pos += 1
     fields = []
     for what in ("gen", "M ID", "timestamp", "size"):
         v, pos = W.uvarint(buf, pos, end)
         if v is None:
-            raise _Broken(f"error reading batch {what}: unexpected EOF or bad varint", start)
+            raise Broken(f"error reading batch {what}: unexpected EOF or bad varint", start)
         fields.append(v)
     gen, m, ts, size = fields
     if size > W.MAX_BATCH_SIZE:
-        raise _Broken(f"invalid batch size {size}, maximum is {W.MAX_BATCH_SIZE}", start)
+        raise Broken(f"invalid batch size {size}, maximum is {W.MAX_BATCH_SIZE}", start)
     src.pos = pos
     if not src.fill(size):
         have = len(src.buf) - src.pos
         src.pos = len(src.buf)
-        raise _Broken(f"failed to read full batch: read {have} but wanted {size}", start)
+        raise Broken(f"failed to read full batch: read {have} but wanted {size}", start)
     data = src.buf[src.pos:src.pos + size]
     src.pos += size
-    return _Batch(_s64(m), ts, data, exp, start), gen
+    return Batch(s64(m), ts, data, exp, start), gen
 
 
 # ---------------------------------------------------------------------------
 # a generation
 # ---------------------------------------------------------------------------
-class _Gen:
+class Generation:
     __slots__ = ("gen", "batches", "batch_ms", "cpu", "min_ts", "strings", "stacks", "pcs",
                  "freq", "has_snap", "snap_time", "snap_mono", "snap_sec", "snap_nsec",
                  "exp_batches", "extra", "stack_cache", "offset")
@@ -137,24 +137,24 @@ class _Gen:
         return st
 
 
-def _process_batch(g: _Gen, b: _Batch, ver: int):
+def process_batch(g: Generation, b: Batch, ver: int):
     data = b.data
     first = data[0] if data else -1
     if b.exp == 0 and first == W.EV_STRINGS:
-        _add_strings(g, b)
+        add_strings(g, b)
     elif b.exp == 0 and first == W.EV_STACKS:
-        _add_stacks(g, b)
+        add_stacks(g, b)
     elif b.exp == 0 and first == W.EV_CPU_SAMPLES:
-        _add_cpu_samples(g, b)
+        add_cpu_samples(g, b)
     elif b.exp == 0 and ((first == W.EV_FREQUENCY and ver < 25) or
                          (first == W.EV_SYNC and ver >= 25)):
-        _set_sync(g, b, ver)
+        set_sync_batch(g, b, ver)
     elif b.exp != 0:
         if ver == 22:
-            raise _Broken("expected batch event, got an experimental batch", b.offset)
+            raise Broken("expected batch event, got an experimental batch", b.offset)
         g.exp_batches.append(b)
     elif first == W.EV_END_OF_GENERATION:
-        raise _Broken("unexpectedly processing EndOfGeneration; broken trace?", b.offset)
+        raise Broken("unexpectedly processing EndOfGeneration; broken trace?", b.offset)
     else:
         lst = g.batches.get(b.m)
         if lst is None:
@@ -163,45 +163,45 @@ def _process_batch(g: _Gen, b: _Batch, ver: int):
         lst.append(b)
 
 
-def _add_strings(g: _Gen, b: _Batch):
+def add_strings(g: Generation, b: Batch):
     data, pos, end = b.data, 1, len(b.data)
     strings = g.strings
     while pos < end:
         if data[pos] != W.EV_STRING:
-            raise _Broken(f"expected string event, got {data[pos]}", b.offset)
+            raise Broken(f"expected string event, got {data[pos]}", b.offset)
         sid, pos = W.uvarint(data, pos + 1, end)
         if sid is None:
-            raise _Broken("bad string ID", b.offset)
+            raise Broken("bad string ID", b.offset)
         n, pos = W.uvarint(data, pos, end)
         if n is None:
-            raise _Broken("bad string length", b.offset)
+            raise Broken("bad string length", b.offset)
         if n > W.MAX_STRING_SIZE:
-            raise _Broken(f"invalid string size {n}, maximum is {W.MAX_STRING_SIZE}", b.offset)
+            raise Broken(f"invalid string size {n}, maximum is {W.MAX_STRING_SIZE}", b.offset)
         if pos + n > end:
-            raise _Broken(f"failed to read full string: read {end - pos} but wanted {n}",
+            raise Broken(f"failed to read full string: read {end - pos} but wanted {n}",
                           b.offset)
         if sid == 0 or sid in strings:
-            raise _Broken(f"multiple strings with the same ID: id={sid}", b.offset)
+            raise Broken(f"multiple strings with the same ID: id={sid}", b.offset)
         strings[sid] = data[pos:pos + n].decode("utf-8", "replace")
         pos += n
 
 
-def _add_stacks(g: _Gen, b: _Batch):
+def add_stacks(g: Generation, b: Batch):
     vals = W.uvarints(b.data)
     i, n = 1, len(vals)
     stacks, pcs = g.stacks, g.pcs
     while i < n:
         if vals[i] != W.EV_STACK:
-            raise _Broken(f"expected stack event, got {vals[i]}", b.offset)
+            raise Broken(f"expected stack event, got {vals[i]}", b.offset)
         if i + 2 >= n:
-            raise _Broken("stack cut", b.offset)
+            raise Broken("stack cut", b.offset)
         sid, nf = vals[i + 1], vals[i + 2]
         if nf > W.MAX_FRAMES_PER_STACK:
-            raise _Broken(f"invalid stack size {nf}, maximum is {W.MAX_FRAMES_PER_STACK}",
+            raise Broken(f"invalid stack size {nf}, maximum is {W.MAX_FRAMES_PER_STACK}",
                           b.offset)
         i += 3
         if i + 4 * nf > n:
-            raise _Broken(f"reading stack {sid}'s frames: cut", b.offset)
+            raise Broken(f"reading stack {sid}'s frames: cut", b.offset)
         frames = vals[i:i + 4 * nf:4]
         for k in range(nf):
             pc = vals[i]
@@ -209,36 +209,36 @@ def _add_stacks(g: _Gen, b: _Batch):
                 pcs[pc] = (vals[i + 1], vals[i + 2], vals[i + 3])
             i += 4
         if sid == 0 or sid in stacks:
-            raise _Broken(f"multiple stacks with the same ID: id={sid}", b.offset)
+            raise Broken(f"multiple stacks with the same ID: id={sid}", b.offset)
         stacks[sid] = tuple(frames)
     # a varint cut at the end is an error too (uvarints stopped before it)
     if _varints_cut(b.data):
-        raise _Broken("stack table cut", b.offset)
+        raise Broken("stack table cut", b.offset)
 
 
 def _varints_cut(data) -> bool:
     return not W.uvarints_all(data)[1]
 
 
-def _add_cpu_samples(g: _Gen, b: _Batch):
+def add_cpu_samples(g: Generation, b: Batch):
     vals = W.uvarints(b.data)
     if _varints_cut(b.data):
-        raise _Broken("CPU samples cut", b.offset)
+        raise Broken("CPU samples cut", b.offset)
     i, n = 1, len(vals)
     while i < n:
         if vals[i] != W.EV_CPU_SAMPLE:
-            raise _Broken(f"expected CPU sample event, got {vals[i]}", b.offset)
+            raise Broken(f"expected CPU sample event, got {vals[i]}", b.offset)
         if i + 5 >= n:
-            raise _Broken("CPU sample cut", b.offset)
+            raise Broken("CPU sample cut", b.offset)
         ts, m, p, gid, stk = vals[i + 1:i + 6]
-        g.cpu.append((ts, _s64(m), _s64(p), _s64(gid) if gid else NO_ID, stk))
+        g.cpu.append((ts, s64(m), s64(p), s64(gid) if gid else NO_ID, stk))
         i += 6
 
 
-def _set_sync(g: _Gen, b: _Batch, ver: int):
+def set_sync_batch(g: Generation, b: Batch, ver: int):
     vals = W.uvarints(b.data)
     if _varints_cut(b.data):
-        raise _Broken("sync batch cut", b.offset)
+        raise Broken("sync batch cut", b.offset)
     i, n = 0, len(vals)
     if ver >= 25:
         i = 1
@@ -247,58 +247,58 @@ def _set_sync(g: _Gen, b: _Batch, ver: int):
         ev = vals[i]
         if ev == W.EV_FREQUENCY:
             if g.freq:
-                raise _Broken("found multiple frequency events", b.offset)
+                raise Broken("found multiple frequency events", b.offset)
             if i + 1 >= n:
-                raise _Broken("frequency cut", b.offset)
+                raise Broken("frequency cut", b.offset)
             f = vals[i + 1]
             if not f:
-                raise _Broken("invalid frequency 0", b.offset)
+                raise Broken("invalid frequency 0", b.offset)
             g.freq = 1.0 / (float(f) / 1e9)
             i += 2
         elif ev == W.EV_CLOCK_SNAPSHOT and ver >= 25:
             if g.has_snap:
-                raise _Broken("found multiple clock snapshot events", b.offset)
+                raise Broken("found multiple clock snapshot events", b.offset)
             if i + 4 >= n:
-                raise _Broken("clock snapshot cut", b.offset)
+                raise Broken("clock snapshot cut", b.offset)
             g.has_snap = True
             last += vals[i + 1]
             g.snap_time = last
             g.snap_mono, g.snap_sec, g.snap_nsec = vals[i + 2:i + 5]
             i += 5
         else:
-            raise _Broken(f"expected frequency or clock snapshot event, got {ev}", b.offset)
+            raise Broken(f"expected frequency or clock snapshot event, got {ev}", b.offset)
 
 
-def _finish_gen(g: _Gen, ver: int):
+def finish_generation(g: Generation, ver: int):
     if not g.freq:
-        raise _Broken("no frequency event found", g.offset)
+        raise Broken("no frequency event found", g.offset)
     if ver >= 25 and not g.has_snap:
-        raise _Broken("no clock snapshot event found", g.offset)
+        raise Broken("no clock snapshot event found", g.offset)
     strings, pcs = g.strings, g.pcs
     for sid, stk in g.stacks.items():
         for pc in stk:
             fr = pcs.get(pc)
             if fr is None:
-                raise _Broken(f"found unknown pc {pc:x} for stack {sid}", g.offset)
+                raise Broken(f"found unknown pc {pc:x} for stack {sid}", g.offset)
             if fr[0] and fr[0] not in strings:
-                raise _Broken(f"found invalid func string ID {fr[0]} for stack {sid}", g.offset)
+                raise Broken(f"found invalid func string ID {fr[0]} for stack {sid}", g.offset)
             if fr[1] and fr[1] not in strings:
-                raise _Broken(f"found invalid file string ID {fr[1]} for stack {sid}", g.offset)
+                raise Broken(f"found invalid file string ID {fr[1]} for stack {sid}", g.offset)
     freq = g.freq
     g.cpu = [(int(ts * freq), *rest) for ts, *rest in g.cpu]
     gosort.sort_by(g.cpu, key=lambda s: s[0])  # slices.SortFunc's order for equal times
 
 
-def _read_gen_new(src, ver):
-    """readGeneration (1.26+: ended by EndOfGeneration) -> _Gen or None at the end."""
-    g = _Gen()
+def read_generation(src, ver):
+    """readGeneration (1.26+: ended by EndOfGeneration) -> Generation or None at the end."""
+    g = Generation()
     g.offset = src.offset()
     n = 0
     while True:
-        r = _read_batch(src)
+        r = read_batch(src)
         if r is None:
             if g.batches or n:
-                raise _Broken("incomplete generation found; trace likely truncated",
+                raise Broken("incomplete generation found; trace likely truncated",
                               src.offset())
             return None
         b, gen = r
@@ -308,32 +308,32 @@ def _read_gen_new(src, ver):
         if b.data and b.data[0] == W.EV_END_OF_GENERATION and b.exp == 0:
             break
         if gen == 0:
-            raise _Broken(f"invalid generation number {gen}", b.offset)
+            raise Broken(f"invalid generation number {gen}", b.offset)
         if gen != g.gen:
-            raise _Broken("broken trace: missing end-of-generation event, or generations "
+            raise Broken("broken trace: missing end-of-generation event, or generations "
                           "are interleaved", b.offset)
         if g.min_ts == 0 or b.time < g.min_ts:
             g.min_ts = b.time
-        _process_batch(g, b, ver)
-    _finish_gen(g, ver)
+        process_batch(g, b, ver)
+    finish_generation(g, ver)
     return g
 
-def _read_gen_spill(src, ver, spill):
+def read_generation_with_spill(src, ver, spill):
     """readGenerationWithSpill (< 1.26) -> (gen, spill, error)."""
-    g = _Gen()
+    g = Generation()
     g.offset = src.offset()
     if spill is not None:
         sgen, b = spill
         g.gen = sgen
         g.min_ts = b.time
         g.offset = b.offset
-        _process_batch(g, b, ver)
+        process_batch(g, b, ver)
         spill = None
     err = None
     while True:
         try:
-            r = _read_batch(src)
-        except _Broken as e:
+            r = read_batch(src)
+        except Broken as e:
             if g.gen != 0 and ver != 22:
                 err = e
                 break
@@ -342,16 +342,16 @@ def _read_gen_spill(src, ver, spill):
             break
         b, gen = r
         if gen == 0:
-            raise _Broken(f"invalid generation number {gen}", b.offset)
+            raise Broken(f"invalid generation number {gen}", b.offset)
         if g.gen == 0:
             g.gen = gen
         if gen == g.gen + 1:
             spill = (gen, b)
             break
         if gen != g.gen:
-            raise _Broken("generations out of order", b.offset)
+            raise Broken("generations out of order", b.offset)
         if g.min_ts == 0 or b.time < g.min_ts:
             g.min_ts = b.time
-        _process_batch(g, b, ver)
-    _finish_gen(g, ver)
+        process_batch(g, b, ver)
+    finish_generation(g, ver)
     return g, spill, err

@@ -21,11 +21,11 @@ from datetime import datetime, timezone
 from typing import Iterator, Optional
 
 from . import wire as W
-from .base import NO_ID, _Broken, _S64, _U64, _s64
-from .batchcursor import _Cursor, _heap_insert, _heap_remove, _heap_update, _sort_frontier
-from .generation import _read_gen_new, _read_gen_spill, _Source
+from .base import NO_ID, Broken, SIGN64, WRAP64, s64
+from .batchcursor import BatchCursor, heap_insert, heap_remove, heap_update, sort_frontier
+from .generation import read_generation, read_generation_with_spill, Source
 from .model import Event, TraceFormatError
-from .order import _Order
+from .order import Ordering
 
 _MAX_TIME = (1 << 63) - 1
 
@@ -47,8 +47,6 @@ _KIND.update({W.EV_CPU_SAMPLE: "StackSample", W.EV_PROCS_CHANGE: "Metric",
               W.EV_USER_TASK_END: "TaskEnd", W.EV_USER_REGION_BEGIN: "RegionBegin",
               W.EV_USER_REGION_END: "RegionEnd", W.EV_USER_LOG: "Log",
               W.EV_SYNC_EVENT: "Sync"})
-KINDS = _KIND
-_TRANSITIONS = frozenset(t for t, k in _KIND.items() if k == "StateTransition")
 _STACK_ARG = [W.STACK_ARG.get(t, -1) for t in range(256)]
 # How each wire event reads as a StateTransition (Event.StateTransition in event.go):
 # (resource, id from 0: args[0] 1: the P 2: the G, from, to (None: from ordering),
@@ -116,7 +114,7 @@ class Trace:
         f, src = self._opener()
         try:
             yield from self._raw_events(src, ver)
-        except _Broken as e:
+        except Broken as e:
             off = e.offset if e.offset >= 0 else self._cur_offset
             self.error = f"trace cut at byte {off}: {e}"
         except (IndexError, KeyError, ValueError, TypeError, OverflowError) as e:
@@ -128,7 +126,7 @@ class Trace:
                 f.close()
 
     def _raw_events(self, src, ver):
-        order = _Order(ver)
+        order = Ordering(ver)
         queue = order.queue
         popleft = queue.popleft
         maxev = W.VERSION_MAX_EVENT[ver]
@@ -167,7 +165,7 @@ class Trace:
                     for i, is_stack in chk:
                         v = a[i]
                         if v and v not in (tbl.stacks if is_stack else tbl.strings):
-                            raise _Broken(f"found invalid {'stack' if is_stack else 'string'} "
+                            raise Broken(f"found invalid {'stack' if is_stack else 'string'} "
                                           f"ID {v} for event {W.NAMES[typ]}", -1)
                 if t <= last_ts:
                     t = last_ts + 1
@@ -182,15 +180,15 @@ class Trace:
                     stack = tbl.stack_cache.get(sid)
                     if stack is None:
                         if sid not in tbl.stacks:
-                            raise _Broken(f"found invalid stack ID {sid} for event "
+                            raise Broken(f"found invalid stack ID {sid} for event "
                                           f"{W.NAMES[typ]}", -1)
                         stack = tbl.stack(sid, frames)
             if tsm == 2 and a[1] and a[1] not in tbl.stacks:  # GoCreate's new stack
-                raise _Broken(f"found invalid stack ID {a[1]} for event {W.NAMES[typ]}", -1)
+                raise Broken(f"found invalid stack ID {a[1]} for event {W.NAMES[typ]}", -1)
             if has_reason:
                 reason = tbl.strings.get(a[0]) if a[0] else ""
                 if reason is None:
-                    raise _Broken(f"found invalid string ID {a[0]} for event {W.NAMES[typ]}",
+                    raise Broken(f"found invalid string ID {a[0]} for event {W.NAMES[typ]}",
                                   -1)
             else:
                 reason = ""
@@ -199,8 +197,8 @@ class Trace:
             last_ts = t
             if idsrc == 0:
                 rid = a[0]
-                if rid >= _S64:
-                    rid -= _U64
+                if rid >= SIGN64:
+                    rid -= WRAP64
             elif idsrc == 2:
                 rid = g
             else:
@@ -256,14 +254,14 @@ class Trace:
                     if ms is not None and (typ == 21 or typ == 16 or typ == 20):
                         a = c.args
                         if typ == 21:  # GoUnblock: no context to check
-                            st = gs.get(a[0]) if a[0] < _S64 else None
+                            st = gs.get(a[0]) if a[0] < SIGN64 else None
                             if st is not None and st.status == 4 and st.sgen == gnum and \
                                     a[1] == st.seq + 1:
                                 st.status = 1
                                 st.seq = a[1]
                                 ev = (21, c.time, c.m, ms.p, ms.g, a, None, gen)
                         elif typ == 16:  # GoStart: on an M with a P and no G
-                            st = gs.get(a[0]) if a[0] < _S64 else None
+                            st = gs.get(a[0]) if a[0] < SIGN64 else None
                             if st is not None and st.status == 1 and st.sgen == gnum and \
                                     a[1] == st.seq + 1 and ms.p != NO_ID and ms.g == NO_ID:
                                 st.status = 2
@@ -303,7 +301,7 @@ class Trace:
                     else:
                         if ev is not None:
                             queue.append(ev)
-                        _heap_remove(frontier, 0)
+                        heap_remove(frontier, 0)
                         break
                     if t <= bound:
                         if ev is None:
@@ -370,7 +368,7 @@ class Trace:
                             raise spill_err
                         if spill is None:
                             return
-                    gen, spill, spill_err = _read_gen_spill(src, ver, spill)
+                    gen, spill, spill_err = read_generation_with_spill(src, ver, spill)
                 elif ver < 26:
                     if spill_err is not None:
                         syncs += 1
@@ -381,15 +379,15 @@ class Trace:
                         yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
                         return
                     try:
-                        gen, spill, spill_err = _read_gen_spill(src, ver, spill)
-                    except _Broken:
+                        gen, spill, spill_err = read_generation_with_spill(src, ver, spill)
+                    except Broken:
                         syncs += 1
                         yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
                         raise
                 else:
                     try:
-                        gen = _read_gen_new(src, ver)
-                    except _Broken:
+                        gen = read_generation(src, ver)
+                    except Broken:
                         syncs += 1
                         yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
                         raise
@@ -401,9 +399,9 @@ class Trace:
                 cpu = deque(gen.cpu)
                 freq = gen.freq
                 for mid in gen.batch_ms:
-                    c = _Cursor(mid, gen.batches[mid])
+                    c = BatchCursor(mid, gen.batches[mid])
                     if c.next_event(freq, maxev):
-                        _heap_insert(frontier, c)
+                        heap_insert(frontier, c)
                 if new_sync:
                     syncs += 1
                     yield fixed((sync_ev, int(gen.min_ts * freq), NO_ID, NO_ID, NO_ID, (syncs,),
@@ -414,18 +412,18 @@ class Trace:
                 yield fixed((W.EV_CPU_SAMPLE, ts, m, p, g, (stk,), None, gen))
                 continue
             if not frontier:
-                raise _Broken("broken trace: frontier is empty", self._cur_offset)
+                raise Broken("broken trace: frontier is empty", self._cur_offset)
             if not self._try_advance(order, frontier, 0, gen, freq, maxev):
                 self._slow_advance(order, frontier, gen, freq, maxev)
 
     def _slow_advance(self, order, frontier, gen, freq, maxev):
         """The head cannot go yet: try the others in time order (the rare path)."""
         self._cur_offset = frontier[0].offset
-        _sort_frontier(frontier)
+        sort_frontier(frontier)
         for i in range(1, len(frontier)):
             if self._try_advance(order, frontier, i, gen, freq, maxev):
                 return
-        raise _Broken("broken trace: failed to advance", frontier[0].offset)
+        raise Broken("broken trace: failed to advance", frontier[0].offset)
 
     def _try_advance(self, order, frontier, i, gen, freq, maxev):
         c = frontier[i]
@@ -433,9 +431,9 @@ class Trace:
         if not order.advance(c, gen):
             return False
         if c.next_event(freq, maxev):
-            _heap_update(frontier, i)
+            heap_update(frontier, i)
         else:
-            _heap_remove(frontier, i)
+            heap_remove(frontier, i)
         return True
 
     def __iter__(self) -> Iterator[Event]:
@@ -446,19 +444,11 @@ class Trace:
         """A queued event (typ, time, m, p, g, args, extra, generation) as an Event, at
         its fixed time t."""
         typ, _, m, p, g, a, x, gen = ev
-        if typ in _TRANSITIONS:
-            si = _STACK_ARG[typ]
-            if si >= 0 and a[si]:
-                sid = a[si]
-                stack = gen.stack_cache.get(sid) or gen.stack(sid, self._frames)
-            else:
-                stack = ()
-            return self._transition(typ, t, m, p, g, a, x, gen, stack)
         frames = self._frames
         mk = Event
         kind = _KIND.get(typ, "Bad")
         stack = ()
-        if typ == sync_ev:
+        if typ == W.EV_SYNC_EVENT:
             attrs = {}
             if self.wire >= 25:
                 attrs["N"] = a[0]
@@ -492,11 +482,11 @@ class Trace:
                 attrs["Scope"] = "None"
             elif typ in (W.EV_GC_SWEEP_BEGIN, W.EV_GC_SWEEP_ACTIVE, W.EV_GC_SWEEP_END):
                 attrs["Name"] = "GC incremental sweep"
-                attrs["Scope"] = "Proc(%d)" % (_s64(a[0]) if typ == W.EV_GC_SWEEP_ACTIVE
+                attrs["Scope"] = "Proc(%d)" % (s64(a[0]) if typ == W.EV_GC_SWEEP_ACTIVE
                                                else p)
             else:
                 attrs["Name"] = "GC mark assist"
-                attrs["Scope"] = "Goroutine(%d)" % (_s64(a[0])
+                attrs["Scope"] = "Goroutine(%d)" % (s64(a[0])
                                                     if typ == W.EV_GC_MARK_ASSIST_ACTIVE
                                                     else g)
             if kind == "RangeEnd":
@@ -514,51 +504,6 @@ class Trace:
         return mk(kind, t, m, p, g, stack, attrs=attrs)
 
 
-    def _transition(self, typ, t, m, p, g, a, x, gen, stack):
-        frames = self._frames
-        res, rid, frm, to, reason, tstack = "Goroutine", g, None, None, "", ()
-        if typ == W.EV_PROC_START:
-            res, rid, frm, to = "Proc", _s64(a[0]), "Idle", "Running"
-        elif typ == W.EV_PROC_STOP:
-            res, rid, frm, to = "Proc", p, "Running", "Idle"
-        elif typ == W.EV_PROC_STEAL:
-            res, rid, to = "Proc", _s64(a[0]), "Idle"
-            frm = "Idle" if x == W.PROC_SYSCALL_ABANDONED else "Running"
-        elif typ == W.EV_PROC_STATUS:
-            res, rid, frm, to = "Proc", _s64(a[0]), x, W.PROC_STATE_OF[a[1]]
-        elif typ == W.EV_GO_CREATE or typ == W.EV_GO_CREATE_BLOCKED:
-            rid, frm = _s64(a[0]), "NotExist"
-            to = "Waiting" if typ == W.EV_GO_CREATE_BLOCKED else "Runnable"
-            tstack = gen.stack(a[1], frames)
-        elif typ == W.EV_GO_CREATE_SYSCALL:
-            rid, frm, to = _s64(a[0]), "NotExist", "Syscall"
-        elif typ == W.EV_GO_START:
-            rid, frm, to = _s64(a[0]), "Runnable", "Running"
-        elif typ == W.EV_GO_DESTROY:
-            frm, to = "Running", "NotExist"
-        elif typ == W.EV_GO_DESTROY_SYSCALL:
-            frm, to = "Syscall", "NotExist"
-        elif typ == W.EV_GO_STOP or typ == W.EV_GO_BLOCK:
-            frm, to = "Running", ("Runnable" if typ == W.EV_GO_STOP else "Waiting")
-            reason = gen.strings.get(a[0], "")
-            tstack = stack
-        elif typ == W.EV_GO_UNBLOCK or typ == W.EV_GO_SWITCH or typ == W.EV_GO_SWITCH_DESTROY:
-            rid, frm, to = _s64(a[0]), "Waiting", "Runnable"
-        elif typ == W.EV_GO_SYSCALL_BEGIN:
-            frm, to = "Running", "Syscall"
-            tstack = stack
-        elif typ == W.EV_GO_SYSCALL_END:
-            frm, to = "Syscall", "Running"
-        elif typ == W.EV_GO_SYSCALL_END_BLOCKED:
-            frm, to = "Syscall", "Runnable"
-        else:  # GoStatus, GoStatusStack
-            rid, frm, to = _s64(a[0]), x, W.GO_STATE_OF[a[2]]
-            if self.wire >= 26:  # the go1.26 reader added the status's stack to the transition
-                tstack = stack
-        return Event("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack)
-
-
-sync_ev = W.EV_SYNC_EVENT
 
 
 # ---------------------------------------------------------------------------
@@ -596,7 +541,7 @@ def read_trace(src) -> Trace:
         data = bytes(src)
         head = data[:16]
         v = _version(head)
-        return Trace(lambda: (None, _Source(None, data, 16)), v, len(data))
+        return Trace(lambda: (None, Source(None, data, 16)), v, len(data))
     if hasattr(src, "read"):
         head = src.read(16)
         v = _version(head)
@@ -609,7 +554,7 @@ def read_trace(src) -> Trace:
                 except (AttributeError, OSError, io.UnsupportedOperation):
                     raise TraceFormatError("the trace's file object cannot be read twice")
             used.append(1)
-            return None, _Source(src)
+            return None, Source(src)
         return Trace(opener, v)
     path = os.fspath(src)
     try:
@@ -623,5 +568,5 @@ def read_trace(src) -> Trace:
     def opener():
         f = open(path, "rb")
         f.seek(16)
-        return f, _Source(f)
+        return f, Source(f)
     return Trace(opener, v, size)
