@@ -1,24 +1,38 @@
 """The ordering (internal/trace's order.go): the scheduler model - goroutine, P and M
 states, sequence numbers, GC, ranges, tasks, regions - that says whether an event can
-happen next, and what it queues."""
+happen next, and what it queues.
+
+One function per event kind, `advance_X(o, c, gen, ms)`, behind the table ADVANCE (Go's
+orderingDispatch). Each takes the ordering, the cursor whose event is tried (c.typ,
+c.time, c.m, c.args), the generation (its number and string table) and the M's state,
+whose p and g are the event's context (Go's curCtx) and which the function updates to
+the new context when the event goes through. It returns False, having changed nothing,
+when the event cannot happen yet (another M must go first); raises Broken when it can
+never happen; else appends what it makes to o.queue as tuples
+(type, time, M, P, G, args, extra, generation) and returns True. The reader's hot loop
+calls the same functions through the same table.
+"""
 from collections import deque
 
 from . import wire as W
 from .base import NO_ID, NO_TASK, Broken, SIGN64, WRAP64, s64
-from .batchcursor import BatchCursor
-from .generation import Generation
 
-_START_OF = {W.EV_GO_SYSCALL_END: W.EV_GO_SYSCALL_BEGIN,
-             W.EV_GO_SYSCALL_END_BLOCKED: W.EV_GO_SYSCALL_BEGIN, W.EV_STW_END: W.EV_STW_BEGIN,
-             W.EV_GC_ACTIVE: W.EV_GC_BEGIN, W.EV_GC_END: W.EV_GC_BEGIN,
-             W.EV_GC_SWEEP_ACTIVE: W.EV_GC_SWEEP_BEGIN, W.EV_GC_SWEEP_END: W.EV_GC_SWEEP_BEGIN,
-             W.EV_GC_MARK_ASSIST_ACTIVE: W.EV_GC_MARK_ASSIST_BEGIN,
-             W.EV_GC_MARK_ASSIST_END: W.EV_GC_MARK_ASSIST_BEGIN,
-             W.EV_USER_REGION_END: W.EV_USER_REGION_BEGIN}
+# gcState (order.go): whether the GC is running, as the trace has shown it so far.
+GC_UNDETERMINED, GC_NOT_RUNNING, GC_RUNNING = range(3)
 
+# The Begin event of each range End/Active event (its spec's StartEv).
+START_OF = {W.EV_GO_SYSCALL_END: W.EV_GO_SYSCALL_BEGIN,
+            W.EV_GO_SYSCALL_END_BLOCKED: W.EV_GO_SYSCALL_BEGIN, W.EV_STW_END: W.EV_STW_BEGIN,
+            W.EV_GC_ACTIVE: W.EV_GC_BEGIN, W.EV_GC_END: W.EV_GC_BEGIN,
+            W.EV_GC_SWEEP_ACTIVE: W.EV_GC_SWEEP_BEGIN, W.EV_GC_SWEEP_END: W.EV_GC_SWEEP_BEGIN,
+            W.EV_GC_MARK_ASSIST_ACTIVE: W.EV_GC_MARK_ASSIST_BEGIN,
+            W.EV_GC_MARK_ASSIST_END: W.EV_GC_MARK_ASSIST_BEGIN,
+            W.EV_USER_REGION_END: W.EV_USER_REGION_BEGIN}
 
 
 class GState:
+    """A goroutine's state (gState): status, the generation and sequence number of its
+    last status, its active regions and ranges."""
     __slots__ = ("status", "sgen", "seq", "regions", "ranges")
 
     def __init__(self, status, sgen, seq=0):
@@ -30,6 +44,7 @@ class GState:
 
 
 class PState:
+    """A P's state (pState)."""
     __slots__ = ("status", "sgen", "seq", "ranges")
 
     def __init__(self, status, sgen, seq=0):
@@ -40,6 +55,7 @@ class PState:
 
 
 class MState:
+    """An M's scheduling context (mState): the G it runs and the P it holds."""
     __slots__ = ("g", "p")
 
     def __init__(self, g=NO_ID, p=NO_ID):
@@ -63,6 +79,9 @@ def validate_ctx(m, p, g, mp, pp, gp):
 
 
 class Ordering:
+    """ordering: the state of every G, P and M seen, the GC, the tasks, and the queue of
+    events let through."""
+
     def __init__(self, ver):
         self.ver = ver
         self.gs = {}
@@ -70,459 +89,608 @@ class Ordering:
         self.ms = {}
         self.tasks = {}
         self.gc_seq = 0
-        self.gc_state = 0  # 0 undetermined, 1 not running, 2 running
+        self.gc_state = GC_UNDETERMINED
         self.initial_gen = 0
         self.queue = deque()
 
-    def advance(self, c: BatchCursor, gen: Generation) -> bool:
-        """Try to let the event under cursor c through; queue what it makes."""
-        gnum = gen.gen
+    def advance(self, c, gen) -> bool:
+        """ordering.Advance: try to let the event under cursor c through; queue what it
+        makes. Sets the first generation and makes the M's state on its first event (the
+        state stays on the cursor, c.ms, from then on: an M's state never goes away), so a
+        caller that holds c.ms may call ADVANCE[c.typ] directly."""
         if not self.initial_gen:
-            self.initial_gen = gnum
-        m = c.m
-        ms = c.ms  # the M's state, kept on its cursor once it exists (it never goes away)
-        if ms is not None:
-            p, g = ms.p, ms.g
-        elif m == NO_ID:
-            p = g = NO_ID
-        else:
+            self.initial_gen = gen.gen
+        ms = c.ms
+        if ms is None:
+            m = c.m
+            if m == NO_ID:  # no thread: an empty context, not kept
+                return ADVANCE[c.typ](self, c, gen, MState())
             ms = self.ms.get(m)
             if ms is None:
                 ms = self.ms[m] = MState()
             c.ms = ms
-            p, g = ms.p, ms.g
-        typ, args = c.typ, c.args
-        t = c.time
-        q = self.queue
-        gs, ps = self.gs, self.ps
-        np_, ng = p, g  # the new context
+        return ADVANCE[c.typ](self, c, gen, ms)
 
-        if typ == 16:  # GoStart (literal event numbers on the hot paths)
-            gid = args[0]
-            if gid >= SIGN64:
-                gid -= WRAP64
-            st = gs.get(gid)
-            if st is None or st.status != 1 or st.sgen != gnum or args[1] != st.seq + 1:
-                return False
-            if m == NO_ID or p == NO_ID or g != NO_ID:
-                validate_ctx(m, p, g, True, True, False)
-            st.status = W.GO_RUNNING
-            st.seq = args[1]
-            ng = gid
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == 20 or typ == 19 or typ == 17:  # GoBlock, GoStop, GoDestroy
-            if m == NO_ID or p == NO_ID or g == NO_ID:
-                validate_ctx(m, p, g, True, True, True)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
-            if st.status != W.GO_RUNNING:
-                raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
-            if typ == W.EV_GO_DESTROY:
-                del gs[g]
-            elif typ == W.EV_GO_STOP:
-                st.status = W.GO_RUNNABLE
-            else:
-                st.status = W.GO_WAITING
-            ng = NO_ID
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == 21:  # GoUnblock
-            gid = args[0]
-            if gid >= SIGN64:
-                gid -= WRAP64
-            st = gs.get(gid)
-            if st is None or st.status != 4 or st.sgen != gnum or args[1] != st.seq + 1:
-                return False
-            st.status = W.GO_RUNNABLE
-            st.seq = args[1]
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_CREATE or typ == W.EV_GO_CREATE_BLOCKED:
-            validate_ctx(m, p, g, True, True, None)
-            st = gs.get(g)
-            if st is not None and st.status != W.GO_RUNNING:
-                raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
-            newg = s64(args[0])
-            if newg in gs:
-                raise Broken(f"tried to create goroutine ({newg}) that already exists", -1)
-            gs[newg] = GState(W.GO_WAITING if typ == W.EV_GO_CREATE_BLOCKED else W.GO_RUNNABLE,
-                          gnum)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == 10:  # ProcStart
-            pid = args[0]
-            if pid >= SIGN64:
-                pid -= WRAP64
-            st = ps.get(pid)
-            if st is None or st.status != 2 or st.sgen != gnum or args[1] != st.seq + 1 or \
-                    p != NO_ID:
-                return False
-            if m == NO_ID:
-                validate_ctx(m, p, g, True, False, None)
-            st.status = W.PROC_RUNNING
-            st.seq = args[1]
-            np_ = pid
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == 11:  # ProcStop
-            st = ps.get(p)
-            if st is None:
-                raise Broken(f"event ProcStop for proc ({p}) that doesn't exist", -1)
-            if st.status != W.PROC_RUNNING and st.status != W.PROC_SYSCALL:
-                raise Broken("ProcStop event for proc that's not Running or Syscall", -1)
-            validate_ctx(m, p, g, True, True, None)
-            st.status = W.PROC_IDLE
-            np_ = NO_ID
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_SYSCALL_BEGIN:
-            validate_ctx(m, p, g, True, True, True)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"event GoSyscallBegin for goroutine ({g}) that doesn't exist", -1)
-            if st.status != W.GO_RUNNING:
-                raise Broken("GoSyscallBegin event for goroutine that's not Running", -1)
-            st.status = W.GO_SYSCALL
-            pst = ps.get(p)
-            if pst is None:
-                raise Broken(f"uninitialized proc {p} found during GoSyscallBegin", -1)
-            pst.status = W.PROC_SYSCALL
-            if pst.sgen != gnum or args[0] != pst.seq + 1:
-                raise Broken("failed to advance GoSyscallBegin: can't make sequence", -1)
-            pst.seq = args[0]
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_SYSCALL_END:
-            validate_ctx(m, p, g, True, True, True)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"event GoSyscallEnd for goroutine ({g}) that doesn't exist", -1)
-            if st.status != W.GO_SYSCALL:
-                raise Broken("GoSyscallEnd event for goroutine that's not Syscall", -1)
-            st.status = W.GO_RUNNING
-            pst = ps.get(p)
-            if pst is None:
-                raise Broken(f"uninitialized proc {p} found during GoSyscallEnd", -1)
-            if pst.status != W.PROC_SYSCALL:
-                raise Broken(f"expected proc {p} in state Syscall", -1)
-            pst.status = W.PROC_RUNNING
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_SYSCALL_END_BLOCKED:
-            if p != NO_ID:
-                pst = ps.get(p)
-                if pst is None:
-                    raise Broken(f"uninitialized proc {p} found during GoSyscallEndBlocked", -1)
-                if pst.status == W.PROC_SYSCALL:
-                    return False
-            validate_ctx(m, p, g, True, None, True)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"event GoSyscallEndBlocked for goroutine ({g}) that doesn't "
-                              "exist", -1)
-            if st.status != W.GO_SYSCALL:
-                raise Broken("GoSyscallEndBlocked event for goroutine that's not Syscall", -1)
-            ng = NO_ID
-            st.status = W.GO_RUNNABLE
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_PROC_STEAL:
-            pid = s64(args[0])
-            st = ps.get(pid)
-            if st is None or (st.status != W.PROC_SYSCALL and
-                              st.status != W.PROC_SYSCALL_ABANDONED) or \
-                    st.sgen != gnum or args[1] != st.seq + 1:
-                return False
-            validate_ctx(m, p, g, True, None, None)
-            old = st.status
-            st.status = W.PROC_IDLE
-            st.seq = args[1]
-            if old == W.PROC_SYSCALL_ABANDONED:
-                q.append((typ, t, m, p, g, args, old, gen))
-            else:
-                mid = s64(args[2])
-                if mid == m:
-                    if p != pid:
-                        raise Broken(f"tried to self-steal proc {pid} (thread {mid}), but got "
-                                      f"proc {p} instead", -1)
-                    np_ = NO_ID
-                else:
-                    other = self.ms.get(mid)
-                    if other is None:
-                        raise Broken(f"stole proc from non-existent thread {mid}", -1)
-                    if other.p != pid:
-                        raise Broken(f"tried to steal proc {pid} from thread {mid}, but got "
-                                      f"proc {other.p} instead", -1)
-                    other.p = NO_ID
-                q.append((typ, t, m, p, g, args, old, gen))
-        elif typ == W.EV_GO_STATUS or typ == W.EV_GO_STATUS_STACK:
-            gid, mid, status = s64(args[0]), s64(args[1]), args[2]
-            if status >= 5:
-                raise Broken(f"invalid status for goroutine {gid}: {status}", -1)
-            old = W.GO_STATE_OF[status]
-            st = gs.get(gid)
-            if st is not None:
-                if st.status != status:
-                    raise Broken(f"inconsistent status for goroutine {gid}: old "
-                                  f"{W.GO_STATUS_NAMES[st.status]} vs. new "
-                                  f"{W.GO_STATUS_NAMES[status]}", -1)
-                st.sgen, st.seq = gnum, 0
-            elif gnum == self.initial_gen:
-                gs[gid] = GState(status, gnum)
-                old = "Undetermined"
-            else:
-                raise Broken(f"found goroutine status for new goroutine after the first "
-                              f"generation: id={gid} status={W.GO_STATUS_NAMES[status]}", -1)
-            em, eg = m, g
-            if status == W.GO_RUNNING:
-                ng = gid
-            elif status == W.GO_SYSCALL:
-                if mid == NO_ID:
-                    raise Broken(f"found goroutine {gid} in syscall without a thread", -1)
-                if mid == m:
-                    if gnum != self.initial_gen and g != gid:
-                        raise Broken(f"inconsistent thread for syscalling goroutine {gid}: "
-                                      f"thread has goroutine {g}", -1)
-                    ng = gid
-                else:
-                    other = self.ms.get(mid)
-                    if other is not None:
-                        if other.g != gid:
-                            raise Broken(f"inconsistent thread for syscalling goroutine {gid}: "
-                                          f"thread has goroutine {other.g}", -1)
-                        eg = other.g
-                    else:
-                        self.ms[mid] = MState(gid, NO_ID)
-                    em = mid
-            q.append((typ, t, em, p, eg, args, old, gen))
-        elif typ == W.EV_PROC_STATUS:
-            pid, status = s64(args[0]), args[1]
-            if status >= 5:
-                raise Broken(f"invalid status for proc {pid}: {status}", -1)
-            old = W.PROC_STATE_OF[status]
-            st = ps.get(pid)
-            if st is not None:
-                if status == W.PROC_SYSCALL_ABANDONED and st.status == W.PROC_SYSCALL:
-                    old = "Running"
-                    args = [args[0], W.PROC_SYSCALL] + list(args[2:])
-                elif status == W.PROC_SYSCALL_ABANDONED and \
-                        st.status == W.PROC_SYSCALL_ABANDONED:
-                    old = "Idle"
-                elif st.status != status:
-                    raise Broken(f"inconsistent status for proc {pid}: old "
-                                  f"{W.PROC_STATUS_NAMES[st.status]} vs. new "
-                                  f"{W.PROC_STATUS_NAMES[status]}", -1)
-                st.sgen, st.seq = gnum, 0
-            else:
-                ps[pid] = PState(status, gnum)
-                old = "Undetermined" if gnum == self.initial_gen else "NotExist"
-            if status == W.PROC_RUNNING or status == W.PROC_SYSCALL:
-                np_ = pid
-            em, ep, eg = m, p, g
-            if status == W.PROC_SYSCALL_ABANDONED and old == "Running":
-                found = False
-                for mid, other in self.ms.items():
-                    if other.p == pid:
-                        em, ep, eg = mid, pid, other.g
-                        found = True
-                if not found:
-                    raise Broken(f"failed to find sched context for proc {pid} that's about "
-                                  "to be stolen", -1)
-            q.append((typ, t, em, ep, eg, args, old, gen))
-        elif typ == W.EV_GO_CREATE_SYSCALL:
-            validate_ctx(m, p, g, True, None, False)
-            newg = s64(args[0])
-            if newg in gs:
-                raise Broken(f"tried to create goroutine ({newg}) in syscall that already "
-                              "exists", -1)
-            gs[newg] = GState(W.GO_SYSCALL, gnum)
-            ng = newg
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_DESTROY_SYSCALL:
-            validate_ctx(m, p, g, True, None, True)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"event GoDestroySyscall for goroutine ({g}) that doesn't "
-                              "exist", -1)
-            if st.status != W.GO_SYSCALL:
-                raise Broken("GoDestroySyscall event for goroutine that's not Syscall", -1)
-            del gs[g]
-            ng = NO_ID
-            if p != NO_ID:
-                pst = ps.get(p)
-                if pst is None:
-                    raise Broken(f"found invalid proc {p} during GoDestroySyscall", -1)
-                if pst.status != W.PROC_SYSCALL:
-                    raise Broken(f"proc {p} in unexpected state during GoDestroySyscall", -1)
-                pst.status = W.PROC_SYSCALL_ABANDONED
-                np_ = NO_ID
-                q.append((W.EV_PROC_STEAL, t, m, p, g, (p & (WRAP64 - 1), 0, 0), W.PROC_SYSCALL,
-                          gen))
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GO_SWITCH or typ == W.EV_GO_SWITCH_DESTROY:
-            validate_ctx(m, p, g, True, True, True)
-            cur = gs.get(g)
-            if cur is None:
-                raise Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
-            if cur.status != W.GO_RUNNING:
-                raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
-            nextg = s64(args[0])
-            nst = gs.get(nextg)
-            if nst is None or nst.status != W.GO_WAITING or nst.sgen != gnum or \
-                    args[1] != nst.seq + 1:
-                return False
-            q.append((typ, t, m, p, g, args, None, gen))
-            if typ == W.EV_GO_SWITCH:
-                cur.status = W.GO_WAITING
-                q.append((W.EV_GO_BLOCK, t, m, p, g, (0, 0), None, gen))
-            else:
-                del gs[g]
-                q.append((W.EV_GO_DESTROY, t, m, p, g, (), None, gen))
-            nst.status = W.GO_RUNNING
-            nst.seq = args[1]
-            ng = nextg
-            q.append((W.EV_GO_START, t, m, p, NO_ID, (args[0], args[1]), None, gen))
-        elif typ == W.EV_PROCS_CHANGE or typ == W.EV_GO_LABEL or typ == W.EV_USER_LOG:
-            validate_ctx(m, p, g, True, True, True)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_HEAP_ALLOC or typ == W.EV_HEAP_GOAL:
-            validate_ctx(m, p, g, True, True, None)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_STW_BEGIN or typ == W.EV_GC_MARK_ASSIST_BEGIN:
-            validate_ctx(m, p, g, True, True, True)
-            desc = args[0] if typ == W.EV_STW_BEGIN else 0
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"encountered event of type {typ} without known state for "
-                              f"current goroutine {g}", -1)
-            key = (typ, desc)
-            if key in st.ranges:
-                raise Broken(f"discovered event already in-flight for when starting event "
-                              f"{W.NAMES[typ]}", -1)
-            st.ranges.append(key)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_STW_END or typ == W.EV_GC_MARK_ASSIST_END:
-            validate_ctx(m, p, g, True, True, True)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"encountered event of type {typ} without known state for "
-                              f"current goroutine {g}", -1)
-            desc = _end_range(st.ranges, _START_OF[typ])
-            q.append((typ, t, m, p, g, args, desc, gen))
-        elif typ == W.EV_GC_MARK_ASSIST_ACTIVE:
-            gid = s64(args[0])
-            st = gs.get(gid)
-            if st is None:
-                raise Broken(f"uninitialized goroutine {gid} found during "
-                              "GCMarkAssistActive", -1)
-            _active_range(st.ranges, (W.EV_GC_MARK_ASSIST_BEGIN, 0), gnum == self.initial_gen)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GC_SWEEP_BEGIN:
-            validate_ctx(m, p, g, True, True, None)
-            pst = ps.get(p)
-            if pst is None:
-                raise Broken(f"GCSweepBegin on unknown proc {p}", -1)
-            key = (W.EV_GC_SWEEP_BEGIN, 0)
-            if key in pst.ranges:
-                raise Broken("discovered event already in-flight for when starting event "
-                              "GCSweepBegin", -1)
-            pst.ranges.append(key)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GC_SWEEP_ACTIVE:
-            pid = s64(args[0])
-            pst = ps.get(pid)
-            if pst is None:
-                raise Broken(f"encountered GCSweepActive for unknown proc {pid}", -1)
-            _active_range(pst.ranges, (W.EV_GC_SWEEP_BEGIN, 0), gnum == self.initial_gen)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GC_SWEEP_END:
-            validate_ctx(m, p, g, True, True, None)
-            pst = ps.get(p)
-            if pst is None:
-                raise Broken(f"GCSweepEnd on unknown proc {p}", -1)
-            _end_range(pst.ranges, W.EV_GC_SWEEP_BEGIN)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GC_ACTIVE:
-            seq = args[0]
-            if gnum == self.initial_gen:
-                if self.gc_state != 0:
-                    raise Broken("GCActive in the first generation isn't first GC event", -1)
-                self.gc_seq, self.gc_state = seq, 2
-                q.append((typ, t, m, p, g, args, None, gen))
-            else:
-                if seq != self.gc_seq + 1:
-                    return False
-                if self.gc_state != 2:
-                    raise Broken("encountered GCActive while GC was not in progress", -1)
-                self.gc_seq = seq
-                validate_ctx(m, p, g, True, True, True)
-                q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GC_BEGIN:
-            seq = args[0]
-            if self.gc_state == 0:
-                self.gc_seq, self.gc_state = seq, 2
-                q.append((typ, t, m, p, g, args, None, gen))
-            else:
-                if seq != self.gc_seq + 1:
-                    return False
-                if self.gc_state == 2:
-                    raise Broken("encountered GCBegin while GC was already in progress", -1)
-                self.gc_seq, self.gc_state = seq, 2
-                validate_ctx(m, p, g, True, True, True)
-                q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_GC_END:
-            seq = args[0]
-            if seq != self.gc_seq + 1:
-                return False
-            if self.gc_state == 1:
-                raise Broken("encountered GCEnd when GC was not in progress", -1)
-            if self.gc_state == 0:
-                raise Broken("encountered GCEnd when GC was in an undetermined state", -1)
-            self.gc_seq, self.gc_state = seq, 1
-            validate_ctx(m, p, g, True, True, True)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_USER_TASK_BEGIN:
-            tid = args[0]
-            if tid in self.tasks:
-                raise Broken(f"task ID conflict: {tid}", -1)
-            parent = args[1]
-            if parent == 0:
-                parent = NO_TASK
-                args = [tid, NO_TASK] + list(args[2:])
-            name = gen.strings.get(args[2]) if args[2] else ""
-            if name is None:
-                raise Broken(f"invalid string ID {args[2]} for UserTaskBegin event", -1)
-            self.tasks[tid] = (name, parent)
-            validate_ctx(m, p, g, True, True, True)
-            q.append((typ, t, m, p, g, args, None, gen))
-        elif typ == W.EV_USER_TASK_END:
-            tid = args[0]
-            info = self.tasks.pop(tid, None)
-            x = (info[1], info[0]) if info is not None else (NO_TASK, "")
-            validate_ctx(m, p, g, True, True, True)
-            q.append((typ, t, m, p, g, args, x, gen))
-        elif typ == W.EV_USER_REGION_BEGIN or typ == W.EV_USER_REGION_END:
-            validate_ctx(m, p, g, True, True, True)
-            name = gen.strings.get(args[1]) if args[1] else ""
-            if name is None:
-                raise Broken(f"invalid string ID {args[1]} for {W.NAMES[typ]} event", -1)
-            st = gs.get(g)
-            if st is None:
-                raise Broken(f"encountered Ev{W.NAMES[typ]} without known state for current "
-                              f"goroutine {g}", -1)
-            r = (args[0], name)
-            if typ == W.EV_USER_REGION_BEGIN:
-                st.regions.append(r)
-            elif st.regions:
-                if st.regions[-1] != r:
-                    raise Broken(f"misuse of region in goroutine {g}: region end {r} when the "
-                                  f"inner-most active region start event is "
-                                  f"{st.regions[-1]}", -1)
-                st.regions.pop()
-            q.append((typ, t, m, p, g, args, None, gen))
+
+# ---------------------------------------------------------------------------
+# procs
+# ---------------------------------------------------------------------------
+def advance_proc_status(o, c, gen, ms):
+    """advanceProcStatus."""
+    args = c.args
+    gnum = gen.gen
+    pid, status = s64(args[0]), args[1]
+    if status >= 5:
+        raise Broken(f"invalid status for proc {pid}: {status}", -1)
+    old = W.PROC_STATE_OF[status]
+    st = o.ps.get(pid)
+    if st is not None:
+        if status == W.PROC_SYSCALL_ABANDONED and st.status == W.PROC_SYSCALL:
+            old = "Running"
+            args = [args[0], W.PROC_SYSCALL] + list(args[2:])
+        elif status == W.PROC_SYSCALL_ABANDONED and st.status == W.PROC_SYSCALL_ABANDONED:
+            old = "Idle"
+        elif st.status != status:
+            raise Broken(f"inconsistent status for proc {pid}: old "
+                         f"{W.PROC_STATUS_NAMES[st.status]} vs. new "
+                         f"{W.PROC_STATUS_NAMES[status]}", -1)
+        st.sgen, st.seq = gnum, 0
+    else:
+        o.ps[pid] = PState(status, gnum)
+        old = "Undetermined" if gnum == o.initial_gen else "NotExist"
+    em, ep, eg = c.m, ms.p, ms.g
+    if status == W.PROC_RUNNING or status == W.PROC_SYSCALL:
+        ms.p = pid
+    if status == W.PROC_SYSCALL_ABANDONED and old == "Running":
+        found = False
+        for mid, other in o.ms.items():
+            if other.p == pid:
+                em, ep, eg = mid, pid, other.g
+                found = True
+        if not found:
+            raise Broken(f"failed to find sched context for proc {pid} that's about to be "
+                         "stolen", -1)
+    o.queue.append((c.typ, c.time, em, ep, eg, args, old, gen))
+    return True
+
+
+def advance_proc_start(o, c, gen, ms):
+    """advanceProcStart."""
+    args = c.args
+    pid = args[0]
+    if pid >= SIGN64:
+        pid -= WRAP64
+    st = o.ps.get(pid)
+    if st is None or st.status != W.PROC_IDLE or st.sgen != gen.gen or \
+            args[1] != st.seq + 1 or ms.p != NO_ID:
+        return False
+    m = c.m
+    if m == NO_ID:
+        validate_ctx(m, ms.p, ms.g, True, False, None)
+    st.status = W.PROC_RUNNING
+    st.seq = args[1]
+    o.queue.append((c.typ, c.time, m, ms.p, ms.g, args, None, gen))
+    ms.p = pid
+    return True
+
+
+def advance_proc_stop(o, c, gen, ms):
+    """advanceProcStop."""
+    p = ms.p
+    st = o.ps.get(p)
+    if st is None:
+        raise Broken(f"event ProcStop for proc ({p}) that doesn't exist", -1)
+    if st.status != W.PROC_RUNNING and st.status != W.PROC_SYSCALL:
+        raise Broken("ProcStop event for proc that's not Running or Syscall", -1)
+    validate_ctx(c.m, p, ms.g, True, True, None)
+    st.status = W.PROC_IDLE
+    o.queue.append((c.typ, c.time, c.m, p, ms.g, c.args, None, gen))
+    ms.p = NO_ID
+    return True
+
+
+def advance_proc_steal(o, c, gen, ms):
+    """advanceProcSteal."""
+    args = c.args
+    m, p, g = c.m, ms.p, ms.g
+    pid = s64(args[0])
+    st = o.ps.get(pid)
+    if st is None or (st.status != W.PROC_SYSCALL and
+                      st.status != W.PROC_SYSCALL_ABANDONED) or \
+            st.sgen != gen.gen or args[1] != st.seq + 1:
+        return False
+    validate_ctx(m, p, g, True, None, None)
+    old = st.status
+    st.status = W.PROC_IDLE
+    st.seq = args[1]
+    if old != W.PROC_SYSCALL_ABANDONED:
+        mid = s64(args[2])
+        if mid == m:
+            if p != pid:
+                raise Broken(f"tried to self-steal proc {pid} (thread {mid}), but got proc {p} "
+                             "instead", -1)
+            ms.p = NO_ID
         else:
-            raise Broken(f"bad event type found while ordering: {typ}", -1)
+            other = o.ms.get(mid)
+            if other is None:
+                raise Broken(f"stole proc from non-existent thread {mid}", -1)
+            if other.p != pid:
+                raise Broken(f"tried to steal proc {pid} from thread {mid}, but got proc "
+                             f"{other.p} instead", -1)
+            other.p = NO_ID
+    o.queue.append((c.typ, c.time, m, p, g, args, old, gen))
+    return True
 
-        if ms is not None:
-            ms.p = np_
-            ms.g = ng
-        return True
+
+# ---------------------------------------------------------------------------
+# goroutines
+# ---------------------------------------------------------------------------
+def advance_go_status(o, c, gen, ms):
+    """advanceGoStatus (GoStatus, GoStatusStack)."""
+    args = c.args
+    gnum = gen.gen
+    m, g = c.m, ms.g
+    gid, mid, status = s64(args[0]), s64(args[1]), args[2]
+    if status >= 5:
+        raise Broken(f"invalid status for goroutine {gid}: {status}", -1)
+    old = W.GO_STATE_OF[status]
+    st = o.gs.get(gid)
+    if st is not None:
+        if st.status != status:
+            raise Broken(f"inconsistent status for goroutine {gid}: old "
+                         f"{W.GO_STATUS_NAMES[st.status]} vs. new "
+                         f"{W.GO_STATUS_NAMES[status]}", -1)
+        st.sgen, st.seq = gnum, 0
+    elif gnum == o.initial_gen:
+        o.gs[gid] = GState(status, gnum)
+        old = "Undetermined"
+    else:
+        raise Broken(f"found goroutine status for new goroutine after the first generation: "
+                     f"id={gid} status={W.GO_STATUS_NAMES[status]}", -1)
+    em, eg = m, g
+    if status == W.GO_RUNNING:
+        ms.g = gid
+    elif status == W.GO_SYSCALL:
+        if mid == NO_ID:
+            raise Broken(f"found goroutine {gid} in syscall without a thread", -1)
+        if mid == m:
+            if gnum != o.initial_gen and g != gid:
+                raise Broken(f"inconsistent thread for syscalling goroutine {gid}: thread has "
+                             f"goroutine {g}", -1)
+            ms.g = gid
+        else:
+            other = o.ms.get(mid)
+            if other is not None:
+                if other.g != gid:
+                    raise Broken(f"inconsistent thread for syscalling goroutine {gid}: thread "
+                                 f"has goroutine {other.g}", -1)
+                eg = other.g
+            else:
+                o.ms[mid] = MState(gid, NO_ID)
+            em = mid
+    o.queue.append((c.typ, c.time, em, ms.p, eg, args, old, gen))
+    return True
+
+
+def advance_go_create(o, c, gen, ms):
+    """advanceGoCreate (GoCreate, GoCreateBlocked)."""
+    typ = c.typ
+    g = ms.g
+    validate_ctx(c.m, ms.p, g, True, True, None)
+    st = o.gs.get(g)
+    if st is not None and st.status != W.GO_RUNNING:
+        raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
+    newg = s64(c.args[0])
+    if newg in o.gs:
+        raise Broken(f"tried to create goroutine ({newg}) that already exists", -1)
+    o.gs[newg] = GState(W.GO_WAITING if typ == W.EV_GO_CREATE_BLOCKED else W.GO_RUNNABLE,
+                        gen.gen)
+    o.queue.append((typ, c.time, c.m, ms.p, g, c.args, None, gen))
+    return True
+
+
+def advance_go_stop_exec(o, c, gen, ms):
+    """advanceGoStopExec (GoBlock, GoStop, GoDestroy): the M's goroutine stops running."""
+    typ = c.typ
+    m, p, g = c.m, ms.p, ms.g
+    if m == NO_ID or p == NO_ID or g == NO_ID:
+        validate_ctx(m, p, g, True, True, True)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
+    if st.status != W.GO_RUNNING:
+        raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
+    if typ == W.EV_GO_BLOCK:
+        st.status = W.GO_WAITING
+    elif typ == W.EV_GO_STOP:
+        st.status = W.GO_RUNNABLE
+    else:
+        del o.gs[g]
+    o.queue.append((typ, c.time, m, p, g, c.args, None, gen))
+    ms.g = NO_ID
+    return True
+
+
+def advance_go_start(o, c, gen, ms):
+    """advanceGoStart: a runnable goroutine starts on the M, which has a P and no G."""
+    args = c.args
+    gid = args[0]
+    if gid >= SIGN64:
+        gid -= WRAP64
+    st = o.gs.get(gid)
+    if st is None or st.status != W.GO_RUNNABLE or st.sgen != gen.gen or \
+            args[1] != st.seq + 1:
+        return False
+    m, p, g = c.m, ms.p, ms.g
+    if m == NO_ID or p == NO_ID or g != NO_ID:
+        validate_ctx(m, p, g, True, True, False)
+    st.status = W.GO_RUNNING
+    st.seq = args[1]
+    o.queue.append((W.EV_GO_START, c.time, m, p, g, args, None, gen))
+    ms.g = gid
+    return True
+
+
+def advance_go_unblock(o, c, gen, ms):
+    """advanceGoUnblock: a waiting goroutine becomes runnable (no context required)."""
+    args = c.args
+    gid = args[0]
+    if gid >= SIGN64:
+        gid -= WRAP64
+    st = o.gs.get(gid)
+    if st is None or st.status != W.GO_WAITING or st.sgen != gen.gen or \
+            args[1] != st.seq + 1:
+        return False
+    st.status = W.GO_RUNNABLE
+    st.seq = args[1]
+    o.queue.append((W.EV_GO_UNBLOCK, c.time, c.m, ms.p, ms.g, args, None, gen))
+    return True
+
+
+def advance_go_switch(o, c, gen, ms):
+    """advanceGoSwitch (GoSwitch, GoSwitchDestroy): the M's goroutine blocks (or dies) and
+    hands the M to a waiting one; queued as the three events Go's reader makes of it."""
+    typ, t, args = c.typ, c.time, c.args
+    m, p, g = c.m, ms.p, ms.g
+    validate_ctx(m, p, g, True, True, True)
+    cur = o.gs.get(g)
+    if cur is None:
+        raise Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
+    if cur.status != W.GO_RUNNING:
+        raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
+    nextg = s64(args[0])
+    nst = o.gs.get(nextg)
+    if nst is None or nst.status != W.GO_WAITING or nst.sgen != gen.gen or \
+            args[1] != nst.seq + 1:
+        return False
+    q = o.queue
+    q.append((typ, t, m, p, g, args, None, gen))
+    if typ == W.EV_GO_SWITCH:
+        cur.status = W.GO_WAITING
+        q.append((W.EV_GO_BLOCK, t, m, p, g, (0, 0), None, gen))
+    else:
+        del o.gs[g]
+        q.append((W.EV_GO_DESTROY, t, m, p, g, (), None, gen))
+    nst.status = W.GO_RUNNING
+    nst.seq = args[1]
+    q.append((W.EV_GO_START, t, m, p, NO_ID, (args[0], args[1]), None, gen))
+    ms.g = nextg
+    return True
+
+
+def advance_go_syscall_begin(o, c, gen, ms):
+    """advanceGoSyscallBegin: the goroutine and its P enter a syscall."""
+    args = c.args
+    m, p, g = c.m, ms.p, ms.g
+    validate_ctx(m, p, g, True, True, True)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"event GoSyscallBegin for goroutine ({g}) that doesn't exist", -1)
+    if st.status != W.GO_RUNNING:
+        raise Broken("GoSyscallBegin event for goroutine that's not Running", -1)
+    st.status = W.GO_SYSCALL
+    pst = o.ps.get(p)
+    if pst is None:
+        raise Broken(f"uninitialized proc {p} found during GoSyscallBegin", -1)
+    pst.status = W.PROC_SYSCALL
+    if pst.sgen != gen.gen or args[0] != pst.seq + 1:
+        raise Broken("failed to advance GoSyscallBegin: can't make sequence", -1)
+    pst.seq = args[0]
+    o.queue.append((c.typ, c.time, m, p, g, args, None, gen))
+    return True
+
+
+def advance_go_syscall_end(o, c, gen, ms):
+    """advanceGoSyscallEnd: back from a syscall with the same P."""
+    m, p, g = c.m, ms.p, ms.g
+    validate_ctx(m, p, g, True, True, True)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"event GoSyscallEnd for goroutine ({g}) that doesn't exist", -1)
+    if st.status != W.GO_SYSCALL:
+        raise Broken("GoSyscallEnd event for goroutine that's not Syscall", -1)
+    st.status = W.GO_RUNNING
+    pst = o.ps.get(p)
+    if pst is None:
+        raise Broken(f"uninitialized proc {p} found during GoSyscallEnd", -1)
+    if pst.status != W.PROC_SYSCALL:
+        raise Broken(f"expected proc {p} in state Syscall", -1)
+    pst.status = W.PROC_RUNNING
+    o.queue.append((c.typ, c.time, m, p, g, c.args, None, gen))
+    return True
+
+
+def advance_go_syscall_end_blocked(o, c, gen, ms):
+    """advanceGoSyscallEndBlocked: back from a syscall whose P was stolen (waits until the
+    steal has been seen when the M still holds the P)."""
+    m, p, g = c.m, ms.p, ms.g
+    if p != NO_ID:
+        pst = o.ps.get(p)
+        if pst is None:
+            raise Broken(f"uninitialized proc {p} found during GoSyscallEndBlocked", -1)
+        if pst.status == W.PROC_SYSCALL:
+            return False
+    validate_ctx(m, p, g, True, None, True)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"event GoSyscallEndBlocked for goroutine ({g}) that doesn't exist", -1)
+    if st.status != W.GO_SYSCALL:
+        raise Broken("GoSyscallEndBlocked event for goroutine that's not Syscall", -1)
+    st.status = W.GO_RUNNABLE
+    o.queue.append((c.typ, c.time, m, p, g, c.args, None, gen))
+    ms.g = NO_ID
+    return True
+
+
+def advance_go_create_syscall(o, c, gen, ms):
+    """advanceGoCreateSyscall: a goroutine made for a thread calling into Go (cgo
+    callback, a new M's g0...), in a syscall, without a P."""
+    m, p, g = c.m, ms.p, ms.g
+    validate_ctx(m, p, g, True, None, False)
+    newg = s64(c.args[0])
+    if newg in o.gs:
+        raise Broken(f"tried to create goroutine ({newg}) in syscall that already exists", -1)
+    o.gs[newg] = GState(W.GO_SYSCALL, gen.gen)
+    o.queue.append((c.typ, c.time, m, p, g, c.args, None, gen))
+    ms.g = newg
+    return True
+
+
+def advance_go_destroy_syscall(o, c, gen, ms):
+    """advanceGoDestroySyscall: the syscalling goroutine goes away; a P it held is left
+    abandoned (queued as a ProcSteal first, as Go's reader does)."""
+    t = c.time
+    m, p, g = c.m, ms.p, ms.g
+    validate_ctx(m, p, g, True, None, True)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"event GoDestroySyscall for goroutine ({g}) that doesn't exist", -1)
+    if st.status != W.GO_SYSCALL:
+        raise Broken("GoDestroySyscall event for goroutine that's not Syscall", -1)
+    del o.gs[g]
+    ms.g = NO_ID
+    if p != NO_ID:
+        pst = o.ps.get(p)
+        if pst is None:
+            raise Broken(f"found invalid proc {p} during GoDestroySyscall", -1)
+        if pst.status != W.PROC_SYSCALL:
+            raise Broken(f"proc {p} in unexpected state during GoDestroySyscall", -1)
+        pst.status = W.PROC_SYSCALL_ABANDONED
+        ms.p = NO_ID
+        o.queue.append((W.EV_PROC_STEAL, t, m, p, g, (p & (WRAP64 - 1), 0, 0), W.PROC_SYSCALL,
+                        gen))
+    o.queue.append((c.typ, t, m, p, g, c.args, None, gen))
+    return True
+
+
+# ---------------------------------------------------------------------------
+# annotations, metrics, tasks, regions
+# ---------------------------------------------------------------------------
+def advance_annotation(o, c, gen, ms):
+    """advanceAnnotation (ProcsChange, GoLabel, UserLog): needs a running goroutine."""
+    validate_ctx(c.m, ms.p, ms.g, True, True, True)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_heap_metric(o, c, gen, ms):
+    """advanceHeapMetric (HeapAlloc, HeapGoal)."""
+    validate_ctx(c.m, ms.p, ms.g, True, True, None)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_user_task_begin(o, c, gen, ms):
+    """advanceUserTaskBegin."""
+    args = c.args
+    tid = args[0]
+    if tid in o.tasks:
+        raise Broken(f"task ID conflict: {tid}", -1)
+    parent = args[1]
+    if parent == 0:
+        parent = NO_TASK
+        args = [tid, NO_TASK] + list(args[2:])
+    name = gen.strings.get(args[2]) if args[2] else ""
+    if name is None:
+        raise Broken(f"invalid string ID {args[2]} for UserTaskBegin event", -1)
+    o.tasks[tid] = (name, parent)
+    validate_ctx(c.m, ms.p, ms.g, True, True, True)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, args, None, gen))
+    return True
+
+
+def advance_user_task_end(o, c, gen, ms):
+    """advanceUserTaskEnd: the task's parent and type ride along as the extra."""
+    info = o.tasks.pop(c.args[0], None)
+    x = (info[1], info[0]) if info is not None else (NO_TASK, "")
+    validate_ctx(c.m, ms.p, ms.g, True, True, True)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, x, gen))
+    return True
+
+
+def advance_user_region(o, c, gen, ms):
+    """advanceUserRegionBegin and advanceUserRegionEnd: the goroutine's stack of regions."""
+    typ, args = c.typ, c.args
+    g = ms.g
+    validate_ctx(c.m, ms.p, g, True, True, True)
+    name = gen.strings.get(args[1]) if args[1] else ""
+    if name is None:
+        raise Broken(f"invalid string ID {args[1]} for {W.NAMES[typ]} event", -1)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"encountered Ev{W.NAMES[typ]} without known state for current "
+                     f"goroutine {g}", -1)
+    r = (args[0], name)
+    if typ == W.EV_USER_REGION_BEGIN:
+        st.regions.append(r)
+    elif st.regions:
+        if st.regions[-1] != r:
+            raise Broken(f"misuse of region in goroutine {g}: region end {r} when the "
+                         f"inner-most active region start event is {st.regions[-1]}", -1)
+        st.regions.pop()
+    o.queue.append((typ, c.time, c.m, ms.p, g, args, None, gen))
+    return True
+
+
+# ---------------------------------------------------------------------------
+# the GC and ranges
+# ---------------------------------------------------------------------------
+def advance_gc_active(o, c, gen, ms):
+    """advanceGCActive: the GC was running when the generation began."""
+    seq = c.args[0]
+    if gen.gen == o.initial_gen:
+        if o.gc_state != GC_UNDETERMINED:
+            raise Broken("GCActive in the first generation isn't first GC event", -1)
+        o.gc_seq, o.gc_state = seq, GC_RUNNING
+    else:
+        if seq != o.gc_seq + 1:
+            return False
+        if o.gc_state != GC_RUNNING:
+            raise Broken("encountered GCActive while GC was not in progress", -1)
+        o.gc_seq = seq
+        validate_ctx(c.m, ms.p, ms.g, True, True, True)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_gc_begin(o, c, gen, ms):
+    """advanceGCBegin."""
+    seq = c.args[0]
+    if o.gc_state == GC_UNDETERMINED:
+        o.gc_seq, o.gc_state = seq, GC_RUNNING
+    else:
+        if seq != o.gc_seq + 1:
+            return False
+        if o.gc_state == GC_RUNNING:
+            raise Broken("encountered GCBegin while GC was already in progress", -1)
+        o.gc_seq, o.gc_state = seq, GC_RUNNING
+        validate_ctx(c.m, ms.p, ms.g, True, True, True)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_gc_end(o, c, gen, ms):
+    """advanceGCEnd."""
+    seq = c.args[0]
+    if seq != o.gc_seq + 1:
+        return False
+    if o.gc_state == GC_NOT_RUNNING:
+        raise Broken("encountered GCEnd when GC was not in progress", -1)
+    if o.gc_state == GC_UNDETERMINED:
+        raise Broken("encountered GCEnd when GC was in an undetermined state", -1)
+    o.gc_seq, o.gc_state = seq, GC_NOT_RUNNING
+    validate_ctx(c.m, ms.p, ms.g, True, True, True)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_gc_sweep_begin(o, c, gen, ms):
+    """advanceGCSweepBegin: a range on the P."""
+    p = ms.p
+    validate_ctx(c.m, p, ms.g, True, True, None)
+    pst = o.ps.get(p)
+    if pst is None:
+        raise Broken(f"GCSweepBegin on unknown proc {p}", -1)
+    key = (W.EV_GC_SWEEP_BEGIN, 0)
+    if key in pst.ranges:
+        raise Broken("discovered event already in-flight for when starting event "
+                     "GCSweepBegin", -1)
+    pst.ranges.append(key)
+    o.queue.append((c.typ, c.time, c.m, p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_gc_sweep_active(o, c, gen, ms):
+    """advanceGCSweepActive: the P was sweeping when the generation began."""
+    pid = s64(c.args[0])
+    pst = o.ps.get(pid)
+    if pst is None:
+        raise Broken(f"encountered GCSweepActive for unknown proc {pid}", -1)
+    _active_range(pst.ranges, (W.EV_GC_SWEEP_BEGIN, 0), gen.gen == o.initial_gen)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_gc_sweep_end(o, c, gen, ms):
+    """advanceGCSweepEnd."""
+    p = ms.p
+    validate_ctx(c.m, p, ms.g, True, True, None)
+    pst = o.ps.get(p)
+    if pst is None:
+        raise Broken(f"GCSweepEnd on unknown proc {p}", -1)
+    _end_range(pst.ranges, W.EV_GC_SWEEP_BEGIN)
+    o.queue.append((c.typ, c.time, c.m, p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_go_range_begin(o, c, gen, ms):
+    """advanceGoRangeBegin (STWBegin, GCMarkAssistBegin): a range on the goroutine, named
+    by the STW's reason string."""
+    typ, args = c.typ, c.args
+    g = ms.g
+    validate_ctx(c.m, ms.p, g, True, True, True)
+    desc = args[0] if typ == W.EV_STW_BEGIN else 0
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"encountered event of type {typ} without known state for current "
+                     f"goroutine {g}", -1)
+    key = (typ, desc)
+    if key in st.ranges:
+        raise Broken(f"discovered event already in-flight for when starting event "
+                     f"{W.NAMES[typ]}", -1)
+    st.ranges.append(key)
+    o.queue.append((typ, c.time, c.m, ms.p, g, args, None, gen))
+    return True
+
+
+def advance_go_range_active(o, c, gen, ms):
+    """advanceGoRangeActive (GCMarkAssistActive)."""
+    gid = s64(c.args[0])
+    st = o.gs.get(gid)
+    if st is None:
+        raise Broken(f"uninitialized goroutine {gid} found during GCMarkAssistActive", -1)
+    _active_range(st.ranges, (W.EV_GC_MARK_ASSIST_BEGIN, 0), gen.gen == o.initial_gen)
+    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
+    return True
+
+
+def advance_go_range_end(o, c, gen, ms):
+    """advanceGoRangeEnd (STWEnd, GCMarkAssistEnd): the Begin's reason rides along as the
+    extra."""
+    typ = c.typ
+    g = ms.g
+    validate_ctx(c.m, ms.p, g, True, True, True)
+    st = o.gs.get(g)
+    if st is None:
+        raise Broken(f"encountered event of type {typ} without known state for current "
+                     f"goroutine {g}", -1)
+    desc = _end_range(st.ranges, START_OF[typ])
+    o.queue.append((typ, c.time, c.m, ms.p, g, c.args, desc, gen))
+    return True
 
 
 def _active_range(ranges, key, initial):
+    """rangeState.activeRange."""
     if initial:
         if key in ranges:
             raise Broken(f"found named active range already in first gen: {key}", -1)
@@ -532,6 +700,7 @@ def _active_range(ranges, key, initial):
 
 
 def _end_range(ranges, start):
+    """rangeState.endRange: the ended range's description."""
     for i, r in enumerate(ranges):
         if r[0] == start:
             desc = r[1]
@@ -539,3 +708,44 @@ def _end_range(ranges, start):
             ranges.pop()
             return desc
     raise Broken(f"tried to end event {W.NAMES[start]}, but not in-flight", -1)
+
+
+def advance_bad(o, c, gen, ms):
+    """An event type the ordering does not know (orderingDispatch's nil entries)."""
+    raise Broken(f"bad event type found while ordering: {c.typ}", -1)
+
+
+# orderingDispatch: the advance function of each event type.
+ADVANCE = [advance_bad] * 256
+for _kinds, _advance in (
+        ((W.EV_PROCS_CHANGE, W.EV_GO_LABEL, W.EV_USER_LOG), advance_annotation),
+        ((W.EV_PROC_START,), advance_proc_start),
+        ((W.EV_PROC_STOP,), advance_proc_stop),
+        ((W.EV_PROC_STEAL,), advance_proc_steal),
+        ((W.EV_PROC_STATUS,), advance_proc_status),
+        ((W.EV_GO_CREATE, W.EV_GO_CREATE_BLOCKED), advance_go_create),
+        ((W.EV_GO_CREATE_SYSCALL,), advance_go_create_syscall),
+        ((W.EV_GO_START,), advance_go_start),
+        ((W.EV_GO_DESTROY, W.EV_GO_STOP, W.EV_GO_BLOCK), advance_go_stop_exec),
+        ((W.EV_GO_DESTROY_SYSCALL,), advance_go_destroy_syscall),
+        ((W.EV_GO_UNBLOCK,), advance_go_unblock),
+        ((W.EV_GO_SYSCALL_BEGIN,), advance_go_syscall_begin),
+        ((W.EV_GO_SYSCALL_END,), advance_go_syscall_end),
+        ((W.EV_GO_SYSCALL_END_BLOCKED,), advance_go_syscall_end_blocked),
+        ((W.EV_GO_STATUS, W.EV_GO_STATUS_STACK), advance_go_status),
+        ((W.EV_STW_BEGIN, W.EV_GC_MARK_ASSIST_BEGIN), advance_go_range_begin),
+        ((W.EV_STW_END, W.EV_GC_MARK_ASSIST_END), advance_go_range_end),
+        ((W.EV_GC_MARK_ASSIST_ACTIVE,), advance_go_range_active),
+        ((W.EV_GC_ACTIVE,), advance_gc_active),
+        ((W.EV_GC_BEGIN,), advance_gc_begin),
+        ((W.EV_GC_END,), advance_gc_end),
+        ((W.EV_GC_SWEEP_ACTIVE,), advance_gc_sweep_active),
+        ((W.EV_GC_SWEEP_BEGIN,), advance_gc_sweep_begin),
+        ((W.EV_GC_SWEEP_END,), advance_gc_sweep_end),
+        ((W.EV_HEAP_ALLOC, W.EV_HEAP_GOAL), advance_heap_metric),
+        ((W.EV_USER_TASK_BEGIN,), advance_user_task_begin),
+        ((W.EV_USER_TASK_END,), advance_user_task_end),
+        ((W.EV_USER_REGION_BEGIN, W.EV_USER_REGION_END), advance_user_region),
+        ((W.EV_GO_SWITCH, W.EV_GO_SWITCH_DESTROY), advance_go_switch)):
+    for _kind in _kinds:
+        ADVANCE[_kind] = _advance

@@ -25,7 +25,7 @@ from .base import NO_ID, Broken, SIGN64, WRAP64, s64
 from .batchcursor import BatchCursor, heap_insert, heap_remove, heap_update, sort_frontier
 from .generation import read_generation, read_generation_with_spill, Source
 from .model import Event, TraceFormatError
-from .order import Ordering
+from .order import ADVANCE, Ordering
 
 _MAX_TIME = (1 << 63) - 1
 
@@ -223,6 +223,8 @@ class Trace:
         frontier = []
         cpu = []
         advance = order.advance
+        advance_of = ADVANCE
+        GO_START, GO_UNBLOCK, GO_BLOCK = W.EV_GO_START, W.EV_GO_UNBLOCK, W.EV_GO_BLOCK
         NARGS = W.NARGS
         freq = 1.0
         while True:
@@ -242,41 +244,12 @@ class Trace:
                 else:
                     bound = _MAX_TIME
                 self._cur_offset = c.offset
-                gs = order.gs
-                gnum = gen.gen
                 while True:
-                    # GoUnblock, GoStart and GoBlock, most of a trace, in their common case
-                    # here (ordering's advance for them, without the call and the queue);
-                    # all else, and anything unusual about these, through advance
-                    ev = None
+                    # the ordering's function for the event's kind, straight from the table
+                    # once the M's state is on the cursor (Ordering.advance made it)
                     ms = c.ms
-                    typ = c.typ
-                    if ms is not None and (typ == 21 or typ == 16 or typ == 20):
-                        a = c.args
-                        if typ == 21:  # GoUnblock: no context to check
-                            st = gs.get(a[0]) if a[0] < SIGN64 else None
-                            if st is not None and st.status == 4 and st.sgen == gnum and \
-                                    a[1] == st.seq + 1:
-                                st.status = 1
-                                st.seq = a[1]
-                                ev = (21, c.time, c.m, ms.p, ms.g, a, None, gen)
-                        elif typ == 16:  # GoStart: on an M with a P and no G
-                            st = gs.get(a[0]) if a[0] < SIGN64 else None
-                            if st is not None and st.status == 1 and st.sgen == gnum and \
-                                    a[1] == st.seq + 1 and ms.p != NO_ID and ms.g == NO_ID:
-                                st.status = 2
-                                st.seq = a[1]
-                                ev = (16, c.time, c.m, ms.p, NO_ID, a, None, gen)
-                                ms.g = a[0]
-                        else:  # GoBlock: the M's running G, with a P
-                            g = ms.g
-                            st = gs.get(g)
-                            if st is not None and st.status == 2 and ms.p != NO_ID and \
-                                    g != NO_ID:
-                                st.status = 4
-                                ev = (20, c.time, c.m, ms.p, g, a, None, gen)
-                                ms.g = NO_ID
-                    if ev is None and not advance(c, gen):
+                    if not (advance_of[c.typ](order, c, gen, ms) if ms is not None
+                            else advance(c, gen)):
                         while queue:
                             yield fixed(popleft())
                         self._slow_advance(order, frontier, gen, freq, maxev)
@@ -299,48 +272,50 @@ class Trace:
                         t = c.time
                         self._cur_offset = c.offset
                     else:
-                        if ev is not None:
-                            queue.append(ev)
                         heap_remove(frontier, 0)
                         break
                     if t <= bound:
-                        if ev is None:
-                            while queue:
-                                yield fixed(popleft())
-                            continue
-                        # fixed(ev) for the three, inline
-                        et = ev[1]
-                        if et <= last_ts:
-                            et = last_ts + 1
-                        if ev[0] == 16:
-                            last_ts = et
-                            yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
-                                     "Goroutine", a[0], "Runnable", "Running", "", ())
-                            continue
-                        if ev[0] == 21:
-                            sid = a[2]
-                            stack = ()
-                            if sid:
-                                stack = gen.stack_cache.get(sid)
-                                if stack is None:  # not made yet (or invalid)
-                                    yield fixed(ev)
+                        # the events let through, now; GoStart, GoUnblock and GoBlock, most
+                        # of a trace, converted here in their common case (fixed() for them
+                        # when a stack or string is not at hand)
+                        while queue:
+                            ev = popleft()
+                            typ = ev[0]
+                            a = ev[5]
+                            if typ == GO_START and a[0] < SIGN64:
+                                et = ev[1]
+                                if et <= last_ts:
+                                    et = last_ts + 1
+                                last_ts = et
+                                yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
+                                         "Goroutine", a[0], "Runnable", "Running", "", ())
+                                continue
+                            if typ == GO_UNBLOCK and a[0] < SIGN64:
+                                sid = a[2]
+                                stack = gen.stack_cache.get(sid) if sid else ()
+                                if stack is not None:
+                                    et = ev[1]
+                                    if et <= last_ts:
+                                        et = last_ts + 1
+                                    last_ts = et
+                                    yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                                             "Goroutine", a[0], "Waiting", "Runnable", "", ())
                                     continue
-                            last_ts = et
-                            yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                     "Goroutine", a[0], "Waiting", "Runnable", "", ())
-                            continue
-                        sid = a[1]
-                        stack = gen.stack_cache.get(sid) if sid else ()
-                        reason = gen.strings.get(a[0]) if a[0] else ""
-                        if stack is None or reason is None:
+                            elif typ == GO_BLOCK:
+                                sid = a[1]
+                                stack = gen.stack_cache.get(sid) if sid else ()
+                                reason = gen.strings.get(a[0]) if a[0] else ""
+                                if stack is not None and reason is not None:
+                                    et = ev[1]
+                                    if et <= last_ts:
+                                        et = last_ts + 1
+                                    last_ts = et
+                                    yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                                             "Goroutine", ev[4], "Running", "Waiting", reason,
+                                             stack)
+                                    continue
                             yield fixed(ev)
-                            continue
-                        last_ts = et
-                        yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                 "Goroutine", ev[4], "Running", "Waiting", reason, stack)
                         continue
-                    if ev is not None:
-                        queue.append(ev)
                     # sift the head down (heapUpdate(0): sifting up from the root is a no-op)
                     k = 0
                     while True:
