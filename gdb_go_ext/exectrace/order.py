@@ -458,7 +458,8 @@ def advance_go_create_syscall(o, c, gen, ms):
 
 def advance_go_destroy_syscall(o, c, gen, ms):
     """advanceGoDestroySyscall: the syscalling goroutine goes away; a P it held is left
-    abandoned (queued as a ProcSteal first, as Go's reader does)."""
+    abandoned, which Go's reader gives out as a ProcSteal: before the event from go1.23
+    on (its queue), after it in go1.22 (its extraEvent)."""
     t = c.time
     m, p, g = c.m, ms.p, ms.g
     validate_ctx(m, p, g, True, None, True)
@@ -477,8 +478,12 @@ def advance_go_destroy_syscall(o, c, gen, ms):
             raise Broken(f"proc {p} in unexpected state during GoDestroySyscall", -1)
         pst.status = W.PROC_SYSCALL_ABANDONED
         ms.p = NO_ID
-        o.queue.append((W.EV_PROC_STEAL, t, m, p, g, (p & (WRAP64 - 1), 0, 0), W.PROC_SYSCALL,
-                        gen))
+        steal = (W.EV_PROC_STEAL, t, m, p, g, (p & (WRAP64 - 1), 0, 0), W.PROC_SYSCALL, gen)
+        if o.ver == 22:  # go1.22's reader: the steal is its extraEvent, given out after
+            o.queue.append((c.typ, t, m, p, g, c.args, None, gen))
+            o.queue.append(steal)
+            return True
+        o.queue.append(steal)
     o.queue.append((c.typ, t, m, p, g, c.args, None, gen))
     return True
 

@@ -381,6 +381,10 @@ class Trace:
                     syncs += 1
                     yield fixed((sync_ev, int(gen.min_ts * freq), NO_ID, NO_ID, NO_ID, (syncs,),
                                  None, gen))
+                elif not frontier and not cpu:
+                    # go1.22-1.24 go on to the frontier without looping: a generation with
+                    # no events is the end (Go's go123-sync test: "frontier is empty")
+                    raise Broken("broken trace: frontier is empty", self._cur_offset)
                 continue
             if cpu and (not frontier or cpu[0][0] < frontier[0].time):
                 ts, m, p, g, stk = cpu.popleft()
