@@ -66,7 +66,8 @@ class BatchCursor:
         return True
 
 
-def _sift_up(h, i):
+def heap_sift_up(h, i):
+    """heapSiftUp: -> where the cursor ended."""
     while i > 0 and h[(i - 1) // 2].time > h[i].time:
         j = (i - 1) // 2
         h[j], h[i] = h[i], h[j]
@@ -75,6 +76,7 @@ def _sift_up(h, i):
 
 
 def _min3(h, i0, i1, i2):
+    """min3: the index of the earliest of three, the first on ties."""
     n = len(h)
     mi = i0
     mt = h[i0].time if i0 < n else (1 << 63) - 1
@@ -86,7 +88,8 @@ def _min3(h, i0, i1, i2):
     return mi
 
 
-def _sift_down(h, i):
+def heap_sift_down(h, i):
+    """heapSiftDown (min3 keeps the parent on ties): -> where the cursor ended."""
     while True:
         m = _min3(h, i, 2 * i + 1, 2 * i + 2)
         if m == i:
@@ -96,24 +99,27 @@ def _sift_down(h, i):
 
 
 def heap_insert(h, c):
+    """heapInsert."""
     h.append(c)
-    _sift_up(h, len(h) - 1)
+    heap_sift_up(h, len(h) - 1)
 
 
 def heap_update(h, i):
-    if _sift_up(h, i) != i:
+    """heapUpdate: the cursor at i has a new time."""
+    if heap_sift_up(h, i) != i:
         return
-    _sift_down(h, i)
+    heap_sift_down(h, i)
 
 
 def heap_remove(h, i):
+    """heapRemove."""
     while i > 0:
         j = (i - 1) // 2
         h[j], h[i] = h[i], h[j]
         i = j
     h[0], h[-1] = h[-1], h[0]
     h.pop()
-    _sift_down(h, 0)
+    heap_sift_down(h, 0)
 
 
 def sort_frontier(h):

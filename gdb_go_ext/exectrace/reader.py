@@ -22,7 +22,8 @@ from typing import Iterator, Optional
 
 from . import wire as W
 from .base import NO_ID, Broken, SIGN64, WRAP64, s64
-from .batchcursor import BatchCursor, heap_insert, heap_remove, heap_update, sort_frontier
+from .batchcursor import (BatchCursor, heap_insert, heap_remove, heap_sift_down, heap_update,
+                          sort_frontier)
 from .generation import read_generation, read_generation_with_spill, Source
 from .model import Event, TraceFormatError
 from .order import ADVANCE, Ordering
@@ -316,22 +317,7 @@ class Trace:
                                     continue
                             yield fixed(ev)
                         continue
-                    # sift the head down (heapUpdate(0): sifting up from the root is a no-op)
-                    k = 0
-                    while True:
-                        l = 2 * k + 1
-                        if l >= nf:
-                            break
-                        mi, mt = k, t
-                        lt = frontier[l].time
-                        if lt < mt:
-                            mi, mt = l, lt
-                        if l + 1 < nf and frontier[l + 1].time < mt:
-                            mi = l + 1
-                        if mi == k:
-                            break
-                        frontier[k], frontier[mi] = frontier[mi], frontier[k]
-                        k = mi
+                    heap_sift_down(frontier, 0)  # heapUpdate(0): sifting up is a no-op
                     break
                 continue
             if not frontier and not cpu:
