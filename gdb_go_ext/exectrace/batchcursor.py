@@ -75,23 +75,23 @@ def heap_sift_up(h, i):
     return i
 
 
-def _min3(h, i0, i1, i2):
-    """min3: the index of the earliest of three, the first on ties."""
-    n = len(h)
-    mi = i0
-    mt = h[i0].time if i0 < n else (1 << 63) - 1
-    if i1 < n and h[i1].time < mt:
-        mt = h[i1].time
-        mi = i1
-    if i2 < n and h[i2].time < mt:
-        mi = i2
-    return mi
-
-
 def heap_sift_down(h, i):
-    """heapSiftDown (min3 keeps the parent on ties): -> where the cursor ended."""
+    """heapSiftDown: swap the cursor at i with the earliest of its children while one is
+    earlier (min3: the parent, then the left child, wins ties) -> where it ended."""
+    n = len(h)
+    if i >= n:
+        return i
+    t = h[i].time
     while True:
-        m = _min3(h, i, 2 * i + 1, 2 * i + 2)
+        left = 2 * i + 1
+        if left >= n:
+            return i
+        m, mt = i, t
+        lt = h[left].time
+        if lt < mt:
+            m, mt = left, lt
+        if left + 1 < n and h[left + 1].time < mt:
+            m = left + 1
         if m == i:
             return i
         h[i], h[m] = h[m], h[i]

@@ -6,28 +6,44 @@ One function per event kind, `advance_X(o, c, gen, ms)`, behind the table ADVANC
 orderingDispatch). Each takes the ordering, the cursor whose event is tried (c.typ,
 c.time, c.m, c.args), the generation (its number and string table) and the M's state,
 whose p and g are the event's context (Go's curCtx) and which the function updates to
-the new context when the event goes through. It returns False, having changed nothing,
+the new context when the event goes through. It returns None, having changed nothing,
 when the event cannot happen yet (another M must go first); raises Broken when it can
-never happen; else appends what it makes to o.queue as tuples
-(type, time, M, P, G, args, extra, generation) and returns True. The reader's hot loop
-calls the same functions through the same table.
+never happen; else returns the event it lets through as a tuple
+(type, time, M, P, G, args, extra, generation), and appends any further events it makes
+(GoSwitch's three, GoDestroySyscall's ProcSteal) to o.queue, to be given out after it.
+Ordering.advance queues the returned event first (Go's queue, and its bool); the
+reader's hot loop calls the same functions through the same table and takes the
+returned event straight.
 """
 from collections import deque
 
-from . import wire as W
+from .wire import (EV_GC_ACTIVE, EV_GC_BEGIN, EV_GC_END, EV_GC_MARK_ASSIST_ACTIVE,
+                   EV_GC_MARK_ASSIST_BEGIN, EV_GC_MARK_ASSIST_END, EV_GC_SWEEP_ACTIVE,
+                   EV_GC_SWEEP_BEGIN, EV_GC_SWEEP_END, EV_GO_BLOCK, EV_GO_CREATE,
+                   EV_GO_CREATE_BLOCKED, EV_GO_CREATE_SYSCALL, EV_GO_DESTROY,
+                   EV_GO_DESTROY_SYSCALL, EV_GO_LABEL, EV_GO_START, EV_GO_STATUS,
+                   EV_GO_STATUS_STACK, EV_GO_STOP, EV_GO_SWITCH, EV_GO_SWITCH_DESTROY,
+                   EV_GO_SYSCALL_BEGIN, EV_GO_SYSCALL_END, EV_GO_SYSCALL_END_BLOCKED,
+                   EV_GO_UNBLOCK, EV_HEAP_ALLOC, EV_HEAP_GOAL, EV_PROCS_CHANGE,
+                   EV_PROC_START, EV_PROC_STATUS, EV_PROC_STEAL, EV_PROC_STOP,
+                   EV_STW_BEGIN, EV_STW_END, EV_USER_LOG, EV_USER_REGION_BEGIN,
+                   EV_USER_REGION_END, EV_USER_TASK_BEGIN, EV_USER_TASK_END, GO_RUNNABLE,
+                   GO_RUNNING, GO_STATE_OF, GO_STATUS_NAMES, GO_SYSCALL, GO_WAITING, NAMES,
+                   PROC_IDLE, PROC_RUNNING, PROC_STATE_OF, PROC_STATUS_NAMES, PROC_SYSCALL,
+                   PROC_SYSCALL_ABANDONED)
 from .base import NO_ID, NO_TASK, Broken, SIGN64, WRAP64, s64
 
 # gcState (order.go): whether the GC is running, as the trace has shown it so far.
 GC_UNDETERMINED, GC_NOT_RUNNING, GC_RUNNING = range(3)
 
 # The Begin event of each range End/Active event (its spec's StartEv).
-START_OF = {W.EV_GO_SYSCALL_END: W.EV_GO_SYSCALL_BEGIN,
-            W.EV_GO_SYSCALL_END_BLOCKED: W.EV_GO_SYSCALL_BEGIN, W.EV_STW_END: W.EV_STW_BEGIN,
-            W.EV_GC_ACTIVE: W.EV_GC_BEGIN, W.EV_GC_END: W.EV_GC_BEGIN,
-            W.EV_GC_SWEEP_ACTIVE: W.EV_GC_SWEEP_BEGIN, W.EV_GC_SWEEP_END: W.EV_GC_SWEEP_BEGIN,
-            W.EV_GC_MARK_ASSIST_ACTIVE: W.EV_GC_MARK_ASSIST_BEGIN,
-            W.EV_GC_MARK_ASSIST_END: W.EV_GC_MARK_ASSIST_BEGIN,
-            W.EV_USER_REGION_END: W.EV_USER_REGION_BEGIN}
+START_OF = {EV_GO_SYSCALL_END: EV_GO_SYSCALL_BEGIN,
+            EV_GO_SYSCALL_END_BLOCKED: EV_GO_SYSCALL_BEGIN, EV_STW_END: EV_STW_BEGIN,
+            EV_GC_ACTIVE: EV_GC_BEGIN, EV_GC_END: EV_GC_BEGIN,
+            EV_GC_SWEEP_ACTIVE: EV_GC_SWEEP_BEGIN, EV_GC_SWEEP_END: EV_GC_SWEEP_BEGIN,
+            EV_GC_MARK_ASSIST_ACTIVE: EV_GC_MARK_ASSIST_BEGIN,
+            EV_GC_MARK_ASSIST_END: EV_GC_MARK_ASSIST_BEGIN,
+            EV_USER_REGION_END: EV_USER_REGION_BEGIN}
 
 
 class GState:
@@ -104,12 +120,18 @@ class Ordering:
         if ms is None:
             m = c.m
             if m == NO_ID:  # no thread: an empty context, not kept
-                return ADVANCE[c.typ](self, c, gen, MState())
-            ms = self.ms.get(m)
-            if ms is None:
-                ms = self.ms[m] = MState()
-            c.ms = ms
-        return ADVANCE[c.typ](self, c, gen, ms)
+                ms = MState()
+            else:
+                ms = self.ms.get(m)
+                if ms is None:
+                    ms = self.ms[m] = MState()
+                c.ms = ms
+        queued = len(self.queue)
+        ev = ADVANCE[c.typ](self, c, gen, ms)
+        if ev is None:
+            return False
+        self.queue.insert(queued, ev)  # before what the call queued after it
+        return True
 
 
 # ---------------------------------------------------------------------------
@@ -122,26 +144,26 @@ def advance_proc_status(o, c, gen, ms):
     pid, status = s64(args[0]), args[1]
     if status >= 5:
         raise Broken(f"invalid status for proc {pid}: {status}", -1)
-    old = W.PROC_STATE_OF[status]
+    old = PROC_STATE_OF[status]
     st = o.ps.get(pid)
     if st is not None:
-        if status == W.PROC_SYSCALL_ABANDONED and st.status == W.PROC_SYSCALL:
+        if status == PROC_SYSCALL_ABANDONED and st.status == PROC_SYSCALL:
             old = "Running"
-            args = [args[0], W.PROC_SYSCALL] + list(args[2:])
-        elif status == W.PROC_SYSCALL_ABANDONED and st.status == W.PROC_SYSCALL_ABANDONED:
+            args = [args[0], PROC_SYSCALL] + list(args[2:])
+        elif status == PROC_SYSCALL_ABANDONED and st.status == PROC_SYSCALL_ABANDONED:
             old = "Idle"
         elif st.status != status:
             raise Broken(f"inconsistent status for proc {pid}: old "
-                         f"{W.PROC_STATUS_NAMES[st.status]} vs. new "
-                         f"{W.PROC_STATUS_NAMES[status]}", -1)
+                         f"{PROC_STATUS_NAMES[st.status]} vs. new "
+                         f"{PROC_STATUS_NAMES[status]}", -1)
         st.sgen, st.seq = gnum, 0
     else:
         o.ps[pid] = PState(status, gnum)
         old = "Undetermined" if gnum == o.initial_gen else "NotExist"
     em, ep, eg = c.m, ms.p, ms.g
-    if status == W.PROC_RUNNING or status == W.PROC_SYSCALL:
+    if status == PROC_RUNNING or status == PROC_SYSCALL:
         ms.p = pid
-    if status == W.PROC_SYSCALL_ABANDONED and old == "Running":
+    if status == PROC_SYSCALL_ABANDONED and old == "Running":
         found = False
         for mid, other in o.ms.items():
             if other.p == pid:
@@ -150,8 +172,7 @@ def advance_proc_status(o, c, gen, ms):
         if not found:
             raise Broken(f"failed to find sched context for proc {pid} that's about to be "
                          "stolen", -1)
-    o.queue.append((c.typ, c.time, em, ep, eg, args, old, gen))
-    return True
+    return (c.typ, c.time, em, ep, eg, args, old, gen)
 
 
 def advance_proc_start(o, c, gen, ms):
@@ -161,17 +182,17 @@ def advance_proc_start(o, c, gen, ms):
     if pid >= SIGN64:
         pid -= WRAP64
     st = o.ps.get(pid)
-    if st is None or st.status != W.PROC_IDLE or st.sgen != gen.gen or \
+    if st is None or st.status != PROC_IDLE or st.sgen != gen.gen or \
             args[1] != st.seq + 1 or ms.p != NO_ID:
-        return False
+        return None
     m = c.m
     if m == NO_ID:
         validate_ctx(m, ms.p, ms.g, True, False, None)
-    st.status = W.PROC_RUNNING
+    st.status = PROC_RUNNING
     st.seq = args[1]
-    o.queue.append((c.typ, c.time, m, ms.p, ms.g, args, None, gen))
+    ev = (c.typ, c.time, m, ms.p, ms.g, args, None, gen)
     ms.p = pid
-    return True
+    return ev
 
 
 def advance_proc_stop(o, c, gen, ms):
@@ -180,13 +201,13 @@ def advance_proc_stop(o, c, gen, ms):
     st = o.ps.get(p)
     if st is None:
         raise Broken(f"event ProcStop for proc ({p}) that doesn't exist", -1)
-    if st.status != W.PROC_RUNNING and st.status != W.PROC_SYSCALL:
+    if st.status != PROC_RUNNING and st.status != PROC_SYSCALL:
         raise Broken("ProcStop event for proc that's not Running or Syscall", -1)
     validate_ctx(c.m, p, ms.g, True, True, None)
-    st.status = W.PROC_IDLE
-    o.queue.append((c.typ, c.time, c.m, p, ms.g, c.args, None, gen))
+    st.status = PROC_IDLE
+    ev = (c.typ, c.time, c.m, p, ms.g, c.args, None, gen)
     ms.p = NO_ID
-    return True
+    return ev
 
 
 def advance_proc_steal(o, c, gen, ms):
@@ -195,15 +216,15 @@ def advance_proc_steal(o, c, gen, ms):
     m, p, g = c.m, ms.p, ms.g
     pid = s64(args[0])
     st = o.ps.get(pid)
-    if st is None or (st.status != W.PROC_SYSCALL and
-                      st.status != W.PROC_SYSCALL_ABANDONED) or \
+    if st is None or (st.status != PROC_SYSCALL and
+                      st.status != PROC_SYSCALL_ABANDONED) or \
             st.sgen != gen.gen or args[1] != st.seq + 1:
-        return False
+        return None
     validate_ctx(m, p, g, True, None, None)
     old = st.status
-    st.status = W.PROC_IDLE
+    st.status = PROC_IDLE
     st.seq = args[1]
-    if old != W.PROC_SYSCALL_ABANDONED:
+    if old != PROC_SYSCALL_ABANDONED:
         mid = s64(args[2])
         if mid == m:
             if p != pid:
@@ -218,8 +239,7 @@ def advance_proc_steal(o, c, gen, ms):
                 raise Broken(f"tried to steal proc {pid} from thread {mid}, but got proc "
                              f"{other.p} instead", -1)
             other.p = NO_ID
-    o.queue.append((c.typ, c.time, m, p, g, args, old, gen))
-    return True
+    return (c.typ, c.time, m, p, g, args, old, gen)
 
 
 # ---------------------------------------------------------------------------
@@ -233,24 +253,24 @@ def advance_go_status(o, c, gen, ms):
     gid, mid, status = s64(args[0]), s64(args[1]), args[2]
     if status >= 5:
         raise Broken(f"invalid status for goroutine {gid}: {status}", -1)
-    old = W.GO_STATE_OF[status]
+    old = GO_STATE_OF[status]
     st = o.gs.get(gid)
     if st is not None:
         if st.status != status:
             raise Broken(f"inconsistent status for goroutine {gid}: old "
-                         f"{W.GO_STATUS_NAMES[st.status]} vs. new "
-                         f"{W.GO_STATUS_NAMES[status]}", -1)
+                         f"{GO_STATUS_NAMES[st.status]} vs. new "
+                         f"{GO_STATUS_NAMES[status]}", -1)
         st.sgen, st.seq = gnum, 0
     elif gnum == o.initial_gen:
         o.gs[gid] = GState(status, gnum)
         old = "Undetermined"
     else:
         raise Broken(f"found goroutine status for new goroutine after the first generation: "
-                     f"id={gid} status={W.GO_STATUS_NAMES[status]}", -1)
+                     f"id={gid} status={GO_STATUS_NAMES[status]}", -1)
     em, eg = m, g
-    if status == W.GO_RUNNING:
+    if status == GO_RUNNING:
         ms.g = gid
-    elif status == W.GO_SYSCALL:
+    elif status == GO_SYSCALL:
         if mid == NO_ID:
             raise Broken(f"found goroutine {gid} in syscall without a thread", -1)
         if mid == m:
@@ -268,8 +288,7 @@ def advance_go_status(o, c, gen, ms):
             else:
                 o.ms[mid] = MState(gid, NO_ID)
             em = mid
-    o.queue.append((c.typ, c.time, em, ms.p, eg, args, old, gen))
-    return True
+    return (c.typ, c.time, em, ms.p, eg, args, old, gen)
 
 
 def advance_go_create(o, c, gen, ms):
@@ -278,15 +297,14 @@ def advance_go_create(o, c, gen, ms):
     g = ms.g
     validate_ctx(c.m, ms.p, g, True, True, None)
     st = o.gs.get(g)
-    if st is not None and st.status != W.GO_RUNNING:
-        raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
+    if st is not None and st.status != GO_RUNNING:
+        raise Broken(f"{NAMES[typ]} event for goroutine that's not Running", -1)
     newg = s64(c.args[0])
     if newg in o.gs:
         raise Broken(f"tried to create goroutine ({newg}) that already exists", -1)
-    o.gs[newg] = GState(W.GO_WAITING if typ == W.EV_GO_CREATE_BLOCKED else W.GO_RUNNABLE,
+    o.gs[newg] = GState(GO_WAITING if typ == EV_GO_CREATE_BLOCKED else GO_RUNNABLE,
                         gen.gen)
-    o.queue.append((typ, c.time, c.m, ms.p, g, c.args, None, gen))
-    return True
+    return (typ, c.time, c.m, ms.p, g, c.args, None, gen)
 
 
 def advance_go_stop_exec(o, c, gen, ms):
@@ -297,18 +315,18 @@ def advance_go_stop_exec(o, c, gen, ms):
         validate_ctx(m, p, g, True, True, True)
     st = o.gs.get(g)
     if st is None:
-        raise Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
-    if st.status != W.GO_RUNNING:
-        raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
-    if typ == W.EV_GO_BLOCK:
-        st.status = W.GO_WAITING
-    elif typ == W.EV_GO_STOP:
-        st.status = W.GO_RUNNABLE
+        raise Broken(f"event {NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
+    if st.status != GO_RUNNING:
+        raise Broken(f"{NAMES[typ]} event for goroutine that's not Running", -1)
+    if typ == EV_GO_BLOCK:
+        st.status = GO_WAITING
+    elif typ == EV_GO_STOP:
+        st.status = GO_RUNNABLE
     else:
         del o.gs[g]
-    o.queue.append((typ, c.time, m, p, g, c.args, None, gen))
+    ev = (typ, c.time, m, p, g, c.args, None, gen)
     ms.g = NO_ID
-    return True
+    return ev
 
 
 def advance_go_start(o, c, gen, ms):
@@ -318,17 +336,17 @@ def advance_go_start(o, c, gen, ms):
     if gid >= SIGN64:
         gid -= WRAP64
     st = o.gs.get(gid)
-    if st is None or st.status != W.GO_RUNNABLE or st.sgen != gen.gen or \
+    if st is None or st.status != GO_RUNNABLE or st.sgen != gen.gen or \
             args[1] != st.seq + 1:
-        return False
+        return None
     m, p, g = c.m, ms.p, ms.g
     if m == NO_ID or p == NO_ID or g != NO_ID:
         validate_ctx(m, p, g, True, True, False)
-    st.status = W.GO_RUNNING
+    st.status = GO_RUNNING
     st.seq = args[1]
-    o.queue.append((W.EV_GO_START, c.time, m, p, g, args, None, gen))
+    ev = (EV_GO_START, c.time, m, p, g, args, None, gen)
     ms.g = gid
-    return True
+    return ev
 
 
 def advance_go_unblock(o, c, gen, ms):
@@ -338,13 +356,12 @@ def advance_go_unblock(o, c, gen, ms):
     if gid >= SIGN64:
         gid -= WRAP64
     st = o.gs.get(gid)
-    if st is None or st.status != W.GO_WAITING or st.sgen != gen.gen or \
+    if st is None or st.status != GO_WAITING or st.sgen != gen.gen or \
             args[1] != st.seq + 1:
-        return False
-    st.status = W.GO_RUNNABLE
+        return None
+    st.status = GO_RUNNABLE
     st.seq = args[1]
-    o.queue.append((W.EV_GO_UNBLOCK, c.time, c.m, ms.p, ms.g, args, None, gen))
-    return True
+    return (EV_GO_UNBLOCK, c.time, c.m, ms.p, ms.g, args, None, gen)
 
 
 def advance_go_switch(o, c, gen, ms):
@@ -355,27 +372,26 @@ def advance_go_switch(o, c, gen, ms):
     validate_ctx(m, p, g, True, True, True)
     cur = o.gs.get(g)
     if cur is None:
-        raise Broken(f"event {W.NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
-    if cur.status != W.GO_RUNNING:
-        raise Broken(f"{W.NAMES[typ]} event for goroutine that's not Running", -1)
+        raise Broken(f"event {NAMES[typ]} for goroutine ({g}) that doesn't exist", -1)
+    if cur.status != GO_RUNNING:
+        raise Broken(f"{NAMES[typ]} event for goroutine that's not Running", -1)
     nextg = s64(args[0])
     nst = o.gs.get(nextg)
-    if nst is None or nst.status != W.GO_WAITING or nst.sgen != gen.gen or \
+    if nst is None or nst.status != GO_WAITING or nst.sgen != gen.gen or \
             args[1] != nst.seq + 1:
-        return False
+        return None
     q = o.queue
-    q.append((typ, t, m, p, g, args, None, gen))
-    if typ == W.EV_GO_SWITCH:
-        cur.status = W.GO_WAITING
-        q.append((W.EV_GO_BLOCK, t, m, p, g, (0, 0), None, gen))
+    if typ == EV_GO_SWITCH:
+        cur.status = GO_WAITING
+        q.append((EV_GO_BLOCK, t, m, p, g, (0, 0), None, gen))
     else:
         del o.gs[g]
-        q.append((W.EV_GO_DESTROY, t, m, p, g, (), None, gen))
-    nst.status = W.GO_RUNNING
+        q.append((EV_GO_DESTROY, t, m, p, g, (), None, gen))
+    nst.status = GO_RUNNING
     nst.seq = args[1]
-    q.append((W.EV_GO_START, t, m, p, NO_ID, (args[0], args[1]), None, gen))
+    q.append((EV_GO_START, t, m, p, NO_ID, (args[0], args[1]), None, gen))
     ms.g = nextg
-    return True
+    return (typ, t, m, p, g, args, None, gen)
 
 
 def advance_go_syscall_begin(o, c, gen, ms):
@@ -386,18 +402,17 @@ def advance_go_syscall_begin(o, c, gen, ms):
     st = o.gs.get(g)
     if st is None:
         raise Broken(f"event GoSyscallBegin for goroutine ({g}) that doesn't exist", -1)
-    if st.status != W.GO_RUNNING:
+    if st.status != GO_RUNNING:
         raise Broken("GoSyscallBegin event for goroutine that's not Running", -1)
-    st.status = W.GO_SYSCALL
+    st.status = GO_SYSCALL
     pst = o.ps.get(p)
     if pst is None:
         raise Broken(f"uninitialized proc {p} found during GoSyscallBegin", -1)
-    pst.status = W.PROC_SYSCALL
+    pst.status = PROC_SYSCALL
     if pst.sgen != gen.gen or args[0] != pst.seq + 1:
         raise Broken("failed to advance GoSyscallBegin: can't make sequence", -1)
     pst.seq = args[0]
-    o.queue.append((c.typ, c.time, m, p, g, args, None, gen))
-    return True
+    return (c.typ, c.time, m, p, g, args, None, gen)
 
 
 def advance_go_syscall_end(o, c, gen, ms):
@@ -407,17 +422,16 @@ def advance_go_syscall_end(o, c, gen, ms):
     st = o.gs.get(g)
     if st is None:
         raise Broken(f"event GoSyscallEnd for goroutine ({g}) that doesn't exist", -1)
-    if st.status != W.GO_SYSCALL:
+    if st.status != GO_SYSCALL:
         raise Broken("GoSyscallEnd event for goroutine that's not Syscall", -1)
-    st.status = W.GO_RUNNING
+    st.status = GO_RUNNING
     pst = o.ps.get(p)
     if pst is None:
         raise Broken(f"uninitialized proc {p} found during GoSyscallEnd", -1)
-    if pst.status != W.PROC_SYSCALL:
+    if pst.status != PROC_SYSCALL:
         raise Broken(f"expected proc {p} in state Syscall", -1)
-    pst.status = W.PROC_RUNNING
-    o.queue.append((c.typ, c.time, m, p, g, c.args, None, gen))
-    return True
+    pst.status = PROC_RUNNING
+    return (c.typ, c.time, m, p, g, c.args, None, gen)
 
 
 def advance_go_syscall_end_blocked(o, c, gen, ms):
@@ -428,18 +442,18 @@ def advance_go_syscall_end_blocked(o, c, gen, ms):
         pst = o.ps.get(p)
         if pst is None:
             raise Broken(f"uninitialized proc {p} found during GoSyscallEndBlocked", -1)
-        if pst.status == W.PROC_SYSCALL:
-            return False
+        if pst.status == PROC_SYSCALL:
+            return None
     validate_ctx(m, p, g, True, None, True)
     st = o.gs.get(g)
     if st is None:
         raise Broken(f"event GoSyscallEndBlocked for goroutine ({g}) that doesn't exist", -1)
-    if st.status != W.GO_SYSCALL:
+    if st.status != GO_SYSCALL:
         raise Broken("GoSyscallEndBlocked event for goroutine that's not Syscall", -1)
-    st.status = W.GO_RUNNABLE
-    o.queue.append((c.typ, c.time, m, p, g, c.args, None, gen))
+    st.status = GO_RUNNABLE
+    ev = (c.typ, c.time, m, p, g, c.args, None, gen)
     ms.g = NO_ID
-    return True
+    return ev
 
 
 def advance_go_create_syscall(o, c, gen, ms):
@@ -450,10 +464,10 @@ def advance_go_create_syscall(o, c, gen, ms):
     newg = s64(c.args[0])
     if newg in o.gs:
         raise Broken(f"tried to create goroutine ({newg}) in syscall that already exists", -1)
-    o.gs[newg] = GState(W.GO_SYSCALL, gen.gen)
-    o.queue.append((c.typ, c.time, m, p, g, c.args, None, gen))
+    o.gs[newg] = GState(GO_SYSCALL, gen.gen)
+    ev = (c.typ, c.time, m, p, g, c.args, None, gen)
     ms.g = newg
-    return True
+    return ev
 
 
 def advance_go_destroy_syscall(o, c, gen, ms):
@@ -466,7 +480,7 @@ def advance_go_destroy_syscall(o, c, gen, ms):
     st = o.gs.get(g)
     if st is None:
         raise Broken(f"event GoDestroySyscall for goroutine ({g}) that doesn't exist", -1)
-    if st.status != W.GO_SYSCALL:
+    if st.status != GO_SYSCALL:
         raise Broken("GoDestroySyscall event for goroutine that's not Syscall", -1)
     del o.gs[g]
     ms.g = NO_ID
@@ -474,18 +488,17 @@ def advance_go_destroy_syscall(o, c, gen, ms):
         pst = o.ps.get(p)
         if pst is None:
             raise Broken(f"found invalid proc {p} during GoDestroySyscall", -1)
-        if pst.status != W.PROC_SYSCALL:
+        if pst.status != PROC_SYSCALL:
             raise Broken(f"proc {p} in unexpected state during GoDestroySyscall", -1)
-        pst.status = W.PROC_SYSCALL_ABANDONED
+        pst.status = PROC_SYSCALL_ABANDONED
         ms.p = NO_ID
-        steal = (W.EV_PROC_STEAL, t, m, p, g, (p & (WRAP64 - 1), 0, 0), W.PROC_SYSCALL, gen)
+        steal = (EV_PROC_STEAL, t, m, p, g, (p & (WRAP64 - 1), 0, 0), PROC_SYSCALL, gen)
         if o.ver == 22:  # go1.22's reader: the steal is its extraEvent, given out after
-            o.queue.append((c.typ, t, m, p, g, c.args, None, gen))
             o.queue.append(steal)
-            return True
-        o.queue.append(steal)
-    o.queue.append((c.typ, t, m, p, g, c.args, None, gen))
-    return True
+            return (c.typ, t, m, p, g, c.args, None, gen)
+        o.queue.append((c.typ, t, m, p, g, c.args, None, gen))
+        return steal
+    return (c.typ, t, m, p, g, c.args, None, gen)
 
 
 # ---------------------------------------------------------------------------
@@ -494,15 +507,13 @@ def advance_go_destroy_syscall(o, c, gen, ms):
 def advance_annotation(o, c, gen, ms):
     """advanceAnnotation (ProcsChange, GoLabel, UserLog): needs a running goroutine."""
     validate_ctx(c.m, ms.p, ms.g, True, True, True)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_heap_metric(o, c, gen, ms):
     """advanceHeapMetric (HeapAlloc, HeapGoal)."""
     validate_ctx(c.m, ms.p, ms.g, True, True, None)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_user_task_begin(o, c, gen, ms):
@@ -520,8 +531,7 @@ def advance_user_task_begin(o, c, gen, ms):
         raise Broken(f"invalid string ID {args[2]} for UserTaskBegin event", -1)
     o.tasks[tid] = (name, parent)
     validate_ctx(c.m, ms.p, ms.g, True, True, True)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, args, None, gen)
 
 
 def advance_user_task_end(o, c, gen, ms):
@@ -529,8 +539,7 @@ def advance_user_task_end(o, c, gen, ms):
     info = o.tasks.pop(c.args[0], None)
     x = (info[1], info[0]) if info is not None else (NO_TASK, "")
     validate_ctx(c.m, ms.p, ms.g, True, True, True)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, x, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, x, gen)
 
 
 def advance_user_region(o, c, gen, ms):
@@ -540,21 +549,20 @@ def advance_user_region(o, c, gen, ms):
     validate_ctx(c.m, ms.p, g, True, True, True)
     name = gen.strings.get(args[1]) if args[1] else ""
     if name is None:
-        raise Broken(f"invalid string ID {args[1]} for {W.NAMES[typ]} event", -1)
+        raise Broken(f"invalid string ID {args[1]} for {NAMES[typ]} event", -1)
     st = o.gs.get(g)
     if st is None:
-        raise Broken(f"encountered Ev{W.NAMES[typ]} without known state for current "
+        raise Broken(f"encountered Ev{NAMES[typ]} without known state for current "
                      f"goroutine {g}", -1)
     r = (args[0], name)
-    if typ == W.EV_USER_REGION_BEGIN:
+    if typ == EV_USER_REGION_BEGIN:
         st.regions.append(r)
     elif st.regions:
         if st.regions[-1] != r:
             raise Broken(f"misuse of region in goroutine {g}: region end {r} when the "
                          f"inner-most active region start event is {st.regions[-1]}", -1)
         st.regions.pop()
-    o.queue.append((typ, c.time, c.m, ms.p, g, args, None, gen))
-    return True
+    return (typ, c.time, c.m, ms.p, g, args, None, gen)
 
 
 # ---------------------------------------------------------------------------
@@ -569,13 +577,12 @@ def advance_gc_active(o, c, gen, ms):
         o.gc_seq, o.gc_state = seq, GC_RUNNING
     else:
         if seq != o.gc_seq + 1:
-            return False
+            return None
         if o.gc_state != GC_RUNNING:
             raise Broken("encountered GCActive while GC was not in progress", -1)
         o.gc_seq = seq
         validate_ctx(c.m, ms.p, ms.g, True, True, True)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_gc_begin(o, c, gen, ms):
@@ -585,28 +592,26 @@ def advance_gc_begin(o, c, gen, ms):
         o.gc_seq, o.gc_state = seq, GC_RUNNING
     else:
         if seq != o.gc_seq + 1:
-            return False
+            return None
         if o.gc_state == GC_RUNNING:
             raise Broken("encountered GCBegin while GC was already in progress", -1)
         o.gc_seq, o.gc_state = seq, GC_RUNNING
         validate_ctx(c.m, ms.p, ms.g, True, True, True)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_gc_end(o, c, gen, ms):
     """advanceGCEnd."""
     seq = c.args[0]
     if seq != o.gc_seq + 1:
-        return False
+        return None
     if o.gc_state == GC_NOT_RUNNING:
         raise Broken("encountered GCEnd when GC was not in progress", -1)
     if o.gc_state == GC_UNDETERMINED:
         raise Broken("encountered GCEnd when GC was in an undetermined state", -1)
     o.gc_seq, o.gc_state = seq, GC_NOT_RUNNING
     validate_ctx(c.m, ms.p, ms.g, True, True, True)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_gc_sweep_begin(o, c, gen, ms):
@@ -616,13 +621,12 @@ def advance_gc_sweep_begin(o, c, gen, ms):
     pst = o.ps.get(p)
     if pst is None:
         raise Broken(f"GCSweepBegin on unknown proc {p}", -1)
-    key = (W.EV_GC_SWEEP_BEGIN, 0)
+    key = (EV_GC_SWEEP_BEGIN, 0)
     if key in pst.ranges:
         raise Broken("discovered event already in-flight for when starting event "
                      "GCSweepBegin", -1)
     pst.ranges.append(key)
-    o.queue.append((c.typ, c.time, c.m, p, ms.g, c.args, None, gen))
-    return True
+    return (c.typ, c.time, c.m, p, ms.g, c.args, None, gen)
 
 
 def advance_gc_sweep_active(o, c, gen, ms):
@@ -631,9 +635,8 @@ def advance_gc_sweep_active(o, c, gen, ms):
     pst = o.ps.get(pid)
     if pst is None:
         raise Broken(f"encountered GCSweepActive for unknown proc {pid}", -1)
-    _active_range(pst.ranges, (W.EV_GC_SWEEP_BEGIN, 0), gen.gen == o.initial_gen)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    _active_range(pst.ranges, (EV_GC_SWEEP_BEGIN, 0), gen.gen == o.initial_gen)
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_gc_sweep_end(o, c, gen, ms):
@@ -643,9 +646,8 @@ def advance_gc_sweep_end(o, c, gen, ms):
     pst = o.ps.get(p)
     if pst is None:
         raise Broken(f"GCSweepEnd on unknown proc {p}", -1)
-    _end_range(pst.ranges, W.EV_GC_SWEEP_BEGIN)
-    o.queue.append((c.typ, c.time, c.m, p, ms.g, c.args, None, gen))
-    return True
+    _end_range(pst.ranges, EV_GC_SWEEP_BEGIN)
+    return (c.typ, c.time, c.m, p, ms.g, c.args, None, gen)
 
 
 def advance_go_range_begin(o, c, gen, ms):
@@ -654,7 +656,7 @@ def advance_go_range_begin(o, c, gen, ms):
     typ, args = c.typ, c.args
     g = ms.g
     validate_ctx(c.m, ms.p, g, True, True, True)
-    desc = args[0] if typ == W.EV_STW_BEGIN else 0
+    desc = args[0] if typ == EV_STW_BEGIN else 0
     st = o.gs.get(g)
     if st is None:
         raise Broken(f"encountered event of type {typ} without known state for current "
@@ -662,10 +664,9 @@ def advance_go_range_begin(o, c, gen, ms):
     key = (typ, desc)
     if key in st.ranges:
         raise Broken(f"discovered event already in-flight for when starting event "
-                     f"{W.NAMES[typ]}", -1)
+                     f"{NAMES[typ]}", -1)
     st.ranges.append(key)
-    o.queue.append((typ, c.time, c.m, ms.p, g, args, None, gen))
-    return True
+    return (typ, c.time, c.m, ms.p, g, args, None, gen)
 
 
 def advance_go_range_active(o, c, gen, ms):
@@ -674,9 +675,8 @@ def advance_go_range_active(o, c, gen, ms):
     st = o.gs.get(gid)
     if st is None:
         raise Broken(f"uninitialized goroutine {gid} found during GCMarkAssistActive", -1)
-    _active_range(st.ranges, (W.EV_GC_MARK_ASSIST_BEGIN, 0), gen.gen == o.initial_gen)
-    o.queue.append((c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen))
-    return True
+    _active_range(st.ranges, (EV_GC_MARK_ASSIST_BEGIN, 0), gen.gen == o.initial_gen)
+    return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
 def advance_go_range_end(o, c, gen, ms):
@@ -690,8 +690,7 @@ def advance_go_range_end(o, c, gen, ms):
         raise Broken(f"encountered event of type {typ} without known state for current "
                      f"goroutine {g}", -1)
     desc = _end_range(st.ranges, START_OF[typ])
-    o.queue.append((typ, c.time, c.m, ms.p, g, c.args, desc, gen))
-    return True
+    return (typ, c.time, c.m, ms.p, g, c.args, desc, gen)
 
 
 def _active_range(ranges, key, initial):
@@ -701,7 +700,7 @@ def _active_range(ranges, key, initial):
             raise Broken(f"found named active range already in first gen: {key}", -1)
         ranges.append(key)
     elif key not in ranges:
-        raise Broken(f"resource is missing active range: {W.NAMES[key[0]]}", -1)
+        raise Broken(f"resource is missing active range: {NAMES[key[0]]}", -1)
 
 
 def _end_range(ranges, start):
@@ -712,7 +711,7 @@ def _end_range(ranges, start):
             ranges[i] = ranges[-1]
             ranges.pop()
             return desc
-    raise Broken(f"tried to end event {W.NAMES[start]}, but not in-flight", -1)
+    raise Broken(f"tried to end event {NAMES[start]}, but not in-flight", -1)
 
 
 def advance_bad(o, c, gen, ms):
@@ -723,34 +722,34 @@ def advance_bad(o, c, gen, ms):
 # orderingDispatch: the advance function of each event type.
 ADVANCE = [advance_bad] * 256
 for _kinds, _advance in (
-        ((W.EV_PROCS_CHANGE, W.EV_GO_LABEL, W.EV_USER_LOG), advance_annotation),
-        ((W.EV_PROC_START,), advance_proc_start),
-        ((W.EV_PROC_STOP,), advance_proc_stop),
-        ((W.EV_PROC_STEAL,), advance_proc_steal),
-        ((W.EV_PROC_STATUS,), advance_proc_status),
-        ((W.EV_GO_CREATE, W.EV_GO_CREATE_BLOCKED), advance_go_create),
-        ((W.EV_GO_CREATE_SYSCALL,), advance_go_create_syscall),
-        ((W.EV_GO_START,), advance_go_start),
-        ((W.EV_GO_DESTROY, W.EV_GO_STOP, W.EV_GO_BLOCK), advance_go_stop_exec),
-        ((W.EV_GO_DESTROY_SYSCALL,), advance_go_destroy_syscall),
-        ((W.EV_GO_UNBLOCK,), advance_go_unblock),
-        ((W.EV_GO_SYSCALL_BEGIN,), advance_go_syscall_begin),
-        ((W.EV_GO_SYSCALL_END,), advance_go_syscall_end),
-        ((W.EV_GO_SYSCALL_END_BLOCKED,), advance_go_syscall_end_blocked),
-        ((W.EV_GO_STATUS, W.EV_GO_STATUS_STACK), advance_go_status),
-        ((W.EV_STW_BEGIN, W.EV_GC_MARK_ASSIST_BEGIN), advance_go_range_begin),
-        ((W.EV_STW_END, W.EV_GC_MARK_ASSIST_END), advance_go_range_end),
-        ((W.EV_GC_MARK_ASSIST_ACTIVE,), advance_go_range_active),
-        ((W.EV_GC_ACTIVE,), advance_gc_active),
-        ((W.EV_GC_BEGIN,), advance_gc_begin),
-        ((W.EV_GC_END,), advance_gc_end),
-        ((W.EV_GC_SWEEP_ACTIVE,), advance_gc_sweep_active),
-        ((W.EV_GC_SWEEP_BEGIN,), advance_gc_sweep_begin),
-        ((W.EV_GC_SWEEP_END,), advance_gc_sweep_end),
-        ((W.EV_HEAP_ALLOC, W.EV_HEAP_GOAL), advance_heap_metric),
-        ((W.EV_USER_TASK_BEGIN,), advance_user_task_begin),
-        ((W.EV_USER_TASK_END,), advance_user_task_end),
-        ((W.EV_USER_REGION_BEGIN, W.EV_USER_REGION_END), advance_user_region),
-        ((W.EV_GO_SWITCH, W.EV_GO_SWITCH_DESTROY), advance_go_switch)):
+        ((EV_PROCS_CHANGE, EV_GO_LABEL, EV_USER_LOG), advance_annotation),
+        ((EV_PROC_START,), advance_proc_start),
+        ((EV_PROC_STOP,), advance_proc_stop),
+        ((EV_PROC_STEAL,), advance_proc_steal),
+        ((EV_PROC_STATUS,), advance_proc_status),
+        ((EV_GO_CREATE, EV_GO_CREATE_BLOCKED), advance_go_create),
+        ((EV_GO_CREATE_SYSCALL,), advance_go_create_syscall),
+        ((EV_GO_START,), advance_go_start),
+        ((EV_GO_DESTROY, EV_GO_STOP, EV_GO_BLOCK), advance_go_stop_exec),
+        ((EV_GO_DESTROY_SYSCALL,), advance_go_destroy_syscall),
+        ((EV_GO_UNBLOCK,), advance_go_unblock),
+        ((EV_GO_SYSCALL_BEGIN,), advance_go_syscall_begin),
+        ((EV_GO_SYSCALL_END,), advance_go_syscall_end),
+        ((EV_GO_SYSCALL_END_BLOCKED,), advance_go_syscall_end_blocked),
+        ((EV_GO_STATUS, EV_GO_STATUS_STACK), advance_go_status),
+        ((EV_STW_BEGIN, EV_GC_MARK_ASSIST_BEGIN), advance_go_range_begin),
+        ((EV_STW_END, EV_GC_MARK_ASSIST_END), advance_go_range_end),
+        ((EV_GC_MARK_ASSIST_ACTIVE,), advance_go_range_active),
+        ((EV_GC_ACTIVE,), advance_gc_active),
+        ((EV_GC_BEGIN,), advance_gc_begin),
+        ((EV_GC_END,), advance_gc_end),
+        ((EV_GC_SWEEP_ACTIVE,), advance_gc_sweep_active),
+        ((EV_GC_SWEEP_BEGIN,), advance_gc_sweep_begin),
+        ((EV_GC_SWEEP_END,), advance_gc_sweep_end),
+        ((EV_HEAP_ALLOC, EV_HEAP_GOAL), advance_heap_metric),
+        ((EV_USER_TASK_BEGIN,), advance_user_task_begin),
+        ((EV_USER_TASK_END,), advance_user_task_end),
+        ((EV_USER_REGION_BEGIN, EV_USER_REGION_END), advance_user_region),
+        ((EV_GO_SWITCH, EV_GO_SWITCH_DESTROY), advance_go_switch)):
     for _kind in _kinds:
         ADVANCE[_kind] = _advance

@@ -228,6 +228,7 @@ class Trace:
         GO_START, GO_UNBLOCK, GO_BLOCK = W.EV_GO_START, W.EV_GO_UNBLOCK, W.EV_GO_BLOCK
         NARGS = W.NARGS
         freq = 1.0
+        ifreq, dt_exact = 0, -1
         while True:
             while queue:
                 yield fixed(popleft())
@@ -247,12 +248,14 @@ class Trace:
                 self._cur_offset = c.offset
                 while True:
                     # the ordering's function for the event's kind, straight from the table
-                    # once the M's state is on the cursor (Ordering.advance made it)
+                    # once the M's state is on the cursor (Ordering.advance made it): it
+                    # gives the event let through, and queues any more it makes
                     ms = c.ms
-                    if not (advance_of[c.typ](order, c, gen, ms) if ms is not None
-                            else advance(c, gen)):
-                        while queue:
-                            yield fixed(popleft())
+                    if ms is not None:
+                        ev = advance_of[c.typ](order, c, gen, ms)
+                    else:
+                        ev = popleft() if advance(c, gen) else None
+                    if ev is None:
                         self._slow_advance(order, frontier, gen, freq, maxev)
                         break
                     # the cursor's next event first (a broken one stops the trace before
@@ -265,7 +268,9 @@ class Trace:
                     n = NARGS[typ] if typ <= maxev else 0
                     if n and i + n < nv:
                         c.typ = typ
-                        c.time = c.last_ts = t = int(vals[i + 1] * freq) + (
+                        dt = vals[i + 1]
+                        c.time = c.last_ts = t = (
+                            dt * ifreq if dt < dt_exact else int(dt * freq)) + (
                             c.last_ts or int(c.btime * freq))
                         c.args = vals[i + 2:i + 1 + n]
                         c.vpos = i + 1 + n
@@ -273,52 +278,46 @@ class Trace:
                         t = c.time
                         self._cur_offset = c.offset
                     else:
+                        queue.appendleft(ev)
                         heap_remove(frontier, 0)
                         break
-                    if t <= bound:
-                        # the events let through, now; GoStart, GoUnblock and GoBlock, most
-                        # of a trace, converted here in their common case (fixed() for them
-                        # when a stack or string is not at hand)
-                        while queue:
-                            ev = popleft()
-                            typ = ev[0]
-                            a = ev[5]
-                            if typ == GO_START and a[0] < SIGN64:
-                                et = ev[1]
-                                if et <= last_ts:
-                                    et = last_ts + 1
-                                last_ts = et
-                                yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
-                                         "Goroutine", a[0], "Runnable", "Running", "", ())
-                                continue
-                            if typ == GO_UNBLOCK and a[0] < SIGN64:
-                                sid = a[2]
-                                stack = gen.stack_cache.get(sid) if sid else ()
-                                if stack is not None:
-                                    et = ev[1]
-                                    if et <= last_ts:
-                                        et = last_ts + 1
-                                    last_ts = et
-                                    yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                             "Goroutine", a[0], "Waiting", "Runnable", "", ())
-                                    continue
-                            elif typ == GO_BLOCK:
-                                sid = a[1]
-                                stack = gen.stack_cache.get(sid) if sid else ()
-                                reason = gen.strings.get(a[0]) if a[0] else ""
-                                if stack is not None and reason is not None:
-                                    et = ev[1]
-                                    if et <= last_ts:
-                                        et = last_ts + 1
-                                    last_ts = et
-                                    yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                             "Goroutine", ev[4], "Running", "Waiting", reason,
-                                             stack)
-                                    continue
-                            yield fixed(ev)
-                        continue
-                    heap_sift_down(frontier, 0)  # heapUpdate(0): sifting up is a no-op
-                    break
+                    if t > bound:  # another M's turn: the outer loop gives the events out
+                        queue.appendleft(ev)
+                        heap_sift_down(frontier, 0)  # heapUpdate(0): sifting up is a no-op
+                        break
+                    # the event now; GoStart, GoUnblock and GoBlock, most of a trace,
+                    # converted here in their common case (fixed() when a stack or a
+                    # string is not at hand yet)
+                    typ = ev[0]
+                    a = ev[5]
+                    if typ == GO_START and a[0] < SIGN64:
+                        et = ev[1]
+                        if et <= last_ts:
+                            et = last_ts + 1
+                        last_ts = et
+                        yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
+                                 "Goroutine", a[0], "Runnable", "Running", "", ())
+                    elif typ == GO_UNBLOCK and a[0] < SIGN64 and \
+                            (stack := gen.stack_cache.get(a[2]) if a[2] else ()) is not None:
+                        et = ev[1]
+                        if et <= last_ts:
+                            et = last_ts + 1
+                        last_ts = et
+                        yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                                 "Goroutine", a[0], "Waiting", "Runnable", "", ())
+                    elif typ == GO_BLOCK and \
+                            (stack := gen.stack_cache.get(a[1]) if a[1] else ()) is not None \
+                            and (reason := gen.strings.get(a[0]) if a[0] else "") is not None:
+                        et = ev[1]
+                        if et <= last_ts:
+                            et = last_ts + 1
+                        last_ts = et
+                        yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                                 "Goroutine", ev[4], "Running", "Waiting", reason, stack)
+                    else:
+                        yield fixed(ev)
+                    while queue:
+                        yield fixed(popleft())
                 continue
             if not frontier and not cpu:
                 # the next generation
@@ -359,6 +358,10 @@ class Trace:
                 self._cur_offset = gen.offset
                 cpu = deque(gen.cpu)
                 freq = gen.freq
+                # an integral frequency (64 ns per tick, Go 1.22+ on Linux) scales a time
+                # delta by an int multiply, exactly float64(dt) * freq while below 2**53
+                ifreq = int(freq) if freq.is_integer() and freq >= 1 else 0
+                dt_exact = (1 << 53) // ifreq if ifreq else -1
                 for mid in gen.batch_ms:
                     c = BatchCursor(mid, gen.batches[mid])
                     if c.next_event(freq, maxev):
