@@ -6,7 +6,8 @@ from .base import Broken
 
 
 class BatchCursor:
-    """One M's batches of a generation, and its next event (typ, time, args)."""
+    """batchCursor: one M's batches of a generation and its next event (typ, time, args,
+    the batch's offset); .ms is the M's state in the ordering once Ordering.advance made it."""
     __slots__ = ("m", "last_ts", "idx", "vals", "vpos", "loaded", "batches", "typ", "time",
                  "args", "offset", "complete", "btime", "ms")
 

@@ -44,6 +44,7 @@ class Source:
 
 
 class Batch:
+    """batch: one batch's M, timestamp, bytes, experiment (0: none) and file offset."""
     __slots__ = ("m", "time", "data", "exp", "offset")
 
     def __init__(self, m, time, data, exp, offset):
@@ -98,6 +99,8 @@ def read_batch(src: Source):
 # a generation
 # ---------------------------------------------------------------------------
 class Generation:
+    """generation (with its evTable): the batches per M in the order their Ms first
+    appear, CPU samples, strings, stacks and their PCs' frames, frequency, clock snapshot."""
     __slots__ = ("gen", "batches", "batch_ms", "cpu", "min_ts", "strings", "stacks", "pcs",
                  "freq", "has_snap", "snap_time", "snap_mono", "snap_sec", "snap_nsec",
                  "exp_batches", "extra", "stack_cache", "offset")
@@ -138,6 +141,7 @@ class Generation:
 
 
 def process_batch(g: Generation, b: Batch, ver: int):
+    """processBatch: a table batch into its table, an event batch to its M."""
     data = b.data
     first = data[0] if data else -1
     if b.exp == 0 and first == W.EV_STRINGS:
@@ -164,6 +168,7 @@ def process_batch(g: Generation, b: Batch, ver: int):
 
 
 def add_strings(g: Generation, b: Batch):
+    """addStrings."""
     data, pos, end = b.data, 1, len(b.data)
     strings = g.strings
     while pos < end:
@@ -187,6 +192,7 @@ def add_strings(g: Generation, b: Batch):
 
 
 def add_stacks(g: Generation, b: Batch):
+    """addStacks: each stack's PCs, and each PC's first (func, file, line)."""
     vals = W.uvarints(b.data)
     i, n = 1, len(vals)
     stacks, pcs = g.stacks, g.pcs
@@ -221,6 +227,7 @@ def _varints_cut(data) -> bool:
 
 
 def add_cpu_samples(g: Generation, b: Batch):
+    """addCPUSamples (times still in ticks: fixUpCPUSamples is in finish_generation)."""
     vals = W.uvarints(b.data)
     if _varints_cut(b.data):
         raise Broken("CPU samples cut", b.offset)
@@ -236,6 +243,7 @@ def add_cpu_samples(g: Generation, b: Batch):
 
 
 def set_sync_batch(g: Generation, b: Batch, ver: int):
+    """setSyncBatch: the frequency and (go1.25+) the clock snapshot."""
     vals = W.uvarints(b.data)
     if _varints_cut(b.data):
         raise Broken("sync batch cut", b.offset)
@@ -270,6 +278,8 @@ def set_sync_batch(g: Generation, b: Batch, ver: int):
 
 
 def finish_generation(g: Generation, ver: int):
+    """The end of readGeneration: a frequency (and clock snapshot) present,
+    validateStackStrings, fixUpCPUSamples (times in ns, sorted as slices.SortFunc does)."""
     if not g.freq:
         raise Broken("no frequency event found", g.offset)
     if ver >= 25 and not g.has_snap:
