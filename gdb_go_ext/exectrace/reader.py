@@ -151,7 +151,7 @@ class Trace:
         tspec = _TSPEC
         stack_arg = _STACK_ARG
         wire26 = ver >= 26
-        mk = Event
+        mk = Event  # attrs given as {}: cheaper than its default factory
 
         def fixed(ev):
             """ReadEvent's epilogue (validateTableIDs, then time made strictly increasing)
@@ -219,7 +219,8 @@ class Trace:
                 tstack = stack
             else:  # GoCreate: the new goroutine's stack
                 tstack = tbl.stack(a[1], frames) if a[1] else ()
-            return mk("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack)
+            return mk("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack,
+                      {})
 
         frontier = []
         cpu = []
@@ -296,7 +297,7 @@ class Trace:
                             et = last_ts + 1
                         last_ts = et
                         yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
-                                 "Goroutine", a[0], "Runnable", "Running", "", ())
+                                 "Goroutine", a[0], "Runnable", "Running", "", (), {})
                     elif typ == GO_UNBLOCK and a[0] < SIGN64 and \
                             (stack := gen.stack_cache.get(a[2]) if a[2] else ()) is not None:
                         et = ev[1]
@@ -304,7 +305,7 @@ class Trace:
                             et = last_ts + 1
                         last_ts = et
                         yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                 "Goroutine", a[0], "Waiting", "Runnable", "", ())
+                                 "Goroutine", a[0], "Waiting", "Runnable", "", (), {})
                     elif typ == GO_BLOCK and \
                             (stack := gen.stack_cache.get(a[1]) if a[1] else ()) is not None \
                             and (reason := gen.strings.get(a[0]) if a[0] else "") is not None:
@@ -313,7 +314,8 @@ class Trace:
                             et = last_ts + 1
                         last_ts = et
                         yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                 "Goroutine", ev[4], "Running", "Waiting", reason, stack)
+                                 "Goroutine", ev[4], "Running", "Waiting", reason, stack,
+                                 {})
                     else:
                         yield fixed(ev)
                     while queue:
