@@ -223,3 +223,15 @@ def test_frontier_sort_is_slices_sortfunc():
         items = list(enumerate(c["keys"]))
         sort_by(items, key=lambda it: it[1])
         assert [i for i, _ in items] == c["go_order"]
+
+
+def test_every_timed_event_has_its_ordering_function():
+    """order.ADVANCE (Go's orderingDispatch) has a function for every timed event type a
+    wire version knows, and only those: the one table the reader's hot loop uses too."""
+    from gdb_go_ext.exectrace import order, wire
+    timed = {t for t in range(wire.VERSION_MAX_EVENT[26] + 1) if wire.NARGS[t]}
+    timed.discard(wire.EV_CLOCK_SNAPSHOT)  # sync batch only, never ordered
+    have = {t for t, f in enumerate(order.ADVANCE) if f is not order.advance_bad}
+    assert have == timed
+    assert order.ADVANCE[wire.EV_GO_BLOCK] is order.ADVANCE[wire.EV_GO_STOP] \
+        is order.advance_go_stop_exec
