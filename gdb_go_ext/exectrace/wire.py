@@ -1,9 +1,6 @@
 """The wire format of Go 1.22+ execution traces (internal/trace/tracev2): event types,
 their argument counts, status codes, and the bulk decoders of a batch's varints."""
-try:  # bulk decoding; gdb's own Python may lack numpy, then the pure-Python loop serves
-    import numpy as np
-except ImportError:  # pragma: no cover
-    np = None
+import numpy as np
 
 # Event types (tracev2.EvXxx; the numbering only ever grew, so one table serves every
 # wire version; VERSION_MAX_EVENT says which ones a version knows).
@@ -78,50 +75,23 @@ MAX_BATCH_SIZE = 64 << 10
 MAX_FRAMES_PER_STACK = 128
 MAX_STRING_SIZE = 1 << 10
 
-_SEVEN = np.arange(10, dtype=np.uint64) * np.uint64(7) if np is not None else None
-
-
-def _uvarints_py(data) -> list:
-    out = []
-    append = out.append
-    pos, end = 0, len(data)
-    while pos < end:
-        b = data[pos]
-        if b < 0x80:
-            append(b)
-            pos += 1
-            continue
-        v, pos2 = uvarint(data, pos, end)
-        if v is None:
-            break
-        append(v)
-        pos = pos2
-    return out
+_SEVEN = np.arange(10, dtype=np.uint64) * np.uint64(7)
 
 
 def uvarints_all(data):
     """(uvarints(data), whether they took every byte of data)."""
     vals = uvarints(data)
-    if np is None or not vals:
-        return vals, _consumed_py(data, len(vals)) == len(data)
+    if not vals:
+        return vals, not data
     a = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(a < 128)
     return vals, len(vals) == len(ends) and int(ends[-1]) + 1 == len(data)
-
-
-def _consumed_py(data, count):
-    pos, end = 0, len(data)
-    for _ in range(count):
-        v, pos = uvarint(data, pos, end)
-    return pos
 
 
 def uvarints(data) -> list:
     """Every complete unsigned LEB128 varint in `data`, in order, as Python ints. Stops
     before the first that binary.Uvarint would reject (longer than 10 bytes or
     overflowing 64 bits) or that the data cuts."""
-    if np is None:
-        return _uvarints_py(data)
     a = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(a < 128)
     if not len(ends):

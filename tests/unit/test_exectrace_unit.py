@@ -171,7 +171,20 @@ def test_go121_trace_is_old_format():
         read_trace(b"go 1.19 trace\x00\x00\x00" + b"\x00" * 32)
 
 
-def test_pure_python_varints_match_numpy():
+def _uvarints_one_by_one(data):
+    """The varints of data by binary.Uvarint's rules, one at a time (wire.uvarint)."""
+    from gdb_go_ext.exectrace import wire
+    out, pos = [], 0
+    while pos < len(data):
+        v, nxt = wire.uvarint(data, pos, len(data))
+        if v is None:
+            break
+        out.append(v)
+        pos = nxt
+    return out, pos == len(data)
+
+
+def test_bulk_varints_match_one_by_one():
     from gdb_go_ext.exectrace import wire
     rng = random.Random(3)
     for _ in range(300):
@@ -180,11 +193,11 @@ def test_pure_python_varints_match_numpy():
         data = b"".join(_uvarint(v) for v in vals)
         cut = data[:rng.randrange(len(data) + 1)]
         assert wire.uvarints(data) == vals
-        assert wire.uvarints(cut) == wire._uvarints_py(cut)
-        assert wire.uvarints_all(cut)[1] == (cut == b"" or len(wire.uvarints(cut)) ==
-                                             len([v for v in vals][:len(wire.uvarints(cut))])
-                                             and b"".join(_uvarint(v) for v in
-                                                          wire.uvarints(cut)) == cut)
+        assert wire.uvarints_all(data) == (vals, True)
+        assert wire.uvarints_all(cut) == _uvarints_one_by_one(cut)
+    # overlong and overflowing varints stop the bulk decode where binary.Uvarint stops
+    for bad in (b"\x80" * 10 + b"\x01", b"\xff" * 9 + b"\x02", b"\x05" + b"\x80" * 11):
+        assert wire.uvarints_all(bad) == _uvarints_one_by_one(bad)
 
 
 def _uvarint(v):
@@ -194,22 +207,6 @@ def _uvarint(v):
         v >>= 7
     out.append(v)
     return bytes(out)
-
-
-def test_without_numpy_the_same_events(monkeypatch):
-    """gdb's own Python may lack numpy: the pure-Python varint loop gives the same."""
-    from gdb_go_ext.exectrace import wire
-    for tc in TOOLCHAINS:
-        data = trace_bytes(tc)
-        with_np = [_key(e) + (e.stack, e.transition_stack, tuple(sorted(e.attrs.items(), key=str)))
-                   for e in read_trace(data)]
-        monkeypatch.setattr(wire, "np", None)
-        tr = read_trace(data)
-        without = [_key(e) + (e.stack, e.transition_stack,
-                              tuple(sorted(e.attrs.items(), key=str))) for e in tr]
-        monkeypatch.undo()
-        assert tr.error is None and without == with_np
-        assert T.compare(list(read_trace(data)), truth(tc)) == []
 
 
 def test_frontier_sort_is_slices_sortfunc():
@@ -226,3 +223,15 @@ def test_frontier_sort_is_slices_sortfunc():
         items = list(enumerate(c["keys"]))
         sort_by(items, key=lambda it: it[1])
         assert [i for i, _ in items] == c["go_order"]
+
+
+def test_every_timed_event_has_its_ordering_function():
+    """order.ADVANCE (Go's orderingDispatch) has a function for every timed event type a
+    wire version knows, and only those: the one table the reader's hot loop uses too."""
+    from gdb_go_ext.exectrace import order, wire
+    timed = {t for t in range(wire.VERSION_MAX_EVENT[26] + 1) if wire.NARGS[t]}
+    timed.discard(wire.EV_CLOCK_SNAPSHOT)  # sync batch only, never ordered
+    have = {t for t, f in enumerate(order.ADVANCE) if f is not order.advance_bad}
+    assert have == timed
+    assert order.ADVANCE[wire.EV_GO_BLOCK] is order.ADVANCE[wire.EV_GO_STOP] \
+        is order.advance_go_stop_exec
