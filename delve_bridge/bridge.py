@@ -98,18 +98,18 @@ def core_truncated(path: str) -> Optional[str]:
 def _core_extent(path: str) -> tuple:
     """(size, the size its ELF and program headers say) of a core file whose section
     headers are cut off."""
-    from gdb_go_ext.binary.elf import _EHDR, _PHDR, PT_LOAD
+    from gdb_go_ext.binary.elf import EHDR, PHDR, PT_LOAD
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(1 << 20)
             (_, _, _, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
-             _) = _EHDR.unpack_from(head, 0)
+             _) = EHDR.unpack_from(head, 0)
             f.seek(phoff)
             ph = f.read(phnum * phentsize)
         ends = [shoff + shnum * shentsize] + [
             off + filesz for typ, _, off, _, _, filesz, _, _ in
-            (_PHDR.unpack_from(ph, i * phentsize) for i in range(phnum)) if typ == PT_LOAD]
+            (PHDR.unpack_from(ph, i * phentsize) for i in range(phnum)) if typ == PT_LOAD]
         return size, max(ends)
     except (OSError, struct.error):
         return 0, 0

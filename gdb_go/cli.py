@@ -120,7 +120,7 @@ def cmd_trace(args) -> int:
     from gdb_go_ext.views import registry, trace  # noqa: F401  (registers only `trace`:
     # every view's imports, numpy and protobuf among them, would be half a second)
 
-    from gdb_go.run import _partial_name, _remove
+    from gdb_go.run import partial_name, remove_quietly
     words = list(args.words)
     # -o FILE: the view writes a partial file beside FILE, renamed over it once written,
     # so that a failed run never cuts an earlier good output
@@ -128,7 +128,7 @@ def cmd_trace(args) -> int:
     final = part = None
     if i is not None and words[i + 1] != "-" and not os.path.isdir(words[i + 1]):
         final = words[i + 1]
-        part = words[i + 1] = _partial_name(final)
+        part = words[i + 1] = partial_name(final)
     try:
         out = registry.run_without_target(["trace"] + words, prog_prefix=f"{PROG} ")
         if part is not None and os.path.exists(part):
@@ -143,7 +143,7 @@ def cmd_trace(args) -> int:
         raise BatchError(str(e)) from None
     finally:
         if part is not None:
-            _remove(part)
+            remove_quietly(part)
     sys.stdout.write("".join(out))
     return 0
 
@@ -257,7 +257,7 @@ def _on_sigterm(signum, frame):
 
 def cmd_diff(args) -> int:
     import tempfile
-    from gdb_go.run import _quote, write_replacing
+    from gdb_go.run import argv_quote, write_replacing
     if not os.path.isfile(args.binary):
         raise BatchError(f"{args.binary}: no such file")
     gdb = check_setup(args.gdb, gdb_script_dir())
@@ -266,11 +266,11 @@ def cmd_diff(args) -> int:
     with tempfile.TemporaryDirectory(prefix="gdb-go-diff-") as tmp:
         old = os.path.join(tmp, "old.stacks.json")
         err, _ = batch.gdb_run(os.path.abspath(args.old),
-                               [["old", f"{SNAPSHOT_CMD} -o {_quote(old)}"]], tmp)
+                               [["old", f"{SNAPSHOT_CMD} -o {argv_quote(old)}"]], tmp)
         if err:
             raise BatchError(f"{args.old}: {err}")
         out = os.path.join(tmp, "diff.out")
-        cmd = f"go stacks --diff {_quote(old)} -o {_quote(out)}"
+        cmd = f"go stacks --diff {argv_quote(old)} -o {argv_quote(out)}"
         cmd += " --similar" * args.similar + " --json" * args.json
         if args.min is not None:
             cmd += f" --min {args.min}"

@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     m.add_argument("-o", dest="output", metavar="FILE", help="write the report to FILE")
 
 
-def _window(pid: int, seconds, announce):
+def probe_window(pid: int, seconds, announce):
     """wait(n_uprobes): until the deadline, SIGINT/SIGTERM or the process's end.
     announce(n_uprobes): the stderr line once the probes are in."""
     def wait(n: int) -> str:
@@ -141,7 +141,7 @@ def run(args) -> str:
     rep = ebpfmap.probe_map(pid=pid, elf=elf, pclntab=pclntab, map_addr=map_addr,
                          map_type_name=mt.name, key_t=key_t, goid_off=goid[0],
                          found=args.found, hits=args.hits, max_hits=args.max_hits,
-                         wait=_window(pid, args.seconds, lambda n: f"watching {args.expr} "
+                         wait=probe_window(pid, args.seconds, lambda n: f"watching {args.expr} "
                                       f"(map {map_addr:#x}, {n} probes)"))
     if args.json:
         return json_text(rep)

@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> str:
     """The report's text; GoExtError (one line) for whatever stops it."""
-    from gdb_go.mapwatch import _window, process_program
+    from gdb_go.mapwatch import probe_window, process_program
     from gdb_go_ext.errors import GoExtError
     from gdb_go_ext.runtime import ebpfmap, ebpfsched
     from gdb_go_ext.runtime.layout import Statuses
@@ -74,7 +74,7 @@ def run(args) -> str:
     rep = ebpfsched.probe_sched(
         pid=pid, elf=elf, pclntab=pclntab, lookup_type=types.lookup_type, statuses=statuses,
         wait_reasons=reasons,
-        wait=_window(pid, args.seconds, lambda n: f"probing the scheduler of {pid} "
+        wait=probe_window(pid, args.seconds, lambda n: f"probing the scheduler of {pid} "
                      f"({n} probe{'' if n == 1 else 's'})"))
     if not reasons:
         rep["errors"].append("no runtime.waitReasonStrings in the binary: reasons are codes")

@@ -165,13 +165,13 @@ class Batch:
         out = os.path.join(self.out_dir, name)
         # the view writes beside OUT and the file is renamed over it only once written:
         # a failed run never deletes nor cuts an earlier good output
-        part = _partial_name(out)
+        part = partial_name(out)
         with tempfile.TemporaryDirectory(prefix="gdb-go-") as tmp:
             summary = part if self.fmt == "stacks" else os.path.join(tmp, "stacks.json")
-            commands = [["view", view.format(out=_quote(part)) if "{out}" in view
-                         else f"{view} -o {_quote(part)}"]]
+            commands = [["view", view.format(out=argv_quote(part)) if "{out}" in view
+                         else f"{view} -o {argv_quote(part)}"]]
             if self.fmt != "stacks":
-                commands.append(["summary", f"{SUMMARY_CMD} -o {_quote(summary)}"])
+                commands.append(["summary", f"{SUMMARY_CMD} -o {argv_quote(summary)}"])
             try:
                 res.error, steps = self.gdb_run(core, commands, tmp)
                 if not res.error:
@@ -182,7 +182,7 @@ class Batch:
                     except OSError as e:
                         res.error = f"cannot write {out}: {e.strerror or e}"
             finally:
-                _remove(part)
+                remove_quietly(part)
             if res.error:
                 return
             res.output = out
@@ -282,14 +282,14 @@ def _as_completed(futs):
     return as_completed(futs)
 
 
-def _remove(path):
+def remove_quietly(path):
     try:
         os.unlink(path)
     except OSError:
         pass
 
 
-def _partial_name(path: str) -> str:
+def partial_name(path: str) -> str:
     """A name beside path (the same file system, for the rename) no other run uses."""
     d, base = os.path.split(path)
     return os.path.join(d, f".{base}.{os.getpid()}-{threading.get_ident()}.partial")
@@ -297,16 +297,16 @@ def _partial_name(path: str) -> str:
 
 def write_replacing(path: str, text: str) -> None:
     """Write text to path through a partial file renamed over it: path is never cut."""
-    part = _partial_name(path)
+    part = partial_name(path)
     try:
         with open(part, "w") as f:
             f.write(text)
         os.replace(part, path)
     finally:
-        _remove(part)
+        remove_quietly(part)
 
 
-def _quote(path: str) -> str:
+def argv_quote(path: str) -> str:
     """A file name as the views' argument words read it (gdb's string_to_argv rules)."""
     if not any(c in path for c in " \t\"'\\"):
         return path

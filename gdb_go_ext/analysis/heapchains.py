@@ -13,7 +13,7 @@ import numpy as np
 from ..binary import types as T
 from ..runtime import heapmark
 from . import heapreport
-from .heapreport import _gotype, field_path, header_bytes, holds_array, object_types
+from .heapreport import gotype, field_path, header_bytes, holds_array, object_types
 
 
 # --- go heap --pprof: reference chains ----------------------------------------------------
@@ -58,7 +58,7 @@ def _root_frames(rt, root, roff: int) -> tuple:
             return head
     else:                       # finalizers, cleanups, weak handles: by kind, not object
         return (root.name.split(" of ")[0],)
-    gt = _gotype(rt, root.type_name)
+    gt = gotype(rt, root.type_name)
     if gt is None:
         via = f"+{roff:#x}" if roff else ""
     elif roff == 0 and gt.kind in (T.PTR, T.MAP, T.CHAN, T.SLICE):
@@ -81,7 +81,7 @@ def reference_chains(rt, gs, max_steps: int = MAX_CHAIN_STEPS, progress=None) ->
     if not len(live):
         return Chains(0, 0, [], errors)
     sets = [rs for rs in st.roots if len(rs.value)]
-    values = heapmark._roots_values(sets)
+    values = heapmark.roots_values(sets)
     starts = np.cumsum([0] + [len(rs.value) for rs in sets])
     parent, poff, depth = heapmark.bfs_parents(heap, values, errors)
     tid, tys = object_types(rt, st)

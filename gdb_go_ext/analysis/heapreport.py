@@ -58,7 +58,7 @@ class HeapState:
         return self.roots[2]
 
     def values(self) -> np.ndarray:
-        return heapmark._roots_values(self.roots)
+        return heapmark.roots_values(self.roots)
 
 
 def heap_state(rt, gs, progress=None) -> HeapState:
@@ -98,7 +98,7 @@ def _heap_state(rt, gs, progress) -> HeapState:
     give_back()
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
-    marked = heapmark.full_mark(heap, heapmark._roots_values(roots), errors=errors,
+    marked = heapmark.full_mark(heap, heapmark.roots_values(roots), errors=errors,
                                 progress=progress)
     state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
     del marked
@@ -319,7 +319,7 @@ def _r_pointee(rt, t, off: int) -> Optional[Ty]:
         elif k == R.KIND_STRING:
             return Ty("string bytes")
         else:   # maps, chans, funcs: their runtime structs, by DWARF
-            go = _gotype(rt, t.name)
+            go = gotype(rt, t.name)
             return _go_pointee(rt, go, 0) if go is not None else None
     return None
 
@@ -339,7 +339,7 @@ def _go_pointee(rt, t: Optional[T.GoType], off: int) -> Optional[Ty]:
             ft.extra["header"] = header
         return Ty(header.name, header) if header is not None else None
     if ft.kind == T.CHAN:
-        hchan = _gotype(rt, "runtime.hchan")
+        hchan = gotype(rt, "runtime.hchan")
         return Ty("runtime.hchan", hchan) if hchan is not None else None
     return None
 
@@ -411,7 +411,7 @@ def _object_types(rt, st: HeapState) -> tuple:
                 if ck not in root_ty:
                     name = tnames[kv >> 32] if kv >> 32 < len(tnames) else None
                     off = int(rs.offset[hit[f]])
-                    root_ty[ck] = _go_pointee(rt, _gotype(rt, name), off) if name else None
+                    root_ty[ck] = _go_pointee(rt, gotype(rt, name), off) if name else None
                 ty = root_ty[ck]
                 if ty is None:
                     continue
@@ -486,7 +486,7 @@ def _root_type_names(rs) -> tuple:
 
 
 # --- types along a path ------------------------------------------------------------------
-def _gotype(rt, name: Optional[str]) -> Optional[T.GoType]:
+def gotype(rt, name: Optional[str]) -> Optional[T.GoType]:
     """The DWARF type of a name: a debugger may not look up "*T" or "[]T" by name, so
     those are made from T."""
     if not name:
@@ -502,10 +502,10 @@ def _gotype(rt, name: Optional[str]) -> Optional[T.GoType]:
     if t is None and name == "string":   # gdb has no Go string type by that name
         t = T.GoType(name, T.STRING, 2 * rt.layout.ptr_size)
     elif t is None and name.startswith("*"):
-        e = _gotype(rt, name[1:])
+        e = gotype(rt, name[1:])
         t = T.GoType(name, T.PTR, rt.layout.ptr_size, elem=e) if e is not None else None
     elif t is None and name.startswith("[]"):
-        e = _gotype(rt, name[2:])
+        e = gotype(rt, name[2:])
         t = T.GoType(name, T.SLICE, 3 * rt.layout.ptr_size, elem=e) if e is not None else None
     cache[name] = t
     return t
@@ -560,7 +560,7 @@ def retained_by(rt, gs, group_of_goid: dict, groups: int) -> heapmark.Retained:
     word_group = lut[s.root] if len(goids) else np.zeros(0, np.int64)
     mine = word_group >= 0
     errors = list(st.errors)
-    base = heapmark.mark(heap, heapmark._roots_values(
+    base = heapmark.mark(heap, heapmark.roots_values(
         [st.globals, s, st.specials], [None, ~mine, None]), errors=errors)
     return heapmark.retained(heap, base, s.value[mine], word_group[mine], groups, errors)
 
@@ -608,7 +608,7 @@ def paths_to(rt, gs, addr: int, max_paths: int, progress=None) -> tuple:
 
     # the concatenated root words, in order, and their root sets
     sets = [rs for rs in st.roots if len(rs.value)]
-    values = heapmark._roots_values(sets)
+    values = heapmark.roots_values(sets)
     starts = np.cumsum([0] + [len(rs.value) for rs in sets])
     errors = list(st.errors)
     found = heapmark.shortest_paths(heap, values, target, max_paths, errors)
@@ -618,7 +618,7 @@ def paths_to(rt, gs, addr: int, max_paths: int, progress=None) -> tuple:
         rs, w = sets[k], p.root - int(starts[k])
         root = rs.roots[int(rs.root[w])]
         roff = int(rs.offset[w])
-        gt = _gotype(rt, getattr(root, "type_name", None))
+        gt = gotype(rt, getattr(root, "type_name", None))
         via = field_path(gt, roff)[0] if gt is not None else f"+{roff:#x}"
         if roff == 0 and gt is not None and gt.kind in (T.PTR, T.MAP, T.CHAN, T.SLICE):
             via = ""    # the variable itself

@@ -21,9 +21,9 @@ from typing import Dict, List, Optional, Tuple
 from gdb_go_ext.errors import DecodeError
 from .leb128 import uleb128
 
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
-_PHDR = struct.Struct("<IIQQQQQQ")
+PHDR = struct.Struct("<IIQQQQQQ")
 _SYM = struct.Struct("<IBBHQQ")
 
 PT_LOAD = 1
@@ -142,7 +142,7 @@ class ElfFile:
 
     def _parse_headers(self) -> None:
         d = self._data
-        if len(d) < _EHDR.size:
+        if len(d) < EHDR.size:
             raise DecodeError(f"{self.path}: not an ELF file (too short)")
         ident = bytes(d[:16])
         if ident[:4] != b"\x7fELF":
@@ -150,14 +150,14 @@ class ElfFile:
         if ident[4] != 2 or ident[5] != 1:
             raise DecodeError(f"{self.path}: only ELF64 little-endian is supported")
         (_, self.e_type, self.machine, _, self.entry, phoff, shoff, _, _, phentsize, phnum,
-         shentsize, shnum, shstrndx) = _EHDR.unpack_from(d, 0)
+         shentsize, shnum, shstrndx) = EHDR.unpack_from(d, 0)
 
         self.segments: List[Segment] = []
         if phnum:
-            if phentsize < _PHDR.size or phoff + phnum * phentsize > len(d):
+            if phentsize < PHDR.size or phoff + phnum * phentsize > len(d):
                 raise DecodeError(f"{self.path}: truncated ELF program headers")
             for i in range(phnum):
-                p_type, p_flags, off, vaddr, _, filesz, memsz, _ = _PHDR.unpack_from(d, phoff + i * phentsize)
+                p_type, p_flags, off, vaddr, _, filesz, memsz, _ = PHDR.unpack_from(d, phoff + i * phentsize)
                 self.segments.append(Segment(p_type, p_flags, off, vaddr, filesz, memsz))
         self._loads = sorted((s for s in self.segments if s.type == PT_LOAD), key=lambda s: s.vaddr)
         self._load_starts = [s.vaddr for s in self._loads]
@@ -427,14 +427,14 @@ def image_headers(image) -> Tuple[List[Segment], Dict[str, str]]:
     """The program headers and build IDs ({"go": ..., "gnu": hex}) of an ELF file from
     the bytes of its first mapped page(s) (a core's copy of them): only notes that lie
     wholly in image. DecodeError if image does not start with an ELF64 header."""
-    if len(image) < _EHDR.size or bytes(image[:4]) != b"\x7fELF" or image[4] != 2:
+    if len(image) < EHDR.size or bytes(image[:4]) != b"\x7fELF" or image[4] != 2:
         raise DecodeError("no ELF64 header")
-    (_, _, _, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = _EHDR.unpack_from(image, 0)
-    if phentsize < _PHDR.size or phoff + phnum * phentsize > len(image):
+    (_, _, _, _, _, phoff, _, _, _, phentsize, phnum, _, _, _) = EHDR.unpack_from(image, 0)
+    if phentsize < PHDR.size or phoff + phnum * phentsize > len(image):
         raise DecodeError("program headers beyond the image")
     segs, ids = [], {}
     for i in range(min(phnum, 256)):
-        p_type, p_flags, off, vaddr, _, filesz, memsz, _ = _PHDR.unpack_from(image, phoff + i * phentsize)
+        p_type, p_flags, off, vaddr, _, filesz, memsz, _ = PHDR.unpack_from(image, phoff + i * phentsize)
         segs.append(Segment(p_type, p_flags, off, vaddr, filesz, memsz))
         if p_type == PT_NOTE and off + filesz <= len(image):
             for name, typ, desc in parse_notes(image[off:off + filesz], 64):

@@ -83,7 +83,7 @@ class GdbTarget:
         self.inferior = inf
         ptr_t = gdb.lookup_type("void").pointer()
         self.ptr_size = ptr_t.sizeof
-        self.is_live = inf.pid != 0 and not _is_core()
+        self.is_live = inf.pid != 0 and not is_core()
         self.has_process = inf.pid != 0
         self._types = T.TypeBuilder(_GdbTypeReader(), self.ptr_size)
         # reads without gdb in the way, for Memory.gather and the unwinder (see target.direct)
@@ -417,7 +417,7 @@ def _core_path() -> Optional[str]:
     return None
 
 
-def _is_core() -> bool:
+def is_core() -> bool:
     try:
         text = gdb.execute("info target", to_string=True)
     except gdb.error:

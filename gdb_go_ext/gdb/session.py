@@ -6,7 +6,7 @@ from typing import Optional
 import gdb
 
 from ..runtime.goruntime import GoRuntime
-from .backend import GdbTarget, _is_core
+from .backend import GdbTarget, is_core
 
 _cached: Optional[GoRuntime] = None
 _key = None
@@ -15,7 +15,7 @@ _key = None
 def _target_key():
     inf = gdb.selected_inferior()
     prog = gdb.current_progspace()
-    return (inf.num, inf.pid, prog.filename if prog else None, _is_core())
+    return (inf.num, inf.pid, prog.filename if prog else None, is_core())
 
 
 def runtime() -> GoRuntime:

@@ -41,7 +41,7 @@ def unique_first(a: np.ndarray) -> tuple:
     return b[m], order[m]
 
 
-def _roots_values(rootsets, keep=None) -> np.ndarray:
+def roots_values(rootsets, keep=None) -> np.ndarray:
     """The pointer words of some roots: every word of the root sets, or those whose
     per-word mask in keep (a list parallel to rootsets) is True."""
     parts = []

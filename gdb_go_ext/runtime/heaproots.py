@@ -127,7 +127,7 @@ def modules(rt, errors: list) -> list:
     return read_modules(rt, errors)
 
 
-def _bias(rt) -> int:
+def module_bias(rt) -> int:
     """Live address less file address (a PIE's load bias), 0 when unknown."""
     def bias():
         try:
@@ -143,15 +143,15 @@ def _bias(rt) -> int:
 
 def frame_names(rt) -> FrameNames:
     """The DWARF names of the frame slots of rt's executable (binary/framevars.py)."""
-    return FrameNames(rt.target.executable(), _bias(rt))
+    return FrameNames(rt.target.executable(), module_bias(rt))
 
 
-def _static_read(rt, addr: int, n: int) -> bytes:
+def static_read(rt, addr: int, n: int) -> bytes:
     """n bytes of read-only data at live address addr: from the executable (rodata is
     not always in a core), else from memory."""
     if rt.elf is not None:
         try:
-            data = rt.elf.read_vaddr(addr - _bias(rt), n)
+            data = rt.elf.read_vaddr(addr - module_bias(rt), n)
             if data is not None and len(data) == n:
                 return bytes(data)
         except DecodeError:
@@ -225,7 +225,7 @@ def _by_symbol(rt, addr: np.ndarray, errors: list) -> tuple:
     off = np.zeros(len(addr), dtype=np.int64)
     if not len(addr):
         return roots, idx, off
-    elf, bias = rt.elf, _bias(rt)
+    elf, bias = rt.elf, module_bias(rt)
     by_name: dict = {}
     cur_end, cur_root, cur_start = -1, -1, 0
     types: dict = {}

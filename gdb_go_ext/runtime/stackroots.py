@@ -29,7 +29,7 @@ import numpy as np
 from ..binary.pclntab import PCDATA_StackMapIndex, injected_functions, wrapper_func_id
 from ..errors import DecodeError
 from ..target.bulk import core_words, read_words
-from .heaproots import ErrorLines, Root, RootSet, _bias, _static_read, frame_names, modules
+from .heaproots import ErrorLines, Root, RootSet, module_bias, static_read, frame_names, modules
 from .stack import Recipe, Unwinder
 
 FUNCDATA_ArgsPointerMaps = 0
@@ -185,7 +185,7 @@ class _StackScanner:
         raw = self.tab.funcdata_bytes(fn, FUNCDATA_StackObjects, 8 + 16 * n)
         if raw is None or len(raw) < 8 + 16 * n:
             raise DecodeError("stack object records cut short")
-        addr = self.tab.funcdata_addr(fn, FUNCDATA_StackObjects) + _bias(self.rt)
+        addr = self.tab.funcdata_addr(fn, FUNCDATA_StackObjects) + module_bias(self.rt)
         rodata = next((r for lo, hi, r in self.rodata if lo <= addr < hi), None)
         if rodata is None and self.rodata:
             rodata = self.rodata[0][2]
@@ -200,7 +200,7 @@ class _StackScanner:
                 words = tuple(range(min(-ptrdata, size) // 8))
             else:
                 nw = min(ptrdata, size) // 8
-                mask = _static_read(self.rt, rodata + gcoff, (nw + 7) // 8) if nw else b""
+                mask = static_read(self.rt, rodata + gcoff, (nw + 7) // 8) if nw else b""
                 bits = np.unpackbits(np.frombuffer(mask, dtype=np.uint8),
                                      bitorder="little")[:nw]
                 words = tuple(np.flatnonzero(bits).tolist())

@@ -31,7 +31,7 @@ from typing import Optional
 import numpy as np
 
 from ..binary.pclntab import (FUNCDATA_ArgInfo, FUNCDATA_ArgLiveInfo, PCDATA_ArgLiveIndex,
-                              _go_minor, func_name_for_print, wrapper_func_id)
+                              go_minor, func_name_for_print, wrapper_func_id)
 from ..errors import DecodeError
 from ..target.bulk import core_words, read_words
 from .layout import Fields
@@ -115,7 +115,7 @@ def traceback(rt, walker, gs, level: int) -> Traceback:
     the goroutines with the same pc and stack depth are checked against it together,
     word by word, and share its frames; the others are unwound on their own."""
     version = rt.layout.go_version
-    minor = _go_minor(version)
+    minor = go_minor(version)
     rules = _Rules(minor, wrapper_func_id(version), level)
     out = Traceback(version, level)
     tab = rt.pclntab
@@ -256,7 +256,7 @@ def _running_cleanups(rt, addr: int) -> bool:
 def labels_printed(rt) -> bool:
     """Whether this process's tracebacks print pprof labels (Go 1.26+, GODEBUG
     tracebacklabels=1, the default from 1.27 for a main module that says go 1.27)."""
-    return _go_minor(rt.layout.go_version) >= 26 and _debug_flag(rt, "tracebacklabels") == 1
+    return go_minor(rt.layout.go_version) >= 26 and _debug_flag(rt, "tracebacklabels") == 1
 
 
 def _g_rows(rt, addrs: list, errors: list, paths: tuple, stride: int) -> tuple:

@@ -48,7 +48,7 @@ from test_crash_dump import crash
 
 sys.path.insert(0, harness.REPO)
 from delve_bridge import Bridge  # noqa: E402
-from gdb_go_ext.binary.pclntab import _go_minor  # noqa: E402
+from gdb_go_ext.binary.pclntab import go_minor  # noqa: E402
 
 PARKED = ("running", "runnable")
 
@@ -119,7 +119,7 @@ def test_dump_matches_runtime_text(toolchain, pie, tmp_path):
     pp_ours = panicparse.run(_only(ours["d2"], compared), str(tmp_path), "ours.txt", True)
     assert sorted(panicparse.buckets(pp_ours, False)) == \
         sorted(panicparse.buckets(pp_theirs, False)), (pp_theirs, pp_ours)
-    if _go_minor(toolchain) >= 26:   # GODEBUG=tracebacklabels=1: labelled headers
+    if go_minor(toolchain) >= 26:   # GODEBUG=tracebacklabels=1: labelled headers
         labelled = [g for g in compared if " labels:{" in theirs[g][0] or "] {" in theirs[g][0]]
         assert len(labelled) >= 3, [theirs[g][0] for g in compared]
     # level 1: the fixture's own pprof debug=2 dump of a moment before
@@ -164,7 +164,7 @@ def test_dump_synctest_bubble(toolchain, tmp_path):
     runtime.isIdleInSynctest says so and ", synctest bubble N"; `go dump --level 2` on the
     core must equal the crash text for every goroutine it does not show running, gdb and
     bridge alike, argument words included with --args."""
-    if _go_minor(toolchain) < 25:
+    if go_minor(toolchain) < 25:
         pytest.skip("testing/synctest.Test is Go 1.25+ (1.24 has it only as GOEXPERIMENT)")
     problem = harness.core_pattern_problem()
     if problem:

@@ -15,7 +15,7 @@ from gdb_go_ext.analysis import heapreport  # noqa: E402
 from gdb_go_ext.runtime import walks  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
 from gdb_go_ext.runtime.heapobjs import read_heap  # noqa: E402
-from gdb_go_ext.runtime.heaproots import stack_roots  # noqa: E402
+from gdb_go_ext.runtime.stackroots import stack_roots  # noqa: E402
 from gdb_go_ext.runtime.rtypes import rtypes  # noqa: E402
 from gdb_go_ext.runtime.sched import p_status_names  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory  # noqa: E402
@@ -64,7 +64,7 @@ def test_forget_state_drops_every_per_stop_entry_of_the_real_sites(image):
     stop_keys, binary = set(rt._per_stop), dict(rt._per_binary)
     assert {"walks", "heapobjs.heap"} <= stop_keys
     assert any(isinstance(k, tuple) and k[0] == "heapreport.state" for k in stop_keys)
-    assert {"rtypes", "heaproots.static", "sched.p_status_names"} <= set(binary)
+    assert {"rtypes", "stackroots.static", "sched.p_status_names"} <= set(binary)
     # nothing read of the process's memory is kept per binary
     assert not {"walks", "heapobjs.heap", "label_strings"} & set(binary)
 

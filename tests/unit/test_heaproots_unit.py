@@ -181,7 +181,7 @@ def test_wrong_stack_maps_never_raise_or_hang(image):
     lines = 0
     try:
         for seed in range(40):
-            rt._per_binary.pop("heaproots.static", None)   # (what it read of the stack maps)
+            rt._per_binary.pop("stackroots.static", None)   # (what it read of the stack maps)
             rt.pclntab.funcdata_bytes = _fuzzed(rt.pclntab, seed)
             t = time.monotonic()
             s = SR.stack_roots(rt, gs)
@@ -191,7 +191,7 @@ def test_wrong_stack_maps_never_raise_or_hang(image):
             lines += len(s.errors)
     finally:
         rt.pclntab.funcdata_bytes = real
-        rt._per_binary.pop("heaproots.static", None)   # (what it read of the stack maps)
+        rt._per_binary.pop("stackroots.static", None)   # (what it read of the stack maps)
     assert lines > 0      # some of it must have been noticed
     assert sorted(SR.stack_roots(rt, gs).value.tolist()) == sorted(want.value.tolist())
 
