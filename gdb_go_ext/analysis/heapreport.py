@@ -73,10 +73,7 @@ def heap_state(rt, gs, progress=None) -> HeapState:
 def _goroutines_key(gs) -> tuple:
     """What the roots depend on of gs: its goroutines (by g address, in order); a stop's
     goroutine has one stack."""
-    col = getattr(gs, "col", None)
-    if col is not None:   # a GoroutineTable: its column, without making rows
-        return ("table", np.ascontiguousarray(col("addr")).tobytes())
-    return tuple(g.addr for g in gs)
+    return np.ascontiguousarray(gs.col("addr")).tobytes()   # (a GoroutineTable's column)
 
 
 def _heap_state(rt, gs, progress) -> HeapState:

@@ -325,46 +325,32 @@ class StackRoots(Sequence):
 
 
 def _g_rows(rt, goroutines) -> tuple:
-    """(goid, g addr, pc, sp, lo, hi, trap) as numpy columns of the goroutines a GC
-    scans (dead ones and ones without a saved pc left out)."""
+    """(goid, g addr, pc, sp, lo, hi, trap) as numpy columns of the goroutines (a
+    GoroutineTable) a GC scans (dead ones and ones without a saved pc left out)."""
     st = rt.layout.status
     dead, running = st.dead_like, st.running
-    if hasattr(goroutines, "specials") and hasattr(goroutines, "col") \
-            and hasattr(goroutines, "shapes"):
-        t = goroutines
-        n = len(t)
-        goid = t.col("goid").astype(np.int64)
-        addr = t.col("addr").astype(np.uint64)
-        pc = t.col("sched_pc").astype(np.uint64)
-        sp = t.col("sched_sp").astype(np.uint64)
-        lo = t.col("stack_lo").astype(np.uint64)
-        hi = t.col("stack_hi").astype(np.uint64)
-        codes = (np.array([s[0] for s in t.shapes], dtype=np.int64)[t.shapes_of()]
-                 if len(t.shapes) else np.zeros(n, np.int64))
-        trap = np.zeros(n, dtype=bool)
-        if t.specials:
-            rows = t.base_rows()
-            pos = np.full(t.base.n, -1, dtype=np.int64)
-            pos[rows] = np.arange(len(rows))
-            for r, g in t.specials.items():
-                k = int(pos[r])
-                if k < 0:
-                    continue
-                codes[k] = g.status_code
-                pc[k], sp[k], lo[k], hi[k] = g.pc, g.sp, g.stack_lo, g.stack_hi
-                trap[k] = g.status_code == running and g.thread is not None
-    else:
-        gs = list(goroutines)
-        n = len(gs)
-        goid = np.array([g.id for g in gs], dtype=np.int64)
-        addr = np.array([getattr(g, "addr", 0) for g in gs], dtype=np.uint64)
-        pc = np.array([g.pc for g in gs], dtype=np.uint64)
-        sp = np.array([g.sp for g in gs], dtype=np.uint64)
-        lo = np.array([g.stack_lo for g in gs], dtype=np.uint64)
-        hi = np.array([g.stack_hi for g in gs], dtype=np.uint64)
-        codes = np.array([g.status_code for g in gs], dtype=np.int64)
-        trap = np.array([g.status_code == running and getattr(g, "thread", None) is not None
-                         for g in gs], dtype=bool)
+    t = goroutines
+    n = len(t)
+    goid = t.col("goid").astype(np.int64)
+    addr = t.col("addr").astype(np.uint64)
+    pc = t.col("sched_pc").astype(np.uint64)
+    sp = t.col("sched_sp").astype(np.uint64)
+    lo = t.col("stack_lo").astype(np.uint64)
+    hi = t.col("stack_hi").astype(np.uint64)
+    codes = (np.array([s[0] for s in t.shapes], dtype=np.int64)[t.shapes_of()]
+             if len(t.shapes) else np.zeros(n, np.int64))
+    trap = np.zeros(n, dtype=bool)
+    if t.specials:
+        rows = t.base_rows()
+        pos = np.full(t.base.n, -1, dtype=np.int64)
+        pos[rows] = np.arange(len(rows))
+        for r, g in t.specials.items():
+            k = int(pos[r])
+            if k < 0:
+                continue
+            codes[k] = g.status_code
+            pc[k], sp[k], lo[k], hi[k] = g.pc, g.sp, g.stack_lo, g.stack_hi
+            trap[k] = g.status_code == running and g.thread is not None
     keep = (codes >= 0) & (pc != 0) & ~np.isin(codes, np.array(sorted(dead), dtype=np.int64))
     return tuple(c[keep] for c in (goid, addr, pc, sp, lo, hi, trap))
 
@@ -418,9 +404,8 @@ def _extras(rt, addr: np.ndarray, lo: np.ndarray, hi: np.ndarray, errors: ErrorL
 
 def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
     """The pointer words of every goroutine's stack as scanstack finds them (see the
-    module's doc). goroutines: a walk's GoroutineTable (its columns are used) or any
-    iterable of Goroutine-like rows (id, addr, pc, sp, stack_lo, stack_hi, status_code,
-    thread). names=False: no DWARF read (variable and type_name None, offsets from the
+    module's doc). goroutines: a walk's GoroutineTable (or a selection of it; its
+    columns are used, and its special rows' own fields). names=False: no DWARF read (variable and type_name None, offsets from the
     frame's CFA): the same words, without the first call's naming cost (about 0.6 s
     of 1.0 on a core of 100k goroutines)."""
     errors = ErrorLines()

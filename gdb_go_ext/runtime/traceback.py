@@ -158,61 +158,41 @@ def traceback(rt, walker, gs, level: int) -> Traceback:
 # minutes, locked, labels, pc, sp, stack lo, stack hi, trap, parent id, gopc, startpc,
 # m, error)
 def _records(rt, walker, gs, errors: list) -> list:
-    """The records of the live goroutines of a walk, in allgs order: from a columnar
-    walk's columns (rows made only for the goroutines off its fast path), else from
-    each Goroutine with gopc, startpc and m read in bulk."""
+    """The records of the live goroutines of a walk (its GoroutineTable), in allgs order,
+    from the table's columns (rows made only for the goroutines off its fast path)."""
     dead = walker.dead_codes
     running = rt.layout.status.running
-    if getattr(gs, "shapes", None) is not None and hasattr(gs, "col"):
-        t = gs
-        shapes = [(s[0], s[1], s[3], s[2], s[9]) for s in t.shapes]   # code, status, reason, scan, error
-        base_rows = t.base_rows().tolist()
-        specials = t.specials
-        sets = t.base.label_sets
-        cols = [t.col(k).tolist() for k in ("goid", "addr", "sched_pc", "sched_sp", "stack_lo",
-                                            "stack_hi", "lockedm", "parent", "gopc",
-                                            "startpc")]
-        out = []
-        for r, si, mins, li, gid, addr, pc, sp, lo, hi, locked, parent, gopc, startpc in zip(
-                base_rows, t.shapes_of().tolist(), t.minutes_of().tolist(),
-                t.label_idx_of().tolist(), *cols):
-            g = specials.get(r)
-            if g is not None:
-                out.append(_record_of(g, gopc, startpc, 0, running))
-                continue
-            code, status, reason, scan, err = shapes[si]
-            out.append((gid, addr, code, status, reason, scan, None if mins < 0 else mins,
-                        bool(locked), sets[li] if li >= 0 else None, pc, sp, lo, hi, False,
-                        parent, gopc, startpc, 0, err))
-        out = [r for r in out if r[2] not in dead and r[2] >= 0]   # (in allgs order)
-        # g.m is not a column: read for the goroutines that can have one (a parked or
-        # runnable goroutine has dropped its M)
-        parked = {rt.layout.status.waiting, rt.layout.status.runnable}
-        mf = rt.layout.fields("runtime.g", ("m",))
-        for i, r in enumerate(out):
-            if r[2] not in parked and mf is not None and mf.has("m"):
-                try:
-                    out[i] = r[:17] + (mf.read(rt.mem, r[1])["m"] or 0,) + r[18:]
-                except DecodeError:
-                    pass
-        return out
-    else:
-        gs = [g for g in gs if g.status_code not in dead]
-        for g in gs:
-            if g.status_code < 0:
-                errors.append(f"g at {g.addr:#x}: {g.error}")
-        gs = [g for g in gs if g.status_code >= 0]
-        rows, at = _g_rows(rt, [g.addr for g in gs], errors, ("gopc", "startpc", "m"),
-                             walker.g_stride(walker.g_addrs()))
-        i_gopc, i_start, i_m = at.get("gopc"), at.get("startpc"), at.get("m")
-        out = [_record_of(g, f[i_gopc] if i_gopc is not None and f else 0,
-                          f[i_start] if i_start is not None and f else 0,
-                          f[i_m] if i_m is not None and f else 0, running)
-               for g, f in zip(gs, rows)]
-    order = {a: i for i, a in enumerate(walker.g_addrs())}
-    pos = [order.get(r[1], len(order)) for r in out]
-    if any(x > y for x, y in zip(pos, pos[1:])):
-        out = [r for _, r in sorted(zip(pos, out), key=lambda t: t[0])]
+    t = gs
+    shapes = [(s[0], s[1], s[3], s[2], s[9]) for s in t.shapes]   # code, status, reason, scan, error
+    base_rows = t.base_rows().tolist()
+    specials = t.specials
+    sets = t.base.label_sets
+    cols = [t.col(k).tolist() for k in ("goid", "addr", "sched_pc", "sched_sp", "stack_lo",
+                                        "stack_hi", "lockedm", "parent", "gopc",
+                                        "startpc")]
+    out = []
+    for r, si, mins, li, gid, addr, pc, sp, lo, hi, locked, parent, gopc, startpc in zip(
+            base_rows, t.shapes_of().tolist(), t.minutes_of().tolist(),
+            t.label_idx_of().tolist(), *cols):
+        g = specials.get(r)
+        if g is not None:
+            out.append(_record_of(g, gopc, startpc, 0, running))
+            continue
+        code, status, reason, scan, err = shapes[si]
+        out.append((gid, addr, code, status, reason, scan, None if mins < 0 else mins,
+                    bool(locked), sets[li] if li >= 0 else None, pc, sp, lo, hi, False,
+                    parent, gopc, startpc, 0, err))
+    out = [r for r in out if r[2] not in dead and r[2] >= 0]   # (in allgs order)
+    # g.m is not a column: read for the goroutines that can have one (a parked or
+    # runnable goroutine has dropped its M)
+    parked = {rt.layout.status.waiting, rt.layout.status.runnable}
+    mf = rt.layout.fields("runtime.g", ("m",))
+    for i, r in enumerate(out):
+        if r[2] not in parked and mf is not None and mf.has("m"):
+            try:
+                out[i] = r[:17] + (mf.read(rt.mem, r[1])["m"] or 0,) + r[18:]
+            except DecodeError:
+                pass
     return out
 
 
@@ -257,29 +237,6 @@ def labels_printed(rt) -> bool:
     """Whether this process's tracebacks print pprof labels (Go 1.26+, GODEBUG
     tracebacklabels=1, the default from 1.27 for a main module that says go 1.27)."""
     return go_minor(rt.layout.go_version) >= 26 and _debug_flag(rt, "tracebacklabels") == 1
-
-
-def _g_rows(rt, addrs: list, errors: list, paths: tuple, stride: int) -> tuple:
-    """(rows, {field: index}): these fields of each g at addrs as a tuple, read in bulk
-    (an empty tuple for one that cannot be read, with an error); stride: how far apart
-    gs mostly lie, so that they are read in runs as the walk reads them."""
-    gf = rt.layout.fields("runtime.g", paths)
-    if gf is None or not gf.spec:
-        return [()] * len(addrs), {}
-    spec = sorted((off, fmt[1:], path) for path, (off, fmt, _) in gf.spec.items())
-    fmt, pos, at = "<", 0, {}
-    for off, f, path in spec:
-        if off < pos:
-            continue
-        fmt += (f"{off - pos}x" if off > pos else "") + f
-        pos = off + struct.calcsize(f)
-        at[path] = len(at)
-    rows, errs = rt.mem.unpack_fixed(addrs, struct.Struct(fmt), None, stride)
-    rows = list(rows)
-    for i, e in errs.items():
-        errors.append(f"goroutine at {addrs[i]:#x}: {e}")
-        rows[i] = ()
-    return rows, at
 
 
 def _creator(tab, gopc: int, rules: "_Rules", minor: int):

@@ -88,8 +88,8 @@ def test_heap_state_is_kept_per_set_of_goroutines(image):
     st = heapreport.heap_state(rt, gs)
     _walker, deeper = walks.walk(rt, 1)
     assert heapreport.heap_state(rt, deeper) is st
-    assert heapreport.heap_state(rt, list(gs)) is heapreport.heap_state(rt, list(gs))
-    with_stacks = [g for g in gs if len(stack_roots(rt, [g]).value)]
+    assert heapreport.heap_state(rt, gs[:]) is heapreport.heap_state(rt, gs[:])
+    with_stacks = [i for i in range(len(gs)) if len(stack_roots(rt, gs[i:i + 1]).value)]
     assert with_stacks, "the fixture's goroutines hold heap pointers on their stacks"
     few = gs[:0]
     st_few = heapreport.heap_state(rt, few)
