@@ -133,8 +133,8 @@ def _run_gdb(side, t, values):
     out = side.out("gdb", t.mode)
     cmds = _gdb_commands(t.mode, out, values)
     code = ("(code)", "python import gdb_go_ext.views.registry as R; print(R.__file__)")
-    r = harness.gdb_with_tree(t, cmds + [code], None if side.tree == harness.REPO else side.tree,
-                              prelude=side.prelude, timeout=600)
+    # each side's tree imported first, this one's too: CI's install is a copy of it
+    r = harness.gdb_with_tree(t, cmds + [code], side.tree, prelude=side.prelude, timeout=600)
     _check_ran(side, r.block("(code)"), t, r.block("go version"), r.block("go heap"))
     texts = {}
     for name, _ in cmds:
