@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import threading
+import zlib
 from typing import Optional
 
 from ..errors import DecodeError
@@ -49,6 +51,13 @@ def die_name(die) -> Optional[str]:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
+def compile_units(dwarf):
+    """(name, CU) of each compile unit of a pyelftools DWARFInfo, in order: Go writes
+    one per package (named like it), the types in one of their own."""
+    for cu in dwarf.iter_CUs():
+        yield die_name(cu.get_top_DIE()) or "", cu
+
+
 def open_dwarf(path: Optional[str]):
     """(DWARF, file): pyelftools' DWARFInfo of the binary at path, and the file it
     reads, to be closed when done; DecodeError without the file, without DWARF (no_dwarf_message), or with DWARF
@@ -77,6 +86,36 @@ def open_dwarf(path: Optional[str]):
 def has_dwarf(elf) -> bool:
     """Whether an ElfFile carries DWARF (.debug_info, or Go 1.19's compressed .zdebug_info)."""
     return elf.section(".debug_info") is not None or elf.section(".zdebug_info") is not None
+
+
+_MAX_SECTION = 1 << 30
+SHF_COMPRESSED = 0x800
+
+
+def debug_section(elf, name: str) -> Optional[bytes]:
+    """A debug section's bytes from an ElfFile (binary/elf.py), decompressed:
+    SHF_COMPRESSED or .zdebug_* zlib, as Go writes them (None if absent or unreadable).
+    The raw reads of DWARF that need no pyelftools (dwarfconst) go through it."""
+    try:
+        sec = elf.section(name)
+        if sec is not None:
+            data = elf.section_data(name)
+            if sec.flags & SHF_COMPRESSED:   # Elf64_Chdr: type, reserved, size, align
+                ch_type, _, size, _ = struct.unpack_from("<IIQQ", data, 0)
+                if ch_type != 1 or size > _MAX_SECTION:
+                    return None
+                return zlib.decompressobj().decompress(bytes(data[24:]), size)
+            return bytes(data)
+        zname = ".z" + name[1:]
+        data = elf.section_data(zname)
+        if data is None or bytes(data[:4]) != b"ZLIB":
+            return None
+        size = struct.unpack_from(">Q", data, 4)[0]
+        if size > _MAX_SECTION:
+            return None
+        return zlib.decompressobj().decompress(bytes(data[12:]), size)
+    except Exception:  # noqa: BLE001 - a damaged file (zlib, struct, DecodeError): None
+        return None
 
 
 def no_dwarf_message(path: str) -> str:
@@ -126,10 +165,8 @@ class DwarfTypes:
 
     def _cu_names(self) -> list:
         if self._index.get("cu_names") is None:
-            out = []
-            for cu in self.dwarf.iter_CUs():
-                out.append([die_name(cu.get_top_DIE()) or "", cu.cu_offset])
-            self._index["cu_names"] = out
+            self._index["cu_names"] = [[name, cu.cu_offset]
+                                       for name, cu in compile_units(self.dwarf)]
         return self._index["cu_names"]
 
     def _index_cu(self, cu_offset: int) -> None:

@@ -3,20 +3,19 @@
 The Go linker writes each package-level constant as a DW_TAG_constant with its name
 inline, its type and its value (`runtime._GCmark`, `runtime.memoryLimitHeapGoalHeadroomPercent`).
 Neither gdb's Python API nor Delve's is asked for them (a Target has no such call);
-this reads them straight from .debug_abbrev and .debug_info (SHF_COMPRESSED or
-.zdebug_* zlib, as Go writes them): the abbreviations whose tag is DW_TAG_constant are
+this reads them straight from .debug_abbrev and .debug_info (as binary/dwarf.py's
+debug_section loads them, without pyelftools): the abbreviations whose tag is DW_TAG_constant are
 found, then each wanted name is searched for as that abbreviation's code followed by
 the name, and its value decoded after it. Bounded: one decompression, one search per
 name. A binary without DWARF (-w) or a shape not recognised answers no constant.
 """
 from __future__ import annotations
 
-import struct
 import weakref
-import zlib
 from typing import Optional
 
 from ..errors import DecodeError
+from .dwarf import debug_section
 from .leb128 import sleb128, uleb128, uleb128_bytes
 
 DW_TAG_constant = 0x27
@@ -25,41 +24,15 @@ DW_AT_name, DW_AT_type, DW_AT_const_value = 0x03, 0x49, 0x1c
 _FORM_SIZE = {0x0b: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x10: 4, 0x11: 1, 0x12: 2, 0x13: 4,
               0x14: 8, 0x0c: 1, 0x19: 0, 0x01: 8}
 _SDATA, _UDATA, _STRING = 0x0d, 0x0f, 0x08
-_MAX_SECTION = 1 << 30
-SHF_COMPRESSED = 0x800
 
 _cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _section(elf, name: str) -> Optional[bytes]:
-    """A debug section's bytes, decompressed (None if absent or unreadable)."""
-    try:
-        sec = elf.section(name)
-        if sec is not None:
-            data = elf.section_data(name)
-            if sec.flags & SHF_COMPRESSED:   # Elf64_Chdr: type, reserved, size, align
-                ch_type, _, size, _ = struct.unpack_from("<IIQQ", data, 0)
-                if ch_type != 1 or size > _MAX_SECTION:
-                    return None
-                return zlib.decompressobj().decompress(bytes(data[24:]), size)
-            return bytes(data)
-        zname = ".z" + name[1:]
-        data = elf.section_data(zname)
-        if data is None or bytes(data[:4]) != b"ZLIB":
-            return None
-        size = struct.unpack_from(">Q", data, 4)[0]
-        if size > _MAX_SECTION:
-            return None
-        return zlib.decompressobj().decompress(bytes(data[12:]), size)
-    except Exception:  # noqa: BLE001 - a damaged file (zlib, struct, DecodeError): no constants
-        return None
 
 
 class _Constants:
     def __init__(self, elf):
         self.values: dict = {}
-        self.info = _section(elf, ".debug_info")
-        abbrev = _section(elf, ".debug_abbrev") if self.info is not None else None
+        self.info = debug_section(elf, ".debug_info")
+        abbrev = debug_section(elf, ".debug_abbrev") if self.info is not None else None
         # code -> the forms before the value, and the value's form: name must come first
         self.abbrevs: dict = {}
         if abbrev is None:

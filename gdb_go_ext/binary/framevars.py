@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..errors import DecodeError
-from .dwarf import die_name, dwarf_errors, open_dwarf, package_of
+from .dwarf import compile_units, die_name, dwarf_errors, open_dwarf, package_of
 from .leb128 import sleb128, uleb128
 
 _DW_OP_fbreg, _DW_OP_cfa, _DW_OP_consts, _DW_OP_plus, _DW_OP_piece = 0x91, 0x9c, 0x11, 0x22, 0x93
@@ -104,8 +104,7 @@ class FrameNames:
         try:
             if self._cus is None:
                 self._cus = {}
-                for cu in d.iter_CUs():
-                    name = die_name(cu.get_top_DIE()) or ""
+                for name, cu in compile_units(d):
                     self._cus.setdefault(name, []).append(cu)
             n = 0
             for cu in self._cus.get(pkg, ()):

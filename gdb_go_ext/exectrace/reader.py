@@ -138,13 +138,9 @@ class Trace:
         spill_err = None
         gen = None
         self._cur_offset = 16
-        stack_args, string_args = W.STACK_ARGS, W.STRING_ARGS
         sync_ev = W.EV_SYNC_EVENT
 
-        # validateTableIDs: per event type, its (argument, is a stack) to look up, or None
-        checks = [tuple([(i, True) for i in stack_args.get(t, ())] +
-                        [(i, False) for i in string_args.get(t, ())]) or None
-                  for t in range(256)]
+        checks = _id_checks()
         convert = self._convert
 
         frames = self._frames
@@ -322,52 +318,12 @@ class Trace:
                         yield fixed(popleft())
                 continue
             if not frontier and not cpu:
-                # the next generation
-                if not new_sync:
-                    if gen is not None:
-                        yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (), None, gen))
-                        if spill_err is not None:
-                            raise spill_err
-                        if spill is None:
-                            return
-                    gen, spill, spill_err = read_generation_with_spill(src, ver, spill)
-                elif ver < 26:
-                    if spill_err is not None:
-                        syncs += 1
-                        yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
-                        raise spill_err
-                    if gen is not None and spill is None:
-                        syncs += 1
-                        yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
-                        return
-                    try:
-                        gen, spill, spill_err = read_generation_with_spill(src, ver, spill)
-                    except Broken:
-                        syncs += 1
-                        yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
-                        raise
-                else:
-                    try:
-                        gen = read_generation(src, ver)
-                    except Broken:
-                        syncs += 1
-                        yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
-                        raise
-                    if gen is None:
-                        syncs += 1
-                        yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
-                        return
-                self._cur_offset = gen.offset
-                cpu = deque(gen.cpu)
-                freq = gen.freq
-                # an integral frequency (64 ns per tick, Go 1.22+ on Linux) scales a time
-                # delta by an int multiply, exactly float64(dt) * freq while below 2**53
-                ifreq = int(freq) if freq.is_integer() and freq >= 1 else 0
-                dt_exact = (1 << 53) // ifreq if ifreq else -1
-                for mid in gen.batch_ms:
-                    c = BatchCursor(mid, gen.batches[mid])
-                    if c.next_event(freq, maxev):
-                        heap_insert(frontier, c)
+                nxt = yield from self._next_generation(src, ver, gen, spill, spill_err, syncs,
+                                                       last_ts, fixed)
+                if nxt is None:
+                    return
+                gen, spill, spill_err, syncs = nxt
+                frontier, cpu, freq, ifreq, dt_exact = self._start_generation(gen, maxev)
                 if new_sync:
                     syncs += 1
                     yield fixed((sync_ev, int(gen.min_ts * freq), NO_ID, NO_ID, NO_ID, (syncs,),
@@ -385,6 +341,67 @@ class Trace:
                 raise Broken("broken trace: frontier is empty", self._cur_offset)
             if not self._try_advance(order, frontier, 0, gen, freq, maxev):
                 self._slow_advance(order, frontier, gen, freq, maxev)
+
+    def _next_generation(self, src, ver, gen, spill, spill_err, syncs, last_ts, fixed):
+        """The next generation (gen, spill, spill_err, syncs) after gen, None at the end
+        of the trace; the Sync events the reader of ver gives between generations
+        (through fixed, at last_ts) yielded on the way (generation.go's readGeneration,
+        reader.go's ReadEvent at a generation's end)."""
+        new_sync = ver >= 25
+        sync_ev = W.EV_SYNC_EVENT
+        if not new_sync:
+            if gen is not None:
+                yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (), None, gen))
+                if spill_err is not None:
+                    raise spill_err
+                if spill is None:
+                    return None
+            gen, spill, spill_err = read_generation_with_spill(src, ver, spill)
+        elif ver < 26:
+            if spill_err is not None:
+                syncs += 1
+                yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
+                raise spill_err
+            if gen is not None and spill is None:
+                syncs += 1
+                yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
+                return None
+            try:
+                gen, spill, spill_err = read_generation_with_spill(src, ver, spill)
+            except Broken:
+                syncs += 1
+                yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
+                raise
+        else:
+            try:
+                gen = read_generation(src, ver)
+            except Broken:
+                syncs += 1
+                yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
+                raise
+            if gen is None:
+                syncs += 1
+                yield fixed((sync_ev, last_ts, NO_ID, NO_ID, NO_ID, (syncs,), None, None))
+                return None
+        return gen, spill, spill_err, syncs
+
+    def _start_generation(self, gen, maxev):
+        """(frontier, cpu, freq, ifreq, dt_exact) of a generation read: a cursor on each
+        M's batches, heaped by their first event's time (reader.go's ReadEvent on a new
+        generation), its CPU samples, and its tick frequency."""
+        self._cur_offset = gen.offset
+        cpu = deque(gen.cpu)
+        freq = gen.freq
+        # an integral frequency (64 ns per tick, Go 1.22+ on Linux) scales a time
+        # delta by an int multiply, exactly float64(dt) * freq while below 2**53
+        ifreq = int(freq) if freq.is_integer() and freq >= 1 else 0
+        dt_exact = (1 << 53) // ifreq if ifreq else -1
+        frontier: list = []
+        for mid in gen.batch_ms:
+            c = BatchCursor(mid, gen.batches[mid])
+            if c.next_event(freq, maxev):
+                heap_insert(frontier, c)
+        return frontier, cpu, freq, ifreq, dt_exact
 
     def _slow_advance(self, order, frontier, gen, freq, maxev):
         """The head cannot go yet: try the others in time order (the rare path)."""
@@ -484,6 +501,14 @@ _OLD = "old-format execution trace (Go <= 1.21, header %r): not read; " \
 
 
 _HEADER = re.compile(rb"go 1\.(\d+) trace\x00+")
+
+
+def _id_checks() -> list:
+    """validateTableIDs: per event type, its (argument, is a stack) to look up, or None."""
+    stack_args, string_args = W.STACK_ARGS, W.STRING_ARGS
+    return [tuple([(i, True) for i in stack_args.get(t, ())] +
+                  [(i, False) for i in string_args.get(t, ())]) or None
+            for t in range(256)]
 
 
 def _version(head: bytes) -> int:

@@ -14,7 +14,6 @@ in bulk, when a view first asks for them; a walk with stacks after one without (
 the other way round) reuses the g fields already read (table_at)."""
 from __future__ import annotations
 
-import functools
 import re
 import struct
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import DecodeError, ReadError
-from ..target.bulk import CORE_CHUNK, core_words, read_words, zeroed
+from ..target.bulk import CORE_CHUNK, core_words, zeroed
 from .gmodel import Goroutine
 from .layout import GSCAN, GFields
 from .stack import TOP_BYTES, check_groups
@@ -439,7 +438,6 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
     since = zeroed(n, np.int64)
     st = walker.st
     mem = walker.mem
-    cw = core_words(mem)
     fast = np.flatnonzero(base.fast)
     progress = walker.progress
     if len(fast):
@@ -479,7 +477,7 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
                             shape2.recipe.size:
                         readers.append(shape2.recipe)
             plans.append((key, shape, rows, bad, readers, key2))
-        checks = _check_tops(mem, cw, sp, plans)
+        checks = _check_tops(mem, sp, plans)
         for gi, (key, shape, rows, bad, readers, key2) in enumerate(plans):
             si = intern(shape.new.args)
             grows = fast[rows]
@@ -543,8 +541,8 @@ def settle(walker, base: Base, depth: int) -> GoroutineTable:
 PRECHECK_DEPTH = 1   # whole stacks (go stacks, -t): checked along with a first walk's
 
 
-def _check_tops(mem, cw, sp: np.ndarray, plans: list) -> list:
+def _check_tops(mem, sp: np.ndarray, plans: list) -> list:
     """Whether the stacks of each plan (settle's groups) hold its recipes (see
     stack.check_groups), the tops of a core's groups read together."""
     return check_groups([(p[4], p[2]) if p[4] is not None else None for p in plans], mem, sp,
-                        functools.partial(read_words, cw=cw), cw, TOP_BYTES)
+                        TOP_BYTES)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import DecodeError
 from ..target import Memory
+from ..target.bulk import core_words, read_words
 
 MAX_PHYSICAL_FRAMES = 1024
 # logical frames of a whole stack: what grouping, user locations and retention use;
@@ -96,18 +97,24 @@ class Recipe:
         """Whether the stack top in buf (from sp) holds the recipe's words."""
         return self.size <= len(buf) and self.struct.unpack_from(buf) == self.want
 
-    def matches(self, mem, sps, read_words=None) -> np.ndarray:
+    def matches(self, mem, sps) -> np.ndarray:
         """Whether the stack at each of sps holds the recipe's words (False where it
-        cannot be read), compared at once. read_words(mem, addrs, size, keep=word
-        indices) -> (words, ok): the bulk reader of words as columns the caller uses
-        (gtable.read_words with its core source); without it, through mem.gather_fixed."""
+        cannot be read), compared at once: from the words at the slots (target bulk
+        read_words) when they are on the 8-byte grid, else matches_from_bytes."""
+        sps = np.asarray(sps, dtype=np.uint64)
+        if not self.offsets:
+            return np.ones(len(sps), dtype=bool)
+        if self.words is not None:
+            return holding([self], mem, sps)[0]
+        return self.matches_from_bytes(mem, sps)
+
+    def matches_from_bytes(self, mem, sps) -> np.ndarray:
+        """matches, from the tops read as bytes through mem.gather_fixed, the slots cut
+        out of them (on the 8-byte grid or not)."""
         sps = np.asarray(sps, dtype=np.uint64)
         n = len(sps)
         if not self.offsets:
             return np.ones(n, dtype=bool)
-        if self.words is not None and read_words is not None:
-            return holding([self], mem, sps, read_words)[0]
-        # the tops as bytes, the slots cut out of them (on the 8-byte grid or not)
         out = np.zeros(n, dtype=bool)
         want = self.want_words
         cols = (np.array(self.offsets, dtype=np.int64)[:, None] + np.arange(8)).ravel()
@@ -141,10 +148,10 @@ def _top_words(recipes: list, limit: Optional[int]) -> Optional[tuple]:
     return k, slots, union, max(recipes[i].size for i in range(k))
 
 
-def holding(recipes: list, mem, sps: np.ndarray, read_words, limit: Optional[int] = None) -> list:
+def holding(recipes: list, mem, sps: np.ndarray, limit: Optional[int] = None) -> list:
     """For each recipe, whether each stack (at sps) holds it, from one read of the
-    words they all need (read_words: see Recipe.matches); None for the first where it
-    cannot be checked that way (the others are then left out)."""
+    words they all need (target bulk read_words: a core from its mapping); None for
+    the first where it cannot be checked that way (the others are then left out)."""
     plan = _top_words(recipes, limit)
     if plan is None:
         return [None]
@@ -155,28 +162,29 @@ def holding(recipes: list, mem, sps: np.ndarray, read_words, limit: Optional[int
              for i in range(k)]
     n = len(sps)
     out = [np.zeros(n, dtype=bool) for _ in tests]
+    cw = core_words(mem)
     for lo in range(0, n, RECIPE_CHUNK):   # a chunk at a time: no (n, words) matrix
-        top, ok = read_words(mem, sps[lo:lo + RECIPE_CHUNK], size, keep=union)
+        top, ok = read_words(mem, sps[lo:lo + RECIPE_CHUNK], size, cw, keep=union)
         for o, (cols, want) in zip(out, tests):
             words = top if cols == every else top[:, cols]
             o[lo:lo + len(ok)] = np.all(words == want, axis=1) & ok
     return out
 
 
-def check_groups(groups: list, mem, sp: np.ndarray, read_words, core=None,
-                 limit: Optional[int] = None) -> list:
+def check_groups(groups: list, mem, sp: np.ndarray, limit: Optional[int] = None) -> list:
     """holding of each group, (recipes, rows: indices into sp), or None for a group
-    without recipes. core: a core's words (target CoreMem.words): then the
-    stacks of every group are read at once, in address order, so that each page of
-    stacks (two 2 KB stacks of goroutines of two shapes, mostly) is faulted in and
-    given back once, not once per group."""
+    without recipes. On a core (target CoreMem.words), the stacks of every group are
+    read at once, in address order, so that each page of stacks (two 2 KB stacks of
+    goroutines of two shapes, mostly) is faulted in and given back once, not once per
+    group."""
     out: list = [None] * len(groups)
     todo = [i for i, grp in enumerate(groups) if grp is not None]
+    core = core_words(mem)
     if core is not None and len(todo) > 1:
         todo = _merged(mem, core, sp, groups, todo, out, limit)
     for i in todo:
         recipes, rows = groups[i]
-        out[i] = holding(recipes, mem, sp[rows], read_words, limit)
+        out[i] = holding(recipes, mem, sp[rows], limit)
     return out
 
 

@@ -18,7 +18,6 @@ every problem is one line in .errors with the rest of the result kept.
 """
 from __future__ import annotations
 
-import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -422,7 +421,6 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
         sc.templates.append((name, None, None))
     mem = rt.mem
     cw = core_words(mem)
-    words_at = functools.partial(read_words, cw=cw)
     out_row, out_tmpl, out_val, out_off, out_addr = [], [], [], [], []
 
     # group the goroutines by where their unwind starts, then by recipe
@@ -454,7 +452,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
             cached = recipes.setdefault(key, [])
             matched = np.zeros(len(todo), dtype=bool)
             for rec in cached:
-                m = rec.recipe.matches(mem, sp[todo], words_at) & ~matched
+                m = rec.recipe.matches(mem, sp[todo]) & ~matched
                 if m.any():
                     _scan(sc, rec, todo[m], goid, sp, lo, hi, extras, out_row, out_tmpl,
                           out_val, out_off, out_addr, cw, errors)

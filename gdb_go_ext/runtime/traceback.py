@@ -23,7 +23,6 @@ go line is older) and synctest bubbles are not printed.
 """
 from __future__ import annotations
 
-import functools
 import struct
 from dataclasses import dataclass, field
 from typing import Optional
@@ -444,7 +443,6 @@ class _Stacks:
 
     def __init__(self, unwinder, rules: "_Rules", minor: int):
         self.unwinder, self.tab, self.mem = unwinder, unwinder.tab, unwinder.mem
-        self.read_words = functools.partial(read_words, cw=core_words(self.mem))
         self.rules, self.minor = rules, minor
         self.recipes: dict = {}     # (pc, hi - sp, trap) -> [(Recipe, result)]
         self.results: list = []     # (frames, elided, elided_at, error) per goroutine
@@ -473,8 +471,7 @@ class _Stacks:
                         results[i] = self._one(*starts[i])
                     break
                 recipe, result = recipes[-1]
-                same = recipe.matches(self.mem, [starts[i][1] for i in rest],
-                                      self.read_words).tolist()
+                same = recipe.matches(self.mem, [starts[i][1] for i in rest]).tolist()
                 todo = []
                 for i, ok in zip(rest, same):
                     if ok:

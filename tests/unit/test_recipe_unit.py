@@ -2,7 +2,6 @@
 fixture: a stack holds another goroutine's recipe exactly when it unwinds, on its own,
 to the same physical frames; the word reads, the byte reads and the core's merged reads
 of every group at once say the same; a stack overwritten with garbage holds no recipe."""
-import functools
 import os
 import struct
 import sys
@@ -17,7 +16,7 @@ sys.path.insert(0, HERE)
 from gdb_go_ext.errors import DecodeError  # noqa: E402
 from gdb_go_ext.runtime.goroutines import GoroutineWalker  # noqa: E402
 from gdb_go_ext.runtime.goruntime import GoRuntime  # noqa: E402
-from gdb_go_ext.target.bulk import read_words  # noqa: E402
+from gdb_go_ext.runtime import stack  # noqa: E402
 from gdb_go_ext.runtime.stack import Recipe, check_groups, holding  # noqa: E402
 from image import ImageTarget, cached_image, copy_memory, images, poke  # noqa: E402
 
@@ -44,7 +43,8 @@ def _shape(phys, sp):
 
 
 class _Core:
-    """words as a core's mapping gives them (target CoreMem.words), over a Memory."""
+    """words as a core's mapping gives them (target CoreMem.words: one size and word
+    selection for all, or one per address), over a Memory."""
 
     def __init__(self, mem):
         self.mem = mem
@@ -53,6 +53,9 @@ class _Core:
     def words(self, addrs, sizes, sels):
         mem = self.mem
         self.calls += 1
+        sizes = np.broadcast_to(sizes, addrs.shape)
+        if sels.ndim == 1:
+            sels = np.broadcast_to(sels, (len(addrs), len(sels)))
         w = np.zeros(sels.shape, dtype=np.uint64)
         held = np.zeros(len(addrs), dtype=bool)
         for i, (a, n) in enumerate(zip(addrs.tolist(), sizes.tolist())):
@@ -68,7 +71,6 @@ class _Core:
 def test_a_stack_holds_a_recipe_exactly_when_it_unwinds_alike(image):
     rt, walker, gs = _walk(image)
     unw = walker.unwinder
-    words = functools.partial(read_words, cw=None)
     groups: dict = {}
     for g in gs:
         groups.setdefault((g.pc, g.stack_hi - g.sp), []).append(g)
@@ -81,8 +83,9 @@ def test_a_stack_holds_a_recipe_exactly_when_it_unwinds_alike(image):
         assert recipe.offsets == tuple(sorted(recipe.offsets)) and recipe.size <= \
             first.stack_hi - first.sp
         sps = np.array([g.sp for g in members], dtype=np.uint64)
-        by_words = recipe.matches(rt.mem, sps, words)
-        by_bytes = recipe.matches(rt.mem, sps)
+        assert recipe.words is not None
+        by_words = recipe.matches(rt.mem, sps)
+        by_bytes = recipe.matches_from_bytes(rt.mem, sps)
         assert by_words.tolist() == by_bytes.tolist()
         want = _shape(phys, first.sp)
         for g, same in zip(members, by_words.tolist()):
@@ -97,7 +100,7 @@ def test_a_stack_holds_a_recipe_exactly_when_it_unwinds_alike(image):
     assert checked == len(gs) and shared > 0
 
 
-def test_garbage_holds_no_recipe_and_every_read_agrees(image):
+def test_garbage_holds_no_recipe_and_every_read_agrees(image, monkeypatch):
     img, types, mem0 = image
     rt0, walker0, gs0 = _walk(image)
     unw = walker0.unwinder
@@ -118,19 +121,20 @@ def test_garbage_holds_no_recipe_and_every_read_agrees(image):
         poke(mem, g.sp + r.offsets[0], struct.pack("<Q", r.want[0] ^ 0x5a5a))
         spoiled.add(g.sp)
     rt = GoRuntime(ImageTarget(img, types, mem))
-    words = functools.partial(read_words, cw=None)
     sp = np.array([g.sp for g in gs0], dtype=np.uint64)
     row_of = {g.sp: i for i, g in enumerate(gs0)}
     plan = [([r, Recipe(r.offsets[:1], r.want[:1])],
              np.array([row_of[g.sp] for g in members], dtype=np.int64))
             for r, members in recipes] + [None]
-    alone = check_groups(plan, rt.mem, sp, words)
+    alone = check_groups(plan, rt.mem, sp)
     core = _Core(rt.mem)
-    merged = check_groups(plan, rt.mem, sp, words, core)
+    with monkeypatch.context() as patch:   # as on a core: every group's tops read at once
+        patch.setattr(stack, "core_words", lambda mem: core)
+        merged = check_groups(plan, rt.mem, sp)
     assert core.calls > 0 and alone[-1] is None and merged[-1] is None
     for (r, members), a, m in zip(recipes, alone, merged):
         assert [x.tolist() for x in a] == [x.tolist() for x in m]
-        before = r.matches(rt0.mem, [g.sp for g in members], words).tolist()
+        before = r.matches(rt0.mem, [g.sp for g in members]).tolist()
         want = [b and g.sp not in spoiled for b, g in zip(before, members)]
         assert want[0] and not want[-1]
         assert a[0].tolist() == want
@@ -138,7 +142,8 @@ def test_garbage_holds_no_recipe_and_every_read_agrees(image):
                  for g in members]
         assert a[1].tolist() == first and not first[-1]
         assert r.matches(rt.mem, [g.sp for g in members]).tolist() == want
-        assert holding([r], rt.mem, sp[plan[0][1]][:0], words)[0].tolist() == []
+        assert r.matches_from_bytes(rt.mem, [g.sp for g in members]).tolist() == want
+        assert holding([r], rt.mem, sp[plan[0][1]][:0])[0].tolist() == []
     # a slot off the 8-byte grid is read from bytes, and unreadable stacks hold nothing
     r = recipes[0][0]
     odd = Recipe((r.offsets[0] + 4,), (0,))
