@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """`go trace FILE --json` (the reader and the summary) against `go tool trace -d=parsed`.
 
-A generator program (its Go source is below: goroutines ping-ponging over channels,
-sleeping, taking a mutex, allocating, so the trace has every kind of transition and GCs)
-writes an execution trace of about -m MB (default 50). Then, alternated over --rounds
+bench/tracegen (goroutines ping-ponging over channels, sleeping, taking a mutex,
+allocating, so the trace has every kind of transition and GCs) writes an execution trace of about -m MB (default 50). Then, alternated over --rounds
 rounds, under the bench lock (/tmp/gdb_go_ext-bench.lock, so benches never overlap):
 `go tool trace -d=parsed FILE > /dev/null` (-d=1 before Go 1.24) of the same toolchain,
 and `python -m gdb_go trace FILE --json > /dev/null` (no gdb: the view in-process), and
@@ -31,88 +30,6 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 import harness  # noqa: E402
 
 LOCK = "/tmp/gdb_go_ext-bench.lock"
-GEN = r'''package main
-
-import (
-	"os"
-	"runtime/trace"
-	"strconv"
-	"sync"
-	"sync/atomic"
-	"time"
-)
-
-type counter struct {
-	f *os.File
-	n atomic.Int64
-}
-
-func (c *counter) Write(p []byte) (int, error) {
-	c.n.Add(int64(len(p)))
-	return c.f.Write(p)
-}
-
-var sink [][]byte
-
-func main() {
-	limit, _ := strconv.ParseInt(os.Args[2], 10, 64)
-	f, err := os.Create(os.Args[1])
-	if err != nil {
-		panic(err)
-	}
-	c := &counter{f: f}
-	trace.Start(c)
-	var mu sync.Mutex
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := 0; i < 64; i++ {
-		a, b := make(chan int), make(chan int)
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					close(a)
-					return
-				case a <- 1:
-				}
-				<-b
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			for range a {
-				mu.Lock()
-				sink = append(sink, make([]byte, 256))
-				if len(sink) > 4096 {
-					sink = nil
-				}
-				mu.Unlock()
-				b <- 1
-			}
-		}()
-	}
-	for i := 0; i < 8; i++ {
-		go func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-					time.Sleep(50 * time.Microsecond)
-				}
-			}
-		}()
-	}
-	for c.n.Load() < limit {
-		time.Sleep(10 * time.Millisecond)
-	}
-	close(stop)
-	trace.Stop()
-	f.Close()
-}
-'''
 
 
 def go_for(tc):
@@ -123,13 +40,12 @@ def go_for(tc):
 
 
 def make_trace(go, env, mb, dest):
+    """A trace of about mb MB from bench/tracegen (the generator bench_trace_go uses)."""
     with tempfile.TemporaryDirectory(prefix="bench-trace-") as d:
-        with open(os.path.join(d, "main.go"), "w") as f:
-            f.write(GEN)
-        with open(os.path.join(d, "go.mod"), "w") as f:
-            f.write("module tracegen\n\ngo 1.22\n")
-        subprocess.run([go, "build", "-o", "gen", "."], cwd=d, env=env, check=True)
-        subprocess.run([os.path.join(d, "gen"), dest, str(mb << 20)], check=True, timeout=600)
+        gen = os.path.join(d, "tracegen")
+        subprocess.run([go, "build", "-o", gen, "."], cwd=os.path.join(HERE, "tracegen"),
+                       env=env, check=True)
+        subprocess.run([gen, dest, str(mb)], check=True, timeout=600)
 
 
 def run(argv):
