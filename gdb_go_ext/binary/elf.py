@@ -116,6 +116,18 @@ class ElfFile:
         """The file's bytes (of its read-only mmap, when made by open)."""
         return self._mv
 
+    def close(self) -> None:
+        """Unmap the file now (a deleted core's blocks go back at once), unless views of
+        it are still held elsewhere: then it goes when the last of them does."""
+        data = self._data
+        if not isinstance(data, mmap.mmap):
+            return
+        try:
+            self._mv.release()
+            data.close()
+        except BufferError:
+            pass
+
     @property
     def mapping(self) -> Optional[mmap.mmap]:
         """The read-only mmap of the file (made by open, for madvise), else None."""

@@ -681,12 +681,18 @@ class CoreMem:
         return offs, list(fits)
 
     def close(self) -> None:
+        """Let go of the core: its fd and, where no view of it is held any more, its
+        mapping (whoever still holds this object, the file's blocks then go back)."""
         fd, self._fd = self._fd, None
         if fd is not None and fd is not False:
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self._views.clear()
+        self._np = self._tables = self._last = self._mmap = None
+        self.mv = memoryview(b"")
+        self.elf.close()
 
     def __del__(self, _close=os.close):   # bound now: no import at interpreter exit
         fd = getattr(self, "_fd", None)
