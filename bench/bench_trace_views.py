@@ -21,13 +21,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 import harness  # noqa: E402
+from bench_trace_go import run  # noqa: E402  (wall, CPU and peak RSS of one run)
 
 LOCK = "/tmp/gdb_go_ext-bench.lock"
 
@@ -46,21 +46,6 @@ def make_trace(go, env, mb, dest):
         subprocess.run([go, "build", "-o", gen, "."], cwd=os.path.join(HERE, "tracegen"),
                        env=env, check=True)
         subprocess.run([gen, dest, str(mb)], check=True, timeout=600)
-
-
-def run(argv):
-    """(wall seconds, peak RSS MB, CPU seconds: user + system) of argv, its output to
-    /dev/null."""
-    with open(os.devnull, "w") as null:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        _, status, ru = os.wait4(p.pid, 0)
-        dt = time.perf_counter() - t0
-        err = p.stderr.read().decode(errors="replace")
-        p.stderr.close()
-    if status != 0:
-        raise SystemExit("%s failed (status %d): %s" % (argv[:4], status, err[-2000:]))
-    return dt, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime
 
 
 def main():
@@ -93,7 +78,7 @@ def main():
                         ("go tool trace " + flag, theirs, t_theirs, rss_theirs, cpu["theirs"]),
                         ("go trace --json", ours, t_ours, rss_ours, cpu["ours"]),
                         ("the reader alone", reader, t_reader, rss_reader, cpu["reader"])):
-                    dt, rss, c_s = run(argv)
+                    dt, c_s, rss = run(argv, os.devnull)
                     ts.append(dt)
                     rs.append(rss)
                     c.append(c_s)

@@ -18,20 +18,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from gdb_go_ext.binary.leb128 import uleb128_bytes  # noqa: E402
 from gdb_go_ext.exectrace import wire  # noqa: E402
 
 _TYPE = {name: t for t, name in enumerate(wire.NAMES)}
 _WITH_DATA = {wire.EV_STRING, wire.EV_EXPERIMENTAL_BATCH}
 _ARG = re.compile(r"(\w+)=(\d+)$")
 
-
-def _uvarint(v: int) -> bytes:
-    out = bytearray()
-    while v >= 0x80:
-        out.append(v & 0x7F | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def _go_unquote(s: str) -> bytes:
@@ -71,10 +64,10 @@ def text_to_binary(text: str) -> bytes:
         typ = _TYPE[toks[0]]
         args = _args(toks[1:])
         out.append(typ)
-        out += b"".join(_uvarint(v) for v in args)
+        out += b"".join(uleb128_bytes(v) for v in args)
         if typ == wire.EV_STACK:
             for _ in range(args[1]):
-                out += b"".join(_uvarint(v) for v in _args(_tokens(lines[i])))
+                out += b"".join(uleb128_bytes(v) for v in _args(_tokens(lines[i])))
                 i += 1
         if typ in _WITH_DATA:
             key, _, quoted = lines[i].partition("=")
@@ -82,7 +75,7 @@ def text_to_binary(text: str) -> bytes:
                 raise ValueError("malformed data: %r" % lines[i])
             data = _go_unquote(quoted)
             i += 1
-            out += _uvarint(len(data)) + data
+            out += uleb128_bytes(len(data)) + data
     return bytes(out)
 
 

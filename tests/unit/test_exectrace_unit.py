@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import exectrace_truth as T  # noqa: E402
 from gdb_go_ext.exectrace import Event, TraceFormatError, read_trace  # noqa: E402
+from gdb_go_ext.binary.leb128 import uleb128_bytes  # noqa: E402
 from gdb_go_ext.errors import GoExtError  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -190,7 +191,7 @@ def test_bulk_varints_match_one_by_one():
     for _ in range(300):
         vals = [rng.choice((rng.randrange(128), rng.randrange(1 << 21), rng.randrange(1 << 64)))
                 for _ in range(rng.randrange(1, 40))]
-        data = b"".join(_uvarint(v) for v in vals)
+        data = b"".join(uleb128_bytes(v) for v in vals)
         cut = data[:rng.randrange(len(data) + 1)]
         assert wire.uvarints(data) == vals
         assert wire.uvarints_all(data) == (vals, True)
@@ -199,14 +200,6 @@ def test_bulk_varints_match_one_by_one():
     for bad in (b"\x80" * 10 + b"\x01", b"\xff" * 9 + b"\x02", b"\x05" + b"\x80" * 11):
         assert wire.uvarints_all(bad) == _uvarints_one_by_one(bad)
 
-
-def _uvarint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append(v & 0x7F | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def test_frontier_sort_is_slices_sortfunc():
