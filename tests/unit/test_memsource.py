@@ -319,6 +319,17 @@ def test_memory_gather_fixed_strided_reports_read_errors(pattern, guarded):
 # --- CoreMem.gather_fixed over a small ELF core written here: three PT_LOAD
 # segments with gaps between them, one of them only partly in the file
 # (filesz < memsz: not served), and the same file cut short.
+def _written_bytes(segs, offsets, cut, addr, size):
+    """The size bytes at addr as the first two segments written hold them (None where
+    they do not, or where the core was cut at cut before them)."""
+    for (vaddr, data, memsz), off in zip(segs[:2], offsets):
+        if vaddr <= addr and addr + size <= vaddr + len(data):
+            if cut and off + addr - vaddr + size > cut:
+                return None
+            return data[addr - vaddr:addr - vaddr + size]
+    return None
+
+
 def _write_core(path, segments, cut=None):
     """segments: (vaddr, data, memsz); returns the file offset of each segment's data."""
     phoff, phentsize = 64, 56
@@ -353,12 +364,7 @@ def test_core_gather_fixed_matches_segments(tmp_path, truncate):
     size = 24
 
     def want(addr):
-        for (vaddr, data, memsz), off in zip(segs[:2], offsets):
-            if vaddr <= addr and addr + size <= vaddr + len(data):
-                if cut and off + addr - vaddr + size > cut:
-                    return None
-                return data[addr - vaddr:addr - vaddr + size]
-        return None
+        return _written_bytes(segs, offsets, cut, addr, size)
     addrs = [-100, -8, 0, 0x10000, 0x10000 + 8192 - size, 0x10000 + 8192 - size + 1,
              0x20000, 0x40000 + 900, 0x40000 + 1000, 0x40000 + 4096 - size, 0x50000, 1 << 62]
     # runs 40 apart (read as one piece with stride 40): inside a segment, across a
@@ -511,12 +517,7 @@ def test_core_numpy_reads_match_segments(tmp_path, truncate):
     size, stride = 24, 40
 
     def want(addr):
-        for (vaddr, data, memsz), off in zip(segs[:2], offsets):
-            if vaddr <= addr and addr + size <= vaddr + len(data):
-                if cut and off + addr - vaddr + size > cut:
-                    return None
-                return data[addr - vaddr:addr - vaddr + size]
-        return None
+        return _written_bytes(segs, offsets, cut, addr, size)
     addrs = [0x10000 + 8 * rnd.randrange(1000) for _ in range(300)]
     addrs += [0x10000 + 8192 - 16, 0x20000, 0x40000 + 8 * 100, 0x40000 + 4096 - 8, 0x50000]
     addrs += [0x10000 + 800 + j * stride for j in range(20)] + [0x40000 + 960 + j * stride
