@@ -24,8 +24,9 @@ _ASCII_FALLBACK = str.maketrans({
     "\u00d7": "x", "\u2192": "->", "\u2190": "<-", "\u21d2": "=>", "\u2500": "-",
     "\u2502": "|", "\u251c": "|", "\u2514": "`", "\u250c": "+", "\u2510": "+",
     "\u2518": "+", "\u253c": "+", "\u2022": "*", "\u00b7": ".", "\u2265": ">=",
-    "\u2264": "<=", "\u2260": "!=", "\u201c": '"', "\u201d": '"', "\u2018": "'",
-    "\u2019": "'", "\u00a0": " "})
+    "\u2264": "<=", "\u2260": "!=", "\u2018": "'", "\u2019": "'", "\u00a0": " "})
+# (no stand-in is '"' or '\\': inside a JSON string it would end it; curly double quotes
+# come only from the program's data, and are escaped as \u201c, \u201d)
 _ASCII_ERRORS = "gdb_go_ext.ascii"
 
 

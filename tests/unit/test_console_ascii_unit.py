@@ -6,7 +6,7 @@ import io
 import json
 import sys
 
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from gdb_go_ext.views import console
 
@@ -18,6 +18,8 @@ def test_known_characters():
 
 
 @given(st.text())
+@example("\u201c")
+@example("a \u201dquoted\u201d \\ b")
 def test_json_stays_json(s):
     """Any string in JSON (as json_text writes it, ensure_ascii=False) reads back the same
     after ascii_text, but for the characters with stand-ins."""
