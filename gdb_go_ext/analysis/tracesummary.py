@@ -67,7 +67,7 @@ class GoroutineSummary:
     blocked_ns: dict = field(default_factory=dict)
     ps: dict = field(default_factory=dict)    # P -> running ns, in the order first run
     transitions: int = 0
-    last_ev: object = None                    # the event of its last transition (or status)
+    last_ev: object = None                    # the record of its last transition (or status)
     last_p: int = -1                          # the P and M it last ran on
     last_m: int = -1
     last_ran_ns: Optional[int] = None         # when it last stopped running
@@ -86,11 +86,10 @@ class GoroutineSummary:
     @property
     def last(self) -> Optional[Transition]:
         """Its last transition (when it made none, the last status that changed its state)."""
-        ev = self.last_ev
-        if ev is None:
+        r = self.last_ev
+        if r is None:
             return None
-        return Transition(ev.time, ev.from_state, ev.to_state, ev.reason or "",
-                          ev.transition_stack, ev.m, ev.p, ev.g)
+        return Transition(r[1], r[8], r[9], r[10] or "", r[11], r[2], r[3], r[4])
 
     @property
     def blocked_total_ns(self) -> int:
@@ -185,11 +184,11 @@ def parse_window(text: str) -> tuple:
     return lo, hi
 
 
-def _scope(ev) -> tuple:
+def _scope(resource, rid, attrs) -> tuple:
     """(kind, id) of a range event's scope: ('Goroutine', 7), ('Proc', 1), (None, -1)."""
-    if ev.resource is not None and ev.id is not None:
-        return ev.resource, ev.id
-    s = ev.attrs.get("Scope") if ev.attrs else None
+    if resource is not None and rid is not None:
+        return resource, rid
+    s = attrs.get("Scope") if attrs else None
     if isinstance(s, str):
         m = re.match(r"(\w+)\((-?\d+)\)", s)
         if m:
@@ -199,15 +198,26 @@ def _scope(ev) -> tuple:
     return None, -1
 
 
-def _name(ev) -> str:
-    a = ev.attrs or {}
+def _name(attrs) -> str:
+    a = attrs or {}
     n = a.get("Name", a.get("name", a.get("Label", "")))
     return n if isinstance(n, str) else ""
 
 
+def _records(events) -> Iterable:
+    """An exectrace.Trace's records (no object per event), or any iterable of Events as
+    records (Event's fields in its order)."""
+    records = getattr(events, "records", None)
+    if records is not None:
+        return records()
+    return ((e.kind, e.time, e.m, e.p, e.g, e.stack, e.resource, e.id, e.from_state,
+             e.to_state, e.reason, e.transition_stack, e.attrs) for e in events)
+
+
 def summarize(events: Iterable, version: str = "", window: Optional[tuple] = None,
               timeline_for: Optional[int] = None, top_gaps: int = TOP_GAPS) -> TraceSummary:
-    """One pass over the events (an exectrace.Trace or any iterable of its Events).
+    """One pass over the events (an exectrace.Trace, read as records, or any iterable of
+    its Events).
     window: (t0, t1) in ns relative to the trace's first event (t1 None: to the end).
     timeline_for: the goroutine whose every transition is kept (GoroutineSummary.timeline)."""
     s = TraceSummary(version=version)
@@ -238,9 +248,9 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     heapq.heapreplace(pp.gaps, item)
             pp.gap_since = None
 
-    it = iter(events)
+    it = iter(_records(events))
     for ev in it:                       # the first event sets the window
-        s.start_ns = t = ev.time
+        s.start_ns = t = ev[1]
         if window is not None:
             lo = t + window[0]
             hi = far if window[1] is None else t + window[1]
@@ -250,19 +260,15 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
         it = itertools.chain((ev,), it)
         break
     for ev in it:
-        t = ev.time
+        kind, t, em, ep, eg, stack, res, rid, frm, to, ereason, tstack, attrs = ev
         if t > hi:
             t = hi
             break
         if t >= lo:
             n += 1
-        kind = ev.kind
         if kind == "StateTransition":
-            res = ev.resource
             if res == "Goroutine":
-                gid = ev.id
-                to = ev.to_state
-                frm = ev.from_state
+                gid = rid
                 g = gs.get(gid)
                 if g is None:
                     g = gs[gid] = GoroutineSummary(gid, first_ns=t, since=t)
@@ -286,10 +292,10 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                                 if pp is not None:
                                     pp.gc_worker_ns += d
                     g.last_ran_ns = t
-                    p = ev.p
+                    p = ep
                     if p >= 0:
                         g.last_p = p
-                        g.last_m = ev.m
+                        g.last_m = em
                 elif old == "Runnable":
                     g.runnable_ns += d
                     runnable -= 1
@@ -305,10 +311,10 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                 g.state = to
                 g.since = t
                 if to == "Running":
-                    p = ev.p
+                    p = ep
                     g.on_p = p
                     g.last_p = p
-                    g.last_m = ev.m
+                    g.last_m = em
                     if t >= lo:
                         if p >= 0 and p not in g.ps:
                             g.ps[p] = 0
@@ -316,7 +322,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                         if pp is not None:
                             pp.goroutines_run += 1
                 elif to == "Waiting":
-                    g.reason = ev.reason
+                    g.reason = ereason
                 elif to == "Runnable":
                     runnable += 1
                     if runnable == 1:
@@ -326,10 +332,10 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                                 pp.gap_since = t
                     if frm == "NotExist":
                         g.created_ns = t
-                        g.created_by = ev.g
-                        g.created_stack = ev.stack
-                        if ev.transition_stack:
-                            g.start_function = ev.transition_stack[0].function
+                        g.created_by = eg
+                        g.created_stack = stack
+                        if tstack:
+                            g.start_function = tstack[0].function
                             if g.start_function == GC_WORKER_FUNCTION:
                                 g.gc_worker = True
                 if frm != "Undetermined":
@@ -337,22 +343,21 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     if t >= lo:
                         g.transitions += 1
                 else:
-                    if g.last_ev is None or g.last_ev.from_state == "Undetermined":
+                    if g.last_ev is None or g.last_frm == "Undetermined":
                         g.last_ev = ev
-                    if not g.gc_worker and ev.transition_stack and any(
-                            f.function == GC_WORKER_FUNCTION for f in ev.transition_stack):
+                    if not g.gc_worker and tstack and any(
+                            f.function == GC_WORKER_FUNCTION for f in tstack):
                         g.gc_worker = True      # a worker made before the trace, by its status
                 if g.timeline is not None and t >= lo and len(g.timeline) < MAX_TIMELINE:
-                    g.timeline.append(Transition(t, frm, to, ev.reason or "",
-                                                 ev.transition_stack, ev.m, ev.p, ev.g))
+                    g.timeline.append(Transition(t, frm, to, ereason or "",
+                                                 tstack, em, ep, eg))
             elif res == "Proc":
-                pid = ev.id
-                to = ev.to_state
+                pid = rid
                 pp = ps.get(pid)
                 if pp is None:
                     pp = ps[pid] = PSummary(pid, first_ns=t, since=t)
                 old = pp.state
-                if ev.from_state == "Undetermined" and old == to:
+                if frm == "Undetermined" and old == to:
                     continue
                 d = clip(pp.since, t)
                 if old == "Running":
@@ -372,10 +377,10 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     if runnable > 0:
                         pp.gap_since = t
         elif kind == "RangeBegin" or kind == "RangeEnd" or kind == "RangeActive":
-            name = _name(ev)
+            name = _name(attrs)
             if not (name.startswith("GC") or name.startswith("stop-the-world")):
                 continue
-            sk, sid = _scope(ev)
+            sk, sid = _scope(res, rid, attrs)
             key = (name, sk, sid)
             if kind == "RangeEnd":
                 begun = open_ranges.pop(key, None)
@@ -386,13 +391,13 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                 if kind == "RangeBegin":
                     if name == "GC concurrent mark phase" and t >= lo:
                         s.gc_cycles += 1
-                    open_ranges[key] = (t, ev.p)
+                    open_ranges[key] = (t, ep)
                 elif key not in open_ranges:    # active since before this generation
-                    open_ranges[key] = (t, ev.p)
+                    open_ranges[key] = (t, ep)
         elif kind == "Label":
-            if ev.g >= 0 or ev.id is not None:
-                gid = ev.id if ev.resource == "Goroutine" and ev.id is not None else ev.g
-                lab = _name(ev)
+            if eg >= 0 or rid is not None:
+                gid = rid if res == "Goroutine" and rid is not None else eg
+                lab = _name(attrs)
                 if lab.startswith("GC ("):
                     g = gs.get(gid)
                     if g is not None:
@@ -437,7 +442,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
         # goroutines that ended before the window or began after it are not in it
         for gid in [gid for gid, g in gs.items()
                     if (g.first_ns > end) or (g.state == "NotExist" and g.transitions == 0
-                                              and (g.last_ev is None or g.last_ev.time < lo))]:
+                                              and (g.last_ev is None or g.last_ev[1] < lo))]:
             del gs[gid]
     return s
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import re
+from itertools import starmap
 from collections import deque
 from datetime import datetime, timezone
 from typing import Iterator, Optional
@@ -147,11 +148,10 @@ class Trace:
         tspec = _TSPEC
         stack_arg = _STACK_ARG
         wire26 = ver >= 26
-        mk = Event  # attrs given as {}: cheaper than its default factory
 
         def fixed(ev):
             """ReadEvent's epilogue (validateTableIDs, then time made strictly increasing)
-            and the Event; state transitions, nearly all of a trace, the short way (their
+            and the event's record; state transitions, nearly all of a trace, the short way (their
             table IDs are checked as they are looked up, in validateTableIDs' order)."""
             nonlocal last_ts
             typ, t, m, p, g, a, x, tbl = ev
@@ -215,8 +215,7 @@ class Trace:
                 tstack = stack
             else:  # GoCreate: the new goroutine's stack
                 tstack = tbl.stack(a[1], frames) if a[1] else ()
-            return mk("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack,
-                      {})
+            return ("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack, {})
 
         frontier = []
         cpu = []
@@ -292,16 +291,16 @@ class Trace:
                         if et <= last_ts:
                             et = last_ts + 1
                         last_ts = et
-                        yield mk("StateTransition", et, ev[2], ev[3], NO_ID, (),
-                                 "Goroutine", a[0], "Runnable", "Running", "", (), {})
+                        yield ("StateTransition", et, ev[2], ev[3], NO_ID, (),
+                               "Goroutine", a[0], "Runnable", "Running", "", (), {})
                     elif typ == GO_UNBLOCK and a[0] < SIGN64 and \
                             (stack := gen.stack_cache.get(a[2]) if a[2] else ()) is not None:
                         et = ev[1]
                         if et <= last_ts:
                             et = last_ts + 1
                         last_ts = et
-                        yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                 "Goroutine", a[0], "Waiting", "Runnable", "", (), {})
+                        yield ("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                               "Goroutine", a[0], "Waiting", "Runnable", "", (), {})
                     elif typ == GO_BLOCK and \
                             (stack := gen.stack_cache.get(a[1]) if a[1] else ()) is not None \
                             and (reason := gen.strings.get(a[0]) if a[0] else "") is not None:
@@ -309,9 +308,8 @@ class Trace:
                         if et <= last_ts:
                             et = last_ts + 1
                         last_ts = et
-                        yield mk("StateTransition", et, ev[2], ev[3], ev[4], stack,
-                                 "Goroutine", ev[4], "Running", "Waiting", reason, stack,
-                                 {})
+                        yield ("StateTransition", et, ev[2], ev[3], ev[4], stack,
+                               "Goroutine", ev[4], "Running", "Waiting", reason, stack, {})
                     else:
                         yield fixed(ev)
                     while queue:
@@ -425,14 +423,20 @@ class Trace:
 
     def __iter__(self) -> Iterator[Event]:
         self.error = None
+        return starmap(Event, self._raw())
+
+    def records(self) -> Iterator[tuple]:
+        """The events as plain tuples, Event's fields in its order (kind, time, m, p, g,
+        stack, resource, id, from_state, to_state, reason, transition_stack, attrs):
+        the same stream as iterating, without an object per event (what summaries read)."""
+        self.error = None
         return self._raw()
 
-    def _convert(self, ev, t) -> Event:
-        """A queued event (typ, time, m, p, g, args, extra, generation) as an Event, at
+    def _convert(self, ev, t) -> tuple:
+        """A queued event (typ, time, m, p, g, args, extra, generation) as a record, at
         its fixed time t."""
         typ, _, m, p, g, a, x, gen = ev
         frames = self._frames
-        mk = Event
         kind = _KIND.get(typ, "Bad")
         stack = ()
         if typ == W.EV_SYNC_EVENT:
@@ -443,7 +447,7 @@ class Trace:
                     attrs["Trace"] = int(gen.snap_time * gen.freq)
                     attrs["Mono"] = gen.snap_mono
                     attrs["Wall"] = _wall(gen.snap_sec, gen.snap_nsec)
-            return mk(kind, t, m, p, g, (), attrs=attrs)
+            return (kind, t, m, p, g, (), None, None, None, None, None, (), attrs)
         si = W.STACK_ARG.get(typ)
         if si is not None:
             stack = gen.stack(a[si], frames)
@@ -488,7 +492,7 @@ class Trace:
         elif kind == "Log":
             attrs.update(Task=a[0], Category=strings.get(a[1], ""),
                          Message=strings.get(a[2], ""))
-        return mk(kind, t, m, p, g, stack, attrs=attrs)
+        return (kind, t, m, p, g, stack, None, None, None, None, None, (), attrs)
 
 
 
