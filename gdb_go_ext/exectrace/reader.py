@@ -242,6 +242,12 @@ class Trace:
                 else:
                     bound = _MAX_TIME
                 self._cur_offset = c.offset
+                # the cursor's place in its batch, kept here while it is the head (written
+                # back to it before anything else reads it)
+                vals = c.vals
+                nv = len(vals)
+                i = c.vpos
+                last = c.last_ts
                 while True:
                     # the ordering's function for the event's kind, straight from the table
                     # once the M's state is on the cursor (Ordering.advance made it): it
@@ -252,32 +258,37 @@ class Trace:
                     else:
                         ev = popleft() if advance(c, gen) else None
                     if ev is None:
+                        c.vpos, c.last_ts = i, last
                         self._slow_advance(order, frontier, gen, freq, maxev)
                         break
                     # the cursor's next event first (a broken one stops the trace before
                     # the event just let through, as in Go's tryAdvance), inline while it
                     # stays in its batch
-                    vals = c.vals
-                    i = c.vpos
-                    nv = len(vals)
                     typ = vals[i] if i < nv else 0
                     n = NARGS[typ] if typ <= maxev else 0
                     if n and i + n < nv:
                         c.typ = typ
                         dt = vals[i + 1]
-                        c.time = c.last_ts = t = (
+                        c.time = last = t = (
                             dt * ifreq if dt < dt_exact else int(dt * freq)) + (
-                            c.last_ts or int(c.btime * freq))
+                            last or int(c.btime * freq))
                         c.args = vals[i + 2:i + 1 + n]
-                        c.vpos = i + 1 + n
-                    elif c.next_event(freq, maxev):
-                        t = c.time
-                        self._cur_offset = c.offset
+                        i += 1 + n
                     else:
-                        queue.appendleft(ev)
-                        heap_remove(frontier, 0)
-                        break
+                        c.vpos, c.last_ts = i, last
+                        if c.next_event(freq, maxev):
+                            t = c.time
+                            self._cur_offset = c.offset
+                            vals = c.vals
+                            nv = len(vals)
+                            i = c.vpos
+                            last = c.last_ts
+                        else:
+                            queue.appendleft(ev)
+                            heap_remove(frontier, 0)
+                            break
                     if t > bound:  # another M's turn: the outer loop gives the events out
+                        c.vpos, c.last_ts = i, last
                         queue.appendleft(ev)
                         heap_sift_down(frontier, 0)  # heapUpdate(0): sifting up is a no-op
                         break
