@@ -11,10 +11,13 @@ transitions (from-state not Undetermined) and its state at the end. Ours:
 `python -m gdb_go trace FILE --json` (no gdb). Alternated over --rounds rounds under the
 bench lock (/tmp/gdb_go_ext-bench.lock), each one's wall time, CPU time and peak RSS, the
 medians, the ratio ours / Go's, and whether every goroutine's transitions and end state
-agree. Benchmarks print; they never assert.
+agree. With --base COMMIT (bench/basecode.py), COMMIT's gdb_go_ext reads the same file
+in the same rounds too (the order of the two alternating per round): both medians, the
+ratio this / base, and whether the two wrote the same JSON. Benchmarks print; they never
+assert.
 
     python bench/bench_trace_go.py [-m 100] [--toolchain go1.26.6] [--rounds 3]
-        [--dir DIR] [--trace FILE]
+        [--dir DIR] [--trace FILE] [--base COMMIT]
 """
 import argparse
 import fcntl
@@ -30,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
+import basecode  # noqa: E402
 import harness  # noqa: E402
 
 LOCK = "/tmp/gdb_go_ext-bench.lock"
@@ -47,11 +51,12 @@ def build(tc, name, out_dir):
     return exe
 
 
-def run(argv, out):
-    """(wall s, CPU s, peak RSS MB) of argv, its stdout to the file out."""
+def run(argv, out, cwd=None):
+    """(wall s, CPU s, peak RSS MB) of argv (run in cwd), its stdout to the file out."""
     with open(out, "wb") as f:
         t0 = time.perf_counter()
-        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             cwd=cwd)
         _, status, ru = os.wait4(p.pid, 0)
         dt = time.perf_counter() - t0
         err = p.stderr.read().decode(errors="replace")
@@ -84,7 +89,9 @@ def main():
     ap.add_argument("--dir", default=os.path.join(harness.cache_dir(), "bigtraces"),
                     help="where traces and the two programs are kept")
     ap.add_argument("--trace", help="an existing trace instead of tNNN.trace under --dir")
+    basecode.add_option(ap)
     args = ap.parse_args()
+    base = basecode.tree(args.base) if args.base else None
     os.makedirs(args.dir, exist_ok=True)
     gen = build(args.toolchain, "tracegen", args.dir)
     xtrace = build(args.toolchain, "xtrace", args.dir)
@@ -96,17 +103,26 @@ def main():
             os.rename(path + ".tmp", path)
         size = os.path.getsize(path)
         ours = [sys.executable, "-m", "gdb_go", "trace", path, "--json"]
-        res = {"go": [], "ours": []}
+        # (argv, cwd): `python -m` imports gdb_go_ext from its cwd first (the base's tree)
+        progs = {"go": ([xtrace, path], None), "ours": (ours, REPO), "base": (ours, base)}
+        labels = {"go": "x/exp/trace", "ours": "gdb-go trace --json",
+                  "base": "gdb-go trace --json (base)"}
+        res = {"go": [], "ours": [], "base": []}
         with tempfile.TemporaryDirectory(prefix="bench_trace_go.") as tmp:
-            outs = {"go": os.path.join(tmp, "go.json"), "ours": os.path.join(tmp, "ours.json")}
+            outs = {k: os.path.join(tmp, k + ".json") for k in progs}
             for r in range(args.rounds):
-                for name, argv in (("go", [xtrace, path]), ("ours", ours)):
-                    res[name].append(run(argv, outs[name]))
+                order = ["go", "ours", "base"] if r % 2 == 0 else ["go", "base", "ours"]
+                for name in order if base else order[:2]:
+                    argv, cwd = progs[name]
+                    res[name].append(run(argv, outs[name], cwd))
                     print("round %d: %-28s %8.2f s  CPU %8.2f s  peak RSS %6.0f MB"
-                          % ((r + 1, "x/exp/trace" if name == "go" else "gdb-go trace --json")
-                             + res[name][-1]), flush=True)
+                          % ((r + 1, labels[name]) + res[name][-1]), flush=True)
             n, diffs = agreement(outs["go"], outs["ours"])
-    med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in res.items()}
+            if base:
+                with open(outs["ours"], "rb") as a, open(outs["base"], "rb") as b:
+                    same_json = a.read() == b.read()
+    med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in res.items()
+           if v}
     print("trace %s: %.1f MB (%s); medians of %d rounds" % (path, size / 1e6, args.toolchain,
                                                             args.rounds))
     for k, label in (("go", "x/exp/trace, every event"), ("ours", "gdb-go trace --json")):
@@ -117,6 +133,12 @@ def main():
     print("agreement on %d goroutines (transitions, end state): %s"
           % (n, "all equal" if not diffs else "%d differ: %s" % (len(diffs),
                                                                   "; ".join(diffs[:10]))))
+    if base:
+        for i, what in ((0, "wall"), (1, "CPU"), (2, "peak RSS")):
+            print("  " + basecode.line("gdb-go trace --json " + what, args.base,
+                                       [x[i] for x in res["ours"]],
+                                       [x[i] for x in res["base"]], "MB" if i == 2 else "s"))
+        print("  the same JSON as %s: %s" % (args.base, "yes" if same_json else "NO"))
 
 
 if __name__ == "__main__":
