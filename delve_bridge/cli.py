@@ -29,7 +29,7 @@ import traceback
 from gdb_go_ext.errors import GoExtError, UsageError
 from gdb_go_ext.views import catalog  # noqa: F401  (registers every view)
 from gdb_go_ext.views import registry
-from gdb_go_ext.views.console import fit_streams_to_locale
+from gdb_go_ext.views.console import WalkProgress, fit_streams_to_locale, stderr_is_terminal
 
 
 class _Terminated(BaseException):
@@ -207,7 +207,8 @@ def main(argv=None) -> int:
         alone = targetless(argv)
         if alone is not None:
             debug = debug or "--debug" in alone[0]
-            sys.stdout.write("".join(registry.run_without_target(alone[1])))
+            sys.stdout.write("".join(registry.run_without_target(
+                alone[1], progress=WalkProgress if stderr_is_terminal() else None)))
             sys.stdout.flush()
             return 0
         opts = parse(argv)

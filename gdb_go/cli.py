@@ -130,7 +130,10 @@ def cmd_trace(args) -> int:
         final = words[i + 1]
         part = words[i + 1] = partial_name(final)
     try:
-        out = registry.run_without_target(["trace"] + words, prog_prefix=f"{PROG} ")
+        from gdb_go_ext.views.console import WalkProgress, stderr_is_terminal
+        out = registry.run_without_target(
+            ["trace"] + words, prog_prefix=f"{PROG} ",
+            progress=WalkProgress if stderr_is_terminal() else None)
         if part is not None and os.path.exists(part):
             try:
                 os.replace(part, final)

@@ -99,7 +99,8 @@ class Trace:
     N: why", when damage stopped it: the events before are those Go's reader gives.
     .version is the header's wire version ("go1.22", "go1.23" (written by go1.23 and
     go1.24), "go1.25", "go1.26" (go1.26 and go1.27)); .wire the same as an int (22...);
-    .size the file's size in bytes when known."""
+    .size the file's size in bytes when known; .progress, where set with a size known,
+    is called with (the offset of the generation read now, .size) as each begins."""
 
     def __init__(self, opener, version: int, size: Optional[int] = None):
         self._opener = opener
@@ -109,6 +110,7 @@ class Trace:
         self.error: Optional[str] = None
         self._frames = {}
         self._cur_offset = 16
+        self.progress = None
 
     # -- the raw stream: (typ, time, m, p, g, args, extra, gen) after time fixing --
     def _raw(self):
@@ -399,6 +401,8 @@ class Trace:
         M's batches, heaped by their first event's time (reader.go's ReadEvent on a new
         generation), its CPU samples, and its tick frequency."""
         self._cur_offset = gen.offset
+        if self.progress is not None and self.size:
+            self.progress(gen.offset, self.size)
         cpu = deque(gen.cpu)
         freq = gen.freq
         # an integral frequency (64 ns per tick, Go 1.22+ on Linux) scales a time

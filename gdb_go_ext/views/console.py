@@ -186,15 +186,16 @@ def stderr_is_terminal() -> bool:
 class WalkProgress:
     """A rich progress bar on stderr (fd 2) for a goroutine walk, shown only once the
     walk has taken a second (and only where the front door says stderr is a terminal,
-    see stderr_is_terminal)."""
+    see stderr_is_terminal). in_bytes: done and total are bytes (a file read)."""
 
     DELAY = 1.0
 
-    def __init__(self, what: str = "reading goroutines"):
+    def __init__(self, what: str = "reading goroutines", in_bytes: bool = False):
         import time
         self._clock = time.monotonic
         self.t0 = self._clock()
         self.what = what
+        self.in_bytes = in_bytes
         self._bar = None
         self._task = None
 
@@ -206,11 +207,12 @@ class WalkProgress:
             if self._clock() - self.t0 < self.DELAY:
                 return
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-                TimeElapsedColumn
+            from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, \
+                Progress, TextColumn, TimeElapsedColumn
             import sys
             err = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
-            self._bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(),
+            count = DownloadColumn() if self.in_bytes else MofNCompleteColumn()
+            self._bar = Progress(TextColumn(self.what), BarColumn(), count,
                                  TimeElapsedColumn(),
                                  console=Console(file=err, force_terminal=True),
                                  transient=True)

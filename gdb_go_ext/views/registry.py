@@ -123,12 +123,14 @@ class Context:
             return walks.walk(rt, progress=progress, **kw)
 
 
-def run_without_target(words: list, width: int = 120, prog_prefix: str = "") -> Output:
+def run_without_target(words: list, width: int = 120, prog_prefix: str = "",
+                       progress: Optional[Callable] = None) -> Output:
     """Run a view that needs no target (View.needs_target False) from its words, as a
     front door with no debugger does: a view that asks for a target anyway gets one line."""
     def no_target():
         raise GoExtError(f"{words[0]} needs no target and has none")
-    return run(Context(no_target, width=width, prog_prefix=prog_prefix), words)
+    return run(Context(no_target, width=width, progress=progress, prog_prefix=prog_prefix),
+               words)
 
 
 def lookup(name: str) -> View:

@@ -4,6 +4,8 @@ Needs no target: it reads the file only (gdb with no program, `delve-bridge trac
 `gdb-go trace FILE`)."""
 from __future__ import annotations
 
+import contextlib
+
 from ..analysis.tracesummary import parse_window, summarize_trace
 from ..errors import GoExtError
 from .console import json_text
@@ -45,8 +47,15 @@ def open_trace(path: str):
         raise GoExtError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def summary_of(path: str, window=None, timeline_for=None):
-    return summarize_trace(open_trace(path), window=window, timeline_for=timeline_for)
+def summary_of(ctx, path: str, window=None, timeline_for=None):
+    """The TraceSummary of the trace at path, with a progress bar by bytes read where the
+    front door shows progress (a terminal) and the read takes over a second."""
+    trace = open_trace(path)
+    bar = ctx.progress("reading the trace", in_bytes=True) if ctx.progress is not None \
+        else contextlib.nullcontext(None)
+    with bar as report:
+        trace.progress = report
+        return summarize_trace(trace, window=window, timeline_for=timeline_for)
 
 
 # --- formatting --------------------------------------------------------------------------
@@ -182,7 +191,7 @@ def _timeline(s, g) -> str:
 
 def _run(ctx, args):
     window = parse_window(args.window) if args.window else None
-    s = summary_of(args.file, window=window, timeline_for=args.goroutine)
+    s = summary_of(ctx, args.file, window=window, timeline_for=args.goroutine)
     errors = [s.error] if s.error else []
     if s.start_ns is None and not errors:
         errors.append("the trace holds no events")

@@ -233,9 +233,8 @@ def parked_summary(s, parked: list) -> str:
 
 
 def _run_trace(ctx, args):
-    from ..analysis.tracesummary import summarize_trace
-    from .trace import open_trace, transition_text
-    s = summarize_trace(open_trace(args.dump))
+    from .trace import summary_of, transition_text
+    s = summary_of(ctx, args.dump)
     rt = ctx.runtime()
     notes = ([f"{args.dump}: {s.error}"] if s.error else [])
     notes += check_same_program(rt, s, args.dump)
