@@ -53,9 +53,12 @@ def roots_values(rootsets, keep=None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
-def _small(n: int):
+def index_type(n: int):
     """The narrowest signed int type for indices below n."""
     return np.int32 if n < (1 << 31) else np.int64
+
+
+_small = index_type
 
 
 def distinct(a: np.ndarray, n: int, scratch: Optional[np.ndarray] = None) -> np.ndarray:
@@ -258,6 +261,7 @@ def edge_pieces(heap, objs: np.ndarray):
 
 
 MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
+
 
 
 def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
