@@ -108,7 +108,7 @@ def _heap_state(rt, gs, progress) -> HeapState:
     give_back()
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
-    marked = heapmark.full_mark(heap, heapmark.roots_values(roots), errors=errors,
+    marked = heapmark.full_mark(heap, heapmark.roots_parts(roots), errors=errors,
                                 progress=progress)
     state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
     del marked

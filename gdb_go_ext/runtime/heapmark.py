@@ -41,6 +41,12 @@ def unique_first(a: np.ndarray) -> tuple:
     return b[m], order[m]
 
 
+def roots_parts(rootsets) -> list:
+    """The pointer words of every root set, one array each (for mark: no copy of them
+    all in one)."""
+    return [rs.value for rs in rootsets if rs is not None and len(rs.value)]
+
+
 def roots_values(rootsets, keep=None) -> np.ndarray:
     """The pointer words of some roots: every word of the root sets, or those whose
     per-word mask in keep (a list parallel to rootsets) is True."""
@@ -118,15 +124,20 @@ class Graph:
     the mark reads them: each piece sorted by source and appended, so a slot's pointers
     are the run first[slot] .. first[slot] + count[slot] of child (the target slot) and
     off (the pointer's byte offset in the source); first is -1 where the graph does not
-    hold the slot's pointers. int32 wherever it fits; the two edge arrays grow in place
-    (realloc), so no second copy of them is ever made."""
+    hold the slot's pointers. int32 wherever it fits. While the mark runs the two edge
+    arrays fill blocks of EDGE_BLOCK (allocated empty: pages resident only as they are
+    written, no zero-filled spare capacity); close() makes them one array each, a block
+    copied and let go at a time."""
+
+    EDGE_BLOCK = 1 << 24
 
     def __init__(self, n: int):
         self.n = n
         self.first = np.full(n, -1, dtype=_small(n))
         self.count = np.zeros(n, dtype=np.int32)
-        self.child = np.zeros(1 << 16, dtype=_small(n))
-        self.off = np.zeros(1 << 16, dtype=np.int32)
+        self.child = self.off = None          # (after close)
+        self._blocks: list = []               # [child block, off block, used]
+        self._child_dt, self._off_dt = _small(n), np.int32
         self.edges_total = 0
 
     def cover(self, objs: np.ndarray) -> None:
@@ -139,14 +150,12 @@ class Graph:
         if not k:
             return
         total = self.edges_total + k
-        if total > len(self.child):
-            cap = max(total, len(self.child) * 3 // 2)
-            self.child.resize(cap, refcheck=False)
-            self.off.resize(cap, refcheck=False)
         if total >= (1 << 31) and self.first.dtype != np.int64:
             self.first = self.first.astype(np.int64)
-        if int(off.max()) >= (1 << 31) and self.off.dtype != np.int64:
-            self.off = self.off.astype(np.int64)
+        if int(off.max()) >= (1 << 31) and self._off_dt != np.int64:
+            self._off_dt = np.int64
+            for b in self._blocks:
+                b[1] = b[1].astype(np.int64)
         if k > 1 and not (src[1:] >= src[:-1]).all():
             order = np.argsort(src, kind="stable")
             src, off, child = src[order], off[order], child[order]
@@ -156,14 +165,36 @@ class Graph:
         new = self.count[u] == 0
         self.first[u[new]] = at[new] + self.edges_total
         self.count[u] += cnt
-        self.child[self.edges_total:total] = child
-        self.off[self.edges_total:total] = off
+        done = 0
+        while done < k:
+            if not self._blocks or self._blocks[-1][2] == self.EDGE_BLOCK:
+                self._blocks.append([np.empty(self.EDGE_BLOCK, self._child_dt),
+                                     np.empty(self.EDGE_BLOCK, self._off_dt), 0])
+            b = self._blocks[-1]
+            take = min(k - done, self.EDGE_BLOCK - b[2])
+            b[0][b[2]:b[2] + take] = child[done:done + take]
+            b[1][b[2]:b[2] + take] = off[done:done + take]
+            b[2] += take
+            done += take
         self.edges_total = total
 
     def close(self) -> None:
-        """The edge arrays cut to their length."""
-        self.child.resize(self.edges_total, refcheck=False)
-        self.off.resize(self.edges_total, refcheck=False)
+        """The edge arrays as one array each (a single block: a view of its filled part)."""
+        blocks, self._blocks = self._blocks, []
+        if len(blocks) == 1:
+            self.child, self.off = blocks[0][0][:blocks[0][2]], blocks[0][1][:blocks[0][2]]
+            return
+        for j, dt in ((0, self._child_dt), (1, self._off_dt)):
+            out = np.empty(self.edges_total, dtype=dt)
+            at = 0
+            for b in blocks:
+                out[at:at + b[2]] = b[j][:b[2]]
+                at += b[2]
+                b[j] = None      # (let go of the block now)
+            if j == 0:
+                self.child = out
+            else:
+                self.off = out
 
     def covered(self, objs: np.ndarray) -> np.ndarray:
         return self.first[objs] >= 0
@@ -263,10 +294,23 @@ def edge_pieces(heap, objs: np.ndarray):
 MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
 
 
+def _located(heap, values, scratch: np.ndarray) -> np.ndarray:
+    """The distinct slots the pointer words values (an array, or a list of arrays: the
+    root sets' own, not one copy of them all) point into, located a chunk at a time."""
+    found = _Next(heap.n, scratch)
+    for part in (values if isinstance(values, list) else [values]):
+        part = np.asarray(part, dtype=np.uint64)
+        for lo in range(0, len(part), MARK_CHUNK):
+            idx = heap.locate(part[lo:lo + MARK_CHUNK])
+            found.add(idx[idx >= 0])
+    return found.frontier()
 
-def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
+
+
+def mark(heap, values, base: Optional[np.ndarray] = None,
          errors: Optional[list] = None, keep: bool = False, progress=None) -> np.ndarray:
-    """The slots reachable from the pointer words `values`, as a bool array; with base
+    """The slots reachable from the pointer words `values` (an array, or a list of
+    arrays), as a bool array; with base
     (a bool array of slots already marked and closed under reachability), the slots
     reachable beyond it are added to a copy of it. keep: read every pointer from
     memory and keep those followed as heap.graph (the full mark, from every root),
@@ -276,8 +320,7 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     marked = np.zeros(n, dtype=bool) if base is None else base.copy()
     scratch = np.zeros(n, dtype=bool)
     graph = Graph(n) if keep else None
-    idx = heap.locate(np.asarray(values, dtype=np.uint64))
-    frontier = distinct(idx[idx >= 0], n, scratch)
+    frontier = _located(heap, values, scratch)
     done = 0
     if progress is not None:
         progress("marking", 0, n)
@@ -314,7 +357,7 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     return marked
 
 
-def full_mark(heap, values: np.ndarray, errors: Optional[list] = None,
+def full_mark(heap, values, errors: Optional[list] = None,
               progress=None) -> np.ndarray:
     """mark() from every root, keeping the pointers it followed as heap.graph."""
     return mark(heap, values, errors=errors, keep=True, progress=progress)
