@@ -429,16 +429,16 @@ def _object_types(rt, st: HeapState) -> tuple:
     dt = heapmark.index_type(heap.n)     # (the typed slots a block at a time: no int64 index)
     frontier = np.concatenate([(np.flatnonzero(tid[lo:lo + CHUNK] >= 0) + lo).astype(dt)
                                for lo in range(0, heap.n, CHUNK)] or [np.zeros(0, dt)])
+    scratch = np.zeros(heap.n, dtype=bool)
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        found = []
+        found = heapmark.Frontier(heap.n, scratch)
         for lo in range(0, len(frontier), CHUNK):
             for piece in heapmark.edge_pieces(heap, frontier[lo:lo + CHUNK]):
                 c = _type_children(rt, heap, tid, tys, intern, pointees, piece)
-                found.append(c[tid[c] >= 0].astype(np.int32))
-        frontier = heapmark.distinct(np.concatenate(found), heap.n) if found else \
-            frontier[:0]
+                found.add(c[tid[c] >= 0])
+        frontier = found.frontier()
     return tid, tys
 
 
@@ -482,7 +482,7 @@ def _root_type_names(rs) -> tuple:
     templates, tmpl = getattr(roots, "templates", None), getattr(roots, "tmpl", None)
     if templates is not None and tmpl is not None:
         names = [t[2] for t in templates]
-        return names, np.asarray(tmpl, dtype=np.int64)
+        return names, np.asarray(tmpl)
     names: list = []
     pos: dict = {}
     out = np.empty(len(roots), dtype=np.int64)

@@ -90,9 +90,9 @@ def _flagged(flag: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Next:
-    """The next frontier of a mark, gathered as its pieces come: a list of the unmarked
-    children while few, a flag per slot once they are many (a level of millions costs a
+class Frontier:
+    """The next frontier of a breadth-first pass, gathered as its pieces come: a list of the
+    slots while few, a flag per slot once they are many (a level of millions costs a
     bool per slot, not an index per pointer)."""
 
     def __init__(self, n: int, scratch: np.ndarray):
@@ -294,10 +294,11 @@ def edge_pieces(heap, objs: np.ndarray):
 MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
 
 
+
 def _located(heap, values, scratch: np.ndarray) -> np.ndarray:
     """The distinct slots the pointer words values (an array, or a list of arrays: the
     root sets' own, not one copy of them all) point into, located a chunk at a time."""
-    found = _Next(heap.n, scratch)
+    found = Frontier(heap.n, scratch)
     for part in (values if isinstance(values, list) else [values]):
         part = np.asarray(part, dtype=np.uint64)
         for lo in range(0, len(part), MARK_CHUNK):
@@ -329,7 +330,7 @@ def mark(heap, values, base: Optional[np.ndarray] = None,
         if not len(frontier):
             break
         marked[frontier] = True
-        nxt = _Next(n, scratch)
+        nxt = Frontier(n, scratch)
         if keep:
             for lo in range(0, len(frontier), MARK_CHUNK):
                 objs = frontier[lo:lo + MARK_CHUNK].astype(np.int64)

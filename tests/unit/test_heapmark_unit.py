@@ -165,7 +165,7 @@ def test_the_kept_graph_in_bounded_pieces_holds_every_edge_once(seed):
 
 def test_a_mark_of_many_slots_gathers_its_frontier_in_flags():
     """A heap large enough that a level's children go through a flag per slot (heapmark
-    _Next past n/64 children) marks what a plain search marks, kept or not."""
+    Frontier past n/64 children) marks what a plain search marks, kept or not."""
     rng = np.random.default_rng(7)
     n = 100000
     targets = rng.integers(0, n, (n, 2))
