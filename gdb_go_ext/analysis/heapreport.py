@@ -170,7 +170,7 @@ def _package(symbol: str) -> str:
     return symbol[:dot] if dot > 0 else symbol
 
 
-CHUNK = 1 << 20      # slots tallied or followed at once (bounded temporaries)
+CHUNK = 1 << 18      # slots tallied or followed at once (bounded temporaries)
 
 
 def _merge(acc: dict, keys, counts, sums) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 # a bound on BFS rounds: a chain longer than this is reported, not followed forever
 MAX_DEPTH = 1 << 20
+EDGE_PIECE = 1 << 18   # pointers of the kept graph handed out at once (bounded temporaries)
 SHARED = -2        # an owner label: kept alive by more than one group (or by other roots)
 UNREACHED = -1
 
@@ -218,7 +219,7 @@ class Graph:
         pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts, lens)
         return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
 
-    def edge_pieces(self, objs: np.ndarray, limit: int = 1 << 20):
+    def edge_pieces(self, objs: np.ndarray, limit: int = EDGE_PIECE):
         """edges(objs) in pieces of about limit pointers (a slot with more: in ranges of
         its own), so a large array of pointers costs bounded temporaries."""
         lens = self.count[objs].astype(np.int64)
@@ -291,8 +292,7 @@ def edge_pieces(heap, objs: np.ndarray):
         yield edges(heap, objs)
 
 
-MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
-
+MARK_CHUNK = 1 << 18     # frontier slots whose pointers are read at once
 
 
 def _located(heap, values, scratch: np.ndarray) -> np.ndarray:
