@@ -123,9 +123,11 @@ class Graph:
     """The pointers between the objects of a full mark, kept so that every later pass
     (types, the marks per root, owners, paths) reads no memory. Built piece by piece as
     the mark reads them: each piece sorted by source and appended, so a slot's pointers
-    are the run first[slot] .. first[slot] + count[slot] of child (the target slot) and
-    off (the pointer's byte offset in the source); first is -1 where the graph does not
-    hold the slot's pointers. int32 wherever it fits. While the mark runs the two edge
+    are the run first[slot] .. first[slot] + count of child (the target slot) and off
+    (the pointer's byte offset in the source); first is -1 where the graph does not hold
+    the slot's pointers, -2 where it holds that there are none. The count is a byte per
+    slot, 255 standing for "255 or more", the counts of those looked up among a few
+    (big_slot, big_count). int32 wherever it fits. While the mark runs the two edge
     arrays fill blocks of EDGE_BLOCK (allocated empty: pages resident only as they are
     written, no zero-filled spare capacity); close() makes them one array each, a block
     copied and let go at a time."""
@@ -135,7 +137,9 @@ class Graph:
     def __init__(self, n: int):
         self.n = n
         self.first = np.full(n, -1, dtype=_small(n))
-        self.count = np.zeros(n, dtype=np.int32)
+        self.count8 = np.zeros(n, dtype=np.uint8)
+        self._big: dict = {}                  # slot -> count, for counts of 255 or more
+        self.big_slot = self.big_count = None  # (after close: _big as sorted arrays)
         self.child = self.off = None          # (after close)
         self._blocks: list = []               # [child block, off block, used]
         self._child_dt, self._off_dt = _small(n), np.int32
@@ -143,7 +147,7 @@ class Graph:
 
     def cover(self, objs: np.ndarray) -> None:
         """objs (not covered before) are held from now on: their pieces follow."""
-        self.first[objs] = 0
+        self.first[objs] = -2
 
     def add(self, src: np.ndarray, off: np.ndarray, child: np.ndarray) -> None:
         """One piece of pointers of covered slots (a slot's pieces consecutive)."""
@@ -162,10 +166,14 @@ class Graph:
             src, off, child = src[order], off[order], child[order]
         at = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
         u = src[at]
-        cnt = np.diff(np.r_[at, k]).astype(np.int32)
-        new = self.count[u] == 0
+        cnt = np.diff(np.r_[at, k])
+        new = self.first[u] < 0          # (else a large object's run, continued)
         self.first[u[new]] = at[new] + self.edges_total
-        self.count[u] += cnt
+        self.count8[u[new]] = np.minimum(cnt[new], 255)
+        big = ~new | (cnt >= 255)
+        for slot, c, fresh in zip(u[big].tolist(), cnt[big].tolist(), new[big].tolist()):
+            self._big[slot] = c if fresh else self._big.get(slot, int(self.count8[slot])) + c
+            self.count8[slot] = 255
         done = 0
         while done < k:
             if not self._blocks or self._blocks[-1][2] == self.EDGE_BLOCK:
@@ -181,6 +189,10 @@ class Graph:
 
     def close(self) -> None:
         """The edge arrays as one array each (a single block: a view of its filled part)."""
+        big = sorted(self._big.items())
+        self.big_slot = np.array([b[0] for b in big], dtype=np.int64)
+        self.big_count = np.array([b[1] for b in big], dtype=np.int64)
+        self._big = {}
         blocks, self._blocks = self._blocks, []
         if len(blocks) == 1:
             self.child, self.off = blocks[0][0][:blocks[0][2]], blocks[0][1][:blocks[0][2]]
@@ -198,18 +210,25 @@ class Graph:
                 self.off = out
 
     def covered(self, objs: np.ndarray) -> np.ndarray:
-        return self.first[objs] >= 0
+        return self.first[objs] != -1
+
+    def counts(self, objs: np.ndarray) -> np.ndarray:
+        """The number of pointers of each of objs (covered) the graph holds (int64)."""
+        out = self.count8[objs].astype(np.int64)
+        many = np.flatnonzero(out == 255)
+        if len(many):
+            out[many] = self.big_count[np.searchsorted(self.big_slot, objs[many])]
+        return out
 
     def edges(self, objs: np.ndarray) -> tuple:
         """(source, offset, target) of every pointer from objs (all covered)."""
-        lens = self.count[objs]
+        lens = self.counts(objs)
         if len(lens) and int(lens.max()) <= 1:    # (a pointer or none each: no repeats)
             one = np.flatnonzero(lens)
             src = objs[one]
             pos = self.first[src]
             return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
         starts = self.first[objs].astype(np.int64)
-        lens = lens.astype(np.int64)
         total = int(lens.sum())
         if not total:
             z = np.zeros(0, np.int64)
@@ -222,7 +241,7 @@ class Graph:
     def edge_pieces(self, objs: np.ndarray, limit: int = EDGE_PIECE):
         """edges(objs) in pieces of about limit pointers (a slot with more: in ranges of
         its own), so a large array of pointers costs bounded temporaries."""
-        lens = self.count[objs].astype(np.int64)
+        lens = self.counts(objs)
         cum = np.cumsum(lens)
         if not len(cum) or int(cum[-1]) <= limit:
             yield self.edges(objs)
@@ -243,7 +262,7 @@ class Graph:
             lo += 1
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.first, self.count, self.child, self.off))
+        return sum(a.nbytes for a in (self.first, self.count8, self.child, self.off))
 
 
 def _read_edges(heap, objs: np.ndarray) -> tuple:
