@@ -529,9 +529,10 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
     for r in np.flatnonzero(bad_rows).tolist():
         got = [(v, kind) for v, kind in extras.get(r, ()) if not lo[r] <= v < hi[r]]
         if got:
-            found.add(np.full(len(got), r), np.array([extra_tmpl[k] for _, k in got]),
-                      np.array([v for v, _ in got], dtype=np.uint64), np.zeros(len(got)),
-                      np.zeros(len(got)))
+            found.add(np.full(len(got), r, dtype=np.int64),
+                      np.array([extra_tmpl[k] for _, k in got], dtype=np.int64),
+                      np.array([v for v, _ in got], dtype=np.uint64),
+                      np.zeros(len(got), np.int64), np.zeros(len(got), np.uint64))
     del order, pc, sp, lo, hi, trap, depth
     words, roots = found.done()
     root_goid = goid[roots["row"]]
@@ -579,9 +580,10 @@ def _scan(sc, rec: _Scan, rows: np.ndarray, sp, lo, hi, extras: dict, found: _Fo
         got = [(i, v, k) for i, items in enumerate(ex) for v, k in items
                if v and not L[i] <= v < H[i]]
         if got:
-            z = np.zeros(len(got))
-            parts.append((np.array([i for i, _, _ in got]), np.array([k for _, _, k in got]),
-                          np.array([v for _, v, _ in got], dtype=np.uint64), z, z))
+            parts.append((np.array([i for i, _, _ in got], dtype=np.int64),
+                          np.array([k for _, _, k in got], dtype=np.int64),
+                          np.array([v for _, v, _ in got], dtype=np.uint64),
+                          np.zeros(len(got), np.int64), np.zeros(len(got), np.uint64)))
         if parts:
             cols = [np.concatenate([p[j] for p in parts]) if len(parts) > 1 else parts[0][j]
                     for j in range(5)]
