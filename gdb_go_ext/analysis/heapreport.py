@@ -42,8 +42,21 @@ class HeapState:
             self.marked = np.packbits(self.marked, bitorder="little")
 
     def live(self) -> np.ndarray:
-        """The marked slots, in order."""
-        return np.flatnonzero(np.unpackbits(self.marked, count=self.heap.n, bitorder="little"))
+        """The marked slots, in order (int32 where they fit)."""
+        parts = list(self.live_chunks())
+        dt = heapmark.index_type(self.heap.n)
+        return np.concatenate(parts).astype(dt, copy=False) if parts else np.zeros(0, dt)
+
+    def live_chunks(self, chunk: int = 1 << 20):
+        """The marked slots, in order, in pieces of at most chunk slots (int32 where they
+        fit): no index of every live object at once."""
+        dt = heapmark.index_type(self.heap.n)
+        for lo in range(0, self.heap.n, chunk):
+            bits = np.unpackbits(self.marked[lo >> 3:(lo + chunk) >> 3],
+                                 count=min(chunk, self.heap.n - lo), bitorder="little")
+            at = np.flatnonzero(bits)
+            if len(at):
+                yield (at + lo).astype(dt)
 
     @property
     def globals(self):
@@ -95,7 +108,7 @@ def _heap_state(rt, gs, progress) -> HeapState:
     give_back()
     for rs in roots:
         errors += [e for e in rs.errors if e not in errors]
-    marked = heapmark.full_mark(heap, heapmark.roots_values(roots), errors=errors,
+    marked = heapmark.full_mark(heap, heapmark.roots_parts(roots), errors=errors,
                                 progress=progress)
     state = HeapState(heap, roots, marked, _fold_truncation(rt, errors))
     del marked
@@ -157,7 +170,7 @@ def _package(symbol: str) -> str:
     return symbol[:dot] if dot > 0 else symbol
 
 
-CHUNK = 1 << 20      # slots tallied or followed at once (bounded temporaries)
+CHUNK = 1 << 18      # slots tallied or followed at once (bounded temporaries)
 
 
 def _merge(acc: dict, keys, counts, sums) -> None:
@@ -185,7 +198,6 @@ def marked_bytes(heap, m: np.ndarray) -> tuple:
 def heap_report(rt, gs, progress=None) -> HeapReport:
     st = heap_state(rt, gs, progress)
     heap = st.heap
-    live = st.live()
     # by type: what the heap records; else the static type of a typed pointer to it
     if progress is not None:
         progress("typing objects", 0, 1)
@@ -193,8 +205,9 @@ def heap_report(rt, gs, progress=None) -> HeapReport:
     classes: dict = {}
     typed: dict = {}
     total = 0
-    for lo in range(0, len(live), CHUNK):
-        objs = live[lo:lo + CHUNK]
+    count = 0
+    for objs in st.live_chunks(CHUNK):
+        count += len(objs)
         spans = heap.span_of(objs)
         sizes = heap.span_elemsize[spans].astype(np.int64)
         total += int(sizes.sum())
@@ -228,7 +241,7 @@ def heap_report(rt, gs, progress=None) -> HeapReport:
                 by_root.append((kind, "goroutine stacks" if kind == "stacks" else "finalizers",
                                 n, nbytes))
     by_root.sort(key=lambda r: (-r[3], r[1]))
-    return HeapReport(total, len(live), by_class, by_type, by_root, st.errors)
+    return HeapReport(total, count, by_class, by_type, by_root, st.errors)
 
 
 def holds_array(st: HeapState, objs: np.ndarray, ids: np.ndarray,
@@ -373,10 +386,8 @@ def _object_types(rt, st: HeapState) -> tuple:
         return i
 
     pointees: dict = {}
-    live = st.live()
     kind_id: dict = {}
-    for lo in range(0, len(live), CHUNK):
-        objs = live[lo:lo + CHUNK]
+    for objs in st.live_chunks(CHUNK):
         rec = heap.type_of(objs)
         have = np.flatnonzero(rec)
         kinds = heapmark.unique(rec[have])    # per distinct type descriptor, not per object
@@ -415,17 +426,19 @@ def _object_types(rt, st: HeapState) -> tuple:
                 objs = idx[inv == k]
                 tid[objs[tid[objs] < 0]] = intern(ty)
     # then field by field, breadth first
-    frontier = np.flatnonzero(tid >= 0)
+    dt = heapmark.index_type(heap.n)     # (the typed slots a block at a time: no int64 index)
+    frontier = np.concatenate([(np.flatnonzero(tid[lo:lo + CHUNK] >= 0) + lo).astype(dt)
+                               for lo in range(0, heap.n, CHUNK)] or [np.zeros(0, dt)])
+    scratch = np.zeros(heap.n, dtype=bool)
     for _ in range(MAX_TYPE_ROUNDS):
         if not len(frontier):
             break
-        found = []
+        found = heapmark.Frontier(heap.n, scratch)
         for lo in range(0, len(frontier), CHUNK):
             for piece in heapmark.edge_pieces(heap, frontier[lo:lo + CHUNK]):
                 c = _type_children(rt, heap, tid, tys, intern, pointees, piece)
-                found.append(c[tid[c] >= 0].astype(np.int32))
-        frontier = heapmark.distinct(np.concatenate(found), heap.n) if found else \
-            frontier[:0]
+                found.add(c[tid[c] >= 0])
+        frontier = found.frontier()
     return tid, tys
 
 
@@ -469,7 +482,7 @@ def _root_type_names(rs) -> tuple:
     templates, tmpl = getattr(roots, "templates", None), getattr(roots, "tmpl", None)
     if templates is not None and tmpl is not None:
         names = [t[2] for t in templates]
-        return names, np.asarray(tmpl, dtype=np.int64)
+        return names, np.asarray(tmpl)
     names: list = []
     pos: dict = {}
     out = np.empty(len(roots), dtype=np.int64)

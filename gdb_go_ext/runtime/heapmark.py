@@ -18,6 +18,7 @@ import numpy as np
 
 # a bound on BFS rounds: a chain longer than this is reported, not followed forever
 MAX_DEPTH = 1 << 20
+EDGE_PIECE = 1 << 18   # pointers of the kept graph handed out at once (bounded temporaries)
 SHARED = -2        # an owner label: kept alive by more than one group (or by other roots)
 UNREACHED = -1
 
@@ -41,6 +42,12 @@ def unique_first(a: np.ndarray) -> tuple:
     return b[m], order[m]
 
 
+def roots_parts(rootsets) -> list:
+    """The pointer words of every root set, one array each (for mark: no copy of them
+    all in one)."""
+    return [rs.value for rs in rootsets if rs is not None and len(rs.value)]
+
+
 def roots_values(rootsets, keep=None) -> np.ndarray:
     """The pointer words of some roots: every word of the root sets, or those whose
     per-word mask in keep (a list parallel to rootsets) is True."""
@@ -53,9 +60,12 @@ def roots_values(rootsets, keep=None) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
-def _small(n: int):
+def index_type(n: int):
     """The narrowest signed int type for indices below n."""
     return np.int32 if n < (1 << 31) else np.int64
+
+
+_small = index_type
 
 
 def distinct(a: np.ndarray, n: int, scratch: Optional[np.ndarray] = None) -> np.ndarray:
@@ -81,9 +91,9 @@ def _flagged(flag: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Next:
-    """The next frontier of a mark, gathered as its pieces come: a list of the unmarked
-    children while few, a flag per slot once they are many (a level of millions costs a
+class Frontier:
+    """The next frontier of a breadth-first pass, gathered as its pieces come: a list of the
+    slots while few, a flag per slot once they are many (a level of millions costs a
     bool per slot, not an index per pointer)."""
 
     def __init__(self, n: int, scratch: np.ndarray):
@@ -113,22 +123,31 @@ class Graph:
     """The pointers between the objects of a full mark, kept so that every later pass
     (types, the marks per root, owners, paths) reads no memory. Built piece by piece as
     the mark reads them: each piece sorted by source and appended, so a slot's pointers
-    are the run first[slot] .. first[slot] + count[slot] of child (the target slot) and
-    off (the pointer's byte offset in the source); first is -1 where the graph does not
-    hold the slot's pointers. int32 wherever it fits; the two edge arrays grow in place
-    (realloc), so no second copy of them is ever made."""
+    are the run first[slot] .. first[slot] + count of child (the target slot) and off
+    (the pointer's byte offset in the source); first is -1 where the graph does not hold
+    the slot's pointers, -2 where it holds that there are none. The count is a byte per
+    slot, 255 standing for "255 or more", the counts of those looked up among a few
+    (big_slot, big_count). int32 wherever it fits. While the mark runs the two edge
+    arrays fill blocks of EDGE_BLOCK (allocated empty: pages resident only as they are
+    written, no zero-filled spare capacity); close() makes them one array each, a block
+    copied and let go at a time."""
+
+    EDGE_BLOCK = 1 << 24
 
     def __init__(self, n: int):
         self.n = n
         self.first = np.full(n, -1, dtype=_small(n))
-        self.count = np.zeros(n, dtype=np.int32)
-        self.child = np.zeros(1 << 16, dtype=_small(n))
-        self.off = np.zeros(1 << 16, dtype=np.int32)
+        self.count8 = np.zeros(n, dtype=np.uint8)
+        self._big: dict = {}                  # slot -> count, for counts of 255 or more
+        self.big_slot = self.big_count = None  # (after close: _big as sorted arrays)
+        self.child = self.off = None          # (after close)
+        self._blocks: list = []               # [child block, off block, used]
+        self._child_dt, self._off_dt = _small(n), np.int32
         self.edges_total = 0
 
     def cover(self, objs: np.ndarray) -> None:
         """objs (not covered before) are held from now on: their pieces follow."""
-        self.first[objs] = 0
+        self.first[objs] = -2
 
     def add(self, src: np.ndarray, off: np.ndarray, child: np.ndarray) -> None:
         """One piece of pointers of covered slots (a slot's pieces consecutive)."""
@@ -136,45 +155,80 @@ class Graph:
         if not k:
             return
         total = self.edges_total + k
-        if total > len(self.child):
-            cap = max(total, len(self.child) * 3 // 2)
-            self.child.resize(cap, refcheck=False)
-            self.off.resize(cap, refcheck=False)
         if total >= (1 << 31) and self.first.dtype != np.int64:
             self.first = self.first.astype(np.int64)
-        if int(off.max()) >= (1 << 31) and self.off.dtype != np.int64:
-            self.off = self.off.astype(np.int64)
+        if int(off.max()) >= (1 << 31) and self._off_dt != np.int64:
+            self._off_dt = np.int64
+            for b in self._blocks:
+                b[1] = b[1].astype(np.int64)
         if k > 1 and not (src[1:] >= src[:-1]).all():
             order = np.argsort(src, kind="stable")
             src, off, child = src[order], off[order], child[order]
         at = np.flatnonzero(np.r_[True, src[1:] != src[:-1]])
         u = src[at]
-        cnt = np.diff(np.r_[at, k]).astype(np.int32)
-        new = self.count[u] == 0
+        cnt = np.diff(np.r_[at, k])
+        new = self.first[u] < 0          # (else a large object's run, continued)
         self.first[u[new]] = at[new] + self.edges_total
-        self.count[u] += cnt
-        self.child[self.edges_total:total] = child
-        self.off[self.edges_total:total] = off
+        self.count8[u[new]] = np.minimum(cnt[new], 255)
+        big = ~new | (cnt >= 255)
+        for slot, c, fresh in zip(u[big].tolist(), cnt[big].tolist(), new[big].tolist()):
+            self._big[slot] = c if fresh else self._big.get(slot, int(self.count8[slot])) + c
+            self.count8[slot] = 255
+        done = 0
+        while done < k:
+            if not self._blocks or self._blocks[-1][2] == self.EDGE_BLOCK:
+                self._blocks.append([np.empty(self.EDGE_BLOCK, self._child_dt),
+                                     np.empty(self.EDGE_BLOCK, self._off_dt), 0])
+            b = self._blocks[-1]
+            take = min(k - done, self.EDGE_BLOCK - b[2])
+            b[0][b[2]:b[2] + take] = child[done:done + take]
+            b[1][b[2]:b[2] + take] = off[done:done + take]
+            b[2] += take
+            done += take
         self.edges_total = total
 
     def close(self) -> None:
-        """The edge arrays cut to their length."""
-        self.child.resize(self.edges_total, refcheck=False)
-        self.off.resize(self.edges_total, refcheck=False)
+        """The edge arrays as one array each (a single block: a view of its filled part)."""
+        big = sorted(self._big.items())
+        self.big_slot = np.array([b[0] for b in big], dtype=np.int64)
+        self.big_count = np.array([b[1] for b in big], dtype=np.int64)
+        self._big = {}
+        blocks, self._blocks = self._blocks, []
+        if len(blocks) == 1:
+            self.child, self.off = blocks[0][0][:blocks[0][2]], blocks[0][1][:blocks[0][2]]
+            return
+        for j, dt in ((0, self._child_dt), (1, self._off_dt)):
+            out = np.empty(self.edges_total, dtype=dt)
+            at = 0
+            for b in blocks:
+                out[at:at + b[2]] = b[j][:b[2]]
+                at += b[2]
+                b[j] = None      # (let go of the block now)
+            if j == 0:
+                self.child = out
+            else:
+                self.off = out
 
     def covered(self, objs: np.ndarray) -> np.ndarray:
-        return self.first[objs] >= 0
+        return self.first[objs] != -1
+
+    def counts(self, objs: np.ndarray) -> np.ndarray:
+        """The number of pointers of each of objs (covered) the graph holds (int64)."""
+        out = self.count8[objs].astype(np.int64)
+        many = np.flatnonzero(out == 255)
+        if len(many):
+            out[many] = self.big_count[np.searchsorted(self.big_slot, objs[many])]
+        return out
 
     def edges(self, objs: np.ndarray) -> tuple:
         """(source, offset, target) of every pointer from objs (all covered)."""
-        lens = self.count[objs]
+        lens = self.counts(objs)
         if len(lens) and int(lens.max()) <= 1:    # (a pointer or none each: no repeats)
             one = np.flatnonzero(lens)
             src = objs[one]
             pos = self.first[src]
             return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
         starts = self.first[objs].astype(np.int64)
-        lens = lens.astype(np.int64)
         total = int(lens.sum())
         if not total:
             z = np.zeros(0, np.int64)
@@ -184,10 +238,10 @@ class Graph:
         pos = np.arange(total, dtype=np.int64) - np.repeat(first - starts, lens)
         return src, self.off[pos].astype(np.int64), self.child[pos].astype(np.int64)
 
-    def edge_pieces(self, objs: np.ndarray, limit: int = 1 << 20):
+    def edge_pieces(self, objs: np.ndarray, limit: int = EDGE_PIECE):
         """edges(objs) in pieces of about limit pointers (a slot with more: in ranges of
         its own), so a large array of pointers costs bounded temporaries."""
-        lens = self.count[objs].astype(np.int64)
+        lens = self.counts(objs)
         cum = np.cumsum(lens)
         if not len(cum) or int(cum[-1]) <= limit:
             yield self.edges(objs)
@@ -208,7 +262,7 @@ class Graph:
             lo += 1
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.first, self.count, self.child, self.off))
+        return sum(a.nbytes for a in (self.first, self.count8, self.child, self.off))
 
 
 def _read_edges(heap, objs: np.ndarray) -> tuple:
@@ -257,12 +311,26 @@ def edge_pieces(heap, objs: np.ndarray):
         yield edges(heap, objs)
 
 
-MARK_CHUNK = 1 << 20     # frontier slots whose pointers are read at once
+MARK_CHUNK = 1 << 18     # frontier slots whose pointers are read at once
 
 
-def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
+def _located(heap, values, scratch: np.ndarray) -> np.ndarray:
+    """The distinct slots the pointer words values (an array, or a list of arrays: the
+    root sets' own, not one copy of them all) point into, located a chunk at a time."""
+    found = Frontier(heap.n, scratch)
+    for part in (values if isinstance(values, list) else [values]):
+        part = np.asarray(part, dtype=np.uint64)
+        for lo in range(0, len(part), MARK_CHUNK):
+            idx = heap.locate(part[lo:lo + MARK_CHUNK])
+            found.add(idx[idx >= 0])
+    return found.frontier()
+
+
+
+def mark(heap, values, base: Optional[np.ndarray] = None,
          errors: Optional[list] = None, keep: bool = False, progress=None) -> np.ndarray:
-    """The slots reachable from the pointer words `values`, as a bool array; with base
+    """The slots reachable from the pointer words `values` (an array, or a list of
+    arrays), as a bool array; with base
     (a bool array of slots already marked and closed under reachability), the slots
     reachable beyond it are added to a copy of it. keep: read every pointer from
     memory and keep those followed as heap.graph (the full mark, from every root),
@@ -272,8 +340,7 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     marked = np.zeros(n, dtype=bool) if base is None else base.copy()
     scratch = np.zeros(n, dtype=bool)
     graph = Graph(n) if keep else None
-    idx = heap.locate(np.asarray(values, dtype=np.uint64))
-    frontier = distinct(idx[idx >= 0], n, scratch)
+    frontier = _located(heap, values, scratch)
     done = 0
     if progress is not None:
         progress("marking", 0, n)
@@ -282,7 +349,7 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
         if not len(frontier):
             break
         marked[frontier] = True
-        nxt = _Next(n, scratch)
+        nxt = Frontier(n, scratch)
         if keep:
             for lo in range(0, len(frontier), MARK_CHUNK):
                 objs = frontier[lo:lo + MARK_CHUNK].astype(np.int64)
@@ -310,7 +377,7 @@ def mark(heap, values: np.ndarray, base: Optional[np.ndarray] = None,
     return marked
 
 
-def full_mark(heap, values: np.ndarray, errors: Optional[list] = None,
+def full_mark(heap, values, errors: Optional[list] = None,
               progress=None) -> np.ndarray:
     """mark() from every root, keeping the pointers it followed as heap.graph."""
     return mark(heap, values, errors=errors, keep=True, progress=progress)

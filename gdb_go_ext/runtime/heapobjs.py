@@ -36,7 +36,7 @@ from .rtypes import rtypes
 MAX_SPANS = 1 << 26          # allspans entries read (512 GiB of 8 KiB spans)
 SPAN_CHUNK = 1 << 16         # mspan structs read at once
 OBJ_CHUNK_BYTES = 1 << 22    # object bytes read at once by pointers()
-LARGE_CHUNK_WORDS = 1 << 20  # words of one large object read at once
+LARGE_CHUNK_WORDS = 1 << 18  # words of one large object read at once
 LOCATE_CHUNK = 1 << 20       # addresses located at once
 MAX_PAGES = 1 << 27          # npages of one span (1 TiB)
 

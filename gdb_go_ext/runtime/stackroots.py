@@ -401,6 +401,59 @@ def _extras(rt, addr: np.ndarray, lo: np.ndarray, hi: np.ndarray, errors: ErrorL
     return out
 
 
+class _Found:
+    """The words a stack scan finds and their roots, in columns that grow in place
+    (realloc: no second copy of them): per word its value, root (int32), offset in its
+    variable (int32) and address; per root its goroutine row and template (int32). The
+    words come a chunk of goroutines at a time (every word of a goroutine in one chunk),
+    so each chunk's roots, the distinct (row, template) pairs among its words, are
+    numbered there: no key or sort over every word."""
+
+    WORD_COLS = (("value", np.uint64), ("root", np.int32), ("offset", np.int32),
+                 ("addr", np.uint64))
+    ROOT_COLS = (("row", np.int32), ("tmpl", np.int32))
+
+    def __init__(self):
+        self.words = {k: np.zeros(1 << 12, dt) for k, dt in self.WORD_COLS}
+        self.roots = {k: np.zeros(1 << 12, dt) for k, dt in self.ROOT_COLS}
+        self.nw = self.nr = 0
+
+    @staticmethod
+    def _put(cols: dict, n: int, new: dict) -> int:
+        k = len(next(iter(new.values())))
+        if n + k > len(next(iter(cols.values()))):
+            cap = max(n + k, len(next(iter(cols.values()))) * 3 // 2)
+            for a in cols.values():
+                a.resize(cap, refcheck=False)
+        for name, a in cols.items():
+            a[n:n + k] = new[name]
+        return n + k
+
+    def add(self, rows: np.ndarray, tmpl: np.ndarray, value: np.ndarray, offset: np.ndarray,
+            addr: np.ndarray) -> None:
+        """One chunk's words: rows (goroutine rows, all of each row's words in this
+        chunk), tmpl (template ids), their values, offsets and addresses."""
+        if not len(rows):
+            return
+        span = np.int64(int(tmpl.max()) + 1)
+        key = rows.astype(np.int64) * span + tmpl
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        new = np.r_[True, ks[1:] != ks[:-1]]
+        inv = np.empty(len(key), dtype=np.int64)
+        inv[order] = np.cumsum(new) - 1
+        u = ks[new]
+        self.nw = self._put(self.words, self.nw, {
+            "value": value, "root": inv + self.nr, "offset": offset, "addr": addr})
+        self.nr = self._put(self.roots, self.nr, {"row": u // span, "tmpl": u % span})
+
+    def done(self) -> tuple:
+        for cols, n in ((self.words, self.nw), (self.roots, self.nr)):
+            for a in cols.values():
+                a.resize(n, refcheck=False)
+        return self.words, self.roots
+
+
 def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
     """The pointer words of every goroutine's stack as scanstack finds them (see the
     module's doc). goroutines: a walk's GoroutineTable (or a selection of it; its
@@ -415,13 +468,14 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
     except DecodeError as e:
         return RootSet(errors=[f"stacks not scanned: {e}"])
     extras = _extras(rt, gaddr, lo, hi, errors)
+    del gaddr
     extra_tmpl = []
     for name in _EXTRA_NAMES:
         extra_tmpl.append(len(sc.templates))
         sc.templates.append((name, None, None))
     mem = rt.mem
     cw = core_words(mem)
-    out_row, out_tmpl, out_val, out_off, out_addr = [], [], [], [], []
+    found = _Found()
 
     # group the goroutines by where their unwind starts, then by recipe
     bad_rows = np.zeros(n, dtype=bool)
@@ -431,18 +485,18 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
         errors.add(f"{k} goroutines: sp outside their stack (not scanned)")
         bad_rows |= ~ok_start
     depth = np.where(ok_start, hi - sp, 0).astype(np.uint64)
-    keys = np.stack([pc, depth, trap.astype(np.uint64)], axis=1) if n else \
-        np.zeros((0, 3), np.uint64)
-    order = np.lexsort((keys[:, 2], keys[:, 1], keys[:, 0])) if n else np.zeros(0, np.int64)
+    order = np.lexsort((trap, depth, pc)) if n else np.zeros(0, np.int64)
     order = order[ok_start[order]]
     if len(order):
-        k = keys[order]
-        cut = np.flatnonzero(np.any(k[1:] != k[:-1], axis=1)) + 1
-        groups = np.split(order, cut)
+        po, do, to = pc[order], depth[order], trap[order]
+        cut = np.flatnonzero((po[1:] != po[:-1]) | (do[1:] != do[:-1]) | (to[1:] != to[:-1])) + 1
+        del po, do, to
+        bounds = np.r_[0, cut, len(order)].tolist()
     else:
-        groups = []
+        bounds = [0]
     recipes: dict = {}
-    for members in groups:
+    for b in range(len(bounds) - 1):
+        members = order[bounds[b]:bounds[b + 1]]
         first = int(members[0])
         key = (int(pc[first]), int(depth[first]), bool(trap[first]))
         todo = members
@@ -454,8 +508,7 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
             for rec in cached:
                 m = rec.recipe.matches(mem, sp[todo]) & ~matched
                 if m.any():
-                    _scan(sc, rec, todo[m], goid, sp, lo, hi, extras, out_row, out_tmpl,
-                          out_val, out_off, out_addr, cw, errors)
+                    _scan(sc, rec, todo[m], sp, lo, hi, extras, found, cw, errors)
                     matched |= m
             todo = todo[~matched]
             if not len(todo):
@@ -467,36 +520,29 @@ def stack_roots(rt, goroutines, names: bool = True) -> RootSet:
             if rec.recipe is not None and len(cached) < MAX_RECIPES:
                 cached.append(rec)
             else:
-                _scan(sc, rec, todo[:1], goid, sp, lo, hi, extras, out_row, out_tmpl, out_val,
-                      out_off, out_addr, cw, errors)
+                _scan(sc, rec, todo[:1], sp, lo, hi, extras, found, cw, errors)
                 todo = todo[1:]
         for r in todo.tolist():   # past MAX_RECIPES shapes at one start: one by one
             rec = sc.scan_of(int(pc[r]), int(sp[r]), int(lo[r]), int(hi[r]), bool(trap[r]))
-            _scan(sc, rec, np.array([r]), goid, sp, lo, hi, extras, out_row, out_tmpl, out_val,
-                  out_off, out_addr, cw, errors)
+            _scan(sc, rec, np.array([r]), sp, lo, hi, extras, found, cw, errors)
     # extras of goroutines whose frames could not be scanned
     for r in np.flatnonzero(bad_rows).tolist():
-        for v, kind in extras.get(r, ()):
-            if not lo[r] <= v < hi[r]:
-                out_row.append(np.array([r]))
-                out_tmpl.append(np.array([extra_tmpl[kind]]))
-                out_val.append(np.array([v], dtype=np.uint64))
-                out_off.append(np.zeros(1, np.int64))
-                out_addr.append(np.zeros(1, np.uint64))
-    cat = lambda xs, dt: np.concatenate(xs).astype(dt, copy=False) if xs else np.zeros(0, dt)
-    row, tmpl = cat(out_row, np.int64), cat(out_tmpl, np.int64)
-    value, offset, addr = cat(out_val, np.uint64), cat(out_off, np.int64), cat(out_addr, np.uint64)
-    ntmpl = max(len(sc.templates), 1)
-    ukeys, inv = np.unique(row * ntmpl + tmpl, return_inverse=True)
-    root_row, root_tmpl = ukeys // ntmpl, ukeys % ntmpl
-    roots = StackRoots(sc.templates, goid[root_row], root_tmpl)
-    return RootSet(roots, value, inv.astype(np.int32), offset, addr, errors.done(),
-                   goid[root_row].astype(np.int64))
+        got = [(v, kind) for v, kind in extras.get(r, ()) if not lo[r] <= v < hi[r]]
+        if got:
+            found.add(np.full(len(got), r, dtype=np.int64),
+                      np.array([extra_tmpl[k] for _, k in got], dtype=np.int64),
+                      np.array([v for v, _ in got], dtype=np.uint64),
+                      np.zeros(len(got), np.int64), np.zeros(len(got), np.uint64))
+    del order, pc, sp, lo, hi, trap, depth
+    words, roots = found.done()
+    root_goid = goid[roots["row"]]
+    return RootSet(StackRoots(sc.templates, root_goid, roots["tmpl"]), words["value"],
+                   words["root"], words["offset"], words["addr"], errors.done(), root_goid)
 
 
-def _scan(sc, rec: _Scan, rows: np.ndarray, goid, sp, lo, hi, extras: dict, out_row,
-          out_tmpl, out_val, out_off, out_addr, cw, errors: ErrorLines) -> None:
-    """The pointer words of the goroutines rows, which share recipe rec."""
+def _scan(sc, rec: _Scan, rows: np.ndarray, sp, lo, hi, extras: dict, found: _Found, cw,
+          errors: ErrorLines) -> None:
+    """The pointer words of the goroutines rows, which share recipe rec, into found."""
     slots = rec.slots
     if slots:
         offs = np.array([s.off for s in slots], dtype=np.int64)
@@ -514,6 +560,7 @@ def _scan(sc, rec: _Scan, rows: np.ndarray, goid, sp, lo, hi, extras: dict, out_
         m = len(R)
         S, L, H = sp[R], lo[R], hi[R]
         ex = [extras.get(int(r), ()) for r in R.tolist()] if extras else [()] * m
+        parts = []     # (row positions in R, template, value, offset, address)
         if size:
             W, ok = read_words(sc.mem, S, size, cw, keep=offs_ok // 8)
             if not ok.all():
@@ -522,47 +569,53 @@ def _scan(sc, rec: _Scan, rows: np.ndarray, goid, sp, lo, hi, extras: dict, out_
             active = np.broadcast_to(kinds < 2, W.shape).copy()
             active &= ok[:, None]
             if objs:
-                rel = (W - S[:, None]).view(np.int64)
-                reached = np.zeros((m, len(objs)), dtype=bool)
-                # pointers from the defer chain, ctxt and _panic into the stack reach objects too
-                for i, items in enumerate(ex):
-                    for v, _k in items:
-                        if L[i] <= v < H[i]:
-                            d = v - int(S[i])
-                            for j, (olo, ohi) in enumerate(objs):
-                                if olo <= d < ohi:
-                                    reached[i, j] = True
-                obj_cols = [np.flatnonzero(kinds == 2 + j) for j in range(len(objs))]
-                for j in range(len(objs)):
-                    if reached[:, j].any():
-                        active[:, obj_cols[j]] |= reached[:, j][:, None]
-                for _ in range(len(objs) + 1):
-                    changed = False
-                    cand = active & instack
-                    for j, (olo, ohi) in enumerate(objs):
-                        hit = np.any(cand & (rel >= olo) & (rel < ohi), axis=1) & ~reached[:, j]
-                        if hit.any():
-                            reached[:, j] |= hit
-                            active[:, obj_cols[j]] |= hit[:, None]
-                            changed = True
-                    if not changed:
-                        break
+                _reach_objects(objs, kinds, W, S, L, H, ex, instack, active)
             mask = active & (W != 0) & ~instack
+            del instack, active
             ri, ci = np.nonzero(mask)
             if len(ri):
-                out_row.append(R[ri])
-                out_tmpl.append(tmpls[ci])
-                out_val.append(W[ri, ci])
-                out_off.append(varoffs[ci])
-                out_addr.append(S[ri] + offs_ok[ci].astype(np.uint64))
+                parts.append((ri, tmpls[ci], W[ri, ci], varoffs[ci],
+                              S[ri] + offs_ok[ci].astype(np.uint64)))
         # the extras that are heap (not stack) pointers
-        for i, items in enumerate(ex):
-            for v, k in items:
-                if v and not L[i] <= v < H[i]:
-                    out_row.append(R[i:i + 1])
-                    out_tmpl.append(np.array([k], dtype=np.int64))
-                    out_val.append(np.array([v], dtype=np.uint64))
-                    out_off.append(np.zeros(1, np.int64))
-                    out_addr.append(np.zeros(1, np.uint64))
+        got = [(i, v, k) for i, items in enumerate(ex) for v, k in items
+               if v and not L[i] <= v < H[i]]
+        if got:
+            parts.append((np.array([i for i, _, _ in got], dtype=np.int64),
+                          np.array([k for _, _, k in got], dtype=np.int64),
+                          np.array([v for _, v, _ in got], dtype=np.uint64),
+                          np.zeros(len(got), np.int64), np.zeros(len(got), np.uint64)))
+        if parts:
+            cols = [np.concatenate([p[j] for p in parts]) if len(parts) > 1 else parts[0][j]
+                    for j in range(5)]
+            found.add(R[cols[0]], cols[1], *cols[2:])
 
 
+def _reach_objects(objs: list, kinds, W, S, L, H, ex: list, instack, active) -> None:
+    """The stack objects (lo, hi relative to sp) that pointers on the stack (from active
+    slots, the defer chain, ctxt and _panic) reach, as scanstack finds them: their
+    pointer slots made active in place."""
+    m = len(S)
+    rel = (W - S[:, None]).view(np.int64)
+    reached = np.zeros((m, len(objs)), dtype=bool)
+    for i, items in enumerate(ex):
+        for v, _k in items:
+            if L[i] <= v < H[i]:
+                d = v - int(S[i])
+                for j, (olo, ohi) in enumerate(objs):
+                    if olo <= d < ohi:
+                        reached[i, j] = True
+    obj_cols = [np.flatnonzero(kinds == 2 + j) for j in range(len(objs))]
+    for j in range(len(objs)):
+        if reached[:, j].any():
+            active[:, obj_cols[j]] |= reached[:, j][:, None]
+    for _ in range(len(objs) + 1):
+        changed = False
+        cand = active & instack
+        for j, (olo, ohi) in enumerate(objs):
+            hit = np.any(cand & (rel >= olo) & (rel < ohi), axis=1) & ~reached[:, j]
+            if hit.any():
+                reached[:, j] |= hit
+                active[:, obj_cols[j]] |= hit[:, None]
+                changed = True
+        if not changed:
+            break

@@ -165,7 +165,7 @@ def test_the_kept_graph_in_bounded_pieces_holds_every_edge_once(seed):
 
 def test_a_mark_of_many_slots_gathers_its_frontier_in_flags():
     """A heap large enough that a level's children go through a flag per slot (heapmark
-    _Next past n/64 children) marks what a plain search marks, kept or not."""
+    Frontier past n/64 children) marks what a plain search marks, kept or not."""
     rng = np.random.default_rng(7)
     n = 100000
     targets = rng.integers(0, n, (n, 2))
@@ -184,3 +184,34 @@ def test_a_mark_of_many_slots_gathers_its_frontier_in_flags():
     assert set(np.flatnonzero(heapmark.full_mark(kept, roots)).tolist()) == seen
     assert set(np.flatnonzero(heapmark.mark(kept, roots)).tolist()) == seen
     assert set(np.flatnonzero(heapmark.mark(FakeHeap(n, edges), roots)).tolist()) == seen
+
+
+def test_the_kept_graph_counts_past_a_byte_and_runs_continued_over_pieces():
+    """Slots with 0, 1, 254, 255, 256 and 700 pointers (the last given in three pieces, as
+    a large object's words come), among slots the graph covers and ones it does not:
+    edges() and edge_pieces() give back exactly what was added, per slot, in order."""
+    g = heapmark.Graph(10)
+    want = {0: 0, 1: 1, 2: 254, 3: 255, 4: 256, 6: 700}
+    g.cover(np.array(sorted(want), dtype=np.int64))
+    rng = np.random.default_rng(11)
+    added = {s: (np.arange(c, dtype=np.int64) * 8, rng.integers(0, 10, c)) for s, c in want.items()}
+
+    def piece(slots, part=slice(None)):
+        src = np.concatenate([np.full(len(added[s][0][part]), s, np.int64) for s in slots])
+        return (src, np.concatenate([added[s][0][part] for s in slots]),
+                np.concatenate([added[s][1][part] for s in slots]))
+    g.add(*piece([0, 1, 2]))
+    g.add(*piece([3, 4]))
+    for part in (slice(0, 300), slice(300, 301), slice(301, None)):
+        g.add(*piece([6], part))
+    g.close()
+    assert list(g.covered(np.arange(10))) == [s in want for s in range(10)]
+    objs = np.array(sorted(want), dtype=np.int64)
+    assert g.counts(objs).tolist() == [want[s] for s in sorted(want)]
+    src, off, child = g.edges(objs)
+    for s in sorted(want):
+        m = src == s
+        assert (off[m] == added[s][0]).all() and (child[m] == added[s][1]).all()
+    pieces = list(g.edge_pieces(objs, 100))
+    got = [np.concatenate([p[k] for p in pieces]) for k in range(3)]
+    assert all((a == b).all() for a, b in zip(got, (src, off, child)))
