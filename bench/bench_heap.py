@@ -27,8 +27,8 @@ never assert. The cores are written under --work (default a temporary directory;
 a few GB free). Run it under the bench lock:
 
     flock /tmp/gdb_go_ext-bench.lock python bench/bench_heap.py [--sizes NxM,...]
-        [--toolchain go1.26.6] [--rounds 3] [--live] [--goref PATH] [--work DIR]
-        [--base COMMIT]
+        [--toolchain go1.26.6] [--rounds 3] [--live] [--goref PATH] [--goref-rounds N]
+        [--work DIR] [--base COMMIT]
 """
 import argparse
 import json
@@ -102,7 +102,8 @@ def session(mode, target_args, work, timeout, views=("heap", "retained"), code=N
         if line.startswith("BENCH "):
             r = json.loads(line[6:])
             res[r["name"]] = r
-            bg.log("%s %-24s %8.2f s%s" % (mode + (" base" if code else ""), r["name"], r["seconds"],
+            side = "" if not code else " this" if code == REPO else " base"
+            bg.log("%s %-24s %8.2f s%s" % (mode + side, r["name"], r["seconds"],
                                           "  ERROR " + r["error"] if r["error"] else ""))
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
     res["rss_mb"] = int(rss.group(1)) / 1024 if rss else None
@@ -184,13 +185,13 @@ def one_size(a, binary, n, m, grf):
     finally:
         bg.kill(p)
     bg.settle()
-    for _ in range(a.rounds):
+    for i in range(a.rounds):
         wall, rss, cmd, live = ours_heap(binary, core, work, a.timeout)
         res["ours"].append((wall, rss, cmd))
         res["live_heap"] = live
         bg.log("core  go heap: gdb %.1f s (the command %.1f s), peak RSS %.0f MB"
                % (wall, cmd or -1, rss or -1))
-        if grf:
+        if grf and i < a.goref_rounds:
             g = goref(grf, binary, core, work, a.timeout)
             res["goref"].append(g)
             bg.log("core  goref:   " + ("%.1f s, peak RSS %.0f MB" % g if g[0] is not None
@@ -263,12 +264,16 @@ def main():
     ap.add_argument("--sizes", default="200000x2000000,1000000x10000000")
     ap.add_argument("--toolchain", default="go1.26.6")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--goref-rounds", type=int, default=None,
+                    help="run goref in the first N rounds only (default: every round)")
     ap.add_argument("--live", action="store_true")
     ap.add_argument("--goref", default=shutil.which("grf") or os.path.expanduser("~/go/bin/grf"))
     ap.add_argument("--work", default=None)
     ap.add_argument("--timeout", type=int, default=1800)
     basecode.add_option(ap)
     a = ap.parse_args()
+    if a.goref_rounds is None:
+        a.goref_rounds = a.rounds
     grf = a.goref if a.goref and os.path.exists(a.goref) else None
     if not grf:
         bg.log("goref not found (--goref PATH): ours alone")
