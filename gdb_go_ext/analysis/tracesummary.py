@@ -24,10 +24,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Iterable, Optional
 
 from ..errors import UsageError
+from ..exectrace.model import Event
 
 GC_WORKER_FUNCTION = "runtime.gcBgMarkWorker"
 MAX_TIMELINE = 200_000      # transitions kept for one goroutine's timeline
@@ -86,10 +88,10 @@ class GoroutineSummary:
     @property
     def last(self) -> Optional[Transition]:
         """Its last transition (when it made none, the last status that changed its state)."""
-        r = self.last_ev
-        if r is None:
+        if self.last_ev is None:
             return None
-        return Transition(r[1], r[8], r[9], r[10] or "", r[11], r[2], r[3], r[4])
+        _, time, m, p, g, _, _, _, frm, to, reason, tstack, _ = self.last_ev
+        return Transition(time, frm, to, reason or "", tstack, m, p, g)
 
     @property
     def blocked_total_ns(self) -> int:
@@ -210,8 +212,10 @@ def _records(events) -> Iterable:
     records = getattr(events, "records", None)
     if records is not None:
         return records()
-    return ((e.kind, e.time, e.m, e.p, e.g, e.stack, e.resource, e.id, e.from_state,
-             e.to_state, e.reason, e.transition_stack, e.attrs) for e in events)
+    return map(_AS_RECORD, events)
+
+
+_AS_RECORD = attrgetter(*(f.name for f in fields(Event)))
 
 
 def summarize(events: Iterable, version: str = "", window: Optional[tuple] = None,

@@ -65,9 +65,6 @@ def index_type(n: int):
     return np.int32 if n < (1 << 31) else np.int64
 
 
-_small = index_type
-
-
 def distinct(a: np.ndarray, n: int, scratch: Optional[np.ndarray] = None) -> np.ndarray:
     """The sorted distinct values of a (ints in range(n)): through a bool per slot when a
     is large (a flag and one scan instead of a sort), else by sorting."""
@@ -81,7 +78,7 @@ def distinct(a: np.ndarray, n: int, scratch: Optional[np.ndarray] = None) -> np.
 def _flagged(flag: np.ndarray) -> np.ndarray:
     """The slots flagged, as int32 where they fit, the flags cleared (a block at a time:
     no int64 index of every slot)."""
-    dt = _small(len(flag))
+    dt = index_type(len(flag))
     parts = []
     for lo in range(0, len(flag), 1 << 22):
         at = np.flatnonzero(flag[lo:lo + (1 << 22)])
@@ -104,7 +101,7 @@ class Frontier:
         if self.flags:
             self.flag[child] = True
             return
-        self.parts.append(child.astype(_small(self.n)))
+        self.parts.append(child.astype(index_type(self.n)))
         self.size += len(child)
         if self.size >= max(self.n >> 6, 1 << 14):
             for p in self.parts:
@@ -115,7 +112,7 @@ class Frontier:
         if self.flags:
             return _flagged(self.flag)
         if not self.parts:
-            return np.zeros(0, dtype=_small(self.n))
+            return np.zeros(0, dtype=index_type(self.n))
         return unique(np.concatenate(self.parts) if len(self.parts) > 1 else self.parts[0])
 
 
@@ -136,13 +133,13 @@ class Graph:
 
     def __init__(self, n: int):
         self.n = n
-        self.first = np.full(n, -1, dtype=_small(n))
+        self.first = np.full(n, -1, dtype=index_type(n))
         self.count8 = np.zeros(n, dtype=np.uint8)
         self._big: dict = {}                  # slot -> count, for counts of 255 or more
         self.big_slot = self.big_count = None  # (after close: _big as sorted arrays)
         self.child = self.off = None          # (after close)
         self._blocks: list = []               # [child block, off block, used]
-        self._child_dt, self._off_dt = _small(n), np.int32
+        self._child_dt, self._off_dt = index_type(n), np.int32
         self.edges_total = 0
 
     def cover(self, objs: np.ndarray) -> None:
@@ -326,7 +323,6 @@ def _located(heap, values, scratch: np.ndarray) -> np.ndarray:
     return found.frontier()
 
 
-
 def mark(heap, values, base: Optional[np.ndarray] = None,
          errors: Optional[list] = None, keep: bool = False, progress=None) -> np.ndarray:
     """The slots reachable from the pointer words `values` (an array, or a list of
@@ -458,7 +454,7 @@ def bfs_parents(heap, values: np.ndarray, errors: Optional[list] = None) -> tupl
     reached it; parent < 0: a root word, -(word index) - 2, poff 0; depth -1 where not
     reached."""
     n = heap.n
-    idt = _small(max(n, len(values) + 2))
+    idt = index_type(max(n, len(values) + 2))
     parent = np.full(n, -1, dtype=idt)
     poff = np.zeros(n, dtype=np.int32)
     depth = np.full(n, -1, dtype=np.int32)
