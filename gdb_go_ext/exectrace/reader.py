@@ -23,6 +23,7 @@ from typing import Iterator, Optional
 
 from . import wire as W
 from .base import NO_ID, Broken, SIGN64, WRAP64, s64
+from .columns import Block
 from .batchcursor import (BatchCursor, heap_insert, heap_remove, heap_sift_down, heap_update,
                           sort_frontier)
 from .generation import read_generation, read_generation_with_spill, Source
@@ -446,6 +447,17 @@ class Trace:
         the same stream as iterating, without an object per event (what summaries read)."""
         self.error = None
         return self._raw()
+
+    def blocks(self, size: int = 1 << 18) -> Iterator[Block]:
+        """The events as columns (columns.Block), in the same order, a run at a time."""
+        rows = []
+        for r in self.records():
+            rows.append(r)
+            if len(rows) >= size:
+                yield Block.from_records(rows)
+                rows = []
+        if rows:
+            yield Block.from_records(rows)
 
     def _convert(self, ev, t) -> tuple:
         """A queued event (typ, time, m, p, g, args, extra, generation) as a record, at

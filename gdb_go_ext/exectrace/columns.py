@@ -1,0 +1,81 @@
+"""A run of events as columns (numpy arrays), in the reader's order: what the bulk reader
+gives per generation and what column summaries read. The event's record (Event's fields in
+its order) is built only on demand, by Block.record(i).
+
+Codes: kind indexes KINDS, res indexes RESOURCES, frm/to index STATES, reason indexes
+the block's reasons list (-1: None, the reason of an event that is not a transition).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+KINDS = ("StateTransition", "StackSample", "Metric", "RangeBegin", "RangeEnd", "RangeActive",
+         "Label", "TaskBegin", "TaskEnd", "RegionBegin", "RegionEnd", "Log", "Sync", "Bad")
+KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+RESOURCES = (None, "Goroutine", "Proc")
+RES_CODE = {r: i for i, r in enumerate(RESOURCES)}
+STATES = (None, "Undetermined", "NotExist", "Runnable", "Running", "Waiting", "Syscall", "Idle")
+STATE_CODE = {s: i for i, s in enumerate(STATES)}
+ST_TRANSITION = KIND_CODE["StateTransition"]
+RES_G, RES_P = RES_CODE["Goroutine"], RES_CODE["Proc"]
+
+
+class Block:
+    """n events in order. Columns (each an array of n): t (int64, Event.time), kind (int8),
+    m, p, g (int64), res (int8), rid (int64, 0 where res is None), frm, to (int8),
+    reason (int32 into .reasons, -1 for None). .record(i) is event i's record."""
+    __slots__ = ("t", "kind", "m", "p", "g", "res", "rid", "frm", "to", "reason", "reasons",
+                 "_record", "_rows")
+
+    def __init__(self, t, kind, m, p, g, res, rid, frm, to, reason, reasons: Sequence[str],
+                 record: Optional[Callable[[int], tuple]] = None, rows=None):
+        self.t, self.kind, self.m, self.p, self.g = t, kind, m, p, g
+        self.res, self.rid, self.frm, self.to, self.reason = res, rid, frm, to, reason
+        self.reasons = reasons
+        self._record = record
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def record(self, i: int) -> tuple:
+        """Event i's record: (kind, time, m, p, g, stack, resource, id, from_state,
+        to_state, reason, transition_stack, attrs)."""
+        if self._rows is not None:
+            return self._rows[i]
+        return self._record(int(i))
+
+    def records(self) -> Iterator[tuple]:
+        if self._rows is not None:
+            return iter(self._rows)
+        return map(self._record, range(len(self.t)))
+
+    @classmethod
+    def from_records(cls, rows: list) -> "Block":
+        """A block of records as they are (what the step-by-step reader made)."""
+        n = len(rows)
+        reasons: list = []
+        rindex: dict = {}
+        t = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
+        kind = np.fromiter((KIND_CODE[r[0]] for r in rows), dtype=np.int8, count=n)
+        m = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
+        p = np.fromiter((r[3] for r in rows), dtype=np.int64, count=n)
+        g = np.fromiter((r[4] for r in rows), dtype=np.int64, count=n)
+        res = np.fromiter((RES_CODE[r[6]] for r in rows), dtype=np.int8, count=n)
+        rid = np.fromiter((r[7] if r[7] is not None else 0 for r in rows), dtype=np.int64,
+                          count=n)
+        frm = np.fromiter((STATE_CODE[r[8]] for r in rows), dtype=np.int8, count=n)
+        to = np.fromiter((STATE_CODE[r[9]] for r in rows), dtype=np.int8, count=n)
+
+        def code(s):
+            if s is None:
+                return -1
+            k = rindex.get(s)
+            if k is None:
+                k = rindex[s] = len(reasons)
+                reasons.append(s)
+            return k
+        reason = np.fromiter((code(r[10]) for r in rows), dtype=np.int32, count=n)
+        return cls(t, kind, m, p, g, res, rid, frm, to, reason, reasons, rows=rows)
