@@ -23,6 +23,8 @@ from typing import Iterator, Optional
 
 from . import wire as W
 from .base import NO_ID, Broken, SIGN64, WRAP64, s64
+from .bulk import BulkReader
+from .bulkdecode import decode_generation
 from .columns import Block
 from .batchcursor import (BatchCursor, heap_insert, heap_remove, heap_sift_down, heap_update,
                           sort_frontier)
@@ -112,6 +114,8 @@ class Trace:
         self._frames = {}
         self._cur_offset = 16
         self.progress = None
+        self.bulk = True            # read generations in bulk where they allow it
+        self.bulk_generations = 0   # how many the last read took in bulk
 
     # -- the raw stream: (typ, time, m, p, g, args, extra, gen) after time fixing --
     def _raw(self):
@@ -145,12 +149,12 @@ class Trace:
         sync_ev = W.EV_SYNC_EVENT
 
         checks = _id_checks()
+        bulk = self._bulk_reader(checks) if self.bulk else None
         convert = self._convert
+        record_of = self.record_of
 
-        frames = self._frames
         tspec = _TSPEC
         stack_arg = _STACK_ARG
-        wire26 = ver >= 26
 
         def fixed(ev):
             """ReadEvent's epilogue (validateTableIDs, then time made strictly increasing)
@@ -173,52 +177,18 @@ class Trace:
                 return convert(ev, t)
             res, idsrc, frm, to, has_reason, tsm = spec
             si = stack_arg[typ]
-            stack = ()
             if si >= 0:
                 sid = a[si]
-                if sid:
-                    stack = tbl.stack_cache.get(sid)
-                    if stack is None:
-                        if sid not in tbl.stacks:
-                            raise Broken(f"found invalid stack ID {sid} for event "
-                                          f"{W.NAMES[typ]}", -1)
-                        stack = tbl.stack(sid, frames)
+                if sid and sid not in tbl.stack_cache and sid not in tbl.stacks:
+                    raise Broken(f"found invalid stack ID {sid} for event {W.NAMES[typ]}", -1)
             if tsm == 2 and a[1] and a[1] not in tbl.stacks:  # GoCreate's new stack
                 raise Broken(f"found invalid stack ID {a[1]} for event {W.NAMES[typ]}", -1)
-            if has_reason:
-                reason = tbl.strings.get(a[0]) if a[0] else ""
-                if reason is None:
-                    raise Broken(f"found invalid string ID {a[0]} for event {W.NAMES[typ]}",
-                                  -1)
-            else:
-                reason = ""
+            if has_reason and a[0] and a[0] not in tbl.strings:
+                raise Broken(f"found invalid string ID {a[0]} for event {W.NAMES[typ]}", -1)
             if t <= last_ts:
                 t = last_ts + 1
             last_ts = t
-            if idsrc == 0:
-                rid = a[0]
-                if rid >= SIGN64:
-                    rid -= WRAP64
-            elif idsrc == 2:
-                rid = g
-            else:
-                rid = p
-            if frm is None:  # ProcSteal, ProcStatus, GoStatus(Stack): what ordering saw
-                if typ == W.EV_PROC_STEAL:
-                    frm = "Idle" if x == W.PROC_SYSCALL_ABANDONED else "Running"
-                elif typ == W.EV_PROC_STATUS:
-                    frm, to = x, W.PROC_STATE_OF[a[1]]
-                else:
-                    frm, to = x, W.GO_STATE_OF[a[2]]
-                    if not wire26:  # the go1.26 reader added the status's stack
-                        tsm = 0
-            if tsm == 0:
-                tstack = ()
-            elif tsm == 1:
-                tstack = stack
-            else:  # GoCreate: the new goroutine's stack
-                tstack = tbl.stack(a[1], frames) if a[1] else ()
-            return ("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack, {})
+            return record_of(ev, t)
 
         frontier = []
         cpu = []
@@ -344,6 +314,14 @@ class Trace:
                     # go1.22-1.24 go on to the frontier without looping: a generation with
                     # no events is the end (Go's go123-sync test: "frontier is empty")
                     raise Broken("broken trace: frontier is empty", self._cur_offset)
+                if bulk is not None and frontier:
+                    blk = bulk.generation(gen, order, maxev, ver, last_ts)
+                    if blk is not None:
+                        last_ts = int(blk.t[-1])
+                        self._cur_offset = bulk.last_offset
+                        self.bulk_generations += 1
+                        yield blk
+                        frontier = []
                 continue
             if cpu and (not frontier or cpu[0][0] < frontier[0].time):
                 ts, m, p, g, stk = cpu.popleft()
@@ -437,27 +415,82 @@ class Trace:
             heap_remove(frontier, i)
         return True
 
+    def _bulk_reader(self, checks):
+        return BulkReader(self.record_of, _KIND, _TSPEC, checks, decode_generation)
+
     def __iter__(self) -> Iterator[Event]:
-        self.error = None
-        return starmap(Event, self._raw())
+        return starmap(Event, self.records())
 
     def records(self) -> Iterator[tuple]:
         """The events as plain tuples, Event's fields in its order (kind, time, m, p, g,
         stack, resource, id, from_state, to_state, reason, transition_stack, attrs):
         the same stream as iterating, without an object per event (what summaries read)."""
         self.error = None
-        return self._raw()
+        self.bulk_generations = 0
+        for r in self._raw():
+            if type(r) is Block:
+                yield from r.records()
+            else:
+                yield r
 
     def blocks(self, size: int = 1 << 18) -> Iterator[Block]:
-        """The events as columns (columns.Block), in the same order, a run at a time."""
+        """The events as columns (columns.Block), in the same order: a generation read in
+        bulk as it is, the rest a run of records at a time."""
+        self.error = None
+        self.bulk_generations = 0
         rows = []
-        for r in self.records():
+        for r in self._raw():
+            if type(r) is Block:
+                if rows:
+                    yield Block.from_records(rows)
+                    rows = []
+                yield r
+                continue
             rows.append(r)
             if len(rows) >= size:
                 yield Block.from_records(rows)
                 rows = []
         if rows:
             yield Block.from_records(rows)
+
+    def record_of(self, ev, t) -> tuple:
+        """The record of a let-through event (typ, time, m, p, g, args, extra, generation)
+        at its fixed time t, its table IDs known good."""
+        typ, _, m, p, g, a, x, tbl = ev
+        spec = _TSPEC[typ]
+        if spec is None:
+            return self._convert(ev, t)
+        res, idsrc, frm, to, has_reason, tsm = spec
+        frames = self._frames
+        si = _STACK_ARG[typ]
+        stack = ()
+        if si >= 0 and a[si]:
+            stack = tbl.stack_cache.get(a[si]) or tbl.stack(a[si], frames)
+        reason = (tbl.strings[a[0]] if a[0] else "") if has_reason else ""
+        if idsrc == 0:
+            rid = a[0]
+            if rid >= SIGN64:
+                rid -= WRAP64
+        elif idsrc == 2:
+            rid = g
+        else:
+            rid = p
+        if frm is None:  # ProcSteal, ProcStatus, GoStatus(Stack): what ordering saw
+            if typ == W.EV_PROC_STEAL:
+                frm = "Idle" if x == W.PROC_SYSCALL_ABANDONED else "Running"
+            elif typ == W.EV_PROC_STATUS:
+                frm, to = x, W.PROC_STATE_OF[a[1]]
+            else:
+                frm, to = x, W.GO_STATE_OF[a[2]]
+                if self.wire < 26:  # the go1.26 reader added the status's stack
+                    tsm = 0
+        if tsm == 0:
+            tstack = ()
+        elif tsm == 1:
+            tstack = stack
+        else:  # GoCreate: the new goroutine's stack
+            tstack = tbl.stack(a[1], frames) if a[1] else ()
+        return ("StateTransition", t, m, p, g, stack, res, rid, frm, to, reason, tstack, {})
 
     def _convert(self, ev, t) -> tuple:
         """A queued event (typ, time, m, p, g, args, extra, generation) as a record, at

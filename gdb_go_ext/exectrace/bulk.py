@@ -1,0 +1,190 @@
+"""A generation read in bulk: decoded (bulkdecode), ordered and checked (bulkorder), its
+table IDs checked (validateTableIDs) and its times made strictly increasing over columns,
+given out as one columns.Block whose records are built on demand. None whenever the
+generation must be read step by step (the reader then does, from the same state)."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import wire as W
+from .base import NO_ID
+from .bulkorder import NONE, order_generation
+from .columns import KIND_CODE, RES_CODE, STATE_CODE, Block
+
+_NARGS = np.asarray(W.NARGS, dtype=np.int64)
+_STATUS_G = W.EV_GO_STATUS, W.EV_GO_STATUS_STACK
+
+
+def _tables(kind_of: dict, tspec: list):
+    """Per wire type: kind code, resource code, id source, from and to state codes,
+    whether it has a reason."""
+    kind = np.full(256, KIND_CODE["Bad"], dtype=np.int8)
+    res = np.zeros(256, dtype=np.int8)
+    idsrc = np.full(256, -1, dtype=np.int8)
+    frm = np.zeros(256, dtype=np.int8)
+    to = np.zeros(256, dtype=np.int8)
+    has_reason = np.zeros(256, dtype=bool)
+    for t in range(256):
+        k = kind_of.get(t)
+        if k is not None:
+            kind[t] = KIND_CODE[k]
+        spec = tspec[t]
+        if spec is not None:
+            r, src, f, tt, hr, _ = spec
+            res[t], idsrc[t] = RES_CODE[r], src
+            frm[t] = STATE_CODE[f] if f is not None else 0
+            to[t] = STATE_CODE[tt] if tt is not None else 0
+            has_reason[t] = hr
+    return kind, res, idsrc, frm, to, has_reason
+
+
+def _ids_ok(typ, args, gen, checks) -> bool:
+    """validateTableIDs over columns: every stack and string argument 0 or known."""
+    stacks = strings = None
+    for ty in np.unique(typ).tolist():
+        chk = checks[ty]
+        if chk is None:
+            continue
+        rows = np.flatnonzero(typ == ty)
+        for i, is_stack in chk:
+            v = args[rows, i]
+            v = v[v != 0]
+            if not len(v):
+                continue
+            if is_stack:
+                if stacks is None:
+                    stacks = np.fromiter(gen.stacks.keys(), dtype=np.uint64,
+                                         count=len(gen.stacks))
+                keys = stacks
+            else:
+                if strings is None:
+                    strings = np.fromiter(gen.strings.keys(), dtype=np.uint64,
+                                          count=len(gen.strings))
+                keys = strings
+            if not np.isin(v, keys).all():
+                return False
+    return True
+
+
+class BulkReader:
+    """Per trace: the tables and the record builder of the reader (Trace.record_of)."""
+
+    def __init__(self, record_of, kind_of: dict, tspec: list, checks: list, decode):
+        self.record_of = record_of
+        self.kind, self.res, self.idsrc, self.frm, self.to, self.has_reason = \
+            _tables(kind_of, tspec)
+        self.checks = checks
+        self.decode = decode
+        self.last_offset = 0
+
+    def generation(self, gen, order, maxev: int, ver: int, last_ts: int) -> Optional[Block]:
+        dec = self.decode(gen, maxev)
+        if dec is None:
+            return None
+        od = order_generation(dec, order, gen, ver)
+        if od is None or not _ids_ok(od.typ, od.args, gen, self.checks):
+            return None
+        od.apply()
+        self.last_offset = int(od.offset[-1])
+        typ, args = od.typ, od.args
+        n = len(typ)
+        ar = np.arange(n, dtype=np.int64)
+        u = np.maximum.accumulate(np.maximum(od.t - ar, last_ts + 1))
+        t_out = u + ar
+        a = args.view(np.int64)
+        idsrc = self.idsrc[typ]
+        rid = np.where(idsrc == 0, a[:, 0], np.where(idsrc == 2, od.g,
+                                                     np.where(idsrc == 1, od.p, 0)))
+        res = self.res[typ]
+        frm = self.frm[typ]
+        to = self.to[typ]
+        initial = order.initial_gen == gen.gen or not order.initial_gen
+        steal = typ == W.EV_PROC_STEAL
+        frm = np.where(steal, np.where(od.x == W.PROC_SYSCALL_ABANDONED, STATE_CODE["Idle"],
+                                       STATE_CODE["Running"]), frm)
+        pst = typ == W.EV_PROC_STATUS
+        gst = (typ == _STATUS_G[0]) | (typ == _STATUS_G[1])
+        if pst.any() or gst.any():
+            pcode = np.array([STATE_CODE[s] for s in W.PROC_STATE_OF] + [0] * 3, dtype=np.int8)
+            gcode = np.array([STATE_CODE[s] for s in W.GO_STATE_OF] + [0] * 3, dtype=np.int8)
+            pnew = STATE_CODE["Undetermined" if initial else "NotExist"]
+            st1 = np.minimum(args[:, 1], 7).astype(np.int64)
+            st2 = np.minimum(args[:, 2], 7).astype(np.int64)
+            frm = np.where(pst, np.where(od.x == NONE, pnew, pcode[st1]), frm)
+            to = np.where(pst, pcode[st1], to)
+            frm = np.where(gst, np.where(od.x == NONE, STATE_CODE["Undetermined"],
+                                         gcode[st2]), frm)
+            to = np.where(gst, gcode[st2], to)
+        reason = np.where(self.kind[typ] == KIND_CODE["StateTransition"], 0, -1).astype(
+            np.int32)
+        reasons = [""]
+        hr = np.flatnonzero(self.has_reason[typ] & (args[:, 0] != 0))
+        if len(hr):
+            ids, inv = np.unique(args[hr, 0], return_inverse=True)
+            strings = gen.strings
+            reasons += [strings[i] for i in ids.tolist()]
+            reason[hr] = inv.astype(np.int32) + 1
+        record = self._records(od, t_out, gen, initial)
+        return Block(t_out, self.kind[typ], od.m, od.p, od.g, res, rid, frm, to, reason,
+                     reasons, record=record)
+
+    def _records(self, od, t_out, gen, initial):
+        record_of = self.record_of
+        typ, m, p, g, args, t, x = od.typ, od.m, od.p, od.g, od.args, od.t, od.x
+        xs, new_args = od.xs, od.new_args
+        pnew = "Undetermined" if initial else "NotExist"
+
+        def record(i: int) -> tuple:
+            ty = int(typ[i])
+            a = new_args.get(i)
+            if a is None:
+                a = args[i, :W.NARGS[ty] - 1].tolist()
+            if i in xs:
+                xi = xs[i]
+            elif ty == W.EV_PROC_STEAL:
+                xi = int(x[i])
+            elif ty == W.EV_PROC_STATUS:
+                xi = pnew if x[i] == NONE else W.PROC_STATE_OF[a[1]]
+            elif ty in _STATUS_G:
+                xi = "Undetermined" if x[i] == NONE else W.GO_STATE_OF[a[2]]
+            else:
+                xi = None
+            ev = (ty, int(t[i]), int(m[i]), int(p[i]), int(g[i]), a, xi, gen)
+            return record_of(ev, int(t_out[i]))
+        return record
+
+
+def decode_by_cursor(gen, maxev):
+    """The reference decoder: each M's cursor walked to its end (slow; for checks)."""
+    from .base import Broken
+    from .batchcursor import BatchCursor
+    ms, start, typ, t, args, off = [], [0], [], [], [], []
+    try:
+        for mid in gen.batch_ms:
+            c = BatchCursor(mid, gen.batches[mid])
+            while c.next_event(gen.freq, maxev):
+                typ.append(c.typ)
+                t.append(c.time)
+                row = list(c.args) + [0] * (5 - len(c.args))
+                args.append(row)
+                off.append(c.offset)
+            ms.append(mid)
+            start.append(len(typ))
+    except Broken:
+        return None
+
+    class D:
+        pass
+    d = D()
+    d.ms = ms
+    d.start = np.asarray(start, dtype=np.int64)
+    d.typ = np.asarray(typ, dtype=np.uint8)
+    d.t = np.asarray(t, dtype=np.int64)
+    d.args = np.asarray(args, dtype=np.uint64).reshape(-1, 5)
+    d.offset = np.asarray(off, dtype=np.int64)
+    return d
+
+
+__all__ = ["BulkReader", "decode_by_cursor", "NO_ID"]

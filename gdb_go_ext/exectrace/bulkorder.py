@@ -1,0 +1,699 @@
+"""A generation ordered in bulk: the per-M event columns (bulkdecode) merged by time the way
+the reader's frontier heap merges them, then the scheduler model of order.go checked over
+whole columns. When every event of the merge can happen where it stands (the head of the
+heap always goes, Go's common case), the merge is the reader's order and the generation
+comes out as columns (columns.Block) with its records built on demand; anything else (an
+event that must wait, one that breaks the trace, a rare kind) gives None and the caller
+reads the generation step by step from the same state, so the result is the same.
+
+Nothing here changes the Ordering until the whole generation is known good (commit)."""
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Optional
+
+import numpy as np
+
+from . import wire as W
+from .base import NO_ID
+from .order import GState, MState, PState
+
+_MAX_TIME = (1 << 63) - 1
+NONE = -1   # no state: the goroutine or P does not exist
+
+
+def merge(t_list: list, start: np.ndarray) -> Optional[np.ndarray]:
+    """The rows in the order the frontier heap gives them when every head goes: per M
+    (rows start[k]:start[k+1], times non-decreasing), the head runs while its next time is
+    not above its children's, then sifts down (heapSiftDown; heapRemove at its end).
+    None when an M's times go back (the step path decides then)."""
+    nm = len(start) - 1
+    hk: list = []   # the heap's keys (head times) and Ms
+    hm: list = []
+    pos = start[:-1].tolist()
+    stop = start[1:].tolist()
+    for k in range(nm):
+        if pos[k] >= stop[k]:
+            continue
+        hk.append(t_list[pos[k]])
+        hm.append(k)
+        i = len(hk) - 1     # heapSiftUp
+        while i > 0 and hk[(i - 1) // 2] > hk[i]:
+            j = (i - 1) // 2
+            hk[i], hk[j] = hk[j], hk[i]
+            hm[i], hm[j] = hm[j], hm[i]
+            i = j
+    rs: list = []
+    re_: list = []
+    n = len(hk)
+    while n:
+        k = hm[0]
+        if n > 2:
+            bound = hk[1] if hk[1] <= hk[2] else hk[2]
+        elif n == 2:
+            bound = hk[1]
+        else:
+            bound = _MAX_TIME
+        i = pos[k]
+        e = stop[k]
+        j = bisect_right(t_list, bound, i + 1, e)
+        rs.append(i)
+        re_.append(j)
+        if j < e:
+            pos[k] = j
+            t = hk[0] = t_list[j]
+        else:               # heapRemove(0): the last one to the root
+            n -= 1
+            hk[0] = hk[n]
+            hm[0] = hm[n]
+            hk.pop()
+            hm.pop()
+            if not n:
+                break
+            t = hk[0]
+        i = 0               # heapSiftDown(0)
+        while True:
+            left = 2 * i + 1
+            if left >= n:
+                break
+            m, mt = i, t
+            lt = hk[left]
+            if lt < mt:
+                m, mt = left, lt
+            if left + 1 < n and hk[left + 1] < mt:
+                m = left + 1
+            if m == i:
+                break
+            hk[i], hk[m] = hk[m], hk[i]
+            hm[i], hm[m] = hm[m], hm[i]
+            i = m
+    rs_a = np.asarray(rs, dtype=np.int64)
+    lens = np.asarray(re_, dtype=np.int64) - rs_a
+    total = int(lens.sum())
+    # the rows of every run, in run order
+    base = np.repeat(rs_a - np.cumsum(lens) + lens, lens)
+    return base + np.arange(total, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------
+# the scheduler model over columns
+# ---------------------------------------------------------------------------
+E = W
+# kinds whose state changes are checked over columns (the rest go through _readers' pass)
+_HOT = (E.EV_GO_START, E.EV_GO_UNBLOCK, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY,
+        E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_SYSCALL_BEGIN, E.EV_GO_SYSCALL_END,
+        E.EV_GO_SYSCALL_END_BLOCKED, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK,
+        E.EV_GO_CREATE_SYSCALL, E.EV_PROC_START, E.EV_PROC_STOP, E.EV_PROC_STEAL,
+        E.EV_PROC_STATUS)
+_READERS = (E.EV_HEAP_ALLOC, E.EV_HEAP_GOAL, E.EV_PROCS_CHANGE, E.EV_GO_LABEL, E.EV_USER_LOG,
+            E.EV_STW_BEGIN, E.EV_STW_END, E.EV_GC_MARK_ASSIST_BEGIN, E.EV_GC_MARK_ASSIST_END,
+            E.EV_GC_MARK_ASSIST_ACTIVE, E.EV_GC_SWEEP_BEGIN, E.EV_GC_SWEEP_END,
+            E.EV_GC_SWEEP_ACTIVE, E.EV_GC_BEGIN, E.EV_GC_END, E.EV_GC_ACTIVE,
+            E.EV_USER_TASK_BEGIN, E.EV_USER_TASK_END, E.EV_USER_REGION_BEGIN,
+            E.EV_USER_REGION_END)
+SUPPORTED = np.zeros(256, dtype=bool)
+SUPPORTED[list(_HOT + _READERS)] = True
+IS_READER = np.zeros(256, dtype=bool)
+IS_READER[list(_READERS)] = True
+
+
+def _table(pairs, default=0, dtype=np.int64):
+    a = np.full(256, default, dtype=dtype)
+    for ks, v in pairs:
+        for k in (ks if isinstance(ks, tuple) else (ks,)):
+            a[k] = v
+    return a
+
+
+def _isin(typ, *kinds):
+    m = np.zeros(256, dtype=bool)
+    m[list(kinds)] = True
+    return m[typ]
+
+
+class Ordered:
+    """A generation ordered and checked: per event in order its type, M, the context's P
+    and G before it, its args (uint64 rows), raw time, extra (the state it came from,
+    for steals and statuses) and file offset; apply() moves the Ordering past it."""
+    __slots__ = ("typ", "m", "p", "g", "args", "t", "x", "offset", "xs", "new_args", "apply")
+
+
+def _last_before(op_key, op_val, q_key, span):
+    """For each query key (entity * span + position), the value of the last op of the
+    same entity strictly before it, and whether there is one. op_key sorted."""
+    j = np.searchsorted(op_key, q_key, side="left") - 1
+    jj = np.maximum(j, 0)
+    ok = (j >= 0) & (op_key[jj] // span == q_key // span) if len(op_key) else \
+        np.zeros(len(q_key), dtype=bool)
+    val = op_val[jj] if len(op_val) else np.zeros(len(q_key), dtype=np.int64)
+    return val, ok
+
+
+def _chain(ent, pos, kind_after, sets_seq, seq_val, init, span):
+    """One entity kind's state chain over the ops (entity, position) given in order of
+    position: sorted by (entity, position), each op's state before it (the previous op's
+    after, or init(entity) = (status, seq, sgen is this generation)). -> (order of the
+    ops, sorted entity, previous status, previous seq, previous sgen-ok, group first)."""
+    o = np.lexsort((pos, ent))
+    e = ent[o]
+    n = len(e)
+    same = np.zeros(n, dtype=bool)
+    same[1:] = e[1:] == e[:-1]
+    uniq = e[~same]
+    st0, seq0, sg0 = init(uniq)
+    grp = np.cumsum(~same) - 1
+    after = kind_after[o]
+    prev_status = np.empty(n, dtype=np.int64)
+    prev_status[~same] = st0
+    prev_status[1:][same[1:]] = after[:-1][same[1:]]
+    idx = np.arange(n)
+    setter = sets_seq[o]
+    last = np.maximum.accumulate(np.where(setter, idx, -1))
+    first = np.maximum.accumulate(np.where(~same, idx, 0))
+    prev_last = np.full(n, -1)
+    prev_last[1:] = last[:-1]
+    has = prev_last >= first
+    sv = seq_val[o]
+    prev_seq = np.where(has, sv[np.maximum(prev_last, 0)], seq0[grp])
+    prev_sgen = np.where(has, True, sg0[grp])
+    return o, e, prev_status, prev_seq, prev_sgen, grp, uniq, last
+
+
+# G op kinds -> the status after (NONE: gone; -2: the status the event names)
+_G_AFTER = _table(((E.EV_GO_START, W.GO_RUNNING), (E.EV_GO_UNBLOCK, W.GO_RUNNABLE),
+                   (E.EV_GO_BLOCK, W.GO_WAITING), (E.EV_GO_STOP, W.GO_RUNNABLE),
+                   (E.EV_GO_DESTROY, NONE), (E.EV_GO_CREATE, W.GO_RUNNABLE),
+                   (E.EV_GO_CREATE_BLOCKED, W.GO_WAITING),
+                   (E.EV_GO_SYSCALL_BEGIN, W.GO_SYSCALL), (E.EV_GO_SYSCALL_END, W.GO_RUNNING),
+                   (E.EV_GO_SYSCALL_END_BLOCKED, W.GO_RUNNABLE),
+                   ((E.EV_GO_STATUS, E.EV_GO_STATUS_STACK), -2),
+                   (E.EV_GO_CREATE_SYSCALL, W.GO_SYSCALL)), default=-3)
+# the status each needs before it (a bit per status + 1; 0: any, checked apart)
+_G_NEED = _table(((E.EV_GO_START, 1 << (W.GO_RUNNABLE + 1)),
+                  (E.EV_GO_UNBLOCK, 1 << (W.GO_WAITING + 1)),
+                  ((E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY, E.EV_GO_SYSCALL_BEGIN),
+                   1 << (W.GO_RUNNING + 1)),
+                  ((E.EV_GO_SYSCALL_END, E.EV_GO_SYSCALL_END_BLOCKED), 1 << (W.GO_SYSCALL + 1)),
+                  ((E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_CREATE_SYSCALL),
+                   1 << (NONE + 1))))
+_P_AFTER = _table(((E.EV_PROC_START, W.PROC_RUNNING), (E.EV_PROC_STOP, W.PROC_IDLE),
+                   (E.EV_PROC_STEAL, W.PROC_IDLE), (E.EV_PROC_STATUS, -2),
+                   (E.EV_GO_SYSCALL_BEGIN, W.PROC_SYSCALL),
+                   (E.EV_GO_SYSCALL_END, W.PROC_RUNNING)), default=-3)
+_P_NEED = _table(((E.EV_PROC_START, 1 << (W.PROC_IDLE + 1)),
+                  (E.EV_PROC_STOP, (1 << (W.PROC_RUNNING + 1)) | (1 << (W.PROC_SYSCALL + 1))),
+                  (E.EV_PROC_STEAL, (1 << (W.PROC_SYSCALL + 1)) |
+                   (1 << (W.PROC_SYSCALL_ABANDONED + 1))),
+                  (E.EV_GO_SYSCALL_BEGIN, 0b111111 & ~1),
+                  (E.EV_GO_SYSCALL_END, 1 << (W.PROC_SYSCALL + 1))))
+
+
+def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
+    """The generation's events in the reader's order, checked, or None (read it step by
+    step). dec: bulkdecode's columns; o: the Ordering at the generation's start."""
+    n = len(dec.typ)
+    start = dec.start
+    if n == 0 or (gen.cpu and len(gen.cpu)):
+        return None
+    t = dec.t
+    if n > 1:
+        back = np.flatnonzero(t[1:] < t[:-1]) + 1
+        if len(back) and not np.isin(back, start).all():
+            return None
+    perm = merge(t.tolist(), start)
+    typ = dec.typ[perm]
+    if not SUPPORTED[typ].all():
+        return None
+    mids = np.asarray(dec.ms, dtype=np.int64)
+    counts = np.diff(start)
+    m = np.repeat(mids, counts)[perm]
+    # no thread: an empty context each time, kept nowhere (only these kinds allow it)
+    no_m = m == NO_ID
+    if no_m.any() and not _isin(typ[no_m], E.EV_GO_STATUS, E.EV_GO_STATUS_STACK,
+                                E.EV_PROC_STATUS, E.EV_GO_UNBLOCK).all():
+        return None
+    args = dec.args[perm]
+    a = args.view(np.int64)
+    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
+    idx = np.arange(n, dtype=np.int64)
+    gnum = gen.gen
+    initial = (o.initial_gen or gnum) == gnum
+
+    is_status = _isin(typ, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
+    is_pstatus = typ == E.EV_PROC_STATUS
+    if (is_status & ((args[:, 2] >= 5) | ((a2 == W.GO_SYSCALL) & (a1 != m)))).any():
+        return None
+    if (is_pstatus & (args[:, 1] >= W.PROC_SYSCALL_ABANDONED)).any():
+        return None
+    steal = typ == E.EV_PROC_STEAL
+    steal_other = steal & (a2 != m)
+
+    # -- the Ms' contexts: the last set/clear of each before every event --
+    ids = np.unique(np.concatenate([mids, a2[steal_other]]))
+    span = n + 1
+    mx = np.searchsorted(ids, m)
+    init_p = np.empty(len(ids), dtype=np.int64)
+    init_g = np.empty(len(ids), dtype=np.int64)
+    for k, mid in enumerate(ids.tolist()):
+        ms = o.ms.get(mid)
+        init_p[k], init_g[k] = (ms.p, ms.g) if ms is not None else (NO_ID, NO_ID)
+    status_run = is_status & ((a2 == W.GO_RUNNING) | (a2 == W.GO_SYSCALL))
+    g_set = (_isin(typ, E.EV_GO_START, E.EV_GO_CREATE_SYSCALL) | status_run) & ~no_m
+    g_clr = _isin(typ, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY,
+                  E.EV_GO_SYSCALL_END_BLOCKED)
+    gi = np.flatnonzero(g_set | g_clr)
+    g_key = mx[gi] * span + gi
+    g_val = np.where(g_set[gi], a0[gi], NO_ID)
+    ko = np.argsort(g_key, kind="stable")
+    g_key, g_val = g_key[ko], g_val[ko]
+    ctx_g, has = _last_before(g_key, g_val, mx * span + idx, span)
+    ctx_g = np.where(has, ctx_g, init_g[mx])
+    ctx_g[no_m] = NO_ID
+    p_set = ((typ == E.EV_PROC_START) | (is_pstatus & ((a1 == W.PROC_RUNNING) |
+                                                       (a1 == W.PROC_SYSCALL)))) & ~no_m
+    p_clr = (typ == E.EV_PROC_STOP) | (steal & ~steal_other)
+    own = np.flatnonzero(p_set | p_clr)
+    oth = np.flatnonzero(steal_other)
+    p_key = np.concatenate([mx[own] * span + own,
+                            np.searchsorted(ids, a2[oth]) * span + oth])
+    p_val = np.concatenate([np.where(p_set[own], a0[own], NO_ID),
+                            np.full(len(oth), NO_ID, dtype=np.int64)])
+    ko = np.argsort(p_key, kind="stable")
+    p_key, p_val = p_key[ko], p_val[ko]
+    ctx_p, has = _last_before(p_key, p_val, mx * span + idx, span)
+    ctx_p = np.where(has, ctx_p, init_p[mx])
+    ctx_p[no_m] = NO_ID
+    has_p = ctx_p != NO_ID
+    has_g = ctx_g != NO_ID
+    # validateCtx of the kinds checked here
+    need_p = _isin(typ, E.EV_GO_START, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY,
+                   E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_SYSCALL_BEGIN,
+                   E.EV_GO_SYSCALL_END, E.EV_PROC_STOP)
+    need_g = _isin(typ, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY, E.EV_GO_SYSCALL_BEGIN,
+                   E.EV_GO_SYSCALL_END, E.EV_GO_SYSCALL_END_BLOCKED)
+    no_g = _isin(typ, E.EV_GO_START, E.EV_GO_CREATE_SYSCALL)
+    no_p = typ == E.EV_PROC_START
+    if (need_p & ~has_p).any() or (need_g & ~has_g).any() or (no_g & has_g).any() or \
+            (no_p & has_p).any():
+        import os
+        if os.environ.get("BULKDBG"):
+            bad = np.flatnonzero((need_p & ~has_p) | (need_g & ~has_g) | (no_g & has_g) | (no_p & has_p))
+            for i in bad[:3]:
+                print("BAD", i, W.NAMES[typ[i]], m[i], ctx_p[i], ctx_g[i], a0[i])
+                for j in range(max(0, i - 6), i + 1):
+                    print("   ", j, W.NAMES[typ[j]], m[j], ctx_p[j], ctx_g[j], a[j].tolist())
+        return None
+    own_steal = steal & ~steal_other
+    if (own_steal & (ctx_p != a0)).any():
+        return None
+    if len(oth):
+        other_p, had = _last_before(p_key, p_val, np.searchsorted(ids, a2[oth]) * span + oth,
+                                    span)
+        tgt = np.searchsorted(ids, a2[oth])
+        other_p = np.where(had, other_p, init_p[tgt])
+        # the M is known once it had a state: from before, or an event of its own earlier
+        first = np.full(len(ids), n, dtype=np.int64)
+        np.minimum.at(first, mx, idx)
+        known = np.array([o.ms.get(x) is not None for x in a2[oth].tolist()], dtype=bool)
+        known |= first[tgt] < oth
+        if not known.all() or (other_p != a0[oth]).any():
+            return None
+    if not initial and (is_status & (a2 == W.GO_SYSCALL) & (ctx_g != a0)).any():
+        return None
+
+    # -- goroutines --
+    g_ops = np.flatnonzero(_G_AFTER[typ] != -3)
+    gt = typ[g_ops]
+    own_g = _isin(gt, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY, E.EV_GO_SYSCALL_BEGIN,
+                  E.EV_GO_SYSCALL_END, E.EV_GO_SYSCALL_END_BLOCKED)
+    g_ent = np.where(own_g, ctx_g[g_ops], a0[g_ops])
+    g_after = _G_AFTER[gt]
+    g_after = np.where(g_after == -2, a2[g_ops], g_after)
+    g_seq_set = _isin(gt, E.EV_GO_START, E.EV_GO_UNBLOCK, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK,
+                      E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_CREATE_SYSCALL)
+    g_seq_val = np.where(_isin(gt, E.EV_GO_START, E.EV_GO_UNBLOCK), a1[g_ops], 0)
+
+    def g_init(u):
+        st = np.empty(len(u), dtype=np.int64)
+        sq = np.zeros(len(u), dtype=np.int64)
+        sg = np.zeros(len(u), dtype=bool)
+        gs = o.gs
+        for k, gid in enumerate(u.tolist()):
+            s = gs.get(gid)
+            if s is None:
+                st[k] = NONE
+            else:
+                st[k], sq[k], sg[k] = s.status, s.seq, s.sgen == gnum
+        return st, sq, sg
+    go, ge, gprev, gpseq, gpsg, ggrp, guniq, glast = _chain(
+        g_ent, g_ops, g_after, g_seq_set, g_seq_val, g_init, span)
+    sgt = gt[go]
+    need = _G_NEED[sgt]
+    ok = np.where(need != 0, (need >> (gprev + 1)) & 1, 1).astype(bool)
+    sstat = _isin(sgt, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
+    sa2 = a2[g_ops][go]
+    ok &= ~sstat | (gprev == sa2) | ((gprev == NONE) & initial)
+    seqd = _isin(sgt, E.EV_GO_START, E.EV_GO_UNBLOCK)
+    ok &= ~seqd | (gpsg & (a1[g_ops][go] == gpseq + 1))
+    if not ok.all():
+        return None
+    # a GoCreate's creator, when it has a state, is Running
+    cre = np.flatnonzero(_isin(typ, E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED) & has_g)
+    gkey_sorted = ge * span + g_ops[go]
+    gafter_sorted = g_after[go]
+    if len(cre):
+        st, had = _last_before(gkey_sorted, gafter_sorted, ctx_g[cre] * span + cre, span)
+        st0 = np.array([(o.gs[x].status if x in o.gs else NONE) for x in ctx_g[cre].tolist()],
+                       dtype=np.int64)
+        st = np.where(had, st, st0)
+        if ((st != NONE) & (st != W.GO_RUNNING)).any():
+            return None
+    g_x = np.empty(n, dtype=np.int64)    # a status's state before (NONE: new)
+    g_x[g_ops[go]] = gprev
+
+    # -- Ps --
+    p_ops = np.flatnonzero(_P_AFTER[typ] != -3)
+    pt = typ[p_ops]
+    ctxp_ent = _isin(pt, E.EV_PROC_STOP, E.EV_GO_SYSCALL_BEGIN, E.EV_GO_SYSCALL_END)
+    p_ent = np.where(ctxp_ent, ctx_p[p_ops], a0[p_ops])
+    p_after = _P_AFTER[pt]
+    p_after = np.where(p_after == -2, a1[p_ops], p_after)
+    p_seq_set = _isin(pt, E.EV_PROC_START, E.EV_PROC_STEAL, E.EV_PROC_STATUS,
+                      E.EV_GO_SYSCALL_BEGIN)
+    p_seq_val = np.where(_isin(pt, E.EV_PROC_START, E.EV_PROC_STEAL), a1[p_ops],
+                         np.where(pt == E.EV_GO_SYSCALL_BEGIN, a0[p_ops], 0))
+
+    def p_init(u):
+        st = np.empty(len(u), dtype=np.int64)
+        sq = np.zeros(len(u), dtype=np.int64)
+        sg = np.zeros(len(u), dtype=bool)
+        ps = o.ps
+        for k, pid in enumerate(u.tolist()):
+            s = ps.get(pid)
+            if s is None:
+                st[k] = NONE
+            else:
+                st[k], sq[k], sg[k] = s.status, s.seq, s.sgen == gnum
+        return st, sq, sg
+    po, pe, pprev, ppseq, ppsg, pgrp, puniq, plast = _chain(
+        p_ent, p_ops, p_after, p_seq_set, p_seq_val, p_init, span)
+    spt = pt[po]
+    need = _P_NEED[spt]
+    ok = np.where(need != 0, (need >> (pprev + 1)) & 1, 1).astype(bool)
+    sps = spt == E.EV_PROC_STATUS
+    ok &= ~sps | (pprev == a1[p_ops][po]) | (pprev == NONE)
+    seqd = _isin(spt, E.EV_PROC_START, E.EV_PROC_STEAL)
+    ok &= ~seqd | (ppsg & (a1[p_ops][po] == ppseq + 1))
+    sb = spt == E.EV_GO_SYSCALL_BEGIN
+    ok &= ~sb | (ppsg & (a0[p_ops][po] == ppseq + 1))
+    if not ok.all():
+        return None
+    p_x = np.empty(n, dtype=np.int64)
+    p_x[p_ops[po]] = pprev
+    pkey_sorted = pe * span + p_ops[po]
+    pafter_sorted = p_after[po]
+
+    def p_state_at(pids, at):
+        st, had = _last_before(pkey_sorted, pafter_sorted, pids * span + at, span)
+        st0 = np.array([(o.ps[x].status if x in o.ps else NONE) for x in pids.tolist()],
+                       dtype=np.int64)
+        return np.where(had, st, st0)
+    # GoSyscallEndBlocked waits while its P is still in a syscall
+    seb = np.flatnonzero((typ == E.EV_GO_SYSCALL_END_BLOCKED) & has_p)
+    if len(seb):
+        st = p_state_at(ctx_p[seb], seb)
+        if ((st == NONE) | (st == W.PROC_SYSCALL)).any():
+            return None
+    ro = _readers(np.flatnonzero(IS_READER[typ]), typ, args, m, ctx_p, ctx_g, has_p,
+                  has_g, o, gen, initial, p_state_at)
+    if ro is None:
+        return None
+    x = np.where(typ == E.EV_PROC_STEAL, p_x, np.where(is_pstatus, p_x, g_x))
+    x = np.where(is_pstatus | is_status | steal, x, 0)
+
+    res = Ordered()
+    res.typ, res.m, res.p, res.g, res.args, res.t = typ, m, ctx_p, ctx_g, args, t[perm]
+    res.x, res.offset = x, dec.offset[perm]
+    res.xs, res.new_args = ro[0], ro[1]
+
+    def apply():
+        _commit(o, gen, ids, mx, ctx_p, ctx_g, typ, a0, n, p_key, p_val, g_key, g_val, span,
+                init_p, init_g, ge, go, g_ops, g_after, glast, g_seq_val, g_seq_set,
+                pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro)
+    res.apply = apply
+    return res
+
+
+def _readers(rows, typ, args, m, ctx_p, ctx_g, has_p, has_g, o, gen, initial, p_state_at):
+    """The kinds that read the contexts and keep their own state (the GC, ranges,
+    regions, tasks, metrics, labels), one by one in order on copies of that state:
+    (extras by row, args by row where the ordering changed them, the state after) or
+    None where one must wait or breaks the trace."""
+    from .order import GC_NOT_RUNNING, GC_RUNNING, GC_UNDETERMINED, START_OF
+    tasks = dict(o.tasks)
+    gc_seq, gc_state = o.gc_seq, o.gc_state
+    granges: dict = {}
+    gregions: dict = {}
+    pranges: dict = {}
+    xs: dict = {}
+    new_args: dict = {}
+    strings = gen.strings
+    if not len(rows):
+        return xs, new_args, tasks, gc_seq, gc_state, granges, gregions, pranges
+    sweep_ps = rows[_isin(typ[rows], E.EV_GC_SWEEP_BEGIN, E.EV_GC_SWEEP_END)]
+    if len(sweep_ps) and (~has_p[sweep_ps]).any():
+        return None
+    known_p = {}
+    if len(sweep_ps):
+        st = p_state_at(ctx_p[sweep_ps], sweep_ps)
+        known_p = dict(zip(sweep_ps.tolist(), (st != NONE).tolist()))
+
+    def g_list(store, gid, attr):
+        lst = store.get(gid)
+        if lst is None:
+            s = o.gs.get(gid)
+            lst = store[gid] = list(getattr(s, attr)) if s is not None else []
+        return lst
+
+    def p_list(pid):
+        lst = pranges.get(pid)
+        if lst is None:
+            s = o.ps.get(pid)
+            lst = pranges[pid] = list(s.ranges) if s is not None else []
+        return lst
+    tl, al = typ[rows].tolist(), args[rows].tolist()
+    hp, hg = has_p[rows].tolist(), has_g[rows].tolist()
+    gl, pl = ctx_g[rows].tolist(), ctx_p[rows].tolist()
+    nargs = W.NARGS
+    for r, ty, a, p_ok, g_ok, g, p in zip(rows.tolist(), tl, al, hp, hg, gl, pl):
+        a = a[:nargs[ty] - 1]
+        if ty == E.EV_HEAP_ALLOC or ty == E.EV_HEAP_GOAL:
+            if not p_ok:
+                return None
+        elif ty in (E.EV_PROCS_CHANGE, E.EV_GO_LABEL, E.EV_USER_LOG):
+            if not (p_ok and g_ok):
+                return None
+        elif ty in (E.EV_STW_BEGIN, E.EV_GC_MARK_ASSIST_BEGIN):
+            if not (p_ok and g_ok):
+                return None
+            key = (ty, a[0] if ty == E.EV_STW_BEGIN else 0)
+            lst = g_list(granges, g, "ranges")
+            if key in lst:
+                return None
+            lst.append(key)
+        elif ty in (E.EV_STW_END, E.EV_GC_MARK_ASSIST_END):
+            if not (p_ok and g_ok):
+                return None
+            lst = g_list(granges, g, "ranges")
+            want = START_OF[ty]
+            for i, rg in enumerate(lst):
+                if rg[0] == want:
+                    xs[r] = rg[1]
+                    lst[i] = lst[-1]
+                    lst.pop()
+                    break
+            else:
+                return None
+        elif ty == E.EV_GC_MARK_ASSIST_ACTIVE:
+            gid = a[0] - (1 << 64) if a[0] >= 1 << 63 else a[0]
+            if gid not in o.gs:
+                return None     # (a goroutine made in this generation: step by step)
+            lst = g_list(granges, gid, "ranges")
+            key = (E.EV_GC_MARK_ASSIST_BEGIN, 0)
+            if initial:
+                if key in lst:
+                    return None
+                lst.append(key)
+            elif key not in lst:
+                return None
+        elif ty == E.EV_GC_SWEEP_BEGIN:
+            if not known_p.get(r):
+                return None
+            lst = p_list(p)
+            key = (E.EV_GC_SWEEP_BEGIN, 0)
+            if key in lst:
+                return None
+            lst.append(key)
+        elif ty == E.EV_GC_SWEEP_END:
+            if not known_p.get(r):
+                return None
+            lst = p_list(p)
+            for i, rg in enumerate(lst):
+                if rg[0] == E.EV_GC_SWEEP_BEGIN:
+                    lst[i] = lst[-1]
+                    lst.pop()
+                    break
+            else:
+                return None
+        elif ty == E.EV_GC_SWEEP_ACTIVE:
+            pid = a[0] - (1 << 64) if a[0] >= 1 << 63 else a[0]
+            if pid not in o.ps:
+                return None
+            lst = p_list(pid)
+            key = (E.EV_GC_SWEEP_BEGIN, 0)
+            if initial:
+                if key in lst:
+                    return None
+                lst.append(key)
+            elif key not in lst:
+                return None
+        elif ty == E.EV_GC_ACTIVE:
+            seq = a[0]
+            if initial:
+                if gc_state != GC_UNDETERMINED:
+                    return None
+                gc_seq, gc_state = seq, GC_RUNNING
+            else:
+                if seq != gc_seq + 1 or gc_state != GC_RUNNING or not (p_ok and g_ok):
+                    return None
+                gc_seq = seq
+        elif ty == E.EV_GC_BEGIN:
+            seq = a[0]
+            if gc_state == GC_UNDETERMINED:
+                gc_seq, gc_state = seq, GC_RUNNING
+            else:
+                if seq != gc_seq + 1 or gc_state == GC_RUNNING or not (p_ok and g_ok):
+                    return None
+                gc_seq, gc_state = seq, GC_RUNNING
+        elif ty == E.EV_GC_END:
+            seq = a[0]
+            if seq != gc_seq + 1 or gc_state != GC_RUNNING or not (p_ok and g_ok):
+                return None
+            gc_seq, gc_state = seq, GC_NOT_RUNNING
+        elif ty == E.EV_USER_TASK_BEGIN:
+            tid = a[0]
+            if tid in tasks or not (p_ok and g_ok):
+                return None
+            parent = a[1]
+            if parent == 0:
+                parent = (1 << 64) - 1
+                new_args[r] = [tid, parent] + a[2:]
+            name = strings.get(a[2]) if a[2] else ""
+            if name is None:
+                return None
+            tasks[tid] = (name, parent)
+        elif ty == E.EV_USER_TASK_END:
+            info = tasks.pop(a[0], None)
+            xs[r] = (info[1], info[0]) if info is not None else ((1 << 64) - 1, "")
+            if not (p_ok and g_ok):
+                return None
+        else:       # UserRegionBegin/End
+            if not (p_ok and g_ok):
+                return None
+            name = strings.get(a[1]) if a[1] else ""
+            if name is None:
+                return None
+            lst = g_list(gregions, g, "regions")
+            rg = (a[0], name)
+            if ty == E.EV_USER_REGION_BEGIN:
+                lst.append(rg)
+            elif lst:
+                if lst[-1] != rg:
+                    return None
+                lst.pop()
+    return xs, new_args, tasks, gc_seq, gc_state, granges, gregions, pranges
+
+
+def _group_last(ent_sorted, after_sorted, last_setter, seq_val_sorted):
+    """Per entity of a chain (sorted by entity, position): (entities, status after its
+    last op, its last sequence number set or -1 when none was)."""
+    n = len(ent_sorted)
+    end = np.ones(n, dtype=bool)
+    end[:-1] = ent_sorted[1:] != ent_sorted[:-1]
+    ends = np.flatnonzero(end)
+    starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
+    ls = last_setter[ends]
+    seq = np.where(ls >= starts, seq_val_sorted[np.maximum(ls, 0)], -1)
+    return ent_sorted[ends].tolist(), after_sorted[ends].tolist(), seq.tolist(), starts, ends
+
+
+def _commit(o, gen, ids, mx, ctx_p, ctx_g, typ, a0, n, p_key, p_val, g_key, g_val, span,
+            init_p, init_g, ge, go, g_ops, g_after, glast, g_seq_val, g_seq_set,
+            pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro):
+    """Move the Ordering past the generation: every M's, G's and P's state at its end."""
+    gnum = gen.gen
+    if not o.initial_gen:
+        o.initial_gen = gnum
+    xs, new_args, tasks, gc_seq, gc_state, granges, gregions, pranges = ro
+    # Ms: the last set or clear of each, else as it was
+    gk, gv = g_key, g_val
+    for k, mid in enumerate(ids.tolist()):
+        last_p = np.searchsorted(p_key, (k + 1) * span, side="left") - 1
+        p = int(p_val[last_p]) if last_p >= 0 and p_key[last_p] // span == k else int(init_p[k])
+        last_g = np.searchsorted(gk, (k + 1) * span, side="left") - 1
+        g = int(gv[last_g]) if last_g >= 0 and gk[last_g] // span == k else int(init_g[k])
+        if mid == NO_ID:
+            continue
+        ms = o.ms.get(mid)
+        if ms is None:
+            ms = o.ms[mid] = MState()
+        ms.p, ms.g = p, g
+    # goroutines
+    gt_sorted = typ[g_ops][go]
+    creates = _isin(gt_sorted, E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_CREATE_SYSCALL)
+    sets = g_seq_set[go]
+    ents, afters, seqs, starts, ends = _group_last(ge, g_after[go], glast, g_seq_val[go])
+    made = np.add.reduceat(creates.astype(np.int64), starts).tolist() if len(starts) else []
+    sgen_set = np.add.reduceat(sets.astype(np.int64), starts).tolist() if len(starts) else []
+    gs = o.gs
+    for gid, st, seq, mk, ss in zip(ents, afters, seqs, made, sgen_set):
+        cur = gs.get(gid)
+        if st == NONE:
+            if cur is not None:
+                del gs[gid]
+            continue
+        if cur is None or mk:
+            cur = gs[gid] = GState(st, gnum)
+        cur.status = st
+        if ss:
+            cur.sgen = gnum
+        if seq >= 0:
+            cur.seq = seq
+    for gid, lst in granges.items():
+        s = gs.get(gid)
+        if s is not None:
+            s.ranges = lst
+    for gid, lst in gregions.items():
+        s = gs.get(gid)
+        if s is not None:
+            s.regions = lst
+    # Ps
+    ents, afters, seqs, starts, ends = _group_last(pe, p_after[po], plast, p_seq_val[po])
+    sets = p_seq_set[po]
+    sgen_set = np.add.reduceat(sets.astype(np.int64), starts).tolist() if len(starts) else []
+    ps = o.ps
+    for pid, st, seq, ss in zip(ents, afters, seqs, sgen_set):
+        cur = ps.get(pid)
+        if cur is None:
+            cur = ps[pid] = PState(st, gnum)
+        cur.status = st
+        if ss:
+            cur.sgen = gnum
+        if seq >= 0:
+            cur.seq = seq
+    for pid, lst in pranges.items():
+        s = ps.get(pid)
+        if s is not None:
+            s.ranges = lst
+    o.tasks = tasks
+    o.gc_seq, o.gc_state = gc_seq, gc_state
