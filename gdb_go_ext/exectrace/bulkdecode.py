@@ -23,9 +23,9 @@ import numpy as np
 
 from . import wire as W
 
-SEGMENT = 128         # varints per chain segment (the last of a batch takes the rest)
-OVERLAP = 32          # varints a segment's chain walks before the segment
-CHUNK = 1 << 17       # bytes of batches decoded together
+SEGMENT = 64          # varints per chain segment (the last of a batch: what is left)
+OVERLAP = 24          # varints a segment's chain walks before the segment
+CHUNK = 1 << 18       # bytes of batches decoded together
 ARGS_WIDTH = 5        # columns of Decoded.args (an event has at most 4 after the delta)
 _MAX_ARGS = max(W.NARGS) - 1
 _EXACT = 1 << 53      # a time delta below this is a float64 exactly, as Python's is
@@ -118,17 +118,14 @@ def _varints(data: bytes):
 def _segments(vstart: np.ndarray, vend: np.ndarray):
     """(start, end, first-in-batch flag) of the chain segments of batches whose varints
     are vstart[b]:vend[b] (each batch non-empty)."""
-    count = np.maximum((vend - vstart) // SEGMENT, 1)
+    count = (vend - vstart + (SEGMENT - 1)) // SEGMENT
     total = int(count.sum())
     first = np.zeros(total, dtype=bool)
     firsts = np.cumsum(count) - count
     first[firsts] = True
     within = np.arange(total, dtype=np.int64) - np.repeat(firsts, count)
     start = np.repeat(vstart, count) + within * SEGMENT
-    end = np.empty(total, dtype=np.int64)
-    end[:-1] = start[1:]
-    end[-1] = vend[-1]
-    end[firsts[1:] - 1] = vend[:-1]
+    end = np.minimum(start + SEGMENT, np.repeat(vend, count))
     # where each chain begins: OVERLAP varints early (not before its batch), to be in
     # step with the events by the segment's start
     lead = np.maximum(start - OVERLAP, np.repeat(vstart, count))
@@ -268,15 +265,15 @@ def _decode_batches(batches, steps, freq, ifreq, out: Decoded, lo: int):
     if (exit_[lastseg] != vend).any():
         return None
     ev = np.flatnonzero(mark[:n])
-    hi = lo + len(ev)
-    typ = out.typ[lo:hi]
-    np.take(low, ev, out=typ)
-    size = steps[typ]
+    size = steps[low[ev]]
     if (size == 1).any():                # an unknown or untimed event type
         return None
+    hi = lo + len(ev)                    # within out: every event takes 2 bytes or more
+    typ = out.typ[lo:hi]
+    np.take(low, ev, out=typ)
     # times: the deltas scaled as int(dt * freq), summed per batch from the batch's time
     t = out.t[lo:hi]
-    if not _times(vals[ev + 1], freq, ifreq, t):
+    if not _times(vals[1:][ev], freq, ifreq, t):
         return None
     base = [int(b.time * freq) for b in batches]
     if max(base) >= 1 << 62:
@@ -290,7 +287,7 @@ def _decode_batches(batches, steps, freq, ifreq, out: Decoded, lo: int):
     vals = np.append(vals, np.zeros(_MAX_ARGS, dtype=np.uint64))
     for j in range(_MAX_ARGS):
         col = out.args[j, lo:hi]
-        np.take(vals, ev + (2 + j), out=col)
+        np.take(vals[2 + j:], ev, out=col)
         np.multiply(col, size > 2 + j, out=col)
     offsets = np.fromiter((b.offset for b in batches), dtype=np.int64, count=nb)
     out.offset[lo:hi] = np.repeat(offsets, counts)
