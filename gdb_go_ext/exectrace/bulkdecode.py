@@ -1,14 +1,17 @@
 """A generation's event batches decoded at once, with numpy: every event's type, time,
 arguments and batch offset, per M, exactly as BatchCursor.next_event gives them one by one.
 
-How: the batches' varints are decoded together (the bytes < 0x80 end them). An event is
-its type then NARGS[type] varints, so the event starts are a chain i -> i + 1 + NARGS[v[i]]
-over the varints. That chain is followed in segments of SEGMENT varints all at once: one
-chain starts at each segment's first varint and all step together; a chain started off an
-event start falls in step with the true one within a few events (the true chain enters the
-next segment where the previous one's chain left it: where that point is not on the
-segment's own chain, the segment is walked again from it, in Python). Times are cumulative
-sums per batch.
+How, per chunk of CHUNK bytes of whole batches (small enough to stay in the CPU's caches):
+the varints are decoded together (the bytes < 0x80 end them; a varint's 7-bit groups are
+packed from the 4 bytes ending it). An event is its type then NARGS[type] varints, so the
+event starts are a chain i -> i + 1 + NARGS[v[i]] over the varints, restarted at each
+batch. It is followed in segments of SEGMENT varints, all chains stepping together: each
+segment's chain starts OVERLAP varints before it, and a chain started off an event start
+falls in step with the true one within a few events. A segment's chain is the true one
+when it enters the segment where the previous segment's chain left it; where not, the
+segment is walked again from there in Python (rarely: 0.7 in a thousand on a busy
+trace). Times are
+cumulative sums per batch.
 
 decode_generation gives None wherever the cursor's walk would raise (or could differ): a
 varint cut or too long, an unknown or untimed event type, arguments past a batch's end, a
@@ -265,12 +268,12 @@ def _decode_batches(batches, steps, freq, ifreq, out: Decoded, lo: int):
     if (exit_[lastseg] != vend).any():
         return None
     ev = np.flatnonzero(mark[:n])
-    size = steps[low[ev]]
+    typ = low[ev]
+    size = steps[typ]
     if (size == 1).any():                # an unknown or untimed event type
         return None
     hi = lo + len(ev)                    # within out: every event takes 2 bytes or more
-    typ = out.typ[lo:hi]
-    np.take(low, ev, out=typ)
+    out.typ[lo:hi] = typ
     # times: the deltas scaled as int(dt * freq), summed per batch from the batch's time
     t = out.t[lo:hi]
     if not _times(vals[1:][ev], freq, ifreq, t):
