@@ -1,6 +1,6 @@
 """A generation ordered in bulk: the per-M event columns (bulkdecode) merged by time the way
-the reader's frontier heap merges them, then the scheduler model of order.go checked over
-whole columns. When every event of the merge can happen where it stands (the head of the
+the reader's frontier heap merges them (bulkmerge), then the scheduler model of order.go
+checked over whole columns. When every event of the merge can happen where it stands (the head of the
 heap always goes, Go's common case), the merge is the reader's order and the generation
 comes out as columns (columns.Block) with its records built on demand; anything else (an
 event that must wait, one that breaks the trace, a rare kind) gives None and the caller
@@ -9,144 +9,17 @@ reads the generation step by step from the same state, so the result is the same
 Nothing here changes the Ordering until the whole generation is known good (commit)."""
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import Optional
 
 import numpy as np
 
 from . import wire as W
 from .base import NO_ID
+from .bulkmerge import merge, merge_by_sort, stable_order
 from .order import GState, MState, PState
 
-_MAX_TIME = (1 << 63) - 1
 NONE = -1   # no state: the goroutine or P does not exist
 
-
-def merge(t_list: list, start: np.ndarray) -> Optional[np.ndarray]:
-    """The rows in the order the frontier heap gives them when every head goes: per M
-    (rows start[k]:start[k+1], times non-decreasing), the head runs while its next time is
-    not above its children's, then sifts down (heapSiftDown; heapRemove at its end).
-    None when an M's times go back (the step path decides then)."""
-    nm = len(start) - 1
-    hk: list = []   # the heap's keys (head times) and Ms
-    hm: list = []
-    pos = start[:-1].tolist()
-    stop = start[1:].tolist()
-    for k in range(nm):
-        if pos[k] >= stop[k]:
-            continue
-        hk.append(t_list[pos[k]])
-        hm.append(k)
-        i = len(hk) - 1     # heapSiftUp
-        while i > 0 and hk[(i - 1) // 2] > hk[i]:
-            j = (i - 1) // 2
-            hk[i], hk[j] = hk[j], hk[i]
-            hm[i], hm[j] = hm[j], hm[i]
-            i = j
-    rs: list = []
-    re_: list = []
-    n = len(hk)
-    while n:
-        k = hm[0]
-        if n > 2:
-            bound = hk[1] if hk[1] <= hk[2] else hk[2]
-        elif n == 2:
-            bound = hk[1]
-        else:
-            bound = _MAX_TIME
-        i = pos[k]
-        e = stop[k]
-        j = bisect_right(t_list, bound, i + 1, e)
-        rs.append(i)
-        re_.append(j)
-        if j < e:
-            pos[k] = j
-            t = hk[0] = t_list[j]
-        else:               # heapRemove(0): the last one to the root
-            n -= 1
-            hk[0] = hk[n]
-            hm[0] = hm[n]
-            hk.pop()
-            hm.pop()
-            if not n:
-                break
-            t = hk[0]
-        i = 0               # heapSiftDown(0)
-        while True:
-            left = 2 * i + 1
-            if left >= n:
-                break
-            m, mt = i, t
-            lt = hk[left]
-            if lt < mt:
-                m, mt = left, lt
-            if left + 1 < n and hk[left + 1] < mt:
-                m = left + 1
-            if m == i:
-                break
-            hk[i], hk[m] = hk[m], hk[i]
-            hm[i], hm[m] = hm[m], hm[i]
-            i = m
-    rs_a = np.asarray(rs, dtype=np.int64)
-    lens = np.asarray(re_, dtype=np.int64) - rs_a
-    total = int(lens.sum())
-    # the rows of every run, in run order
-    base = np.repeat(rs_a - np.cumsum(lens) + lens, lens)
-    return base + np.arange(total, dtype=np.int64)
-
-
-def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
-    """merge()'s order without the heap, where the heap has no say: the rows sorted by
-    time (each M's rows keep their order). A time two Ms share goes the way the heap
-    takes it when the M of the event just before is one of the two: that M is the root
-    and keeps going (its next time is not above its children's), then the other, the
-    only other head at that time, is the smallest child. So each tie's last M is the
-    other of the one before it: last[j] = A[j] + B[j] - last[j-1], solved over all ties
-    at once with alternating sums. None when three Ms share a time, the M before a tie
-    is not in it, or a tie opens the generation: the heap's layout decides (merge())."""
-    n = len(t)
-    s = np.argsort(t, kind="stable")
-    ts = t[s]
-    mk = np.repeat(np.arange(len(start) - 1, dtype=np.int64), np.diff(start))[s]
-    same_t = ts[1:] == ts[:-1]
-    other_m = same_t & (mk[1:] != mk[:-1])     # row k+1 starts another M's rows in a tie
-    if not other_m.any():
-        return s
-    cut = np.flatnonzero(other_m) + 1          # where a tie's second M begins
-    newt = np.ones(n, dtype=bool)
-    newt[1:] = ~same_t
-    heads = np.flatnonzero(newt)               # each time's first row
-    tie = np.searchsorted(heads, cut, side="right") - 1
-    if (np.diff(tie) == 0).any() or tie[0] == 0:
-        return None                            # three Ms, or the generation's first time
-    ngr = len(heads)
-    is_tie = np.zeros(ngr, dtype=bool)
-    is_tie[tie] = True
-    ma = mk[heads]
-    mb = np.zeros(ngr, dtype=np.int64)
-    mb[tie] = mk[cut]
-    sign = 1 - 2 * (np.arange(ngr) & 1)
-    pre = np.cumsum(sign * np.where(is_tie, ma + mb, ma))
-    reset = np.maximum.accumulate(np.where(is_tie, 0, np.arange(ngr)))
-    before = np.where(reset > 0, pre[np.maximum(reset - 1, 0)], 0)
-    last = sign * (pre - before)               # each time's last M
-    prev = last[tie - 1]
-    if ((prev != ma[tie]) & (prev != mb[tie])).any():
-        return None
-    swap = prev == mb[tie]                     # the second M goes first
-    if not swap.any():
-        return s
-    g0, cut = heads[tie[swap]], cut[swap]
-    k = tie[swap] + 1
-    g1 = np.where(k < ngr, heads[np.minimum(k, ngr - 1)], n)
-    la, lens = cut - g0, g1 - g0
-    rows = np.repeat(g0 - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
-    off = rows - np.repeat(g0, lens)
-    la_r = np.repeat(la, lens)
-    dest = np.where(off < la_r, rows + np.repeat(g1 - cut, lens), rows - la_r)
-    out = s.copy()
-    out[dest] = s[rows]
-    return out
 
 # ---------------------------------------------------------------------------
 # the scheduler model over columns
@@ -200,21 +73,6 @@ def _last_before(op_key, op_val, q_key, span):
         np.zeros(len(q_key), dtype=bool)
     val = op_val[jj] if len(op_val) else np.zeros(len(q_key), dtype=np.int64)
     return val, ok
-
-
-def stable_order(keys: np.ndarray) -> np.ndarray:
-    """np.argsort(keys, kind="stable") by 16-bit radix passes (numpy's radix sort) while
-    the keys span under 2**32, a few times faster than its merge sort."""
-    if not len(keys):
-        return np.zeros(0, dtype=np.int64)
-    k = keys - keys.min()
-    top = int(k.max())
-    if top < 1 << 16:
-        return np.argsort(k.astype(np.uint16), kind="stable")
-    if top < 1 << 32:
-        o = np.argsort((k & 0xFFFF).astype(np.uint16), kind="stable")
-        return o[np.argsort((k[o] >> 16).astype(np.uint16), kind="stable")]
-    return np.argsort(keys, kind="stable")
 
 
 def _chain(ent, pos, kind_after, sets_seq, seq_val, init, span):
@@ -276,6 +134,74 @@ _P_NEED = _table(((E.EV_PROC_START, 1 << (W.PROC_IDLE + 1)),
                   (E.EV_GO_SYSCALL_END, 1 << (W.PROC_SYSCALL + 1))))
 
 
+class _ByM:
+    """The events grouped by M (a stable radix sort), each M's in order."""
+
+    def __init__(self, mx, nm):
+        self.order = stable_order(mx)
+        counts = np.bincount(mx, minlength=nm)
+        self.first = np.cumsum(counts) - counts        # each M's first row (M order)
+        self.count = counts
+        self.row_first = np.repeat(self.first, counts)
+        self.n = len(mx)
+
+    def before(self, is_op, val, init):
+        """Per event, the value of its M's last op before it (init of the M if none),
+        and per M the value after its last event."""
+        o = self.order
+        n = self.n
+        k = np.arange(n)
+        last = np.maximum.accumulate(np.where(is_op[o], k, -1))
+        prev = np.empty(n, dtype=np.int64)
+        prev[0] = -1
+        prev[1:] = last[:-1]
+        v = val[o]
+        mrow = np.repeat(np.arange(len(self.count)), self.count)
+        got = prev >= self.row_first
+        out = np.empty(n, dtype=np.int64)
+        out[o] = np.where(got, v[np.maximum(prev, 0)], init[mrow])
+        ends = self.first + self.count - 1
+        has = self.count > 0
+        lastm = np.where(has, last[np.maximum(ends, 0)], -1)
+        final = np.where(has & (lastm >= self.first), v[np.maximum(lastm, 0)], init)
+        return out, final
+
+
+def _steals_from_others(oth, a0, a2, ids, mx, by_m, is_p_op, ctx_p, final_p, o, init_p):
+    """ProcSteal of another M's P, in order: that M must be known and hold the P; it
+    then has no P until its own next set or clear (ctx_p and final_p patched). False
+    when one cannot go (the step path decides)."""
+    order, first, count = by_m.order, by_m.first, by_m.count
+    seen = set(o.ms)
+    firsts = {}
+    for i in oth.tolist():
+        tgt_id = int(a2[i])
+        t = int(np.searchsorted(ids, tgt_id))
+        lo, hi = int(first[t]), int(first[t] + count[t])
+        rows = order[lo:hi]                     # the M's events, in order
+        j = int(np.searchsorted(rows, i))       # its events after the steal from j on
+        if tgt_id not in seen:
+            f = firsts.get(t)
+            if f is None:
+                f = firsts[t] = int(rows[0]) if hi > lo else 1 << 62
+            if f >= i:
+                return False
+        # the P it holds at the steal: its context before its next event (or at its end)
+        held = int(ctx_p[rows[j]]) if j < len(rows) else int(final_p[t])
+        if held != int(a0[i]):
+            return False
+        k = j
+        while k < len(rows):
+            r = rows[k]
+            ctx_p[r] = NO_ID
+            if is_p_op[r]:
+                break
+            k += 1
+        else:
+            final_p[t] = NO_ID
+    return True
+
+
 def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     """The generation's events in the reader's order, checked, or None (read it step by
     step). dec: bulkdecode's columns; o: the Ordering at the generation's start."""
@@ -288,7 +214,9 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         back = np.flatnonzero(t[1:] < t[:-1]) + 1
         if len(back) and not np.isin(back, start).all():
             return None
-    perm = merge(t.tolist(), start)
+    perm = merge_by_sort(t, start)
+    if perm is None:
+        perm = merge(t.tolist(), start)
     typ = dec.typ[perm]
     if not SUPPORTED[typ].all():
         return None
@@ -318,8 +246,8 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
 
     # -- the Ms' contexts: the last set/clear of each before every event --
     ids = np.unique(np.concatenate([mids, a2[steal_other]]))
-    span = n + 1
     mx = np.searchsorted(ids, m)
+    span = n + 1
     init_p = np.empty(len(ids), dtype=np.int64)
     init_g = np.empty(len(ids), dtype=np.int64)
     for k, mid in enumerate(ids.tolist()):
@@ -329,27 +257,19 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     g_set = (_isin(typ, E.EV_GO_START, E.EV_GO_CREATE_SYSCALL) | status_run) & ~no_m
     g_clr = _isin(typ, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY,
                   E.EV_GO_SYSCALL_END_BLOCKED)
-    gi = np.flatnonzero(g_set | g_clr)
-    g_key = mx[gi] * span + gi
-    g_val = np.where(g_set[gi], a0[gi], NO_ID)
-    ko = np.argsort(g_key, kind="stable")
-    g_key, g_val = g_key[ko], g_val[ko]
-    ctx_g, has = _last_before(g_key, g_val, mx * span + idx, span)
-    ctx_g = np.where(has, ctx_g, init_g[mx])
-    ctx_g[no_m] = NO_ID
     p_set = ((typ == E.EV_PROC_START) | (is_pstatus & ((a1 == W.PROC_RUNNING) |
                                                        (a1 == W.PROC_SYSCALL)))) & ~no_m
     p_clr = (typ == E.EV_PROC_STOP) | (steal & ~steal_other)
-    own = np.flatnonzero(p_set | p_clr)
+    by_m = _ByM(mx, len(ids))
+    ctx_g, final_g = by_m.before(g_set | g_clr, np.where(g_set, a0, NO_ID), init_g)
+    ctx_p, final_p = by_m.before(p_set | p_clr, np.where(p_set, a0, NO_ID), init_p)
     oth = np.flatnonzero(steal_other)
-    p_key = np.concatenate([mx[own] * span + own,
-                            np.searchsorted(ids, a2[oth]) * span + oth])
-    p_val = np.concatenate([np.where(p_set[own], a0[own], NO_ID),
-                            np.full(len(oth), NO_ID, dtype=np.int64)])
-    ko = np.argsort(p_key, kind="stable")
-    p_key, p_val = p_key[ko], p_val[ko]
-    ctx_p, has = _last_before(p_key, p_val, mx * span + idx, span)
-    ctx_p = np.where(has, ctx_p, init_p[mx])
+    if len(oth):
+        # another M's P taken: that M has none from then until it sets one itself
+        if not _steals_from_others(oth, a0, a2, ids, mx, by_m, p_set | p_clr, ctx_p,
+                                   final_p, o, init_p):
+            return None
+    ctx_g[no_m] = NO_ID
     ctx_p[no_m] = NO_ID
     has_p = ctx_p != NO_ID
     has_g = ctx_g != NO_ID
@@ -363,29 +283,10 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     no_p = typ == E.EV_PROC_START
     if (need_p & ~has_p).any() or (need_g & ~has_g).any() or (no_g & has_g).any() or \
             (no_p & has_p).any():
-        import os
-        if os.environ.get("BULKDBG"):
-            bad = np.flatnonzero((need_p & ~has_p) | (need_g & ~has_g) | (no_g & has_g) | (no_p & has_p))
-            for i in bad[:3]:
-                print("BAD", i, W.NAMES[typ[i]], m[i], ctx_p[i], ctx_g[i], a0[i])
-                for j in range(max(0, i - 6), i + 1):
-                    print("   ", j, W.NAMES[typ[j]], m[j], ctx_p[j], ctx_g[j], a[j].tolist())
         return None
     own_steal = steal & ~steal_other
     if (own_steal & (ctx_p != a0)).any():
         return None
-    if len(oth):
-        other_p, had = _last_before(p_key, p_val, np.searchsorted(ids, a2[oth]) * span + oth,
-                                    span)
-        tgt = np.searchsorted(ids, a2[oth])
-        other_p = np.where(had, other_p, init_p[tgt])
-        # the M is known once it had a state: from before, or an event of its own earlier
-        first = np.full(len(ids), n, dtype=np.int64)
-        np.minimum.at(first, mx, idx)
-        known = np.array([o.ms.get(x) is not None for x in a2[oth].tolist()], dtype=bool)
-        known |= first[tgt] < oth
-        if not known.all() or (other_p != a0[oth]).any():
-            return None
     if not initial and (is_status & (a2 == W.GO_SYSCALL) & (ctx_g != a0)).any():
         return None
 
@@ -505,9 +406,8 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     res.xs, res.new_args = ro[0], ro[1]
 
     def apply():
-        _commit(o, gen, ids, mx, ctx_p, ctx_g, typ, a0, n, p_key, p_val, g_key, g_val, span,
-                init_p, init_g, ge, go, g_ops, g_after, glast, g_seq_val, g_seq_set,
-                pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro)
+        _commit(o, gen, ids, final_p, final_g, typ, ge, go, g_ops, g_after, glast, g_seq_val,
+                g_seq_set, pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro)
     res.apply = apply
     return res
 
@@ -695,21 +595,14 @@ def _group_last(ent_sorted, after_sorted, last_setter, seq_val_sorted):
     return ent_sorted[ends].tolist(), after_sorted[ends].tolist(), seq.tolist(), starts, ends
 
 
-def _commit(o, gen, ids, mx, ctx_p, ctx_g, typ, a0, n, p_key, p_val, g_key, g_val, span,
-            init_p, init_g, ge, go, g_ops, g_after, glast, g_seq_val, g_seq_set,
-            pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro):
+def _commit(o, gen, ids, final_p, final_g, typ, ge, go, g_ops, g_after, glast, g_seq_val,
+            g_seq_set, pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro):
     """Move the Ordering past the generation: every M's, G's and P's state at its end."""
     gnum = gen.gen
     if not o.initial_gen:
         o.initial_gen = gnum
     xs, new_args, tasks, gc_seq, gc_state, granges, gregions, pranges = ro
-    # Ms: the last set or clear of each, else as it was
-    gk, gv = g_key, g_val
-    for k, mid in enumerate(ids.tolist()):
-        last_p = np.searchsorted(p_key, (k + 1) * span, side="left") - 1
-        p = int(p_val[last_p]) if last_p >= 0 and p_key[last_p] // span == k else int(init_p[k])
-        last_g = np.searchsorted(gk, (k + 1) * span, side="left") - 1
-        g = int(gv[last_g]) if last_g >= 0 and gk[last_g] // span == k else int(init_g[k])
+    for mid, p, g in zip(ids.tolist(), final_p.tolist(), final_g.tolist()):
         if mid == NO_ID:
             continue
         ms = o.ms.get(mid)

@@ -1,0 +1,153 @@
+"""The frontier heap's merge of a generation's per-M events (reader.py's hot loop and
+batchcursor's heap), over columns: merge() plays the heap run by run, merge_by_sort()
+gets the same order from a sort wherever the heap's layout has no say."""
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Optional
+
+import numpy as np
+
+_MAX_TIME = (1 << 63) - 1
+
+
+def merge(t_list: list, start: np.ndarray) -> Optional[np.ndarray]:
+    """The rows in the order the frontier heap gives them when every head goes: per M
+    (rows start[k]:start[k+1], times non-decreasing), the head runs while its next time is
+    not above its children's, then sifts down (heapSiftDown; heapRemove at its end).
+    None when an M's times go back (the step path decides then)."""
+    nm = len(start) - 1
+    hk: list = []   # the heap's keys (head times) and Ms
+    hm: list = []
+    pos = start[:-1].tolist()
+    stop = start[1:].tolist()
+    for k in range(nm):
+        if pos[k] >= stop[k]:
+            continue
+        hk.append(t_list[pos[k]])
+        hm.append(k)
+        i = len(hk) - 1     # heapSiftUp
+        while i > 0 and hk[(i - 1) // 2] > hk[i]:
+            j = (i - 1) // 2
+            hk[i], hk[j] = hk[j], hk[i]
+            hm[i], hm[j] = hm[j], hm[i]
+            i = j
+    rs: list = []
+    re_: list = []
+    n = len(hk)
+    while n:
+        k = hm[0]
+        if n > 2:
+            bound = hk[1] if hk[1] <= hk[2] else hk[2]
+        elif n == 2:
+            bound = hk[1]
+        else:
+            bound = _MAX_TIME
+        i = pos[k]
+        e = stop[k]
+        j = bisect_right(t_list, bound, i + 1, e)
+        rs.append(i)
+        re_.append(j)
+        if j < e:
+            pos[k] = j
+            t = hk[0] = t_list[j]
+        else:               # heapRemove(0): the last one to the root
+            n -= 1
+            hk[0] = hk[n]
+            hm[0] = hm[n]
+            hk.pop()
+            hm.pop()
+            if not n:
+                break
+            t = hk[0]
+        i = 0               # heapSiftDown(0)
+        while True:
+            left = 2 * i + 1
+            if left >= n:
+                break
+            m, mt = i, t
+            lt = hk[left]
+            if lt < mt:
+                m, mt = left, lt
+            if left + 1 < n and hk[left + 1] < mt:
+                m = left + 1
+            if m == i:
+                break
+            hk[i], hk[m] = hk[m], hk[i]
+            hm[i], hm[m] = hm[m], hm[i]
+            i = m
+    rs_a = np.asarray(rs, dtype=np.int64)
+    lens = np.asarray(re_, dtype=np.int64) - rs_a
+    total = int(lens.sum())
+    # the rows of every run, in run order
+    base = np.repeat(rs_a - np.cumsum(lens) + lens, lens)
+    return base + np.arange(total, dtype=np.int64)
+
+
+def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
+    """merge()'s order without the heap, where the heap has no say: the rows sorted by
+    time (each M's rows keep their order). A time two Ms share goes the way the heap
+    takes it when the M of the event just before is one of the two: that M is the root
+    and keeps going (its next time is not above its children's), then the other, the
+    only other head at that time, is the smallest child. So each tie's last M is the
+    other of the one before it: last[j] = A[j] + B[j] - last[j-1], solved over all ties
+    at once with alternating sums. None when three Ms share a time, the M before a tie
+    is not in it, or a tie opens the generation: the heap's layout decides (merge())."""
+    n = len(t)
+    s = np.argsort(t, kind="stable")
+    ts = t[s]
+    mk = np.repeat(np.arange(len(start) - 1, dtype=np.int64), np.diff(start))[s]
+    same_t = ts[1:] == ts[:-1]
+    other_m = same_t & (mk[1:] != mk[:-1])     # row k+1 starts another M's rows in a tie
+    if not other_m.any():
+        return s
+    cut = np.flatnonzero(other_m) + 1          # where a tie's second M begins
+    newt = np.ones(n, dtype=bool)
+    newt[1:] = ~same_t
+    heads = np.flatnonzero(newt)               # each time's first row
+    tie = np.searchsorted(heads, cut, side="right") - 1
+    if (np.diff(tie) == 0).any() or tie[0] == 0:
+        return None                            # three Ms, or the generation's first time
+    ngr = len(heads)
+    is_tie = np.zeros(ngr, dtype=bool)
+    is_tie[tie] = True
+    ma = mk[heads]
+    mb = np.zeros(ngr, dtype=np.int64)
+    mb[tie] = mk[cut]
+    sign = 1 - 2 * (np.arange(ngr) & 1)
+    pre = np.cumsum(sign * np.where(is_tie, ma + mb, ma))
+    reset = np.maximum.accumulate(np.where(is_tie, 0, np.arange(ngr)))
+    before = np.where(reset > 0, pre[np.maximum(reset - 1, 0)], 0)
+    last = sign * (pre - before)               # each time's last M
+    prev = last[tie - 1]
+    if ((prev != ma[tie]) & (prev != mb[tie])).any():
+        return None
+    swap = prev == mb[tie]                     # the second M goes first
+    if not swap.any():
+        return s
+    g0, cut = heads[tie[swap]], cut[swap]
+    k = tie[swap] + 1
+    g1 = np.where(k < ngr, heads[np.minimum(k, ngr - 1)], n)
+    la, lens = cut - g0, g1 - g0
+    rows = np.repeat(g0 - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    off = rows - np.repeat(g0, lens)
+    la_r = np.repeat(la, lens)
+    dest = np.where(off < la_r, rows + np.repeat(g1 - cut, lens), rows - la_r)
+    out = s.copy()
+    out[dest] = s[rows]
+    return out
+
+
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """np.argsort(keys, kind="stable") by 16-bit radix passes (numpy's radix sort) while
+    the keys span under 2**32, a few times faster than its merge sort."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    k = keys - keys.min()
+    top = int(k.max())
+    if top < 1 << 16:
+        return np.argsort(k.astype(np.uint16), kind="stable")
+    if top < 1 << 32:
+        o = np.argsort((k & 0xFFFF).astype(np.uint16), kind="stable")
+        return o[np.argsort((k[o] >> 16).astype(np.uint16), kind="stable")]
+    return np.argsort(keys, kind="stable")
