@@ -122,10 +122,18 @@ class BulkReader:
         reasons = [""]
         hr = np.flatnonzero(self.has_reason[typ] & (args[:, 0] != 0))
         if len(hr):
-            ids, inv = np.unique(args[hr, 0], return_inverse=True)
+            sids = args[hr, 0]
+            top = int(sids.max())
+            if top < 1 << 22:       # string IDs are small: a table, not a sort
+                ids = np.flatnonzero(np.bincount(sids.astype(np.int64), minlength=top + 1))
+                code = np.zeros(top + 1, dtype=np.int32)
+                code[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
+                reason[hr] = code[sids.astype(np.int64)]
+            else:
+                ids, inv = np.unique(sids, return_inverse=True)
+                reason[hr] = inv.astype(np.int32) + 1
             strings = gen.strings
             reasons += [strings[i] for i in ids.tolist()]
-            reason[hr] = inv.astype(np.int32) + 1
         record = self._records(od, t_out, gen, initial)
         return Block(t_out, self.kind[typ], od.m, od.p, od.g, res, rid, frm, to, reason,
                      reasons, record=record)

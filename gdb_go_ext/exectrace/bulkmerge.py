@@ -109,20 +109,25 @@ def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
     if (np.diff(tie) == 0).any() or tie[0] == 0:
         return None                            # three Ms, or the generation's first time
     ngr = len(heads)
-    is_tie = np.zeros(ngr, dtype=bool)
-    is_tie[tie] = True
-    ma = mk[heads]
-    mb = np.zeros(ngr, dtype=np.int64)
-    mb[tie] = mk[cut]
-    sign = 1 - 2 * (np.arange(ngr) & 1)
-    pre = np.cumsum(sign * np.where(is_tie, ma + mb, ma))
-    reset = np.maximum.accumulate(np.where(is_tie, 0, np.arange(ngr)))
+    # only the ties and the time before each matter: J, in order; a time in J that is
+    # not a tie (the one before a run of ties) restarts the recurrence
+    sub = np.unique(np.concatenate([tie - 1, tie]))
+    is_tie = np.zeros(len(sub), dtype=bool)
+    where_tie = np.searchsorted(sub, tie)
+    is_tie[where_tie] = True
+    ma_s = mk[heads[sub]]
+    mb_s = np.zeros(len(sub), dtype=np.int64)
+    mb_s[where_tie] = mk[cut]
+    sign = 1 - 2 * (np.arange(len(sub)) & 1)
+    pre = np.cumsum(sign * np.where(is_tie, ma_s + mb_s, ma_s))
+    reset = np.maximum.accumulate(np.where(is_tie, 0, np.arange(len(sub))))
     before = np.where(reset > 0, pre[np.maximum(reset - 1, 0)], 0)
-    last = sign * (pre - before)               # each time's last M
-    prev = last[tie - 1]
-    if ((prev != ma[tie]) & (prev != mb[tie])).any():
+    last_s = sign * (pre - before)             # each time's last M
+    prev = last_s[where_tie - 1]
+    ma, mb = ma_s[where_tie], mb_s[where_tie]
+    if ((prev != ma) & (prev != mb)).any():
         return None
-    swap = prev == mb[tie]                     # the second M goes first
+    swap = prev == mb                          # the second M goes first
     if not swap.any():
         return s
     g0, cut = heads[tie[swap]], cut[swap]
