@@ -15,6 +15,7 @@ from .columns import KIND_CODE, RES_CODE, STATE_CODE, Block
 
 _NARGS = np.asarray(W.NARGS, dtype=np.int64)
 _STATUS_G = W.EV_GO_STATUS, W.EV_GO_STATUS_STACK
+CHUNK = 1 << 16     # records made at a time
 
 
 def _tables(kind_of: dict, tspec: list):
@@ -71,8 +72,10 @@ def _ids_ok(typ, args, gen, checks) -> bool:
 class BulkReader:
     """Per trace: the tables and the record builder of the reader (Trace.record_of)."""
 
-    def __init__(self, record_of, kind_of: dict, tspec: list, checks: list, decode):
+    def __init__(self, record_of, kind_of: dict, tspec: list, checks: list, decode,
+                 frames: dict):
         self.record_of = record_of
+        self.frames = frames
         self.kind, self.res, self.idsrc, self.frm, self.to, self.has_reason = \
             _tables(kind_of, tspec)
         self.checks = checks
@@ -135,8 +138,56 @@ class BulkReader:
             strings = gen.strings
             reasons += [strings[i] for i in ids.tolist()]
         record = self._records(od, t_out, gen, initial)
+        many = self._many(od, t_out, gen, record)
         return Block(t_out, self.kind[typ], od.m, od.p, od.g, res, rid, frm, to, reason,
-                     reasons, record=record)
+                     reasons, record=record, many=many)
+
+    def _many(self, od, t_out, gen, record):
+        """Every record in order, a chunk at a time: GoStart, GoUnblock and GoBlock (most
+        of a trace) made per kind from the columns, the rest by record()."""
+        frames = self.frames
+        strings = gen.strings
+
+        def stacks_of(sids):
+            return {s: gen.stack(s, frames) for s in set(sids)}
+
+        def many():
+            typ, a = od.typ, od.args.view(np.int64)
+            n = len(typ)
+            for lo in range(0, n, CHUNK):
+                hi = min(n, lo + CHUNK)
+                ty = typ[lo:hi]
+                out = [None] * (hi - lo)
+                rows = np.flatnonzero(ty == W.EV_GO_START)
+                for i, t, m, p, gid in zip(rows.tolist(), t_out[lo + rows].tolist(),
+                                           od.m[lo + rows].tolist(), od.p[lo + rows].tolist(),
+                                           a[lo + rows, 0].tolist()):
+                    out[i] = ("StateTransition", t, m, p, NO_ID, (), "Goroutine", gid,
+                              "Runnable", "Running", "", (), {})
+                rows = np.flatnonzero(ty == W.EV_GO_UNBLOCK)
+                sids = od.args[lo + rows, 2].tolist()
+                st = stacks_of(sids)
+                for i, t, m, p, g, gid, sid in zip(
+                        rows.tolist(), t_out[lo + rows].tolist(), od.m[lo + rows].tolist(),
+                        od.p[lo + rows].tolist(), od.g[lo + rows].tolist(),
+                        a[lo + rows, 0].tolist(), sids):
+                    out[i] = ("StateTransition", t, m, p, g, st[sid], "Goroutine", gid,
+                              "Waiting", "Runnable", "", (), {})
+                rows = np.flatnonzero(ty == W.EV_GO_BLOCK)
+                sids = od.args[lo + rows, 1].tolist()
+                st = stacks_of(sids)
+                for i, t, m, p, g, rs, sid in zip(
+                        rows.tolist(), t_out[lo + rows].tolist(), od.m[lo + rows].tolist(),
+                        od.p[lo + rows].tolist(), od.g[lo + rows].tolist(),
+                        od.args[lo + rows, 0].tolist(), sids):
+                    stack = st[sid]
+                    out[i] = ("StateTransition", t, m, p, g, stack, "Goroutine", g, "Running",
+                              "Waiting", strings[rs] if rs else "", stack, {})
+                for i in np.flatnonzero((ty != W.EV_GO_START) & (ty != W.EV_GO_UNBLOCK) &
+                                        (ty != W.EV_GO_BLOCK)).tolist():
+                    out[i] = record(lo + i)
+                yield from out
+        return many
 
     def _records(self, od, t_out, gen, initial):
         record_of = self.record_of

@@ -27,15 +27,17 @@ class Block:
     m, p, g (int64), res (int8), rid (int64, 0 where res is None), frm, to (int8),
     reason (int32 into .reasons, -1 for None). .record(i) is event i's record."""
     __slots__ = ("t", "kind", "m", "p", "g", "res", "rid", "frm", "to", "reason", "reasons",
-                 "_record", "_rows")
+                 "_record", "_rows", "_many")
 
     def __init__(self, t, kind, m, p, g, res, rid, frm, to, reason, reasons: Sequence[str],
-                 record: Optional[Callable[[int], tuple]] = None, rows=None):
+                 record: Optional[Callable[[int], tuple]] = None, rows=None,
+                 many: Optional[Callable[[], Iterator[tuple]]] = None):
         self.t, self.kind, self.m, self.p, self.g = t, kind, m, p, g
         self.res, self.rid, self.frm, self.to, self.reason = res, rid, frm, to, reason
         self.reasons = reasons
         self._record = record
         self._rows = rows
+        self._many = many
 
     def __len__(self) -> int:
         return len(self.t)
@@ -50,6 +52,8 @@ class Block:
     def records(self) -> Iterator[tuple]:
         if self._rows is not None:
             return iter(self._rows)
+        if self._many is not None:
+            return self._many()
         return map(self._record, range(len(self.t)))
 
     @classmethod

@@ -416,7 +416,8 @@ class Trace:
         return True
 
     def _bulk_reader(self, checks):
-        return BulkReader(self.record_of, _KIND, _TSPEC, checks, decode_generation)
+        return BulkReader(self.record_of, _KIND, _TSPEC, checks, decode_generation,
+                          self._frames)
 
     def __iter__(self) -> Iterator[Event]:
         return starmap(Event, self.records())
