@@ -13,7 +13,8 @@ import random
 
 import pytest
 
-from gdb_go_ext.analysis.tracesummary import summarize, summarize_trace
+from gdb_go_ext.analysis.tracecolumns import summarize_trace
+from gdb_go_ext.analysis.tracesummary import summarize
 from gdb_go_ext.exectrace import Event, TraceFormatError, read_trace
 from gdb_go_ext.views.trace import goroutine_json, p_json
 
