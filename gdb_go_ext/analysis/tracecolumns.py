@@ -31,8 +31,8 @@ from .tracesummary import (FAR_NS, MAX_TIMELINE, TOP_GAPS, GoroutineSummary, PSu
 UNDET, NOTEXIST = STATE_CODE["Undetermined"], STATE_CODE["NotExist"]
 RUNNABLE, RUNNING = STATE_CODE["Runnable"], STATE_CODE["Running"]
 WAITING, SYSCALL, IDLE = STATE_CODE["Waiting"], STATE_CODE["Syscall"], STATE_CODE["Idle"]
-RANGE_KINDS = [KIND_CODE[k] for k in ("RangeBegin", "RangeEnd", "RangeActive")]
-LABEL = KIND_CODE["Label"]
+FIRST_RARE_KIND, LABEL = KIND_CODE["RangeBegin"], KIND_CODE["Label"]
+assert [KIND_CODE[k] for k in ("RangeEnd", "RangeActive")] == [LABEL - 2, LABEL - 1]
 TABLE_MAX = 1 << 24         # ids below this are looked up in a table, others in a dict
 NEVER = 1 << 62             # a row no block reaches
 NO_TIME = np.iinfo(np.int64).min
@@ -145,6 +145,7 @@ class Groups:
         self.starts = np.flatnonzero(first)
         self.sid = ds[self.starts]
         self.seg = np.cumsum(first) - 1
+        self.index = np.arange(len(ds))
         self.d = d = ts - np.maximum(self.before(ts, since), lo)
         np.maximum(d, 0, out=d)
 
@@ -166,11 +167,9 @@ class Groups:
         if mask is None:
             idx = np.r_[self.starts[1:] - 1, len(self.ds) - 1] if len(self.ds) else self.starts
             return idx, np.arange(len(self.starts))
-        idx = np.flatnonzero(mask)
-        sg = self.seg[idx]
-        tail = np.ones(len(idx), dtype=bool)
-        tail[:-1] = sg[1:] != sg[:-1]
-        return idx[tail], sg[tail]
+        best = np.maximum.reduceat(np.where(mask, self.index, -1), self.starts)
+        has = best >= 0
+        return best[has], np.flatnonzero(has)
 
 
 def starts_of(ds):
@@ -179,18 +178,42 @@ def starts_of(ds):
     return first
 
 
-def pair_sums(a, b, w) -> tuple:
-    """The distinct pairs (a[i], b[i]) (b >= 0) in the order first seen, with the sum of w
-    over each. w's sums are exact in float: a pair's spans never overlap in time."""
-    base = int(b.max()) + 1
-    comb = a.astype(np.int64) * base + b
-    change = starts_of(comb)
-    at = np.flatnonzero(change)
-    u, fi = np.unique(comb[at], return_index=True)
-    sums = np.bincount(np.searchsorted(u, comb), weights=w, minlength=len(u))
-    order = np.argsort(at[fi], kind="stable")
-    u = u[order]
-    return (u // base).tolist(), (u % base).tolist(), sums[order].astype(np.int64).tolist()
+def in_order(na: int, nb: int, parts: list, known) -> list:
+    """The distinct pairs (a, b) (0 <= a < na, 0 <= b < nb) of the parts [(a, b, w or
+    None, position)] with the sum of w over each: [(a, b, sum)]; those that known(a, b)
+    does not know come last, in the order of their first position."""
+    if na * nb <= TABLE_MAX:
+        total = np.zeros(na * nb, dtype=np.int64)
+        seen = np.zeros(na * nb, dtype=bool)
+        codes = []
+        for a, b, w, pos in parts:
+            c = a * nb + b
+            codes.append(c)
+            if w is not None:
+                np.add.at(total, c, w)
+            seen[c] = True
+        seen = np.flatnonzero(seen)
+        isnew = np.array([not known(x, y) for x, y in zip((seen // nb).tolist(),
+                                                          (seen % nb).tolist())], dtype=bool)
+        if isnew.any():         # the new pairs by the first position they are seen at
+            first = np.full(na * nb, NEVER, dtype=np.int64)
+            for c, (_, _, _, pos) in zip(codes, parts):
+                np.minimum.at(first, c, pos)
+            new = seen[isnew]
+            seen = np.r_[seen[~isnew], new[np.argsort(first[new], kind="stable")]]
+        return list(zip((seen // nb).tolist(), (seen % nb).tolist(), total[seen].tolist()))
+    c = np.concatenate([a * nb + b for a, b, _, _ in parts])
+    w = np.concatenate([np.zeros(len(a), dtype=np.int64) if w is None else w
+                        for a, _, w, _ in parts])
+    pos = np.concatenate([pos for _, _, _, pos in parts])
+    u, inv = np.unique(c, return_inverse=True)
+    total = np.zeros(len(u), dtype=np.int64)
+    np.add.at(total, inv, w)
+    first = np.full(len(u), NEVER, dtype=np.int64)
+    np.minimum.at(first, inv, pos)
+    order = np.argsort(first, kind="stable")
+    return list(zip((u[order] // nb).tolist(), (u[order] % nb).tolist(),
+                    total[order].tolist()))
 
 
 class ColumnWalk:
@@ -314,10 +337,9 @@ class ColumnWalk:
         items = [(r, 0, "G", g0 + j) for j, r in enumerate(g_new_rows.tolist())]
         items += [(r, 0, "P", p0 + j) for j, r in enumerate(p_new_rows.tolist())]
         kind = b.kind[:k]
-        other = np.flatnonzero(np.isin(kind, RANGE_KINDS) | (kind == LABEL))
+        other = np.flatnonzero((kind >= FIRST_RARE_KIND) & (kind <= LABEL))
         items += [(r, 1, "X", 0) for r in other.tolist()]
-        made = (gr.fr == NOTEXIST) & (gr.to == RUNNABLE)
-        rare = made | (gr.fr == UNDET)
+        rare = gr.fr <= NOTEXIST           # statuses, creations
         if self.timeline_for is not None:
             if self.timeline_dense < 0:
                 self.timeline_dense = self.gids.one(self.timeline_for)
@@ -381,75 +403,103 @@ class ColumnWalk:
         if not len(gr):
             return
         G = self.g
-        rows, old, to, ts, d, sid, lo = gr.rows, gr.old, gr.to, gr.ts, gr.d, gr.sid, self.lo
-        ep, em = b.p[rows], b.m[rows]
-        was_running = old == RUNNING
-        zero = np.zeros_like(d)
-        G["running"][sid] += gr.segsum(np.where(was_running, d, zero))
-        G["runnable"][sid] += gr.segsum(np.where(old == RUNNABLE, d, zero))
-        G["syscall"][sid] += gr.segsum(np.where(old == SYSCALL, d, zero))
-        G["transitions"][sid] += gr.segsum(((gr.fr != UNDET) & (ts >= lo)).astype(np.int64))
+        rows, old, to, ts, d, sid, seg = gr.rows, gr.old, gr.to, gr.ts, gr.d, gr.sid, gr.seg
+        lo, nseg = self.lo, len(gr.sid)
+        ep = b.p[rows]
+        by_state = np.zeros(nseg * len(STATES), dtype=np.int64)
+        np.add.at(by_state, seg * len(STATES) + old, d)
+        by_state = by_state.reshape(nseg, len(STATES))
+        G["running"][sid] += by_state[:, RUNNING]
+        G["runnable"][sid] += by_state[:, RUNNABLE]
+        G["syscall"][sid] += by_state[:, SYSCALL]
+        real = np.diff(np.r_[gr.starts, len(gr)])       # rows less statuses (and before lo)
+        real -= np.bincount(seg[np.flatnonzero(gr.fr == UNDET)], minlength=nseg)
+        if lo > -FAR_NS:
+            real -= np.bincount(seg[np.flatnonzero((ts < lo) & (gr.fr != UNDET))],
+                                minlength=nseg)
+        G["transitions"][sid] += real
         gobjs = self.gobjs
         # blocked time by the reason of the transition into Waiting
         rmap = np.array([self.reason_code(r) for r in b.reasons] + [-1], dtype=np.int64)
-        reason = rmap[b.reason[rows]]
-        blocked = (old == WAITING) & (d > 0)
-        if blocked.any():
-            r = gr.before(reason, G["reason"])[blocked]
+        blocked = np.flatnonzero((old == WAITING) & (d > 0))
+        if len(blocked):
+            r = self.before_at(gr, blocked, rmap[b.reason[rows[np.maximum(blocked - 1, 0)]]],
+                               G["reason"])
             key = np.where(r <= 0, self.unknown, r)         # None or "": "unknown"
             names = self.reason_names
-            for sg, kc, ns in zip(*pair_sums(gr.seg[blocked], key, d[blocked])):
+            for sg, kc, ns in in_order(nseg, len(names), [(seg[blocked], key, d[blocked],
+                                                            blocked)],
+                                       lambda sg, kc: names[kc] in gobjs[sid[sg]].blocked_ns):
                 bn = gobjs[sid[sg]].blocked_ns
                 bn[names[kc]] = bn.get(names[kc], 0) + ns
         # each goroutine's Ps in the order first run: a span closed on a P, a start on it
-        on_p = gr.before(ep, G["on_p"])
-        closed = was_running & (d > 0) & (on_p >= 0)
-        started = (to == RUNNING) & (ts >= lo)
-        ran = started & (ep >= 0)
-        if closed.any() or ran.any():
-            m = len(rows)
-            both = np.empty(2 * m, dtype=bool)
-            both[0::2], both[1::2] = closed, ran
-            p2 = np.empty(2 * m, dtype=np.int64)
-            p2[0::2], p2[1::2] = on_p, ep
-            d2 = np.zeros(2 * m, dtype=np.int64)
-            d2[0::2] = d
-            sel = np.flatnonzero(both)
-            for sg, p, ns in zip(*pair_sums(gr.seg[sel // 2], p2[sel], d2[sel])):
+        was_running = np.flatnonzero(old == RUNNING)
+        on_p = self.before_at(gr, was_running, ep[np.maximum(was_running - 1, 0)], G["on_p"])
+        keep = (d[was_running] > 0) & (on_p >= 0)
+        closed, on_p = was_running[keep], on_p[keep]
+        started = to == RUNNING
+        if lo > -FAR_NS:
+            started &= ts >= lo
+        started = np.flatnonzero(started)
+        ran = started[ep[started] >= 0]
+        if len(closed) or len(ran):
+            top = int(max(on_p.max(initial=0), ep[ran].max(initial=0))) + 1
+            for sg, p, ns in in_order(nseg, top, [(seg[closed], on_p, d[closed], 2 * closed),
+                                                  (seg[ran], ep[ran], None, 2 * ran + 1)],
+                                       lambda sg, p: p in gobjs[sid[sg]].ps):
                 gps = gobjs[sid[sg]].ps
                 gps[p] = gps.get(p, 0) + ns
         # per P: goroutines started on it, GC workers' running on it (where it exists)
         pobjs = self.pobjs
-        born = p_born[self.pids.lookup(ep[started])]
-        on = ep[started][born < rows[started]]
-        for pd, c in self.per_p(on, None):
+        on = ep[ran]
+        counts = np.bincount(on) if len(on) and on.max() < TABLE_MAX else np.zeros(0, int)
+        for pid in np.flatnonzero(counts).tolist():
+            pd = self.pids.one(pid)
+            if pd < 0:
+                continue
+            c = int(counts[pid])
+            if p_born[pd] >= 0:     # a P first seen in the block: the starts after that only
+                c = np.count_nonzero((on == pid) & (rows[ran] > p_born[pd]))
             pobjs[pd].goroutines_run += c
-        worker = G["gcw_at"][gr.ds] < rows
-        if worker.any():
-            sel = worker & closed
-            sel[sel] = p_born[self.pids.lookup(on_p[sel])] < rows[sel]
-            for pd, ns in self.per_p(on_p[sel], d[sel]):
+        gcw_at = G["gcw_at"]
+        ends = np.r_[gr.starts[1:], len(gr)]
+        for sg in np.flatnonzero(gcw_at[sid] < NEVER).tolist():
+            x, y = np.searchsorted(closed, (gr.starts[sg], ends[sg]))
+            at, on = closed[x:y], on_p[x:y]
+            there = (gcw_at[sid[sg]] < rows[at]) & (p_born[self.pids.lookup(on)] < rows[at])
+            for pd, ns in self.per_p(on[there], d[at[there]]):
                 pobjs[pd].gc_worker_ns += ns
         # last ran, last P and M, the state at the block's end
-        idx, sg = gr.last(was_running)
+        idx, sg = gr.last(old == RUNNING)
         G["last_ran"][sid[sg]] = ts[idx]
-        idx, sg = gr.last((to == RUNNING) | (was_running & (ep >= 0)))
-        G["last_p"][sid[sg]], G["last_m"][sid[sg]] = ep[idx], em[idx]
+        idx, sg = gr.last((to == RUNNING) | ((old == RUNNING) & (ep >= 0)))
+        G["last_p"][sid[sg]], G["last_m"][sid[sg]] = ep[idx], b.m[rows[idx]]
         idx, sg = gr.last(to == RUNNING)
         G["on_p"][sid[sg]] = ep[idx]
         idx, sg = gr.last(to == WAITING)
-        G["reason"][sid[sg]] = reason[idx]
+        G["reason"][sid[sg]] = rmap[b.reason[rows[idx]]]
         idx, sg = gr.last()
         G["state"][sid[sg]], G["since"][sid[sg]] = to[idx], ts[idx]
+
+    @staticmethod
+    def before_at(gr, idx, x_before, carried):
+        """x of the rows before the kept rows idx (x_before: x at idx - 1), the carried
+        value where idx opens its segment."""
+        first = gr.first[idx]
+        if first.any():
+            x_before[first] = carried[gr.ds[idx[first]]]
+        return x_before
 
     def per_p(self, p_ids, w) -> list:
         """[(P dense index, count or sum of w)] over the P ids given."""
         if not len(p_ids):
             return []
         dense = self.pids.lookup(p_ids)
-        sums = np.bincount(dense, weights=w)
+        sums = np.zeros(len(self.pobjs) + 1, dtype=np.int64)      # the last: not a P
+        np.add.at(sums, dense, 1 if w is None else w)
+        sums[-1] = 0
         nz = np.flatnonzero(sums)
-        return list(zip(nz.tolist(), sums[nz].astype(np.int64).tolist()))
+        return list(zip(nz.tolist(), sums[nz].tolist()))
 
     def proc_sums(self, b, gr, pr, p_born) -> None:
         """The Ps' running and idle spans closed in the block, and their state."""
@@ -473,22 +523,24 @@ class ColumnWalk:
         self.p_state[pr.sid[sg]], self.p_since[pr.sid[sg]] = pr.to[idx], pr.ts[idx]
 
     def gaps(self, b, k, t, gr, pr, idle_before) -> None:
-        """Where each P was idle while some goroutine was runnable. Positions: row r's
-        leaving Runnable is at 2r, its entering Runnable at 2r + 1, a P's row at 2r."""
+        """Where each P was idle while some goroutine was runnable. Positions: row r is at
+        r, or where a row both leaves and enters Runnable (x = 2), its leaving at 2r, its
+        entering at 2r + 1 and a P's row at 2r."""
         runnable0 = self.runnable
-        out_ = gr.rows[gr.old == RUNNABLE]
-        in_ = gr.rows[gr.to == RUNNABLE]
+        leaves, enters = gr.old == RUNNABLE, gr.to == RUNNABLE
+        x = 2 if (leaves & enters).any() else 1
+        out_, in_ = gr.rows[leaves], gr.rows[enters]
         self.runnable = runnable0 + len(in_) - len(out_)
-        end = 2 * k + 1
+        end = x * k + 1
         # the Ps' idle spans [a, b]: from a row to Idle (or the block's start: -1) to the
         # P's next row (or the block's end)
         nxt = np.empty(len(pr), dtype=np.int64)
         if len(pr):
-            nxt[:-1] = 2 * pr.rows[1:]
+            nxt[:-1] = x * pr.rows[1:]
             nxt[np.r_[pr.starts[1:] - 1, len(pr) - 1]] = end
         to_idle = np.flatnonzero(pr.to == IDLE)
-        first_row = dict(zip(pr.sid.tolist(), (2 * pr.rows[pr.starts]).tolist()))
-        a = np.r_[np.full(len(idle_before), -1, dtype=np.int64), 2 * pr.rows[to_idle]]
+        first_row = dict(zip(pr.sid.tolist(), (x * pr.rows[pr.starts]).tolist()))
+        a = np.r_[np.full(len(idle_before), -1, dtype=np.int64), x * pr.rows[to_idle]]
         bb = np.r_[np.array([first_row.get(p, end) for p in idle_before], dtype=np.int64),
                    nxt[to_idle]]
         who = np.r_[np.array(idle_before, dtype=np.int64), pr.ds[to_idle]]
@@ -498,12 +550,15 @@ class ColumnWalk:
         if not len(a):
             return
         # the spans with some goroutine runnable: [opens[e], closes[e]]
-        step = np.zeros(2 * k, dtype=np.int64)
-        step[2 * out_] = -1
-        step[2 * in_ + 1] += 1
-        count = np.cumsum(step) + runnable0
-        opens = np.flatnonzero((step == 1) & (count == 1))
-        closes = np.flatnonzero((step == -1) & (count == 0))
+        step = np.zeros(x * k, dtype=np.int8)
+        step[x * out_] = -1
+        step[x * in_ + (x - 1)] += 1
+        some = np.cumsum(step, dtype=np.int32) > -runnable0     # some goroutine runnable
+        edges = np.flatnonzero(some[1:] != some[:-1]) + 1
+        if some[0] != (runnable0 > 0):
+            edges = np.r_[0, edges]
+        up = some[edges]
+        opens, closes = edges[up], edges[~up]
         if runnable0 > 0:
             opens = np.r_[-1, opens]
         if self.runnable > 0:
@@ -518,8 +573,8 @@ class ColumnWalk:
         e = np.repeat(e0, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
         lo_pos = np.maximum(opens[e], a[iv])
         hi_pos = np.minimum(closes[e], bb[iv])
-        start = t[np.maximum(lo_pos, 0) // 2]
-        stop = t[np.minimum(hi_pos, 2 * k - 1) // 2]
+        start = t[np.maximum(lo_pos, 0) // x]
+        stop = t[np.minimum(hi_pos, x * k - 1) // x]
         gp = who[iv]
         for j in np.flatnonzero(lo_pos < 0).tolist():
             start[j] = carried[int(gp[j])]
