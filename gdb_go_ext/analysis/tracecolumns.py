@@ -127,8 +127,9 @@ class Groups:
     starts (segment starts), sid (the dense id of each segment), seg (segment of each row)."""
 
     def __init__(self, dense, rows, b, t, state, since, lo):
-        small = len(dense) and dense.max() < 1 << 16     # a radix sort
-        order = np.argsort(dense.astype(np.uint16) if small else dense, kind="stable")
+        top = dense.max() if len(dense) else 0            # a radix sort for up to 16 bits
+        key = dense.astype(np.uint8 if top < 1 << 8 else np.uint16) if top < 1 << 16 else dense
+        order = np.argsort(key, kind="stable")
         ds = dense[order]
         rows = rows[order]
         fr, to = b.frm[rows], b.to[rows]
@@ -144,9 +145,12 @@ class Groups:
         self.ts = ts = t[rows]
         self.starts = np.flatnonzero(first)
         self.sid = ds[self.starts]
-        self.seg = np.cumsum(first) - 1
+        self.seg = np.repeat(np.arange(len(self.starts)), np.diff(np.r_[self.starts, len(ds)]))
         self.index = np.arange(len(ds))
-        self.d = d = ts - np.maximum(self.before(ts, since), lo)
+        since = self.before(ts, since)
+        if lo > -FAR_NS:
+            np.maximum(since, lo, out=since)
+        self.d = d = ts - since
         np.maximum(d, 0, out=d)
 
     def __len__(self) -> int:
