@@ -137,10 +137,14 @@ class Groups:
         old = np.empty_like(to)
         old[1:] = to[:-1]
         old[first] = state[ds[first]]
-        keep = ~((fr == UNDET) & (old == to))     # a status that repeats the state: dropped
-        if not keep.all():
+        self.statuses = statuses = np.flatnonzero(fr == UNDET)
+        repeats = statuses[old[statuses] == to[statuses]]
+        if len(repeats):        # a status that repeats the state: dropped
+            keep = np.ones(len(ds), dtype=bool)
+            keep[repeats] = False
             ds, rows, fr, to, old = ds[keep], rows[keep], fr[keep], to[keep], old[keep]
             first = starts_of(ds)
+            self.statuses = np.flatnonzero(fr == UNDET)
         self.ds, self.rows, self.fr, self.to, self.old, self.first = ds, rows, fr, to, old, first
         self.ts = ts = t[rows]
         self.starts = np.flatnonzero(first)
@@ -328,7 +332,7 @@ class ColumnWalk:
         self.gaps(b, k, t, gr, pr, idle_before)
         self.g["gcw_at"][flipped] = -1
         # each goroutine's last transition (or its last status, summarize()'s rule)
-        idx, sg = gr.last(gr.fr != UNDET)
+        idx, sg = gr.last(gr.fr != UNDET if len(gr.statuses) else None)
         gobjs = self.gobjs
         for i, d in zip(gr.rows[idx].tolist(), gr.sid[sg].tolist()):
             gobjs[d].last_ev = b.record(i)
@@ -437,13 +441,14 @@ class ColumnWalk:
                 bn = gobjs[sid[sg]].blocked_ns
                 bn[names[kc]] = bn.get(names[kc], 0) + ns
         # each goroutine's Ps in the order first run: a span closed on a P, a start on it
-        was_running = np.flatnonzero(old == RUNNING)
+        from_running, to_running = old == RUNNING, to == RUNNING
+        was_running = np.flatnonzero(from_running)
         on_p = self.before_at(gr, was_running, ep[np.maximum(was_running - 1, 0)], G["on_p"])
         keep = (d[was_running] > 0) & (on_p >= 0)
         closed, on_p = was_running[keep], on_p[keep]
-        started = to == RUNNING
+        started = to_running
         if lo > -FAR_NS:
-            started &= ts >= lo
+            started = started & (ts >= lo)
         started = np.flatnonzero(started)
         ran = started[ep[started] >= 0]
         if len(closed) or len(ran):
@@ -474,11 +479,11 @@ class ColumnWalk:
             for pd, ns in self.per_p(on[there], d[at[there]]):
                 pobjs[pd].gc_worker_ns += ns
         # last ran, last P and M, the state at the block's end
-        idx, sg = gr.last(old == RUNNING)
+        idx, sg = gr.last(from_running)
         G["last_ran"][sid[sg]] = ts[idx]
-        idx, sg = gr.last((to == RUNNING) | ((old == RUNNING) & (ep >= 0)))
+        idx, sg = gr.last(to_running | (from_running & (ep >= 0)))
         G["last_p"][sid[sg]], G["last_m"][sid[sg]] = ep[idx], b.m[rows[idx]]
-        idx, sg = gr.last(to == RUNNING)
+        idx, sg = gr.last(to_running)
         G["on_p"][sid[sg]] = ep[idx]
         idx, sg = gr.last(to == WAITING)
         G["reason"][sid[sg]] = rmap[b.reason[rows[idx]]]
@@ -533,8 +538,8 @@ class ColumnWalk:
         runnable0 = self.runnable
         leaves, enters = gr.old == RUNNABLE, gr.to == RUNNABLE
         x = 2 if (leaves & enters).any() else 1
-        out_, in_ = gr.rows[leaves], gr.rows[enters]
-        self.runnable = runnable0 + len(in_) - len(out_)
+        change = enters.view(np.int8) - leaves.view(np.int8)
+        self.runnable = runnable0 + int(change.sum(dtype=np.int64))
         end = x * k + 1
         # the Ps' idle spans [a, b]: from a row to Idle (or the block's start: -1) to the
         # P's next row (or the block's end)
@@ -555,8 +560,11 @@ class ColumnWalk:
             return
         # the spans with some goroutine runnable: [opens[e], closes[e]]
         step = np.zeros(x * k, dtype=np.int8)
-        step[x * out_] = -1
-        step[x * in_ + (x - 1)] += 1
+        if x == 1:
+            step[gr.rows] = change
+        else:
+            step[2 * gr.rows[leaves]] = -1
+            step[2 * gr.rows[enters] + 1] = 1
         some = np.cumsum(step, dtype=np.int32) > -runnable0     # some goroutine runnable
         edges = np.flatnonzero(some[1:] != some[:-1]) + 1
         if some[0] != (runnable0 > 0):
