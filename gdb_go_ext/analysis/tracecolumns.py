@@ -150,7 +150,7 @@ class Groups:
         self.starts = np.flatnonzero(first)
         self.sid = ds[self.starts]
         self.seg = np.repeat(np.arange(len(self.starts)), np.diff(np.r_[self.starts, len(ds)]))
-        self.index = np.arange(len(ds))
+        self.index = np.arange(len(ds), dtype=np.int32 if len(ds) < 1 << 31 else np.int64)
         since = self.before(ts, since)
         if lo > -FAR_NS:
             np.maximum(since, lo, out=since)
