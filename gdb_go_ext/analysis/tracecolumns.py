@@ -348,13 +348,15 @@ class ColumnWalk:
         other = np.flatnonzero((kind >= FIRST_RARE_KIND) & (kind <= LABEL))
         items += [(r, 1, "X", 0) for r in other.tolist()]
         rare = gr.fr <= NOTEXIST           # statuses, creations
+        sel = np.flatnonzero(rare)
+        items += [(r, 1, "T", d) for r, d in zip(gr.rows[sel].tolist(), gr.ds[sel].tolist())]
         if self.timeline_for is not None:
             if self.timeline_dense < 0:
                 self.timeline_dense = self.gids.one(self.timeline_for)
-            if self.timeline_dense >= 0:
-                rare |= (gr.ds == self.timeline_dense) & (gr.ts >= self.lo)
-        sel = np.flatnonzero(rare)
-        items += [(r, 1, "T", d) for r, d in zip(gr.rows[sel].tolist(), gr.ds[sel].tolist())]
+            if self.timeline_dense >= 0:        # the timeline's other transitions
+                sel = (gr.ds == self.timeline_dense) & (gr.ts >= self.lo) & ~rare
+                items += [(r, 1, "V", self.timeline_dense)
+                          for r in gr.rows[np.flatnonzero(sel)].tolist()]
         if not items:
             return []
         items.sort()
@@ -376,6 +378,8 @@ class ColumnWalk:
                 pid = self.pids.ids[d]
                 pp = s.ps[pid] = PSummary(pid, first_ns=int(t[row]), since=int(t[row]))
                 self.pobjs.append(pp)
+                continue
+            if what == "V" and len(gobjs[d].timeline) >= MAX_TIMELINE:
                 continue
             if at != row:
                 ev, at = b.record(row), row

@@ -211,3 +211,16 @@ def test_in_order_by_table_and_by_sort():
     known = in_order(50, 9, parts, lambda x, y: x % 2 == 0)   # the known first, any order
     assert sorted(known) == sorted(small)
     assert [p for p in known if p[0] % 2] == [p for p in small if p[0] % 2]
+
+
+def test_a_full_timeline_stops_at_the_same_transition(monkeypatch):
+    from gdb_go_ext.analysis import tracecolumns, tracesummary
+    monkeypatch.setattr(tracesummary, "MAX_TIMELINE", 3)
+    monkeypatch.setattr(tracecolumns, "MAX_TIMELINE", 3)
+    version, events, records = read(dict(TRACES)["gotests/go122-gc-stress.trace"])
+    tl = timelines(events)[1]
+    want = summarize(events, version=version, timeline_for=tl)
+    assert len(want.goroutines[tl].timeline) == 3
+    for size in (7, None):
+        got = summarize_blocks(blocks_of(records, size), version, timeline_for=tl)
+        assert everything(got) == everything(want)
