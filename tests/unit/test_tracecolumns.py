@@ -224,3 +224,15 @@ def test_a_full_timeline_stops_at_the_same_transition(monkeypatch):
     for size in (7, None):
         got = summarize_blocks(blocks_of(records, size), version, timeline_for=tl)
         assert everything(got) == everything(want)
+
+
+def test_a_large_block_is_walked_in_parts(monkeypatch):
+    from gdb_go_ext.analysis import tracecolumns
+    monkeypatch.setattr(tracecolumns, "PART", 5)
+    version, events, records = read(dict(TRACES)["gotests/go122-gc-stress.trace"])
+    tls = timelines(events)
+    for window in windows(events)[:4]:
+        want = everything(summarize(events, version=version, window=window, timeline_for=tls[1]))
+        for size in (3, 1000, None):
+            got = summarize_blocks(blocks_of(records, size), version, window, tls[1])
+            assert everything(got) == want
