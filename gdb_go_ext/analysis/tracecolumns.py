@@ -487,7 +487,7 @@ class ColumnWalk:
                 continue
             c = int(counts[pid])
             if p_born[pd] >= 0:     # a P first seen in the block: the starts after that only
-                c = np.count_nonzero((on == pid) & (rows[ran] > p_born[pd]))
+                c = int(np.count_nonzero((on == pid) & (rows[ran] > p_born[pd])))
             pobjs[pd].goroutines_run += c
         gcw_at = G["gcw_at"]
         ends = np.r_[gr.starts[1:], len(gr)]

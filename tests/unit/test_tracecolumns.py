@@ -7,6 +7,7 @@ into blocks anywhere (1, 7, 1000 events, one block). Every field the views print
 (summary_json, as `trace --json` prints it) and the rest of each goroutine and P besides
 (stacks of creations and last transitions, timelines, gap heaps)."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -35,9 +36,22 @@ def everything(s) -> tuple:
                 d[k] = list(d[k].items())       # the order counts
         if "gaps" in d:
             d["gaps"] = sorted(d["gaps"])
+        assert not numpy_scalars(d), (o.id, numpy_scalars(d))
         return d
-    return (summary_json(s), s.window, s.version, [fields(g) for g in s.goroutines.values()],
+    js = summary_json(s)
+    json.dumps(js)      # plain numbers (no numpy scalars), as `trace --json` writes them
+    return (js, s.window, s.version, [fields(g) for g in s.goroutines.values()],
             [fields(p) for p in s.ps.values()])
+
+
+def numpy_scalars(x) -> list:
+    if isinstance(x, np.generic):
+        return [x]
+    if isinstance(x, dict):
+        x = list(x.items())
+    if isinstance(x, (list, tuple)):
+        return [y for v in x for y in numpy_scalars(v)]
+    return []
 
 
 def windows(events) -> list:
