@@ -34,7 +34,7 @@ from ..exectrace.model import Event
 GC_WORKER_FUNCTION = "runtime.gcBgMarkWorker"
 MAX_TIMELINE = 200_000      # transitions kept for one goroutine's timeline
 TOP_GAPS = 5                # longest runnable-waiting gaps kept per P
-_FAR = 1 << 62              # a time no trace reaches: the open window's ends
+FAR_NS = 1 << 62            # a time no trace reaches: the open window's ends
 
 
 @dataclass(slots=True)
@@ -228,29 +228,12 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
     gs = s.goroutines
     ps = s.ps
     lo = hi = None
-    far = _FAR
+    far = FAR_NS
     runnable = 0                # goroutines Runnable now
     idle_ps: set = set()        # Ps Idle now
     open_ranges: dict = {}      # (name, scope kind, scope id) -> (begin, P)
     t = None
     n = 0
-
-    def clip(a, b):
-        a = a if a > lo else lo
-        b = b if b < hi else hi
-        return b - a if b > a else 0
-
-    def close_gap(pp, now):
-        if pp.gap_since is not None:
-            d = clip(pp.gap_since, now)
-            if d > 0:
-                pp.waiting_idle_ns += d
-                item = (d, pp.gap_since)
-                if len(pp.gaps) < top_gaps:
-                    heapq.heappush(pp.gaps, item)
-                elif item > pp.gaps[0]:
-                    heapq.heapreplace(pp.gaps, item)
-            pp.gap_since = None
 
     it = iter(_records(events))
     for ev in it:                       # the first event sets the window
@@ -305,7 +288,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     runnable -= 1
                     if runnable == 0:
                         for pid in idle_ps:
-                            close_gap(ps[pid], t)
+                            close_gap(ps[pid], t, lo, top_gaps)
                 elif old == "Waiting":
                     if d:
                         r = g.reason or "unknown"
@@ -335,23 +318,13 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                             if pp.gap_since is None:
                                 pp.gap_since = t
                     if frm == "NotExist":
-                        g.created_ns = t
-                        g.created_by = eg
-                        g.created_stack = stack
-                        if tstack:
-                            g.start_function = tstack[0].function
-                            if g.start_function == GC_WORKER_FUNCTION:
-                                g.gc_worker = True
+                        note_creation(g, t, eg, stack, tstack)
                 if frm != "Undetermined":
                     g.last_ev = ev
                     if t >= lo:
                         g.transitions += 1
                 else:
-                    if g.last_ev is None or g.last_frm == "Undetermined":
-                        g.last_ev = ev
-                    if not g.gc_worker and tstack and any(
-                            f.function == GC_WORKER_FUNCTION for f in tstack):
-                        g.gc_worker = True      # a worker made before the trace, by its status
+                    note_status(g, ev)
                 if g.timeline is not None and t >= lo and len(g.timeline) < MAX_TIMELINE:
                     g.timeline.append(Transition(t, frm, to, ereason or "",
                                                  tstack, em, ep, eg))
@@ -363,7 +336,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                 old = pp.state
                 if frm == "Undetermined" and old == to:
                     continue
-                d = clip(pp.since, t)
+                d = span_ns(pp.since, t, lo)
                 if old == "Running":
                     pp.running_ns += d
                 elif old == "Idle":
@@ -372,7 +345,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                         pp.idle_spans += 1
                         if d > pp.longest_idle_ns:
                             pp.longest_idle_ns = d
-                    close_gap(pp, t)
+                    close_gap(pp, t, lo, top_gaps)
                     idle_ps.discard(pid)
                 pp.state = to
                 pp.since = t
@@ -381,41 +354,104 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
                     if runnable > 0:
                         pp.gap_since = t
         elif kind == "RangeBegin" or kind == "RangeEnd" or kind == "RangeActive":
-            name = _name(attrs)
-            if not (name.startswith("GC") or name.startswith("stop-the-world")):
-                continue
-            sk, sid = _scope(res, rid, attrs)
-            key = (name, sk, sid)
-            if kind == "RangeEnd":
-                begun = open_ranges.pop(key, None)
-                if begun is None:
-                    continue
-                _account_range(s, name, sk, sid, begun, clip(begun[0], t))
-            else:
-                if kind == "RangeBegin":
-                    if name == "GC concurrent mark phase" and t >= lo:
-                        s.gc_cycles += 1
-                    open_ranges[key] = (t, ep)
-                elif key not in open_ranges:    # active since before this generation
-                    open_ranges[key] = (t, ep)
+            range_event(s, open_ranges, kind, t, ep, res, rid, attrs, lo)
         elif kind == "Label":
-            if eg >= 0 or rid is not None:
-                gid = rid if res == "Goroutine" and rid is not None else eg
-                lab = _name(attrs)
-                if lab.startswith("GC ("):
-                    g = gs.get(gid)
-                    if g is not None:
-                        g.gc_worker = True
+            label_event(gs, eg, res, rid, attrs)
     s.events = n
     if t is None:
         return s
-    end = t        # the last event read, or hi when an event past it stopped the read
+    finish(s, open_ranges, t, lo, window, top_gaps)    # t: the last event read, or hi
+    return s
+
+
+def span_ns(a: int, b: int, lo: int) -> int:
+    """The time from a to b inside the window from lo (b is never past its end)."""
+    a = a if a > lo else lo
+    return b - a if b > a else 0
+
+
+def close_gap(pp: PSummary, now: int, lo: int, top_gaps: int) -> None:
+    """P pp's runnable-waiting gap (if one is open) ends at now: its time and the heap of
+    its longest gaps."""
+    if pp.gap_since is not None:
+        d = span_ns(pp.gap_since, now, lo)
+        if d > 0:
+            pp.waiting_idle_ns += d
+            item = (d, pp.gap_since)
+            if len(pp.gaps) < top_gaps:
+                heapq.heappush(pp.gaps, item)
+            elif item > pp.gaps[0]:
+                heapq.heapreplace(pp.gaps, item)
+        pp.gap_since = None
+
+
+def note_creation(g: GoroutineSummary, t: int, creator: int, stack, tstack) -> bool:
+    """A NotExist->Runnable transition of g at t; True when it made g a GC worker."""
+    g.created_ns = t
+    g.created_by = creator
+    g.created_stack = stack
+    if tstack:
+        g.start_function = tstack[0].function
+        if g.start_function == GC_WORKER_FUNCTION and not g.gc_worker:
+            g.gc_worker = True
+            return True
+    return False
+
+
+def note_status(g: GoroutineSummary, ev: tuple) -> bool:
+    """A status (Undetermined->X) of g that changed its state; True when it made g a GC
+    worker. It is g's last transition while g made none (its last is a status or none)."""
+    if g.last_ev is None or g.last_ev[8] == "Undetermined":
+        g.last_ev = ev
+    tstack = ev[11]
+    if not g.gc_worker and tstack and any(f.function == GC_WORKER_FUNCTION for f in tstack):
+        g.gc_worker = True      # a worker made before the trace, by its status
+        return True
+    return False
+
+
+def range_event(s: TraceSummary, open_ranges: dict, kind: str, t: int, ep: int, res, rid,
+                attrs, lo: int) -> None:
+    """A RangeBegin/RangeEnd/RangeActive at t: the GC and stop-the-world ranges."""
+    name = _name(attrs)
+    if not (name.startswith("GC") or name.startswith("stop-the-world")):
+        return
+    sk, sid = _scope(res, rid, attrs)
+    key = (name, sk, sid)
+    if kind == "RangeEnd":
+        begun = open_ranges.pop(key, None)
+        if begun is not None:
+            _account_range(s, name, sk, sid, begun, span_ns(begun[0], t, lo))
+    elif kind == "RangeBegin":
+        if name == "GC concurrent mark phase" and t >= lo:
+            s.gc_cycles += 1
+        open_ranges[key] = (t, ep)
+    elif key not in open_ranges:    # active since before this generation
+        open_ranges[key] = (t, ep)
+
+
+def label_event(gs: dict, eg: int, res, rid, attrs) -> Optional[int]:
+    """A Label event: the goroutine it made a GC worker ("GC (...)"), else None."""
+    if eg >= 0 or rid is not None:
+        gid = rid if res == "Goroutine" and rid is not None else eg
+        if _name(attrs).startswith("GC ("):
+            g = gs.get(gid)
+            if g is not None and not g.gc_worker:
+                g.gc_worker = True
+                return gid
+    return None
+
+
+def finish(s: TraceSummary, open_ranges: dict, end: int, lo: Optional[int],
+           window: Optional[tuple], top_gaps: int) -> None:
+    """Close what is still open at end (the last event read, or the window's end) and drop
+    the goroutines a window does not hold."""
+    gs, ps = s.goroutines, s.ps
     s.end_ns = end
-    if lo == -far:
+    if lo == -FAR_NS:
         lo = s.start_ns
-    # close what is still open at the end
     for g in gs.values():
-        d = clip(g.since, end)
+        d = span_ns(g.since, end, lo)
         if g.state == "Running":
             g.running_ns += d
             if g.on_p >= 0 and d:
@@ -431,7 +467,7 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
         elif g.state == "Syscall":
             g.syscall_ns += d
     for pp in ps.values():
-        d = clip(pp.since, end)
+        d = span_ns(pp.since, end, lo)
         if pp.state == "Running":
             pp.running_ns += d
         elif pp.state == "Idle":
@@ -439,16 +475,15 @@ def summarize(events: Iterable, version: str = "", window: Optional[tuple] = Non
             if d:
                 pp.idle_spans += 1
                 pp.longest_idle_ns = max(pp.longest_idle_ns, d)
-            close_gap(pp, end)
+            close_gap(pp, end, lo, top_gaps)
     for (name, sk, sid), begun in open_ranges.items():
-        _account_range(s, name, sk, sid, begun, clip(begun[0], end))
+        _account_range(s, name, sk, sid, begun, span_ns(begun[0], end, lo))
     if window is not None:
         # goroutines that ended before the window or began after it are not in it
         for gid in [gid for gid, g in gs.items()
                     if (g.first_ns > end) or (g.state == "NotExist" and g.transitions == 0
                                               and (g.last_ev is None or g.last_ev[1] < lo))]:
             del gs[gid]
-    return s
 
 
 def _account_range(s: TraceSummary, name: str, sk, sid, begun: tuple, d: int) -> None:
@@ -467,11 +502,3 @@ def _account_range(s: TraceSummary, name: str, sk, sid, begun: tuple, d: int) ->
         if pp is not None:
             pp.gc_assist_ns += d
 
-
-def summarize_trace(trace, window: Optional[tuple] = None,
-                    timeline_for: Optional[int] = None) -> TraceSummary:
-    """summarize() over an exectrace.Trace; its damage note (trace.error) is kept."""
-    s = summarize(trace, version=getattr(trace, "version", ""), window=window,
-                  timeline_for=timeline_for)
-    s.error = getattr(trace, "error", None)
-    return s

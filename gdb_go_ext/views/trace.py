@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import contextlib
 
-from ..analysis.tracesummary import parse_window, summarize_trace
+from ..analysis.tracecolumns import summarize_trace
+from ..analysis.tracesummary import parse_window
 from ..errors import GoExtError
 from .console import json_text
 from .registry import View, register

@@ -79,7 +79,7 @@ def _assert_no_uprobe_left(pid):
 
 def _trace_truth(path):
     """(trace window ns, {P: goroutine running ns}, Counter of Running->Waiting by reason)."""
-    from gdb_go_ext.analysis.tracesummary import summarize_trace
+    from gdb_go_ext.analysis.tracecolumns import summarize_trace
     from gdb_go_ext.exectrace import read_trace
     s = summarize_trace(read_trace(path))
     assert s.error is None, s.error

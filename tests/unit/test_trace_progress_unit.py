@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from gdb_go_ext.analysis.tracesummary import summarize_trace
+from gdb_go_ext.analysis.tracecolumns import summarize_trace
 from gdb_go_ext.exectrace import read_trace
 from gdb_go_ext.views import trace as traceview
 from gdb_go_ext.views.trace import goroutine_json
