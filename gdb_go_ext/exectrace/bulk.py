@@ -90,15 +90,15 @@ class BulkReader:
         if od is None or not _ids_ok(od.typ, od.args, gen, self.checks):
             return None
         od.apply()
-        self.last_offset = int(od.offset[-1])
+        self.last_offset = od.last_offset
         typ, args = od.typ, od.args
         n = len(typ)
         ar = np.arange(n, dtype=np.int64)
         u = np.maximum.accumulate(np.maximum(od.t - ar, last_ts + 1))
         t_out = u + ar
-        a = args.view(np.int64)
+        od.t = u = ar = None    # the raw times are no longer needed
         idsrc = self.idsrc[typ]
-        rid = np.where(idsrc == 0, a[:, 0], np.where(idsrc == 2, od.g,
+        rid = np.where(idsrc == 0, od.a0, np.where(idsrc == 2, od.g,
                                                      np.where(idsrc == 1, od.p, 0)))
         res = self.res[typ]
         frm = self.frm[typ]
@@ -113,8 +113,10 @@ class BulkReader:
             pcode = np.array([STATE_CODE[s] for s in W.PROC_STATE_OF] + [0] * 3, dtype=np.int8)
             gcode = np.array([STATE_CODE[s] for s in W.GO_STATE_OF] + [0] * 3, dtype=np.int8)
             pnew = STATE_CODE["Undetermined" if initial else "NotExist"]
-            st1 = np.minimum(args[:, 1], 7).astype(np.int64)
-            st2 = np.minimum(args[:, 2], 7).astype(np.int64)
+            st1 = np.zeros(n, dtype=np.int64)
+            st2 = np.zeros(n, dtype=np.int64)
+            st1[pst] = args[np.flatnonzero(pst), 1]
+            st2[gst] = args[np.flatnonzero(gst), 2]
             frm = np.where(pst, np.where(od.x == NONE, pnew, pcode[st1]), frm)
             to = np.where(pst, pcode[st1], to)
             frm = np.where(gst, np.where(od.x == NONE, STATE_CODE["Undetermined"],
@@ -152,7 +154,7 @@ class BulkReader:
             return {s: gen.stack(s, frames) for s in set(sids)}
 
         def many():
-            typ, a = od.typ, od.args.view(np.int64)
+            typ, a0 = od.typ, od.a0
             n = len(typ)
             for lo in range(0, n, CHUNK):
                 hi = min(n, lo + CHUNK)
@@ -161,7 +163,7 @@ class BulkReader:
                 rows = np.flatnonzero(ty == W.EV_GO_START)
                 for i, t, m, p, gid in zip(rows.tolist(), t_out[lo + rows].tolist(),
                                            od.m[lo + rows].tolist(), od.p[lo + rows].tolist(),
-                                           a[lo + rows, 0].tolist()):
+                                           a0[lo + rows].tolist()):
                     out[i] = ("StateTransition", t, m, p, NO_ID, (), "Goroutine", gid,
                               "Runnable", "Running", "", (), {})
                 rows = np.flatnonzero(ty == W.EV_GO_UNBLOCK)
@@ -170,7 +172,7 @@ class BulkReader:
                 for i, t, m, p, g, gid, sid in zip(
                         rows.tolist(), t_out[lo + rows].tolist(), od.m[lo + rows].tolist(),
                         od.p[lo + rows].tolist(), od.g[lo + rows].tolist(),
-                        a[lo + rows, 0].tolist(), sids):
+                        a0[lo + rows].tolist(), sids):
                     out[i] = ("StateTransition", t, m, p, g, st[sid], "Goroutine", gid,
                               "Waiting", "Runnable", "", (), {})
                 rows = np.flatnonzero(ty == W.EV_GO_BLOCK)
@@ -191,7 +193,7 @@ class BulkReader:
 
     def _records(self, od, t_out, gen, initial):
         record_of = self.record_of
-        typ, m, p, g, args, t, x = od.typ, od.m, od.p, od.g, od.args, od.t, od.x
+        typ, m, p, g, args, t, x = od.typ, od.m, od.p, od.g, od.args, t_out, od.x
         xs, new_args = od.xs, od.new_args
         pnew = "Undetermined" if initial else "NotExist"
 
@@ -199,7 +201,7 @@ class BulkReader:
             ty = int(typ[i])
             a = new_args.get(i)
             if a is None:
-                a = args[i, :W.NARGS[ty] - 1].tolist()
+                a = args[i][:W.NARGS[ty] - 1].tolist()
             if i in xs:
                 xi = xs[i]
             elif ty == W.EV_PROC_STEAL:

@@ -61,7 +61,23 @@ class Ordered:
     """A generation ordered and checked: per event in order its type, M, the context's P
     and G before it, its args (uint64 rows), raw time, extra (the state it came from,
     for steals and statuses) and file offset; apply() moves the Ordering past it."""
-    __slots__ = ("typ", "m", "p", "g", "args", "t", "x", "offset", "xs", "new_args", "apply")
+    __slots__ = ("typ", "m", "p", "g", "args", "a0", "t", "x", "last_offset", "xs", "new_args",
+                 "apply")
+
+
+class RowArgs:
+    """The events' args in order (uint64, [i] a row, [rows, k] a column), gathered from
+    the decoder's rows when asked: no copy of every argument of the generation."""
+    __slots__ = ("rows", "perm")
+
+    def __init__(self, rows, perm):
+        self.rows, self.perm = rows, perm
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            r, k = key
+            return self.rows[self.perm[r], k]
+        return self.rows[self.perm[key]]
 
 
 def _last_before(op_key, op_val, q_key, span):
@@ -83,25 +99,32 @@ def _chain(ent, pos, kind_after, sets_seq, seq_val, init, span):
     o = stable_order(ent)      # the ops come in order of position
     e = ent[o]
     n = len(e)
+    if not n:
+        z = np.zeros(0, dtype=np.int64)
+        return o, e, z.astype(np.int8), z, z.astype(bool), z, e, z
     same = np.zeros(n, dtype=bool)
     same[1:] = e[1:] == e[:-1]
-    uniq = e[~same]
+    heads = np.flatnonzero(~same)
+    uniq = e[heads]
     st0, seq0, sg0 = init(uniq)
-    grp = np.cumsum(~same) - 1
-    after = kind_after[o]
-    prev_status = np.empty(n, dtype=np.int64)
-    prev_status[~same] = st0
-    prev_status[1:][same[1:]] = after[:-1][same[1:]]
-    idx = np.arange(n)
-    setter = sets_seq[o]
-    last = np.maximum.accumulate(np.where(setter, idx, -1))
-    first = np.maximum.accumulate(np.where(~same, idx, 0))
-    prev_last = np.full(n, -1)
+    after = kind_after[o].astype(np.int8)
+    prev_status = np.empty(n, dtype=np.int8)
+    prev_status[1:] = after[:-1]
+    prev_status[heads] = st0
+    idx = np.arange(n, dtype=np.int32)
+    last = np.maximum.accumulate(np.where(sets_seq[o], idx, np.int32(-1)))
+    first = np.repeat(heads.astype(np.int32), np.diff(np.append(heads, n)))
+    prev_last = np.empty(n, dtype=np.int32)
+    prev_last[0] = -1
     prev_last[1:] = last[:-1]
     has = prev_last >= first
-    sv = seq_val[o]
-    prev_seq = np.where(has, sv[np.maximum(prev_last, 0)], seq0[grp])
-    prev_sgen = np.where(has, True, sg0[grp])
+    del first, idx
+    prev_seq = seq_val[o][np.maximum(prev_last, 0)]
+    prev_sgen = has.copy()
+    fresh = np.flatnonzero(~has)            # no seq set before it in this generation
+    grp = np.searchsorted(heads, fresh, side="right") - 1
+    prev_seq[fresh] = seq0[grp]
+    prev_sgen[fresh] = sg0[grp]
     return o, e, prev_status, prev_seq, prev_sgen, grp, uniq, last
 
 
@@ -228,18 +251,18 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     if no_m.any() and not _isin(typ[no_m], E.EV_GO_STATUS, E.EV_GO_STATUS_STACK,
                                 E.EV_PROC_STATUS, E.EV_GO_UNBLOCK).all():
         return None
-    args = dec.args[perm]
-    a = args.view(np.int64)
-    a0, a1, a2 = a[:, 0], a[:, 1], a[:, 2]
+    args = RowArgs(dec.args, perm)
+    cols = dec.args
+    a0, a1, a2 = (np.take(cols[:, k], perm).view(np.int64) for k in range(3))
     idx = np.arange(n, dtype=np.int64)
     gnum = gen.gen
     initial = (o.initial_gen or gnum) == gnum
 
     is_status = _isin(typ, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
     is_pstatus = typ == E.EV_PROC_STATUS
-    if (is_status & ((args[:, 2] >= 5) | ((a2 == W.GO_SYSCALL) & (a1 != m)))).any():
+    if (is_status & ((a2 < 0) | (a2 >= 5) | ((a2 == W.GO_SYSCALL) & (a1 != m)))).any():
         return None
-    if (is_pstatus & (args[:, 1] >= W.PROC_SYSCALL_ABANDONED)).any():
+    if (is_pstatus & ((a1 < 0) | (a1 >= W.PROC_SYSCALL_ABANDONED))).any():
         return None
     steal = typ == E.EV_PROC_STEAL
     steal_other = steal & (a2 != m)
@@ -337,8 +360,14 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         st = np.where(had, st, st0)
         if ((st != NONE) & (st != W.GO_RUNNING)).any():
             return None
-    g_x = np.empty(n, dtype=np.int64)    # a status's state before (NONE: new)
-    g_x[g_ops[go]] = gprev
+    x = np.zeros(n, dtype=np.int8)     # a status's or steal's state before (NONE: new)
+    sx = np.flatnonzero(sstat)
+    x[g_ops[go[sx]]] = gprev[sx]
+    g_final = _finals(ge, g_after[go], glast, g_seq_val[go], g_seq_set[go],
+                      _isin(gt[go], E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED,
+                            E.EV_GO_CREATE_SYSCALL))
+    del go, ge, gprev, gpseq, gpsg, ggrp, glast, g_ent, g_after, g_seq_val, g_seq_set, gt, \
+        sgt, need, ok, sstat, sa2, seqd, gkey_sorted, gafter_sorted, g_ops, own_g
 
     # -- Ps --
     p_ops = np.flatnonzero(_P_AFTER[typ] != -3)
@@ -377,8 +406,10 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     ok &= ~sb | (ppsg & (a0[p_ops][po] == ppseq + 1))
     if not ok.all():
         return None
-    p_x = np.empty(n, dtype=np.int64)
-    p_x[p_ops[po]] = pprev
+    px = np.flatnonzero(_isin(spt, E.EV_PROC_STATUS, E.EV_PROC_STEAL))
+    x[p_ops[po[px]]] = pprev[px]
+    p_final = _finals(pe, p_after[po], plast, p_seq_val[po], p_seq_set[po],
+                      np.zeros(len(po), dtype=bool))
     pkey_sorted = pe * span + p_ops[po]
     pafter_sorted = p_after[po]
 
@@ -397,17 +428,13 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
                   has_g, o, gen, initial, p_state_at)
     if ro is None:
         return None
-    x = np.where(typ == E.EV_PROC_STEAL, p_x, np.where(is_pstatus, p_x, g_x))
-    x = np.where(is_pstatus | is_status | steal, x, 0)
-
     res = Ordered()
     res.typ, res.m, res.p, res.g, res.args, res.t = typ, m, ctx_p, ctx_g, args, t[perm]
-    res.x, res.offset = x, dec.offset[perm]
+    res.a0, res.x, res.last_offset = a0, x, int(dec.offset[perm[-1]])
     res.xs, res.new_args = ro[0], ro[1]
 
     def apply():
-        _commit(o, gen, ids, final_p, final_g, typ, ge, go, g_ops, g_after, glast, g_seq_val,
-                g_seq_set, pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro)
+        _commit(o, gen, ids, final_p, final_g, g_final, p_final, ro)
     res.apply = apply
     return res
 
@@ -582,21 +609,27 @@ def _readers(rows, typ, args, m, ctx_p, ctx_g, has_p, has_g, o, gen, initial, p_
     return xs, new_args, tasks, gc_seq, gc_state, granges, gregions, pranges
 
 
-def _group_last(ent_sorted, after_sorted, last_setter, seq_val_sorted):
-    """Per entity of a chain (sorted by entity, position): (entities, status after its
-    last op, its last sequence number set or -1 when none was)."""
+def _finals(ent_sorted, after_sorted, last_setter, seq_val_sorted, sets_sorted,
+            made_sorted):
+    """Per entity of a chain (sorted by entity, position): (entity, status after its
+    last op, its last sequence number set or -1, whether an op set its generation,
+    whether one made it anew), as lists."""
     n = len(ent_sorted)
+    if not n:
+        return [], [], [], [], []
     end = np.ones(n, dtype=bool)
     end[:-1] = ent_sorted[1:] != ent_sorted[:-1]
     ends = np.flatnonzero(end)
-    starts = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
+    starts = np.concatenate([[0], ends[:-1] + 1])
     ls = last_setter[ends]
     seq = np.where(ls >= starts, seq_val_sorted[np.maximum(ls, 0)], -1)
-    return ent_sorted[ends].tolist(), after_sorted[ends].tolist(), seq.tolist(), starts, ends
+    sets = np.add.reduceat(sets_sorted.astype(np.int64), starts) > 0
+    made = np.add.reduceat(made_sorted.astype(np.int64), starts) > 0
+    return (ent_sorted[ends].tolist(), after_sorted[ends].tolist(), seq.tolist(),
+            sets.tolist(), made.tolist())
 
 
-def _commit(o, gen, ids, final_p, final_g, typ, ge, go, g_ops, g_after, glast, g_seq_val,
-            g_seq_set, pe, po, p_ops, p_after, plast, p_seq_val, p_seq_set, ro):
+def _commit(o, gen, ids, final_p, final_g, g_final, p_final, ro):
     """Move the Ordering past the generation: every M's, G's and P's state at its end."""
     gnum = gen.gen
     if not o.initial_gen:
@@ -609,15 +642,8 @@ def _commit(o, gen, ids, final_p, final_g, typ, ge, go, g_ops, g_after, glast, g
         if ms is None:
             ms = o.ms[mid] = MState()
         ms.p, ms.g = p, g
-    # goroutines
-    gt_sorted = typ[g_ops][go]
-    creates = _isin(gt_sorted, E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_CREATE_SYSCALL)
-    sets = g_seq_set[go]
-    ents, afters, seqs, starts, ends = _group_last(ge, g_after[go], glast, g_seq_val[go])
-    made = np.add.reduceat(creates.astype(np.int64), starts).tolist() if len(starts) else []
-    sgen_set = np.add.reduceat(sets.astype(np.int64), starts).tolist() if len(starts) else []
     gs = o.gs
-    for gid, st, seq, mk, ss in zip(ents, afters, seqs, made, sgen_set):
+    for gid, st, seq, ss, mk in zip(*g_final):
         cur = gs.get(gid)
         if st == NONE:
             if cur is not None:
@@ -638,12 +664,8 @@ def _commit(o, gen, ids, final_p, final_g, typ, ge, go, g_ops, g_after, glast, g
         s = gs.get(gid)
         if s is not None:
             s.regions = lst
-    # Ps
-    ents, afters, seqs, starts, ends = _group_last(pe, p_after[po], plast, p_seq_val[po])
-    sets = p_seq_set[po]
-    sgen_set = np.add.reduceat(sets.astype(np.int64), starts).tolist() if len(starts) else []
     ps = o.ps
-    for pid, st, seq, ss in zip(ents, afters, seqs, sgen_set):
+    for pid, st, seq, ss, _ in zip(*p_final):
         cur = ps.get(pid)
         if cur is None:
             cur = ps[pid] = PState(st, gnum)
