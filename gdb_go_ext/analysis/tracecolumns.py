@@ -71,7 +71,9 @@ def summarize_trace(trace, window: Optional[tuple] = None,
     iterable of Events, by summarize(). The trace's damage note (trace.error) is kept."""
     version = getattr(trace, "version", "")
     if hasattr(trace, "blocks"):
-        s = summarize_blocks(trace.blocks(), version, window, timeline_for)
+        from ..memtrim import KeepPages
+        with KeepPages():       # a generation's columns reuse the last one's pages
+            s = summarize_blocks(trace.blocks(), version, window, timeline_for)
     else:
         s = summarize(trace, version=version, window=window, timeline_for=timeline_for)
     s.error = getattr(trace, "error", None)
