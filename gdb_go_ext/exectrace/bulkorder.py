@@ -138,7 +138,7 @@ _G_AFTER = _table(((E.EV_GO_START, W.GO_RUNNING), (E.EV_GO_UNBLOCK, W.GO_RUNNABL
                    ((E.EV_GO_STATUS, E.EV_GO_STATUS_STACK), -2),
                    (E.EV_GO_CREATE_SYSCALL, W.GO_SYSCALL)), default=-3)
 # the status each needs before it (a bit per status + 1; 0: any, checked apart)
-_G_NEED = _table(((E.EV_GO_START, 1 << (W.GO_RUNNABLE + 1)),
+_G_NEED = _table(dtype=np.int32, pairs=((E.EV_GO_START, 1 << (W.GO_RUNNABLE + 1)),
                   (E.EV_GO_UNBLOCK, 1 << (W.GO_WAITING + 1)),
                   ((E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY, E.EV_GO_SYSCALL_BEGIN),
                    1 << (W.GO_RUNNING + 1)),
@@ -254,7 +254,6 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     args = RowArgs(dec.args, perm)
     cols = dec.args
     a0, a1, a2 = (np.take(cols[:, k], perm).view(np.int64) for k in range(3))
-    idx = np.arange(n, dtype=np.int64)
     gnum = gen.gen
     initial = (o.initial_gen or gnum) == gnum
 
@@ -269,7 +268,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
 
     # -- the Ms' contexts: the last set/clear of each before every event --
     ids = np.unique(np.concatenate([mids, a2[steal_other]]))
-    mx = np.searchsorted(ids, m)
+    mx = np.searchsorted(ids, m).astype(np.int16 if len(ids) < 1 << 15 else np.int64)
     span = n + 1
     init_p = np.empty(len(ids), dtype=np.int64)
     init_g = np.empty(len(ids), dtype=np.int64)
@@ -292,6 +291,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         if not _steals_from_others(oth, a0, a2, ids, mx, by_m, p_set | p_clr, ctx_p,
                                    final_p, o, init_p):
             return None
+    del by_m, mx
     ctx_g[no_m] = NO_ID
     ctx_p[no_m] = NO_ID
     has_p = ctx_p != NO_ID
@@ -319,8 +319,9 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     own_g = _isin(gt, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY, E.EV_GO_SYSCALL_BEGIN,
                   E.EV_GO_SYSCALL_END, E.EV_GO_SYSCALL_END_BLOCKED)
     g_ent = np.where(own_g, ctx_g[g_ops], a0[g_ops])
-    g_after = _G_AFTER[gt]
-    g_after = np.where(g_after == -2, a2[g_ops], g_after)
+    g_after = _G_AFTER[gt].astype(np.int8)
+    named = np.flatnonzero(g_after == -2)
+    g_after[named] = a2[g_ops[named]]
     g_seq_set = _isin(gt, E.EV_GO_START, E.EV_GO_UNBLOCK, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK,
                       E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED, E.EV_GO_CREATE_SYSCALL)
     g_seq_val = np.where(_isin(gt, E.EV_GO_START, E.EV_GO_UNBLOCK), a1[g_ops], 0)
@@ -341,19 +342,23 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         g_ent, g_ops, g_after, g_seq_set, g_seq_val, g_init, span)
     sgt = gt[go]
     need = _G_NEED[sgt]
-    ok = np.where(need != 0, (need >> (gprev + 1)) & 1, 1).astype(bool)
-    sstat = _isin(sgt, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
-    sa2 = a2[g_ops][go]
-    ok &= ~sstat | (gprev == sa2) | ((gprev == NONE) & initial)
-    seqd = _isin(sgt, E.EV_GO_START, E.EV_GO_UNBLOCK)
-    ok &= ~seqd | (gpsg & (a1[g_ops][go] == gpseq + 1))
-    if not ok.all():
+    if not np.where(need != 0, (need >> (gprev + 1)) & 1, 1).all():
         return None
+    del need
+    gi = g_ops[go]                      # each sorted op's place in the order
+    sstat = _isin(sgt, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
+    si = np.flatnonzero(sstat)
+    if not ((gprev[si] == a2[gi[si]]) | ((gprev[si] == NONE) & initial)).all():
+        return None
+    seqd = _isin(sgt, E.EV_GO_START, E.EV_GO_UNBLOCK)
+    if not (~seqd | (gpsg & (a1[gi] == gpseq + 1))).all():
+        return None
+    del seqd, gpseq, gpsg
     # a GoCreate's creator, when it has a state, is Running
     cre = np.flatnonzero(_isin(typ, E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED) & has_g)
-    gkey_sorted = ge * span + g_ops[go]
-    gafter_sorted = g_after[go]
     if len(cre):
+        gkey_sorted = ge * span + gi
+        gafter_sorted = g_after[go]
         st, had = _last_before(gkey_sorted, gafter_sorted, ctx_g[cre] * span + cre, span)
         st0 = np.array([(o.gs[x].status if x in o.gs else NONE) for x in ctx_g[cre].tolist()],
                        dtype=np.int64)
@@ -361,13 +366,12 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         if ((st != NONE) & (st != W.GO_RUNNING)).any():
             return None
     x = np.zeros(n, dtype=np.int8)     # a status's or steal's state before (NONE: new)
-    sx = np.flatnonzero(sstat)
-    x[g_ops[go[sx]]] = gprev[sx]
+    x[gi[si]] = gprev[si]
     g_final = _finals(ge, g_after[go], glast, g_seq_val[go], g_seq_set[go],
                       _isin(gt[go], E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED,
                             E.EV_GO_CREATE_SYSCALL))
-    del go, ge, gprev, gpseq, gpsg, ggrp, glast, g_ent, g_after, g_seq_val, g_seq_set, gt, \
-        sgt, need, ok, sstat, sa2, seqd, gkey_sorted, gafter_sorted, g_ops, own_g
+    del go, ge, gprev, ggrp, glast, g_ent, g_after, g_seq_val, g_seq_set, gt, sgt, sstat, \
+        g_ops, own_g, gi
 
     # -- Ps --
     p_ops = np.flatnonzero(_P_AFTER[typ] != -3)
