@@ -49,6 +49,7 @@ def summarize_blocks(blocks: Iterable, version: str = "", window: Optional[tuple
     for b in blocks:
         if any(walk.feed(part) for part in parts(b)):
             break               # an event past the window's end: reading stops
+        del b                   # not kept while the reader makes the next block
     return walk.result()
 
 

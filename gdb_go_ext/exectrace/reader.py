@@ -321,6 +321,7 @@ class Trace:
                         self._cur_offset = bulk.last_offset
                         self.bulk_generations += 1
                         yield blk
+                        blk = None
                         frontier = []
                 continue
             if cpu and (not frontier or cpu[0][0] < frontier[0].time):
@@ -446,6 +447,7 @@ class Trace:
                     yield Block.from_records(rows)
                     rows = []
                 yield r
+                r = None    # a generation's block is not kept while the next is read
                 continue
             rows.append(r)
             if len(rows) >= size:
