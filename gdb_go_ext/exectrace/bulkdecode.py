@@ -29,8 +29,8 @@ from . import wire as W
 SEGMENT = 64          # varints per chain segment (the last of a batch: what is left)
 OVERLAP = 24          # varints a segment's chain walks before the segment
 CHUNK = 1 << 18       # bytes of batches decoded together
-ARGS_WIDTH = 5        # columns of Decoded.args (an event has at most 4 after the delta)
 _MAX_ARGS = max(W.NARGS) - 1
+ARGS_WIDTH = _MAX_ARGS  # columns of Decoded.args (every one written, zero past an event's own)
 _EXACT = 1 << 53      # a time delta below this is a float64 exactly, as Python's is
 _TIME_LIMIT = float(1 << 62)
 _PAD = b"\0\0\0"         # before a chunk's bytes: every varint's 4-byte word starts inside
@@ -221,7 +221,7 @@ def decode_generation(gen, maxev: int) -> Optional[Decoded]:
     # written is ever touched, and the result is views of it
     room = sum(len(b.data) for b in batches) // 2 + 1
     out = Decoded(ms, None, np.empty(room, dtype=np.uint8), np.empty(room, dtype=np.int64),
-                  np.zeros((ARGS_WIDTH, room), dtype=np.uint64),
+                  np.empty((ARGS_WIDTH, room), dtype=np.uint64),
                   np.empty(room, dtype=np.int64))
     counts = []
     n = i = 0
