@@ -44,7 +44,7 @@ def _tables(kind_of: dict, tspec: list):
 def _ids_ok(typ, args, gen, checks) -> bool:
     """validateTableIDs over columns: every stack and string argument 0 or known."""
     stacks = strings = None
-    for ty in np.unique(typ).tolist():
+    for ty in np.flatnonzero(np.bincount(typ, minlength=256)).tolist():
         chk = checks[ty]
         if chk is None:
             continue

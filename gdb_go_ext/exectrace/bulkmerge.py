@@ -111,7 +111,10 @@ def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
     ngr = len(heads)
     # only the ties and the time before each matter: J, in order; a time in J that is
     # not a tie (the one before a run of ties) restarts the recurrence
-    sub = np.unique(np.concatenate([tie - 1, tie]))
+    keep = np.zeros(ngr, dtype=bool)
+    keep[tie] = True
+    keep[tie - 1] = True
+    sub = np.flatnonzero(keep)
     is_tie = np.zeros(len(sub), dtype=bool)
     where_tie = np.searchsorted(sub, tie)
     is_tie[where_tie] = True
