@@ -158,43 +158,43 @@ _P_NEED = _table(((E.EV_PROC_START, 1 << (W.PROC_IDLE + 1)),
 
 
 class _ByM:
-    """The events grouped by M (a stable radix sort), each M's in order."""
+    """The generation's rows as the decoder gives them: grouped by M, each M's in order
+    (M k of the decoder is ids index tix[k]; an M only stolen from has no rows)."""
 
-    def __init__(self, mx, nm):
-        self.order = stable_order(mx)
-        counts = np.bincount(mx, minlength=nm)
-        self.first = np.cumsum(counts) - counts        # each M's first row (M order)
-        self.count = counts
-        self.row_first = np.repeat(self.first, counts)
-        self.n = len(mx)
+    def __init__(self, start, tix, nids):
+        counts = np.diff(start)
+        self.first = np.zeros(nids, dtype=np.int64)
+        self.count = np.zeros(nids, dtype=np.int64)
+        self.first[tix] = start[:-1]
+        self.count[tix] = counts
+        self.row_first = np.repeat(start[:-1], counts)
+        self.mrow = np.repeat(tix, counts)
+        self.n = int(start[-1])
 
     def before(self, is_op, val, init):
-        """Per event, the value of its M's last op before it (init of the M if none),
-        and per M the value after its last event."""
-        o = self.order
+        """Per row, the value of its M's last op before it (init of the M if none),
+        and per M the value after its last row."""
         n = self.n
-        k = np.arange(n)
-        last = np.maximum.accumulate(np.where(is_op[o], k, -1))
+        last = np.maximum.accumulate(np.where(is_op, np.arange(n), -1))
         prev = np.empty(n, dtype=np.int64)
         prev[0] = -1
         prev[1:] = last[:-1]
-        v = val[o]
-        mrow = np.repeat(np.arange(len(self.count)), self.count)
         got = prev >= self.row_first
-        out = np.empty(n, dtype=np.int64)
-        out[o] = np.where(got, v[np.maximum(prev, 0)], init[mrow])
+        out = np.where(got, val[np.maximum(prev, 0)], init[self.mrow])
         ends = self.first + self.count - 1
         has = self.count > 0
         lastm = np.where(has, last[np.maximum(ends, 0)], -1)
-        final = np.where(has & (lastm >= self.first), v[np.maximum(lastm, 0)], init)
+        final = np.where(has & (lastm >= self.first), val[np.maximum(lastm, 0)], init)
         return out, final
 
 
-def _steals_from_others(oth, a0, a2, ids, mx, by_m, is_p_op, ctx_p, final_p, o, init_p):
+def _steals_from_others(oth, a0, a2, ids, perm, by_m, is_p_op, ctx_p, final_p, o):
     """ProcSteal of another M's P, in order: that M must be known and hold the P; it
     then has no P until its own next set or clear (ctx_p and final_p patched). False
     when one cannot go (the step path decides)."""
-    order, first, count = by_m.order, by_m.first, by_m.count
+    first, count = by_m.first, by_m.count
+    order = np.empty(by_m.n, dtype=np.int64)    # each row's place in the order
+    order[perm] = np.arange(by_m.n)
     seen = set(o.ms)
     firsts = {}
     for i in oth.tolist():
@@ -268,30 +268,39 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
 
     # -- the Ms' contexts: the last set/clear of each before every event --
     ids = np.unique(np.concatenate([mids, a2[steal_other]]))
-    mx = np.searchsorted(ids, m).astype(np.int16 if len(ids) < 1 << 15 else np.int64)
     span = n + 1
     init_p = np.empty(len(ids), dtype=np.int64)
     init_g = np.empty(len(ids), dtype=np.int64)
     for k, mid in enumerate(ids.tolist()):
         ms = o.ms.get(mid)
         init_p[k], init_g[k] = (ms.p, ms.g) if ms is not None else (NO_ID, NO_ID)
-    status_run = is_status & ((a2 == W.GO_RUNNING) | (a2 == W.GO_SYSCALL))
-    g_set = (_isin(typ, E.EV_GO_START, E.EV_GO_CREATE_SYSCALL) | status_run) & ~no_m
-    g_clr = _isin(typ, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY,
-                  E.EV_GO_SYSCALL_END_BLOCKED)
-    p_set = ((typ == E.EV_PROC_START) | (is_pstatus & ((a1 == W.PROC_RUNNING) |
-                                                       (a1 == W.PROC_SYSCALL)))) & ~no_m
-    p_clr = (typ == E.EV_PROC_STOP) | (steal & ~steal_other)
-    by_m = _ByM(mx, len(ids))
-    ctx_g, final_g = by_m.before(g_set | g_clr, np.where(g_set, a0, NO_ID), init_g)
-    ctx_p, final_p = by_m.before(p_set | p_clr, np.where(p_set, a0, NO_ID), init_p)
+    # in the decoder's rows (each M's events together, in order), then in the order
+    tix = np.searchsorted(ids, mids)
+    ty_r = dec.typ
+    c0, c1, c2 = (cols[:, k].view(np.int64) for k in range(3))
+    no_m_r = np.repeat(mids == NO_ID, counts)
+    st_r = _isin(ty_r, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
+    g_set = (_isin(ty_r, E.EV_GO_START, E.EV_GO_CREATE_SYSCALL) |
+             (st_r & ((c2 == W.GO_RUNNING) | (c2 == W.GO_SYSCALL)))) & ~no_m_r
+    g_op = g_set | _isin(ty_r, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY,
+                         E.EV_GO_SYSCALL_END_BLOCKED)
+    p_set = ((ty_r == E.EV_PROC_START) | ((ty_r == E.EV_PROC_STATUS) & (
+        (c1 == W.PROC_RUNNING) | (c1 == W.PROC_SYSCALL)))) & ~no_m_r
+    p_op = p_set | (ty_r == E.EV_PROC_STOP) | ((ty_r == E.EV_PROC_STEAL) & (
+        c2 == np.repeat(mids, counts)))
+    by_m = _ByM(start, tix, len(ids))
+    ctx_g, final_g = by_m.before(g_op, np.where(g_set, c0, NO_ID), init_g)
+    ctx_g = ctx_g[perm]
+    ctx_p, final_p = by_m.before(p_op, np.where(p_set, c0, NO_ID), init_p)
+    ctx_p = ctx_p[perm]
+    del g_set, p_set, st_r, no_m_r, c0, c1, c2
     oth = np.flatnonzero(steal_other)
     if len(oth):
         # another M's P taken: that M has none from then until it sets one itself
-        if not _steals_from_others(oth, a0, a2, ids, mx, by_m, p_set | p_clr, ctx_p,
-                                   final_p, o, init_p):
+        if not _steals_from_others(oth, a0, a2, ids, perm, by_m, p_op[perm], ctx_p,
+                                   final_p, o):
             return None
-    del by_m, mx
+    del by_m, g_op, p_op
     ctx_g[no_m] = NO_ID
     ctx_p[no_m] = NO_ID
     has_p = ctx_p != NO_ID
