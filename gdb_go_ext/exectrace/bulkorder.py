@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from . import wire as W
-from .base import NO_ID
+from .base import NO_ID, Broken
 from .bulkmerge import merge, merge_by_sort, stable_order
 from .order import GState, MState, PState
 
@@ -89,6 +89,21 @@ def _last_before(op_key, op_val, q_key, span):
         np.zeros(len(q_key), dtype=bool)
     val = op_val[jj] if len(op_val) else np.zeros(len(q_key), dtype=np.int64)
     return val, ok
+
+
+def _initial(states: dict, ids, gnum):
+    """(status, seq, whether its generation is gnum) of each id's state in states,
+    status NONE where it has none."""
+    st = np.empty(len(ids), dtype=np.int64)
+    sq = np.zeros(len(ids), dtype=np.int64)
+    sg = np.zeros(len(ids), dtype=bool)
+    for k, i in enumerate(ids.tolist()):
+        s = states.get(i)
+        if s is None:
+            st[k] = NONE
+        else:
+            st[k], sq[k], sg[k] = s.status, s.seq, s.sgen == gnum
+    return st, sq, sg
 
 
 def _chain(ent, pos, kind_after, sets_seq, seq_val, init, span):
@@ -336,17 +351,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     g_seq_val = np.where(_isin(gt, E.EV_GO_START, E.EV_GO_UNBLOCK), a1[g_ops], 0)
 
     def g_init(u):
-        st = np.empty(len(u), dtype=np.int64)
-        sq = np.zeros(len(u), dtype=np.int64)
-        sg = np.zeros(len(u), dtype=bool)
-        gs = o.gs
-        for k, gid in enumerate(u.tolist()):
-            s = gs.get(gid)
-            if s is None:
-                st[k] = NONE
-            else:
-                st[k], sq[k], sg[k] = s.status, s.seq, s.sgen == gnum
-        return st, sq, sg
+        return _initial(o.gs, u, gnum)
     go, ge, gprev, gpseq, gpsg, ggrp, guniq, glast = _chain(
         g_ent, g_ops, g_after, g_seq_set, g_seq_val, g_init, span)
     sgt = gt[go]
@@ -395,17 +400,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
                          np.where(pt == E.EV_GO_SYSCALL_BEGIN, a0[p_ops], 0))
 
     def p_init(u):
-        st = np.empty(len(u), dtype=np.int64)
-        sq = np.zeros(len(u), dtype=np.int64)
-        sg = np.zeros(len(u), dtype=bool)
-        ps = o.ps
-        for k, pid in enumerate(u.tolist()):
-            s = ps.get(pid)
-            if s is None:
-                st[k] = NONE
-            else:
-                st[k], sq[k], sg[k] = s.status, s.seq, s.sgen == gnum
-        return st, sq, sg
+        return _initial(o.ps, u, gnum)
     po, pe, pprev, ppseq, ppsg, pgrp, puniq, plast = _chain(
         p_ent, p_ops, p_after, p_seq_set, p_seq_val, p_init, span)
     spt = pt[po]
@@ -457,7 +452,8 @@ def _readers(rows, typ, args, m, ctx_p, ctx_g, has_p, has_g, o, gen, initial, p_
     regions, tasks, metrics, labels), one by one in order on copies of that state:
     (extras by row, args by row where the ordering changed them, the state after) or
     None where one must wait or breaks the trace."""
-    from .order import GC_NOT_RUNNING, GC_RUNNING, GC_UNDETERMINED, START_OF
+    from .order import (GC_NOT_RUNNING, GC_RUNNING, GC_UNDETERMINED, START_OF,
+                        active_range, end_range)
     tasks = dict(o.tasks)
     gc_seq, gc_state = o.gc_seq, o.gc_state
     granges: dict = {}
@@ -512,27 +508,18 @@ def _readers(rows, typ, args, m, ctx_p, ctx_g, has_p, has_g, o, gen, initial, p_
         elif ty in (E.EV_STW_END, E.EV_GC_MARK_ASSIST_END):
             if not (p_ok and g_ok):
                 return None
-            lst = g_list(granges, g, "ranges")
-            want = START_OF[ty]
-            for i, rg in enumerate(lst):
-                if rg[0] == want:
-                    xs[r] = rg[1]
-                    lst[i] = lst[-1]
-                    lst.pop()
-                    break
-            else:
+            try:
+                xs[r] = end_range(g_list(granges, g, "ranges"), START_OF[ty])
+            except Broken:
                 return None
         elif ty == E.EV_GC_MARK_ASSIST_ACTIVE:
             gid = a[0] - (1 << 64) if a[0] >= 1 << 63 else a[0]
             if gid not in o.gs:
                 return None     # (a goroutine made in this generation: step by step)
-            lst = g_list(granges, gid, "ranges")
-            key = (E.EV_GC_MARK_ASSIST_BEGIN, 0)
-            if initial:
-                if key in lst:
-                    return None
-                lst.append(key)
-            elif key not in lst:
+            try:
+                active_range(g_list(granges, gid, "ranges"), (E.EV_GC_MARK_ASSIST_BEGIN, 0),
+                             initial)
+            except Broken:
                 return None
         elif ty == E.EV_GC_SWEEP_BEGIN:
             if not known_p.get(r):
@@ -545,25 +532,17 @@ def _readers(rows, typ, args, m, ctx_p, ctx_g, has_p, has_g, o, gen, initial, p_
         elif ty == E.EV_GC_SWEEP_END:
             if not known_p.get(r):
                 return None
-            lst = p_list(p)
-            for i, rg in enumerate(lst):
-                if rg[0] == E.EV_GC_SWEEP_BEGIN:
-                    lst[i] = lst[-1]
-                    lst.pop()
-                    break
-            else:
+            try:
+                end_range(p_list(p), E.EV_GC_SWEEP_BEGIN)
+            except Broken:
                 return None
         elif ty == E.EV_GC_SWEEP_ACTIVE:
             pid = a[0] - (1 << 64) if a[0] >= 1 << 63 else a[0]
             if pid not in o.ps:
                 return None
-            lst = p_list(pid)
-            key = (E.EV_GC_SWEEP_BEGIN, 0)
-            if initial:
-                if key in lst:
-                    return None
-                lst.append(key)
-            elif key not in lst:
+            try:
+                active_range(p_list(pid), (E.EV_GC_SWEEP_BEGIN, 0), initial)
+            except Broken:
                 return None
         elif ty == E.EV_GC_ACTIVE:
             seq = a[0]
@@ -642,6 +621,29 @@ def _finals(ent_sorted, after_sorted, last_setter, seq_val_sorted, sets_sorted,
             sets.tolist(), made.tolist())
 
 
+def _set_finals(states: dict, finals, make, gnum, lists: dict) -> None:
+    """Each entity's state at the generation's end (gone where it ends as NONE; made
+    anew where the generation made it), and its range or region lists."""
+    for i, st, seq, sets_gen, made in zip(*finals):
+        cur = states.get(i)
+        if st == NONE:
+            if cur is not None:
+                del states[i]
+            continue
+        if cur is None or made:
+            cur = states[i] = make(st, gnum)
+        cur.status = st
+        if sets_gen:
+            cur.sgen = gnum
+        if seq >= 0:
+            cur.seq = seq
+    for attr, by_id in lists.items():
+        for i, lst in by_id.items():
+            s = states.get(i)
+            if s is not None:
+                setattr(s, attr, lst)
+
+
 def _commit(o, gen, ids, final_p, final_g, g_final, p_final, ro):
     """Move the Ordering past the generation: every M's, G's and P's state at its end."""
     gnum = gen.gen
@@ -655,41 +657,7 @@ def _commit(o, gen, ids, final_p, final_g, g_final, p_final, ro):
         if ms is None:
             ms = o.ms[mid] = MState()
         ms.p, ms.g = p, g
-    gs = o.gs
-    for gid, st, seq, ss, mk in zip(*g_final):
-        cur = gs.get(gid)
-        if st == NONE:
-            if cur is not None:
-                del gs[gid]
-            continue
-        if cur is None or mk:
-            cur = gs[gid] = GState(st, gnum)
-        cur.status = st
-        if ss:
-            cur.sgen = gnum
-        if seq >= 0:
-            cur.seq = seq
-    for gid, lst in granges.items():
-        s = gs.get(gid)
-        if s is not None:
-            s.ranges = lst
-    for gid, lst in gregions.items():
-        s = gs.get(gid)
-        if s is not None:
-            s.regions = lst
-    ps = o.ps
-    for pid, st, seq, ss, _ in zip(*p_final):
-        cur = ps.get(pid)
-        if cur is None:
-            cur = ps[pid] = PState(st, gnum)
-        cur.status = st
-        if ss:
-            cur.sgen = gnum
-        if seq >= 0:
-            cur.seq = seq
-    for pid, lst in pranges.items():
-        s = ps.get(pid)
-        if s is not None:
-            s.ranges = lst
+    _set_finals(o.gs, g_final, GState, gnum, {"ranges": granges, "regions": gregions})
+    _set_finals(o.ps, p_final, PState, gnum, {"ranges": pranges})
     o.tasks = tasks
     o.gc_seq, o.gc_state = gc_seq, gc_state

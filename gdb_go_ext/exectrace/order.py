@@ -635,7 +635,7 @@ def advance_gc_sweep_active(o, c, gen, ms):
     pst = o.ps.get(pid)
     if pst is None:
         raise Broken(f"encountered GCSweepActive for unknown proc {pid}", -1)
-    _active_range(pst.ranges, (EV_GC_SWEEP_BEGIN, 0), gen.gen == o.initial_gen)
+    active_range(pst.ranges, (EV_GC_SWEEP_BEGIN, 0), gen.gen == o.initial_gen)
     return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
@@ -646,7 +646,7 @@ def advance_gc_sweep_end(o, c, gen, ms):
     pst = o.ps.get(p)
     if pst is None:
         raise Broken(f"GCSweepEnd on unknown proc {p}", -1)
-    _end_range(pst.ranges, EV_GC_SWEEP_BEGIN)
+    end_range(pst.ranges, EV_GC_SWEEP_BEGIN)
     return (c.typ, c.time, c.m, p, ms.g, c.args, None, gen)
 
 
@@ -675,7 +675,7 @@ def advance_go_range_active(o, c, gen, ms):
     st = o.gs.get(gid)
     if st is None:
         raise Broken(f"uninitialized goroutine {gid} found during GCMarkAssistActive", -1)
-    _active_range(st.ranges, (EV_GC_MARK_ASSIST_BEGIN, 0), gen.gen == o.initial_gen)
+    active_range(st.ranges, (EV_GC_MARK_ASSIST_BEGIN, 0), gen.gen == o.initial_gen)
     return (c.typ, c.time, c.m, ms.p, ms.g, c.args, None, gen)
 
 
@@ -689,11 +689,11 @@ def advance_go_range_end(o, c, gen, ms):
     if st is None:
         raise Broken(f"encountered event of type {typ} without known state for current "
                      f"goroutine {g}", -1)
-    desc = _end_range(st.ranges, START_OF[typ])
+    desc = end_range(st.ranges, START_OF[typ])
     return (typ, c.time, c.m, ms.p, g, c.args, desc, gen)
 
 
-def _active_range(ranges, key, initial):
+def active_range(ranges, key, initial):
     """rangeState.activeRange."""
     if initial:
         if key in ranges:
@@ -703,7 +703,7 @@ def _active_range(ranges, key, initial):
         raise Broken(f"resource is missing active range: {NAMES[key[0]]}", -1)
 
 
-def _end_range(ranges, start):
+def end_range(ranges, start):
     """rangeState.endRange: the ended range's description."""
     for i, r in enumerate(ranges):
         if r[0] == start:
