@@ -10,7 +10,7 @@ import numpy as np
 
 from . import wire as W
 from .base import NO_ID
-from .bulkorder import NONE, order_generation
+from .bulkorder import NONE, order_generation, with_samples
 from .columns import KIND_CODE, RES_CODE, STATE_CODE, Block
 
 _NARGS = np.asarray(W.NARGS, dtype=np.int64)
@@ -91,6 +91,8 @@ class BulkReader:
             return None
         od.apply()
         self.last_offset = od.last_offset
+        if gen.cpu:
+            with_samples(od, gen.cpu)
         typ, args = od.typ, od.args
         n = len(typ)
         ar = np.arange(n, dtype=np.int64)
@@ -201,7 +203,7 @@ class BulkReader:
             ty = int(typ[i])
             a = new_args.get(i)
             if a is None:
-                a = args[i][:W.NARGS[ty] - 1].tolist()
+                a = args[i][:max(W.NARGS[ty] - 1, 1)].tolist()
             if i in xs:
                 xi = xs[i]
             elif ty == W.EV_PROC_STEAL:

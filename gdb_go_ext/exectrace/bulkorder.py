@@ -80,6 +80,47 @@ class RowArgs:
         return self.rows[self.perm[key]]
 
 
+def with_samples(od: "Ordered", cpu: list) -> None:
+    """The generation's CPU samples (time, M, P, G, stack) put among its events the way
+    the reader gives them: each before the first event whose time is above its own.
+    A sample's row has type EV_CPU_SAMPLE and its stack ID as its first argument."""
+    ns = len(cpu)
+    n = len(od.typ)
+    ts = np.fromiter((c[0] for c in cpu), dtype=np.int64, count=ns)
+    ins = np.searchsorted(od.t, ts, side="right")       # the event each goes before
+    at = ins + np.arange(ns)                            # its place among all
+    is_s = np.zeros(n + ns, dtype=bool)
+    is_s[at] = True
+    ev = np.flatnonzero(~is_s)
+
+    def spread(col, sample_vals, dtype):
+        out = np.empty(n + ns, dtype=dtype)
+        out[ev] = col
+        out[at] = sample_vals
+        return out
+    od.typ = spread(od.typ, W.EV_CPU_SAMPLE, np.uint8)
+    od.t = spread(od.t, ts, np.int64)
+    for name, k in (("m", 1), ("p", 2), ("g", 3)):
+        setattr(od, name, spread(getattr(od, name), [c[k] for c in cpu], np.int64))
+    stacks = np.fromiter((c[4] for c in cpu), dtype=np.uint64, count=ns)
+    od.a0 = spread(od.a0, stacks.view(np.int64), np.int64)
+    od.x = spread(od.x, 0, np.int8)
+    rows = od.args.rows
+    extra = np.zeros((ns, rows.shape[1]), dtype=np.uint64)
+    extra[:, 0] = stacks
+    perm = spread(od.args.perm, np.arange(len(rows), len(rows) + ns), np.int64)
+    od.args = RowArgs(np.concatenate([rows, extra]), perm)
+    shift = {}
+    for d in (od.xs, od.new_args):
+        if d:
+            keys = np.fromiter(d, dtype=np.int64, count=len(d))
+            new = keys + np.searchsorted(ins, keys, side="right")
+            shift = dict(zip(keys.tolist(), new.tolist()))
+            moved = {shift[k]: v for k, v in d.items()}
+            d.clear()
+            d.update(moved)
+
+
 def _last_before(op_key, op_val, q_key, span):
     """For each query key (entity * span + position), the value of the last op of the
     same entity strictly before it, and whether there is one. op_key sorted."""
@@ -203,6 +244,47 @@ class _ByM:
         return out, final
 
 
+def _syscall_statuses(rows, a0, a1, ids, tix, start, perm, o, init_p, init_g):
+    """GoStatus of a goroutine in a syscall on another M, in order: an M with no state
+    yet (none from before, no event of its own so far) gets one running that goroutine
+    without a P (its initial context here); the rest are checked once the contexts are
+    known. -> (the rows that made an M, the rows to check)."""
+    made, checked = [], []
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first = {}
+    order = np.empty(len(perm), dtype=np.int64)
+    order[perm] = np.arange(len(perm))
+    for k, t in enumerate(tix.tolist()):
+        if start[k + 1] > start[k]:
+            first[t] = int(order[start[k]])
+    known = set(o.ms)
+    for i in rows.tolist():
+        mid = int(a1[i])
+        t = int(np.searchsorted(ids, mid))
+        if mid in known or first.get(t, 1 << 62) < i:
+            checked.append(i)
+            continue
+        known.add(mid)
+        init_g[t], init_p[t] = a0[i], NO_ID
+        made.append(i)
+    return np.asarray(made, dtype=np.int64), np.asarray(checked, dtype=np.int64)
+
+
+def _values_at(at, tgt, ctx, final, perm, by_m):
+    """The context value of M tgt[k] (ids index) just after position at[k]: its value
+    before its next event, or after its last."""
+    order = np.empty(by_m.n, dtype=np.int64)
+    order[perm] = np.arange(by_m.n)
+    out = np.empty(len(at), dtype=np.int64)
+    for k, (i, t) in enumerate(zip(at.tolist(), tgt.tolist())):
+        lo, hi = int(by_m.first[t]), int(by_m.first[t] + by_m.count[t])
+        pos = order[lo:hi]
+        j = int(np.searchsorted(pos, i))
+        out[k] = ctx[pos[j]] if j < len(pos) else final[t]
+    return out
+
+
 def _steals_from_others(oth, a0, a2, ids, perm, by_m, is_p_op, ctx_p, final_p, o):
     """ProcSteal of another M's P, in order: that M must be known and hold the P; it
     then has no P until its own next set or clear (ctx_p and final_p patched). False
@@ -245,7 +327,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     step). dec: bulkdecode's columns; o: the Ordering at the generation's start."""
     n = len(dec.typ)
     start = dec.start
-    if n == 0 or (gen.cpu and len(gen.cpu)):
+    if n == 0:
         return None
     t = dec.t
     if n > 1:
@@ -274,15 +356,17 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
 
     is_status = _isin(typ, E.EV_GO_STATUS, E.EV_GO_STATUS_STACK)
     is_pstatus = typ == E.EV_PROC_STATUS
-    if (is_status & ((a2 < 0) | (a2 >= 5) | ((a2 == W.GO_SYSCALL) & (a1 != m)))).any():
+    if (is_status & ((a2 < 0) | (a2 >= 5) | ((a2 == W.GO_SYSCALL) & (a1 == NO_ID)))).any():
         return None
+    # a goroutine in a syscall on another M (a status the generation's writer gives)
+    sys_other = np.flatnonzero(is_status & (a2 == W.GO_SYSCALL) & (a1 != m))
     if (is_pstatus & ((a1 < 0) | (a1 >= W.PROC_SYSCALL_ABANDONED))).any():
         return None
     steal = typ == E.EV_PROC_STEAL
     steal_other = steal & (a2 != m)
 
     # -- the Ms' contexts: the last set/clear of each before every event --
-    ids = np.unique(np.concatenate([mids, a2[steal_other]]))
+    ids = np.unique(np.concatenate([mids, a2[steal_other], a1[sys_other]]))
     span = n + 1
     init_p = np.empty(len(ids), dtype=np.int64)
     init_g = np.empty(len(ids), dtype=np.int64)
@@ -291,6 +375,8 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         init_p[k], init_g[k] = (ms.p, ms.g) if ms is not None else (NO_ID, NO_ID)
     # in the decoder's rows (each M's events together, in order), then in the order
     tix = np.searchsorted(ids, mids)
+    made, checked = _syscall_statuses(sys_other, a0, a1, ids, tix, start, perm, o, init_p,
+                                      init_g)
     ty_r = dec.typ
     c0, c1, c2 = (cols[:, k].view(np.int64) for k in range(3))
     no_m_r = np.repeat(mids == NO_ID, counts)
@@ -315,7 +401,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         if not _steals_from_others(oth, a0, a2, ids, perm, by_m, p_op[perm], ctx_p,
                                    final_p, o):
             return None
-    del by_m, g_op, p_op
+    del g_op, p_op
     ctx_g[no_m] = NO_ID
     ctx_p[no_m] = NO_ID
     has_p = ctx_p != NO_ID
@@ -334,8 +420,17 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     own_steal = steal & ~steal_other
     if (own_steal & (ctx_p != a0)).any():
         return None
-    if not initial and (is_status & (a2 == W.GO_SYSCALL) & (ctx_g != a0)).any():
+    if not initial and (is_status & (a2 == W.GO_SYSCALL) & (a1 == m) & (ctx_g != a0)).any():
         return None
+    # the other M's goroutine, where the M was known, must be this one; the event is
+    # given on that M, with that goroutine (else with the writer's)
+    if len(checked):
+        tgt = np.searchsorted(ids, a1[checked])
+        if (_values_at(checked, tgt, ctx_g, final_g, perm, by_m) != a0[checked]).any():
+            return None
+    m = m.copy()
+    m[sys_other] = a1[sys_other]
+    ctx_g[checked] = a0[checked]
 
     # -- goroutines --
     g_ops = np.flatnonzero(_G_AFTER[typ] != -3)

@@ -323,6 +323,7 @@ class Trace:
                         yield blk
                         blk = None
                         frontier = []
+                        cpu.clear()     # the block has the CPU samples too
                 continue
             if cpu and (not frontier or cpu[0][0] < frontier[0].time):
                 ts, m, p, g, stk = cpu.popleft()
