@@ -50,6 +50,12 @@ def test_trace_matches_go_tool_trace(toolchain, tmp_path):
     assert tr.error is None
     assert T.compare(ours, truth) == []
     assert len(ours) == len(truth)
+    # that was the bulk reader (every generation, CPU samples and syscalls included);
+    # the step-by-step one gives the same records
+    nbulk = tr.bulk_generations
+    step = read_trace(path)
+    step.bulk = False
+    assert list(step.records()) == list(read_trace(path).records())
     # the fixture's scenario is all there
     kinds = {r["kind"] for r in truth}
     assert {"Sync", "StateTransition", "Metric", "RangeBegin", "RangeEnd", "TaskBegin",
@@ -67,6 +73,10 @@ def test_trace_matches_go_tool_trace(toolchain, tmp_path):
                for e in ours)
     # several generations: statuses (X->X) after the first one's Undetermined->X
     assert any(e.kind == "StateTransition" and e.from_state == e.to_state for e in ours)
+    # (a generation where an event must wait for another M's, e.g. a syscall's return
+    # before the steal of its P, goes step by step)
+    ngen = sum(1 for e in ours if e.kind == "Sync") - (1 if _minor(version) >= 25 else 0)
+    assert ngen >= 2 and 1 <= nbulk <= ngen, (nbulk, ngen)
     assert tr.version == "go1.%d" % {22: 22, 23: 23, 24: 23, 25: 25}.get(_minor(version), 26)
 
     # damaged copies: Go's reader is the truth for what comes out before the damage too
