@@ -99,16 +99,19 @@ class BulkReader:
         u = np.maximum.accumulate(np.maximum(od.t - ar, last_ts + 1))
         t_out = u + ar
         od.t = u = ar = None    # the raw times are no longer needed
-        idsrc = self.idsrc[typ]
-        rid = np.where(idsrc == 0, od.a0, np.where(idsrc == 2, od.g,
-                                                     np.where(idsrc == 1, od.p, 0)))
-        res = self.res[typ]
-        frm = self.frm[typ]
-        to = self.to[typ]
+        ti = typ.astype(np.intp)
+        idsrc = self.idsrc[ti]
+        rid = np.where(idsrc == 2, od.g, od.a0)     # the G's own, or its first argument
+        rows = np.flatnonzero(idsrc == 1)           # the P's
+        rid[rows] = od.p[rows]
+        rid[idsrc < 0] = 0                          # not a transition
+        res = self.res[ti]
+        frm = self.frm[ti]
+        to = self.to[ti]
         initial = order.initial_gen == gen.gen or not order.initial_gen
-        steal = typ == W.EV_PROC_STEAL
-        frm = np.where(steal, np.where(od.x == W.PROC_SYSCALL_ABANDONED, STATE_CODE["Idle"],
-                                       STATE_CODE["Running"]), frm)
+        steal = np.flatnonzero(typ == W.EV_PROC_STEAL)
+        frm[steal] = np.where(od.x[steal] == W.PROC_SYSCALL_ABANDONED, STATE_CODE["Idle"],
+                              STATE_CODE["Running"])
         pst = typ == W.EV_PROC_STATUS
         gst = (typ == _STATUS_G[0]) | (typ == _STATUS_G[1])
         if pst.any() or gst.any():
@@ -124,10 +127,11 @@ class BulkReader:
             frm = np.where(gst, np.where(od.x == NONE, STATE_CODE["Undetermined"],
                                          gcode[st2]), frm)
             to = np.where(gst, gcode[st2], to)
-        reason = np.where(self.kind[typ] == KIND_CODE["StateTransition"], 0, -1).astype(
-            np.int32)
+        kind = self.kind[ti]
+        reason = np.where(kind == KIND_CODE["StateTransition"], 0, -1).astype(np.int32)
         reasons = [""]
-        hr = np.flatnonzero(self.has_reason[typ] & (args[:, 0] != 0))
+        hr = np.flatnonzero(self.has_reason[ti])
+        hr = hr[od.a0[hr] != 0]
         if len(hr):
             sids = args[hr, 0]
             top = int(sids.max())
@@ -143,7 +147,7 @@ class BulkReader:
             reasons += [strings[i] for i in ids.tolist()]
         record = self._records(od, t_out, gen, initial)
         many = self._many(od, t_out, gen, record)
-        return Block(t_out, self.kind[typ], od.m, od.p, od.g, res, rid, frm, to, reason,
+        return Block(t_out, kind, od.m, od.p, od.g, res, rid, frm, to, reason,
                      reasons, record=record, many=many)
 
     def _many(self, od, t_out, gen, record):

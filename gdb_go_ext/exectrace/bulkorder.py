@@ -52,9 +52,12 @@ def _table(pairs, default=0, dtype=np.int64):
 
 
 def _isin(typ, *kinds):
-    m = np.zeros(256, dtype=bool)
-    m[list(kinds)] = True
-    return m[typ]
+    """Whether each type is one of kinds (byte compares: several times faster than a
+    table indexed by the types)."""
+    out = typ == kinds[0]
+    for k in kinds[1:]:
+        out |= typ == k
+    return out
 
 
 class Ordered:
@@ -338,7 +341,8 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     if perm is None:
         perm = merge(t.tolist(), start)
     typ = dec.typ[perm]
-    if not SUPPORTED[typ].all():
+    ti = typ.astype(np.intp)        # (indexing a table by bytes converts them each time)
+    if not SUPPORTED[ti].all():
         return None
     mids = np.asarray(dec.ms, dtype=np.int64)
     counts = np.diff(start)
@@ -433,7 +437,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     ctx_g[checked] = a0[checked]
 
     # -- goroutines --
-    g_ops = np.flatnonzero(_G_AFTER[typ] != -3)
+    g_ops = np.flatnonzero(_G_AFTER[ti] != -3)
     gt = typ[g_ops]
     own_g = _isin(gt, E.EV_GO_BLOCK, E.EV_GO_STOP, E.EV_GO_DESTROY, E.EV_GO_SYSCALL_BEGIN,
                   E.EV_GO_SYSCALL_END, E.EV_GO_SYSCALL_END_BLOCKED)
@@ -483,7 +487,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         g_ops, own_g, gi
 
     # -- Ps --
-    p_ops = np.flatnonzero(_P_AFTER[typ] != -3)
+    p_ops = np.flatnonzero(_P_AFTER[ti] != -3)
     pt = typ[p_ops]
     ctxp_ent = _isin(pt, E.EV_PROC_STOP, E.EV_GO_SYSCALL_BEGIN, E.EV_GO_SYSCALL_END)
     p_ent = np.where(ctxp_ent, ctx_p[p_ops], a0[p_ops])
@@ -527,7 +531,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         st = p_state_at(ctx_p[seb], seb)
         if ((st == NONE) | (st == W.PROC_SYSCALL)).any():
             return None
-    ro = _readers(np.flatnonzero(IS_READER[typ]), typ, args, m, ctx_p, ctx_g, has_p,
+    ro = _readers(np.flatnonzero(IS_READER[ti]), typ, args, m, ctx_p, ctx_g, has_p,
                   has_g, o, gen, initial, p_state_at)
     if ro is None:
         return None
