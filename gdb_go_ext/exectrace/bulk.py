@@ -223,35 +223,3 @@ class BulkReader:
         return record
 
 
-def decode_by_cursor(gen, maxev):
-    """The reference decoder: each M's cursor walked to its end (slow; for checks)."""
-    from .base import Broken
-    from .batchcursor import BatchCursor
-    ms, start, typ, t, args, off = [], [0], [], [], [], []
-    try:
-        for mid in gen.batch_ms:
-            c = BatchCursor(mid, gen.batches[mid])
-            while c.next_event(gen.freq, maxev):
-                typ.append(c.typ)
-                t.append(c.time)
-                row = list(c.args) + [0] * (5 - len(c.args))
-                args.append(row)
-                off.append(c.offset)
-            ms.append(mid)
-            start.append(len(typ))
-    except Broken:
-        return None
-
-    class D:
-        pass
-    d = D()
-    d.ms = ms
-    d.start = np.asarray(start, dtype=np.int64)
-    d.typ = np.asarray(typ, dtype=np.uint8)
-    d.t = np.asarray(t, dtype=np.int64)
-    d.args = np.asarray(args, dtype=np.uint64).reshape(-1, 5)
-    d.offset = np.asarray(off, dtype=np.int64)
-    return d
-
-
-__all__ = ["BulkReader", "decode_by_cursor", "NO_ID"]

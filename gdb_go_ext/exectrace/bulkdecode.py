@@ -41,20 +41,29 @@ class Decoded:
     """A generation's events per M: ms (M ids, in gen.batch_ms order), start (int64,
     len(ms) + 1: M k's events are rows start[k]:start[k+1]), typ (uint8), t (int64, the
     cursor's .time), args (uint64 [n, ARGS_WIDTH], zero padded; the transpose of a
-    [ARGS_WIDTH, n] array, so that a column is contiguous), offset (int64, the event's
-    batch's file offset)."""
-    __slots__ = ("ms", "start", "typ", "t", "args", "offset")
+    [ARGS_WIDTH, n] array, so that a column is contiguous); batch_start (int64, each
+    batch's first row, and n) and batch_offset (int64, each batch's file offset): .offset
+    is every event's batch offset, offset_of(row) one's."""
+    __slots__ = ("ms", "start", "typ", "t", "args", "batch_start", "batch_offset")
 
-    def __init__(self, ms, start, typ, t, args, offset):
+    def __init__(self, ms, start, typ, t, args, batch_start, batch_offset):
         self.ms = ms
         self.start = start
         self.typ = typ
         self.t = t
         self.args = args
-        self.offset = offset
+        self.batch_start = batch_start
+        self.batch_offset = batch_offset
 
     def __len__(self) -> int:
         return len(self.typ)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.repeat(self.batch_offset, np.diff(self.batch_start))
+
+    def offset_of(self, row: int) -> int:
+        return int(self.batch_offset[np.searchsorted(self.batch_start, row, side="right") - 1])
 
 
 def _arg_mask() -> np.ndarray:
@@ -221,8 +230,9 @@ def decode_generation(gen, maxev: int) -> Optional[Decoded]:
     # written is ever touched, and the result is views of it
     room = sum(len(b.data) for b in batches) // 2 + 1
     out = Decoded(ms, None, np.empty(room, dtype=np.uint8), np.empty(room, dtype=np.int64),
-                  np.empty((ARGS_WIDTH, room), dtype=np.uint64),
-                  np.empty(room, dtype=np.int64))
+                  np.empty((ARGS_WIDTH, room), dtype=np.uint64), None,
+                  np.fromiter((b.offset for b in batches), dtype=np.int64,
+                              count=len(batches)))
     counts = []
     n = i = 0
     while i < len(batches):
@@ -239,7 +249,7 @@ def decode_generation(gen, maxev: int) -> Optional[Decoded]:
     bstart = np.zeros(len(batches) + 1, dtype=np.int64)
     np.cumsum(np.concatenate(counts), out=bstart[1:])
     out.start = bstart[np.cumsum([0] + per_m)]
-    out.typ, out.t, out.offset = out.typ[:n], out.t[:n], out.offset[:n]
+    out.typ, out.t, out.batch_start = out.typ[:n], out.t[:n], bstart
     out.args = out.args[:, :n].T
     return out
 
@@ -292,8 +302,6 @@ def _decode_batches(batches, steps, freq, ifreq, out: Decoded, lo: int):
         col = out.args[j, lo:hi]
         np.take(vals[2 + j:], ev, out=col)
         np.multiply(col, size > 2 + j, out=col)
-    offsets = np.fromiter((b.offset for b in batches), dtype=np.int64, count=nb)
-    out.offset[lo:hi] = np.repeat(offsets, counts)
     return counts
 
 
@@ -318,4 +326,4 @@ def _times(dt: np.ndarray, freq: float, ifreq: int, out: np.ndarray) -> bool:
 def _empty(ms) -> Decoded:
     return Decoded(ms, np.zeros(len(ms) + 1, dtype=np.int64), np.zeros(0, dtype=np.uint8),
                    np.zeros(0, dtype=np.int64), np.zeros((0, ARGS_WIDTH), dtype=np.uint64),
-                   np.zeros(0, dtype=np.int64))
+                   np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))

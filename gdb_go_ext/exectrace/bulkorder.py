@@ -537,7 +537,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         return None
     res = Ordered()
     res.typ, res.m, res.p, res.g, res.args, res.t = typ, m, ctx_p, ctx_g, args, t[perm]
-    res.a0, res.x, res.last_offset = a0, x, int(dec.offset[perm[-1]])
+    res.a0, res.x, res.last_offset = a0, x, dec.offset_of(int(perm[-1]))
     res.xs, res.new_args = ro[0], ro[1]
 
     def apply():
