@@ -17,7 +17,7 @@ ratio this / base, and whether the two wrote the same JSON. Benchmarks print; th
 assert.
 
     python bench/bench_trace_go.py [-m 100] [--toolchain go1.26.6] [--rounds 3]
-        [--dir DIR] [--trace FILE] [--base COMMIT]
+        [--dir DIR] [--trace FILE] [--memory SIZE] [--base COMMIT]
 """
 import argparse
 import fcntl
@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--dir", default=os.path.join(harness.cache_dir(), "bigtraces"),
                     help="where traces and the two programs are kept")
     ap.add_argument("--trace", help="an existing trace instead of tNNN.trace under --dir")
+    ap.add_argument("--memory", metavar="SIZE",
+                    help="ours with --memory SIZE (a generation may take that much to be "
+                         "read in bulk; the base without it)")
     basecode.add_option(ap)
     args = ap.parse_args()
     base = basecode.tree(args.base) if args.base else None
@@ -102,10 +105,12 @@ def main():
             subprocess.run([gen, path + ".tmp", str(args.m)], check=True, timeout=3600)
             os.rename(path + ".tmp", path)
         size = os.path.getsize(path)
-        ours = [sys.executable, "-m", "gdb_go", "trace", path, "--json"]
+        plain = [sys.executable, "-m", "gdb_go", "trace", path, "--json"]
+        ours = plain + (["--memory", args.memory] if args.memory else [])
         # (argv, cwd): `python -m` imports gdb_go_ext from its cwd first (the base's tree)
-        progs = {"go": ([xtrace, path], None), "ours": (ours, REPO), "base": (ours, base)}
-        labels = {"go": "x/exp/trace", "ours": "gdb-go trace --json",
+        progs = {"go": ([xtrace, path], None), "ours": (ours, REPO), "base": (plain, base)}
+        labels = {"go": "x/exp/trace", "ours": "gdb-go trace --json" + (
+            " --memory " + args.memory if args.memory else ""),
                   "base": "gdb-go trace --json (base)"}
         res = {"go": [], "ours": [], "base": []}
         with tempfile.TemporaryDirectory(prefix="bench_trace_go.") as tmp:

@@ -7,6 +7,7 @@ the block's reasons list (-1: None, the reason of an event that is not a transit
 """
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -60,26 +61,26 @@ class Block:
     def from_records(cls, rows: list) -> "Block":
         """A block of records as they are (what the step-by-step reader made)."""
         n = len(rows)
-        reasons: list = []
-        rindex: dict = {}
-        t = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
-        kind = np.fromiter((KIND_CODE[r[0]] for r in rows), dtype=np.int8, count=n)
-        m = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
-        p = np.fromiter((r[3] for r in rows), dtype=np.int64, count=n)
-        g = np.fromiter((r[4] for r in rows), dtype=np.int64, count=n)
-        res = np.fromiter((RES_CODE[r[6]] for r in rows), dtype=np.int8, count=n)
-        rid = np.fromiter((r[7] if r[7] is not None else 0 for r in rows), dtype=np.int64,
-                          count=n)
-        frm = np.fromiter((STATE_CODE[r[8]] for r in rows), dtype=np.int8, count=n)
-        to = np.fromiter((STATE_CODE[r[9]] for r in rows), dtype=np.int8, count=n)
+        if not n:
+            z = np.zeros(0, dtype=np.int64)
+            e = np.zeros(0, dtype=np.int8)
+            return cls(z, e, z, z, z, e, z, e, e, np.zeros(0, dtype=np.int32), [], rows=rows)
+        def col(k):
+            return map(itemgetter(k), rows)
 
-        def code(s):
-            if s is None:
-                return -1
-            k = rindex.get(s)
-            if k is None:
-                k = rindex[s] = len(reasons)
-                reasons.append(s)
-            return k
-        reason = np.fromiter((code(r[10]) for r in rows), dtype=np.int32, count=n)
-        return cls(t, kind, m, p, g, res, rid, frm, to, reason, reasons, rows=rows)
+        def ints(k):
+            return np.fromiter(col(k), dtype=np.int64, count=n)
+
+        def codes(k, table, dtype):
+            return np.fromiter(map(table.__getitem__, col(k)), dtype=dtype, count=n)
+        found = set(col(10))
+        found.discard(None)
+        reasons = sorted(found)
+        rcode = {r: k for k, r in enumerate(reasons)}
+        rcode[None] = -1
+        rid = np.array(list(col(7)), dtype=object)
+        rid[rid == None] = 0        # noqa: E711 (an element-wise test)
+        return cls(ints(1), codes(0, KIND_CODE, np.int8), ints(2), ints(3), ints(4),
+                   codes(6, RES_CODE, np.int8), rid.astype(np.int64),
+                   codes(8, STATE_CODE, np.int8), codes(9, STATE_CODE, np.int8),
+                   codes(10, rcode, np.int32), reasons, rows=rows)

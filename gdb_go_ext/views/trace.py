@@ -5,6 +5,7 @@ Needs no target: it reads the file only (gdb with no program, `delve-bridge trac
 from __future__ import annotations
 
 import contextlib
+import re
 
 from ..analysis.tracecolumns import summarize_trace
 from ..analysis.tracesummary import parse_window
@@ -24,8 +25,20 @@ def _args(p):
     p.add_argument("--window", metavar="T0..T1",
                    help="only this time range, from the trace's start (e.g. 10ms..250ms; "
                         "ns, us, ms or s; either side may be left out)")
+    p.add_argument("--memory", metavar="SIZE", type=parse_size,
+                   help="the most memory a generation of the trace may take to be read in "
+                        "bulk, about three times faster (e.g. 2G; default 400M: a larger "
+                        "one is read step by step in about 100 MB)")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
+
+
+def parse_size(text: str) -> int:
+    """'2G', '500M', '1.5g', '123456' -> bytes."""
+    m = re.match(r"^\s*(\d+(?:\.\d*)?)\s*([kKmMgG]?)[bB]?\s*$", text)
+    if not m:
+        raise GoExtError(f"--memory takes a size such as 2G or 500M, not {text!r}")
+    return int(float(m[1]) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m[2].lower()])
 
 
 def open_trace(path: str):
@@ -48,10 +61,13 @@ def open_trace(path: str):
         raise GoExtError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def summary_of(ctx, path: str, window=None, timeline_for=None):
+def summary_of(ctx, path: str, window=None, timeline_for=None, memory=None):
     """The TraceSummary of the trace at path, with a progress bar by bytes read where the
-    front door shows progress (a terminal) and the read takes over a second."""
+    front door shows progress (a terminal) and the read takes over a second. memory:
+    the bytes a generation read in bulk may take (None: the reader's default)."""
     trace = open_trace(path)
+    if memory is not None:
+        trace.bulk_memory = memory
     bar = ctx.progress("reading the trace", in_bytes=True) if ctx.progress is not None \
         else contextlib.nullcontext(None)
     with bar as report:
@@ -192,7 +208,8 @@ def _timeline(s, g) -> str:
 
 def _run(ctx, args):
     window = parse_window(args.window) if args.window else None
-    s = summary_of(ctx, args.file, window=window, timeline_for=args.goroutine)
+    s = summary_of(ctx, args.file, window=window, timeline_for=args.goroutine,
+                   memory=args.memory)
     errors = [s.error] if s.error else []
     if s.start_ns is None and not errors:
         errors.append("the trace holds no events")

@@ -149,3 +149,29 @@ def test_stable_order_is_a_stable_argsort():
     for top in (3, 1 << 10, 1 << 20, 1 << 40):
         k = rng.integers(-5, top, 5000)
         assert (stable_order(k) == np.argsort(k, kind="stable")).all()
+
+
+def test_memory_budget_sends_big_generations_step_by_step():
+    """A generation whose bulk read would take more than Trace.bulk_memory is read step
+    by step: the same events, none of them in bulk."""
+    data = dict(TRACES)["go1.26.6.trace.gz"]
+    whole = read_trace(data)
+    want = list(whole.records())
+    assert whole.bulk_generations >= 1
+    small = read_trace(data)
+    small.bulk_memory = 0
+    assert list(small.records()) == want and small.bulk_generations == 0
+    blocks = read_trace(data)
+    blocks.bulk_memory = 0
+    rows = [r for b in blocks.blocks() for r in b.records()]
+    assert rows == want and blocks.bulk_generations == 0
+
+
+def test_memory_flag(tmp_path):
+    from gdb_go_ext.errors import GoExtError
+    from gdb_go_ext.views.trace import parse_size
+    assert parse_size("2G") == 2 << 30 and parse_size("500m") == 500 << 20
+    assert parse_size("1.5G") == int(1.5 * (1 << 30)) and parse_size("4096") == 4096
+    with pytest.raises(GoExtError) as ei:
+        parse_size("lots")
+    assert "\n" not in str(ei.value)
