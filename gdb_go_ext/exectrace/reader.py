@@ -134,11 +134,11 @@ class Trace:
         self.bulk_generations = 0   # how many the last read took in bulk
 
     # -- the raw stream: (typ, time, m, p, g, args, extra, gen) after time fixing --
-    def _raw(self):
+    def _raw(self, expand: bool = False):
         ver = self.wire
         f, src = self._opener()
         try:
-            yield from self._raw_events(src, ver)
+            yield from self._raw_events(src, ver, expand)
         except Broken as e:
             off = e.offset if e.offset >= 0 else self._cur_offset
             self.error = f"trace cut at byte {off}: {e}"
@@ -150,7 +150,7 @@ class Trace:
             if f is not None:
                 f.close()
 
-    def _raw_events(self, src, ver):
+    def _raw_events(self, src, ver, expand):
         order = Ordering(ver)
         queue = order.queue
         popleft = queue.popleft
@@ -338,7 +338,10 @@ class Trace:
                         last_ts = int(blk.t[-1])
                         self._cur_offset = bulk.last_offset
                         self.bulk_generations += 1
-                        yield blk
+                        if expand:      # its records, for records() and iteration
+                            yield from blk.records()
+                        else:
+                            yield blk
                         blk = None
                         frontier = []
                         cpu.clear()     # the block has the CPU samples too
@@ -448,13 +451,9 @@ class Trace:
         the same stream as iterating, without an object per event (what summaries read)."""
         self.error = None
         self.bulk_generations = 0
-        for r in self._raw():
-            if type(r) is Block:
-                yield from r.records()
-            else:
-                yield r
+        return self._raw(expand=True)
 
-    def blocks(self, size: int = 1 << 18) -> Iterator[Block]:
+    def blocks(self, size: int = 1 << 16) -> Iterator[Block]:
         """The events as columns (columns.Block), in the same order: a generation read in
         bulk as it is, the rest a run of records at a time."""
         self.error = None
