@@ -38,7 +38,7 @@ _MAX_TIME = (1 << 63) - 1
 # Trace.bulk_memory (default BULK_MEMORY) is read step by step (about 100 MB whatever its
 # size, at a third of the speed).
 BULK_BYTES_PER_BYTE = 50
-BULK_MEMORY = 400 << 20
+BULK_MEMORY = 300 << 20
 
 
 def _is_block(x) -> bool:

@@ -27,7 +27,7 @@ def _args(p):
                         "ns, us, ms or s; either side may be left out)")
     p.add_argument("--memory", metavar="SIZE", type=parse_size,
                    help="the most memory a generation of the trace may take to be read in "
-                        "bulk, about three times faster (e.g. 2G; default 400M: a larger "
+                        "bulk, about three times faster (e.g. 2G; default 300M: a larger "
                         "one is read step by step in about 100 MB)")
     p.add_argument("--json", action="store_true", help="machine-readable output (docs/json.md)")
     p.add_argument("-o", dest="output", metavar="FILE", help="write the output to FILE")
