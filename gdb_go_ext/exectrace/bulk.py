@@ -166,28 +166,25 @@ class BulkReader:
                 hi = min(n, lo + CHUNK)
                 ty = typ[lo:hi]
                 out = [None] * (hi - lo)
-                rows = np.flatnonzero(ty == W.EV_GO_START)
-                for i, t, m, p, gid in zip(rows.tolist(), t_out[lo + rows].tolist(),
-                                           od.m[lo + rows].tolist(), od.p[lo + rows].tolist(),
-                                           a0[lo + rows].tolist()):
+                def cols(kind, *arrays):
+                    """The rows of this kind in the chunk, and their values in arrays
+                    (each a column over the whole generation)."""
+                    rows = np.flatnonzero(ty == kind)
+                    at = lo + rows
+                    return [rows.tolist()] + [c[at].tolist() for c in arrays]
+                for i, t, m, p, gid in zip(*cols(W.EV_GO_START, t_out, od.m, od.p, a0)):
                     out[i] = ("StateTransition", t, m, p, NO_ID, (), "Goroutine", gid,
                               "Runnable", "Running", "", (), {})
-                rows = np.flatnonzero(ty == W.EV_GO_UNBLOCK)
-                sids = od.args[lo + rows, 2].tolist()
+                rows, t, m, p, g, gid = cols(W.EV_GO_UNBLOCK, t_out, od.m, od.p, od.g, a0)
+                sids = od.args[lo + np.asarray(rows, dtype=np.int64), 2].tolist()
                 st = stacks_of(sids)
-                for i, t, m, p, g, gid, sid in zip(
-                        rows.tolist(), t_out[lo + rows].tolist(), od.m[lo + rows].tolist(),
-                        od.p[lo + rows].tolist(), od.g[lo + rows].tolist(),
-                        a0[lo + rows].tolist(), sids):
+                for i, t, m, p, g, gid, sid in zip(rows, t, m, p, g, gid, sids):
                     out[i] = ("StateTransition", t, m, p, g, st[sid], "Goroutine", gid,
                               "Waiting", "Runnable", "", (), {})
-                rows = np.flatnonzero(ty == W.EV_GO_BLOCK)
-                sids = od.args[lo + rows, 1].tolist()
+                rows, t, m, p, g, rs = cols(W.EV_GO_BLOCK, t_out, od.m, od.p, od.g, a0)
+                sids = od.args[lo + np.asarray(rows, dtype=np.int64), 1].tolist()
                 st = stacks_of(sids)
-                for i, t, m, p, g, rs, sid in zip(
-                        rows.tolist(), t_out[lo + rows].tolist(), od.m[lo + rows].tolist(),
-                        od.p[lo + rows].tolist(), od.g[lo + rows].tolist(),
-                        od.args[lo + rows, 0].tolist(), sids):
+                for i, t, m, p, g, rs, sid in zip(rows, t, m, p, g, rs, sids):
                     stack = st[sid]
                     out[i] = ("StateTransition", t, m, p, g, stack, "Goroutine", g, "Running",
                               "Waiting", strings[rs] if rs else "", stack, {})

@@ -154,13 +154,14 @@ def _chain(ent, pos, kind_after, sets_seq, seq_val, init, span):
     """One entity kind's state chain over the ops (entity, position) given in order of
     position: sorted by (entity, position), each op's state before it (the previous op's
     after, or init(entity) = (status, seq, sgen is this generation)). -> (order of the
-    ops, sorted entity, previous status, previous seq, previous sgen-ok, group first)."""
+    ops, sorted entity, previous status, previous seq, previous sgen-ok, the last op
+    that set a seq, at or before each)."""
     o = stable_order(ent)      # the ops come in order of position
     e = ent[o]
     n = len(e)
     if not n:
         z = np.zeros(0, dtype=np.int64)
-        return o, e, z.astype(np.int8), z, z.astype(bool), z, e, z
+        return o, e, z.astype(np.int8), z, z.astype(bool), z
     same = np.zeros(n, dtype=bool)
     same[1:] = e[1:] == e[:-1]
     heads = np.flatnonzero(~same)
@@ -184,7 +185,7 @@ def _chain(ent, pos, kind_after, sets_seq, seq_val, init, span):
     grp = np.searchsorted(heads, fresh, side="right") - 1
     prev_seq[fresh] = seq0[grp]
     prev_sgen[fresh] = sg0[grp]
-    return o, e, prev_status, prev_seq, prev_sgen, grp, uniq, last
+    return o, e, prev_status, prev_seq, prev_sgen, last
 
 
 # G op kinds -> the status after (NONE: gone; -2: the status the event names)
@@ -247,7 +248,14 @@ class _ByM:
         return out, final
 
 
-def _syscall_statuses(rows, a0, a1, ids, tix, start, perm, o, init_p, init_g):
+def places(perm):
+    """Each decoder row's place in the order (the inverse of perm)."""
+    place = np.empty(len(perm), dtype=np.int64)
+    place[perm] = np.arange(len(perm))
+    return place
+
+
+def _syscall_statuses(rows, a0, a1, ids, tix, start, order, o, init_p, init_g):
     """GoStatus of a goroutine in a syscall on another M, in order: an M with no state
     yet (none from before, no event of its own so far) gets one running that goroutine
     without a P (its initial context here); the rest are checked once the contexts are
@@ -256,8 +264,6 @@ def _syscall_statuses(rows, a0, a1, ids, tix, start, perm, o, init_p, init_g):
     if not len(rows):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     first = {}
-    order = np.empty(len(perm), dtype=np.int64)
-    order[perm] = np.arange(len(perm))
     for k, t in enumerate(tix.tolist()):
         if start[k + 1] > start[k]:
             first[t] = int(order[start[k]])
@@ -274,11 +280,9 @@ def _syscall_statuses(rows, a0, a1, ids, tix, start, perm, o, init_p, init_g):
     return np.asarray(made, dtype=np.int64), np.asarray(checked, dtype=np.int64)
 
 
-def _values_at(at, tgt, ctx, final, perm, by_m):
+def _values_at(at, tgt, ctx, final, order, by_m):
     """The context value of M tgt[k] (ids index) just after position at[k]: its value
-    before its next event, or after its last."""
-    order = np.empty(by_m.n, dtype=np.int64)
-    order[perm] = np.arange(by_m.n)
+    before its next event, or after its last (order: places())."""
     out = np.empty(len(at), dtype=np.int64)
     for k, (i, t) in enumerate(zip(at.tolist(), tgt.tolist())):
         lo, hi = int(by_m.first[t]), int(by_m.first[t] + by_m.count[t])
@@ -288,13 +292,11 @@ def _values_at(at, tgt, ctx, final, perm, by_m):
     return out
 
 
-def _steals_from_others(oth, a0, a2, ids, perm, by_m, is_p_op, ctx_p, final_p, o):
+def _steals_from_others(oth, a0, a2, ids, order, by_m, is_p_op, ctx_p, final_p, o):
     """ProcSteal of another M's P, in order: that M must be known and hold the P; it
     then has no P until its own next set or clear (ctx_p and final_p patched). False
     when one cannot go (the step path decides)."""
     first, count = by_m.first, by_m.count
-    order = np.empty(by_m.n, dtype=np.int64)    # each row's place in the order
-    order[perm] = np.arange(by_m.n)
     seen = set(o.ms)
     firsts = {}
     for i in oth.tolist():
@@ -379,7 +381,9 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
         init_p[k], init_g[k] = (ms.p, ms.g) if ms is not None else (NO_ID, NO_ID)
     # in the decoder's rows (each M's events together, in order), then in the order
     tix = np.searchsorted(ids, mids)
-    made, checked = _syscall_statuses(sys_other, a0, a1, ids, tix, start, perm, o, init_p,
+    # each row's place in the order, for the few events that act on another M
+    place = places(perm) if len(sys_other) or steal_other.any() else None
+    made, checked = _syscall_statuses(sys_other, a0, a1, ids, tix, start, place, o, init_p,
                                       init_g)
     ty_r = dec.typ
     c0, c1, c2 = (cols[:, k].view(np.int64) for k in range(3))
@@ -402,7 +406,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     oth = np.flatnonzero(steal_other)
     if len(oth):
         # another M's P taken: that M has none from then until it sets one itself
-        if not _steals_from_others(oth, a0, a2, ids, perm, by_m, p_op[perm], ctx_p,
+        if not _steals_from_others(oth, a0, a2, ids, place, by_m, p_op[perm], ctx_p,
                                    final_p, o):
             return None
     del g_op, p_op
@@ -430,7 +434,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     # given on that M, with that goroutine (else with the writer's)
     if len(checked):
         tgt = np.searchsorted(ids, a1[checked])
-        if (_values_at(checked, tgt, ctx_g, final_g, perm, by_m) != a0[checked]).any():
+        if (_values_at(checked, tgt, ctx_g, final_g, place, by_m) != a0[checked]).any():
             return None
     m = m.copy()
     m[sys_other] = a1[sys_other]
@@ -451,7 +455,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
 
     def g_init(u):
         return _initial(o.gs, u, gnum)
-    go, ge, gprev, gpseq, gpsg, ggrp, guniq, glast = _chain(
+    go, ge, gprev, gpseq, gpsg, glast = _chain(
         g_ent, g_ops, g_after, g_seq_set, g_seq_val, g_init, span)
     sgt = gt[go]
     need = _G_NEED[sgt]
@@ -483,7 +487,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     g_final = _finals(ge, g_after[go], glast, g_seq_val[go], g_seq_set[go],
                       _isin(gt[go], E.EV_GO_CREATE, E.EV_GO_CREATE_BLOCKED,
                             E.EV_GO_CREATE_SYSCALL))
-    del go, ge, gprev, ggrp, glast, g_ent, g_after, g_seq_val, g_seq_set, gt, sgt, sstat, \
+    del go, ge, gprev, glast, g_ent, g_after, g_seq_val, g_seq_set, gt, sgt, sstat, \
         g_ops, own_g, gi
 
     # -- Ps --
@@ -500,7 +504,7 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
 
     def p_init(u):
         return _initial(o.ps, u, gnum)
-    po, pe, pprev, ppseq, ppsg, pgrp, puniq, plast = _chain(
+    po, pe, pprev, ppseq, ppsg, plast = _chain(
         p_ent, p_ops, p_after, p_seq_set, p_seq_val, p_init, span)
     spt = pt[po]
     need = _P_NEED[spt]
