@@ -10,12 +10,44 @@ import numpy as np
 
 from . import wire as W
 from .base import NO_ID
-from .bulkorder import NONE, order_generation, with_samples
+from .bulkorder import NONE, SUPPORTED, merged, order_generation, with_samples
 from .columns import KIND_CODE, RES_CODE, STATE_CODE, Block
 
 _NARGS = np.asarray(W.NARGS, dtype=np.int64)
 _STATUS_G = W.EV_GO_STATUS, W.EV_GO_STATUS_STACK
 CHUNK = 1 << 16     # records made at a time
+SLICE = 1 << 20     # events of a generation ordered and checked at a time
+
+
+class _SliceRows:
+    """bulkdecode's columns for a slice of a generation's order (each M's rows in it,
+    together and in order, as the decoder's are)."""
+    __slots__ = ("ms", "start", "typ", "t", "args", "rows", "dec")
+
+    @classmethod
+    def of(cls, dec, perm, mk, done):
+        """(the slice's columns, its order in them) for the rows perm (their Ms' indexes
+        mk); done: each M's first row not in an earlier slice (moved past these)."""
+        c = np.bincount(mk, minlength=len(done))
+        keep = np.flatnonzero(c)
+        ck = c[keep]
+        self = cls()
+        self.dec = dec
+        self.ms = [dec.ms[k] for k in keep.tolist()]
+        self.start = np.zeros(len(keep) + 1, dtype=np.int64)
+        np.cumsum(ck, out=self.start[1:])
+        shift = np.zeros(len(done), dtype=np.int64)
+        shift[keep] = done[keep] - self.start[:-1]
+        rows = np.repeat(shift[keep], ck) + np.arange(len(perm), dtype=np.int64)
+        self.rows = rows
+        self.typ = dec.typ[rows]
+        self.t = dec.t[rows]
+        self.args = dec.args.T[:, rows].T   # columns contiguous, as the decoder's
+        done += c
+        return self, perm - shift[mk]
+
+    def offset_of(self, row: int) -> int:
+        return self.dec.offset_of(int(self.rows[row]))
 
 
 def _tables(kind_of: dict, tspec: list):
@@ -82,17 +114,55 @@ class BulkReader:
         self.decode = decode
         self.last_offset = 0
 
-    def generation(self, gen, order, maxev: int, ver: int, last_ts: int) -> Optional[Block]:
+    def generation(self, gen, order, maxev: int, ver: int, last_ts: int,
+                   slice_events: int = SLICE) -> Optional[list]:
+        """The generation's Blocks, one per slice_events events of its order, each
+        ordered and checked from the state the last left (a failure anywhere puts the
+        Ordering back as it was: None)."""
         dec = self.decode(gen, maxev)
         if dec is None:
             return None
-        od = order_generation(dec, order, gen, ver)
+        if not SUPPORTED[np.flatnonzero(np.bincount(dec.typ, minlength=256))].all():
+            return None
+        perm = merged(dec)
+        if perm is None:
+            return None
+        n = len(perm)
+        if n <= slice_events:
+            blk = self._slice(dec, perm, order, gen, ver, last_ts, gen.cpu)
+            return None if blk is None else [blk]
+        cpu = gen.cpu
+        if cpu:
+            ts = np.fromiter((c[0] for c in cpu), dtype=np.int64, count=len(cpu))
+            ins = np.searchsorted(dec.t[perm], ts, side="right")
+        counts = np.diff(dec.start)
+        mk = np.repeat(np.arange(len(counts), dtype=np.int32), counts)[perm]
+        done = dec.start[:-1].copy()        # each M's first row not yet in a slice
+        snap = order.snapshot()
+        blocks = []
+        for a in range(0, n, slice_events):
+            b = min(n, a + slice_events)
+            sub, local = _SliceRows.of(dec, perm[a:b], mk[a:b], done)
+            part = [cpu[i] for i in np.flatnonzero(
+                (ins >= a) & ((ins < b) | (b == n))).tolist()] if cpu else ()
+            blk = self._slice(sub, local, order, gen, ver, last_ts, part)
+            if blk is None:
+                order.restore(snap)
+                return None
+            last_ts = int(blk.t[-1])
+            blocks.append(blk)
+        return blocks
+
+    def _slice(self, dec, perm, order, gen, ver, last_ts, cpu) -> Optional[Block]:
+        """The Block of dec's rows in the order perm, ordered, checked and applied to
+        the Ordering; None (the Ordering untouched) where they must go step by step."""
+        od = order_generation(dec, order, gen, ver, perm)
         if od is None or not _ids_ok(od.typ, od.args, gen, self.checks):
             return None
         od.apply()
         self.last_offset = od.last_offset
-        if gen.cpu:
-            with_samples(od, gen.cpu)
+        if cpu:
+            with_samples(od, cpu)
         typ, args = od.typ, od.args
         n = len(typ)
         ar = np.arange(n, dtype=np.int64)

@@ -327,14 +327,13 @@ def _steals_from_others(oth, a0, a2, ids, order, by_m, is_p_op, ctx_p, final_p, 
     return True
 
 
-def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
-    """The generation's events in the reader's order, checked, or None (read it step by
-    step). dec: bulkdecode's columns; o: the Ordering at the generation's start."""
+def merged(dec) -> Optional[np.ndarray]:
+    """The reader's frontier order of bulkdecode's rows (each M's times never going
+    back), or None."""
     n = len(dec.typ)
-    start = dec.start
     if n == 0:
         return None
-    t = dec.t
+    t, start = dec.t, dec.start
     if n > 1:
         back = np.flatnonzero(t[1:] < t[:-1]) + 1
         if len(back) and not np.isin(back, start).all():
@@ -342,6 +341,20 @@ def order_generation(dec, o, gen, ver) -> Optional[Ordered]:
     perm = merge_by_sort(t, start)
     if perm is None:
         perm = merge(t.tolist(), start)
+    return perm
+
+
+def order_generation(dec, o, gen, ver, perm=None) -> Optional[Ordered]:
+    """The events in the reader's order, checked, or None (read the generation step by
+    step). dec: bulkdecode's columns, of a generation or of a slice of its order (then
+    perm is that order); o: the Ordering before them."""
+    if perm is None:
+        perm = merged(dec)
+        if perm is None:
+            return None
+    n = len(perm)
+    start = dec.start
+    t = dec.t
     typ = dec.typ[perm]
     ti = typ.astype(np.intp)        # (indexing a table by bytes converts them each time)
     if not SUPPORTED[ti].all():

@@ -23,7 +23,7 @@ from typing import Iterator, Optional
 
 from . import wire as W
 from .base import NO_ID, Broken, SIGN64, WRAP64, s64
-from .bulk import BulkReader
+from .bulk import SLICE, BulkReader
 from .bulkdecode import decode_generation
 from .columns import Block
 from .batchcursor import (BatchCursor, heap_insert, heap_remove, heap_sift_down, heap_update,
@@ -132,6 +132,7 @@ class Trace:
         self.bulk = True            # read generations in bulk where they allow it
         self.bulk_memory = BULK_MEMORY  # bytes a generation read in bulk may take at most
         self.bulk_generations = 0   # how many the last read took in bulk
+        self.bulk_slice = SLICE     # events of a generation ordered at a time in bulk
 
     # -- the raw stream: (typ, time, m, p, g, args, extra, gen) after time fixing --
     def _raw(self, expand: bool = False):
@@ -333,16 +334,20 @@ class Trace:
                     raise Broken("broken trace: frontier is empty", self._cur_offset)
                 if bulk is not None and frontier and \
                         bulk_bytes(gen) * BULK_BYTES_PER_BYTE <= self.bulk_memory:
-                    blk = bulk.generation(gen, order, maxev, ver, last_ts)
-                    if blk is not None:
-                        last_ts = int(blk.t[-1])
+                    blocks = bulk.generation(gen, order, maxev, ver, last_ts,
+                                             self.bulk_slice)
+                    if blocks is not None:
+                        last_ts = int(blocks[-1].t[-1])
                         self._cur_offset = bulk.last_offset
                         self.bulk_generations += 1
-                        if expand:      # its records, for records() and iteration
-                            yield from blk.records()
-                        else:
-                            yield blk
-                        blk = None
+                        blocks.reverse()
+                        while blocks:   # each let go once given
+                            blk = blocks.pop()
+                            if expand:  # its records, for records() and iteration
+                                yield from blk.records()
+                            else:
+                                yield blk
+                            blk = None
                         frontier = []
                         cpu.clear()     # the block has the CPU samples too
                 continue

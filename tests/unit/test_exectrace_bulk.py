@@ -16,18 +16,22 @@ from gdb_go_ext.exectrace import TraceFormatError, read_trace
 from gdb_go_ext.exectrace import wire as W
 from gdb_go_ext.exectrace.bulkdecode import decode_generation
 from gdb_go_ext.exectrace.bulkmerge import merge, merge_by_sort, stable_order
+from gdb_go_ext.exectrace.order import GState, MState, Ordering
 from gdb_go_ext.exectrace.generation import Source, read_generation, \
     read_generation_with_spill
 
 from test_exectrace_records import TRACES
 
 
-def both(data):
-    """(step records, error, bulk records, error, generations read in bulk)."""
+def both(data, slice_events=None):
+    """(step records, error, bulk records, error, generations read in bulk), the bulk
+    reader ordering slice_events events at a time if given."""
     step = read_trace(data)
     step.bulk = False
     a = list(step.records())
     bulk = read_trace(data)
+    if slice_events:
+        bulk.bulk_slice = slice_events
     b = list(bulk.records())
     assert step.bulk_generations == 0
     return a, step.error, b, bulk.error, bulk.bulk_generations
@@ -57,6 +61,61 @@ def test_bulk_and_step_agree(name):
     assert a == b
     if name.endswith(".trace.gz"):      # a real program's trace goes in bulk
         assert nbulk >= 1 and len(a) > 40
+
+
+@pytest.mark.parametrize("slice_events", [1, 7, 1000])
+def test_sliced_bulk_and_step_agree(slice_events, monkeypatch):
+    """A generation ordered a slice at a time, each from the state the last left, reads
+    the same as step by step on every committed trace; where a later slice must go step
+    by step, the Ordering is put back and the whole generation is (at least once here)."""
+    restored = []
+    real = Ordering.restore
+    monkeypatch.setattr(Ordering, "restore",
+                        lambda self, snap: (restored.append(1), real(self, snap)))
+    for name, data in TRACES:
+        a, ea, b, eb, nbulk = both(data, slice_events)
+        assert (a, ea) == (b, eb), name
+        if name.endswith(".trace.gz"):
+            assert nbulk >= 1
+    assert restored
+
+
+def test_sliced_bulk_and_step_agree_on_damaged_traces():
+    rng = random.Random(2829)
+    runs = 0
+    for name, data in TRACES:
+        if not name.endswith(".trace.gz"):
+            continue
+        for _ in range(10):
+            b = bytearray(data)
+            for _ in range(rng.choice((1, 2, 8))):
+                i = rng.randrange(16, len(b))
+                b[i] ^= 1 << rng.randrange(8)
+            try:
+                x, ex, y, ey, _ = both(bytes(b), rng.choice((3, 50, 400)))
+            except TraceFormatError:
+                continue
+            assert (x, ex) == (y, ey)
+            runs += 1
+    assert runs >= 30
+
+
+def test_ordering_snapshot_restore():
+    o = Ordering(26)
+    o.gs[1] = GState(W.GO_RUNNING, 3)
+    o.ms[7] = MState(1, 2)
+    g1, m7 = o.gs[1], o.ms[7]
+    snap = o.snapshot()
+    o.gs[1].status, o.gs[1].seq, o.gs[1].ranges = W.GO_WAITING, 9, [(1, 0)]
+    o.gs[2] = GState(W.GO_RUNNABLE, 3)
+    o.ms[7].p = 5
+    o.ms[8] = MState()
+    o.initial_gen, o.gc_seq, o.tasks = 3, 4, {1: ("t", 0)}
+    o.restore(snap)
+    assert list(o.gs) == [1] and o.gs[1] is g1
+    assert (g1.status, g1.seq, g1.ranges) == (W.GO_RUNNING, 0, [])
+    assert list(o.ms) == [7] and o.ms[7] is m7 and (m7.g, m7.p) == (1, 2)
+    assert (o.initial_gen, o.gc_seq, o.tasks) == (0, 0, {})
 
 
 def test_fallback_generations_go_step_by_step():
