@@ -4,12 +4,16 @@ given out as one columns.Block whose records are built on demand. None whenever 
 generation must be read step by step (the reader then does, from the same state)."""
 from __future__ import annotations
 
+from collections import deque
+from functools import partial
 from typing import Optional
 
 import numpy as np
 
 from . import wire as W
 from .base import NO_ID
+from .batchcursor import BatchCursor
+from .bulkmerge import merge
 from .bulkorder import NONE, SUPPORTED, merged, order_generation, with_samples
 from .columns import KIND_CODE, RES_CODE, STATE_CODE, Block
 
@@ -42,9 +46,14 @@ class _SliceRows:
         self.rows = rows
         self.typ = dec.typ[rows]
         self.t = dec.t[rows]
-        self.args = dec.args.T[:, rows].T   # columns contiguous, as the decoder's
+        self.args = dec.args.T[:3, rows].T  # the columns ordering reads, contiguous
         done += c
         return self, perm - shift[mk]
+
+    @property
+    def arg_rows(self) -> tuple:
+        """(every event's argument row of the generation, these rows' places in it)."""
+        return self.dec.args, self.rows
 
     def offset_of(self, row: int) -> int:
         return self.dec.offset_of(int(self.rows[row]))
@@ -101,6 +110,101 @@ def _ids_ok(typ, args, gen, checks) -> bool:
     return True
 
 
+class Slices:
+    """A generation read in bulk, a slice of its order at a time: iterating gives each
+    slice's Block, ordered, checked and applied to the Ordering from the state the last
+    left, made only when the one before is gone. Where a slice must go step by step,
+    iteration stops and resume() gives the reader its frontier and CPU samples from
+    there; where every slice went, resume is None."""
+
+    def __init__(self, reader, dec, perm, order, gen, ver, last_ts, size):
+        self.reader, self.dec, self.perm, self.order, self.gen = reader, dec, perm, order, gen
+        self.ver, self.last_ts, self.size = ver, last_ts, size
+        n = len(perm)
+        cpu = gen.cpu
+        self.ins = None
+        if n <= size:
+            self.mk = self.done = None
+            self.first = reader._ordered(dec, perm, order, gen, ver, cpu)
+            return
+        if cpu:         # the event each sample goes before
+            ts = np.fromiter((c[0] for c in cpu), dtype=np.int64, count=len(cpu))
+            self.ins = np.searchsorted(dec.t[perm], ts, side="right")
+        counts = np.diff(dec.start)
+        self.mk = np.repeat(np.arange(len(counts), dtype=np.int32), counts)[perm]
+        self.done = dec.start[:-1].copy()   # each M's first row not yet in a slice
+        self.first = self._slice(0)
+        self.resume = None
+
+    def _slice(self, a: int):
+        """The ordered columns of the slice from position a, or None."""
+        n = len(self.perm)
+        b = min(n, a + self.size)
+        done = self.done.copy()
+        sub, local = _SliceRows.of(self.dec, self.perm[a:b], self.mk[a:b], done)
+        cpu, ins = self.gen.cpu, self.ins
+        part = [cpu[i] for i in np.flatnonzero(
+            (ins >= a) & ((ins < b) | (b == n))).tolist()] if cpu else ()
+        od = self.reader._ordered(sub, local, self.order, self.gen, self.ver, part)
+        if od is not None:
+            self.done = done
+        return od
+
+    def __iter__(self):
+        od, self.first = self.first, None
+        a, n = 0, len(self.perm)
+        self.resume = None
+        while True:
+            blk = self.reader._block(od, self.gen, self.last_ts)
+            od = None
+            self.last_ts = int(blk.t[-1])
+            yield blk
+            blk = None
+            a += self.size
+            if a >= n:
+                return
+            od = self._slice(a)
+            if od is None:
+                self.resume = partial(self._resume, a)
+                return
+
+    def _resume(self, a: int, freq: float, maxev: int):
+        """(frontier, CPU samples) of the step path after the first a events: each M's
+        cursor on its next event, in the heap as the reader's hot loop leaves it."""
+        dec, gen, done = self.dec, self.gen, self.done
+        heap = merge(dec.t, dec.start, upto=a)
+        kept = [0]      # each M's first batch among the decoder's (empty ones left out)
+        for mid in dec.ms:
+            kept.append(kept[-1] + sum(1 for b in gen.batches[mid] if len(b.data)))
+        frontier = []
+        for k in heap:
+            mid = dec.ms[k]
+            r = int(done[k])
+            bi = int(np.searchsorted(dec.batch_start, r, side="right")) - 1
+            nth = bi - kept[k]          # the M's non-empty batch holding row r
+            for idx, b in enumerate(gen.batches[mid]):
+                if len(b.data):
+                    if not nth:
+                        break
+                    nth -= 1
+            c = BatchCursor(mid, gen.batches[mid])
+            c.idx, c.loaded, c.btime, c.offset = idx, True, b.time, b.offset
+            c.vals, c.complete = W.uvarints_all(b.data)
+            i, vals = 0, c.vals
+            for _ in range(r - int(dec.batch_start[bi])):
+                i += 1 + W.NARGS[vals[i]]
+            n = W.NARGS[vals[i]]
+            c.typ, c.time = vals[i], int(dec.t[r])
+            c.last_ts = c.time
+            c.args = vals[i + 2:i + 1 + n]
+            c.vpos = i + 1 + n
+            frontier.append(c)
+        cpu = gen.cpu
+        rest = deque(cpu[i] for i in np.flatnonzero(self.ins >= a).tolist()) if cpu \
+            else deque()
+        return frontier, rest
+
+
 class BulkReader:
     """Per trace: the tables and the record builder of the reader (Trace.record_of)."""
 
@@ -115,10 +219,9 @@ class BulkReader:
         self.last_offset = 0
 
     def generation(self, gen, order, maxev: int, ver: int, last_ts: int,
-                   slice_events: int = SLICE) -> Optional[list]:
-        """The generation's Blocks, one per slice_events events of its order, each
-        ordered and checked from the state the last left (a failure anywhere puts the
-        Ordering back as it was: None)."""
+                   slice_events: int = SLICE) -> Optional["Slices"]:
+        """The generation in bulk, slice_events events of its order at a time, or None
+        where its first slice must go step by step (the Ordering untouched)."""
         dec = self.decode(gen, maxev)
         if dec is None:
             return None
@@ -127,42 +230,26 @@ class BulkReader:
         perm = merged(dec)
         if perm is None:
             return None
-        n = len(perm)
-        if n <= slice_events:
-            blk = self._slice(dec, perm, order, gen, ver, last_ts, gen.cpu)
-            return None if blk is None else [blk]
-        cpu = gen.cpu
-        if cpu:
-            ts = np.fromiter((c[0] for c in cpu), dtype=np.int64, count=len(cpu))
-            ins = np.searchsorted(dec.t[perm], ts, side="right")
-        counts = np.diff(dec.start)
-        mk = np.repeat(np.arange(len(counts), dtype=np.int32), counts)[perm]
-        done = dec.start[:-1].copy()        # each M's first row not yet in a slice
-        snap = order.snapshot()
-        blocks = []
-        for a in range(0, n, slice_events):
-            b = min(n, a + slice_events)
-            sub, local = _SliceRows.of(dec, perm[a:b], mk[a:b], done)
-            part = [cpu[i] for i in np.flatnonzero(
-                (ins >= a) & ((ins < b) | (b == n))).tolist()] if cpu else ()
-            blk = self._slice(sub, local, order, gen, ver, last_ts, part)
-            if blk is None:
-                order.restore(snap)
-                return None
-            last_ts = int(blk.t[-1])
-            blocks.append(blk)
-        return blocks
+        sl = Slices(self, dec, perm, order, gen, ver, last_ts, slice_events)
+        return sl if sl.first is not None else None
 
-    def _slice(self, dec, perm, order, gen, ver, last_ts, cpu) -> Optional[Block]:
-        """The Block of dec's rows in the order perm, ordered, checked and applied to
-        the Ordering; None (the Ordering untouched) where they must go step by step."""
+    def _ordered(self, dec, perm, order, gen, ver, cpu):
+        """dec's rows in the order perm, ordered, checked and applied to the Ordering,
+        with the CPU samples among them; None (the Ordering untouched) where they must
+        go step by step."""
         od = order_generation(dec, order, gen, ver, perm)
         if od is None or not _ids_ok(od.typ, od.args, gen, self.checks):
             return None
         od.apply()
+        od.initial = order.initial_gen == gen.gen or not order.initial_gen
         self.last_offset = od.last_offset
         if cpu:
             with_samples(od, cpu)
+        return od
+
+    def _block(self, od, gen, last_ts: int) -> Block:
+        """The Block of ordered columns od, its times made strictly increasing after
+        last_ts."""
         typ, args = od.typ, od.args
         n = len(typ)
         ar = np.arange(n, dtype=np.int64)
@@ -178,7 +265,7 @@ class BulkReader:
         res = self.res[ti]
         frm = self.frm[ti]
         to = self.to[ti]
-        initial = order.initial_gen == gen.gen or not order.initial_gen
+        initial = od.initial
         steal = np.flatnonzero(typ == W.EV_PROC_STEAL)
         frm[steal] = np.where(od.x[steal] == W.PROC_SYSCALL_ABANDONED, STATE_CODE["Idle"],
                               STATE_CODE["Running"])

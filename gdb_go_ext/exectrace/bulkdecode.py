@@ -62,6 +62,11 @@ class Decoded:
     def offset(self) -> np.ndarray:
         return np.repeat(self.batch_offset, np.diff(self.batch_start))
 
+    @property
+    def arg_rows(self) -> tuple:
+        """(every event's argument row, None: these rows are all of them)."""
+        return self.args, None
+
     def offset_of(self, row: int) -> int:
         return int(self.batch_offset[np.searchsorted(self.batch_start, row, side="right") - 1])
 

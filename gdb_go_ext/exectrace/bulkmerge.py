@@ -11,11 +11,12 @@ import numpy as np
 _MAX_TIME = (1 << 63) - 1
 
 
-def merge(t_list: list, start: np.ndarray) -> Optional[np.ndarray]:
+def merge(t_list, start: np.ndarray, upto: Optional[int] = None):
     """The rows in the order the frontier heap gives them when every head goes: per M
     (rows start[k]:start[k+1], times non-decreasing), the head runs while its next time is
     not above its children's, then sifts down (heapSiftDown; heapRemove at its end).
-    None when an M's times go back (the step path decides then)."""
+    With upto: instead the heap (its Ms, root first) once upto rows have gone, the
+    root's M mid-run where upto cuts a run (t_list may then be the array)."""
     nm = len(start) - 1
     hk: list = []   # the heap's keys (head times) and Ms
     hm: list = []
@@ -46,6 +47,10 @@ def merge(t_list: list, start: np.ndarray) -> Optional[np.ndarray]:
         i = pos[k]
         e = stop[k]
         j = bisect_right(t_list, bound, i + 1, e)
+        if upto is not None:
+            if j - i > upto:
+                return hm
+            upto -= j - i
         rs.append(i)
         re_.append(j)
         if j < e:
@@ -76,6 +81,8 @@ def merge(t_list: list, start: np.ndarray) -> Optional[np.ndarray]:
             hk[i], hk[m] = hk[m], hk[i]
             hm[i], hm[m] = hm[m], hm[i]
             i = m
+    if upto is not None:
+        return hm
     rs_a = np.asarray(rs, dtype=np.int64)
     lens = np.asarray(re_, dtype=np.int64) - rs_a
     total = int(lens.sum())

@@ -65,22 +65,31 @@ class Ordered:
     and G before it, its args (uint64 rows), raw time, extra (the state it came from,
     for steals and statuses) and file offset; apply() moves the Ordering past it."""
     __slots__ = ("typ", "m", "p", "g", "args", "a0", "t", "x", "last_offset", "xs", "new_args",
-                 "apply")
+                 "apply", "initial")
 
 
 class RowArgs:
     """The events' args in order (uint64, [i] a row, [rows, k] a column), gathered from
-    the decoder's rows when asked: no copy of every argument of the generation."""
-    __slots__ = ("rows", "perm")
+    the decoder's rows when asked: no copy of every argument of the generation. An
+    index from len(rows) on is a row of extra (the CPU samples')."""
+    __slots__ = ("rows", "perm", "extra")
 
-    def __init__(self, rows, perm):
-        self.rows, self.perm = rows, perm
+    def __init__(self, rows, perm, extra=None):
+        self.rows, self.perm, self.extra = rows, perm, extra
 
     def __getitem__(self, key):
-        if isinstance(key, tuple):
-            r, k = key
-            return self.rows[self.perm[r], k]
-        return self.rows[self.perm[key]]
+        r, k = key if isinstance(key, tuple) else (key, slice(None))
+        idx = self.perm[r]
+        rows, extra = self.rows, self.extra
+        if extra is None:
+            return rows[idx, k]
+        n = len(rows)
+        if np.ndim(idx) == 0:
+            return rows[idx, k] if idx < n else extra[idx - n, k]
+        out = rows[np.minimum(idx, n - 1), k]
+        far = np.flatnonzero(idx >= n)
+        out[far] = extra[idx[far] - n, k]
+        return out
 
 
 def with_samples(od: "Ordered", cpu: list) -> None:
@@ -112,7 +121,7 @@ def with_samples(od: "Ordered", cpu: list) -> None:
     extra = np.zeros((ns, rows.shape[1]), dtype=np.uint64)
     extra[:, 0] = stacks
     perm = spread(od.args.perm, np.arange(len(rows), len(rows) + ns), np.int64)
-    od.args = RowArgs(np.concatenate([rows, extra]), perm)
+    od.args = RowArgs(rows, perm, extra)
     shift = {}
     for d in (od.xs, od.new_args):
         if d:
@@ -367,7 +376,8 @@ def order_generation(dec, o, gen, ver, perm=None) -> Optional[Ordered]:
     if no_m.any() and not _isin(typ[no_m], E.EV_GO_STATUS, E.EV_GO_STATUS_STACK,
                                 E.EV_PROC_STATUS, E.EV_GO_UNBLOCK).all():
         return None
-    args = RowArgs(dec.args, perm)
+    every, rows_of = dec.arg_rows       # every argument row; the rows here in it
+    args = RowArgs(every, perm if rows_of is None else rows_of[perm])
     cols = dec.args
     a0, a1, a2 = (np.take(cols[:, k], perm).view(np.int64) for k in range(3))
     gnum = gen.gen

@@ -109,28 +109,6 @@ class Ordering:
         self.initial_gen = 0
         self.queue = deque()
 
-    def snapshot(self) -> tuple:
-        """What a bulk read may change (it never mutates a range or region list), for
-        restore(): each state object with its fields, the tasks and the GC."""
-        return (self.initial_gen, {k: (s, s.g, s.p) for k, s in self.ms.items()},
-                {k: (s, s.status, s.sgen, s.seq, s.regions, s.ranges)
-                 for k, s in self.gs.items()},
-                {k: (s, s.status, s.sgen, s.seq, s.ranges) for k, s in self.ps.items()},
-                self.tasks, self.gc_seq, self.gc_state)
-
-    def restore(self, snap: tuple) -> None:
-        """Back to snapshot() (the same state objects, in place)."""
-        self.initial_gen, ms, gs, ps, self.tasks, self.gc_seq, self.gc_state = snap
-        self.ms.clear()
-        for k, (s, s.g, s.p) in ms.items():
-            self.ms[k] = s
-        self.gs.clear()
-        for k, (s, s.status, s.sgen, s.seq, s.regions, s.ranges) in gs.items():
-            self.gs[k] = s
-        self.ps.clear()
-        for k, (s, s.status, s.sgen, s.seq, s.ranges) in ps.items():
-            self.ps[k] = s
-
     def advance(self, c, gen) -> bool:
         """ordering.Advance: try to let the event under cursor c through; queue what it
         makes. Sets the first generation and makes the M's state on its first event (the

@@ -334,22 +334,25 @@ class Trace:
                     raise Broken("broken trace: frontier is empty", self._cur_offset)
                 if bulk is not None and frontier and \
                         bulk_bytes(gen) * BULK_BYTES_PER_BYTE <= self.bulk_memory:
-                    blocks = bulk.generation(gen, order, maxev, ver, last_ts,
+                    slices = bulk.generation(gen, order, maxev, ver, last_ts,
                                              self.bulk_slice)
-                    if blocks is not None:
-                        last_ts = int(blocks[-1].t[-1])
-                        self._cur_offset = bulk.last_offset
-                        self.bulk_generations += 1
-                        blocks.reverse()
-                        while blocks:   # each let go once given
-                            blk = blocks.pop()
+                    if slices is not None:
+                        for blk in slices:      # each slice's block, let go once given
+                            last_ts = int(blk.t[-1])
+                            self._cur_offset = bulk.last_offset
                             if expand:  # its records, for records() and iteration
                                 yield from blk.records()
                             else:
                                 yield blk
                             blk = None
-                        frontier = []
-                        cpu.clear()     # the block has the CPU samples too
+                        if slices.resume is None:
+                            self.bulk_generations += 1
+                            frontier = []
+                            cpu.clear()     # the blocks have the CPU samples too
+                        else:           # the rest step by step
+                            frontier, cpu = slices.resume(freq, maxev)
+                            self._cur_offset = frontier[0].offset
+                        slices = None
                 continue
             if cpu and (not frontier or cpu[0][0] < frontier[0].time):
                 ts, m, p, g, stk = cpu.popleft()

@@ -16,7 +16,7 @@ from gdb_go_ext.exectrace import TraceFormatError, read_trace
 from gdb_go_ext.exectrace import wire as W
 from gdb_go_ext.exectrace.bulkdecode import decode_generation
 from gdb_go_ext.exectrace.bulkmerge import merge, merge_by_sort, stable_order
-from gdb_go_ext.exectrace.order import GState, MState, Ordering
+from gdb_go_ext.exectrace.bulk import Slices
 from gdb_go_ext.exectrace.generation import Source, read_generation, \
     read_generation_with_spill
 
@@ -67,17 +67,38 @@ def test_bulk_and_step_agree(name):
 def test_sliced_bulk_and_step_agree(slice_events, monkeypatch):
     """A generation ordered a slice at a time, each from the state the last left, reads
     the same as step by step on every committed trace; where a later slice must go step
-    by step, the Ordering is put back and the whole generation is (at least once here)."""
-    restored = []
-    real = Ordering.restore
-    monkeypatch.setattr(Ordering, "restore",
-                        lambda self, snap: (restored.append(1), real(self, snap)))
+    by step, the reader goes on from there (at least once here)."""
+    resumed = []
+    real = Slices._resume
+    monkeypatch.setattr(Slices, "_resume",
+                        lambda self, a, *args: (resumed.append(a), real(self, a, *args))[1])
     for name, data in TRACES:
         a, ea, b, eb, nbulk = both(data, slice_events)
         assert (a, ea) == (b, eb), name
         if name.endswith(".trace.gz"):
             assert nbulk >= 1
-    assert restored
+    if slice_events == 1:
+        assert resumed
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 13])
+def test_step_path_goes_on_from_any_slice(cut, monkeypatch):
+    """Where a slice must go step by step (here: the cut-th of each generation made to),
+    the step path goes on from its first event with every M's cursor and the heap as
+    the reader's own loop leaves them, and the trace reads the same."""
+    resumed = []
+    real = Slices._slice
+
+    def failing(self, a):
+        if a == cut * self.size:
+            resumed.append(a)
+            return None
+        return real(self, a)
+    monkeypatch.setattr(Slices, "_slice", failing)
+    for name, data in TRACES:
+        a, ea, b, eb, _ = both(data, 3)
+        assert (a, ea) == (b, eb), name
+    assert len(resumed) >= 3
 
 
 def test_sliced_bulk_and_step_agree_on_damaged_traces():
@@ -98,24 +119,6 @@ def test_sliced_bulk_and_step_agree_on_damaged_traces():
             assert (x, ex) == (y, ey)
             runs += 1
     assert runs >= 30
-
-
-def test_ordering_snapshot_restore():
-    o = Ordering(26)
-    o.gs[1] = GState(W.GO_RUNNING, 3)
-    o.ms[7] = MState(1, 2)
-    g1, m7 = o.gs[1], o.ms[7]
-    snap = o.snapshot()
-    o.gs[1].status, o.gs[1].seq, o.gs[1].ranges = W.GO_WAITING, 9, [(1, 0)]
-    o.gs[2] = GState(W.GO_RUNNABLE, 3)
-    o.ms[7].p = 5
-    o.ms[8] = MState()
-    o.initial_gen, o.gc_seq, o.tasks = 3, 4, {1: ("t", 0)}
-    o.restore(snap)
-    assert list(o.gs) == [1] and o.gs[1] is g1
-    assert (g1.status, g1.seq, g1.ranges) == (W.GO_RUNNING, 0, [])
-    assert list(o.ms) == [7] and o.ms[7] is m7 and (m7.g, m7.p) == (1, 2)
-    assert (o.initial_gen, o.gc_seq, o.tasks) == (0, 0, {})
 
 
 def test_fallback_generations_go_step_by_step():
