@@ -103,8 +103,9 @@ def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
     n = len(t)
     s = np.argsort(t, kind="stable")
     ts = t[s]
-    mk = np.repeat(np.arange(len(start) - 1, dtype=np.int64), np.diff(start))[s]
     same_t = ts[1:] == ts[:-1]
+    del ts
+    mk = np.repeat(np.arange(len(start) - 1, dtype=np.int32), np.diff(start))[s]
     other_m = same_t & (mk[1:] != mk[:-1])     # row k+1 starts another M's rows in a tie
     if not other_m.any():
         return s

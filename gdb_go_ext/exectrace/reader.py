@@ -23,6 +23,7 @@ from typing import Iterator, Optional
 
 from . import wire as W
 from .base import NO_ID, Broken, SIGN64, WRAP64, s64
+from ..memtrim import trim
 from .bulk import SLICE, BulkReader
 from .bulkdecode import decode_generation
 from .columns import Block
@@ -334,6 +335,7 @@ class Trace:
                     raise Broken("broken trace: frontier is empty", self._cur_offset)
                 if bulk is not None and frontier and \
                         bulk_bytes(gen) * BULK_BYTES_PER_BYTE <= self.bulk_memory:
+                    trim()      # the last generation's free pages back first
                     slices = bulk.generation(gen, order, maxev, ver, last_ts,
                                              self.bulk_slice)
                     if slices is not None:
