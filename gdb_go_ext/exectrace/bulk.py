@@ -44,9 +44,11 @@ class _SliceRows:
         shift[keep] = done[keep] - self.start[:-1]
         rows = np.repeat(shift[keep], ck) + np.arange(len(perm), dtype=np.int64)
         self.rows = rows
-        self.typ = dec.typ[rows]
-        self.t = dec.t[rows]
-        self.args = dec.args.T[:3, rows].T  # the columns ordering reads, contiguous
+        spans = [slice(lo, lo + k) for lo, k in zip(done[keep].tolist(), ck.tolist())]
+        self.typ = np.concatenate([dec.typ[sp] for sp in spans])
+        self.t = np.concatenate([dec.t[sp] for sp in spans])
+        cols = dec.args.T       # the columns ordering reads, contiguous
+        self.args = np.concatenate([cols[:3, sp] for sp in spans], axis=1).T
         done += c
         return self, perm - shift[mk]
 
