@@ -5,6 +5,7 @@ generation must be read step by step (the reader then does, from the same state)
 from __future__ import annotations
 
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import partial
 from typing import Optional
 
@@ -112,6 +113,16 @@ def _ids_ok(typ, args, gen, checks) -> bool:
     return True
 
 
+_AHEAD = None
+
+
+def _ahead() -> ThreadPoolExecutor:
+    global _AHEAD
+    if _AHEAD is None:
+        _AHEAD = ThreadPoolExecutor(1, thread_name_prefix="trace-slice")
+    return _AHEAD
+
+
 class Slices:
     """A generation read in bulk, a slice of its order at a time: iterating gives each
     slice's Block, ordered, checked and applied to the Ordering from the state the last
@@ -156,19 +167,28 @@ class Slices:
         od, self.first = self.first, None
         a, n = 0, len(self.perm)
         self.resume = None
-        while True:
-            blk = self.reader._block(od, self.gen, self.last_ts)
-            od = None
-            self.last_ts = int(blk.t[-1])
-            yield blk
-            blk = None
-            a += self.size
-            if a >= n:
-                return
-            od = self._slice(a)
-            if od is None:
-                self.resume = partial(self._resume, a)
-                return
+        ahead = None
+        try:
+            while True:
+                # the next slice ordered on the other core while this one's block is made
+                # and used (numpy lets go of the GIL over its arrays)
+                nxt = a + self.size
+                ahead = _ahead().submit(self._slice, nxt) if nxt < n else None
+                self.offset = od.last_offset
+                blk = self.reader._block(od, self.gen, self.last_ts)
+                od = None
+                self.last_ts = int(blk.t[-1])
+                yield blk
+                blk = None
+                if ahead is None:
+                    return
+                od, ahead, a = ahead.result(), None, nxt
+                if od is None:
+                    self.resume = partial(self._resume, a)
+                    return
+        finally:
+            if ahead is not None:   # let go early: the slice ordered finishes first
+                wait([ahead])
 
     def _resume(self, a: int, freq: float, maxev: int):
         """(frontier, CPU samples) of the step path after the first a events: each M's
@@ -218,7 +238,6 @@ class BulkReader:
             _tables(kind_of, tspec)
         self.checks = checks
         self.decode = decode
-        self.last_offset = 0
 
     def generation(self, gen, order, maxev: int, ver: int, last_ts: int,
                    slice_events: int = SLICE) -> Optional["Slices"]:
@@ -244,7 +263,6 @@ class BulkReader:
             return None
         od.apply()
         od.initial = order.initial_gen == gen.gen or not order.initial_gen
-        self.last_offset = od.last_offset
         if cpu:
             with_samples(od, cpu)
         return od

@@ -342,7 +342,7 @@ class Trace:
                     if slices is not None:
                         for blk in slices:      # each slice's block, let go once given
                             last_ts = int(blk.t[-1])
-                            self._cur_offset = bulk.last_offset
+                            self._cur_offset = slices.offset
                             if expand:  # its records, for records() and iteration
                                 yield from blk.records()
                             else:
