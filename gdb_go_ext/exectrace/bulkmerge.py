@@ -110,23 +110,50 @@ def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
     if not other_m.any():
         return s
     cut = np.flatnonzero(other_m) + 1          # where a tie's second M begins
+    del other_m
     newt = np.ones(n, dtype=bool)
     newt[1:] = ~same_t
+    del same_t
     heads = np.flatnonzero(newt)               # each time's first row
+    del newt
     tie = np.searchsorted(heads, cut, side="right") - 1
     if (np.diff(tie) == 0).any() or tie[0] == 0:
         return None                            # three Ms, or the generation's first time
+    swap = _second_first(heads, tie, mk, cut)
+    del mk
+    if swap is None:
+        return None
+    if not swap.any():
+        return s
     ngr = len(heads)
+    g0, cut = heads[tie[swap]], cut[swap]
+    k = tie[swap] + 1
+    g1 = np.where(k < ngr, heads[np.minimum(k, ngr - 1)], n)
+    del heads, tie, k
+    la, lens = cut - g0, g1 - g0
+    rows = np.repeat(g0 - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+    off = rows - np.repeat(g0, lens)
+    la_r = np.repeat(la, lens)
+    dest = np.where(off < la_r, rows + np.repeat(g1 - cut, lens), rows - la_r)
+    s[dest] = s[rows]
+    return s
+
+
+def _second_first(heads, tie, mk, cut):
+    """Per tie (its time's index in heads, each time's first row; where its second M
+    begins, cut; mk the M of each row), whether its second M goes first: the M before
+    it is that one. None where the M before is neither."""
     # only the ties and the time before each matter: J, in order; a time in J that is
     # not a tie (the one before a run of ties) restarts the recurrence
-    keep = np.zeros(ngr, dtype=bool)
+    keep = np.zeros(len(heads), dtype=bool)
     keep[tie] = True
     keep[tie - 1] = True
     sub = np.flatnonzero(keep)
+    del keep
     is_tie = np.zeros(len(sub), dtype=bool)
     where_tie = np.searchsorted(sub, tie)
     is_tie[where_tie] = True
-    ma_s = mk[heads[sub]]
+    ma_s = mk[heads[sub]].astype(np.int64)
     mb_s = np.zeros(len(sub), dtype=np.int64)
     mb_s[where_tie] = mk[cut]
     sign = 1 - 2 * (np.arange(len(sub)) & 1)
@@ -138,20 +165,7 @@ def merge_by_sort(t: np.ndarray, start: np.ndarray) -> Optional[np.ndarray]:
     ma, mb = ma_s[where_tie], mb_s[where_tie]
     if ((prev != ma) & (prev != mb)).any():
         return None
-    swap = prev == mb                          # the second M goes first
-    if not swap.any():
-        return s
-    g0, cut = heads[tie[swap]], cut[swap]
-    k = tie[swap] + 1
-    g1 = np.where(k < ngr, heads[np.minimum(k, ngr - 1)], n)
-    la, lens = cut - g0, g1 - g0
-    rows = np.repeat(g0 - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
-    off = rows - np.repeat(g0, lens)
-    la_r = np.repeat(la, lens)
-    dest = np.where(off < la_r, rows + np.repeat(g1 - cut, lens), rows - la_r)
-    out = s.copy()
-    out[dest] = s[rows]
-    return out
+    return prev == mb
 
 
 def stable_order(keys: np.ndarray) -> np.ndarray:
