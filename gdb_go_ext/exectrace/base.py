@@ -17,3 +17,16 @@ class Broken(Exception):
     def __init__(self, msg: str, offset: int):
         super().__init__(msg)
         self.offset = offset
+
+
+_WORKER = None
+
+
+def worker():
+    """The reader's one helper thread (a bulk read gives it half its work: numpy lets go
+    of the GIL over whole arrays, so the two run on two cores)."""
+    global _WORKER
+    if _WORKER is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _WORKER = ThreadPoolExecutor(1, thread_name_prefix="trace-bulk")
+    return _WORKER

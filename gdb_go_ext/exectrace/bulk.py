@@ -5,14 +5,14 @@ generation must be read step by step (the reader then does, from the same state)
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from functools import partial
 from typing import Optional
 
 import numpy as np
 
 from . import wire as W
-from .base import NO_ID
+from .base import NO_ID, worker
 from .batchcursor import BatchCursor
 from .bulkmerge import merge
 from .bulkorder import NONE, SUPPORTED, merged, order_generation, with_samples
@@ -113,16 +113,6 @@ def _ids_ok(typ, args, gen, checks) -> bool:
     return True
 
 
-_AHEAD = None
-
-
-def _ahead() -> ThreadPoolExecutor:
-    global _AHEAD
-    if _AHEAD is None:
-        _AHEAD = ThreadPoolExecutor(1, thread_name_prefix="trace-slice")
-    return _AHEAD
-
-
 class Slices:
     """A generation read in bulk, a slice of its order at a time: iterating gives each
     slice's Block, ordered, checked and applied to the Ordering from the state the last
@@ -173,7 +163,7 @@ class Slices:
                 # the next slice ordered on the other core while this one's block is made
                 # and used (numpy lets go of the GIL over its arrays)
                 nxt = a + self.size
-                ahead = _ahead().submit(self._slice, nxt) if nxt < n else None
+                ahead = worker().submit(self._slice, nxt) if nxt < n else None
                 self.offset = od.last_offset
                 blk = self.reader._block(od, self.gen, self.last_ts)
                 od = None

@@ -25,6 +25,7 @@ from typing import Optional
 import numpy as np
 
 from . import wire as W
+from .base import worker
 
 SEGMENT = 64          # varints per chain segment (the last of a batch: what is left)
 OVERLAP = 24          # varints a segment's chain walks before the segment
@@ -233,12 +234,52 @@ def decode_generation(gen, maxev: int) -> Optional[Decoded]:
     ifreq = int(freq) if freq.is_integer() and 1.0 <= freq < _EXACT else 0
     # the columns at their largest (an event takes 2 bytes or more): only the part
     # written is ever touched, and the result is views of it
-    room = sum(len(b.data) for b in batches) // 2 + 1
-    out = Decoded(ms, None, np.empty(room, dtype=np.uint8), np.empty(room, dtype=np.int64),
-                  np.empty((ARGS_WIDTH, room), dtype=np.uint64), None,
-                  np.fromiter((b.offset for b in batches), dtype=np.int64,
-                              count=len(batches)))
-    counts = []
+    sizes = [len(b.data) for b in batches]
+    total = sum(sizes)
+    out = _room(ms, total, batches)
+    # the later half of the bytes decoded on the reader's helper thread meanwhile, into
+    # columns of its own, then copied after the first half's rows
+    half = int(np.searchsorted(np.cumsum(sizes), total // 2)) if total >= 4 * CHUNK else \
+        len(batches)
+    later = None
+    if half < len(batches):
+        out2 = _room(ms, total - sum(sizes[:half]), batches[half:])
+        later = worker().submit(_decode_run, batches[half:], steps, freq, ifreq, out2)
+    try:
+        first = _decode_run(batches[:half], steps, freq, ifreq, out)
+    finally:
+        second = later.result() if later is not None else np.zeros(0, dtype=np.int64)
+    if first is None or second is None:
+        return None
+    n1 = int(first.sum())
+    n = n1 + int(second.sum())
+    if later is not None:
+        out.typ[n1:n] = out2.typ[:n - n1]
+        out.t[n1:n] = out2.t[:n - n1]
+        out.args[:, n1:n] = out2.args[:, :n - n1]
+        out2 = None
+    bstart = np.zeros(len(batches) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate([first, second]), out=bstart[1:])
+    out.start = bstart[np.cumsum([0] + per_m)]
+    out.typ, out.t, out.batch_start = out.typ[:n], out.t[:n], bstart
+    out.args = out.args[:, :n].T
+    return out
+
+
+def _room(ms, size: int, batches) -> Decoded:
+    """Columns for the events of size bytes of batches at their most (an event takes 2
+    bytes or more): only the part written is ever touched."""
+    room = size // 2 + 1
+    return Decoded(ms, None, np.empty(room, dtype=np.uint8), np.empty(room, dtype=np.int64),
+                   np.empty((ARGS_WIDTH, room), dtype=np.uint64), None,
+                   np.fromiter((b.offset for b in batches), dtype=np.int64,
+                               count=len(batches)))
+
+
+def _decode_run(batches, steps, freq, ifreq, out: Decoded):
+    """Decode batches into out's columns from row 0, CHUNK bytes at a time -> the events
+    of each batch, or None."""
+    counts = [np.zeros(0, dtype=np.int64)]
     n = i = 0
     while i < len(batches):
         j, size = i, 0
@@ -251,12 +292,7 @@ def decode_generation(gen, maxev: int) -> Optional[Decoded]:
         counts.append(got)
         n += int(got.sum())
         i = j
-    bstart = np.zeros(len(batches) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(counts), out=bstart[1:])
-    out.start = bstart[np.cumsum([0] + per_m)]
-    out.typ, out.t, out.batch_start = out.typ[:n], out.t[:n], bstart
-    out.args = out.args[:, :n].T
-    return out
+    return np.concatenate(counts)
 
 
 def _decode_batches(batches, steps, freq, ifreq, out: Decoded, lo: int):

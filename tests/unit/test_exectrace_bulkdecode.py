@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 
+from gdb_go_ext.exectrace import bulkdecode
 from gdb_go_ext.exectrace import wire as W
 from gdb_go_ext.exectrace.base import Broken
 from gdb_go_ext.exectrace.batchcursor import BatchCursor
@@ -91,6 +92,35 @@ def test_every_generation_of_the_committed_traces(name):
     assert "none" not in results
     if name.endswith(".trace.gz"):
         assert results and set(results) == {"same"}
+
+
+@pytest.mark.parametrize("chunk", [7, 300])
+def test_halves_on_the_helper_thread(chunk, monkeypatch):
+    """A generation of 4 chunks or more is decoded in two halves, the later one on the
+    reader's helper thread: the same events (small chunks here, so the committed
+    traces' generations split; and damaged copies still say None where they must)."""
+    monkeypatch.setattr(bulkdecode, "CHUNK", chunk)
+    split = []
+    real = bulkdecode._decode_run
+    monkeypatch.setattr(bulkdecode, "_decode_run",
+                        lambda batches, *a: (split.append(len(batches)), real(batches, *a))[1])
+    rng = random.Random(chunk)
+    for name, data in TRACES:
+        ver, gens = generations(data)
+        for g in gens:
+            assert agree(g, W.VERSION_MAX_EVENT[ver]) in ("same", "broken")
+        if name.endswith(".trace.gz"):
+            b = bytearray(data)
+            for _ in range(4):
+                i = rng.randrange(16, len(b))
+                b[i] ^= 1 << rng.randrange(8)
+            try:
+                ver, gens = generations(bytes(b))
+            except Exception:
+                continue
+            for g in gens:
+                agree(g, W.VERSION_MAX_EVENT[ver])
+    assert len(split) > 30      # (each generation split: two runs)
 
 
 def test_damaged_copies_of_the_committed_traces():
