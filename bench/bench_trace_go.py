@@ -117,7 +117,7 @@ def main():
             outs = {k: os.path.join(tmp, k + ".json") for k in progs}
             for r in range(args.rounds):
                 order = ["go", "ours", "base"] if r % 2 == 0 else ["go", "base", "ours"]
-                for name in order if base else order[:2]:
+                for name in (order if base else [k for k in order if k != "base"]):
                     argv, cwd = progs[name]
                     res[name].append(run(argv, outs[name], cwd))
                     print("round %d: %-28s %8.2f s  CPU %8.2f s  peak RSS %6.0f MB"
