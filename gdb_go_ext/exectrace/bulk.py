@@ -21,7 +21,7 @@ from .columns import KIND_CODE, RES_CODE, STATE_CODE, Block
 _NARGS = np.asarray(W.NARGS, dtype=np.int64)
 _STATUS_G = W.EV_GO_STATUS, W.EV_GO_STATUS_STACK
 CHUNK = 1 << 16     # records made at a time
-SLICE = 1 << 20     # events of a generation ordered and checked at a time
+SLICE = 1 << 19     # events of a generation ordered and checked at a time
 
 
 class _SliceRows:
