@@ -3,6 +3,7 @@ batchcursor's heap), over columns: merge() plays the heap run by run, merge_by_s
 gets the same order from a sort wherever the heap's layout has no say."""
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from typing import Optional
 
@@ -16,7 +17,10 @@ def merge(t_list, start: np.ndarray, upto: Optional[int] = None):
     (rows start[k]:start[k+1], times non-decreasing), the head runs while its next time is
     not above its children's, then sifts down (heapSiftDown; heapRemove at its end).
     With upto: instead the heap (its Ms, root first) once upto rows have gone, the
-    root's M mid-run where upto cuts a run (t_list may then be the array)."""
+    root's M mid-run where upto cuts a run. t_list: the times, a list or an int64 array
+    (read through a memoryview: no Python int per event kept)."""
+    if isinstance(t_list, np.ndarray):
+        t_list = memoryview(np.ascontiguousarray(t_list, dtype=np.int64))
     nm = len(start) - 1
     hk: list = []   # the heap's keys (head times) and Ms
     hm: list = []
@@ -33,8 +37,8 @@ def merge(t_list, start: np.ndarray, upto: Optional[int] = None):
             hk[i], hk[j] = hk[j], hk[i]
             hm[i], hm[j] = hm[j], hm[i]
             i = j
-    rs: list = []
-    re_: list = []
+    rs = array("q")  # each run's first row and end
+    re_ = array("q")
     n = len(hk)
     while n:
         k = hm[0]
@@ -83,8 +87,8 @@ def merge(t_list, start: np.ndarray, upto: Optional[int] = None):
             i = m
     if upto is not None:
         return hm
-    rs_a = np.asarray(rs, dtype=np.int64)
-    lens = np.asarray(re_, dtype=np.int64) - rs_a
+    rs_a = np.frombuffer(rs, dtype=np.int64)
+    lens = np.frombuffer(re_, dtype=np.int64) - rs_a
     total = int(lens.sum())
     # the rows of every run, in run order
     base = np.repeat(rs_a - np.cumsum(lens) + lens, lens)

@@ -349,7 +349,7 @@ def merged(dec) -> Optional[np.ndarray]:
             return None
     perm = merge_by_sort(t, start)
     if perm is None:
-        perm = merge(t.tolist(), start)
+        perm = merge(t, start)
     return perm
 
 

@@ -177,7 +177,7 @@ def test_merge_by_sort_is_the_heaps_order_on_every_generation():
             by_sort = merge_by_sort(t, d.start)
             if by_sort is not None:
                 answered += 1
-                assert (by_sort == merge(t.tolist(), d.start)).all(), name
+                assert (by_sort == merge(t, d.start)).all(), name
     assert answered >= 15
 
 
@@ -191,7 +191,7 @@ def test_merge_by_sort_on_many_ties(seed):
     span = int(rng.integers(5, 200))
     t = np.concatenate([np.sort(rng.integers(0, span, k)) for k in lens]).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
-    heap = merge(t.tolist(), start)
+    heap = merge(t, start)
     assert sorted(heap.tolist()) == list(range(len(t)))
     by_sort = merge_by_sort(t, start)
     if by_sort is not None:
