@@ -34,12 +34,13 @@ from .model import Event, TraceFormatError
 from .order import ADVANCE, Ordering
 
 _MAX_TIME = (1 << 63) - 1
-# A generation read in bulk takes about this many bytes of memory at its peak per byte of
-# its event batches (its columns and their merge: measured 0.64 GB over the step path's
-# for 35 MB of batches, 6.8 million events; the rest goes a slice at a time); one over
+# A generation read in bulk takes about BULK_FIXED (two slices in flight) plus this many
+# bytes per byte of its event batches (its columns and their merge) at its peak: measured
+# 0.58 GB over the step path's for 35 MB of batches, 6.8 million events. One over
 # Trace.bulk_memory (default BULK_MEMORY) is read step by step (about 100 MB whatever its
-# size, at a third of the speed).
-BULK_BYTES_PER_BYTE = 20
+# size, at a fifth of the speed).
+BULK_FIXED = 150 << 20
+BULK_BYTES_PER_BYTE = 13
 BULK_MEMORY = 300 << 20
 
 
@@ -335,7 +336,8 @@ class Trace:
                     # no events is the end (Go's go123-sync test: "frontier is empty")
                     raise Broken("broken trace: frontier is empty", self._cur_offset)
                 if bulk is not None and frontier and \
-                        bulk_bytes(gen) * BULK_BYTES_PER_BYTE <= self.bulk_memory:
+                        BULK_FIXED + bulk_bytes(gen) * BULK_BYTES_PER_BYTE <= \
+                        self.bulk_memory:
                     trim()      # the last generation's free pages back first
                     slices = bulk.generation(gen, order, maxev, ver, last_ts,
                                              self.bulk_slice)
