@@ -185,20 +185,18 @@ class Slices:
         cursor on its next event, in the heap as the reader's hot loop leaves it."""
         dec, gen, done = self.dec, self.gen, self.done
         heap = merge(dec.t, dec.start, upto=a)
-        kept = [0]      # each M's first batch among the decoder's (empty ones left out)
-        for mid in dec.ms:
-            kept.append(kept[-1] + sum(1 for b in gen.batches[mid] if len(b.data)))
+        # per M, where its batches that have events are in its list (the decoder's
+        # batches are those, M by M)
+        nonempty = [[i for i, b in enumerate(gen.batches[mid]) if len(b.data)]
+                    for mid in dec.ms]
+        first = np.cumsum([0] + [len(x) for x in nonempty])
         frontier = []
         for k in heap:
             mid = dec.ms[k]
             r = int(done[k])
             bi = int(np.searchsorted(dec.batch_start, r, side="right")) - 1
-            nth = bi - kept[k]          # the M's non-empty batch holding row r
-            for idx, b in enumerate(gen.batches[mid]):
-                if len(b.data):
-                    if not nth:
-                        break
-                    nth -= 1
+            idx = nonempty[k][bi - first[k]]    # the batch holding row r
+            b = gen.batches[mid][idx]
             c = BatchCursor(mid, gen.batches[mid])
             c.idx, c.loaded, c.btime, c.offset = idx, True, b.time, b.offset
             c.vals, c.complete = W.uvarints_all(b.data)
@@ -252,7 +250,7 @@ class BulkReader:
         if od is None or not _ids_ok(od.typ, od.args, gen, self.checks):
             return None
         od.apply()
-        od.initial = order.initial_gen == gen.gen or not order.initial_gen
+        od.initial = order.initial_gen == gen.gen     # (apply() set it)
         if cpu:
             with_samples(od, cpu)
         return od

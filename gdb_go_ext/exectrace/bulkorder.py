@@ -353,21 +353,15 @@ def merged(dec) -> Optional[np.ndarray]:
     return perm
 
 
-def order_generation(dec, o, gen, ver, perm=None) -> Optional[Ordered]:
+def order_generation(dec, o, gen, ver, perm) -> Optional[Ordered]:
     """The events in the reader's order, checked, or None (read the generation step by
-    step). dec: bulkdecode's columns, of a generation or of a slice of its order (then
-    perm is that order); o: the Ordering before them."""
-    if perm is None:
-        perm = merged(dec)
-        if perm is None:
-            return None
+    step). dec: bulkdecode's columns, of a generation or of a slice of its order; perm:
+    their order (merged()), every kind SUPPORTED; o: the Ordering before them."""
     n = len(perm)
     start = dec.start
     t = dec.t
     typ = dec.typ[perm]
     ti = typ.astype(np.intp)        # (indexing a table by bytes converts them each time)
-    if not SUPPORTED[ti].all():
-        return None
     mids = np.asarray(dec.ms, dtype=np.int64)
     counts = np.diff(start)
     m = np.repeat(mids, counts)[perm]
